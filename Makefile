@@ -1,0 +1,46 @@
+# fsedpc developer entry points. `make test` and `make demo` work from a fresh clone:
+# they create .venv when missing and (re)install the project whenever pyproject.toml changes.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+DEMO   := out/demo
+
+.PHONY: all install test lit pytest demo clean
+
+all: test
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# lit/FileCheck first, pytest last so that its summary is the final line.
+test: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/lit --succinct tests/filecheck
+	$(BIN)/pytest
+
+lit: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/lit -v tests/filecheck
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+# The demo: import a real HF config, attach a preset target, inspect it, make and study a trace.
+demo: $(STAMP)
+	@mkdir -p $(DEMO)
+	$(BIN)/fsedpc targets
+	$(BIN)/fsedpc import-hf examples/hf/qwen3-30b-a3b.json --layers 4 -o $(DEMO)/qwen3-30b-a3b.mlir
+	$(BIN)/fsedpc inspect $(DEMO)/qwen3-30b-a3b.mlir
+	$(BIN)/fsedpc opt $(DEMO)/qwen3-30b-a3b.mlir -p 'attach-target{target=paper-2x2}' -o $(DEMO)/targeted.mlir
+	@echo "--- $(DEMO)/targeted.mlir (first lines) ---"
+	@head -c 1200 $(DEMO)/targeted.mlir; echo
+	$(BIN)/fsedpc trace synth $(DEMO)/qwen3-30b-a3b.mlir --tokens 64 --steps 8 --chiplets 4 --skew zipf:0.8 --locality 0.3 --seed 1 -o $(DEMO)/trace.npz
+	$(BIN)/fsedpc trace stats $(DEMO)/trace.npz
+
+clean:
+	rm -rf out .pytest_cache tests/filecheck/**/Output

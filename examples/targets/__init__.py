@@ -1,0 +1,1 @@
+"""Bundled target presets, installed as `fsedp_compiler.presets` (see pyproject.toml)."""

@@ -1,0 +1,156 @@
+"""Reading, verifying and writing fsedpc IR: the xDSL context, located errors, spec <-> module.
+
+Parsed ops are stamped with their `file:line:col` so that verifier errors (and later pass
+errors) point at the source line like the parser's own errors do.
+"""
+
+from __future__ import annotations
+
+import io
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import Builtin, FileLineColLoc, IntAttr, IntegerAttr, ModuleOp, StringAttr, i64
+from xdsl.ir import Operation
+from xdsl.parser import Parser
+from xdsl.printer import Printer
+from xdsl.utils.exceptions import ParseError, VerifyException
+from xdsl.utils.lexer import Span
+
+from fsedp_compiler.dialects.chiplet import SYSTEM_ATTR, Chiplet, SystemAttr
+from fsedp_compiler.dialects.moe import MODEL_ATTR, NUM_LAYERS_ATTR, DenseOp, LayerOp, MoE
+
+from .errors import FsedpError, source_context
+from .fileio import read_text
+from .model import ModelSpec
+from .target import Target
+
+
+def make_context() -> Context:
+    """A context with every dialect fsedpc reads and writes."""
+    ctx = Context()
+    for dialect in (Builtin, MoE, Chiplet):
+        ctx.load_dialect(dialect)
+    return ctx
+
+
+class LocatingParser(Parser):
+    """An xDSL parser that records each operation's source position as its location."""
+
+    def parse_operation(self) -> Operation:
+        start = self.pos
+        op = super().parse_operation()
+        if not isinstance(op.location, FileLineColLoc):
+            loc = Span(start, start, self.lexer.input).get_location()
+            op.location = FileLineColLoc(StringAttr(loc.file), IntAttr(loc.line), IntAttr(loc.col))
+        return op
+
+
+def op_error(op: Operation, message: str, text: str | None = None) -> FsedpError:
+    """An error located at `op`'s source position when it was parsed from a file."""
+    loc = op.location
+    if isinstance(loc, FileLineColLoc):
+        line, col = loc.line.data, loc.column.data
+        ctx = source_context(text, line, col) if text is not None else None
+        return FsedpError(f"'{op.name}' {message}", path=loc.filename.data, line=line, col=col, context=ctx)
+    return FsedpError(f"'{op.name}' {message}")
+
+
+def verify_module(module: ModuleOp, text: str | None = None) -> None:
+    """Verify every op; the first failure becomes a located `FsedpError`."""
+    for op in module.walk():
+        try:
+            op.verify(verify_nested_ops=False)
+        except VerifyException as err:
+            message = str(err).removeprefix("Operation does not verify: ")
+            raise op_error(op, message, text) from None
+
+
+def parse_module(text: str, path: str, ctx: Context | None = None, *, verify: bool = True) -> ModuleOp:
+    """Parse MLIR text; parse and verifier errors are reported at their file:line:col."""
+    try:
+        module = LocatingParser(ctx or make_context(), text, path).parse_module()
+    except ParseError as err:
+        loc = err.span.get_location()
+        raise FsedpError(err.msg, path=path, line=loc.line, col=loc.col,
+                         context=source_context(text, loc.line, loc.col)) from None
+    if verify:
+        verify_module(module, text)
+    return module
+
+
+def load_module(path: str, ctx: Context | None = None, *, verify: bool = True) -> ModuleOp:
+    return parse_module(read_text(path, "MLIR file"), path, ctx, verify=verify)
+
+
+def print_module(op: Operation, *, generic: bool = False) -> str:
+    """The textual IR of `op`, ending in a newline."""
+    stream = io.StringIO()
+    Printer(stream=stream, print_generic_format=generic).print_op(op)
+    return stream.getvalue() + "\n"
+
+
+# --- model spec <-> moe module ---------------------------------------------------------------
+
+def module_from_spec(spec: ModelSpec) -> ModuleOp:
+    """A `moe` module: per block its `moe.dense`, then its `moe.layer` on MoE blocks."""
+    ops: list[Operation] = []
+    moe_by_index = {m.index: m for m in spec.moe}
+    for dense in sorted(spec.dense, key=lambda d: d.index):
+        ops.append(DenseOp(dense))
+        if dense.index in moe_by_index:
+            ops.append(LayerOp(moe_by_index.pop(dense.index)))
+    ops += [LayerOp(m) for _, m in sorted(moe_by_index.items())]
+    module = ModuleOp(ops)
+    module.attributes[MODEL_ATTR] = StringAttr(spec.name)
+    module.attributes[NUM_LAYERS_ATTR] = IntegerAttr(spec.num_layers, i64)
+    return module
+
+
+def module_text_from_spec(spec: ModelSpec) -> str:
+    module = module_from_spec(spec)
+    verify_module(module)
+    return print_module(module)
+
+
+def spec_from_module(module: ModuleOp, text: str | None = None) -> ModelSpec:
+    """The model a verified `moe` module describes; structural mistakes are located errors."""
+    name = module.attributes.get(MODEL_ATTR)
+    if not isinstance(name, StringAttr):
+        raise op_error(module, f"needs a string attribute '{MODEL_ATTR}' naming the model", text)
+    dense: dict[int, DenseOp] = {}
+    layers: dict[int, LayerOp] = {}
+    for op in module.ops:
+        table: dict[int, DenseOp] | dict[int, LayerOp] | None
+        table = dense if isinstance(op, DenseOp) else layers if isinstance(op, LayerOp) else None
+        if table is None:
+            continue
+        index = op.index.value.data
+        if index in table:
+            raise op_error(op, f"duplicates layer index {index}", text)
+        table[index] = op  # type: ignore[assignment]
+    if not layers:
+        raise op_error(module, "contains no moe.layer", text)
+    declared = module.attributes.get(NUM_LAYERS_ATTR)
+    top = max([*dense, *layers]) + 1
+    num_layers = declared.value.data if isinstance(declared, IntegerAttr) else top
+    for op in [*dense.values(), *layers.values()]:
+        if op.index.value.data >= num_layers:
+            raise op_error(op, f"layer index {op.index.value.data} is not below {NUM_LAYERS_ATTR} = {num_layers}", text)
+    return ModelSpec(
+        name=name.data,
+        num_layers=num_layers,
+        dense=tuple(dense[i].spec for i in sorted(dense)),
+        moe=tuple(layers[i].spec for i in sorted(layers)),
+    )
+
+
+def load_model_spec(path: str) -> ModelSpec:
+    """Parse, verify and interpret a `moe` module file."""
+    text = read_text(path, "MLIR file")
+    return spec_from_module(parse_module(text, path), text)
+
+
+def module_target(module: ModuleOp) -> Target | None:
+    """The chiplet system attached by `attach-target`, if any."""
+    attr = module.attributes.get(SYSTEM_ATTR)
+    return attr.target() if isinstance(attr, SystemAttr) else None

@@ -1,0 +1,1 @@
+"""fsedpc passes: one module per pass, each a `ModulePass` registered in `registry.py`."""
