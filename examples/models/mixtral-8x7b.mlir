@@ -1,0 +1,66 @@
+builtin.module attributes {moe.model = "mixtral-8x7b", moe.num_layers = 32 : i64} {
+  moe.dense 0 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 0 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+  moe.dense 1 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 1 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+  moe.dense 2 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 2 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+  moe.dense 3 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 3 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+  moe.dense 4 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 4 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+  moe.dense 5 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 5 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+  moe.dense 6 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 6 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+  moe.dense 7 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 7 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+  moe.dense 8 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 8 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+  moe.dense 9 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 9 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+  moe.dense 10 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 10 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+  moe.dense 11 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 11 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+  moe.dense 12 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 12 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+  moe.dense 13 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 13 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+  moe.dense 14 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 14 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+  moe.dense 15 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 15 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+  moe.dense 16 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 16 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+  moe.dense 17 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 17 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+  moe.dense 18 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 18 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+  moe.dense 19 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 19 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+  moe.dense 20 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 20 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+  moe.dense 21 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 21 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+  moe.dense 22 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 22 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+  moe.dense 23 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 23 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+  moe.dense 24 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 24 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+  moe.dense 25 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 25 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+  moe.dense 26 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 26 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+  moe.dense 27 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 27 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+  moe.dense 28 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 28 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+  moe.dense 29 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 29 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+  moe.dense 30 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 30 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+  moe.dense 31 attention flops_per_token 83886080 weight_bytes 83886080
+  moe.layer 31 experts 8 top_k 2 d_model 4096 d_ffn 14336 swiglu bf16
+}

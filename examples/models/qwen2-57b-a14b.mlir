@@ -1,0 +1,58 @@
+builtin.module attributes {moe.model = "qwen2-57b-a14b", moe.num_layers = 28 : i64} {
+  moe.dense 0 attention flops_per_token 58720256 weight_bytes 58720256
+  moe.layer 0 experts 64 top_k 8 d_model 3584 d_ffn 2560 shared 1 x 20480 swiglu bf16
+  moe.dense 1 attention flops_per_token 58720256 weight_bytes 58720256
+  moe.layer 1 experts 64 top_k 8 d_model 3584 d_ffn 2560 shared 1 x 20480 swiglu bf16
+  moe.dense 2 attention flops_per_token 58720256 weight_bytes 58720256
+  moe.layer 2 experts 64 top_k 8 d_model 3584 d_ffn 2560 shared 1 x 20480 swiglu bf16
+  moe.dense 3 attention flops_per_token 58720256 weight_bytes 58720256
+  moe.layer 3 experts 64 top_k 8 d_model 3584 d_ffn 2560 shared 1 x 20480 swiglu bf16
+  moe.dense 4 attention flops_per_token 58720256 weight_bytes 58720256
+  moe.layer 4 experts 64 top_k 8 d_model 3584 d_ffn 2560 shared 1 x 20480 swiglu bf16
+  moe.dense 5 attention flops_per_token 58720256 weight_bytes 58720256
+  moe.layer 5 experts 64 top_k 8 d_model 3584 d_ffn 2560 shared 1 x 20480 swiglu bf16
+  moe.dense 6 attention flops_per_token 58720256 weight_bytes 58720256
+  moe.layer 6 experts 64 top_k 8 d_model 3584 d_ffn 2560 shared 1 x 20480 swiglu bf16
+  moe.dense 7 attention flops_per_token 58720256 weight_bytes 58720256
+  moe.layer 7 experts 64 top_k 8 d_model 3584 d_ffn 2560 shared 1 x 20480 swiglu bf16
+  moe.dense 8 attention flops_per_token 58720256 weight_bytes 58720256
+  moe.layer 8 experts 64 top_k 8 d_model 3584 d_ffn 2560 shared 1 x 20480 swiglu bf16
+  moe.dense 9 attention flops_per_token 58720256 weight_bytes 58720256
+  moe.layer 9 experts 64 top_k 8 d_model 3584 d_ffn 2560 shared 1 x 20480 swiglu bf16
+  moe.dense 10 attention flops_per_token 58720256 weight_bytes 58720256
+  moe.layer 10 experts 64 top_k 8 d_model 3584 d_ffn 2560 shared 1 x 20480 swiglu bf16
+  moe.dense 11 attention flops_per_token 58720256 weight_bytes 58720256
+  moe.layer 11 experts 64 top_k 8 d_model 3584 d_ffn 2560 shared 1 x 20480 swiglu bf16
+  moe.dense 12 attention flops_per_token 58720256 weight_bytes 58720256
+  moe.layer 12 experts 64 top_k 8 d_model 3584 d_ffn 2560 shared 1 x 20480 swiglu bf16
+  moe.dense 13 attention flops_per_token 58720256 weight_bytes 58720256
+  moe.layer 13 experts 64 top_k 8 d_model 3584 d_ffn 2560 shared 1 x 20480 swiglu bf16
+  moe.dense 14 attention flops_per_token 58720256 weight_bytes 58720256
+  moe.layer 14 experts 64 top_k 8 d_model 3584 d_ffn 2560 shared 1 x 20480 swiglu bf16
+  moe.dense 15 attention flops_per_token 58720256 weight_bytes 58720256
+  moe.layer 15 experts 64 top_k 8 d_model 3584 d_ffn 2560 shared 1 x 20480 swiglu bf16
+  moe.dense 16 attention flops_per_token 58720256 weight_bytes 58720256
+  moe.layer 16 experts 64 top_k 8 d_model 3584 d_ffn 2560 shared 1 x 20480 swiglu bf16
+  moe.dense 17 attention flops_per_token 58720256 weight_bytes 58720256
+  moe.layer 17 experts 64 top_k 8 d_model 3584 d_ffn 2560 shared 1 x 20480 swiglu bf16
+  moe.dense 18 attention flops_per_token 58720256 weight_bytes 58720256
+  moe.layer 18 experts 64 top_k 8 d_model 3584 d_ffn 2560 shared 1 x 20480 swiglu bf16
+  moe.dense 19 attention flops_per_token 58720256 weight_bytes 58720256
+  moe.layer 19 experts 64 top_k 8 d_model 3584 d_ffn 2560 shared 1 x 20480 swiglu bf16
+  moe.dense 20 attention flops_per_token 58720256 weight_bytes 58720256
+  moe.layer 20 experts 64 top_k 8 d_model 3584 d_ffn 2560 shared 1 x 20480 swiglu bf16
+  moe.dense 21 attention flops_per_token 58720256 weight_bytes 58720256
+  moe.layer 21 experts 64 top_k 8 d_model 3584 d_ffn 2560 shared 1 x 20480 swiglu bf16
+  moe.dense 22 attention flops_per_token 58720256 weight_bytes 58720256
+  moe.layer 22 experts 64 top_k 8 d_model 3584 d_ffn 2560 shared 1 x 20480 swiglu bf16
+  moe.dense 23 attention flops_per_token 58720256 weight_bytes 58720256
+  moe.layer 23 experts 64 top_k 8 d_model 3584 d_ffn 2560 shared 1 x 20480 swiglu bf16
+  moe.dense 24 attention flops_per_token 58720256 weight_bytes 58720256
+  moe.layer 24 experts 64 top_k 8 d_model 3584 d_ffn 2560 shared 1 x 20480 swiglu bf16
+  moe.dense 25 attention flops_per_token 58720256 weight_bytes 58720256
+  moe.layer 25 experts 64 top_k 8 d_model 3584 d_ffn 2560 shared 1 x 20480 swiglu bf16
+  moe.dense 26 attention flops_per_token 58720256 weight_bytes 58720256
+  moe.layer 26 experts 64 top_k 8 d_model 3584 d_ffn 2560 shared 1 x 20480 swiglu bf16
+  moe.dense 27 attention flops_per_token 58720256 weight_bytes 58720256
+  moe.layer 27 experts 64 top_k 8 d_model 3584 d_ffn 2560 shared 1 x 20480 swiglu bf16
+}
