@@ -104,3 +104,24 @@ def test_missing_file(fsedpc) -> None:
 def test_load_model_spec_of_tiny() -> None:
     spec = load_model_spec(str(EXAMPLES / "models" / "tiny-moe.mlir"))
     assert spec.name == "tiny-moe" and len(spec.moe) == 4 and spec.moe[0].top_k == 2
+
+
+def test_inspect_json_is_one_object_with_the_documented_keys(fsedpc) -> None:
+    import json
+
+    r = fsedpc("inspect", str(EXAMPLES / "models" / "deepseek-v2-lite.mlir"), "--json")
+    assert r.code == 0
+    data = json.loads(r.out)
+    assert data["name"] == "deepseek-v2-lite" and data["num_layers"] == 27
+    first = data["moe_layers"][0]
+    assert {k: first[k] for k in ("index", "d_model", "d_ffn", "num_experts", "top_k", "num_shared_experts",
+                                  "d_ffn_shared", "activation", "dtype")} == {
+        "index": 1, "d_model": 2048, "d_ffn": 1408, "num_experts": 64, "top_k": 6, "num_shared_experts": 2,
+        "d_ffn_shared": 1408, "activation": "swiglu", "dtype": "bf16"}
+    assert len(data["moe_layers"]) == 26
+
+
+def test_inspect_table(fsedpc) -> None:
+    r = fsedpc("inspect", str(EXAMPLES / "models" / "mixtral-8x7b.mlir"))
+    assert r.code == 0
+    assert "32 decoder layers, 32 MoE layers" in r.out and "0-31" in r.out and "336.00 MiB" in r.out
