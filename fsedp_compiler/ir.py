@@ -17,6 +17,8 @@ from xdsl.utils.exceptions import ParseError, VerifyException
 from xdsl.utils.lexer import Span
 
 from fsedp_compiler.dialects.chiplet import SYSTEM_ATTR, Chiplet, SystemAttr
+from fsedp_compiler.dialects.dataflow import Dataflow
+from fsedp_compiler.dialects.fsedp import FSEDP
 from fsedp_compiler.dialects.moe import MODEL_ATTR, NUM_LAYERS_ATTR, DenseOp, LayerOp, MoE
 
 from .errors import FsedpError, source_context
@@ -28,7 +30,7 @@ from .target import Target
 def make_context() -> Context:
     """A context with every dialect fsedpc reads and writes."""
     ctx = Context()
-    for dialect in (Builtin, MoE, Chiplet):
+    for dialect in (Builtin, MoE, Chiplet, FSEDP, Dataflow):
         ctx.load_dialect(dialect)
     return ctx
 
@@ -154,3 +156,11 @@ def module_target(module: ModuleOp) -> Target | None:
     """The chiplet system attached by `attach-target`, if any."""
     attr = module.attributes.get(SYSTEM_ATTR)
     return attr.target() if isinstance(attr, SystemAttr) else None
+
+
+def require_target(module: ModuleOp, pass_name: str) -> Target:
+    """The module's target, or an error telling the user to run attach-target first."""
+    target = module_target(module)
+    if target is None:
+        raise FsedpError(f"{pass_name} needs a chiplet system on the module; run attach-target first")
+    return target

@@ -462,3 +462,33 @@ def _parse_link(f: _Fields) -> LinkParams:
         latency_ns=f.number("latency_ns", strict=False),
         pj_per_bit=f.number("pj_per_bit", strict=False),
     )
+
+
+def target_to_json(t: Target) -> dict[str, Any]:
+    """Every parameter of a target as plain JSON data (program manifests carry it)."""
+    c = t.chiplet
+    return {
+        "name": t.name, "description": t.description, "chiplets": t.num_chiplets, "topology": t.topology,
+        "links": [list(e) for e in t.edges], "dram_at": list(t.dram_at), "ring": list(t.ring),
+        "chiplet": {"tops": dict(c.tops), "sram_mib": c.sram_mib, "dram_channels": c.dram_channels,
+                    "dram_gbps_per_channel": c.dram_gbps_per_channel, "dram_latency_ns": c.dram_latency_ns,
+                    "dram_pj_per_bit": c.dram_pj_per_bit, "sram_pj_per_bit": c.sram_pj_per_bit,
+                    "pj_per_mac": dict(c.pj_per_mac)},
+        "link": {"gbps": t.link.gbps, "latency_ns": t.link.latency_ns, "pj_per_bit": t.link.pj_per_bit},
+    }
+
+
+def target_from_json(data: dict[str, Any]) -> Target:
+    """Inverse of `target_to_json`."""
+    c, link = data["chiplet"], data["link"]
+    return Target(
+        name=data["name"], description=data.get("description", ""), num_chiplets=data["chiplets"],
+        topology=data["topology"], edges=tuple((a, b) for a, b in data["links"]), dram_at=tuple(data["dram_at"]),
+        ring=tuple(data["ring"]),
+        chiplet=ChipletParams(
+            tops=tuple((d, float(c["tops"][d])) for d in DTYPES), sram_mib=c["sram_mib"],
+            dram_channels=c["dram_channels"], dram_gbps_per_channel=c["dram_gbps_per_channel"],
+            dram_latency_ns=c["dram_latency_ns"], dram_pj_per_bit=c["dram_pj_per_bit"],
+            sram_pj_per_bit=c["sram_pj_per_bit"], pj_per_mac=tuple((d, float(c["pj_per_mac"][d])) for d in DTYPES)),
+        link=LinkParams(link["gbps"], link["latency_ns"], link["pj_per_bit"]),
+    )

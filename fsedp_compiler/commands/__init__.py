@@ -10,4 +10,5 @@ COMMANDS: tuple[str, ...] = (
     "targets",
     "trace",
     "opt",
+    "compile",
 )

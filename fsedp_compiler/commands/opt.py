@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import time
 from typing import TextIO
 
 from ..errors import FsedpError
@@ -86,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
         list_passes(sys.stdout)
         return 0
     from fsedp_compiler.fileio import atomic_write_text, read_text
-    from fsedp_compiler.ir import make_context, parse_module, print_module, verify_module
+    from fsedp_compiler.ir import make_context, parse_module, print_module
+    from fsedp_compiler.pipeline import run_passes
 
     passes = _parse_pipeline(args.passes) if args.passes else ()
     known = {p.name for p in passes}
@@ -103,24 +103,13 @@ def run(args: argparse.Namespace) -> int:
         try:
             ctx = make_context()
             module = parse_module(chunk, path, ctx)
-            for p in passes:
-                if p.name in args.print_ir_before:
-                    _dump(f"IR Dump Before {p.name}", module, args.print_op_generic)
-                start = time.perf_counter()
-                try:
-                    p.apply(ctx, module)
-                except FsedpError as err:
-                    err.message = f"in pass '{p.name}': {err.message}"
-                    raise
-                timings.append((p.name, time.perf_counter() - start))
-                if args.verify_each:
-                    try:
-                        verify_module(module, chunk)
-                    except FsedpError as err:
-                        err.message = f"verification failed after pass '{p.name}': {err.message}"
-                        raise
-                if args.print_ir_after_all or p.name in args.print_ir_after:
-                    _dump(f"IR Dump After {p.name}", module, args.print_op_generic)
+            timings += run_passes(
+                ctx, module, passes, text=chunk, verify_each=args.verify_each,
+                before=lambda p, m: _dump(f"IR Dump Before {p.name}", m, args.print_op_generic)
+                if p.name in args.print_ir_before else None,
+                after=lambda p, m: _dump(f"IR Dump After {p.name}", m, args.print_op_generic)
+                if args.print_ir_after_all or p.name in args.print_ir_after else None,
+            )
             outputs.append(print_module(module, generic=args.print_op_generic))
         except FsedpError as err:
             if not args.verify_diagnostics:

@@ -17,3 +17,4 @@ config.environment["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.e
 config.environment["COLUMNS"] = "200"
 config.substitutions.append(("%examples", os.path.join(repo, "examples")))
 config.substitutions.append(("%python", sys.executable))
+config.substitutions.append(("%inputs", os.path.join(config.test_source_root, "inputs")))

@@ -1,0 +1,217 @@
+"""The `fsedp` dialect: the shard plan and the expert streams of FSE-DP (DESIGN.md §1).
+
+    fsedp.shard_plan layer 0 shards 16 buffers 4 shard_bytes 6144 shared_shard_bytes 0 channels [0, 1] channel_ids [0, 0]
+    fsedp.streams layer 0 ring [0, 1, 3, 2] order paired direction balanced
+    fsedp.static_schedule layer 0 steps 2 trace "t.npz" offsets array<i32: 0, 3, 5> experts array<i32: ...> ...
+    fsedp.dynamic_schedule layer 0
+
+The virtualization rules are verified on these ops (not only ensured by the passes that make
+them): R1 the ring is a Hamiltonian cycle over the target's links; R2/R3 every stream has a
+non-empty needing set inside the system and a ring direction; R4 at least two shard buffers,
+and at least two per direction when a step streams both ways, and they fit in SRAM; R6 a step
+lists each expert once, in one global order.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from xdsl.dialects.builtin import I64, DenseArrayBase, IntegerAttr, ModuleOp, StringAttr
+from xdsl.ir import Dialect, Operation
+from xdsl.irdl import irdl_op_definition, prop_def
+from xdsl.utils.exceptions import VerifyException
+
+from fsedp_compiler.dialects.chiplet import SYSTEM_ATTR, SystemAttr
+from fsedp_compiler.dialects.moe import LayerOp
+from fsedp_compiler.dialects.syntax import KeywordSyntax, dense, int_attr
+from fsedp_compiler.model import MoeLayerSpec
+from fsedp_compiler.scheduler import DIRECTIONS, ORDERS
+from fsedp_compiler.shardplan import MIN_BUFFERS, ShardPlan
+from fsedp_compiler.target import Target, ring_problem
+
+
+def enclosing_module(op: Operation) -> ModuleOp | None:
+    parent = op.parent_op()
+    while parent is not None and not isinstance(parent, ModuleOp):
+        parent = parent.parent_op()
+    return parent
+
+
+def module_target_of(op: Operation) -> Target | None:
+    module = enclosing_module(op)
+    attr = module.attributes.get(SYSTEM_ATTR) if module is not None else None
+    return attr.target() if isinstance(attr, SystemAttr) else None
+
+
+def layer_of(op: Operation, index: int) -> MoeLayerSpec | None:
+    module = enclosing_module(op)
+    if module is None:
+        return None
+    for other in module.ops:
+        if isinstance(other, LayerOp) and other.index.value.data == index:
+            return other.spec
+    return None
+
+
+def shard_plan_of(op: Operation, index: int) -> ShardPlanOp | None:
+    module = enclosing_module(op)
+    if module is None:
+        return None
+    for other in module.ops:
+        if isinstance(other, ShardPlanOp) and other.prop_int("layer") == index:
+            return other
+    return None
+
+
+@irdl_op_definition
+class ShardPlanOp(KeywordSyntax):
+    """A layer's shard plan: M shards per expert, B buffers, shard sizes, DRAM channels dealt to."""
+
+    name = "fsedp.shard_plan"
+    SYNTAX: ClassVar[tuple[tuple[str, str], ...]] = (("layer", "int"), ("shards", "int"), ("buffers", "int"), ("shard_bytes", "int"),
+              ("shared_shard_bytes", "int"), ("channels", "ints"), ("channel_ids", "ints"))
+
+    layer = prop_def(IntegerAttr[I64])
+    shards = prop_def(IntegerAttr[I64])
+    buffers = prop_def(IntegerAttr[I64])
+    shard_bytes = prop_def(IntegerAttr[I64])
+    shared_shard_bytes = prop_def(IntegerAttr[I64])
+    channels = prop_def(DenseArrayBase)
+    channel_ids = prop_def(DenseArrayBase)
+
+    @staticmethod
+    def from_plan(plan: ShardPlan) -> ShardPlanOp:
+        shared = plan.shard_bytes(plan.layer.num_experts) if plan.layer.num_shared else 0
+        return ShardPlanOp.create(properties={
+            "layer": int_attr(plan.layer.index),
+            "shards": int_attr(plan.num_shards),
+            "buffers": int_attr(plan.buffers),
+            "shard_bytes": int_attr(plan.shard_bytes(0)),
+            "shared_shard_bytes": int_attr(shared),
+            "channels": dense([c for c, _ in plan.channels], 64),
+            "channel_ids": dense([ch for _, ch in plan.channels], 64),
+        })
+
+    def plan(self, layer: MoeLayerSpec) -> ShardPlan:
+        chans = tuple(zip(self.prop_array("channels").tolist(), self.prop_array("channel_ids").tolist()))
+        return ShardPlan(layer=layer, num_shards=self.prop_int("shards"), buffers=self.prop_int("buffers"), channels=chans)
+
+    def verify_(self) -> None:
+        m, b = self.prop_int("shards"), self.prop_int("buffers")
+        if m < 1:
+            raise VerifyException(f"shards must be >= 1, got {m}")
+        if b < MIN_BUFFERS:
+            raise VerifyException(f"R4: a DRAM load needs two free shard buffers, so buffers must be >= 2, got {b}")
+        chips, ids = self.prop_array("channels"), self.prop_array("channel_ids")
+        if len(chips) == 0 or len(chips) != len(ids):
+            raise VerifyException("channels and channel_ids must be non-empty and of equal length")
+        layer, target = layer_of(self, self.prop_int("layer")), module_target_of(self)
+        if layer is not None:
+            plan = self.plan(layer)
+            if layer.d_ffn % m or (layer.num_shared and layer.d_ffn_shared % m):
+                raise VerifyException(f"d_ffn of layer {layer.index} is not divisible by {m} shards")
+            if plan.shard_bytes(0) != self.prop_int("shard_bytes"):
+                raise VerifyException(f"shard_bytes {self.prop_int('shard_bytes')} does not match the layer "
+                                      f"({plan.shard_bytes(0)})")
+        if target is not None:
+            for c, ch in zip(chips.tolist(), ids.tolist()):
+                if c not in target.dram_at or not 0 <= ch < target.chiplet.dram_channels:
+                    raise VerifyException(f"channel ({c}, {ch}) is not a DRAM channel of {target.name}")
+            need = b * max(self.prop_int("shard_bytes"), self.prop_int("shared_shard_bytes"))
+            if need > target.chiplet.sram_bytes:
+                raise VerifyException(f"R4: {b} shard buffers need {need} bytes of SRAM, "
+                                      f"{target.name} has {target.chiplet.sram_bytes}")
+
+
+@irdl_op_definition
+class StreamsOp(KeywordSyntax):
+    """A layer's expert streams: the virtual ring they follow (R1) and the scheduling policy."""
+
+    name = "fsedp.streams"
+    SYNTAX: ClassVar[tuple[tuple[str, str], ...]] = (("layer", "int"), ("ring", "ints"), ("order", "ident"), ("direction", "ident"))
+
+    layer = prop_def(IntegerAttr[I64])
+    ring = prop_def(DenseArrayBase)
+    order = prop_def(StringAttr)
+    direction = prop_def(StringAttr)
+
+    @staticmethod
+    def build(layer: int, ring: tuple[int, ...], order: str, direction: str) -> StreamsOp:
+        return StreamsOp.create(properties={"layer": int_attr(layer), "ring": dense(ring, 64),
+                                            "order": StringAttr(order), "direction": StringAttr(direction)})
+
+    def verify_(self) -> None:
+        if self.prop_str("order") not in ORDERS:
+            raise VerifyException(f"R6: order must be one of {', '.join(ORDERS)}, got '{self.prop_str('order')}'")
+        if self.prop_str("direction") not in DIRECTIONS:
+            raise VerifyException(f"direction must be one of {', '.join(DIRECTIONS)}")
+        ring = tuple(self.prop_array("ring").tolist())
+        target = module_target_of(self)
+        if target is not None and (problem := ring_problem(target.num_chiplets, target.edges, ring)) is not None:
+            raise VerifyException(f"R1: the virtual ring is not a Hamiltonian cycle of {target.name}: {problem}")
+
+
+@irdl_op_definition
+class StaticScheduleOp(KeywordSyntax):
+    """The scheduler's decisions for every step of a routing trace (static mode): per step, the
+    streams in global order (R6) with their needing set (bitmask) and ring direction."""
+
+    name = "fsedp.static_schedule"
+    SYNTAX: ClassVar[tuple[tuple[str, str], ...]] = (("layer", "int"), ("steps", "int"), ("trace", "str"), ("offsets", "array"), ("experts", "array"),
+              ("members", "array"), ("directions", "array"), ("estimated_ns", "array"))
+
+    layer = prop_def(IntegerAttr[I64])
+    steps = prop_def(IntegerAttr[I64])
+    trace = prop_def(StringAttr)
+    offsets = prop_def(DenseArrayBase)
+    experts = prop_def(DenseArrayBase)
+    members = prop_def(DenseArrayBase)
+    directions = prop_def(DenseArrayBase)
+    estimated_ns = prop_def(DenseArrayBase)
+
+    @staticmethod
+    def build(layer: int, trace: str, offsets, experts, members, directions, estimated) -> StaticScheduleOp:
+        return StaticScheduleOp.create(properties={
+            "layer": int_attr(layer), "steps": int_attr(len(offsets) - 1), "trace": StringAttr(trace),
+            "offsets": dense(offsets, 32), "experts": dense(experts, 32), "members": dense(members, 64),
+            "directions": dense(directions, 8), "estimated_ns": dense(estimated, 64)})
+
+    def verify_(self) -> None:
+        steps = self.prop_int("steps")
+        off, ex = self.prop_array("offsets"), self.prop_array("experts")
+        mem, dirs, est = self.prop_array("members"), self.prop_array("directions"), self.prop_array("estimated_ns")
+        if len(off) != steps + 1 or len(est) != steps or off[0] != 0 or np.any(np.diff(off) < 0) or off[-1] != len(ex):
+            raise VerifyException("offsets must be steps + 1 non-decreasing indices from 0 to the number of streams")
+        if not len(ex) == len(mem) == len(dirs):
+            raise VerifyException("experts, members and directions must have one entry per stream")
+        if np.any((dirs != 1) & (dirs != -1)):
+            raise VerifyException("R2: every stream follows the ring in direction 1 or -1")
+        if np.any(mem <= 0):
+            raise VerifyException("R2/R3: every stream needs a non-empty needing set S_e")
+        target = module_target_of(self)
+        if target is not None and np.any(mem >= (1 << target.num_chiplets)):
+            raise VerifyException(f"R3: a needing set names a chiplet outside the {target.num_chiplets} of {target.name}")
+        layer = layer_of(self, self.prop_int("layer"))
+        if layer is not None and np.any((ex < 0) | (ex >= layer.num_experts + layer.num_shared)):
+            raise VerifyException(f"stream of an expert outside 0..{layer.num_experts + layer.num_shared - 1}")
+        for s in range(steps):
+            lo, hi = int(off[s]), int(off[s + 1])
+            if len(np.unique(ex[lo:hi])) != hi - lo:
+                raise VerifyException(f"R6: step {s} lists an expert twice; one global order has each stream once")
+        plan = shard_plan_of(self, self.prop_int("layer"))
+        if plan is not None and plan.prop_int("buffers") < 2 * MIN_BUFFERS and np.any(dirs == -1):
+            raise VerifyException("R4: streaming both ways needs >= 2 buffers per direction (buffers >= 4)")
+
+
+@irdl_op_definition
+class DynamicScheduleOp(KeywordSyntax):
+    """Dynamic mode: the controller runs the scheduler each step with the policy of `fsedp.streams`."""
+
+    name = "fsedp.dynamic_schedule"
+    SYNTAX: ClassVar[tuple[tuple[str, str], ...]] = (("layer", "int"),)
+
+    layer = prop_def(IntegerAttr[I64])
+
+
+FSEDP = Dialect("fsedp", [ShardPlanOp, StreamsOp, StaticScheduleOp, DynamicScheduleOp], [])

@@ -1,0 +1,111 @@
+"""Shared custom syntax for ops written as `name key value key value ... [{attrs}] [region]`.
+
+Values: `int` (i64 IntegerAttr), `ident` (StringAttr printed bare), `str` (quoted StringAttr),
+`ints` (an i64 `array<...>` printed as `[1, 2]`), `array` (a dense array printed in MLIR's
+`array<i32: ...>` form, for the large per-step tables). Numpy helpers read and build arrays
+without per-element Python work.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from xdsl.dialects.builtin import BytesAttr, DenseArrayBase, IntegerAttr, IntegerType, StringAttr, i8, i16, i32, i64
+from xdsl.ir import Attribute
+from xdsl.irdl import IRDLOperation
+from xdsl.parser import Parser
+from xdsl.printer import Printer
+
+_NP = {8: "<i1", 16: "<i2", 32: "<i4", 64: "<i8"}
+_TYPES = {8: i8, 16: i16, 32: i32, 64: i64}
+
+
+def dense(values: np.ndarray | list[int], bits: int = 32) -> DenseArrayBase:
+    """A dense integer array attribute built straight from bytes."""
+    arr = np.ascontiguousarray(np.asarray(values, dtype=_NP[bits]))
+    return DenseArrayBase(_TYPES[bits], BytesAttr(arr.tobytes()))
+
+
+def as_numpy(attr: DenseArrayBase) -> np.ndarray:
+    elt = attr.elt_type
+    assert isinstance(elt, IntegerType)
+    return np.frombuffer(attr.data.data, dtype=_NP[elt.width.data])
+
+
+def int_attr(value: int) -> IntegerAttr:
+    return IntegerAttr(int(value), i64)
+
+
+class KeywordSyntax(IRDLOperation):
+    """Mixin: custom format from `SYNTAX = (("key", "kind"), ...)` over the op's properties."""
+
+    SYNTAX: ClassVar[tuple[tuple[str, str], ...]] = ()
+    HAS_REGION: ClassVar[bool] = False
+
+    @classmethod
+    def parse(cls, parser: Parser):
+        props: dict[str, Attribute] = {}
+        for key, kind in cls.SYNTAX:
+            parser.parse_keyword(key, f" in {cls.name}")
+            if kind == "int":
+                props[key] = int_attr(parser.parse_integer(allow_boolean=False))
+            elif kind == "ident":
+                props[key] = StringAttr(parser.parse_identifier(f" after '{key}'"))
+            elif kind == "str":
+                props[key] = StringAttr(parser.parse_str_literal(f" after '{key}'"))
+            elif kind == "ints":
+                values = parser.parse_comma_separated_list(
+                    parser.Delimiter.SQUARE, lambda: parser.parse_integer(allow_boolean=False))
+                props[key] = dense(values, 64)
+            elif kind == "array":
+                start = parser.pos
+                attr = parser.parse_attribute()
+                if not isinstance(attr, DenseArrayBase):
+                    parser.raise_error(f"'{key}' must be an array<iN: ...> attribute", start, parser.pos)
+                props[key] = attr
+            else:  # pragma: no cover
+                raise AssertionError(kind)
+        attrs = parser.parse_optional_attr_dict()
+        regions = [parser.parse_region()] if cls.HAS_REGION else []
+        return cls.create(properties=props, attributes=attrs, regions=regions)
+
+    def print(self, printer: Printer) -> None:
+        for key, kind in self.SYNTAX:
+            value = self.properties[key]
+            printer.print_string(f" {key} ")
+            if kind == "int":
+                assert isinstance(value, IntegerAttr)
+                printer.print_string(str(value.value.data))
+            elif kind == "ident":
+                assert isinstance(value, StringAttr)
+                printer.print_string(value.data)
+            elif kind == "str":
+                assert isinstance(value, StringAttr)
+                printer.print_string_literal(value.data)
+            elif kind == "ints":
+                assert isinstance(value, DenseArrayBase)
+                printer.print_string("[" + ", ".join(map(str, as_numpy(value).tolist())) + "]")
+            else:
+                printer.print_attribute(value)
+        if self.attributes:
+            printer.print_string(" ")
+            printer.print_attr_dict(self.attributes)
+        if self.HAS_REGION:
+            printer.print_string(" ")
+            printer.print_region(self.regions[0])
+
+    def prop_int(self, key: str) -> int:
+        value = self.properties[key]
+        assert isinstance(value, IntegerAttr)
+        return value.value.data
+
+    def prop_str(self, key: str) -> str:
+        value = self.properties[key]
+        assert isinstance(value, StringAttr)
+        return value.data
+
+    def prop_array(self, key: str) -> np.ndarray:
+        value = self.properties[key]
+        assert isinstance(value, DenseArrayBase)
+        return as_numpy(value)

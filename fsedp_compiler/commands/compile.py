@@ -1,0 +1,117 @@
+"""`fsedpc compile MODEL.mlir -o OUTDIR`: the default FSE-DP pipeline down to per-chiplet ISA."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.table import Table
+
+DEFAULT_TARGET = "paper-2x2"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "compile",
+        help="compile a moe model to per-chiplet instruction streams",
+        description="Run attach-target, shard-experts, virtualize-streams, schedule-streams, lower-to-dataflow, "
+        "expand-dataflow and emit-isa. With --trace the schedule is static (per routed step); without, "
+        "dynamic (the controller schedules at run time). Writes OUTDIR/chiplet_<i>.fsa/.bin, program.json "
+        "and final.mlir.",
+    )
+    p.add_argument("model", metavar="MODEL.mlir")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output directory")
+    p.add_argument("--target", metavar="NAME|FILE.toml",
+                   help=f"chiplet system (default: the module's own, else {DEFAULT_TARGET})")
+    p.add_argument("--trace", metavar="TRACE.npz", help="routing trace (implies --mode static)")
+    p.add_argument("--mode", choices=("static", "dynamic"), help="static needs --trace; default: static with a trace")
+    p.add_argument("--shards-per-chiplet", type=int, default=0, metavar="G",
+                   help="g: each expert is cut into g x chiplets shards (default 0: smallest that fits SRAM)")
+    p.add_argument("--buffers", type=int, default=6, metavar="B", help="shard buffers per chiplet (R4: >= 2)")
+    p.add_argument("--order", default="paired", choices=("paired", "work", "id"), help="global stream order (R6)")
+    p.add_argument("--direction", default="balanced", choices=("balanced", "cw"), help="ring direction policy")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from fsedp_compiler.backends.emit import emit
+    from fsedp_compiler.console import human_bytes, make_console
+    from fsedp_compiler.dialects.chiplet import SYSTEM_ATTR
+    from fsedp_compiler.errors import FsedpError
+    from fsedp_compiler.fileio import read_text
+    from fsedp_compiler.ir import make_context, parse_module, print_module
+    from fsedp_compiler.passes.attach_target import AttachTargetPass
+    from fsedp_compiler.passes.expand_dataflow import ExpandDataflowPass
+    from fsedp_compiler.passes.lower_to_dataflow import LowerToDataflowPass
+    from fsedp_compiler.passes.schedule_streams import ScheduleStreamsPass
+    from fsedp_compiler.passes.shard_experts import ShardExpertsPass
+    from fsedp_compiler.passes.virtualize_streams import VirtualizeStreamsPass
+    from fsedp_compiler.pipeline import run_passes
+
+    mode = args.mode or ("static" if args.trace else "dynamic")
+    if mode == "static" and not args.trace:
+        raise FsedpError("static mode needs a routing trace (--trace trace.npz)", field="--mode")
+    if mode == "dynamic" and args.trace:
+        raise FsedpError("a trace fixes the routing: use --mode static, or drop --trace for dynamic", field="--trace")
+    text = read_text(args.model, "MLIR file")
+    ctx = make_context()
+    module = parse_module(text, args.model, ctx)
+    console = make_console(stderr=True)
+    passes = []
+    if args.target or SYSTEM_ATTR not in module.attributes:
+        target = args.target or DEFAULT_TARGET
+        if not args.target:
+            console.print(f"fsedpc: no --target given; using the default preset '{DEFAULT_TARGET}'")
+        passes.append(AttachTargetPass(target=target))
+    passes += [
+        ShardExpertsPass(shards_per_chiplet=args.shards_per_chiplet, buffers=args.buffers),
+        VirtualizeStreamsPass(order=args.order, direction=args.direction),
+        ScheduleStreamsPass(mode=mode, trace=args.trace or ""),
+        LowerToDataflowPass(),
+        ExpandDataflowPass(),
+    ]
+    run_passes(ctx, module, passes, text=text)
+    final = print_module(module).encode()
+    manifest = emit(module, args.output, extra_files={"final.mlir": final})
+    print_summary(module, manifest, make_console(), human_bytes)
+    return 0
+
+
+def print_summary(module, manifest, console, human_bytes) -> None:
+    """Streams, DRAM and D2D bytes and the scheduler's estimated step time, per layer."""
+    import numpy as np
+
+    from fsedp_compiler.backends.isa import OPCODE
+    from fsedp_compiler.dialects import dataflow as df
+    from fsedp_compiler.dialects.fsedp import StaticScheduleOp
+    from fsedp_compiler.layers import layer_contexts
+
+    t = manifest["target"]
+    console.print(f"compiled {manifest['model']} for {t['name']} ({t['chiplets']} chiplets), {manifest['mode']} mode"
+                  + (f", {manifest['steps']} steps x {manifest['tokens']} tokens" if manifest["mode"] == "static" else ""))
+    table = Table()
+    static = manifest["mode"] == "static"
+    cols = ["layer", "shards", "shard bytes"] + (["streams/step", "DRAM/step", "D2D/step", "est. step"] if static else [])
+    for col in cols:
+        table.add_column(col, justify="right")
+    dram: dict[int, int] = {}
+    d2d: dict[int, int] = {}
+    for op in module.walk():
+        if isinstance(op, df.InstructionsOp):
+            cols_ = op.columns()
+            layer = op.prop_int("layer")
+            dram[layer] = dram.get(layer, 0) + int(cols_["arg"][cols_["opcode"] == OPCODE["load"]].sum())
+            d2d[layer] = d2d.get(layer, 0) + int(cols_["arg"][cols_["opcode"] == OPCODE["send"]].sum())
+    for c in layer_contexts(module):
+        plan = c.plan
+        row = [str(c.spec.index), str(plan.num_shards), human_bytes(plan.shard_bytes(0))]
+        if static and isinstance(c.schedule_op, StaticScheduleOp):
+            steps = c.schedule_op.prop_int("steps")
+            row += [f"{len(c.schedule_op.prop_array('experts')) / steps:.1f}",
+                    human_bytes(dram.get(c.spec.index, 0) / steps), human_bytes(d2d.get(c.spec.index, 0) / steps),
+                    f"{np.mean(c.schedule_op.prop_array('estimated_ns')) / 1e3:.2f} us"]
+        table.add_row(*row)
+    console.print(table)
+    files = manifest["programs"]
+    console.print(f"wrote {len(files)} chiplet programs ({sum(f['instructions'] for f in files)} instructions), "
+                  "program.json and final.mlir")

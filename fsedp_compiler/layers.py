@@ -1,0 +1,94 @@
+"""What the FSE-DP passes know about each MoE layer of a module, gathered in one place."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from xdsl.dialects.builtin import ModuleOp
+
+from fsedp_compiler.dialects.fsedp import DynamicScheduleOp, ShardPlanOp, StaticScheduleOp, StreamsOp
+from fsedp_compiler.dialects.moe import LayerOp
+
+from .errors import FsedpError
+from .ir import spec_from_module
+from .model import ModelSpec, MoeLayerSpec
+from .ring import Ring
+from .routing import RoutingTrace, load_trace
+from .scheduler import Policy
+from .shardplan import ShardPlan
+
+
+@dataclass
+class LayerContext:
+    """One MoE layer: its spec, shard plan, streams (ring and policy) and schedule, if present."""
+
+    spec: MoeLayerSpec
+    layer_op: LayerOp
+    plan_op: ShardPlanOp | None = None
+    streams_op: StreamsOp | None = None
+    schedule_op: StaticScheduleOp | DynamicScheduleOp | None = None
+
+    @property
+    def plan(self) -> ShardPlan:
+        if self.plan_op is None:
+            raise FsedpError(f"layer {self.spec.index} has no shard plan; run shard-experts first")
+        return self.plan_op.plan(self.spec)
+
+    @property
+    def ring(self) -> Ring:
+        if self.streams_op is None:
+            raise FsedpError(f"layer {self.spec.index} has no streams; run virtualize-streams first")
+        return Ring(tuple(self.streams_op.prop_array("ring").tolist()))
+
+    @property
+    def policy(self) -> Policy:
+        assert self.streams_op is not None
+        return Policy(order=self.streams_op.prop_str("order"), direction=self.streams_op.prop_str("direction"))
+
+
+def layer_contexts(module: ModuleOp) -> list[LayerContext]:
+    """Every MoE layer of the module in order, with the fsedp ops that refer to it."""
+    contexts = {op.index.value.data: LayerContext(op.spec, op) for op in module.ops if isinstance(op, LayerOp)}
+    for op in module.ops:
+        if isinstance(op, (ShardPlanOp, StreamsOp, StaticScheduleOp, DynamicScheduleOp)):
+            ctx = contexts.get(op.prop_int("layer"))
+            if ctx is None:
+                continue
+            if isinstance(op, ShardPlanOp):
+                ctx.plan_op = op
+            elif isinstance(op, StreamsOp):
+                ctx.streams_op = op
+            else:
+                ctx.schedule_op = op
+    return [contexts[i] for i in sorted(contexts)]
+
+
+def module_mode(module: ModuleOp) -> str | None:
+    """static, dynamic, or None before schedule-streams."""
+    for ctx in layer_contexts(module):
+        if isinstance(ctx.schedule_op, StaticScheduleOp):
+            return "static"
+        if isinstance(ctx.schedule_op, DynamicScheduleOp):
+            return "dynamic"
+    return None
+
+
+_TRACES: dict[tuple[str, float, int], RoutingTrace] = {}
+
+
+def cached_trace(path: str, model: ModelSpec) -> RoutingTrace:
+    """Load (once per file version) and validate a routing trace against the model."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        raise FsedpError("routing trace not found", path=path) from None
+    key = (os.path.abspath(path), st.st_mtime, st.st_size)
+    if key not in _TRACES:
+        _TRACES.clear()
+        _TRACES[key] = load_trace(path, model)
+    return _TRACES[key]
+
+
+def module_model(module: ModuleOp) -> ModelSpec:
+    return spec_from_module(module)

@@ -1,0 +1,78 @@
+"""schedule-streams: run the lightweight scheduler per routed step (static) or defer it (dynamic)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.passes import ModulePass
+from xdsl.rewriter import InsertPoint, Rewriter
+
+from fsedp_compiler.costmodel import CostModel
+from fsedp_compiler.dialects.fsedp import DynamicScheduleOp, StaticScheduleOp
+from fsedp_compiler.dialects.syntax import int_attr
+from fsedp_compiler.errors import FsedpError
+from fsedp_compiler.ir import require_target
+from fsedp_compiler.layers import cached_trace, layer_contexts, module_model
+from fsedp_compiler.scheduler import StepRouting, StepSchedule, schedule
+
+
+@dataclass(frozen=True)
+class ScheduleStreamsPass(ModulePass):
+    """Schedule every layer's streams: `mode=static` runs the scheduler for each step of `trace`
+    (an .npz routing trace); `mode=dynamic` leaves it to the controller at run time."""
+
+    name = "schedule-streams"
+
+    mode: str = "dynamic"
+    trace: str = ""
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        if self.mode not in ("static", "dynamic"):
+            raise FsedpError(f"mode must be static or dynamic, got '{self.mode}'", field="mode")
+        if self.mode == "static" and not self.trace:
+            raise FsedpError("mode=static needs a routing trace: schedule-streams{mode=static trace=\"t.npz\"}",
+                             field="trace")
+        target = require_target(op, self.name)
+        layers = layer_contexts(op)
+        for ctx_ in layers:
+            if ctx_.schedule_op is not None:
+                Rewriter.erase_op(ctx_.schedule_op)
+                ctx_.schedule_op = None
+        if self.mode == "dynamic":
+            for ctx_ in layers:
+                _ = ctx_.ring  # needs virtualize-streams
+                assert ctx_.streams_op is not None
+                Rewriter.insert_op(DynamicScheduleOp.create(properties={"layer": int_attr(ctx_.spec.index)}),
+                                   InsertPoint.after(ctx_.streams_op))
+            return
+        model = module_model(op)
+        trace = cached_trace(self.trace, model)
+        if trace.num_chiplets != target.num_chiplets:
+            raise FsedpError(f"trace spreads tokens over {trace.num_chiplets} chiplets but {target.name} has "
+                             f"{target.num_chiplets}", path=self.trace, field="chiplets")
+        positions = {index: pos for pos, index in enumerate(trace.layer_indices)}
+        for ctx_ in layers:
+            plan, ring, policy = ctx_.plan, ctx_.ring, ctx_.policy
+            cost = CostModel(target, ctx_.spec.dtype)
+            scheds = [schedule(step_routing(trace, positions[ctx_.spec.index], ctx_.spec.index, s), plan, ring, cost, policy)
+                      for s in range(trace.num_steps)]
+            assert ctx_.streams_op is not None
+            Rewriter.insert_op(schedule_op(ctx_.spec.index, self.trace, scheds), InsertPoint.after(ctx_.streams_op))
+
+
+def step_routing(trace, layer_pos: int, layer_index: int, step: int) -> StepRouting:
+    experts, weights = trace.step(layer_pos, step)
+    return StepRouting(experts, weights, trace.token_chiplet, layer_index, step)
+
+
+def schedule_op(layer: int, trace_path: str, scheds: list[StepSchedule]) -> StaticScheduleOp:
+    """The dense-array form of a layer's per-step schedules."""
+    offsets = np.cumsum([0] + [len(s.streams) for s in scheds])
+    streams = [st for s in scheds for st in s.streams]
+    return StaticScheduleOp.build(
+        layer, trace_path, offsets,
+        [st.expert for st in streams], [st.members for st in streams], [st.direction for st in streams],
+        [s.estimated_ns for s in scheds])

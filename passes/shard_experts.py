@@ -1,0 +1,63 @@
+"""shard-experts: the FSE-DP shard plan of every MoE layer (`fsedp.shard_plan`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.passes import ModulePass
+from xdsl.rewriter import InsertPoint, Rewriter
+
+from fsedp_compiler.dialects.fsedp import ShardPlanOp
+from fsedp_compiler.dialects.moe import LayerOp
+from fsedp_compiler.errors import FsedpError
+from fsedp_compiler.ir import op_error, require_target
+from fsedp_compiler.model import MoeLayerSpec
+from fsedp_compiler.shardplan import MIN_BUFFERS, ShardPlan, make_shard_plan
+from fsedp_compiler.target import Target
+
+#: shards-per-chiplet tried by the automatic choice (0), smallest first.
+AUTO_CANDIDATES = tuple(range(1, 65))
+
+
+def auto_plan(layer: MoeLayerSpec, target: Target, buffers: int) -> ShardPlan:
+    """The plan with the fewest shards per chiplet that divides F and fits B buffers in SRAM."""
+    if buffers < MIN_BUFFERS:
+        return make_shard_plan(layer, target, 1, buffers)  # raises the R4 error itself
+    last: FsedpError | None = None
+    for g in AUTO_CANDIDATES:
+        try:
+            return make_shard_plan(layer, target, g, buffers)
+        except FsedpError as err:
+            last = err
+    assert last is not None
+    raise FsedpError(f"no shards-per-chiplet up to {AUTO_CANDIDATES[-1]} works; last reason: {last.message}",
+                     field="shards-per-chiplet")
+
+
+@dataclass(frozen=True)
+class ShardExpertsPass(ModulePass):
+    """Cut every expert into M = g·N shards along F and deal them over all DRAM channels.
+
+    `shards-per-chiplet` is g (0: the smallest g that divides F and fits `buffers` shard
+    buffers in SRAM); `buffers` is B, the shard buffers per chiplet (R4: at least 2).
+    """
+
+    name = "shard-experts"
+
+    shards_per_chiplet: int = 0
+    buffers: int = 6
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        target = require_target(op, self.name)
+        for old in [o for o in op.ops if isinstance(o, ShardPlanOp)]:
+            Rewriter.erase_op(old)
+        for layer_op in [o for o in op.ops if isinstance(o, LayerOp)]:
+            spec = layer_op.spec
+            try:
+                plan = (auto_plan(spec, target, self.buffers) if self.shards_per_chiplet == 0
+                        else make_shard_plan(spec, target, self.shards_per_chiplet, self.buffers))
+            except FsedpError as err:
+                raise op_error(layer_op, err.message) from None
+            Rewriter.insert_op(ShardPlanOp.from_plan(plan), InsertPoint.after(layer_op))

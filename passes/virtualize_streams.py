@@ -1,0 +1,45 @@
+"""virtualize-streams: put every layer's expert streams on the target's virtual ring (R1–R6)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.passes import ModulePass
+from xdsl.rewriter import InsertPoint, Rewriter
+
+from fsedp_compiler.dialects.fsedp import ShardPlanOp, StreamsOp
+from fsedp_compiler.errors import FsedpError
+from fsedp_compiler.ir import require_target
+from fsedp_compiler.scheduler import DIRECTIONS, ORDERS
+
+
+@dataclass(frozen=True)
+class VirtualizeStreamsPass(ModulePass):
+    """Describe each layer's streams: the R1 ring they follow and the scheduling policy.
+
+    `order` is the global stream order (R6): paired (heavy/light interleaved), work or id;
+    `direction` is balanced (per expert, to even out link load) or cw (all clockwise).
+    """
+
+    name = "virtualize-streams"
+
+    order: str = "paired"
+    direction: str = "balanced"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        if self.order not in ORDERS:
+            raise FsedpError(f"order must be one of {', '.join(ORDERS)}, got '{self.order}'", field="order")
+        if self.direction not in DIRECTIONS:
+            raise FsedpError(f"direction must be one of {', '.join(DIRECTIONS)}, got '{self.direction}'",
+                             field="direction")
+        target = require_target(op, self.name)
+        plans = [o for o in op.ops if isinstance(o, ShardPlanOp)]
+        if not plans:
+            raise FsedpError(f"{self.name} needs shard plans; run shard-experts first")
+        for old in [o for o in op.ops if isinstance(o, StreamsOp)]:
+            Rewriter.erase_op(old)
+        for plan in plans:
+            streams = StreamsOp.build(plan.prop_int("layer"), target.ring, self.order, self.direction)
+            Rewriter.insert_op(streams, InsertPoint.after(plan))

@@ -1,0 +1,157 @@
+"""The lightweight scheduler and the execution of its streams: invariants on random small cases."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fsedp_compiler.costmodel import CostModel
+from fsedp_compiler.model import MoeLayerSpec
+from fsedp_compiler.ring import Ring
+from fsedp_compiler.scheduler import Policy, StepRouting, local_tokens, schedule
+from fsedp_compiler.shardplan import make_shard_plan
+from fsedp_compiler.streaming import FFN, LOAD, SEND, buffer_split, execute, trajectories
+from fsedp_compiler.target import load_preset
+
+TARGETS = ["paper-2x2", "paper-4x4", "ring-8", "mesh-4x4", "hbm-8"]
+
+
+@st.composite
+def cases(draw):
+    target = load_preset(draw(st.sampled_from(TARGETS)))
+    n = target.num_chiplets
+    experts = draw(st.integers(2, 10))
+    top_k = draw(st.integers(1, min(3, experts)))
+    shared = draw(st.integers(0, 1))
+    g = draw(st.integers(1, 2))
+    layer = MoeLayerSpec(0, d_model=8, d_ffn=4 * g * n, num_experts=experts, top_k=top_k, num_shared=shared,
+                         d_ffn_shared=8 * g * n if shared else 0)
+    buffers = draw(st.integers(2, 7))
+    tokens = draw(st.integers(1, 3 * n))
+    seed = draw(st.integers(0, 2**20))
+    rng = np.random.default_rng(seed)
+    ex = np.array([rng.choice(experts, top_k, replace=False) for _ in range(tokens)], dtype=np.int32)
+    weights = np.full(ex.shape, 1.0 / top_k, dtype=np.float32)
+    chiplet = rng.integers(0, n, tokens).astype(np.int32)
+    policy = Policy(order=draw(st.sampled_from(["paired", "work", "id"])),
+                    direction=draw(st.sampled_from(["balanced", "cw"])))
+    return target, layer, g, buffers, StepRouting(ex, weights, chiplet), policy
+
+
+def run(case):
+    target, layer, g, buffers, routing, policy = case
+    plan = make_shard_plan(layer, target, g, buffers)
+    ring, cost = Ring(target.ring), CostModel(target)
+    sched = schedule(routing, plan, ring, cost, policy)
+    trips = trajectories(sched, plan, ring)
+    timeline = execute(trips, plan, ring, cost, {s.expert: s.tokens for s in sched.streams})
+    return plan, ring, cost, sched, trips, timeline
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases())
+def test_every_token_expert_shard_computed_exactly_once_on_the_tokens_chiplet(case) -> None:
+    plan, ring, cost, sched, trips, timeline = run(case)
+    counts = local_tokens(case[4], plan, ring.size)
+    done = Counter((op.chiplet, trips[op.trip].expert, trips[op.trip].shard) for op in timeline.ops if op.kind == FFN)
+    wanted = {(c, e, j) for e in range(plan.num_streams) for c in range(ring.size) if counts[e, c]
+              for j in range(plan.num_shards)}
+    assert set(done) == wanted
+    assert all(v == 1 for v in done.values())
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases())
+def test_every_active_shard_loaded_once_from_its_home(case) -> None:
+    plan, ring, cost, sched, trips, timeline = run(case)
+    loads = Counter((trips[op.trip].expert, trips[op.trip].shard) for op in timeline.ops if op.kind == LOAD)
+    active = {s.expert for s in sched.streams}
+    assert set(loads) == {(e, j) for e in active for j in range(plan.num_shards)}
+    assert all(v == 1 for v in loads.values())
+    for op in timeline.ops:
+        if op.kind == LOAD:
+            t = trips[op.trip]
+            assert (op.chiplet, op.unit) == plan.home(t.expert, t.shard)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases())
+def test_trajectories_follow_r1_to_r3(case) -> None:
+    plan, ring, cost, sched, trips, timeline = run(case)
+    members = {s.expert: s.members for s in sched.streams}
+    for t in trips:
+        m = members[t.expert]
+        assert t.path[0] == plan.home(t.expert, t.shard)[0]
+        for a, b in zip(t.path, t.path[1:]):  # R1: one hop along the ring in the stream's direction
+            assert ring.step(a, t.direction) == b
+        assert len(set(t.path)) == len(t.path)
+        computed = [c for c, k in zip(t.path, t.computes) if k]
+        assert sorted(computed) == [c for c in range(ring.size) if m >> c & 1]  # every member once
+        first = next(i for i, c in enumerate(t.path) if m >> c & 1)
+        assert t.computes[first] and not any(t.computes[:first])  # R2: enters at the first member reached
+        assert t.computes[-1]  # R5: the trip ends at its last member
+        for c, k in zip(t.path, t.computes):  # R3: never computes outside S_e
+            assert not k or m >> c & 1
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases())
+def test_no_resource_double_booked_buffers_bounded_makespan_above_bound(case) -> None:
+    plan, ring, cost, sched, trips, timeline = run(case)
+    busy: dict[tuple, list[tuple[int, int]]] = {}
+    for op in timeline.ops:
+        busy.setdefault((op.kind, op.chiplet, op.unit), []).append((op.start, op.end))
+    for intervals in busy.values():
+        intervals.sort()
+        for (s0, e0), (s1, _) in zip(intervals, intervals[1:]):
+            assert s1 >= e0
+    split = buffer_split(plan.buffers, {t.direction for t in trips})
+    assert all(p <= sum(split.values()) <= plan.buffers for p in timeline.peak_buffers)
+    if plan.buffers < 4:
+        assert all(s.direction == 1 for s in sched.streams)
+    dram = Counter()
+    for op in timeline.ops:
+        if op.kind == LOAD:
+            dram[(op.chiplet, op.unit)] += op.end - op.start
+    compute = Counter()
+    for op in timeline.ops:
+        if op.kind == FFN:
+            compute[op.chiplet] += op.end - op.start
+    bound = max([0, *dram.values()]) + (cost.dram_latency_ns if dram else 0)
+    assert timeline.makespan >= max(bound, max([0, *compute.values()]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(cases())
+def test_schedule_is_a_pure_function_with_a_stable_digest(case) -> None:
+    target, layer, g, buffers, routing, policy = case
+    plan = make_shard_plan(layer, target, g, buffers)
+    a = schedule(routing, plan, Ring(target.ring), CostModel(target), policy)
+    b = schedule(routing, plan, Ring(target.ring), CostModel(target), policy)
+    assert a == b and hash(a) == hash(b) and a.digest() == b.digest()
+
+
+def test_paired_order_interleaves_heavy_and_light() -> None:
+    target = load_preset("ring-8")
+    layer = MoeLayerSpec(0, d_model=512, d_ffn=64, num_experts=4, top_k=1)
+    plan = make_shard_plan(layer, target, 1, 4)
+    # expert e gets (e + 1) * 2 tokens, all on chiplet 0: work grows with e
+    ex = np.array([[e] for e in range(4) for _ in range((e + 1) * 2)], dtype=np.int32)
+    routing = StepRouting(ex, np.ones(ex.shape, np.float32), np.zeros(len(ex), np.int32))
+    sched = schedule(routing, plan, Ring(target.ring), CostModel(target))
+    assert [s.expert for s in sched.streams] == [3, 0, 2, 1]
+    sched = schedule(routing, plan, Ring(target.ring), CostModel(target), Policy(order="work"))
+    assert [s.expert for s in sched.streams] == [3, 2, 1, 0]
+
+
+def test_balanced_directions_split_link_load() -> None:
+    target = load_preset("ring-8")
+    layer = MoeLayerSpec(0, d_model=8, d_ffn=64, num_experts=8, top_k=8)
+    plan = make_shard_plan(layer, target, 1, 6)
+    ex = np.tile(np.arange(8, dtype=np.int32), (8, 1))
+    routing = StepRouting(ex, np.ones(ex.shape, np.float32), np.arange(8, dtype=np.int32))
+    sched = schedule(routing, plan, Ring(target.ring), CostModel(target))
+    assert Counter(s.direction for s in sched.streams) == {1: 4, -1: 4}
