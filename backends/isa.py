@@ -124,7 +124,21 @@ of the shard's trajectory, which the following ``send port=*`` uses. The templat
 
 Inside a FOREACH body an ``arg`` of 0 in LOAD, SEND, RECV (bytes) and FFN (tokens) means "the
 current shard's size / the tokens routed to its expert on this chiplet", known only at run
-time; SEND's direction bit then comes from the stream table row, not from ``dir``.
+time; SEND's direction bit then comes from the stream table row, not from ``dir``. A dynamic
+DENSE with ``tokens=0`` runs on all of the chiplet's current local tokens.
+
+Static programs: stream ranges
+------------------------------
+A static program starts each layer step with its stream table (STREAM rows, R6 order) and then
+gives each engine one *range* instruction per (stream, role) instead of one per shard:
+LOADS, SENDS, RECVS, FFNS and FREES stand for `n` LOAD/SEND/RECV/FFN/FREE of the stream's
+shards, in a fixed order every chiplet can compute from the table: a shard's trajectory starts
+at its DRAM home (shard j of expert e is dealt round-robin over the system's DRAM channels,
+as in program.json), walks the virtual ring in the stream's direction, computes at every member
+of S_e starting at the first one it reaches and ends at the last. LOADS go in shard order; the
+other ranges in *arrival order* at this chiplet: fewer hops from the shard's home first, then
+lower shard index. Engines run their ranges in the order of the stream table, so a program is
+O(streams x chiplets) records per step however finely experts are sharded.
 """
 
 from __future__ import annotations
@@ -151,6 +165,7 @@ __all__ = [
     # opcodes
     "NOP", "LOAD", "SEND", "RECV", "FFN", "FREE", "ACC", "REDUCE", "DENSE", "SYNC",
     "TOKSEND", "TOKRECV", "STREAMS", "FOREACH", "WHEN", "WHERE", "HALT",
+    "STREAM", "LOADS", "SENDS", "RECVS", "FFNS", "FREES",
     "OPS", "OPCODE", "Field", "OpInfo",
     # programs and their two forms
     "Program", "instr", "encode", "decode", "to_text", "parse_text", "sha256_hex",
@@ -226,7 +241,14 @@ STREAMS = 0x10
 FOREACH = 0x11
 WHEN = 0x12
 WHERE = 0x13
+STREAM = 0x14
 HALT = 0x1F
+# Stream-range forms (static programs): one record per (stream, role) instead of one per shard.
+LOADS = 0x21
+SENDS = 0x22
+RECVS = 0x23
+FFNS = 0x24
+FREES = 0x25
 
 
 class Field(NamedTuple):
@@ -275,6 +297,8 @@ _COND = Field(
     "condition: home (1), member (2), forward (3), last (4), inbound (5), visit (6)",
 )
 _POLICY = Field("policy", "flags", "policy", "policy: next (1)")
+_COUNT = Field("n", "shard", "tag", "number of shards of expert e the range covers")
+_MEMBERS = Field("members", "arg", "u32", "S_e as a bitmask of chiplets (bit c = chiplet c)")
 _TAG = (_L, _S, _E, _J)
 
 OPS: dict[int, OpInfo] = {
@@ -402,6 +426,53 @@ OPS: dict[int, OpInfo] = {
             "Sets the port the following `send port=*` uses; next: the next chiplet of the "
             "shard's trajectory along its direction (next member of S_e, via pass-throughs).",
         ),
+        OpInfo(
+            STREAM,
+            "stream",
+            "control",
+            (_DIR, _L, _S, _E, _MEMBERS),
+            "Static mode: one row of step (l, s)'s stream table, in the global order (R6): expert "
+            "`e` streams in direction `dir` through the chiplets of `members` (S_e). The range "
+            "instructions of the step refer to these rows.",
+        ),
+        OpInfo(
+            LOADS,
+            "loads",
+            "dma",
+            (_CH, _L, _S, _E, _COUNT, _BYTES),
+            "LOAD, for each of the `n` shards of `e` homed on channel `ch`, in shard order.",
+        ),
+        OpInfo(
+            SENDS,
+            "sends",
+            "link_out",
+            (_PORT, _DIR, _L, _S, _E, _COUNT, _BYTES),
+            "SEND, for each of the `n` shards of `e` this chiplet forwards through `port`, in "
+            "arrival order.",
+        ),
+        OpInfo(
+            RECVS,
+            "recvs",
+            "link_in",
+            (_PORT, _L, _S, _E, _COUNT, _BYTES),
+            "RECV, for each of the `n` shards of `e` arriving through `port`, in arrival order.",
+        ),
+        OpInfo(
+            FFNS,
+            "ffns",
+            "compute",
+            (_L, _S, _E, _COUNT, _TOKENS),
+            "FFN, for each of the `n` shards of `e` (all of them: this chiplet is in S_e), in "
+            "arrival order, on the `tokens` local tokens.",
+        ),
+        OpInfo(
+            FREES,
+            "frees",
+            "control",
+            (_L, _S, _E, _COUNT),
+            "FREE, for each of the `n` shards of `e` that visit this chiplet, each after its last "
+            "local use (R5).",
+        ),
         OpInfo(HALT, "halt", "control", (), "End of the program."),
     )
 }
@@ -444,7 +515,7 @@ _KNOWN = np.array([v in OPS for v in range(256)])
 _USES = {c: _op_table(lambda i, c=c: c in i.columns) for c in COLUMNS[1:]}
 _PORT_OP = _op_table(lambda i: any(f.kind == "port" for f in i.fields))
 _CHANNEL_OP = _op_table(lambda i: any(f.kind == "channel" for f in i.fields))
-_FLAG_RANGE = {SEND: (0, 1), WHEN: (1, max(CONDITIONS)), WHERE: (1, max(POLICIES))}
+_FLAG_RANGE = {SEND: (0, 1), SENDS: (0, 1), STREAM: (0, 1), WHEN: (1, max(CONDITIONS)), WHERE: (1, max(POLICIES))}
 _FLAG_MIN = np.array([_FLAG_RANGE.get(v, (0, 0))[0] for v in range(256)], dtype=np.int64)
 _FLAG_MAX = np.array([_FLAG_RANGE.get(v, (0, 0))[1] for v in range(256)], dtype=np.int64)
 
@@ -512,8 +583,8 @@ def _find_problem(instrs: np.ndarray, nports: int, channels: int) -> tuple[int, 
             return i, f"{name} does not use field '{c}', which must be 0 (is {rec[c]})"
     lo, hi = _FLAG_RANGE.get(code, (0, 0))
     if not lo <= rec["flags"] <= hi:
-        if code == SEND:
-            return i, f"send flags must be 0 (cw) or 1 (ccw), not {rec['flags']}"
+        if code in (SEND, SENDS, STREAM):
+            return i, f"{name} flags must be 0 (cw) or 1 (ccw), not {rec['flags']}"
         names = CONDITIONS if code == WHEN else POLICIES
         known = ", ".join(f"{k} {v}" for k, v in names.items())
         what = "condition" if code == WHEN else "policy"

@@ -33,6 +33,16 @@ def as_numpy(attr: DenseArrayBase) -> np.ndarray:
     return np.frombuffer(attr.data.data, dtype=_NP[elt.width.data])
 
 
+def dense_text(attr: DenseArrayBase) -> str:
+    """`array<iN: ...>` as MLIR prints it, built in one join (xDSL's printer goes per element)."""
+    elt = attr.elt_type
+    assert isinstance(elt, IntegerType)
+    values = as_numpy(attr)
+    if len(values) == 0:
+        return f"array<i{elt.width.data}>"
+    return f"array<i{elt.width.data}: " + ", ".join(map(str, values.tolist())) + ">"
+
+
 def int_attr(value: int) -> IntegerAttr:
     return IntegerAttr(int(value), i64)
 
@@ -87,7 +97,8 @@ class KeywordSyntax(IRDLOperation):
                 assert isinstance(value, DenseArrayBase)
                 printer.print_string("[" + ", ".join(map(str, as_numpy(value).tolist())) + "]")
             else:
-                printer.print_attribute(value)
+                assert isinstance(value, DenseArrayBase)
+                printer.print_string(dense_text(value))
         if self.attributes:
             printer.print_string(" ")
             printer.print_attr_dict(self.attributes)

@@ -133,9 +133,9 @@ def stream_link_bytes(ring: Ring, plan: ShardPlan, expert: int, members: int, di
     order = [c for c in ring.walk(ring.order[0], n - 1, direction) if members >> c & 1]
     prv_member = {order[i]: order[i - 1] for i in range(len(order))}
     diff = np.zeros(n + 1, dtype=np.int64)
-    size = plan.shard_bytes(expert)
-    for j in range(plan.num_shards):
-        home = plan.home(expert, j)[0]
+    # a shard's arc depends only on its home chiplet: one arc per home, weighted by its shards
+    for home, count in plan.home_counts(expert).items():
+        size = plan.shard_bytes(expert) * count
         length = shard_arc(ring, home, members, direction, nxt, prv_member)
         if length == 0:
             continue
@@ -172,8 +172,8 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring, cost: CostModel,
         per_member = [cost.ffn_ns(plan.shard_params(e), int(t)) * m for t in row.tolist()]
         compute += np.asarray(per_member, dtype=np.int64)
         busy = cost.dram_busy_ns(plan.shard_bytes(e))
-        for j in range(m):
-            channel_busy[plan.channel_index(e, j)] += busy
+        for index, k in plan.channel_counts(e).items():
+            channel_busy[index] += busy * k
         # an expert's work: its busiest member's compute plus its share of DRAM time
         work[e] = max(per_member) + busy * m // max(len(plan.channels), 1)
 

@@ -9,6 +9,7 @@ spread over all channels.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from .errors import FsedpError
@@ -61,6 +62,14 @@ class ShardPlan:
         """(chiplet, channel) holding shard `shard` of `expert`."""
         return self.channels[self.channel_index(expert, shard)]
 
+    def home_counts(self, expert: int) -> dict[int, int]:
+        """How many of `expert`'s shards each DRAM chiplet holds (round-robin deal)."""
+        return _home_counts(self, expert)
+
+    def channel_counts(self, expert: int) -> dict[int, int]:
+        """How many of `expert`'s shards each channel (by index in `channels`) holds."""
+        return _channel_counts(self, expert)
+
     def channel_bytes(self) -> list[int]:
         """Bytes of this layer on each channel (for the balance check)."""
         out = [0] * len(self.channels)
@@ -105,3 +114,21 @@ def make_shard_plan(layer: MoeLayerSpec, target: Target, shards_per_chiplet: int
             field="shards-per-chiplet",
         )
     return plan
+
+
+@functools.lru_cache(maxsize=4096)
+def _channel_counts(plan: ShardPlan, expert: int) -> dict[int, int]:
+    # round robin: M shards from channel (expert*M) mod C on: every channel gets M // C, the
+    # first M mod C of them one more
+    c, m = len(plan.channels), plan.num_shards
+    first = expert * m % c
+    return {(first + i) % c: m // c + (1 if i < m % c else 0) for i in range(min(c, m) if m < c else c)}
+
+
+@functools.lru_cache(maxsize=4096)
+def _home_counts(plan: ShardPlan, expert: int) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for index, k in plan.channel_counts(expert).items():
+        chiplet = plan.channels[index][0]
+        out[chiplet] = out.get(chiplet, 0) + k
+    return out

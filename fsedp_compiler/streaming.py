@@ -3,20 +3,21 @@
 `trajectories` expands a `StepSchedule` into one trip per shard: loaded at its DRAM home, it
 walks the virtual ring in its expert's direction, entering S_e at the first member it reaches
 (R2), visiting every member once in ring order and only forwarding elsewhere (R3), and ends at the
-last member (R5). `execute` runs those trips on the engines of every chiplet with the cost model:
-each DRAM channel, link direction and compute engine serves one op at a time, first come first
-served; a chiplet has B shard buffers; a DRAM load needs two free buffers and a forward one free
+last member (R5). `execute` runs those trips on the engines of every chiplet with the cost model,
+exactly as a static program's instructions run: each DRAM channel, link direction and compute
+engine serves its ops one at a time (DMA in the stream table's order, links and compute the
+shard that became ready first); a chiplet has B shard buffers; a DRAM load needs two free buffers and a forward one free
 buffer downstream (R4, bubble flow control); a buffer is freed once its shard is computed (if
 this chiplet is a member) and forwarded (if it goes on). When a step streams in both ring
 directions the B buffers are split between them (`buffer_split`): bubble flow control is
 deadlock-free on each unidirectional ring, but two directions sharing one pool can deadlock
-(a full chiplet waiting on a full neighbour that waits on it). The resulting per-engine op order is what
-`expand-dataflow` writes as static instruction streams, and its makespan is the step time.
+(a full chiplet waiting on a full neighbour that waits on it). A deadlock is reported, never hung. Its makespan is the step time of the static program.
 """
 
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from dataclasses import dataclass
 
 from .costmodel import CostModel
@@ -31,6 +32,7 @@ class Trip:
     """One shard's trajectory in a step: `path[0]` is its DRAM home; computes where `computes` is set."""
 
     seq: int
+    stream: int
     expert: int
     shard: int
     channel: int
@@ -44,7 +46,7 @@ class Trip:
 def trajectories(sched: StepSchedule, plan: ShardPlan, ring: Ring) -> list[Trip]:
     """Every shard's trip, in the global order (streams in order, shards by index)."""
     trips: list[Trip] = []
-    for stream in sched.streams:
+    for index, stream in enumerate(sched.streams):
         e, d, members = stream.expert, stream.direction, stream.members
         size, params = plan.shard_bytes(e), plan.shard_params(e)
         for j in range(plan.num_shards):
@@ -54,7 +56,7 @@ def trajectories(sched: StepSchedule, plan: ShardPlan, ring: Ring) -> list[Trip]
             hops = ring.dist(home, entry, d) + ring.dist(entry, visits[-1], d)
             path = tuple(ring.walk(home, hops, d))
             computes = tuple(bool(members >> c & 1) and i >= path.index(entry) for i, c in enumerate(path))
-            trips.append(Trip(len(trips), e, j, channel, d, path, computes, size, params))
+            trips.append(Trip(len(trips), index, e, j, channel, d, path, computes, size, params))
     return trips
 
 
@@ -95,23 +97,49 @@ def buffer_split(buffers: int, directions: set[int]) -> dict[int, int]:
     return {1: (buffers + 1) // 2, -1: buffers // 2}
 
 
+def engine_loads(trips: list[Trip]) -> dict[tuple[int, int], list[tuple[int, int]]]:
+    """Per DMA engine (chiplet, channel): its loads in table order, then shard order."""
+    dma: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for t in trips:
+        dma.setdefault((t.path[0], t.channel), []).append((t.seq, 0))
+    return dma
+
+
+def engine_ranges(trips: list[Trip]) -> tuple[dict[tuple[int, int], Counter], dict[int, Counter]]:
+    """How many shards of each stream every link (chiplet, direction) forwards and every compute
+    engine (chiplet) processes: the `n` of the SENDS and FFNS ranges of a static program."""
+    link: dict[tuple[int, int], Counter] = {}
+    compute: dict[int, Counter] = {}
+    for t in trips:
+        for hop, c in enumerate(t.path):
+            if hop + 1 < len(t.path):
+                link.setdefault((c, t.direction), Counter())[t.stream] += 1
+            if t.computes[hop]:
+                compute.setdefault(c, Counter())[t.stream] += 1
+    return link, compute
+
+
 def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tokens: dict[int, tuple[int, ...]]) -> StepTimeline:
-    """Run one step's trips data-driven (see module docstring); `tokens[expert][chiplet]` local tokens."""
+    """Run one step's trips as a static program runs (see the module docstring): DMA engines
+    load in table then shard order (R6); links and compute engines serve the shard that became
+    ready first (ties: table order, then shard). `tokens[expert][chiplet]` are the local tokens.
+
+    Links and compute engines are deliberately *not* in strict table order: an engine that
+    finished one stream's range and took the next stream's shards into a neighbour's buffers
+    while that neighbour still waits to inject the earlier stream starves the bubble rule (R4)
+    and deadlocks; serving ready shards first keeps every buffer draining."""
     n = ring.size
     split = buffer_split(plan.buffers, {t.direction for t in trips})
     free = [dict(split) for _ in range(n)]
     used = [0] * n
     peak = [0] * n
-    dma_queue: dict[tuple[int, int], list[int]] = {}
-    for t in trips:
-        dma_queue.setdefault((t.path[0], t.channel), []).append(t.seq)
-    dma_head = {key: 0 for key in dma_queue}
-    dma_busy: dict[tuple[int, int], bool] = {key: False for key in dma_queue}
-    # per chiplet FIFO of (ready time, seq, trip, hop) waiting for compute / for the link in a direction
-    compute_q: list[list[tuple[int, int, int]]] = [[] for _ in range(n)]
-    link_q: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
-    compute_busy = [False] * n
-    link_busy: dict[tuple[int, int], bool] = {}
+    dma_q = engine_loads(trips)
+    dma_head = dict.fromkeys(dma_q, 0)
+    link_todo, compute_todo = engine_ranges(trips)
+    # per engine: ready shards as (ready time, stream, seq, hop)
+    link_ready: dict[tuple[int, int], list[tuple[int, int, int, int]]] = {k: [] for k in link_todo}
+    compute_ready: dict[int, list[tuple[int, int, int, int]]] = {k: [] for k in compute_todo}
+    busy: dict[tuple, bool] = {}
     pending: dict[tuple[int, int], int] = {}  # (trip, hop) -> uses left before the buffer is freed
     events: list[tuple[int, int, str, int, int, int]] = []
     ops: list[OpRecord] = []
@@ -129,16 +157,14 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
         used[c] += 1
         peak[c] = max(peak[c], used[c])
 
-    def arrive(trip: Trip, hop: int, time: int) -> None:
+    def arrive(trip: Trip, hop: int) -> None:
         c = trip.path[hop]
         uses = 0
         if trip.computes[hop]:
-            heapq.heappush(compute_q[c], (time, trip.seq, hop))
+            heapq.heappush(compute_ready[c], (now, trip.stream, trip.seq, hop))
             uses += 1
         if hop + 1 < len(trip.path):
-            q = link_q.setdefault((c, trip.direction), [])
-            heapq.heappush(q, (time, trip.seq, hop))
-            link_busy.setdefault((c, trip.direction), False)
+            heapq.heappush(link_ready[(c, trip.direction)], (now, trip.stream, trip.seq, hop))
             uses += 1
         pending[(trip.seq, hop)] = uses
 
@@ -154,53 +180,54 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
                 remaining -= 1
 
     def kick() -> None:
-        """Start every op that can start now (engines in a fixed order, for determinism)."""
+        """Start every engine whose next op can start now (engines in a fixed order)."""
         progress = True
         while progress:
             progress = False
-            for key in sorted(dma_queue):
-                c, ch = key
-                if dma_busy[key] or dma_head[key] >= len(dma_queue[key]):
+            for (c, ch), queue in sorted(dma_q.items()):
+                key = ("dma", c, ch)
+                if busy.get(key) or dma_head[(c, ch)] >= len(queue):
                     continue
-                trip = trips[dma_queue[key][dma_head[key]]]
+                trip = trips[queue[dma_head[(c, ch)]][0]]
                 if free[c][trip.direction] < 2:
                     continue
-                dma_head[key] += 1
+                dma_head[(c, ch)] += 1
                 take_buffer(c, trip.direction)
-                busy = cost.dram_busy_ns(trip.nbytes)
-                dma_busy[key] = True
-                ops.append(OpRecord(LOAD, c, ch, trip.seq, 0, now, now + busy))
-                push(now + busy, "dma_free", c, ch)
-                push(now + busy + cost.dram_latency_ns, "arrive", trip.seq, 0)
+                length = cost.dram_busy_ns(trip.nbytes)
+                busy[key] = True
+                ops.append(OpRecord(LOAD, c, ch, trip.seq, 0, now, now + length))
+                push(now + length, "free_engine", 0, c, ch)
+                push(now + length + cost.dram_latency_ns, "arrive", trip.seq, 0)
                 progress = True
-            for key in sorted(link_q):
-                c, d = key
-                q = link_q[key]
-                if link_busy[key] or not q or q[0][0] > now:
+            for (c, d), ready in sorted(link_ready.items()):
+                key = ("link", c, d)
+                if busy.get(key) or not ready:
                     continue
-                _, seq, hop = q[0]
+                _, _, seq, hop = ready[0]
                 trip = trips[seq]
                 nxt = trip.path[hop + 1]
                 if free[nxt][d] < 1:
                     continue
-                heapq.heappop(q)
+                heapq.heappop(ready)
+                link_todo[(c, d)][trip.stream] -= 1
                 take_buffer(nxt, d)
-                busy = cost.link_busy_ns(trip.nbytes)
-                link_busy[key] = True
-                ops.append(OpRecord(SEND, c, d, seq, hop, now, now + busy))
-                push(now + busy, "sent", seq, hop, d)
-                push(now + busy + cost.link_latency_ns, "arrive", seq, hop + 1)
+                length = cost.link_busy_ns(trip.nbytes)
+                busy[key] = True
+                ops.append(OpRecord(SEND, c, d, seq, hop, now, now + length))
+                push(now + length, "sent", seq, hop, d)
+                push(now + length + cost.link_latency_ns, "arrive", seq, hop + 1)
                 progress = True
-            for c in range(n):
-                q = compute_q[c]
-                if compute_busy[c] or not q or q[0][0] > now:
+            for c, ready in sorted(compute_ready.items()):
+                key = ("ffn", c)
+                if busy.get(key) or not ready:
                     continue
-                _, seq, hop = heapq.heappop(q)
+                _, _, seq, hop = heapq.heappop(ready)
                 trip = trips[seq]
-                busy = cost.ffn_ns(trip.params, tokens[trip.expert][c])
-                compute_busy[c] = True
-                ops.append(OpRecord(FFN, c, 0, seq, hop, now, now + busy))
-                push(now + busy, "computed", seq, hop)
+                compute_todo[c][trip.stream] -= 1
+                length = cost.ffn_ns(trip.params, tokens[trip.expert][c])
+                busy[key] = True
+                ops.append(OpRecord(FFN, c, 0, seq, hop, now, now + length))
+                push(now + length, "computed", seq, hop)
                 progress = True
 
     kick()
@@ -208,33 +235,82 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
         now = events[0][0]
         while events and events[0][0] == now:
             _, _, kind, a, b, c = heapq.heappop(events)
-            if kind == "dma_free":
-                dma_busy[(a, b)] = False
+            if kind == "free_engine":
+                busy[("dma", b, c)] = False
             elif kind == "arrive":
-                arrive(trips[a], b, now)
+                arrive(trips[a], b)
             elif kind == "sent":
-                link_busy[(trips[a].path[b], c)] = False
+                busy[("link", trips[a].path[b], c)] = False
                 use_done(trips[a], b)
             elif kind == "computed":
-                compute_busy[trips[a].path[b]] = False
+                busy[("ffn", trips[a].path[b])] = False
                 use_done(trips[a], b)
         kick()
     if remaining:
-        raise DeadlockError(_deadlock_report(trips, dma_queue, dma_head, free, compute_q, link_q))
+        raise DeadlockError(_deadlock_report(trips, dma_q, dma_head, free, link_todo, compute_todo))
     return StepTimeline(ops, now, peak)
 
 
-def _deadlock_report(trips, dma_queue, dma_head, free, compute_q, link_q) -> str:
-    lines = ["deadlock: no op can start while shards remain"]
-    for (c, ch), queue in sorted(dma_queue.items()):
+def _deadlock_report(trips, dma_q, dma_head, free, link_todo, compute_todo) -> str:
+    lines = ["deadlock: no engine can start its next op while shards remain"]
+    for (c, ch), queue in sorted(dma_q.items()):
         if dma_head[(c, ch)] < len(queue):
-            t = trips[queue[dma_head[(c, ch)]]]
+            t = trips[queue[dma_head[(c, ch)]][0]]
             lines.append(f"  chiplet {c} dma{ch}: LOAD e{t.expert}s{t.shard} waits for 2 free buffers "
                          f"(has {free[c][t.direction]})")
-    for (c, d), q in sorted(link_q.items()):
-        if q:
-            t = trips[q[0][1]]
-            nxt = t.path[q[0][2] + 1]
-            lines.append(f"  chiplet {c} link {'cw' if d > 0 else 'ccw'}: SEND e{t.expert}s{t.shard} waits for a "
-                         f"free buffer on chiplet {nxt} (has {free[nxt][d]})")
+    for (c, d), todo in sorted(link_todo.items()):
+        left = {s: k for s, k in todo.items() if k}
+        if left:
+            lines.append(f"  chiplet {c} link {'cw' if d > 0 else 'ccw'}: {sum(left.values())} sends left, "
+                         f"(free buffers here: {free[c]})")
+    for c, todo in sorted(compute_todo.items()):
+        left = {s: k for s, k in todo.items() if k}
+        if left:
+            lines.append(f"  chiplet {c} compute: {sum(left.values())} FFNs left, waiting for shards to arrive")
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class StreamCounts:
+    """Per chiplet, how many of one stream's shards start there (DRAM home, per channel),
+    pass through or stop there (visits) and end there; O(M + N) to compute, no per-hop work."""
+
+    loads: dict[tuple[int, int], int]
+    visits: list[int]
+    ends: list[int]
+
+    def recvs(self, chiplet: int) -> int:
+        return self.visits[chiplet] - sum(k for (c, _), k in self.loads.items() if c == chiplet)
+
+    def sends(self, chiplet: int) -> int:
+        return self.visits[chiplet] - self.ends[chiplet]
+
+
+def stream_counts(plan: ShardPlan, ring: Ring, expert: int, members: int, direction: int) -> StreamCounts:
+    """The shard counts of one stream (see `StreamCounts`), from each home's arc on the ring."""
+    n = ring.size
+    loads = {plan.channels[index]: k for index, k in plan.channel_counts(expert).items() if k}
+    per_home = plan.home_counts(expert)
+    visits_walk = [0] * (n + 1)  # difference array over walk index w (ring position along `direction`)
+    ends = [0] * n
+    for home, k in per_home.items():
+        entry = ring.first_member(members, home, direction)
+        last = ring.members_in_order(members, entry, direction)[-1]
+        length = ring.dist(home, entry, direction) + ring.dist(entry, last, direction)
+        start = ring.pos(home) if direction > 0 else n - 1 - ring.pos(home)
+        end = start + length + 1  # the arc covers length + 1 chiplets
+        visits_walk[start] += k
+        if end <= n:
+            visits_walk[end] -= k
+        else:
+            visits_walk[n] -= k
+            visits_walk[0] += k
+            visits_walk[end - n] -= k
+        ends[last] += k
+    visits = [0] * n
+    acc = 0
+    for w in range(n):
+        acc += visits_walk[w]
+        pos = w if direction > 0 else n - 1 - w
+        visits[ring.order[pos]] = acc
+    return StreamCounts(loads, visits, ends)

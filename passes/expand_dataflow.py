@@ -1,9 +1,11 @@
 """expand-dataflow: fold when/where against the static schedule into explicit instructions.
 
-For every routed step the schedule's streams become shard trips (R1–R5) that are executed on
-the engines with the cost model (`streaming.execute`); each chiplet's instructions are the ops
-it ran, in the order it ran them, so every engine's order is one that completes (no deadlock).
-Per-instruction detail goes into `dataflow.instructions` dense arrays: the IR stays coarse.
+For every routed step each chiplet gets the step's stream table (STREAM rows, R6 order) and,
+per stream, one range instruction per role it plays: LOADS per DRAM channel holding shards,
+RECVS/SENDS per port the shards arrive/leave by, FFNS when it is in S_e, FREES for the shards
+that visit it; then SYNC. The counts come from each shard home's arc on the ring
+(`streaming.stream_counts`), so expansion costs O(streams x chiplets) per step however many shards
+an expert has; the instructions live in `dataflow.instructions` dense arrays (coarse IR).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from xdsl.passes import ModulePass
 from xdsl.rewriter import Rewriter
 
 from fsedp_compiler.backends.isa import OPCODE
-from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.dialects import dataflow as df
 from fsedp_compiler.dialects.dataflow import FIELDS
 from fsedp_compiler.dialects.fsedp import StaticScheduleOp
@@ -26,7 +27,7 @@ from fsedp_compiler.ir import require_target
 from fsedp_compiler.layers import LayerContext, cached_trace, layer_contexts, module_model
 from fsedp_compiler.ring import CCW
 from fsedp_compiler.scheduler import Stream, StepSchedule, local_tokens
-from fsedp_compiler.streaming import FFN, LOAD, SEND, StepTimeline, execute, trajectories
+from fsedp_compiler.streaming import stream_counts
 from fsedp_compiler.target import Target
 
 from .schedule_streams import step_routing
@@ -41,14 +42,13 @@ def port_map(target: Target) -> list[dict[int, int]]:
     return [{nb: p for p, nb in enumerate(sorted(s))} for s in nbrs]
 
 
-def static_steps(ctx: LayerContext, target: Target, model) -> list[tuple[StepSchedule, StepTimeline, list]]:
-    """Rebuild each step's schedule from the IR (decisions) and the trace (tokens) and execute it."""
+def static_steps(ctx: LayerContext, target: Target, model) -> list[StepSchedule]:
+    """Each step's schedule, rebuilt from the IR (decisions) and the trace (local tokens)."""
     op = ctx.schedule_op
     assert isinstance(op, StaticScheduleOp)
     trace = cached_trace(op.prop_str("trace"), model)
     pos = trace.layer_indices.index(ctx.spec.index)
-    plan, ring = ctx.plan, ctx.ring
-    cost = CostModel(target, ctx.spec.dtype)
+    plan = ctx.plan
     off, ex = op.prop_array("offsets"), op.prop_array("experts")
     mem, dirs, est = op.prop_array("members"), op.prop_array("directions"), op.prop_array("estimated_ns")
     out = []
@@ -62,38 +62,37 @@ def static_steps(ctx: LayerContext, target: Target, model) -> list[tuple[StepSch
                 raise FsedpError(f"layer {ctx.spec.index} step {s}: the schedule's needing set of expert {e} "
                                  f"does not match the trace's routing; re-run schedule-streams")
             streams.append(Stream(e, int(mem[i]), int(dirs[i]), tokens))
-        sched = StepSchedule(ctx.spec.index, s, tuple(streams), int(est[s]))
-        trips = trajectories(sched, plan, ring)
-        timeline = execute(trips, plan, ring, cost, {st.expert: st.tokens for st in streams})
-        out.append((sched, timeline, trips))
+        out.append(StepSchedule(ctx.spec.index, s, tuple(streams), int(est[s])))
     return out
 
 
-def step_instructions(timeline: StepTimeline, trips, step: int, tokens: dict[int, tuple[int, ...]],
-                      ports: list[dict[int, int]], n: int) -> list[list[tuple]]:
-    """Per chiplet, (time, rank, opcode, unit, flags, step, expert, shard, arg) rows of one step."""
+def step_instructions(sched: StepSchedule, ctx: LayerContext, ports: list[dict[int, int]], n: int) -> list[list[tuple]]:
+    """Per chiplet, the (opcode, unit, flags, step, expert, shard-or-count, arg) rows of one step."""
+    plan, ring = ctx.plan, ctx.ring
+    s = sched.step
     rows: list[list[tuple]] = [[] for _ in range(n)]
-    release: dict[tuple[int, int], int] = {}
-    for op in timeline.ops:
-        t = trips[op.trip]
-        c = op.chiplet
-        key = (op.trip, op.hop)
-        release[key] = max(release.get(key, 0), op.end)
-        if op.kind == LOAD:
-            rows[c].append((op.start, 1, OPCODE["load"], op.unit, 0, step, t.expert, t.shard, t.nbytes))
-        elif op.kind == SEND:
-            nxt = t.path[op.hop + 1]
-            flags = 1 if t.direction == CCW else 0
-            rows[c].append((op.start, 2, OPCODE["send"], ports[c][nxt], flags, step, t.expert, t.shard, t.nbytes))
-            rows[nxt].append((op.start, 0, OPCODE["recv"], ports[nxt][c], 0, step, t.expert, t.shard, t.nbytes))
-        elif op.kind == FFN:
-            rows[c].append((op.start, 3, OPCODE["ffn"], 0, 0, step, t.expert, t.shard, tokens[t.expert][c]))
-    for (trip, hop), end in release.items():
-        t = trips[trip]
-        rows[t.path[hop]].append((end, 4, OPCODE["free"], 0, 0, step, t.expert, t.shard, 0))
+    table = [(OPCODE["stream"], 0, int(st.direction == CCW), s, st.expert, 0, st.members) for st in sched.streams]
     for c in range(n):
-        rows[c].append((timeline.makespan, 5, OPCODE["sync"], 0, 0, step, 0, 0, 0))
-        rows[c].sort(key=lambda r: (r[0], r[1], r[6], r[7]))
+        rows[c].extend(table)
+    for st in sched.streams:
+        e, d = st.expert, st.direction
+        size = plan.shard_bytes(e)
+        flag = int(d == CCW)
+        counts = stream_counts(plan, ring, e, st.members, d)
+        for (c, ch), k in sorted(counts.loads.items()):
+            rows[c].append((OPCODE["loads"], ch, 0, s, e, k, size))
+        for c in range(n):
+            if not counts.visits[c]:
+                continue
+            if (k := counts.recvs(c)):
+                rows[c].append((OPCODE["recvs"], ports[c][ring.step(c, -d)], 0, s, e, k, size))
+            if (k := counts.sends(c)):
+                rows[c].append((OPCODE["sends"], ports[c][ring.step(c, d)], flag, s, e, k, size))
+            if st.tokens[c]:
+                rows[c].append((OPCODE["ffns"], 0, 0, s, e, plan.num_shards, st.tokens[c]))
+            rows[c].append((OPCODE["frees"], 0, 0, s, e, counts.visits[c], 0))
+    for c in range(n):
+        rows[c].append((OPCODE["sync"], 0, 0, s, 0, 0, 0))
     return rows
 
 
@@ -119,9 +118,8 @@ class ExpandDataflowPass(ModulePass):
                 raise FsedpError(f"layer {lctx.spec.index} has no static schedule; run schedule-streams{{mode=static}}")
             chip_rows: list[list[tuple]] = [[] for _ in range(n)]
             chip_offsets: list[list[int]] = [[0] for _ in range(n)]
-            for sched, timeline, trips in static_steps(lctx, target, model):
-                tokens = {st.expert: st.tokens for st in sched.streams}
-                for c, rows in enumerate(step_instructions(timeline, trips, sched.step, tokens, ports, n)):
+            for sched in static_steps(lctx, target, model):
+                for c, rows in enumerate(step_instructions(sched, lctx, ports, n)):
                     chip_rows[c].extend(rows)
                     chip_offsets[c].append(len(chip_rows[c]))
             per_layer[lctx.spec.index] = [_columns(rows) for rows in chip_rows]
@@ -137,5 +135,5 @@ class ExpandDataflowPass(ModulePass):
 def _columns(rows: list[tuple]) -> dict[str, np.ndarray]:
     if not rows:
         return {f: np.zeros(0, dtype=np.int64) for f, _ in FIELDS}
-    arr = np.asarray([r[2:] for r in rows], dtype=np.int64)
+    arr = np.asarray(rows, dtype=np.int64)
     return {f: arr[:, i] for i, (f, _) in enumerate(FIELDS)}

@@ -100,8 +100,9 @@ def print_summary(module, manifest, console, human_bytes) -> None:
         if isinstance(op, df.InstructionsOp):
             cols_ = op.columns()
             layer = op.prop_int("layer")
-            dram[layer] = dram.get(layer, 0) + int(cols_["arg"][cols_["opcode"] == OPCODE["load"]].sum())
-            d2d[layer] = d2d.get(layer, 0) + int(cols_["arg"][cols_["opcode"] == OPCODE["send"]].sum())
+            moved = cols_["arg"] * cols_["shard"]  # range ops: bytes per shard x shard count
+            dram[layer] = dram.get(layer, 0) + int(moved[cols_["opcode"] == OPCODE["loads"]].sum())
+            d2d[layer] = d2d.get(layer, 0) + int(moved[cols_["opcode"] == OPCODE["sends"]].sum())
     for c in layer_contexts(module):
         plan = c.plan
         row = [str(c.spec.index), str(plan.num_shards), human_bytes(plan.shard_bytes(0))]

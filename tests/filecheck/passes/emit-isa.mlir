@@ -4,15 +4,39 @@
 // RUN: rm -rf %t.dyn && fsedpc opt %inputs/small.mlir -p 'attach-target{target=paper-2x2},shard-experts,virtualize-streams,schedule-streams,lower-to-dataflow,emit-isa{output-dir="%t.dyn"}' > /dev/null
 // RUN: filecheck %s --input-file %t.dyn/chiplet_2.fsa --check-prefix=DYN
 
+// Step 0 on chiplet 0: the stream table (R6 order, S_e as a chiplet bitmask), then per stream one
+// range instruction per role: loads from its DRAM channel, receives and sends per port, FFNs
+// when chiplet 0 is in S_e, frees; then the barrier. Step 1 follows the same shape.
 // CHECK:      # fsedpc ISA v1
 // CHECK-NEXT: .chiplet 0
 // CHECK-NEXT: .mode static
 // CHECK-NEXT: .channels 1
 // CHECK-NEXT: .ports 1 2
 // CHECK-NEXT: dense  l=0 s=0 tokens=1
-// CHECK-NEXT: load   ch=0 l=0 s=0 e={{[0-9]+}} j={{[0-9]+}} bytes=384
-// CHECK:      sync   l=0 s=0
-// CHECK:      dense  l=0 s=1 tokens=1
+// CHECK-NEXT: stream dir=cw l=0 s=0 e=0 members=1
+// CHECK-NEXT: stream dir=ccw l=0 s=0 e=3 members=15
+// CHECK-NEXT: stream dir=ccw l=0 s=0 e=1 members=4
+// CHECK-NEXT: stream dir=cw l=0 s=0 e=2 members=10
+// CHECK-NEXT: loads  ch=0 l=0 s=0 e=0 n=2 bytes=384
+// CHECK-NEXT: recvs  port=1 l=0 s=0 e=0 n=6 bytes=384
+// CHECK-NEXT: ffns   l=0 s=0 e=0 n=8 tokens=1
+// CHECK-NEXT: frees  l=0 s=0 e=0 n=8
+// CHECK-NEXT: loads  ch=0 l=0 s=0 e=3 n=2 bytes=384
+// CHECK-NEXT: recvs  port=0 l=0 s=0 e=3 n=6 bytes=384
+// CHECK-NEXT: sends  port=1 dir=ccw l=0 s=0 e=3 n=6 bytes=384
+// CHECK-NEXT: ffns   l=0 s=0 e=3 n=8 tokens=1
+// CHECK-NEXT: frees  l=0 s=0 e=3 n=8
+// CHECK-NEXT: loads  ch=0 l=0 s=0 e=1 n=2 bytes=384
+// CHECK-NEXT: recvs  port=0 l=0 s=0 e=1 n=4 bytes=384
+// CHECK-NEXT: sends  port=1 dir=ccw l=0 s=0 e=1 n=6 bytes=384
+// CHECK-NEXT: frees  l=0 s=0 e=1 n=6
+// CHECK-NEXT: loads  ch=0 l=0 s=0 e=2 n=2 bytes=384
+// CHECK-NEXT: recvs  port=1 l=0 s=0 e=2 n=4 bytes=384
+// CHECK-NEXT: sends  port=0 dir=cw l=0 s=0 e=2 n=6 bytes=384
+// CHECK-NEXT: frees  l=0 s=0 e=2 n=6
+// CHECK-NEXT: sync   l=0 s=0
+// CHECK-NEXT: dense  l=0 s=1 tokens=1
+// CHECK-NEXT: stream dir=cw l=0 s=1 e=0 members=14
 // CHECK:      sync   l=0 s=1
 // CHECK-NEXT: halt
 

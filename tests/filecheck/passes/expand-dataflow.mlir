@@ -1,11 +1,17 @@
 // RUN: fsedpc opt %inputs/small.mlir -p 'attach-target{target=paper-2x2},shard-experts{shards-per-chiplet=2 buffers=4},virtualize-streams,schedule-streams{mode=static trace="%inputs/small-4c.npz"},lower-to-dataflow,expand-dataflow' | filecheck %s
 // RUN: fsedpc opt %inputs/small.mlir -p 'attach-target{target=paper-2x2},shard-experts,virtualize-streams,schedule-streams,lower-to-dataflow,expand-dataflow' | filecheck %s --check-prefix=DYN
 
-// The template becomes the explicit instructions of both steps, kept in dense arrays
-// (opcodes: 1 load, 2 send, 3 recv, 4 ffn, 5 free, 9 sync; units are DRAM channels or ports).
+// The template becomes the explicit instructions of both steps, kept in dense arrays: per step
+// the stream table (opcode 20 stream; arg = S_e bitmask, flags = direction), then per stream its
+// range instructions (33 loads, 35 recvs, 34 sends, 36 ffns, 37 frees; `shard` = shard count,
+// unit = DRAM channel or port), then 9 sync. Step 0 has 22 instructions on chiplet 0.
 // CHECK:      dataflow.program chiplet 0 mode static {
 // CHECK-NEXT:   dataflow.dense layer 0
-// CHECK-NEXT:   dataflow.instructions layer 0 offsets array<i32: 0, [[S0:[0-9]+]], [[S1:[0-9]+]]> opcode array<i8: 1,
+// CHECK-NEXT:   dataflow.instructions layer 0 offsets array<i32: 0, 22, 40>
+// CHECK-SAME:     opcode array<i8: 20, 20, 20, 20, 33, 35, 36, 37, 33, 35, 34, 36, 37, 33, 35, 34, 37, 33, 35, 34, 37, 9, 20,
+// CHECK-SAME:     expert array<i32: 0, 3, 1, 2, 0, 0, 0, 0, 3, 3, 3, 3, 3, 1, 1, 1, 1, 2, 2, 2, 2, 0,
+// CHECK-SAME:     shard array<i32: 0, 0, 0, 0, 2, 6, 8, 8, 2, 6, 6, 8, 8, 2, 4, 6, 6, 2, 4, 6, 6, 0,
+// CHECK-SAME:     arg array<i64: 1, 15, 4, 10, 384, 384, 1, 0, 384, 384, 384, 1, 0, 384, 384, 384, 0, 384, 384, 384, 0, 0,
 // CHECK-NOT:    dataflow.when
 // CHECK:      dataflow.program chiplet 3 mode static {
 
