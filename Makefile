@@ -30,7 +30,8 @@ lit: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
-# The demo: import a real HF config, attach a preset target, inspect it, make and study a trace.
+# The demo: import a real HF config, inspect it, make and study a trace, compile it for the
+# FSE-DP paper's 2x2 system (static: per routed step; dynamic: routing-independent programs).
 demo: $(STAMP)
 	@mkdir -p $(DEMO)
 	$(BIN)/fsedpc targets
@@ -41,6 +42,10 @@ demo: $(STAMP)
 	@head -c 1200 $(DEMO)/targeted.mlir; echo
 	$(BIN)/fsedpc trace synth $(DEMO)/qwen3-30b-a3b.mlir --tokens 64 --steps 8 --chiplets 4 --skew zipf:0.8 --locality 0.3 --seed 1 -o $(DEMO)/trace.npz
 	$(BIN)/fsedpc trace stats $(DEMO)/trace.npz
+	$(BIN)/fsedpc compile $(DEMO)/qwen3-30b-a3b.mlir --target paper-2x2 --trace $(DEMO)/trace.npz -o $(DEMO)/static
+	@echo "--- $(DEMO)/static/chiplet_0.fsa (first lines) ---"
+	@head -n 24 $(DEMO)/static/chiplet_0.fsa
+	$(BIN)/fsedpc compile $(DEMO)/qwen3-30b-a3b.mlir --target paper-2x2 -o $(DEMO)/dynamic
 
 clean:
 	rm -rf out .pytest_cache tests/filecheck/**/Output

@@ -66,7 +66,8 @@ def _parse_pipeline(spec: str):
     try:
         return PassPipeline.parse_spec(get_all_passes(), spec).passes
     except (ValueError, ArgSpecParseError) as err:  # ArgSpecParseError is a BaseException
-        raise FsedpError(f"bad pass pipeline '{spec}': {err}", field="-p") from None
+        hint = f"; known passes: {', '.join(get_all_passes())}" if "Unrecognized pass" in str(err) else ""
+        raise FsedpError(f"bad pass pipeline '{spec}': {err}{hint}", field="-p") from None
 
 
 def _chunks(text: str, split: bool) -> list[str]:
