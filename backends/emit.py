@@ -7,6 +7,7 @@ instructions on the CURRENT shard), which the controller runs once per decode st
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -150,12 +151,15 @@ def emit(module: ModuleOp, outdir: str, extra_files: dict[str, bytes] | None = N
     layers = []
     for c in layer_contexts(module):
         plan = c.plan
-        layers.append({"index": c.spec.index, "shards": plan.num_shards, "buffers": plan.buffers,
+        layers.append({**dataclasses.asdict(c.spec), "shards": plan.num_shards, "buffers": plan.buffers,
                        "shard_bytes": plan.shard_bytes(0),
                        "shared_shard_bytes": plan.shard_bytes(c.spec.num_experts) if c.spec.num_shared else 0,
+                       "channels": [list(ch) for ch in plan.channels],
                        "order": c.policy.order, "direction": c.policy.direction})
-    manifest = {"format": MANIFEST_FORMAT, "version": 1, "model": model.name, **info,
-                "target": target_to_json(target), "layers": layers, "programs": files, "files": extras}
+    dense = [dataclasses.asdict(d) for d in model.dense]
+    manifest = {"format": MANIFEST_FORMAT, "version": 1, "model": model.name, "num_layers": model.num_layers,
+                **info, "target": target_to_json(target), "layers": layers, "dense": dense,
+                "programs": files, "files": extras}
     atomic_write_text(os.path.join(outdir, "program.json"), json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 

@@ -79,9 +79,13 @@ class OpRecord:
 
 @dataclass
 class StepTimeline:
+    """The ops one step ran (SEND units are the receiving chiplet), its makespan and, per
+    chiplet, the most shard buffers and shard bytes held at once."""
+
     ops: list[OpRecord]
     makespan: int
     peak_buffers: list[int]
+    peak_bytes: list[int]
 
 
 class DeadlockError(FsedpError):
@@ -106,14 +110,14 @@ def engine_loads(trips: list[Trip]) -> dict[tuple[int, int], list[tuple[int, int
 
 
 def engine_ranges(trips: list[Trip]) -> tuple[dict[tuple[int, int], Counter], dict[int, Counter]]:
-    """How many shards of each stream every link (chiplet, direction) forwards and every compute
+    """How many shards of each stream every directed link (chiplet, next) forwards and every compute
     engine (chiplet) processes: the `n` of the SENDS and FFNS ranges of a static program."""
     link: dict[tuple[int, int], Counter] = {}
     compute: dict[int, Counter] = {}
     for t in trips:
         for hop, c in enumerate(t.path):
             if hop + 1 < len(t.path):
-                link.setdefault((c, t.direction), Counter())[t.stream] += 1
+                link.setdefault((c, t.path[hop + 1]), Counter())[t.stream] += 1
             if t.computes[hop]:
                 compute.setdefault(c, Counter())[t.stream] += 1
     return link, compute
@@ -133,6 +137,8 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
     free = [dict(split) for _ in range(n)]
     used = [0] * n
     peak = [0] * n
+    held = [0] * n
+    peak_bytes = [0] * n
     dma_q = engine_loads(trips)
     dma_head = dict.fromkeys(dma_q, 0)
     link_todo, compute_todo = engine_ranges(trips)
@@ -152,10 +158,12 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
         heapq.heappush(events, (time, counter, kind, a, b, c))
         counter += 1
 
-    def take_buffer(c: int, d: int) -> None:
+    def take_buffer(c: int, d: int, nbytes: int) -> None:
         free[c][d] -= 1
         used[c] += 1
         peak[c] = max(peak[c], used[c])
+        held[c] += nbytes
+        peak_bytes[c] = max(peak_bytes[c], held[c])
 
     def arrive(trip: Trip, hop: int) -> None:
         c = trip.path[hop]
@@ -164,7 +172,7 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
             heapq.heappush(compute_ready[c], (now, trip.stream, trip.seq, hop))
             uses += 1
         if hop + 1 < len(trip.path):
-            heapq.heappush(link_ready[(c, trip.direction)], (now, trip.stream, trip.seq, hop))
+            heapq.heappush(link_ready[(c, trip.path[hop + 1])], (now, trip.stream, trip.seq, hop))
             uses += 1
         pending[(trip.seq, hop)] = uses
 
@@ -176,6 +184,7 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
             del pending[key]
             free[trip.path[hop]][trip.direction] += 1
             used[trip.path[hop]] -= 1
+            held[trip.path[hop]] -= trip.nbytes
             if hop == len(trip.path) - 1:
                 remaining -= 1
 
@@ -192,29 +201,29 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
                 if free[c][trip.direction] < 2:
                     continue
                 dma_head[(c, ch)] += 1
-                take_buffer(c, trip.direction)
+                take_buffer(c, trip.direction, trip.nbytes)
                 length = cost.dram_busy_ns(trip.nbytes)
                 busy[key] = True
                 ops.append(OpRecord(LOAD, c, ch, trip.seq, 0, now, now + length))
                 push(now + length, "free_engine", 0, c, ch)
                 push(now + length + cost.dram_latency_ns, "arrive", trip.seq, 0)
                 progress = True
-            for (c, d), ready in sorted(link_ready.items()):
-                key = ("link", c, d)
+            for (c, nxt), ready in sorted(link_ready.items()):
+                key = ("link", c, nxt)
                 if busy.get(key) or not ready:
                     continue
                 _, _, seq, hop = ready[0]
                 trip = trips[seq]
-                nxt = trip.path[hop + 1]
+                d = trip.direction
                 if free[nxt][d] < 1:
                     continue
                 heapq.heappop(ready)
-                link_todo[(c, d)][trip.stream] -= 1
-                take_buffer(nxt, d)
+                link_todo[(c, nxt)][trip.stream] -= 1
+                take_buffer(nxt, d, trip.nbytes)
                 length = cost.link_busy_ns(trip.nbytes)
                 busy[key] = True
-                ops.append(OpRecord(SEND, c, d, seq, hop, now, now + length))
-                push(now + length, "sent", seq, hop, d)
+                ops.append(OpRecord(SEND, c, nxt, seq, hop, now, now + length))
+                push(now + length, "sent", seq, hop, nxt)
                 push(now + length + cost.link_latency_ns, "arrive", seq, hop + 1)
                 progress = True
             for c, ready in sorted(compute_ready.items()):
@@ -248,7 +257,7 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
         kick()
     if remaining:
         raise DeadlockError(_deadlock_report(trips, dma_q, dma_head, free, link_todo, compute_todo))
-    return StepTimeline(ops, now, peak)
+    return StepTimeline(ops, now, peak, peak_bytes)
 
 
 def _deadlock_report(trips, dma_q, dma_head, free, link_todo, compute_todo) -> str:
@@ -258,10 +267,10 @@ def _deadlock_report(trips, dma_q, dma_head, free, link_todo, compute_todo) -> s
             t = trips[queue[dma_head[(c, ch)]][0]]
             lines.append(f"  chiplet {c} dma{ch}: LOAD e{t.expert}s{t.shard} waits for 2 free buffers "
                          f"(has {free[c][t.direction]})")
-    for (c, d), todo in sorted(link_todo.items()):
+    for (c, nxt), todo in sorted(link_todo.items()):
         left = {s: k for s, k in todo.items() if k}
         if left:
-            lines.append(f"  chiplet {c} link {'cw' if d > 0 else 'ccw'}: {sum(left.values())} sends left, "
+            lines.append(f"  chiplet {c} link to {nxt}: {sum(left.values())} sends left, "
                          f"(free buffers here: {free[c]})")
     for c, todo in sorted(compute_todo.items()):
         left = {s: k for s, k in todo.items() if k}

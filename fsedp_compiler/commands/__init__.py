@@ -11,4 +11,5 @@ COMMANDS: tuple[str, ...] = (
     "trace",
     "opt",
     "compile",
+    "simulate",
 )

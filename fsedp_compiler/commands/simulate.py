@@ -1,0 +1,100 @@
+"""`fsedpc simulate OUTDIR`: run compiled instruction streams on the bundled simulator."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "simulate",
+        help="simulate a compiled program (timing, optionally functional)",
+        description="Run the .bin instruction streams of an `fsedpc compile` output directory on the "
+        "machine model of its target: timing always, numbers too with --functional. A dynamic program "
+        "needs --trace (the controller schedules each step on its routing); a static one carries its own.",
+    )
+    p.add_argument("outdir", metavar="OUTDIR")
+    p.add_argument("--trace", metavar="TRACE.npz", help="routing trace (dynamic programs; default: the compiled one)")
+    p.add_argument("--functional", action="store_true",
+                   help="carry real weights and activations and check every token against reference.py")
+    p.add_argument("--seed", type=int, default=0, help="seed of the reference weights and activations (functional)")
+    p.add_argument("--timeline", metavar="FILE.json", help="write a Chrome trace (open in Perfetto UI)")
+    p.add_argument("--metrics", metavar="FILE.json", help="write metrics.json")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from fsedp_compiler.console import human_bytes, make_console
+    from fsedp_compiler.errors import FsedpError
+    from fsedp_compiler.fileio import atomic_write_text
+    from fsedp_compiler.routing import load_trace
+    from fsedp_compiler.sim.functional import check_functional
+    from fsedp_compiler.sim.loader import load_outdir
+    from fsedp_compiler.sim.run import deterministic_metrics, np_default, simulate
+    from fsedp_compiler.sim.timeline import chrome_trace
+
+    loaded = load_outdir(args.outdir)
+    trace_path = args.trace or loaded.manifest.get("trace")
+    if loaded.mode == "static" and args.trace and loaded.manifest.get("trace_sha256"):
+        from fsedp_compiler.backends.isa import sha256_hex
+
+        with open(args.trace, "rb") as handle:
+            if sha256_hex(handle.read()) != loaded.manifest["trace_sha256"]:
+                raise FsedpError("a static program runs the routing it was compiled for; this trace differs",
+                                 path=args.trace, field="--trace")
+    trace = None
+    if trace_path and (loaded.mode == "dynamic" or args.functional):
+        trace = load_trace(trace_path)
+    if args.functional and trace is None:
+        raise FsedpError("functional mode needs the routing trace", field="--trace")
+
+    console = make_console(stderr=True)
+    started = time.perf_counter()
+    with Progress(console=console, transient=True, auto_refresh=False) as bar:
+        task = bar.add_task("simulating", total=None, visible=False)
+
+        def progress(done: int, total: int) -> None:
+            if time.perf_counter() - started > 1.0:  # only runs longer than a second show a bar
+                bar.update(task, completed=done, total=total, visible=True)
+                bar.refresh()
+
+        result = simulate(loaded, trace, keep_ops=bool(args.timeline), progress=progress)
+    m = result.metrics
+    if args.functional:
+        assert trace is not None
+        checked = check_functional(loaded, trace, result.ffn_log, args.seed)
+        m["functional"] = {"checked_layer_steps": checked, "rtol": 1e-5, "atol": 1e-5, "seed": args.seed}
+    if args.metrics:
+        atomic_write_text(args.metrics, json.dumps(deterministic_metrics(m), indent=2, default=np_default) + "\n")
+    if args.timeline:
+        doc = chrome_trace(result.ops, loaded.target.num_chiplets, f"{m['model']} on {m['target']}")
+        atomic_write_text(args.timeline, json.dumps(doc, separators=(",", ":")) + "\n")
+
+    out = make_console()
+    table = Table(title=f"{m['model']} on {m['target']}, {m['mode']} mode: {m['steps']} steps x {m['tokens']} tokens",
+                  title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    rows = [
+        ("makespan", f"{m['makespan_ns'] / 1e3:,.2f} us"),
+        ("per token-step", f"{m['makespan_ns'] / 1e3 / max(m['steps'], 1):,.2f} us / step"),
+        ("tokens/s", f"{m['tokens_per_s']:,.0f}"),
+        ("lower bound", f"{m['lower_bound_ns'] / 1e3:,.2f} us"),
+        ("efficiency", f"{m['efficiency']:.1%}"),
+        ("DRAM bytes", human_bytes(m["dram_bytes"])),
+        ("D2D bytes", human_bytes(m["d2d_bytes"])),
+        ("peak SRAM (shard buffers)", human_bytes(max(m["sram_peak_bytes"]))),
+        ("energy", f"{m['energy_pj']['total'] / 1e6:,.2f} uJ"),
+        ("simulated ops", f"{m['sim_events']:,} in {m['sim_wall_s']:.2f} s"),
+    ]
+    if args.functional:
+        rows.append(("functional check", f"{m['functional']['checked_layer_steps']} layer-steps match reference.py"))
+    for k, v in rows:
+        table.add_row(k, v)
+    out.print(table)
+    return 0

@@ -1,0 +1,88 @@
+"""Functional mode: the FFNs the simulator ran, on real numbers, against `reference.py`.
+
+Every executed FFN op multiplies its shard's weight slice (seeded reference weights) with the
+activations of the local tokens routed to its expert, scales by their gate weights (shared
+experts: 1) and accumulates into those tokens' outputs, in execution order. At the end of each
+layer step every token's output must equal the reference MoE forward of the same seeded inputs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from fsedp_compiler.errors import FsedpError
+from fsedp_compiler.reference import expert_forward, expert_weights, moe_forward, shard_weights, shared_expert_weights, token_activations
+from fsedp_compiler.routing import RoutingTrace
+
+from .loader import Loaded
+
+RTOL = 1e-5
+ATOL = 1e-5
+
+
+class FunctionalMismatch(FsedpError):
+    """A token's simulated output differs from the reference forward."""
+
+
+def check_functional(loaded: Loaded, trace: RoutingTrace, ffn_log: list[tuple[int, int, int, int, int]],
+                     seed: int = 0) -> int:
+    """Replay the executed FFNs numerically; returns the number of (layer, step) checked."""
+    by_step: dict[tuple[int, int], list[tuple[int, int, int]]] = defaultdict(list)
+    for layer, step, chiplet, expert, shard in ffn_log:
+        by_step[(layer, step)].append((chiplet, expert, shard))
+    positions = {index: pos for pos, index in enumerate(trace.layer_indices)}
+    checked = 0
+    for (layer, step), ops in sorted(by_step.items()):
+        spec, plan = loaded.specs[layer], loaded.plans[layer]
+        experts, gates = trace.step(positions[layer], step)
+        tokens = trace.num_tokens
+        x = token_activations(spec, tokens, seed, step)
+        out = np.zeros_like(x)
+        weights: dict[int, object] = {}
+        contributions: dict[tuple[int, int], np.ndarray] = {}
+        for chiplet, e, j in ops:
+            if e not in weights:
+                weights[e] = (shared_expert_weights(spec, e - spec.num_experts, seed) if e >= spec.num_experts
+                              else expert_weights(spec, e, seed))
+            local = trace.token_chiplet == chiplet
+            if e >= spec.num_experts:
+                idx = np.flatnonzero(local)
+                g = np.ones(len(idx), dtype=np.float32)
+            else:
+                hit = (experts == e) & local[:, None]
+                idx = np.flatnonzero(hit.any(axis=1))
+                g = (gates * hit).sum(axis=1)[idx].astype(np.float32)
+            if len(idx) == 0:
+                continue
+            part = expert_forward(x[idx], shard_weights(weights[e], j, plan.num_shards)) * g[:, None]
+            out[idx] += part
+            for t, row in zip(idx.tolist(), part):
+                key = (t, e)
+                contributions[key] = contributions.get(key, 0) + row
+        ref = moe_forward(x, experts, gates, spec, seed)
+        bad = ~np.isclose(out, ref, rtol=RTOL, atol=ATOL).all(axis=1)
+        if bad.any():
+            t = int(np.flatnonzero(bad)[0])
+            raise FunctionalMismatch(_explain(t, layer, step, x, experts, gates, spec, seed, weights, contributions,
+                                              float(np.abs(out[t] - ref[t]).max())))
+        checked += 1
+    return checked
+
+
+def _explain(t, layer, step, x, experts, gates, spec, seed, weights, contributions, err) -> str:
+    """Name the expert whose contribution to token t is wrong (or missing)."""
+    wanted = {int(e): float(g) for e, g in zip(experts[t], gates[t])}
+    wanted.update({spec.num_experts + s: 1.0 for s in range(spec.num_shared)})
+    for e, g in sorted(wanted.items()):
+        w = (shared_expert_weights(spec, e - spec.num_experts, seed) if e >= spec.num_experts
+             else expert_weights(spec, e, seed))
+        expect = expert_forward(x[t:t + 1], w)[0] * g
+        got = contributions.get((t, e))
+        if got is None or not np.allclose(got, expect, rtol=RTOL, atol=ATOL):
+            return (f"functional mismatch: token {t}, layer {layer}, step {step}, expert {e}: "
+                    f"{'missing' if got is None else 'wrong'} contribution (max error {err:.3g})")
+    extra = sorted({e for (tok, e) in contributions if tok == t} - set(wanted))
+    return (f"functional mismatch: token {t}, layer {layer}, step {step}, expert {extra[0] if extra else '?'}: "
+            f"unexpected contribution (max error {err:.3g})")
