@@ -1,0 +1,204 @@
+"""The simulator: hand-computed timings to the ns, functional equality, deadlock and fault reports."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fsedp_compiler.costmodel import CostModel
+from fsedp_compiler.model import MoeLayerSpec
+from fsedp_compiler.ring import CCW, CW, Ring
+from fsedp_compiler.scheduler import StepSchedule, Stream
+from fsedp_compiler.shardplan import ShardPlan
+from fsedp_compiler.streaming import execute, trajectories
+from fsedp_compiler.target import parse_target_toml
+
+REPO = Path(__file__).resolve().parent.parent
+MODEL = REPO / "examples" / "models" / "tiny-moe.mlir"
+TRACE = REPO / "examples" / "traces" / "tiny-moe-4c.npz"
+GOLDEN = REPO / "tests" / "golden" / "metrics-tiny-moe.json"
+
+# DRAM 10 GB/s + 100 ns; links 100 GB/s + 5 ns; 1.5 TOPS at bf16 (1500 ops/ns).
+TOML = """
+chiplets = {n}
+topology = "ring"
+dram_at = [0]
+[chiplet]
+tops = {{ int8 = 3.0, bf16 = 1.5 }}
+sram_mib = 1
+dram_gbps_per_channel = 10
+dram_latency_ns = 100
+dram_pj_per_bit = 1
+sram_pj_per_bit = 0
+pj_per_mac = {{ int8 = 0, bf16 = 0 }}
+[link]
+gbps = 100
+latency_ns = 5
+pj_per_bit = 0
+"""
+# one SwiGLU shard of 3 x 10 x 50 weights = 1500 params = 3000 bytes at bf16:
+# DRAM 300 ns busy + 100 latency, a hop 30 + 5, an FFN on one token 2 x 1500 / 1500 = 2 ns.
+LAYER = MoeLayerSpec(0, d_model=10, d_ffn=50, num_experts=1, top_k=1)
+
+
+def run_step(n: int, shards: int, buffers: int, members: int, direction: int) -> int:
+    target = parse_target_toml(TOML.format(n=n), "hand.toml")
+    layer = MoeLayerSpec(0, d_model=10, d_ffn=50 * shards, num_experts=1, top_k=1)
+    plan = ShardPlan(layer, shards, buffers, ((0, 0),))
+    ring, cost = Ring(target.ring), CostModel(target)
+    tokens = tuple(1 if members >> c & 1 else 0 for c in range(n))
+    sched = StepSchedule(0, 0, (Stream(0, members, direction, tokens),), 0)
+    return execute(trajectories(sched, plan, ring), plan, ring, cost, {0: tokens}).makespan
+
+
+def test_one_shard_over_one_link() -> None:
+    assert run_step(n=2, shards=1, buffers=2, members=0b10, direction=CW) == 300 + 100 + 30 + 5 + 2
+
+
+def test_ring_of_three_with_pass_through() -> None:
+    # clockwise 0 -> 1 -> 2: chiplet 1 only forwards (R3); counter-clockwise 0 -> 2 is one hop
+    assert run_step(n=3, shards=1, buffers=2, members=0b100, direction=CW) == 300 + 100 + 2 * (30 + 5) + 2
+    assert run_step(n=3, shards=1, buffers=2, members=0b100, direction=CCW) == 300 + 100 + 30 + 5 + 2
+
+
+def test_two_buffer_pipeline() -> None:
+    # shard 0: load 0-300, usable 400, sent 400-430 (its buffer frees at 430), FFN at chiplet 1 435-437.
+    # shard 1 waits for two free buffers (R4): load 430-730, usable 830, sent 830-860, FFN 865-867.
+    assert run_step(n=2, shards=2, buffers=2, members=0b10, direction=CW) == 867
+    # with a third buffer the second load overlaps: 300-600, usable 700, sent 700-730, FFN 735-737
+    assert run_step(n=2, shards=2, buffers=3, members=0b10, direction=CW) == 737
+
+
+def compile_sim(fsedpc, tmp: Path, model: Path, trace: Path, target: str = "paper-2x2", *extra: str) -> dict:
+    out = tmp / "out"
+    if out.exists():
+        shutil.rmtree(out)
+    r = fsedpc("compile", str(model), "--target", target, "--trace", str(trace), "-o", str(out), *extra)
+    assert r.code == 0, r.err
+    r = fsedpc("simulate", str(out), "--functional", "--metrics", str(tmp / "m.json"))
+    assert r.code == 0, r.err
+    return json.loads((tmp / "m.json").read_text())
+
+
+def test_golden_metrics(fsedpc, tmp_path: Path) -> None:
+    metrics = compile_sim(fsedpc, tmp_path, MODEL, TRACE)
+    assert metrics == json.loads(GOLDEN.read_text())
+
+
+def test_static_and_dynamic_runs_do_the_same_work(fsedpc, tmp_path: Path) -> None:
+    static = compile_sim(fsedpc, tmp_path, MODEL, TRACE)
+    r = fsedpc("compile", str(MODEL), "--target", "paper-2x2", "-o", str(tmp_path / "dyn"))
+    assert r.code == 0
+    r = fsedpc("simulate", str(tmp_path / "dyn"), "--trace", str(TRACE), "--functional",
+               "--metrics", str(tmp_path / "d.json"))
+    assert r.code == 0, r.err
+    dynamic = json.loads((tmp_path / "d.json").read_text())
+    for key in ("dram_bytes", "d2d_bytes", "d2d_link_bytes", "sram_peak_bytes", "sim_events", "lower_bound_ns"):
+        assert static[key] == dynamic[key], key
+    # the controller's scheduler latency is the only difference in time
+    assert dynamic["makespan_ns"] > static["makespan_ns"]
+    assert dynamic["makespan_ns"] - static["makespan_ns"] < 0.01 * static["makespan_ns"]
+
+
+@st.composite
+def small_models(draw):
+    experts = draw(st.integers(2, 6))
+    top_k = draw(st.integers(1, min(2, experts)))
+    shared = draw(st.integers(0, 1))
+    act = draw(st.sampled_from(["swiglu", "gelu"]))
+    return (experts, top_k, shared, act, draw(st.integers(1, 12)), draw(st.integers(1, 3)), draw(st.integers(0, 99)),
+            draw(st.sampled_from(["paper-2x2", "ring-8"])), draw(st.sampled_from(["static", "dynamic"])))
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(small_models())
+def test_functional_equality_on_random_small_models(fsedpc, tmp_path_factory, case) -> None:
+    from fsedp_compiler.ir import module_text_from_spec
+    from fsedp_compiler.model import DenseSpec, ModelSpec
+    from fsedp_compiler.routing import save_trace, synth_trace
+
+    experts, top_k, shared, act, tokens, steps, seed, target, mode = case
+    tmp = tmp_path_factory.mktemp("func")
+    layers = tuple(MoeLayerSpec(i, 16, 64, experts, top_k, shared, 32 if shared else 0, act) for i in range(2))
+    spec = ModelSpec("rand", 2, tuple(DenseSpec(i, 64, 64) for i in range(2)), layers)
+    (tmp / "m.mlir").write_text(module_text_from_spec(spec))
+    n = 4 if target == "paper-2x2" else 8
+    save_trace(synth_trace(spec, tokens, steps, n, "zipf:0.7", 0.3, seed), str(tmp / "t.npz"))
+    args = ["compile", str(tmp / "m.mlir"), "--target", target, "-o", str(tmp / "o"), "--shards-per-chiplet", "2",
+            "--buffers", str(4 + seed % 3)]
+    if mode == "static":
+        args += ["--trace", str(tmp / "t.npz")]
+    r = fsedpc(*args)
+    assert r.code == 0, r.err
+    r = fsedpc("simulate", str(tmp / "o"), "--trace", str(tmp / "t.npz"), "--functional", "--seed", str(seed),
+               "--metrics", str(tmp / "m.json"))
+    assert r.code == 0, r.err
+    metrics = json.loads((tmp / "m.json").read_text())
+    assert metrics["functional"]["checked_layer_steps"] == 2 * steps
+    assert metrics["makespan_ns"] >= metrics["lower_bound_ns"]
+
+
+def test_functional_mismatch_names_token_layer_and_expert(tmp_path: Path) -> None:
+    from fsedp_compiler.routing import load_trace
+    from fsedp_compiler.sim.functional import FunctionalMismatch, check_functional
+    from fsedp_compiler.sim.loader import load_outdir
+    from fsedp_compiler.sim.run import simulate
+    from fsedp_compiler.cli import main
+
+    assert main(["compile", str(MODEL), "--target", "paper-2x2", "--trace", str(TRACE), "-o", str(tmp_path)]) == 0
+    loaded = load_outdir(str(tmp_path))
+    trace = load_trace(str(TRACE))
+    result = simulate(loaded, None, keep_ops=False)
+    dropped = [op for op in result.ffn_log if op[:2] == (1, 0)]
+    log = [op for op in result.ffn_log if op != dropped[0]]
+    with pytest.raises(FunctionalMismatch, match=rf"token \d+, layer 1, step 0, expert {dropped[0][3]}: wrong contribution"):
+        check_functional(loaded, trace, log)
+
+
+def test_deadlock_is_reported_not_hung(fsedpc, tmp_path: Path) -> None:
+    """Two buffers shared by streams in both directions: no DRAM load can ever find two free."""
+    r = fsedpc("compile", str(MODEL), "--target", "paper-2x2", "--trace", str(TRACE), "-o", str(tmp_path))
+    assert r.code == 0
+    manifest = json.loads((tmp_path / "program.json").read_text())
+    for layer in manifest["layers"]:
+        layer["buffers"] = 2
+    (tmp_path / "program.json").write_text(json.dumps(manifest))
+    r = fsedpc("simulate", str(tmp_path))
+    assert r.code == 3
+    assert "deadlock: no engine can start its next op while shards remain" in r.err
+    assert "dma0: LOAD e" in r.err and "waits for 2 free buffers (has 1)" in r.err
+    assert "Traceback" not in r.err
+
+
+def test_faults_are_clear_errors(fsedpc, tmp_path: Path) -> None:
+    from fsedp_compiler.backends.isa import decode
+
+    r = fsedpc("compile", str(MODEL), "--target", "paper-2x2", "--trace", str(TRACE), "-o", str(tmp_path))
+    assert r.code == 0
+    binary = tmp_path / "chiplet_1.bin"
+    good = binary.read_bytes()
+    binary.write_bytes(good[:-7])
+    r = fsedpc("simulate", str(tmp_path))
+    assert r.code == 2 and "chiplet_1.bin: error: SHA-256 does not match program.json" in r.err
+    # a well-formed program whose SEND names a port chiplet 1 does not have
+    program = decode(good)
+    sends = np.flatnonzero(program.instrs["opcode"] == 0x22)
+    raw = bytearray(good)
+    header = 16 + ((2 * len(program.ports) + 15) // 16) * 16
+    raw[header + 16 * int(sends[0]) + 1] = 5
+    binary.write_bytes(bytes(raw))
+    manifest = json.loads((tmp_path / "program.json").read_text())
+    import hashlib
+
+    manifest["programs"][1]["bin_sha256"] = hashlib.sha256(bytes(raw)).hexdigest()
+    (tmp_path / "program.json").write_text(json.dumps(manifest))
+    r = fsedpc("simulate", str(tmp_path))
+    assert r.code == 2 and "references missing port 5" in r.err, r.err
+    r = fsedpc("simulate", str(tmp_path / "nowhere"))
+    assert r.code == 2 and "no program.json here" in r.err
