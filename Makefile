@@ -31,21 +31,25 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 # The demo: import a real HF config, inspect it, make and study a trace, compile it for the
-# FSE-DP paper's 2x2 system (static: per routed step; dynamic: routing-independent programs).
+# FSE-DP paper's 2x2 system (static: per routed step; dynamic: routing-independent programs)
+# and simulate both (the static run also checks every token against the numpy reference).
 demo: $(STAMP)
 	@mkdir -p $(DEMO)
 	$(BIN)/fsedpc targets
-	$(BIN)/fsedpc import-hf examples/hf/qwen3-30b-a3b.json --layers 4 -o $(DEMO)/qwen3-30b-a3b.mlir
+	$(BIN)/fsedpc import-hf examples/hf/qwen3-30b-a3b.json --layers 2 -o $(DEMO)/qwen3-30b-a3b.mlir
 	$(BIN)/fsedpc inspect $(DEMO)/qwen3-30b-a3b.mlir
 	$(BIN)/fsedpc opt $(DEMO)/qwen3-30b-a3b.mlir -p 'attach-target{target=paper-2x2}' -o $(DEMO)/targeted.mlir
 	@echo "--- $(DEMO)/targeted.mlir (first lines) ---"
 	@head -c 1200 $(DEMO)/targeted.mlir; echo
-	$(BIN)/fsedpc trace synth $(DEMO)/qwen3-30b-a3b.mlir --tokens 64 --steps 8 --chiplets 4 --skew zipf:0.8 --locality 0.3 --seed 1 -o $(DEMO)/trace.npz
+	$(BIN)/fsedpc trace synth $(DEMO)/qwen3-30b-a3b.mlir --tokens 16 --steps 4 --chiplets 4 --skew zipf:0.8 --locality 0.3 --seed 1 -o $(DEMO)/trace.npz
 	$(BIN)/fsedpc trace stats $(DEMO)/trace.npz
 	$(BIN)/fsedpc compile $(DEMO)/qwen3-30b-a3b.mlir --target paper-2x2 --trace $(DEMO)/trace.npz -o $(DEMO)/static
 	@echo "--- $(DEMO)/static/chiplet_0.fsa (first lines) ---"
 	@head -n 24 $(DEMO)/static/chiplet_0.fsa
+	$(BIN)/fsedpc simulate $(DEMO)/static --functional --metrics $(DEMO)/static/metrics.json --timeline $(DEMO)/timeline.json
 	$(BIN)/fsedpc compile $(DEMO)/qwen3-30b-a3b.mlir --target paper-2x2 -o $(DEMO)/dynamic
+	$(BIN)/fsedpc simulate $(DEMO)/dynamic --trace $(DEMO)/trace.npz --metrics $(DEMO)/dynamic/metrics.json
+	@echo "timeline: $(DEMO)/timeline.json (open it in https://ui.perfetto.dev)"
 
 clean:
 	rm -rf out .pytest_cache tests/filecheck/**/Output

@@ -145,15 +145,26 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
     # per engine: ready shards as (ready time, stream, seq, hop)
     link_ready: dict[tuple[int, int], list[tuple[int, int, int, int]]] = {k: [] for k in link_todo}
     compute_ready: dict[int, list[tuple[int, int, int, int]]] = {k: [] for k in compute_todo}
-    busy: dict[tuple, bool] = {}
+    dma_at: dict[int, list[tuple[int, int]]] = {}
+    for key in dma_q:
+        dma_at.setdefault(key[0], []).append(key)
+    links_into: dict[int, list[tuple[int, int]]] = {}
+    for key in link_ready:
+        links_into.setdefault(key[1], []).append(key)
+    dma_busy: set[tuple[int, int]] = set()
+    link_busy: set[tuple[int, int]] = set()
+    compute_busy: set[int] = set()
     pending: dict[tuple[int, int], int] = {}  # (trip, hop) -> uses left before the buffer is freed
-    events: list[tuple[int, int, str, int, int, int]] = []
+    events: list[tuple[int, int, int, int, int, int]] = []
     ops: list[OpRecord] = []
+    # engines whose next op may have become startable, as (rank, key): DMA, then links, then compute
+    dirty: set[tuple] = {(0, key) for key in dma_q}
     counter = 0
     now = 0
     remaining = len(trips)
+    DMA_FREE, ARRIVE, SENT, COMPUTED = 0, 1, 2, 3
 
-    def push(time: int, kind: str, a: int, b: int, c: int = 0) -> None:
+    def push(time: int, kind: int, a: int, b: int, c: int = 0) -> None:
         nonlocal counter
         heapq.heappush(events, (time, counter, kind, a, b, c))
         counter += 1
@@ -161,18 +172,23 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
     def take_buffer(c: int, d: int, nbytes: int) -> None:
         free[c][d] -= 1
         used[c] += 1
-        peak[c] = max(peak[c], used[c])
+        if used[c] > peak[c]:
+            peak[c] = used[c]
         held[c] += nbytes
-        peak_bytes[c] = max(peak_bytes[c], held[c])
+        if held[c] > peak_bytes[c]:
+            peak_bytes[c] = held[c]
 
     def arrive(trip: Trip, hop: int) -> None:
         c = trip.path[hop]
         uses = 0
         if trip.computes[hop]:
             heapq.heappush(compute_ready[c], (now, trip.stream, trip.seq, hop))
+            dirty.add((2, c))
             uses += 1
         if hop + 1 < len(trip.path):
-            heapq.heappush(link_ready[(c, trip.path[hop + 1])], (now, trip.stream, trip.seq, hop))
+            key = (c, trip.path[hop + 1])
+            heapq.heappush(link_ready[key], (now, trip.stream, trip.seq, hop))
+            dirty.add((1, key))
             uses += 1
         pending[(trip.seq, hop)] = uses
 
@@ -182,77 +198,90 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
         pending[key] -= 1
         if pending[key] == 0:
             del pending[key]
-            free[trip.path[hop]][trip.direction] += 1
-            used[trip.path[hop]] -= 1
-            held[trip.path[hop]] -= trip.nbytes
+            c = trip.path[hop]
+            free[c][trip.direction] += 1
+            used[c] -= 1
+            held[c] -= trip.nbytes
+            dirty.update((0, k) for k in dma_at.get(c, ()))
+            dirty.update((1, k) for k in links_into.get(c, ()))
             if hop == len(trip.path) - 1:
                 remaining -= 1
 
+    def start_dma(key: tuple[int, int]) -> None:
+        c, ch = key
+        queue = dma_q[key]
+        if key in dma_busy or dma_head[key] >= len(queue):
+            return
+        trip = trips[queue[dma_head[key]][0]]
+        if free[c][trip.direction] < 2:
+            return
+        dma_head[key] += 1
+        take_buffer(c, trip.direction, trip.nbytes)
+        length = cost.dram_busy_ns(trip.nbytes)
+        dma_busy.add(key)
+        ops.append(OpRecord(LOAD, c, ch, trip.seq, 0, now, now + length))
+        push(now + length, DMA_FREE, c, ch)
+        push(now + length + cost.dram_latency_ns, ARRIVE, trip.seq, 0)
+
+    def start_link(key: tuple[int, int]) -> None:
+        ready = link_ready[key]
+        if key in link_busy or not ready:
+            return
+        c, nxt = key
+        _, _, seq, hop = ready[0]
+        trip = trips[seq]
+        d = trip.direction
+        if free[nxt][d] < 1:
+            return
+        heapq.heappop(ready)
+        link_todo[key][trip.stream] -= 1
+        take_buffer(nxt, d, trip.nbytes)
+        length = cost.link_busy_ns(trip.nbytes)
+        link_busy.add(key)
+        ops.append(OpRecord(SEND, c, nxt, seq, hop, now, now + length))
+        push(now + length, SENT, seq, hop, nxt)
+        push(now + length + cost.link_latency_ns, ARRIVE, seq, hop + 1)
+
+    def start_compute(c: int) -> None:
+        ready = compute_ready[c]
+        if c in compute_busy or not ready:
+            return
+        _, _, seq, hop = heapq.heappop(ready)
+        trip = trips[seq]
+        compute_todo[c][trip.stream] -= 1
+        length = cost.ffn_ns(trip.params, tokens[trip.expert][c])
+        compute_busy.add(c)
+        ops.append(OpRecord(FFN, c, 0, seq, hop, now, now + length))
+        push(now + length, COMPUTED, seq, hop)
+
+    starters = (start_dma, start_link, start_compute)
+
     def kick() -> None:
-        """Start every engine whose next op can start now (engines in a fixed order)."""
-        progress = True
-        while progress:
-            progress = False
-            for (c, ch), queue in sorted(dma_q.items()):
-                key = ("dma", c, ch)
-                if busy.get(key) or dma_head[(c, ch)] >= len(queue):
-                    continue
-                trip = trips[queue[dma_head[(c, ch)]][0]]
-                if free[c][trip.direction] < 2:
-                    continue
-                dma_head[(c, ch)] += 1
-                take_buffer(c, trip.direction, trip.nbytes)
-                length = cost.dram_busy_ns(trip.nbytes)
-                busy[key] = True
-                ops.append(OpRecord(LOAD, c, ch, trip.seq, 0, now, now + length))
-                push(now + length, "free_engine", 0, c, ch)
-                push(now + length + cost.dram_latency_ns, "arrive", trip.seq, 0)
-                progress = True
-            for (c, nxt), ready in sorted(link_ready.items()):
-                key = ("link", c, nxt)
-                if busy.get(key) or not ready:
-                    continue
-                _, _, seq, hop = ready[0]
-                trip = trips[seq]
-                d = trip.direction
-                if free[nxt][d] < 1:
-                    continue
-                heapq.heappop(ready)
-                link_todo[(c, nxt)][trip.stream] -= 1
-                take_buffer(nxt, d, trip.nbytes)
-                length = cost.link_busy_ns(trip.nbytes)
-                busy[key] = True
-                ops.append(OpRecord(SEND, c, nxt, seq, hop, now, now + length))
-                push(now + length, "sent", seq, hop, nxt)
-                push(now + length + cost.link_latency_ns, "arrive", seq, hop + 1)
-                progress = True
-            for c, ready in sorted(compute_ready.items()):
-                key = ("ffn", c)
-                if busy.get(key) or not ready:
-                    continue
-                _, _, seq, hop = heapq.heappop(ready)
-                trip = trips[seq]
-                compute_todo[c][trip.stream] -= 1
-                length = cost.ffn_ns(trip.params, tokens[trip.expert][c])
-                busy[key] = True
-                ops.append(OpRecord(FFN, c, 0, seq, hop, now, now + length))
-                push(now + length, "computed", seq, hop)
-                progress = True
+        """One pass, in a fixed engine order, over the engines an event may have enabled
+        (starting an op only takes buffers, so it never enables another engine)."""
+        for rank, key in sorted(dirty):
+            starters[rank](key)
+        dirty.clear()
 
     kick()
     while events:
         now = events[0][0]
         while events and events[0][0] == now:
             _, _, kind, a, b, c = heapq.heappop(events)
-            if kind == "free_engine":
-                busy[("dma", b, c)] = False
-            elif kind == "arrive":
+            if kind == DMA_FREE:
+                dma_busy.discard((a, b))
+                dirty.add((0, (a, b)))
+            elif kind == ARRIVE:
                 arrive(trips[a], b)
-            elif kind == "sent":
-                busy[("link", trips[a].path[b], c)] = False
+            elif kind == SENT:
+                key = (trips[a].path[b], c)
+                link_busy.discard(key)
+                dirty.add((1, key))
                 use_done(trips[a], b)
-            elif kind == "computed":
-                busy[("ffn", trips[a].path[b])] = False
+            else:
+                chiplet = trips[a].path[b]
+                compute_busy.discard(chiplet)
+                dirty.add((2, chiplet))
                 use_done(trips[a], b)
         kick()
     if remaining:

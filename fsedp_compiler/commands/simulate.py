@@ -76,8 +76,8 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_text(args.timeline, json.dumps(doc, separators=(",", ":")) + "\n")
 
     out = make_console()
-    table = Table(title=f"{m['model']} on {m['target']}, {m['mode']} mode: {m['steps']} steps x {m['tokens']} tokens",
-                  title_justify="left")
+    out.print(f"{m['model']} on {m['target']}, {m['mode']} mode: {m['steps']} steps x {m['tokens']} tokens")
+    table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
     rows = [

@@ -41,7 +41,6 @@ def check_functional(loaded: Loaded, trace: RoutingTrace, ffn_log: list[tuple[in
         x = token_activations(spec, tokens, seed, step)
         out = np.zeros_like(x)
         weights: dict[int, object] = {}
-        contributions: dict[tuple[int, int], np.ndarray] = {}
         for chiplet, e, j in ops:
             if e not in weights:
                 weights[e] = (shared_expert_weights(spec, e - spec.num_experts, seed) if e >= spec.num_experts
@@ -56,19 +55,33 @@ def check_functional(loaded: Loaded, trace: RoutingTrace, ffn_log: list[tuple[in
                 g = (gates * hit).sum(axis=1)[idx].astype(np.float32)
             if len(idx) == 0:
                 continue
-            part = expert_forward(x[idx], shard_weights(weights[e], j, plan.num_shards)) * g[:, None]
-            out[idx] += part
-            for t, row in zip(idx.tolist(), part):
-                key = (t, e)
-                contributions[key] = contributions.get(key, 0) + row
+            out[idx] += expert_forward(x[idx], shard_weights(weights[e], j, plan.num_shards)) * g[:, None]
         ref = moe_forward(x, experts, gates, spec, seed)
         bad = ~np.isclose(out, ref, rtol=RTOL, atol=ATOL).all(axis=1)
         if bad.any():
             t = int(np.flatnonzero(bad)[0])
+            contributions = _token_contributions(t, ops, x, experts, gates, trace.token_chiplet, spec, plan, weights)
             raise FunctionalMismatch(_explain(t, layer, step, x, experts, gates, spec, seed, weights, contributions,
                                               float(np.abs(out[t] - ref[t]).max())))
         checked += 1
     return checked
+
+
+def _token_contributions(t, ops, x, experts, gates, token_chiplet, spec, plan, weights) -> dict:
+    """Per expert, what the executed ops added to token t (only computed to explain a mismatch)."""
+    out: dict[tuple[int, int], np.ndarray] = {}
+    for chiplet, e, j in ops:
+        if chiplet != token_chiplet[t]:
+            continue
+        if e >= spec.num_experts:
+            g = 1.0
+        elif e in experts[t]:
+            g = float(gates[t][list(experts[t]).index(e)])
+        else:
+            continue
+        row = expert_forward(x[t:t + 1], shard_weights(weights[e], j, plan.num_shards))[0] * g
+        out[(t, e)] = out.get((t, e), 0) + row
+    return out
 
 
 def _explain(t, layer, step, x, experts, gates, spec, seed, weights, contributions, err) -> str:

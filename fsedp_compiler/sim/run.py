@@ -120,6 +120,10 @@ def simulate(loaded: Loaded, trace: RoutingTrace | None, *, keep_ops: bool = Tru
             events += len(timeline.ops)
             for c in range(n):
                 sram_peak[c] = max(sram_peak[c], timeline.peak_bytes[c])
+                if sram_peak[c] > target.chiplet.sram_bytes:
+                    raise FsedpError(f"chiplet {c} holds {sram_peak[c]} bytes of shards in layer {block.layer} step "
+                                     f"{block.step}, more than its {target.chiplet.sram_bytes} bytes of SRAM",
+                                     path=loaded.outdir)
             for op in timeline.ops:
                 trip = block.trips[op.trip]
                 dur = op.end - op.start
