@@ -33,6 +33,7 @@ from fsedp_compiler.target import Target, target_to_json
 WHEN_CODES = {"home": 1, "member": 2, "forward": 3, "inbound": 5, "visit": 6}
 WHERE_CODES = {"next": 1}
 MANIFEST_FORMAT = "fsedpc-program"
+TRACE_FILE = "trace.npz"
 
 
 def _record(opcode: str, *, unit: int = 0, flags: int = 0, layer: int = 0, step: int = 0, expert: int = 0,
@@ -94,7 +95,8 @@ def build_programs(module: ModuleOp) -> tuple[list[Program], dict[str, Any]]:
         trace = cached_trace(trace_path, spec_from_module(module))
         steps = trace.num_steps
         local = np.bincount(trace.token_chiplet, minlength=target.num_chiplets).tolist()
-        info.update(trace=trace_path, steps=steps, tokens=trace.num_tokens,
+        # the trace travels with the program (a static program runs exactly this routing)
+        info.update(trace=TRACE_FILE, trace_source=trace_path, steps=steps, tokens=trace.num_tokens,
                     trace_sha256=sha256_hex(Path(trace_path).read_bytes()))
     out: list[Program] = []
     for prog in sorted(programs, key=lambda p: p.prop_int("chiplet")):
@@ -145,7 +147,10 @@ def emit(module: ModuleOp, outdir: str, extra_files: dict[str, bytes] | None = N
         files.append({"chiplet": p.chiplet, "fsa": fsa, "bin": binf, "instructions": int(len(p.instrs)),
                       "fsa_sha256": sha256_hex(text.encode()), "bin_sha256": sha256_hex(data)})
     extras = {}
-    for name, data in sorted((extra_files or {}).items()):
+    extra_files = dict(extra_files or {})
+    if info["mode"] == "static":
+        extra_files[TRACE_FILE] = Path(info["trace_source"]).read_bytes()
+    for name, data in sorted(extra_files.items()):
         atomic_write_bytes(os.path.join(outdir, name), data)
         extras[name] = sha256_hex(data)
     layers = []

@@ -8,13 +8,10 @@ import os
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
-import pytest
 
 from fsedp_compiler.backends.isa import OPCODE, decode, parse_text
 from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.dialects import dataflow as df
-from fsedp_compiler.ir import load_module
 from fsedp_compiler.layers import cached_trace, layer_contexts, module_model
 from fsedp_compiler.passes.expand_dataflow import port_map, static_steps
 from fsedp_compiler.passes.schedule_streams import step_routing

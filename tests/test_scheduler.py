@@ -13,7 +13,7 @@ from fsedp_compiler.model import MoeLayerSpec
 from fsedp_compiler.ring import Ring
 from fsedp_compiler.scheduler import Policy, StepRouting, local_tokens, schedule
 from fsedp_compiler.shardplan import make_shard_plan
-from fsedp_compiler.streaming import FFN, LOAD, SEND, buffer_split, execute, trajectories
+from fsedp_compiler.streaming import FFN, LOAD, buffer_split, execute, trajectories
 from fsedp_compiler.target import load_preset
 
 TARGETS = ["paper-2x2", "paper-4x4", "ring-8", "mesh-4x4", "hbm-8"]

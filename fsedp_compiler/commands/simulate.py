@@ -39,7 +39,10 @@ def run(args: argparse.Namespace) -> int:
     from fsedp_compiler.sim.timeline import chrome_trace
 
     loaded = load_outdir(args.outdir)
-    trace_path = args.trace or loaded.manifest.get("trace")
+    import os
+
+    bundled = loaded.manifest.get("trace")
+    trace_path = args.trace or (os.path.join(args.outdir, bundled) if bundled else None)
     if loaded.mode == "static" and args.trace and loaded.manifest.get("trace_sha256"):
         from fsedp_compiler.backends.isa import sha256_hex
 

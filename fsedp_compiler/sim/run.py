@@ -18,7 +18,7 @@ import numpy as np
 from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.routing import RoutingTrace
-from fsedp_compiler.streaming import FFN, LOAD, SEND, OpRecord, execute
+from fsedp_compiler.streaming import LOAD, SEND, execute
 
 from .loader import Loaded
 from .program import BlockStep, dynamic_blocks, static_blocks
@@ -51,7 +51,7 @@ class SimResult:
 def _lower_bound(block: BlockStep, loaded: Loaded, cost: CostModel) -> int:
     """DESIGN.md §5: busiest DRAM channel, busiest compute engine, D2D cut into any chiplet."""
     assert block.trips is not None and block.schedule is not None
-    plan, target = loaded.plans[block.layer], loaded.target
+    target = loaded.target
     dram: dict[tuple[int, int], int] = defaultdict(int)
     compute = [0] * target.num_chiplets
     inbound = [0] * target.num_chiplets
