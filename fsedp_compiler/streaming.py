@@ -157,8 +157,9 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
     pending: dict[tuple[int, int], int] = {}  # (trip, hop) -> uses left before the buffer is freed
     events: list[tuple[int, int, int, int, int, int]] = []
     ops: list[OpRecord] = []
-    # engines whose next op may have become startable, as (rank, key): DMA, then links, then compute
-    dirty: set[tuple] = {(0, key) for key in dma_q}
+    # engines whose next op may have become startable, as (rank, key): links, then compute, then
+    # DMA last, so a load's "two free buffers" (R4) counts every buffer taken at the same instant
+    dirty: set[tuple] = {(2, key) for key in dma_q}
     counter = 0
     now = 0
     remaining = len(trips)
@@ -183,12 +184,12 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
         uses = 0
         if trip.computes[hop]:
             heapq.heappush(compute_ready[c], (now, trip.stream, trip.seq, hop))
-            dirty.add((2, c))
+            dirty.add((1, c))
             uses += 1
         if hop + 1 < len(trip.path):
             key = (c, trip.path[hop + 1])
             heapq.heappush(link_ready[key], (now, trip.stream, trip.seq, hop))
-            dirty.add((1, key))
+            dirty.add((0, key))
             uses += 1
         pending[(trip.seq, hop)] = uses
 
@@ -202,8 +203,8 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
             free[c][trip.direction] += 1
             used[c] -= 1
             held[c] -= trip.nbytes
-            dirty.update((0, k) for k in dma_at.get(c, ()))
-            dirty.update((1, k) for k in links_into.get(c, ()))
+            dirty.update((2, k) for k in dma_at.get(c, ()))
+            dirty.update((0, k) for k in links_into.get(c, ()))
             if hop == len(trip.path) - 1:
                 remaining -= 1
 
@@ -254,7 +255,7 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
         ops.append(OpRecord(FFN, c, 0, seq, hop, now, now + length))
         push(now + length, COMPUTED, seq, hop)
 
-    starters = (start_dma, start_link, start_compute)
+    starters = (start_link, start_compute, start_dma)
 
     def kick() -> None:
         """One pass, in a fixed engine order, over the engines an event may have enabled
@@ -270,18 +271,18 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
             _, _, kind, a, b, c = heapq.heappop(events)
             if kind == DMA_FREE:
                 dma_busy.discard((a, b))
-                dirty.add((0, (a, b)))
+                dirty.add((2, (a, b)))
             elif kind == ARRIVE:
                 arrive(trips[a], b)
             elif kind == SENT:
                 key = (trips[a].path[b], c)
                 link_busy.discard(key)
-                dirty.add((1, key))
+                dirty.add((0, key))
                 use_done(trips[a], b)
             else:
                 chiplet = trips[a].path[b]
                 compute_busy.discard(chiplet)
-                dirty.add((2, chiplet))
+                dirty.add((1, chiplet))
                 use_done(trips[a], b)
         kick()
     if remaining:

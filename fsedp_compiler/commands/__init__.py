@@ -12,4 +12,5 @@ COMMANDS: tuple[str, ...] = (
     "opt",
     "compile",
     "simulate",
+    "crosscheck",
 )

@@ -1,0 +1,357 @@
+"""CP-SAT cross-check of the lightweight scheduler on one layer step (DESIGN.md §1).
+
+The model has the simulator's step semantics (`streaming.execute`), with the durations of
+`costmodel.py`: per shard a DRAM load on its home channel; per hop of its trajectory a transfer
+on the directed link (arriving `busy + latency` after it starts); an FFN at every member of S_e
+once the shard has arrived; NoOverlap per DRAM channel, directed link and compute engine; per
+chiplet and ring direction a cumulative of shard buffers, held from the load (or the upstream
+send) until the later of its FFN and its onward send, with a one-nanosecond phantom buffer at
+each load's start (R4: a load needs two free buffers) and the direction split of
+`streaming.buffer_split`. Three uses:
+
+* **evaluate/verify**: fix the heuristic's directions and the simulator's start times; CP-SAT
+  must find them feasible with the same makespan; a violation names the constraint and its ops;
+* **gap**: directions and times free under R1-R6, seeded with the heuristic as a hint;
+* **relaxed**: every shard may take either direction on its own (R2's one direction per expert
+  dropped), measuring what that rule costs.
+
+Solves are deterministic: `num_workers = 1`, fixed seed, a time limit (`max_time_in_seconds`).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from ortools.sat.python import cp_model
+
+from .costmodel import CostModel
+from .errors import FsedpError
+from .ring import CCW, CW, Ring
+from .scheduler import Policy, StepRouting, StepSchedule, Stream, schedule
+from .shardplan import ShardPlan
+from .streaming import FFN, LOAD, SEND, StepTimeline, Trip, buffer_split, execute, trajectories
+
+SEED = 1
+WORKERS = 1
+
+
+@dataclass
+class Instance:
+    """One layer step: the routing's streams (S_e, local tokens) on a plan, ring and cost model."""
+
+    plan: ShardPlan
+    ring: Ring
+    cost: CostModel
+    routing: StepRouting
+    policy: Policy = field(default_factory=Policy)
+
+    def heuristic(self) -> tuple[StepSchedule, list[Trip], StepTimeline, float]:
+        start = time.perf_counter()
+        sched = schedule(self.routing, self.plan, self.ring, self.cost, self.policy)
+        elapsed = time.perf_counter() - start
+        trips = trajectories(sched, self.plan, self.ring)
+        timeline = execute(trips, self.plan, self.ring, self.cost, {s.expert: s.tokens for s in sched.streams})
+        return sched, trips, timeline, elapsed
+
+
+@dataclass
+class CheckResult:
+    status: str
+    makespan: int | None
+    bound: int | None
+    solve_s: float
+    directions: dict[Any, int] = field(default_factory=dict)
+    violation: str | None = None
+
+
+def _variants(inst: Instance, sched: StepSchedule) -> dict:
+    """Per (stream index, shard): the trip in each direction the model may choose."""
+    out: dict[tuple[int, int], dict[int, Trip]] = {}
+    n = inst.ring.size
+    for d in (CW, CCW):
+        if d == CCW and (n < 3 or inst.plan.buffers < 4):
+            continue  # one direction only: a 2-ring's two directions coincide; B < 4 forbids splitting
+        flipped = StepSchedule(sched.layer, sched.step, tuple(Stream(s.expert, s.members, d, s.tokens)
+                                                              for s in sched.streams), 0)
+        for t in trajectories(flipped, inst.plan, inst.ring):
+            out.setdefault((t.stream, t.shard), {})[d] = t
+    return out
+
+
+def solve(inst: Instance, sched: StepSchedule, *, relaxed: bool = False, fixed: StepTimeline | None = None,
+          fixed_trips: list[Trip] | None = None, hint: StepTimeline | None = None, hint_trips: list[Trip] | None = None,
+          time_limit: float = 10.0) -> CheckResult:
+    """Build and solve the model. With `fixed` (and its trips) every direction and start time is
+    pinned to the simulator's (evaluate/verify); else directions and times are free."""
+    m = cp_model.CpModel()
+    cost, plan = inst.cost, inst.plan
+    n = inst.ring.size
+    variants = _variants(inst, sched)
+    fixed_dir = {(t.stream, t.shard): t.direction for t in (fixed_trips or [])}
+    # horizon: everything one after another is always enough
+    total = 0
+    for (si, j), opts in variants.items():
+        t = next(iter(opts.values()))
+        total += cost.dram_ns(t.nbytes) + len(inst.ring.order) * cost.link_ns(t.nbytes)
+        total += sum(cost.ffn_ns(t.params, sched.streams[si].tokens[c]) for c in range(n))
+    horizon = total + 1
+    if fixed is not None:
+        horizon = max(horizon, fixed.makespan + 1)
+    dir_var: dict[Any, cp_model.IntVar] = {}
+    lit: dict[tuple[int, int, int], Any] = {}
+    for (si, j), opts in variants.items():
+        key = (si, j) if relaxed else si
+        if len(opts) == 1:
+            (d,) = opts
+            lit[(si, j, d)] = m.NewConstant(1)
+            continue
+        if key not in dir_var:
+            dir_var[key] = m.NewBoolVar(f"cw_{key}")
+        lit[(si, j, CW)] = dir_var[key]
+        lit[(si, j, CCW)] = dir_var[key].Not()
+    resources: dict[tuple, list] = {}
+    pools: dict[tuple[int, int], list] = {}
+    ends: list[Any] = []
+    present_ends: list[tuple[Any, Any]] = []
+    starts: dict[tuple, Any] = {}
+    for (si, j), opts in variants.items():
+        first = next(iter(opts.values()))
+        home, channel = first.path[0], first.channel
+        busy_d = cost.dram_busy_ns(first.nbytes)
+        ls = m.NewIntVar(0, horizon, f"load_{si}_{j}")
+        starts[("load", si, j)] = ls
+        resources.setdefault(("dram", home, channel), []).append(m.NewFixedSizeIntervalVar(ls, busy_d, ""))
+        ends.append(ls + busy_d)
+        ffn_start: dict[int, Any] = {}
+        stream = sched.streams[si]
+        for c in range(n):
+            if stream.members >> c & 1:
+                dur = cost.ffn_ns(first.params, stream.tokens[c])
+                cs = m.NewIntVar(0, horizon, f"ffn_{si}_{j}_{c}")
+                ffn_start[c] = cs
+                starts[("ffn", si, j, c)] = cs
+                resources.setdefault(("compute", c), []).append(m.NewFixedSizeIntervalVar(cs, dur, ""))
+                ends.append(cs + dur)
+        for d, trip in opts.items():
+            p = lit[(si, j, d)]
+            arrive = ls + busy_d + cost.dram_latency_ns
+            reserve = ls
+            link_busy = cost.link_busy_ns(trip.nbytes)
+            sends: list[Any] = []
+            for hop, c in enumerate(trip.path):
+                release_after: list[Any] = []
+                if trip.computes[hop]:
+                    m.Add(ffn_start[c] >= arrive).OnlyEnforceIf(p)
+                    release_after.append(ffn_start[c] + cost.ffn_ns(trip.params, stream.tokens[c]))
+                if hop + 1 < len(trip.path):
+                    st = m.NewIntVar(0, horizon, f"send_{si}_{j}_{d}_{hop}")
+                    starts[("send", si, j, d, hop)] = st
+                    resources.setdefault(("link", c, trip.path[hop + 1]), []).append(
+                        m.NewOptionalFixedSizeIntervalVar(st, link_busy, p, ""))
+                    m.Add(st >= arrive).OnlyEnforceIf(p)
+                    release_after.append(st + link_busy)
+                    present_ends.append((st + link_busy, p))
+                    sends.append((st, p))
+                rel = m.NewIntVar(0, horizon, "")
+                m.AddMaxEquality(rel, release_after)
+                size = m.NewIntVar(0, horizon, "")
+                pools.setdefault((c, d), []).append(m.NewOptionalIntervalVar(reserve, size, rel, p, ""))
+                if hop == 0:  # R4: the load needs a second free buffer at its start
+                    pools[(c, d)].append(m.NewOptionalFixedSizeIntervalVar(ls, 1, p, ""))
+                if hop + 1 < len(trip.path):
+                    reserve = sends[-1][0]
+                    arrive = sends[-1][0] + link_busy + cost.link_latency_ns
+    for key, ivs in resources.items():
+        m.AddNoOverlap(ivs)
+    used = {d: m.NewBoolVar(f"used_{d}") for d in (CW, CCW)}
+    for d in (CW, CCW):
+        lits = [lit[(si, j, dd)] for (si, j, dd) in lit if dd == d]
+        if lits:
+            m.AddMaxEquality(used[d], lits)
+        else:
+            m.Add(used[d] == 0)
+    b = plan.buffers
+    split_two = buffer_split(b, {CW, CCW})
+    for (c, d), ivs in pools.items():
+        other = used[-d]
+        cap = m.NewIntVar(0, b, f"cap_{c}_{d}")
+        m.Add(cap == b - (b - split_two[d]) * other)
+        m.AddCumulative(ivs, [1] * len(ivs), cap)
+    mk = m.NewIntVar(0, horizon, "makespan")
+    for end in ends:
+        m.Add(mk >= end)
+    for end, p in present_ends:
+        m.Add(mk >= end).OnlyEnforceIf(p)
+    m.Minimize(mk)
+    if fixed is not None and fixed_trips is not None:
+        for (si, j, d), value in lit.items():
+            want = fixed_dir[(si, j)] == d
+            m.Add(value == int(want))
+        for op in fixed.ops:
+            t = fixed_trips[op.trip]
+            if op.kind == LOAD:
+                m.Add(starts[("load", t.stream, t.shard)] == op.start)
+            elif op.kind == SEND:
+                m.Add(starts[("send", t.stream, t.shard, t.direction, op.hop)] == op.start)
+            else:
+                m.Add(starts[("ffn", t.stream, t.shard, op.chiplet)] == op.start)
+    elif hint is not None and hint_trips is not None:
+        if True:
+            hinted: set = set()
+            for t in hint_trips:
+                key = (t.stream, t.shard) if relaxed else t.stream
+                if key in dir_var and key not in hinted:
+                    hinted.add(key)
+                    m.AddHint(dir_var[key], t.direction == CW)
+            for op in hint.ops:
+                t = hint_trips[op.trip]
+                name = (("load", t.stream, t.shard) if op.kind == LOAD else
+                        ("send", t.stream, t.shard, t.direction, op.hop) if op.kind == SEND else
+                        ("ffn", t.stream, t.shard, op.chiplet))
+                if name in starts:
+                    m.AddHint(starts[name], op.start)
+            m.AddHint(mk, hint.makespan)
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = WORKERS
+    solver.parameters.random_seed = SEED
+    solver.parameters.max_time_in_seconds = time_limit
+    began = time.perf_counter()
+    status = solver.Solve(m)
+    elapsed = time.perf_counter() - began
+    name = solver.StatusName(status)
+    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        dirs = {k: int(solver.Value(v)) for k, v in dir_var.items()}
+        return CheckResult(name, int(solver.Value(mk)), int(solver.BestObjectiveBound()) if fixed is None else
+                           int(solver.Value(mk)), elapsed, dirs)
+    return CheckResult(name, None, int(solver.BestObjectiveBound()) if status != cp_model.INFEASIBLE else None,
+                       elapsed)
+
+
+def _op_name(kind: str, t: Trip, chiplet: int, hop: int = 0) -> str:
+    where = f"{chiplet}->{t.path[hop + 1]}" if kind == SEND else f"on chiplet {chiplet}"
+    return f"{kind} e{t.expert}s{t.shard} {where}"
+
+
+def explain_violation(inst: Instance, trips: list[Trip], timeline: StepTimeline) -> str:
+    """The first model constraint a fixed schedule breaks, naming the constraint and its ops
+    (same constraints as `solve`, evaluated directly on the fixed times)."""
+    cost = inst.cost
+    usage: dict[tuple, list[tuple[int, int, str]]] = {}
+    arrive: dict[tuple[int, int], int] = {}
+    sent: dict[tuple[int, int], int] = {}
+    ffn: dict[tuple[int, int], int] = {}
+    for op in timeline.ops:
+        t = trips[op.trip]
+        name = _op_name(op.kind, t, op.chiplet, op.hop)
+        if op.kind == LOAD:
+            usage.setdefault(("DRAM channel", op.chiplet, op.unit), []).append((op.start, op.end, name))
+            arrive[(op.trip, 0)] = op.end + cost.dram_latency_ns
+        elif op.kind == SEND:
+            usage.setdefault(("link", op.chiplet, op.unit), []).append((op.start, op.end, name))
+            sent[(op.trip, op.hop)] = op.start
+            arrive[(op.trip, op.hop + 1)] = op.end + cost.link_latency_ns
+        else:
+            usage.setdefault(("compute", op.chiplet), []).append((op.start, op.end, name))
+            ffn[(op.trip, op.hop)] = op.start
+    for key, spans in sorted(usage.items()):
+        spans.sort()
+        for (s0, e0, a), (s1, _e1, b_) in zip(spans, spans[1:]):
+            if s1 < e0:
+                return f"NoOverlap on {key[0]} {key[1:]} violated: {a} [{s0}, {e0}) overlaps {b_} starting at {s1}"
+    for (trip, hop), start in sorted(sent.items()):
+        if (trip, hop) not in arrive or start < arrive[(trip, hop)]:
+            t = trips[trip]
+            return (f"precedence violated: {_op_name(SEND, t, t.path[hop], hop)} starts at {start} before the shard "
+                    f"arrives at {arrive.get((trip, hop), 'never')}")
+    for (trip, hop), start in sorted(ffn.items()):
+        if (trip, hop) not in arrive or start < arrive[(trip, hop)]:
+            t = trips[trip]
+            return (f"precedence violated: {_op_name(FFN, t, t.path[hop])} starts at {start} before the shard "
+                    f"arrives at {arrive.get((trip, hop), 'never')}")
+    split = buffer_split(inst.plan.buffers, {t.direction for t in trips})
+    holds: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    ends_at: dict[tuple[int, int], list[int]] = {}
+    for op in timeline.ops:
+        if op.kind in (SEND, FFN):
+            ends_at.setdefault((op.trip, op.hop), []).append(op.end)
+    for t in trips:
+        reserve = next(op.start for op in timeline.ops if op.kind == LOAD and op.trip == t.seq)
+        for hop, c in enumerate(t.path):
+            release = max(ends_at.get((t.seq, hop), [reserve]))
+            holds.setdefault((c, t.direction), []).append((reserve, release))
+            if hop == 0:
+                holds[(c, t.direction)].append((reserve, reserve + 1))
+            if (t.seq, hop) in sent:
+                reserve = sent[(t.seq, hop)]
+    for (c, d), spans in sorted(holds.items()):
+        points = sorted({s for s, _ in spans})
+        for p in points:
+            level = sum(1 for s, e in spans if s <= p < e)
+            if level > split[d]:
+                return (f"cumulative SRAM buffers of chiplet {c} ({'cw' if d == CW else 'ccw'} pool, capacity "
+                        f"{split[d]}, counting R4's second buffer at each load) exceeded at t={p}: {level} held")
+    return "no violation found by the direct check"
+
+
+def crosscheck(inst: Instance, *, time_limit: float = 10.0, relaxed: bool = True) -> dict[str, Any]:
+    """Heuristic vs CP-SAT on one instance: verification, gap and (optionally) the price of
+    virtualization, as the JSON fields of `fsedpc crosscheck`."""
+    sched, trips, timeline, heuristic_s = inst.heuristic()
+    evaluated = solve(inst, sched, fixed=timeline, fixed_trips=trips, time_limit=time_limit)
+    verified = evaluated.status in ("OPTIMAL", "FEASIBLE") and evaluated.makespan == timeline.makespan
+    row: dict[str, Any] = {"heuristic_ns": timeline.makespan, "verified": verified, "heuristic_s": heuristic_s,
+                           "streams": len(sched.streams), "shards": len(trips)}
+    if not verified:
+        row["violation"] = explain_violation(inst, trips, timeline)
+    best = solve(inst, sched, hint=timeline, hint_trips=trips, time_limit=time_limit)
+    found = min(x for x in (best.makespan, timeline.makespan) if x is not None)
+    row.update(status=best.status, optimum_ns=best.makespan if best.status == "OPTIMAL" else None,
+               best_ns=found, bound_ns=best.bound, solver_s=best.solve_s)
+    reference = row["optimum_ns"] or best.bound or found
+    row["gap"] = timeline.makespan / reference - 1 if reference else 0.0
+    if relaxed:
+        free = solve(inst, sched, relaxed=True, hint=timeline, hint_trips=trips, time_limit=time_limit)
+        # a solution under the rules is one of the relaxed model's, so the relaxed best is at most it
+        relaxed_ns = min(x for x in (free.makespan, found) if x is not None)
+        row.update(relaxed_ns=relaxed_ns, relaxed_status=free.status, relaxed_bound_ns=free.bound,
+                   price_of_virtualization=found / relaxed_ns - 1 if relaxed_ns else 0.0)
+        row["solver_s"] += free.solve_s
+    return row
+
+
+def random_instances(layer, target, count: int, seed: int, *, shards_per_chiplet: int = 1, buffers: int = 6,
+                     max_tokens_per_chiplet: int = 3, policy: Policy = Policy()) -> list[Instance]:
+    """`count` random small routings of `layer` on `target`: 1..max tokens on each chiplet,
+    each picking top-k distinct experts uniformly."""
+    from .shardplan import make_shard_plan
+
+    plan = make_shard_plan(layer, target, shards_per_chiplet, buffers)
+    ring, cost = Ring(target.ring), CostModel(target, layer.dtype)
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        per_chiplet = rng.integers(1, max_tokens_per_chiplet + 1, target.num_chiplets)
+        chiplet = np.repeat(np.arange(target.num_chiplets), per_chiplet).astype(np.int32)
+        experts = np.array([rng.choice(layer.num_experts, layer.top_k, replace=False) for _ in chiplet], dtype=np.int32)
+        weights = np.full(experts.shape, 1.0 / layer.top_k, dtype=np.float32)
+        out.append(Instance(plan, ring, cost, StepRouting(experts, weights, chiplet), policy))
+    return out
+
+
+def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median and max gap, price of virtualization, and solver vs heuristic time."""
+    gaps = [r["gap"] for r in rows]
+    prices = [r["price_of_virtualization"] for r in rows if "price_of_virtualization" in r]
+    return {
+        "median_gap": statistics.median(gaps) if gaps else None,
+        "max_gap": max(gaps) if gaps else None,
+        "median_price_of_virtualization": statistics.median(prices) if prices else None,
+        "all_verified": all(r["verified"] for r in rows),
+        "median_solver_s": statistics.median([r["solver_s"] for r in rows]) if rows else None,
+        "median_heuristic_s": statistics.median([r["heuristic_s"] for r in rows]) if rows else None,
+    }
+

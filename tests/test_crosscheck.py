@@ -1,0 +1,147 @@
+"""CP-SAT cross-check: exact agreement with the simulator, known optima, relaxations, violations."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fsedp_compiler.costmodel import CostModel
+from fsedp_compiler.crosscheck import Instance, crosscheck, explain_violation, random_instances, solve
+from fsedp_compiler.model import MoeLayerSpec
+from fsedp_compiler.ring import Ring
+from fsedp_compiler.scheduler import StepRouting
+from fsedp_compiler.shardplan import ShardPlan
+from fsedp_compiler.streaming import FFN, LOAD
+from fsedp_compiler.target import load_preset, parse_target_toml
+
+from test_simulator import TOML  # tests/ is on sys.path (pytest rootdir-relative imports)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def hand_instance(n: int, shards: int, buffers: int, chiplet_of_token: list[int]) -> Instance:
+    target = parse_target_toml(TOML.format(n=n), "hand.toml")
+    layer = MoeLayerSpec(0, d_model=10, d_ffn=50 * shards, num_experts=1, top_k=1)
+    plan = ShardPlan(layer, shards, buffers, ((0, 0),))
+    experts = np.zeros((len(chiplet_of_token), 1), dtype=np.int32)
+    routing = StepRouting(experts, np.ones(experts.shape, np.float32), np.array(chiplet_of_token, dtype=np.int32))
+    return Instance(plan, Ring(target.ring), CostModel(target), routing)
+
+
+def test_known_optimum_one_shard_one_link() -> None:
+    inst = hand_instance(2, 1, 2, [1])
+    sched, trips, timeline, _ = inst.heuristic()
+    result = solve(inst, sched, hint=timeline, hint_trips=trips)
+    assert (result.status, result.makespan) == ("OPTIMAL", 300 + 100 + 30 + 5 + 2)
+
+
+def test_known_optimum_two_buffer_pipeline() -> None:
+    # two shards, two buffers: the second load must wait for the first shard's buffer (R4)
+    inst = hand_instance(2, 2, 2, [1])
+    sched, trips, timeline, _ = inst.heuristic()
+    assert timeline.makespan == 867
+    result = solve(inst, sched, hint=timeline, hint_trips=trips)
+    assert (result.status, result.makespan) == ("OPTIMAL", 867)
+
+
+def test_known_optimum_ring_of_three_prefers_the_short_way() -> None:
+    # the member is one hop away counter-clockwise, two clockwise: R2 lets the expert choose
+    inst = hand_instance(3, 1, 4, [2])
+    sched, trips, timeline, _ = inst.heuristic()
+    result = solve(inst, sched, hint=timeline, hint_trips=trips)
+    assert (result.status, result.makespan) == ("OPTIMAL", 300 + 100 + 30 + 5 + 2)
+
+
+@st.composite
+def random_cases(draw):
+    target = load_preset(draw(st.sampled_from(["paper-2x2", "ring-8"])))
+    experts = draw(st.integers(2, 6))
+    layer = MoeLayerSpec(0, d_model=16, d_ffn=64, num_experts=experts, top_k=draw(st.integers(1, 2)))
+    return random_instances(layer, target, 1, draw(st.integers(0, 10**6)), buffers=draw(st.integers(2, 6)),
+                            max_tokens_per_chiplet=2)[0]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_cases())
+def test_model_evaluates_the_heuristic_exactly_as_the_simulator(inst) -> None:
+    """Same decisions and start times: CP-SAT finds them feasible, with the simulator's makespan."""
+    sched, trips, timeline, _ = inst.heuristic()
+    result = solve(inst, sched, fixed=timeline, fixed_trips=trips, time_limit=20)
+    assert result.status == "OPTIMAL"
+    assert result.makespan == timeline.makespan
+    assert explain_violation(inst, trips, timeline) == "no violation found by the direct check"
+
+
+def test_relaxed_is_never_worse_than_constrained() -> None:
+    layer = MoeLayerSpec(0, d_model=16, d_ffn=64, num_experts=4, top_k=2)
+    for inst in random_instances(layer, load_preset("paper-2x2"), 4, 3):
+        sched, trips, timeline, _ = inst.heuristic()
+        rules = solve(inst, sched, hint=timeline, hint_trips=trips, time_limit=20)
+        free = solve(inst, sched, relaxed=True, hint=timeline, hint_trips=trips, time_limit=20)
+        assert rules.status == free.status == "OPTIMAL"
+        assert free.makespan <= rules.makespan <= timeline.makespan
+
+
+def _inst():
+    layer = MoeLayerSpec(0, d_model=16, d_ffn=64, num_experts=4, top_k=2)
+    return random_instances(layer, load_preset("paper-2x2"), 1, 5)[0]
+
+
+def test_an_ffn_before_its_shard_arrives_is_rejected_and_named() -> None:
+    inst = _inst()
+    sched, trips, timeline, _ = inst.heuristic()
+    ops = list(timeline.ops)
+    i = next(k for k, op in enumerate(ops) if op.kind == FFN and op.hop > 0)
+    ops[i] = dataclasses.replace(ops[i], start=0, end=ops[i].end - ops[i].start)
+    bad = dataclasses.replace(timeline, ops=ops)
+    assert solve(inst, sched, fixed=bad, fixed_trips=trips).status == "INFEASIBLE"
+    t = trips[ops[i].trip]
+    message = explain_violation(inst, trips, bad)
+    assert message.startswith(f"precedence violated: ffn e{t.expert}s{t.shard} on chiplet {ops[i].chiplet} starts at 0")
+
+
+def test_two_loads_on_one_channel_at_once_are_rejected_and_named() -> None:
+    inst = _inst()
+    sched, trips, timeline, _ = inst.heuristic()
+    ops = list(timeline.ops)
+    loads = [k for k, op in enumerate(ops) if op.kind == LOAD and op.chiplet == 0]
+    first, second = ops[loads[0]], ops[loads[1]]
+    ops[loads[1]] = dataclasses.replace(second, start=first.start + 1, end=first.start + 1 + second.end - second.start)
+    bad = dataclasses.replace(timeline, ops=ops)
+    assert solve(inst, sched, fixed=bad, fixed_trips=trips).status == "INFEASIBLE"
+    assert explain_violation(inst, trips, bad).startswith("NoOverlap on DRAM channel (0, 0) violated: load e")
+
+
+def test_crosscheck_cli_report_is_deterministic(fsedpc, tmp_path: Path) -> None:
+    args = ["crosscheck", str(REPO / "examples/models/tiny-moe.mlir"), "--target", "paper-2x2", "--random", "2",
+            "--seed", "3", "--time-limit", "5", "--relaxed"]
+    reports = []
+    for name in ("a.json", "b.json"):
+        r = fsedpc(*args, "--json", str(tmp_path / name))
+        assert r.code == 0, r.err
+        data = json.loads((tmp_path / name).read_text())
+        for row in data["instances"]:
+            row.pop("solver_s")
+            row.pop("heuristic_s")
+        data.pop("median_solver_s")
+        data.pop("median_heuristic_s")
+        reports.append(data)
+    assert reports[0] == reports[1]
+    row = reports[0]["instances"][0]
+    assert {"heuristic_ns", "optimum_ns", "bound_ns", "status", "gap", "verified", "relaxed_ns",
+            "price_of_virtualization"} <= set(row)
+    assert row["verified"] and row["gap"] >= 0 and row["relaxed_ns"] <= row["best_ns"] <= row["heuristic_ns"]
+    assert "median gap" in r.out
+
+
+def test_crosscheck_on_a_trace_step(fsedpc) -> None:
+    r = fsedpc("crosscheck", str(REPO / "examples/models/tiny-moe.mlir"), "--target", "paper-2x2",
+               "--trace", str(REPO / "examples/traces/tiny-moe-4c.npz"), "--layer", "2", "--step", "1",
+               "--time-limit", "5")
+    assert r.code == 0, r.err
+    assert "all verified: True" in r.out
