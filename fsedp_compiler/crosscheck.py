@@ -12,14 +12,16 @@ each load's start (R4: a load needs two free buffers) and the direction split of
 * **evaluate/verify**: fix the heuristic's directions and the simulator's start times; CP-SAT
   must find them feasible with the same makespan; a violation names the constraint and its ops;
 * **gap**: directions and times free under R1-R6, seeded with the heuristic as a hint;
-* **relaxed**: every shard may take either direction on its own (R2's one direction per expert
-  dropped), measuring what that rule costs.
+* **relaxed**: every shard may take either direction and enter S_e at any member on its own
+  (R2 dropped: no common direction, no nearest entry), measuring what the rules cost. Paths stay
+  on the virtual ring and members are still visited in ring order (R1, R3 kept).
 
 Solves are deterministic: `num_workers = 1`, fixed seed, a time limit (`max_time_in_seconds`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -68,17 +70,39 @@ class CheckResult:
     violation: str | None = None
 
 
-def _variants(inst: Instance, sched: StepSchedule) -> dict:
-    """Per (stream index, shard): the trip in each direction the model may choose."""
-    out: dict[tuple[int, int], dict[int, Trip]] = {}
+def entry_of(trip: Trip) -> int:
+    """The member where a trip starts computing (R2 makes it the first member from its home)."""
+    return trip.path[trip.computes.index(True)]
+
+
+def _trip_via(ring: Ring, base: Trip, members: int, direction: int, entry: int) -> Trip:
+    """`base`'s shard walking `direction` from its home to `entry`, then every member once."""
+    home = base.path[0]
+    visits = ring.members_in_order(members, entry, direction)
+    approach = ring.dist(home, entry, direction)
+    path = tuple(ring.walk(home, approach + ring.dist(entry, visits[-1], direction), direction))
+    computes = tuple(i >= approach and bool(members >> c & 1) for i, c in enumerate(path))
+    return dataclasses.replace(base, direction=direction, path=path, computes=computes)
+
+
+def _variants(inst: Instance, sched: StepSchedule, relaxed: bool) -> dict[tuple[int, int], dict[tuple[int, int], Trip]]:
+    """Per (stream index, shard): the trips the model may choose, keyed (direction, entry).
+    Under the rules: the expert's direction, entering at the first member reached (R2); relaxed:
+    either direction per shard and any member as its entry."""
+    out: dict[tuple[int, int], dict[tuple[int, int], Trip]] = {}
     n = inst.ring.size
-    for d in (CW, CCW):
-        if d == CCW and (n < 3 or inst.plan.buffers < 4):
-            continue  # one direction only: a 2-ring's two directions coincide; B < 4 forbids splitting
-        flipped = StepSchedule(sched.layer, sched.step, tuple(Stream(s.expert, s.members, d, s.tokens)
-                                                              for s in sched.streams), 0)
-        for t in trajectories(flipped, inst.plan, inst.ring):
-            out.setdefault((t.stream, t.shard), {})[d] = t
+    directions = [CW] if n < 3 or inst.plan.buffers < 4 else [CW, CCW]  # B < 4: one pool, one way
+    for t in trajectories(sched, inst.plan, inst.ring):
+        members = sched.streams[t.stream].members
+        opts: dict[tuple[int, int], Trip] = {}
+        for d in directions:
+            if relaxed:
+                for entry in (c for c in range(n) if members >> c & 1):
+                    opts[(d, entry)] = _trip_via(inst.ring, t, members, d, entry)
+            else:
+                entry = inst.ring.first_member(members, t.path[0], d)
+                opts[(d, entry)] = _trip_via(inst.ring, t, members, d, entry)
+        out[(t.stream, t.shard)] = opts
     return out
 
 
@@ -90,8 +114,8 @@ def solve(inst: Instance, sched: StepSchedule, *, relaxed: bool = False, fixed: 
     m = cp_model.CpModel()
     cost, plan = inst.cost, inst.plan
     n = inst.ring.size
-    variants = _variants(inst, sched)
-    fixed_dir = {(t.stream, t.shard): t.direction for t in (fixed_trips or [])}
+    variants = _variants(inst, sched, relaxed)
+    fixed_variant = {(t.stream, t.shard): (t.direction, entry_of(t)) for t in (fixed_trips or [])}
     # horizon: everything one after another is always enough
     total = 0
     for (si, j), opts in variants.items():
@@ -102,17 +126,20 @@ def solve(inst: Instance, sched: StepSchedule, *, relaxed: bool = False, fixed: 
     if fixed is not None:
         horizon = max(horizon, fixed.makespan + 1)
     dir_var: dict[Any, cp_model.IntVar] = {}
-    lit: dict[tuple[int, int, int], Any] = {}
+    lit: dict[tuple[int, int, tuple[int, int]], Any] = {}
     for (si, j), opts in variants.items():
-        key = (si, j) if relaxed else si
         if len(opts) == 1:
-            (d,) = opts
-            lit[(si, j, d)] = m.NewConstant(1)
-            continue
-        if key not in dir_var:
-            dir_var[key] = m.NewBoolVar(f"cw_{key}")
-        lit[(si, j, CW)] = dir_var[key]
-        lit[(si, j, CCW)] = dir_var[key].Not()
+            (only,) = opts
+            lit[(si, j, only)] = m.NewConstant(1)
+        elif relaxed:
+            choice = {v: m.NewBoolVar(f"via_{si}_{j}_{v}") for v in opts}
+            m.AddExactlyOne(choice.values())
+            lit.update({(si, j, v): b_ for v, b_ in choice.items()})
+        else:  # one direction per expert (R2)
+            if si not in dir_var:
+                dir_var[si] = m.NewBoolVar(f"cw_{si}")
+            for v in opts:
+                lit[(si, j, v)] = dir_var[si] if v[0] == CW else dir_var[si].Not()
     resources: dict[tuple, list] = {}
     pools: dict[tuple[int, int], list] = {}
     ends: list[Any] = []
@@ -136,8 +163,9 @@ def solve(inst: Instance, sched: StepSchedule, *, relaxed: bool = False, fixed: 
                 starts[("ffn", si, j, c)] = cs
                 resources.setdefault(("compute", c), []).append(m.NewFixedSizeIntervalVar(cs, dur, ""))
                 ends.append(cs + dur)
-        for d, trip in opts.items():
-            p = lit[(si, j, d)]
+        for vkey, trip in opts.items():
+            d = vkey[0]
+            p = lit[(si, j, vkey)]
             arrive = ls + busy_d + cost.dram_latency_ns
             reserve = ls
             link_busy = cost.link_busy_ns(trip.nbytes)
@@ -148,8 +176,8 @@ def solve(inst: Instance, sched: StepSchedule, *, relaxed: bool = False, fixed: 
                     m.Add(ffn_start[c] >= arrive).OnlyEnforceIf(p)
                     release_after.append(ffn_start[c] + cost.ffn_ns(trip.params, stream.tokens[c]))
                 if hop + 1 < len(trip.path):
-                    st = m.NewIntVar(0, horizon, f"send_{si}_{j}_{d}_{hop}")
-                    starts[("send", si, j, d, hop)] = st
+                    st = m.NewIntVar(0, horizon, f"send_{si}_{j}_{vkey}_{hop}")
+                    starts[("send", si, j, vkey, hop)] = st
                     resources.setdefault(("link", c, trip.path[hop + 1]), []).append(
                         m.NewOptionalFixedSizeIntervalVar(st, link_busy, p, ""))
                     m.Add(st >= arrive).OnlyEnforceIf(p)
@@ -169,7 +197,7 @@ def solve(inst: Instance, sched: StepSchedule, *, relaxed: bool = False, fixed: 
         m.AddNoOverlap(ivs)
     used = {d: m.NewBoolVar(f"used_{d}") for d in (CW, CCW)}
     for d in (CW, CCW):
-        lits = [lit[(si, j, dd)] for (si, j, dd) in lit if dd == d]
+        lits = [value for (_si, _j, v), value in lit.items() if v[0] == d]
         if lits:
             m.AddMaxEquality(used[d], lits)
         else:
@@ -188,29 +216,32 @@ def solve(inst: Instance, sched: StepSchedule, *, relaxed: bool = False, fixed: 
         m.Add(mk >= end).OnlyEnforceIf(p)
     m.Minimize(mk)
     if fixed is not None and fixed_trips is not None:
-        for (si, j, d), value in lit.items():
-            want = fixed_dir[(si, j)] == d
-            m.Add(value == int(want))
+        for (si, j, v), value in lit.items():
+            m.Add(value == int(fixed_variant[(si, j)] == v))
         for op in fixed.ops:
             t = fixed_trips[op.trip]
             if op.kind == LOAD:
                 m.Add(starts[("load", t.stream, t.shard)] == op.start)
             elif op.kind == SEND:
-                m.Add(starts[("send", t.stream, t.shard, t.direction, op.hop)] == op.start)
+                m.Add(starts[("send", t.stream, t.shard, (t.direction, entry_of(t)), op.hop)] == op.start)
             else:
                 m.Add(starts[("ffn", t.stream, t.shard, op.chiplet)] == op.start)
     elif hint is not None and hint_trips is not None:
         if True:
             hinted: set = set()
             for t in hint_trips:
-                key = (t.stream, t.shard) if relaxed else t.stream
-                if key in dir_var and key not in hinted:
-                    hinted.add(key)
-                    m.AddHint(dir_var[key], t.direction == CW)
+                chosen = (t.direction, entry_of(t))
+                if relaxed:
+                    if len(variants[(t.stream, t.shard)]) > 1:
+                        for v in variants[(t.stream, t.shard)]:
+                            m.AddHint(lit[(t.stream, t.shard, v)], v == chosen)
+                elif t.stream in dir_var and t.stream not in hinted:
+                    hinted.add(t.stream)
+                    m.AddHint(dir_var[t.stream], t.direction == CW)
             for op in hint.ops:
                 t = hint_trips[op.trip]
                 name = (("load", t.stream, t.shard) if op.kind == LOAD else
-                        ("send", t.stream, t.shard, t.direction, op.hop) if op.kind == SEND else
+                        ("send", t.stream, t.shard, (t.direction, entry_of(t)), op.hop) if op.kind == SEND else
                         ("ffn", t.stream, t.shard, op.chiplet))
                 if name in starts:
                     m.AddHint(starts[name], op.start)
