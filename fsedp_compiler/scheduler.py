@@ -177,12 +177,20 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring, cost: CostModel,
         # an expert's work: its busiest member's compute plus its share of DRAM time
         work[e] = max(per_member) + busy * m // max(len(plan.channels), 1)
 
-    # directions: largest traffic first, each to the direction whose busiest link stays lowest
+    by_work = sorted(masks, key=lambda x: (-work[x], x))
+    if policy.order == "paired":
+        ordered = [by_work[(i // 2) if i % 2 == 0 else len(by_work) - 1 - i // 2] for i in range(len(by_work))]
+    elif policy.order == "work":
+        ordered = by_work
+    else:
+        ordered = sorted(masks)
+    # directions, in the global order: each stream takes the direction whose busiest link stays
+    # lowest given the streams before it (streams close in the order run at the same time)
     link_load = {CW: np.zeros(n, dtype=np.int64), CCW: np.zeros(n, dtype=np.int64)}
     direction: dict[int, int] = {}
     candidates = {e: {d: stream_link_bytes(ring, plan, e, masks[e], d) for d in (CW, CCW)} for e in masks} \
         if policy.direction == "balanced" else {}
-    for e in sorted(masks, key=lambda x: (-work[x], x)):
+    for e in ordered:
         # both directions need >= 2 buffers each (R4 per direction, see streaming.buffer_split)
         if policy.direction == "cw" or n < 3 or plan.buffers < 4:
             d = CW
@@ -192,13 +200,6 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring, cost: CostModel,
         direction[e] = d
         link_load[d] += candidates[e][d] if candidates else stream_link_bytes(ring, plan, e, masks[e], d)
 
-    by_work = sorted(masks, key=lambda x: (-work[x], x))
-    if policy.order == "paired":
-        ordered = [by_work[(i // 2) if i % 2 == 0 else len(by_work) - 1 - i // 2] for i in range(len(by_work))]
-    elif policy.order == "work":
-        ordered = by_work
-    else:
-        ordered = sorted(masks)
     streams = tuple(Stream(e, masks[e], direction[e], tuple(int(t) for t in counts[e])) for e in ordered)
 
     dram_bound = int(channel_busy.max()) + cost.dram_latency_ns if len(active) else 0

@@ -15,7 +15,7 @@
 // CHECK-NEXT: dense  l=0 s=0 tokens=1
 // CHECK-NEXT: stream dir=cw l=0 s=0 e=0 members=1
 // CHECK-NEXT: stream dir=ccw l=0 s=0 e=3 members=15
-// CHECK-NEXT: stream dir=ccw l=0 s=0 e=1 members=4
+// CHECK-NEXT: stream dir=cw l=0 s=0 e=1 members=4
 // CHECK-NEXT: stream dir=cw l=0 s=0 e=2 members=10
 // CHECK-NEXT: loads  ch=0 l=0 s=0 e=0 n=2 bytes=384
 // CHECK-NEXT: recvs  port=1 l=0 s=0 e=0 n=6 bytes=384
@@ -27,9 +27,8 @@
 // CHECK-NEXT: ffns   l=0 s=0 e=3 n=8 tokens=1
 // CHECK-NEXT: frees  l=0 s=0 e=3 n=8
 // CHECK-NEXT: loads  ch=0 l=0 s=0 e=1 n=2 bytes=384
-// CHECK-NEXT: recvs  port=0 l=0 s=0 e=1 n=4 bytes=384
-// CHECK-NEXT: sends  port=1 dir=ccw l=0 s=0 e=1 n=6 bytes=384
-// CHECK-NEXT: frees  l=0 s=0 e=1 n=6
+// CHECK-NEXT: sends  port=0 dir=cw l=0 s=0 e=1 n=2 bytes=384
+// CHECK-NEXT: frees  l=0 s=0 e=1 n=2
 // CHECK-NEXT: loads  ch=0 l=0 s=0 e=2 n=2 bytes=384
 // CHECK-NEXT: recvs  port=1 l=0 s=0 e=2 n=4 bytes=384
 // CHECK-NEXT: sends  port=0 dir=cw l=0 s=0 e=2 n=6 bytes=384

@@ -4,14 +4,14 @@
 // The template becomes the explicit instructions of both steps, kept in dense arrays: per step
 // the stream table (opcode 20 stream; arg = S_e bitmask, flags = direction), then per stream its
 // range instructions (33 loads, 35 recvs, 34 sends, 36 ffns, 37 frees; `shard` = shard count,
-// unit = DRAM channel or port), then 9 sync. Step 0 has 22 instructions on chiplet 0.
+// unit = DRAM channel or port), then 9 sync. Step 0 has 21 instructions on chiplet 0.
 // CHECK:      dataflow.program chiplet 0 mode static {
 // CHECK-NEXT:   dataflow.dense layer 0
-// CHECK-NEXT:   dataflow.instructions layer 0 offsets array<i32: 0, 22, 40>
-// CHECK-SAME:     opcode array<i8: 20, 20, 20, 20, 33, 35, 36, 37, 33, 35, 34, 36, 37, 33, 35, 34, 37, 33, 35, 34, 37, 9, 20,
-// CHECK-SAME:     expert array<i32: 0, 3, 1, 2, 0, 0, 0, 0, 3, 3, 3, 3, 3, 1, 1, 1, 1, 2, 2, 2, 2, 0,
-// CHECK-SAME:     shard array<i32: 0, 0, 0, 0, 2, 6, 8, 8, 2, 6, 6, 8, 8, 2, 4, 6, 6, 2, 4, 6, 6, 0,
-// CHECK-SAME:     arg array<i64: 1, 15, 4, 10, 384, 384, 1, 0, 384, 384, 384, 1, 0, 384, 384, 384, 0, 384, 384, 384, 0, 0,
+// CHECK-NEXT:   dataflow.instructions layer 0 offsets array<i32: 0, 21, 39>
+// CHECK-SAME:     opcode array<i8: 20, 20, 20, 20, 33, 35, 36, 37, 33, 35, 34, 36, 37, 33, 34, 37, 33, 35, 34, 37, 9, 20,
+// CHECK-SAME:     expert array<i32: 0, 3, 1, 2, 0, 0, 0, 0, 3, 3, 3, 3, 3, 1, 1, 1, 2, 2, 2, 2, 0,
+// CHECK-SAME:     shard array<i32: 0, 0, 0, 0, 2, 6, 8, 8, 2, 6, 6, 8, 8, 2, 2, 2, 2, 4, 6, 6, 0,
+// CHECK-SAME:     arg array<i64: 1, 15, 4, 10, 384, 384, 1, 0, 384, 384, 384, 1, 0, 384, 384, 0, 384, 384, 384, 0, 0,
 // CHECK-NOT:    dataflow.when
 // CHECK:      dataflow.program chiplet 3 mode static {
 

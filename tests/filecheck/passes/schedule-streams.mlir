@@ -9,7 +9,7 @@
 // and its ring direction (balanced: both directions in use), and the scheduler's estimate.
 // CHECK: fsedp.static_schedule layer 0 steps 2 trace "{{.*}}small-4c.npz"
 // CHECK-SAME: offsets array<i32: 0, 4, 7> experts array<i32: 0, 3, 1, 2, 0, 2, 1>
-// CHECK-SAME: members array<i64: 1, 15, 4, 10, 14, 5, 11> directions array<i8: 1, -1, -1, 1, 1, 1, -1>
+// CHECK-SAME: members array<i64: 1, 15, 4, 10, 14, 5, 11> directions array<i8: 1, -1, 1, 1, 1, -1, -1>
 // CHECK-SAME: estimated_ns array<i64: 330, 300>
 
 // With two buffers each direction could not keep two (R4), so every stream goes clockwise.
