@@ -258,25 +258,24 @@ def solve(inst: Instance, sched: StepSchedule, *, relaxed: bool = False, fixed: 
             else:
                 m.Add(starts[("ffn", t.stream, t.shard, op.chiplet)] == op.start)
     elif hint is not None and hint_trips is not None:
-        if True:
-            hinted: set = set()
-            for t in hint_trips:
-                chosen = (t.direction, entry_of(t))
-                if relaxed:
-                    if len(variants[(t.stream, t.shard)]) > 1:
-                        for v in variants[(t.stream, t.shard)]:
-                            m.AddHint(lit[(t.stream, t.shard, v)], v == chosen)
-                elif t.stream in dir_var and t.stream not in hinted:
-                    hinted.add(t.stream)
-                    m.AddHint(dir_var[t.stream], t.direction == CW)
-            for op in hint.ops:
-                t = hint_trips[op.trip]
-                name = (("load", t.stream, t.shard) if op.kind == LOAD else
-                        ("send", t.stream, t.shard, (t.direction, entry_of(t)), op.hop) if op.kind == SEND else
-                        ("ffn", t.stream, t.shard, op.chiplet))
-                if name in starts:
-                    m.AddHint(starts[name], op.start)
-            m.AddHint(mk, hint.makespan)
+        hinted: set = set()
+        for t in hint_trips:
+            chosen = (t.direction, entry_of(t))
+            if relaxed:
+                if len(variants[(t.stream, t.shard)]) > 1:
+                    for v in variants[(t.stream, t.shard)]:
+                        m.AddHint(lit[(t.stream, t.shard, v)], v == chosen)
+            elif t.stream in dir_var and t.stream not in hinted:
+                hinted.add(t.stream)
+                m.AddHint(dir_var[t.stream], t.direction == CW)
+        for op in hint.ops:
+            t = hint_trips[op.trip]
+            name = (("load", t.stream, t.shard) if op.kind == LOAD else
+                    ("send", t.stream, t.shard, (t.direction, entry_of(t)), op.hop) if op.kind == SEND else
+                    ("ffn", t.stream, t.shard, op.chiplet))
+            if name in starts:
+                m.AddHint(starts[name], op.start)
+        m.AddHint(mk, hint.makespan)
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = WORKERS
     solver.parameters.random_seed = SEED
