@@ -19,6 +19,7 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .costmodel import CostModel
 from .errors import FsedpError
@@ -64,9 +65,9 @@ def trajectories(sched: StepSchedule, plan: ShardPlan, ring: Ring) -> list[Trip]
 LOAD, SEND, FFN = "load", "send", "ffn"
 
 
-@dataclass(frozen=True)
-class OpRecord:
-    """One executed op: kind, chiplet, engine unit (channel or direction), the trip, hop, times."""
+class OpRecord(NamedTuple):
+    """One executed op: kind, chiplet, engine unit (DRAM channel, or the receiving chiplet of a
+    SEND), the trip, hop, times. A NamedTuple: the simulator makes millions of them."""
 
     kind: str
     chiplet: int
@@ -164,6 +165,10 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
     now = 0
     remaining = len(trips)
     DMA_FREE, ARRIVE, SENT, COMPUTED = 0, 1, 2, 3
+    dram_lat, link_lat = cost.dram_latency_ns, cost.link_latency_ns
+    dram_busy_of: dict[int, int] = {}
+    link_busy_of: dict[int, int] = {}
+    ffn_of: dict[tuple[int, int], int] = {}
 
     def push(time: int, kind: int, a: int, b: int, c: int = 0) -> None:
         nonlocal counter
@@ -218,11 +223,13 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
             return
         dma_head[key] += 1
         take_buffer(c, trip.direction, trip.nbytes)
-        length = cost.dram_busy_ns(trip.nbytes)
+        length = dram_busy_of.get(trip.nbytes)
+        if length is None:
+            length = dram_busy_of[trip.nbytes] = cost.dram_busy_ns(trip.nbytes)
         dma_busy.add(key)
         ops.append(OpRecord(LOAD, c, ch, trip.seq, 0, now, now + length))
         push(now + length, DMA_FREE, c, ch)
-        push(now + length + cost.dram_latency_ns, ARRIVE, trip.seq, 0)
+        push(now + length + dram_lat, ARRIVE, trip.seq, 0)
 
     def start_link(key: tuple[int, int]) -> None:
         ready = link_ready[key]
@@ -237,11 +244,13 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
         heapq.heappop(ready)
         link_todo[key][trip.stream] -= 1
         take_buffer(nxt, d, trip.nbytes)
-        length = cost.link_busy_ns(trip.nbytes)
+        length = link_busy_of.get(trip.nbytes)
+        if length is None:
+            length = link_busy_of[trip.nbytes] = cost.link_busy_ns(trip.nbytes)
         link_busy.add(key)
         ops.append(OpRecord(SEND, c, nxt, seq, hop, now, now + length))
         push(now + length, SENT, seq, hop, nxt)
-        push(now + length + cost.link_latency_ns, ARRIVE, seq, hop + 1)
+        push(now + length + link_lat, ARRIVE, seq, hop + 1)
 
     def start_compute(c: int) -> None:
         ready = compute_ready[c]
@@ -250,7 +259,10 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
         _, _, seq, hop = heapq.heappop(ready)
         trip = trips[seq]
         compute_todo[c][trip.stream] -= 1
-        length = cost.ffn_ns(trip.params, tokens[trip.expert][c])
+        k = (trip.params, tokens[trip.expert][c])
+        length = ffn_of.get(k)
+        if length is None:
+            length = ffn_of[k] = cost.ffn_ns(*k)
         compute_busy.add(c)
         ops.append(OpRecord(FFN, c, 0, seq, hop, now, now + length))
         push(now + length, COMPUTED, seq, hop)

@@ -97,7 +97,7 @@ def test_an_ffn_before_its_shard_arrives_is_rejected_and_named() -> None:
     sched, trips, timeline, _ = inst.heuristic()
     ops = list(timeline.ops)
     i = next(k for k, op in enumerate(ops) if op.kind == FFN and op.hop > 0)
-    ops[i] = dataclasses.replace(ops[i], start=0, end=ops[i].end - ops[i].start)
+    ops[i] = ops[i]._replace(start=0, end=ops[i].end - ops[i].start)
     bad = dataclasses.replace(timeline, ops=ops)
     assert solve(inst, sched, fixed=bad, fixed_trips=trips).status == "INFEASIBLE"
     t = trips[ops[i].trip]
@@ -111,7 +111,7 @@ def test_two_loads_on_one_channel_at_once_are_rejected_and_named() -> None:
     ops = list(timeline.ops)
     loads = [k for k, op in enumerate(ops) if op.kind == LOAD and op.chiplet == 0]
     first, second = ops[loads[0]], ops[loads[1]]
-    ops[loads[1]] = dataclasses.replace(second, start=first.start + 1, end=first.start + 1 + second.end - second.start)
+    ops[loads[1]] = second._replace(start=first.start + 1, end=first.start + 1 + second.end - second.start)
     bad = dataclasses.replace(timeline, ops=ops)
     assert solve(inst, sched, fixed=bad, fixed_trips=trips).status == "INFEASIBLE"
     assert explain_violation(inst, trips, bad).startswith("NoOverlap on DRAM channel (0, 0) violated: load e")

@@ -124,24 +124,20 @@ def simulate(loaded: Loaded, trace: RoutingTrace | None, *, keep_ops: bool = Tru
                     raise FsedpError(f"chiplet {c} holds {sram_peak[c]} bytes of shards in layer {block.layer} step "
                                      f"{block.step}, more than its {target.chiplet.sram_bytes} bytes of SRAM",
                                      path=loaded.outdir)
+            step_dram = step_d2d = step_macs = step_ffn_bytes = 0
             for op in timeline.ops:
                 trip = block.trips[op.trip]
                 dur = op.end - op.start
                 if op.kind == LOAD:
-                    dram_bytes += trip.nbytes
-                    energy["dram"] += cost.dram_pj(trip.nbytes)
-                    energy["sram"] += cost.sram_pj(trip.nbytes)
+                    step_dram += trip.nbytes
                     engine = f"dma{op.unit}"
                 elif op.kind == SEND:
-                    d2d_bytes += trip.nbytes
+                    step_d2d += trip.nbytes
                     link_bytes[f"{op.chiplet}->{op.unit}"] += trip.nbytes
-                    energy["d2d"] += cost.link_pj(trip.nbytes)
-                    energy["sram"] += 2 * cost.sram_pj(trip.nbytes)  # read here, written there
                     engine = f"link->{op.unit}"
                 else:
-                    macs = trip.params * tokens[trip.expert][op.chiplet]
-                    energy["compute"] += cost.mac_pj(macs)
-                    energy["sram"] += cost.sram_pj(trip.nbytes)
+                    step_macs += trip.params * tokens[trip.expert][op.chiplet]
+                    step_ffn_bytes += trip.nbytes
                     engine = "compute"
                     result.ffn_log.append((block.layer, block.step, op.chiplet, trip.expert, trip.shard))
                 busy[op.chiplet][engine] += dur
@@ -149,6 +145,14 @@ def simulate(loaded: Loaded, trace: RoutingTrace | None, *, keep_ops: bool = Tru
                     result.ops.append(TimedOp(op.kind, op.chiplet, engine, block.layer, block.step, trip.expert,
                                               trip.shard, clock + op.start, clock + op.end,
                                               op.unit if op.kind == SEND else -1))
+            # energy is linear in bytes and MACs: SRAM is written by every load and receive and read
+            # by every send and FFN
+            dram_bytes += step_dram
+            d2d_bytes += step_d2d
+            energy["dram"] += cost.dram_pj(step_dram)
+            energy["d2d"] += cost.link_pj(step_d2d)
+            energy["sram"] += cost.sram_pj(step_dram + 2 * step_d2d + step_ffn_bytes)
+            energy["compute"] += cost.mac_pj(step_macs)
             clock += timeline.makespan
         per_layer[block.layer] += clock - begin
         if progress is not None:
