@@ -1,17 +1,19 @@
-"""Shard trajectories of a scheduled step (R1–R5) and their data-driven execution.
+"""Shard trajectories of a scheduled step (R1-R5) and their execution on the chiplets' engines.
 
 `trajectories` expands a `StepSchedule` into one trip per shard: loaded at its DRAM home, it
 walks the virtual ring in its expert's direction, entering S_e at the first member it reaches
-(R2), visiting every member once in ring order and only forwarding elsewhere (R3), and ends at the
-last member (R5). `execute` runs those trips on the engines of every chiplet with the cost model,
-exactly as a static program's instructions run: each DRAM channel, link direction and compute
-engine serves its ops one at a time (DMA in the stream table's order, links and compute the
-shard that became ready first); a chiplet has B shard buffers; a DRAM load needs two free buffers and a forward one free
-buffer downstream (R4, bubble flow control); a buffer is freed once its shard is computed (if
-this chiplet is a member) and forwarded (if it goes on). When a step streams in both ring
-directions the B buffers are split between them (`buffer_split`): bubble flow control is
-deadlock-free on each unidirectional ring, but two directions sharing one pool can deadlock
-(a full chiplet waiting on a full neighbour that waits on it). A deadlock is reported, never hung. Its makespan is the step time of the static program.
+(R2), visiting every member once in ring order and only forwarding elsewhere (R3), and ends at
+the last member (R5). `stream_counts` gives the same trips' per-chiplet counts in O(M + N).
+
+`execute` runs the trips with the cost model, as a static program runs: every DRAM channel,
+directed link and compute engine serves one op at a time (DMA in the stream table's order,
+links and compute the shard that became ready first); a chiplet has B shard buffers; a DRAM
+load needs two free buffers and a forward one free buffer downstream (R4, bubble flow control);
+a buffer is freed once its shard is computed (if this chiplet is a member) and forwarded (if it
+goes on). When a step streams both ways the B buffers are split between the directions
+(`buffer_split`): bubble flow control is deadlock-free on each unidirectional ring, but two
+directions sharing one pool can deadlock (a full chiplet waiting on a full neighbour that waits
+on it). A deadlock is reported (`DeadlockError`, exit code 3), never hung.
 """
 
 from __future__ import annotations
