@@ -134,6 +134,8 @@ def build_programs(module: ModuleOp) -> tuple[list[Program], dict[str, Any]]:
 def emit(module: ModuleOp, outdir: str, extra_files: dict[str, bytes] | None = None) -> dict[str, Any]:
     """Write chiplet_<i>.fsa/.bin, any `extra_files`, then program.json (last, so a manifest
     always describes complete files); returns the manifest."""
+    if os.path.exists(outdir) and not os.path.isdir(outdir):
+        raise FsedpError("output path exists and is not a directory", path=outdir)
     os.makedirs(outdir, exist_ok=True)
     target = require_target(module, "emit-isa")
     model = spec_from_module(module)

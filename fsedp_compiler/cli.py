@@ -38,14 +38,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code = args.func(args)
+    except BrokenPipeError:  # `fsedpc ... | head`
+        return 0
     except FsedpError as err:
         print(f"fsedpc: {err}", file=sys.stderr)
         return err.exit_code
+    except OSError as err:  # a file-system problem with a path the user gave (permissions, not a directory)
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"fsedpc: {where}error: {err.strerror or err}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("fsedpc: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
     return int(code or 0)
 
 

@@ -157,3 +157,13 @@ def test_compile_errors(fsedpc, tmp_path: Path) -> None:
     r = fsedpc("compile", str(big), "--target", "paper-2x2", "--shards-per-chiplet", "1", "-o", str(tmp_path / "y"))
     assert r.code == 2 and "SRAM too small" in r.err and "Traceback" not in r.err
     assert not (tmp_path / "y").exists() or not any((tmp_path / "y").iterdir())
+
+
+def test_output_path_that_is_a_file(fsedpc, tmp_path: Path) -> None:
+    target = tmp_path / "afile"
+    target.write_text("keep me")
+    r = fsedpc("compile", str(MODEL), "--target", "paper-2x2", "-o", str(target))
+    assert r.code == 2 and f"{target}: error: output path exists and is not a directory" in r.err
+    assert target.read_text() == "keep me"
+    r = fsedpc("simulate", str(target))
+    assert r.code == 2 and "not a directory" in r.err and "Traceback" not in r.err

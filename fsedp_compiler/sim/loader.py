@@ -47,6 +47,8 @@ def _field(manifest: dict[str, Any], key: str, path: str) -> Any:
 def load_outdir(outdir: str) -> Loaded:
     """Load and verify: manifest format, file hashes, binary well-formedness, ports vs target."""
     path = os.path.join(outdir, "program.json")
+    if not os.path.isdir(outdir):
+        raise FsedpError("not a directory; give the output directory of `fsedpc compile`", path=outdir)
     try:
         with open(path, encoding="utf-8") as handle:
             manifest = json.load(handle)
