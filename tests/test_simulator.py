@@ -201,4 +201,4 @@ def test_faults_are_clear_errors(fsedpc, tmp_path: Path) -> None:
     r = fsedpc("simulate", str(tmp_path))
     assert r.code == 2 and "references missing port 5" in r.err, r.err
     r = fsedpc("simulate", str(tmp_path / "nowhere"))
-    assert r.code == 2 and "no program.json here" in r.err
+    assert r.code == 2 and "nowhere: error: not a directory" in r.err
