@@ -131,7 +131,8 @@ def build_programs(module: ModuleOp) -> tuple[list[Program], dict[str, Any]]:
     return out, info
 
 
-def emit(module: ModuleOp, outdir: str, extra_files: dict[str, bytes] | None = None) -> dict[str, Any]:
+def emit(module: ModuleOp, outdir: str, extra_files: dict[str, bytes] | None = None,
+         strategy: str = "fsedp") -> dict[str, Any]:
     """Write chiplet_<i>.fsa/.bin, any `extra_files`, then program.json (last, so a manifest
     always describes complete files); returns the manifest."""
     if os.path.exists(outdir) and not os.path.isdir(outdir):
@@ -162,9 +163,11 @@ def emit(module: ModuleOp, outdir: str, extra_files: dict[str, bytes] | None = N
                        "shard_bytes": plan.shard_bytes(0),
                        "shared_shard_bytes": plan.shard_bytes(c.spec.num_experts) if c.spec.num_shared else 0,
                        "channels": [list(ch) for ch in plan.channels],
-                       "order": c.policy.order, "direction": c.policy.direction})
+                       "order": c.policy.order, "direction": c.policy.direction,
+                       "trajectory": c.policy.trajectory})
     dense = [dataclasses.asdict(d) for d in model.dense]
     manifest = {"format": MANIFEST_FORMAT, "version": 1, "model": model.name, "num_layers": model.num_layers,
+                "strategy": strategy,
                 **info, "target": target_to_json(target), "layers": layers, "dense": dense,
                 "programs": files, "files": extras}
     atomic_write_text(os.path.join(outdir, "program.json"), json.dumps(manifest, indent=2, sort_keys=True) + "\n")

@@ -27,6 +27,7 @@ from fsedp_compiler.dialects.moe import LayerOp
 from fsedp_compiler.dialects.syntax import KeywordSyntax, dense, int_attr
 from fsedp_compiler.model import MoeLayerSpec
 from fsedp_compiler.scheduler import DIRECTIONS, ORDERS
+from fsedp_compiler.ring import TRAJECTORIES
 from fsedp_compiler.shardplan import MIN_BUFFERS, ShardPlan
 from fsedp_compiler.target import Target, ring_problem
 
@@ -130,22 +131,27 @@ class StreamsOp(KeywordSyntax):
 
     name = "fsedp.streams"
     SYNTAX: ClassVar[tuple[tuple[str, str], ...]] = (("layer", "int"), ("ring", "ints"), ("order", "ident"), ("direction", "ident"))
+    OPTIONAL: ClassVar[tuple[tuple[str, str], ...]] = (("trajectory", "nearest"),)
 
     layer = prop_def(IntegerAttr[I64])
     ring = prop_def(DenseArrayBase)
     order = prop_def(StringAttr)
     direction = prop_def(StringAttr)
+    trajectory = prop_def(StringAttr)
 
     @staticmethod
-    def build(layer: int, ring: tuple[int, ...], order: str, direction: str) -> StreamsOp:
+    def build(layer: int, ring: tuple[int, ...], order: str, direction: str, trajectory: str = "nearest") -> StreamsOp:
         return StreamsOp.create(properties={"layer": int_attr(layer), "ring": dense(ring, 64),
-                                            "order": StringAttr(order), "direction": StringAttr(direction)})
+                                            "order": StringAttr(order), "direction": StringAttr(direction),
+                                            "trajectory": StringAttr(trajectory)})
 
     def verify_(self) -> None:
         if self.prop_str("order") not in ORDERS:
             raise VerifyException(f"R6: order must be one of {', '.join(ORDERS)}, got '{self.prop_str('order')}'")
         if self.prop_str("direction") not in DIRECTIONS:
             raise VerifyException(f"direction must be one of {', '.join(DIRECTIONS)}")
+        if self.prop_str("trajectory") not in TRAJECTORIES:
+            raise VerifyException(f"trajectory must be one of {', '.join(TRAJECTORIES)}")
         ring = tuple(self.prop_array("ring").tolist())
         target = module_target_of(self)
         if target is not None and (problem := ring_problem(target.num_chiplets, target.edges, ring)) is not None:

@@ -51,6 +51,8 @@ class KeywordSyntax(IRDLOperation):
     """Mixin: custom format from `SYNTAX = (("key", "kind"), ...)` over the op's properties."""
 
     SYNTAX: ClassVar[tuple[tuple[str, str], ...]] = ()
+    OPTIONAL: ClassVar[tuple[tuple[str, str], ...]] = ()
+    """Trailing `ident` fields with a default: printed (and needed) only when not the default."""
     HAS_REGION: ClassVar[bool] = False
 
     @classmethod
@@ -76,6 +78,9 @@ class KeywordSyntax(IRDLOperation):
                 props[key] = attr
             else:  # pragma: no cover
                 raise AssertionError(kind)
+        for key, default in cls.OPTIONAL:
+            props[key] = StringAttr(parser.parse_identifier(f" after '{key}'")
+                                    if parser.parse_optional_keyword(key) else default)
         attrs = parser.parse_optional_attr_dict()
         regions = [parser.parse_region()] if cls.HAS_REGION else []
         return cls.create(properties=props, attributes=attrs, regions=regions)
@@ -99,6 +104,11 @@ class KeywordSyntax(IRDLOperation):
             else:
                 assert isinstance(value, DenseArrayBase)
                 printer.print_string(dense_text(value))
+        for key, default in self.OPTIONAL:
+            value = self.properties[key]
+            assert isinstance(value, StringAttr)
+            if value.data != default:
+                printer.print_string(f" {key} {value.data}")
         if self.attributes:
             printer.print_string(" ")
             printer.print_attr_dict(self.attributes)

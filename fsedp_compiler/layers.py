@@ -44,7 +44,8 @@ class LayerContext:
     @property
     def policy(self) -> Policy:
         assert self.streams_op is not None
-        return Policy(order=self.streams_op.prop_str("order"), direction=self.streams_op.prop_str("direction"))
+        return Policy(order=self.streams_op.prop_str("order"), direction=self.streams_op.prop_str("direction"),
+                      trajectory=self.streams_op.prop_str("trajectory"))
 
 
 def layer_contexts(module: ModuleOp) -> list[LayerContext]:

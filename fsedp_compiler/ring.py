@@ -51,3 +51,21 @@ class Ring:
             if members >> c & 1:
                 return c
         raise ValueError("empty member set")
+
+
+#: How a shard's trajectory is chosen. `nearest` is FSE-DP (R2: enter S_e at the first member
+#: reached from the DRAM home, visit each member once, stop at the last); the others are the
+#: ablations of `fsedpc compile --strategy`: `fullring` (every shard walks the whole ring, as in
+#: the FSE-DP authors' simulator) and `single-entry` (all of an expert's shards enter S_e at one
+#: member, the first after ring position 0: no complementary streams).
+TRAJECTORIES = ("nearest", "fullring", "single-entry")
+
+
+def route(ring: Ring, home: int, members: int, direction: int, rule: str = "nearest") -> tuple[int, int]:
+    """(entry member, links walked) of a shard loaded at `home` under a trajectory rule."""
+    if rule == "fullring":
+        return ring.first_member(members, home, direction), ring.size - 1
+    start = ring.order[0] if rule == "single-entry" else home
+    entry = ring.first_member(members, start, direction)
+    last = ring.members_in_order(members, entry, direction)[-1]
+    return entry, ring.dist(home, entry, direction) + ring.dist(entry, last, direction)

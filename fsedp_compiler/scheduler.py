@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .costmodel import CostModel
-from .ring import CCW, CW, Ring
+from .ring import CCW, CW, TRAJECTORIES, Ring, route
 from .shardplan import ShardPlan
 
 ORDERS = ("paired", "work", "id")
@@ -36,6 +36,7 @@ class Policy:
 
     order: str = "paired"
     direction: str = "balanced"
+    trajectory: str = "nearest"
 
 
 @dataclass(frozen=True)
@@ -104,39 +105,15 @@ def local_tokens(routing: StepRouting, plan: ShardPlan, num_chiplets: int) -> np
     return counts
 
 
-def _next_member_table(ring: Ring, members: int, direction: int) -> list[int]:
-    """For each ring position p, the first member at or after p walking in `direction`."""
-    n = ring.size
-    table = [-1] * n
-    current = -1
-    positions = range(n - 1, -1, -1) if direction == CW else range(n)
-    for _ in range(2):  # the second lap lets positions see members past the wrap-around
-        for p in positions:
-            c = ring.order[p]
-            if members >> c & 1:
-                current = c
-            table[p] = current
-    return table
-
-
-def shard_arc(ring: Ring, home: int, members: int, direction: int, nxt: list[int], prv_member: dict[int, int]) -> int:
-    """Links a shard from `home` crosses: approach to its entry member, then every member once."""
-    entry = nxt[ring.pos(home)]
-    last = prv_member[entry]
-    return ring.dist(home, entry, direction) + ring.dist(entry, last, direction)
-
-
-def stream_link_bytes(ring: Ring, plan: ShardPlan, expert: int, members: int, direction: int) -> np.ndarray:
+def stream_link_bytes(ring: Ring, plan: ShardPlan, expert: int, members: int, direction: int,
+                      rule: str = "nearest") -> np.ndarray:
     """Bytes this stream sends over each ring link in `direction` (index: position of the sender)."""
     n = ring.size
-    nxt = _next_member_table(ring, members, direction)
-    order = [c for c in ring.walk(ring.order[0], n - 1, direction) if members >> c & 1]
-    prv_member = {order[i]: order[i - 1] for i in range(len(order))}
     diff = np.zeros(n + 1, dtype=np.int64)
     # a shard's arc depends only on its home chiplet: one arc per home, weighted by its shards
     for home, count in plan.home_counts(expert).items():
         size = plan.shard_bytes(expert) * count
-        length = shard_arc(ring, home, members, direction, nxt, prv_member)
+        _, length = route(ring, home, members, direction, rule)
         if length == 0:
             continue
         # index links along the walk: sender position p is walk index p (cw) or n-1-p (ccw)
@@ -188,7 +165,8 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring, cost: CostModel,
     # lowest given the streams before it (streams close in the order run at the same time)
     link_load = {CW: np.zeros(n, dtype=np.int64), CCW: np.zeros(n, dtype=np.int64)}
     direction: dict[int, int] = {}
-    candidates = {e: {d: stream_link_bytes(ring, plan, e, masks[e], d) for d in (CW, CCW)} for e in masks} \
+    candidates = {e: {d: stream_link_bytes(ring, plan, e, masks[e], d, policy.trajectory) for d in (CW, CCW)}
+                  for e in masks} \
         if policy.direction == "balanced" else {}
     for e in ordered:
         # both directions need >= 2 buffers each (R4 per direction, see streaming.buffer_split)
@@ -198,7 +176,7 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring, cost: CostModel,
             peak = {d: int((link_load[d] + candidates[e][d]).max()) for d in (CW, CCW)}
             d = CW if (peak[CW], link_load[CW].sum()) <= (peak[CCW], link_load[CCW].sum()) else CCW
         direction[e] = d
-        link_load[d] += candidates[e][d] if candidates else stream_link_bytes(ring, plan, e, masks[e], d)
+        link_load[d] += candidates[e][d] if candidates else stream_link_bytes(ring, plan, e, masks[e], d, policy.trajectory)
 
     streams = tuple(Stream(e, masks[e], direction[e], tuple(int(t) for t in counts[e])) for e in ordered)
 

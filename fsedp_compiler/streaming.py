@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from .costmodel import CostModel
 from .errors import FsedpError
-from .ring import Ring
+from .ring import Ring, route
 from .scheduler import StepSchedule
 from .shardplan import ShardPlan
 
@@ -46,19 +46,20 @@ class Trip:
     params: int
 
 
-def trajectories(sched: StepSchedule, plan: ShardPlan, ring: Ring) -> list[Trip]:
-    """Every shard's trip, in the global order (streams in order, shards by index)."""
+def trajectories(sched: StepSchedule, plan: ShardPlan, ring: Ring, rule: str = "nearest") -> list[Trip]:
+    """Every shard's trip, in the global order (streams in order, shards by index); `rule` is a
+    trajectory rule of `ring.TRAJECTORIES` (FSE-DP: nearest)."""
     trips: list[Trip] = []
     for index, stream in enumerate(sched.streams):
         e, d, members = stream.expert, stream.direction, stream.members
         size, params = plan.shard_bytes(e), plan.shard_params(e)
         for j in range(plan.num_shards):
             home, channel = plan.home(e, j)
-            entry = ring.first_member(members, home, d)
-            visits = ring.members_in_order(members, entry, d)
-            hops = ring.dist(home, entry, d) + ring.dist(entry, visits[-1], d)
+            entry, hops = route(ring, home, members, d, rule)
+            approach = ring.dist(home, entry, d)
             path = tuple(ring.walk(home, hops, d))
-            computes = tuple(bool(members >> c & 1) and i >= path.index(entry) for i, c in enumerate(path))
+            # after its entry a shard computes at every member once (it may pass members before)
+            computes = tuple(i >= approach and bool(members >> c & 1) for i, c in enumerate(path))
             trips.append(Trip(len(trips), index, e, j, channel, d, path, computes, size, params))
     return trips
 
@@ -199,6 +200,9 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
             dirty.add((0, key))
             uses += 1
         pending[(trip.seq, hop)] = uses
+        if uses == 0:  # a full-ring trip ending at a chiplet outside S_e: nothing left to do here
+            pending[(trip.seq, hop)] = 1
+            use_done(trip, hop)
 
     def use_done(trip: Trip, hop: int) -> None:
         nonlocal remaining
@@ -339,19 +343,22 @@ class StreamCounts:
         return self.visits[chiplet] - self.ends[chiplet]
 
 
-def stream_counts(plan: ShardPlan, ring: Ring, expert: int, members: int, direction: int) -> StreamCounts:
+def stream_counts(plan: ShardPlan, ring: Ring, expert: int, members: int, direction: int,
+                  rule: str = "nearest") -> StreamCounts:
     """The shard counts of one stream (see `StreamCounts`), from each home's arc on the ring."""
     n = ring.size
     loads = {plan.channels[index]: k for index, k in plan.channel_counts(expert).items() if k}
     per_home = plan.home_counts(expert)
     visits_walk = [0] * (n + 1)  # difference array over walk index w (ring position along `direction`)
     ends = [0] * n
+    laps = 0
     for home, k in per_home.items():
-        entry = ring.first_member(members, home, direction)
-        last = ring.members_in_order(members, entry, direction)[-1]
-        length = ring.dist(home, entry, direction) + ring.dist(entry, last, direction)
+        _, length = route(ring, home, members, direction, rule)
+        last = ring.order[(ring.pos(home) + direction * length) % n]
+        full, rest = divmod(length + 1, n)  # the arc covers length + 1 chiplets, maybe lapping
+        laps += full * k
         start = ring.pos(home) if direction > 0 else n - 1 - ring.pos(home)
-        end = start + length + 1  # the arc covers length + 1 chiplets
+        end = start + rest
         visits_walk[start] += k
         if end <= n:
             visits_walk[end] -= k
@@ -361,7 +368,7 @@ def stream_counts(plan: ShardPlan, ring: Ring, expert: int, members: int, direct
             visits_walk[end - n] -= k
         ends[last] += k
     visits = [0] * n
-    acc = 0
+    acc = laps
     for w in range(n):
         acc += visits_walk[w]
         pos = w if direction > 0 else n - 1 - w

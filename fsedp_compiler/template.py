@@ -20,11 +20,8 @@ from .streaming import Trip
 Work = tuple[str, int, int, int, int]
 
 
-def conditions(trip: Trip, chiplet: int) -> dict[str, bool]:
-    """The `when` conditions of `trip` on `chiplet`."""
-    if chiplet not in trip.path:
-        return dict.fromkeys(df.CONDITIONS, False)
-    hop = trip.path.index(chiplet)
+def conditions(trip: Trip, hop: int) -> dict[str, bool]:
+    """The `when` conditions of `trip` at its `hop`-th chiplet."""
     return {
         "home": hop == 0,
         "inbound": hop > 0,
@@ -34,20 +31,19 @@ def conditions(trip: Trip, chiplet: int) -> dict[str, bool]:
     }
 
 
-def _run(ops: list[Operation], chiplet: int, trip: Trip, tokens: dict[int, tuple[int, ...]],
+def _run(ops: list[Operation], chiplet: int, hop: int, trip: Trip, tokens: dict[int, tuple[int, ...]],
          dest: int | None) -> Iterator[Work]:
-    cond = conditions(trip, chiplet)
+    cond = conditions(trip, hop)
     for op in ops:
         if isinstance(op, df.WhenOp):
             if cond[op.prop_str("cond")]:
-                yield from _run(list(op.body.block.ops), chiplet, trip, tokens, dest)
+                yield from _run(list(op.body.block.ops), chiplet, hop, trip, tokens, dest)
         elif isinstance(op, df.WhereOp):
-            hop = trip.path.index(chiplet)
-            yield from _run(list(op.body.block.ops), chiplet, trip, tokens, trip.path[hop + 1])
+            yield from _run(list(op.body.block.ops), chiplet, hop, trip, tokens, trip.path[hop + 1])
         elif isinstance(op, df.LoadOp):
             yield ("load", chiplet, trip.expert, trip.shard, trip.channel)
         elif isinstance(op, df.RecvOp):
-            yield ("recv", chiplet, trip.expert, trip.shard, trip.path[trip.path.index(chiplet) - 1])
+            yield ("recv", chiplet, trip.expert, trip.shard, trip.path[hop - 1])
         elif isinstance(op, df.FfnOp):
             yield ("ffn", chiplet, trip.expert, trip.shard, tokens[trip.expert][chiplet])
         elif isinstance(op, df.SendOp):
@@ -65,5 +61,7 @@ def run_layer_template(layer: df.LayerOp, chiplet: int, trips: list[Trip],
         if isinstance(op, df.ForEachShardOp):
             body = list(op.body.block.ops)
             for trip in trips:
-                work.extend(_run(body, chiplet, trip, tokens, None))
+                for hop, c in enumerate(trip.path):  # a trip may pass a chiplet twice
+                    if c == chiplet:
+                        work.extend(_run(body, chiplet, hop, trip, tokens, None))
     return work

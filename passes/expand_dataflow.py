@@ -78,7 +78,7 @@ def step_instructions(sched: StepSchedule, ctx: LayerContext, ports: list[dict[i
         e, d = st.expert, st.direction
         size = plan.shard_bytes(e)
         flag = int(d == CCW)
-        counts = stream_counts(plan, ring, e, st.members, d)
+        counts = stream_counts(plan, ring, e, st.members, d, ctx.policy.trajectory)
         for (c, ch), k in sorted(counts.loads.items()):
             rows[c].append((OPCODE["loads"], ch, 0, s, e, k, size))
         for c in range(n):

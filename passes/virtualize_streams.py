@@ -12,6 +12,7 @@ from xdsl.rewriter import InsertPoint, Rewriter
 from fsedp_compiler.dialects.fsedp import ShardPlanOp, StreamsOp
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.ir import require_target
+from fsedp_compiler.ring import TRAJECTORIES
 from fsedp_compiler.scheduler import DIRECTIONS, ORDERS
 
 
@@ -20,13 +21,15 @@ class VirtualizeStreamsPass(ModulePass):
     """Describe each layer's streams: the R1 ring they follow and the scheduling policy.
 
     `order` is the global stream order (R6): paired (heavy/light interleaved), work or id;
-    `direction` is balanced (per expert, to even out link load) or cw (all clockwise).
+    `direction` is balanced (per expert, to even out link load) or cw (all clockwise);
+    `trajectory` is nearest (FSE-DP, R2), or an ablation: fullring or single-entry.
     """
 
     name = "virtualize-streams"
 
     order: str = "paired"
     direction: str = "balanced"
+    trajectory: str = "nearest"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.order not in ORDERS:
@@ -34,6 +37,9 @@ class VirtualizeStreamsPass(ModulePass):
         if self.direction not in DIRECTIONS:
             raise FsedpError(f"direction must be one of {', '.join(DIRECTIONS)}, got '{self.direction}'",
                              field="direction")
+        if self.trajectory not in TRAJECTORIES:
+            raise FsedpError(f"trajectory must be one of {', '.join(TRAJECTORIES)}, got '{self.trajectory}'",
+                             field="trajectory")
         target = require_target(op, self.name)
         plans = [o for o in op.ops if isinstance(o, ShardPlanOp)]
         if not plans:
@@ -41,5 +47,5 @@ class VirtualizeStreamsPass(ModulePass):
         for old in [o for o in op.ops if isinstance(o, StreamsOp)]:
             Rewriter.erase_op(old)
         for plan in plans:
-            streams = StreamsOp.build(plan.prop_int("layer"), target.ring, self.order, self.direction)
+            streams = StreamsOp.build(plan.prop_int("layer"), target.ring, self.order, self.direction, self.trajectory)
             Rewriter.insert_op(streams, InsertPoint.after(plan))

@@ -7,6 +7,14 @@ import argparse
 from rich.table import Table
 
 DEFAULT_TARGET = "paper-2x2"
+#: FSE-DP and its ablations: (order, direction, trajectory). Other baselines are lowerings still to come.
+STRATEGIES: dict[str, tuple[str, str, str]] = {
+    "fsedp": ("paired", "balanced", "nearest"),
+    "fsedp-fullring": ("paired", "balanced", "fullring"),  # every shard visits every chiplet (authors' code)
+    "fsedp-nocomp": ("paired", "balanced", "single-entry"),  # an expert's shards all enter at one chiplet
+    "fsedp-fixeddir": ("paired", "cw", "nearest"),  # no direction balancing
+    "fsedp-unpaired": ("work", "balanced", "nearest"),  # no heavy/light pairing: heaviest first
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,8 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--shards-per-chiplet", type=int, default=0, metavar="G",
                    help="g: each expert is cut into g x chiplets shards (default 0: smallest that fits SRAM)")
     p.add_argument("--buffers", type=int, default=6, metavar="B", help="shard buffers per chiplet (R4: >= 2)")
-    p.add_argument("--order", default="paired", choices=("paired", "work", "id"), help="global stream order (R6)")
-    p.add_argument("--direction", default="balanced", choices=("balanced", "cw"), help="ring direction policy")
+    p.add_argument("--strategy", default="fsedp", choices=tuple(STRATEGIES),
+                   help="FSE-DP or one of its ablations (default: fsedp)")
+    p.add_argument("--order", choices=("paired", "work", "id"), help="global stream order (R6; overrides the strategy)")
+    p.add_argument("--direction", choices=("balanced", "cw"), help="ring direction policy (overrides the strategy)")
     p.set_defaults(func=run)
 
 
@@ -47,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from fsedp_compiler.passes.virtualize_streams import VirtualizeStreamsPass
     from fsedp_compiler.pipeline import run_passes
 
+    order, direction, trajectory = STRATEGIES[args.strategy]
     mode = args.mode or ("static" if args.trace else "dynamic")
     if mode == "static" and not args.trace:
         raise FsedpError("static mode needs a routing trace (--trace trace.npz)", field="--mode")
@@ -64,14 +75,14 @@ def run(args: argparse.Namespace) -> int:
         passes.append(AttachTargetPass(target=target))
     passes += [
         ShardExpertsPass(shards_per_chiplet=args.shards_per_chiplet, buffers=args.buffers),
-        VirtualizeStreamsPass(order=args.order, direction=args.direction),
+        VirtualizeStreamsPass(order=args.order or order, direction=args.direction or direction, trajectory=trajectory),
         ScheduleStreamsPass(mode=mode, trace=args.trace or ""),
         LowerToDataflowPass(),
         ExpandDataflowPass(),
     ]
     run_passes(ctx, module, passes, text=text)
     final = print_module(module).encode()
-    manifest = emit(module, args.output, extra_files={"final.mlir": final})
+    manifest = emit(module, args.output, extra_files={"final.mlir": final}, strategy=args.strategy)
     print_summary(module, manifest, make_console(), human_bytes)
     return 0
 
@@ -86,7 +97,8 @@ def print_summary(module, manifest, console, human_bytes) -> None:
     from fsedp_compiler.layers import layer_contexts
 
     t = manifest["target"]
-    console.print(f"compiled {manifest['model']} for {t['name']} ({t['chiplets']} chiplets), {manifest['mode']} mode"
+    console.print(f"compiled {manifest['model']} for {t['name']} ({t['chiplets']} chiplets), {manifest['strategy']}, "
+                  f"{manifest['mode']} mode"
                   + (f", {manifest['steps']} steps x {manifest['tokens']} tokens" if manifest["mode"] == "static" else ""))
     table = Table()
     static = manifest["mode"] == "static"

@@ -33,6 +33,9 @@ class Loaded:
     def mode(self) -> str:
         return str(self.manifest["mode"])
 
+    def manifest_layer(self, index: int) -> dict[str, Any]:
+        return next(entry for entry in self.manifest["layers"] if entry["index"] == index)
+
     @property
     def ring(self) -> Ring:
         return Ring(self.target.ring)

@@ -132,7 +132,7 @@ def static_blocks(loaded: Loaded) -> Iterator[BlockStep]:
                                  f"but its stream table row says S_e = {members:#x}", path=loaded.outdir)
             streams.append(Stream(e, members, d, tuple(tokens[e])))
         sched = StepSchedule(layer, step, tuple(streams), 0)
-        trips = trajectories(sched, plan, ring)
+        trips = trajectories(sched, plan, ring, loaded.manifest_layer(layer).get("trajectory", "nearest"))
         _check(loaded, layer, step, got, expected_counts(trips, ports))
         yield BlockStep(layer, step, dense, sched, trips)
 
@@ -143,10 +143,15 @@ def _template(program: isa.Program) -> list[tuple[int, ...]]:
 
 def _run_template(body: list[tuple[int, ...]], trip: Trip, chiplet: int, ports: dict[int, int],
                   out: WorkCounts) -> None:
-    """Interpret a FOREACH body (WHEN / WHERE / leaf records) for one shard on one chiplet."""
-    if chiplet not in trip.path:
-        return
-    hop = trip.path.index(chiplet)
+    """Interpret a FOREACH body (WHEN / WHERE / leaf records) for one shard on one chiplet,
+    once per time its trajectory passes the chiplet."""
+    for hop, c in enumerate(trip.path):
+        if c == chiplet:
+            _run_at(body, trip, hop, chiplet, ports, out)
+
+
+def _run_at(body: list[tuple[int, ...]], trip: Trip, hop: int, chiplet: int, ports: dict[int, int],
+            out: WorkCounts) -> None:
     cond = {isa.WHEN_HOME: hop == 0, isa.WHEN_INBOUND: hop > 0, isa.WHEN_MEMBER: trip.computes[hop],
             isa.WHEN_FORWARD: hop + 1 < len(trip.path), isa.WHEN_LAST: hop == len(trip.path) - 1,
             isa.WHEN_VISIT: True}
@@ -188,7 +193,8 @@ def dynamic_blocks(loaded: Loaded, trace: RoutingTrace) -> Iterator[BlockStep]:
     for r in templates[0]:
         if r[0] in (isa.DENSE, isa.STREAMS) and r[3] not in layer_order:
             layer_order.append(r[3])
-    policies = {l["index"]: Policy(l["order"], l["direction"]) for l in loaded.manifest["layers"]}
+    policies = {entry["index"]: Policy(entry["order"], entry["direction"], entry.get("trajectory", "nearest"))
+                for entry in loaded.manifest["layers"]}
     for step in range(trace.num_steps):
         for layer in layer_order:
             if layer not in loaded.plans:
@@ -201,7 +207,7 @@ def dynamic_blocks(loaded: Loaded, trace: RoutingTrace) -> Iterator[BlockStep]:
             cost = CostModel(loaded.target, spec.dtype)
             sched = schedule(StepRouting(experts, weights, trace.token_chiplet, layer, step), plan, ring, cost,
                              policies[layer])
-            trips = trajectories(sched, plan, ring)
+            trips = trajectories(sched, plan, ring, policies[layer].trajectory)
             got: WorkCounts = Counter()
             for c in range(n):
                 recs = templates[c]

@@ -161,7 +161,7 @@ def simulate(loaded: Loaded, trace: RoutingTrace | None, *, keep_ops: bool = Tru
     makespan = clock
     energy["total"] = sum(energy.values())
     result.metrics = {
-        "strategy": "fsedp",
+        "strategy": loaded.manifest.get("strategy", "fsedp"),
         "mode": loaded.mode,
         "model": loaded.manifest["model"],
         "target": target.name,
