@@ -20,7 +20,8 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 
-from fsedp_compiler.backends.isa import ANY_UNIT, CURRENT, INSTR_DTYPE, OPCODE, Program, encode, sha256_hex, to_text
+from fsedp_compiler.backends.fsa import to_text
+from fsedp_compiler.backends.isa import ANY_UNIT, CURRENT, INSTR_DTYPE, OPCODE, Program, encode, sha256_hex
 from fsedp_compiler.dialects import dataflow as df
 from fsedp_compiler.dialects.fsedp import StaticScheduleOp
 from fsedp_compiler.errors import FsedpError

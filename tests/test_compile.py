@@ -9,7 +9,8 @@ from collections import Counter
 from pathlib import Path
 
 
-from fsedp_compiler.backends.isa import OPCODE, decode, parse_text
+from fsedp_compiler.backends.fsa import parse_text
+from fsedp_compiler.backends.isa import OPCODE, decode
 from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.dialects import dataflow as df
 from fsedp_compiler.layers import cached_trace, layer_contexts, module_model

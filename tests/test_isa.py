@@ -31,10 +31,9 @@ from fsedp_compiler.backends.isa import (
     decode,
     encode,
     instr,
-    parse_text,
     sha256_hex,
-    to_text,
 )
+from fsedp_compiler.backends.fsa import parse_text, to_text
 from fsedp_compiler.errors import FsedpError
 
 # --------------------------------------------------------------------------- random programs
