@@ -31,9 +31,8 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from .costmodel import CostModel
-from .errors import FsedpError
 from .ring import CCW, CW, Ring
-from .scheduler import Policy, StepRouting, StepSchedule, Stream, schedule
+from .scheduler import Policy, StepRouting, StepSchedule, schedule
 from .shardplan import ShardPlan
 from .streaming import FFN, LOAD, SEND, StepTimeline, Trip, buffer_split, execute, trajectories
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .costmodel import CostModel
-from .ring import CCW, CW, TRAJECTORIES, Ring, route
+from .ring import CCW, CW, Ring, route
 from .shardplan import ShardPlan
 
 ORDERS = ("paired", "work", "id")
