@@ -13,7 +13,7 @@ from fsedp_compiler import reference as ref
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.model import MoeLayerSpec
 
-RTOL, ATOL = 1e-5, 1e-6
+RTOL, ATOL = 1e-5, 1e-5  # float32 sums in another order differ by ~1e-6 where terms cancel
 
 
 def layer_spec(activation: str = "swiglu", num_shared: int = 0, **kw: int) -> MoeLayerSpec:
