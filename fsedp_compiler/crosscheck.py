@@ -66,7 +66,6 @@ class CheckResult:
     bound: int | None
     solve_s: float
     directions: dict[Any, int] = field(default_factory=dict)
-    violation: str | None = None
 
 
 def entry_of(trip: Trip) -> int:
