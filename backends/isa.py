@@ -296,6 +296,8 @@ _COND = Field(
     "condition: home (1), member (2), forward (3), last (4), inbound (5), visit (6)",
 )
 _POLICY = Field("policy", "flags", "policy", "policy: next (1)")
+_G = Field("g", "shard", "tag",
+           "token group: source chiplet c (tokens sent to an owner) or N + c (outputs / partial sums for c)")
 _COUNT = Field("n", "shard", "tag", "number of shards of expert e the range covers")
 _MEMBERS = Field("members", "arg", "u32", "S_e as a bitmask of chiplets (bit c = chiplet c)")
 _TAG = (_L, _S, _E, _J)
@@ -348,17 +350,17 @@ OPS: dict[int, OpInfo] = {
             ACC,
             "acc",
             "compute",
-            (_TOKENS,),
-            "Adds received partial outputs into the accumulators of `tokens` local tokens "
-            "(strategies that compute away from the tokens' chiplet).",
+            (_L, _S, _E, _G, _TOKENS),
+            "Adds the received outputs or partial sums of group `g` of expert `e` into the "
+            "accumulators of its `tokens` tokens (strategies that compute away from the tokens).",
         ),
         OpInfo(
             REDUCE,
             "reduce",
             "link_out",
-            (_PORT, _BYTES),
-            "Sends `bytes` of partial sums to the neighbour on `port` for a ring reduction "
-            "(tensor parallel).",
+            (_PORT, _L, _S, _E, _G, _BYTES),
+            "Sends `bytes` of partial sums of group `g` of expert `e` to the neighbour on `port` "
+            "(ring reduce-scatter, tensor parallel); the neighbour takes them with TOKRECV.",
         ),
         OpInfo(
             DENSE,
@@ -380,16 +382,17 @@ OPS: dict[int, OpInfo] = {
             TOKSEND,
             "toksend",
             "link_out",
-            (_PORT, _E, _BYTES),
-            "Sends `bytes` of token activations for expert `e` to the neighbour on `port` "
-            "(expert-parallel strategies move tokens instead of weights).",
+            (_PORT, _L, _S, _E, _G, _BYTES),
+            "Sends `bytes` of token group `g` of expert `e` (activations, outputs) to the neighbour "
+            "on `port`, once it is present (expert- and tensor-parallel strategies move tokens).",
         ),
         OpInfo(
             TOKRECV,
             "tokrecv",
             "link_in",
-            (_PORT, _E, _BYTES),
-            "Receives `bytes` of token activations for expert `e` from the neighbour on `port`.",
+            (_PORT, _L, _S, _E, _G, _BYTES),
+            "Receives `bytes` of token group `g` of expert `e` (or, after a REDUCE, its partial "
+            "sums) from the neighbour on `port` into a token buffer.",
         ),
         OpInfo(
             STREAMS,

@@ -171,10 +171,10 @@ GOLDEN_STATIC = Program(
         instr("ffn", expert=3, shard=1, arg=1),
         instr("send", unit=0, flags=CCW, expert=3, shard=1, arg=6144),
         instr("free", expert=3, shard=1),
-        instr("toksend", unit=0, expert=7, arg=8192),
-        instr("tokrecv", unit=1, expert=7, arg=8192),
-        instr("acc", arg=2),
-        instr("reduce", unit=1, arg=16384),
+        instr("toksend", unit=0, expert=7, shard=1, arg=8192),
+        instr("tokrecv", unit=1, expert=7, shard=6, arg=8192),
+        instr("acc", expert=7, shard=6, arg=2),
+        instr("reduce", unit=1, expert=7, shard=5, arg=16384),
         instr("sync", layer=0, step=0),
         instr("nop"),
         instr("halt"),
@@ -196,10 +196,10 @@ free   l=0 s=0 e=5 j=2
 ffn    l=0 s=0 e=3 j=1 tokens=1
 send   port=0 dir=ccw l=0 s=0 e=3 j=1 bytes=6144
 free   l=0 s=0 e=3 j=1
-toksend port=0 e=7 bytes=8192
-tokrecv port=1 e=7 bytes=8192
-acc    tokens=2
-reduce port=1 bytes=16384
+toksend port=0 l=0 s=0 e=7 g=1 bytes=8192
+tokrecv port=1 l=0 s=0 e=7 g=6 bytes=8192
+acc    l=0 s=0 e=7 g=6 tokens=2
+reduce port=1 l=0 s=0 e=7 g=5 bytes=16384
 sync   l=0 s=0
 nop
 halt
@@ -217,10 +217,10 @@ GOLDEN_STATIC_HEX = (
     "04000000000000000300010001000000"
     "02000100000000000300010000180000"
     "05000000000000000300010000000000"
-    "0a000000000000000700000000200000"
-    "0b010000000000000700000000200000"
-    "06000000000000000000000002000000"
-    "07010000000000000000000000400000"
+    "0a000000000000000700010000200000"
+    "0b010000000000000700060000200000"
+    "06000000000000000700060002000000"
+    "07010000000000000700050000400000"
     "09000000000000000000000000000000"
     "00000000000000000000000000000000"
     "1f000000000000000000000000000000"
@@ -247,7 +247,7 @@ GOLDEN_DYNAMIC = Program(
         instr("when", flags=WHEN_VISIT, arg=1),
         instr("free", layer=C, step=C, expert=C, shard=C),
         instr("when", flags=WHEN_LAST, arg=1),
-        instr("acc", arg=4),
+        instr("acc", layer=C, step=C, expert=C, shard=C, arg=4),
         instr("sync", layer=0, step=C),
         instr("halt"),
     ],
@@ -274,7 +274,7 @@ send   port=* dir=cw e=* j=* bytes=0
 when   visit n=1
 free   e=* j=*
 when   last n=1
-acc    tokens=4
+acc    e=* g=* tokens=4
 sync   l=0
 halt
 """
@@ -297,7 +297,7 @@ GOLDEN_DYNAMIC_HEX = (
     "12000600000000000000000001000000"
     "05000000ffffffffffffffff00000000"
     "12000400000000000000000001000000"
-    "06000000000000000000000004000000"
+    "06000000ffffffffffffffff04000000"
     "090000000000ffff0000000000000000"
     "1f000000000000000000000000000000"
 )
