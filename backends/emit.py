@@ -91,8 +91,10 @@ def build_programs(module: ModuleOp) -> tuple[list[Program], dict[str, Any]]:
     local: list[int] = [0] * target.num_chiplets
     steps = 1
     if mode == "static":
-        sched = next((c.schedule_op for c in layer_contexts(module) if isinstance(c.schedule_op, StaticScheduleOp)))
-        trace_path = sched.prop_str("trace")
+        trace_path = next(c.schedule_op.prop_str("trace") if isinstance(c.schedule_op, StaticScheduleOp)
+                          else c.baseline_op.prop_str("trace")
+                          for c in layer_contexts(module)
+                          if isinstance(c.schedule_op, StaticScheduleOp) or c.baseline_op is not None)
         trace = cached_trace(trace_path, spec_from_module(module))
         steps = trace.num_steps
         local = np.bincount(trace.token_chiplet, minlength=target.num_chiplets).tolist()
@@ -160,12 +162,16 @@ def emit(module: ModuleOp, outdir: str, extra_files: dict[str, bytes] | None = N
     layers = []
     for c in layer_contexts(module):
         plan = c.plan
-        layers.append({**dataclasses.asdict(c.spec), "shards": plan.num_shards, "buffers": plan.buffers,
-                       "shard_bytes": plan.shard_bytes(0),
-                       "shared_shard_bytes": plan.shard_bytes(c.spec.num_experts) if c.spec.num_shared else 0,
-                       "channels": [list(ch) for ch in plan.channels],
-                       "order": c.policy.order, "direction": c.policy.direction,
-                       "trajectory": c.policy.trajectory})
+        entry = {**dataclasses.asdict(c.spec), "shards": plan.num_shards, "buffers": plan.buffers,
+                 "shard_bytes": plan.shard_bytes(0),
+                 "shared_shard_bytes": plan.shard_bytes(c.spec.num_experts) if c.spec.num_shared else 0,
+                 "channels": [list(ch) for ch in plan.channels]}
+        if c.baseline_op is not None:
+            entry.update(baseline=c.baseline_op.prop_str("strategy"),
+                         hydra_skip_single=bool(c.baseline_op.prop_int("skip_single")))
+        else:
+            entry.update(order=c.policy.order, direction=c.policy.direction, trajectory=c.policy.trajectory)
+        layers.append(entry)
     dense = [dataclasses.asdict(d) for d in model.dense]
     manifest = {"format": MANIFEST_FORMAT, "version": 1, "model": model.name, "num_layers": model.num_layers,
                 "strategy": strategy,

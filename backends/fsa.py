@@ -77,6 +77,13 @@ def _format_group(info: OpInfo, recs: np.ndarray, dynamic: bool) -> list[str]:
     return lines
 
 
+def format_record(record: tuple[int, ...], dynamic: bool = False) -> str:
+    """One record (opcode, unit, flags, layer, step, expert, shard, arg) as its text line."""
+    arr = np.zeros(1, dtype=INSTR_DTYPE)
+    arr[0] = record
+    return _format_group(OPS[int(record[0])], arr, dynamic)[0]
+
+
 def to_text(p: Program) -> str:
     """The `.fsa` text of `p`; `parse_text(to_text(p)) == p`."""
     ports = " ".join(str(n) for n in p.ports)

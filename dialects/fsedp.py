@@ -4,6 +4,7 @@
     fsedp.streams layer 0 ring [0, 1, 3, 2] order paired direction balanced
     fsedp.static_schedule layer 0 steps 2 trace "t.npz" offsets array<i32: 0, 3, 5> experts array<i32: ...> ...
     fsedp.dynamic_schedule layer 0
+    fsedp.baseline layer 0 strategy "ep" steps 2 trace "t.npz" skip_single 0
 
 The virtualization rules are verified on these ops (not only ensured by the passes that make
 them): R1 the ring is a Hamiltonian cycle over the target's links; R2/R3 every stream has a
@@ -220,4 +221,41 @@ class DynamicScheduleOp(KeywordSyntax):
     layer = prop_def(IntegerAttr[I64])
 
 
-FSEDP = Dialect("fsedp", [ShardPlanOp, StreamsOp, StaticScheduleOp, DynamicScheduleOp], [])
+@irdl_op_definition
+class BaselineOp(KeywordSyntax):
+    """A baseline strategy's lowering of a layer (not FSE-DP): which one, on which routing trace.
+
+    Its per-step programs are `dataflow.instructions`; `skip_single` is Hydra's inexact option
+    (experts routed one token are not computed)."""
+
+    name = "fsedp.baseline"
+    SYNTAX: ClassVar[tuple[tuple[str, str], ...]] = (("layer", "int"), ("strategy", "str"), ("steps", "int"),
+                                                      ("trace", "str"), ("skip_single", "int"))
+
+    layer = prop_def(IntegerAttr[I64])
+    strategy = prop_def(StringAttr)
+    steps = prop_def(IntegerAttr[I64])
+    trace = prop_def(StringAttr)
+    skip_single = prop_def(IntegerAttr[I64])
+
+    @staticmethod
+    def build(layer: int, strategy: str, steps: int, trace: str, skip_single: bool) -> BaselineOp:
+        return BaselineOp.create(properties={
+            "layer": int_attr(layer), "strategy": StringAttr(strategy), "steps": int_attr(steps),
+            "trace": StringAttr(trace), "skip_single": int_attr(int(skip_single))})
+
+    def verify_(self) -> None:
+        from fsedp_compiler.baselines import BASELINES
+
+        if self.prop_str("strategy") not in BASELINES:
+            raise VerifyException(f"unknown baseline strategy '{self.prop_str('strategy')}'; "
+                                  f"expected one of {', '.join(BASELINES)}")
+        if self.prop_int("steps") < 1:
+            raise VerifyException("a baseline lowering covers at least one step")
+        if self.prop_int("skip_single") not in (0, 1):
+            raise VerifyException("skip_single is 0 or 1")
+        if self.prop_int("skip_single") and self.prop_str("strategy") != "hydra":
+            raise VerifyException("skip_single is a hydra option")
+
+
+FSEDP = Dialect("fsedp", [ShardPlanOp, StreamsOp, StaticScheduleOp, DynamicScheduleOp, BaselineOp], [])

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from xdsl.dialects.builtin import ModuleOp
 
-from fsedp_compiler.dialects.fsedp import DynamicScheduleOp, ShardPlanOp, StaticScheduleOp, StreamsOp
+from fsedp_compiler.dialects.fsedp import BaselineOp, DynamicScheduleOp, ShardPlanOp, StaticScheduleOp, StreamsOp
 from fsedp_compiler.dialects.moe import LayerOp
 
 from .errors import FsedpError
@@ -28,6 +28,7 @@ class LayerContext:
     plan_op: ShardPlanOp | None = None
     streams_op: StreamsOp | None = None
     schedule_op: StaticScheduleOp | DynamicScheduleOp | None = None
+    baseline_op: BaselineOp | None = None
 
     @property
     def plan(self) -> ShardPlan:
@@ -52,7 +53,7 @@ def layer_contexts(module: ModuleOp) -> list[LayerContext]:
     """Every MoE layer of the module in order, with the fsedp ops that refer to it."""
     contexts = {op.index.value.data: LayerContext(op.spec, op) for op in module.ops if isinstance(op, LayerOp)}
     for op in module.ops:
-        if isinstance(op, (ShardPlanOp, StreamsOp, StaticScheduleOp, DynamicScheduleOp)):
+        if isinstance(op, (ShardPlanOp, StreamsOp, StaticScheduleOp, DynamicScheduleOp, BaselineOp)):
             ctx = contexts.get(op.prop_int("layer"))
             if ctx is None:
                 continue
@@ -60,15 +61,17 @@ def layer_contexts(module: ModuleOp) -> list[LayerContext]:
                 ctx.plan_op = op
             elif isinstance(op, StreamsOp):
                 ctx.streams_op = op
+            elif isinstance(op, BaselineOp):
+                ctx.baseline_op = op
             else:
                 ctx.schedule_op = op
     return [contexts[i] for i in sorted(contexts)]
 
 
 def module_mode(module: ModuleOp) -> str | None:
-    """static, dynamic, or None before schedule-streams."""
+    """static, dynamic, or None before schedule-streams (baseline lowerings are static)."""
     for ctx in layer_contexts(module):
-        if isinstance(ctx.schedule_op, StaticScheduleOp):
+        if isinstance(ctx.schedule_op, StaticScheduleOp) or ctx.baseline_op is not None:
             return "static"
         if isinstance(ctx.schedule_op, DynamicScheduleOp):
             return "dynamic"

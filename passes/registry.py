@@ -43,6 +43,12 @@ def _expand_dataflow() -> type[ModulePass]:
     return ExpandDataflowPass
 
 
+def _lower_baseline() -> type[ModulePass]:
+    from fsedp_compiler.passes.lower_baseline import LowerBaselinePass
+
+    return LowerBaselinePass
+
+
 def _emit_isa() -> type[ModulePass]:
     from fsedp_compiler.backends.emit import EmitIsaPass
 
@@ -58,5 +64,6 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
         "schedule-streams": _schedule_streams,
         "lower-to-dataflow": _lower_to_dataflow,
         "expand-dataflow": _expand_dataflow,
+        "lower-baseline": _lower_baseline,
         "emit-isa": _emit_isa,
     }

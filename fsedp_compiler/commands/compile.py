@@ -1,4 +1,4 @@
-"""`fsedpc compile MODEL.mlir -o OUTDIR`: the default FSE-DP pipeline down to per-chiplet ISA."""
+"""`fsedpc compile MODEL.mlir -o OUTDIR`: FSE-DP (or a baseline strategy) down to per-chiplet ISA."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 from rich.table import Table
 
 DEFAULT_TARGET = "paper-2x2"
-#: FSE-DP and its ablations: (order, direction, trajectory). Other baselines are lowerings still to come.
+#: FSE-DP and its ablations: (order, direction, trajectory). Baselines: `baselines.BASELINES`.
 STRATEGIES: dict[str, tuple[str, str, str]] = {
     "fsedp": ("paired", "balanced", "nearest"),
     "fsedp-fullring": ("paired", "balanced", "fullring"),  # every shard visits every chiplet (authors' code)
@@ -35,11 +35,53 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--shards-per-chiplet", type=int, default=0, metavar="G",
                    help="g: each expert is cut into g x chiplets shards (default 0: smallest that fits SRAM)")
     p.add_argument("--buffers", type=int, default=6, metavar="B", help="shard buffers per chiplet (R4: >= 2)")
-    p.add_argument("--strategy", default="fsedp", choices=tuple(STRATEGIES),
-                   help="FSE-DP or one of its ablations (default: fsedp)")
+    p.add_argument("--strategy", default="fsedp", choices=all_strategies(),
+                   help="FSE-DP, one of its ablations, or a baseline (static only; default: fsedp)")
+    p.add_argument("--hydra-skip-single", action="store_true",
+                   help="hydra as the authors' code runs it: experts routed one token are skipped (inexact)")
     p.add_argument("--order", choices=("paired", "work", "id"), help="global stream order (R6; overrides the strategy)")
     p.add_argument("--direction", choices=("balanced", "cw"), help="ring direction policy (overrides the strategy)")
     p.set_defaults(func=run)
+
+
+def all_strategies() -> tuple[str, ...]:
+    """FSE-DP and its ablations, then the baselines."""
+    from fsedp_compiler.baselines import BASELINES
+
+    return (*STRATEGIES, *BASELINES)
+
+
+def compile_passes(strategy: str, *, target: str | None, trace: str | None, mode: str, shards_per_chiplet: int = 0,
+                   buffers: int = 6, order: str | None = None, direction: str | None = None,
+                   hydra_skip_single: bool = False) -> list:
+    """The pass pipeline of `strategy` (attach-target first when `target` is given)."""
+    from fsedp_compiler.errors import FsedpError
+    from fsedp_compiler.passes.attach_target import AttachTargetPass
+    from fsedp_compiler.passes.expand_dataflow import ExpandDataflowPass
+    from fsedp_compiler.passes.lower_baseline import LowerBaselinePass
+    from fsedp_compiler.passes.lower_to_dataflow import LowerToDataflowPass
+    from fsedp_compiler.passes.schedule_streams import ScheduleStreamsPass
+    from fsedp_compiler.passes.shard_experts import ShardExpertsPass
+    from fsedp_compiler.passes.virtualize_streams import VirtualizeStreamsPass
+
+    passes: list = [AttachTargetPass(target=target)] if target else []
+    passes.append(ShardExpertsPass(shards_per_chiplet=shards_per_chiplet, buffers=buffers))
+    if hydra_skip_single and strategy != "hydra":
+        raise FsedpError("--hydra-skip-single only applies to --strategy hydra", field="--hydra-skip-single")
+    if strategy not in STRATEGIES:
+        if mode != "static" or not trace:
+            raise FsedpError(f"the {strategy} baseline compiles static programs: give --trace trace.npz",
+                             field="--strategy")
+        if order or direction:
+            raise FsedpError("--order and --direction are FSE-DP policies", field="--order" if order else "--direction")
+        return passes + [LowerBaselinePass(strategy=strategy, trace=trace, hydra_skip_single=hydra_skip_single)]
+    s_order, s_direction, trajectory = STRATEGIES[strategy]
+    return passes + [
+        VirtualizeStreamsPass(order=order or s_order, direction=direction or s_direction, trajectory=trajectory),
+        ScheduleStreamsPass(mode=mode, trace=trace or ""),
+        LowerToDataflowPass(),
+        ExpandDataflowPass(),
+    ]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,15 +91,8 @@ def run(args: argparse.Namespace) -> int:
     from fsedp_compiler.errors import FsedpError
     from fsedp_compiler.fileio import read_text
     from fsedp_compiler.ir import make_context, parse_module, print_module
-    from fsedp_compiler.passes.attach_target import AttachTargetPass
-    from fsedp_compiler.passes.expand_dataflow import ExpandDataflowPass
-    from fsedp_compiler.passes.lower_to_dataflow import LowerToDataflowPass
-    from fsedp_compiler.passes.schedule_streams import ScheduleStreamsPass
-    from fsedp_compiler.passes.shard_experts import ShardExpertsPass
-    from fsedp_compiler.passes.virtualize_streams import VirtualizeStreamsPass
     from fsedp_compiler.pipeline import run_passes
 
-    order, direction, trajectory = STRATEGIES[args.strategy]
     mode = args.mode or ("static" if args.trace else "dynamic")
     if mode == "static" and not args.trace:
         raise FsedpError("static mode needs a routing trace (--trace trace.npz)", field="--mode")
@@ -67,19 +102,13 @@ def run(args: argparse.Namespace) -> int:
     ctx = make_context()
     module = parse_module(text, args.model, ctx)
     console = make_console(stderr=True)
-    passes = []
-    if args.target or SYSTEM_ATTR not in module.attributes:
-        target = args.target or DEFAULT_TARGET
-        if not args.target:
-            console.print(f"fsedpc: no --target given; using the default preset '{DEFAULT_TARGET}'")
-        passes.append(AttachTargetPass(target=target))
-    passes += [
-        ShardExpertsPass(shards_per_chiplet=args.shards_per_chiplet, buffers=args.buffers),
-        VirtualizeStreamsPass(order=args.order or order, direction=args.direction or direction, trajectory=trajectory),
-        ScheduleStreamsPass(mode=mode, trace=args.trace or ""),
-        LowerToDataflowPass(),
-        ExpandDataflowPass(),
-    ]
+    target = args.target
+    if not target and SYSTEM_ATTR not in module.attributes:
+        target = DEFAULT_TARGET
+        console.print(f"fsedpc: no --target given; using the default preset '{DEFAULT_TARGET}'")
+    passes = compile_passes(args.strategy, target=target, trace=args.trace, mode=mode,
+                            shards_per_chiplet=args.shards_per_chiplet, buffers=args.buffers, order=args.order,
+                            direction=args.direction, hydra_skip_single=args.hydra_skip_single)
     run_passes(ctx, module, passes, text=text)
     final = print_module(module).encode()
     manifest = emit(module, args.output, extra_files={"final.mlir": final}, strategy=args.strategy)
@@ -111,9 +140,11 @@ def print_summary(module, manifest, console, human_bytes) -> None:
         if isinstance(op, df.InstructionsOp):
             cols_ = op.columns()
             layer = op.prop_int("layer")
-            moved = cols_["arg"] * cols_["shard"]  # range ops: bytes per shard x shard count
-            dram[layer] = dram.get(layer, 0) + int(moved[cols_["opcode"] == OPCODE["loads"]].sum())
-            d2d[layer] = d2d.get(layer, 0) + int(moved[cols_["opcode"] == OPCODE["sends"]].sum())
+            opc, arg = cols_["opcode"], cols_["arg"]
+            moved = arg * cols_["shard"]  # range ops: bytes per shard x shard count
+            single = np.isin(opc, [OPCODE["send"], OPCODE["toksend"], OPCODE["reduce"]])
+            dram[layer] = dram.get(layer, 0) + int(moved[opc == OPCODE["loads"]].sum() + arg[opc == OPCODE["load"]].sum())
+            d2d[layer] = d2d.get(layer, 0) + int(moved[opc == OPCODE["sends"]].sum() + arg[single].sum())
     for c in layer_contexts(module):
         plan = c.plan
         row = [str(c.spec.index), str(plan.num_shards), human_bytes(plan.shard_bytes(0))]
@@ -122,6 +153,10 @@ def print_summary(module, manifest, console, human_bytes) -> None:
             row += [f"{len(c.schedule_op.prop_array('experts')) / steps:.1f}",
                     human_bytes(dram.get(c.spec.index, 0) / steps), human_bytes(d2d.get(c.spec.index, 0) / steps),
                     f"{np.mean(c.schedule_op.prop_array('estimated_ns')) / 1e3:.2f} us"]
+        elif c.baseline_op is not None:
+            steps = c.baseline_op.prop_int("steps")
+            row += ["-", human_bytes(dram.get(c.spec.index, 0) / steps), human_bytes(d2d.get(c.spec.index, 0) / steps),
+                    "-"]
         table.add_row(*row)
     console.print(table)
     files = manifest["programs"]

@@ -1,7 +1,8 @@
 """Functional mode: the FFNs the simulator ran, on real numbers, against `reference.py`.
 
 Every executed FFN op multiplies its shard's weight slice (seeded reference weights) with the
-activations of the local tokens routed to its expert, scales by their gate weights (shared
+activations of its tokens (FSE-DP: the local tokens routed to its expert; strategies that move
+tokens, e.g. EP and TP: the tokens the op names), scales by their gate weights (shared
 experts: 1) and accumulates into those tokens' outputs, in execution order. At the end of each
 layer step every token's output must equal the reference MoE forward of the same seeded inputs.
 """
@@ -26,12 +27,13 @@ class FunctionalMismatch(FsedpError):
     """A token's simulated output differs from the reference forward."""
 
 
-def check_functional(loaded: Loaded, trace: RoutingTrace, ffn_log: list[tuple[int, int, int, int, int]],
+def check_functional(loaded: Loaded, trace: RoutingTrace,
+                     ffn_log: list[tuple[int, int, int, int, int, tuple[int, ...] | None]],
                      seed: int = 0) -> int:
     """Replay the executed FFNs numerically; returns the number of (layer, step) checked."""
-    by_step: dict[tuple[int, int], list[tuple[int, int, int]]] = defaultdict(list)
-    for layer, step, chiplet, expert, shard in ffn_log:
-        by_step[(layer, step)].append((chiplet, expert, shard))
+    by_step: dict[tuple[int, int], list[tuple[int, int, int, tuple[int, ...] | None]]] = defaultdict(list)
+    for layer, step, chiplet, expert, shard, tokens in ffn_log:
+        by_step[(layer, step)].append((chiplet, expert, shard, tokens))
     positions = {index: pos for pos, index in enumerate(trace.layer_indices)}
     checked = 0
     for (layer, step), ops in sorted(by_step.items()):
@@ -41,11 +43,15 @@ def check_functional(loaded: Loaded, trace: RoutingTrace, ffn_log: list[tuple[in
         x = token_activations(spec, tokens, seed, step)
         out = np.zeros_like(x)
         weights: dict[int, object] = {}
-        for chiplet, e, j in ops:
+        for chiplet, e, j, toks in ops:
             if e not in weights:
                 weights[e] = (shared_expert_weights(spec, e - spec.num_experts, seed) if e >= spec.num_experts
                               else expert_weights(spec, e, seed))
-            local = trace.token_chiplet == chiplet
+            if toks is None:  # FSE-DP: the chiplet's own tokens
+                local = trace.token_chiplet == chiplet
+            else:  # computed away from the tokens (EP, TP): exactly the tokens the op names
+                local = np.zeros(tokens, dtype=bool)
+                local[list(toks)] = True
             if e >= spec.num_experts:
                 idx = np.flatnonzero(local)
                 g = np.ones(len(idx), dtype=np.float32)
@@ -70,8 +76,8 @@ def check_functional(loaded: Loaded, trace: RoutingTrace, ffn_log: list[tuple[in
 def _token_contributions(t, ops, x, experts, gates, token_chiplet, spec, plan, weights) -> dict:
     """Per expert, what the executed ops added to token t (only computed to explain a mismatch)."""
     out: dict[tuple[int, int], np.ndarray] = {}
-    for chiplet, e, j in ops:
-        if chiplet != token_chiplet[t]:
+    for chiplet, e, j, toks in ops:
+        if (chiplet != token_chiplet[t]) if toks is None else (t not in toks):
             continue
         if e >= spec.num_experts:
             g = 1.0

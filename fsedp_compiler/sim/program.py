@@ -10,6 +10,7 @@ inconsistent program, reported before timing starts.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.routing import RoutingTrace
 from fsedp_compiler.scheduler import Policy, StepRouting, StepSchedule, Stream, schedule
 from fsedp_compiler.streaming import Trip, trajectories
+from fsedp_compiler.taskgraph import TaskGraph
 
 from .loader import Loaded
 
@@ -40,6 +42,8 @@ class BlockStep:
     schedule: StepSchedule | None = None
     trips: list[Trip] | None = None
     scheduler_ns: int = 0
+    graph: TaskGraph | None = None
+    """Baseline strategies: the step's task graph (instead of a schedule and trips)."""
 
 
 def expected_counts(trips: list[Trip], ports: list[dict[int, int]]) -> WorkCounts:
@@ -92,6 +96,7 @@ def static_blocks(loaded: Loaded) -> Iterator[BlockStep]:
     ports = _port_maps(loaded)
     per_chiplet = [_split_steps(p) for p in loaded.programs]
     order = list(dict.fromkeys(per_chiplet[0]))  # (layer, step) in program order
+    graphs: dict[int, list[TaskGraph]] = {}
     for key in order:
         layer, step = key
         recs = [per_chiplet[c].get(key, []) for c in range(n)]
@@ -102,6 +107,13 @@ def static_blocks(loaded: Loaded) -> Iterator[BlockStep]:
                     dense[c] = r[7]
         if layer not in loaded.plans:
             yield BlockStep(layer, step, dense)
+            continue
+        if "baseline" in loaded.manifest_layer(layer):
+            if layer not in graphs:
+                graphs[layer] = baseline_graphs(loaded, layer)
+            graph = graphs[layer][step]
+            _check_rows(loaded, graph, recs, ports)
+            yield BlockStep(layer, step, dense, graph=graph)
             continue
         plan, ring = loaded.plans[layer], loaded.ring
         tables = [[(r[5], r[7], -1 if r[2] else 1) for r in recs[c] if r[0] == isa.STREAM] for c in range(n)]
@@ -135,6 +147,39 @@ def static_blocks(loaded: Loaded) -> Iterator[BlockStep]:
         trips = trajectories(sched, plan, ring, loaded.manifest_layer(layer).get("trajectory", "nearest"))
         _check(loaded, layer, step, got, expected_counts(trips, ports))
         yield BlockStep(layer, step, dense, sched, trips)
+
+
+def baseline_graphs(loaded: Loaded, layer: int) -> list[TaskGraph]:
+    """A baseline layer's task graphs, rebuilt with the compiler's lowering from the bundled trace."""
+    from fsedp_compiler.baselines import Options, plan_layer
+    from fsedp_compiler.routing import load_trace
+
+    entry = loaded.manifest_layer(layer)
+    trace = load_trace(os.path.join(loaded.outdir, loaded.manifest["trace"]))
+    if layer not in trace.layer_indices:
+        raise FsedpError(f"the bundled trace has no routing for MoE layer {layer}", path=loaded.outdir)
+    return plan_layer(entry["baseline"], loaded.specs[layer], loaded.plans[layer], loaded.target, loaded.ring,
+                      trace, trace.layer_indices.index(layer),
+                      Options(hydra_skip_single=bool(entry.get("hydra_skip_single", False))))
+
+
+def _check_rows(loaded: Loaded, graph: TaskGraph, recs: list[list[tuple[int, ...]]],
+                ports: list[dict[int, int]]) -> None:
+    """A baseline step's instructions must be exactly those of its task graph (same order)."""
+    from fsedp_compiler.backends.fsa import format_record
+    from fsedp_compiler.baselines.encode import graph_rows
+
+    n = loaded.target.num_chiplets
+    for c, want in enumerate(graph_rows(graph, ports, n)):
+        got = [r for r in recs[c] if r[0] != isa.DENSE]
+        want8 = [(r[0], r[1], r[2], graph.layer, *r[3:]) for r in want]
+        if got == want8:
+            continue
+        i = next((k for k, (a, b) in enumerate(zip(got, want8)) if a != b), min(len(got), len(want8)))
+        have = format_record(got[i]) if i < len(got) else "nothing"
+        need = format_record(want8[i]) if i < len(want8) else "nothing"
+        raise FsedpError(f"chiplet {c}, layer {graph.layer} step {graph.step}: instruction {i} of the step is "
+                         f"'{have}' but the strategy's lowering of this routing needs '{need}'", path=loaded.outdir)
 
 
 def _template(program: isa.Program) -> list[tuple[int, ...]]:

@@ -19,6 +19,11 @@ from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.routing import RoutingTrace
 from fsedp_compiler.streaming import LOAD, SEND, execute
+from fsedp_compiler.taskgraph import FFN as GRAPH_FFN
+from fsedp_compiler.taskgraph import LOAD as GRAPH_LOAD
+from fsedp_compiler.taskgraph import TRANSFERS
+from fsedp_compiler.taskgraph import execute as execute_graph
+from fsedp_compiler.taskgraph import lower_bound as graph_lower_bound
 
 from .loader import Loaded
 from .program import BlockStep, dynamic_blocks, static_blocks
@@ -44,8 +49,9 @@ class TimedOp:
 class SimResult:
     metrics: dict[str, Any]
     ops: list[TimedOp] = field(default_factory=list)
-    ffn_log: list[tuple[int, int, int, int, int]] = field(default_factory=list)
-    """(layer, step, chiplet, expert, shard) of every FFN, in execution order (functional mode)."""
+    ffn_log: list[tuple[int, int, int, int, int, tuple[int, ...] | None]] = field(default_factory=list)
+    """(layer, step, chiplet, expert, shard, tokens) of every FFN, in execution order (functional
+    mode); tokens None = the chiplet's own tokens routed to the expert (FSE-DP)."""
 
 
 def _lower_bound(block: BlockStep, loaded: Loaded, cost: CostModel) -> int:
@@ -111,7 +117,43 @@ def simulate(loaded: Loaded, trace: RoutingTrace | None, *, keep_ops: bool = Tru
                 dense_ns = max(dense_ns, d)
         clock += dense_ns
         lower += dense_ns
-        if block.trips is not None and block.schedule is not None:
+        if block.graph is not None:
+            graph = block.graph
+            timeline = execute_graph(graph, n)
+            lower += graph_lower_bound(graph)
+            events += len(graph.tasks)
+            for c in range(n):
+                sram_peak[c] = max(sram_peak[c], timeline.peak_bytes[c])
+            step_dram = step_d2d = step_macs = step_ffn_bytes = 0
+            for i, t in enumerate(graph.tasks):
+                s0, s1 = timeline.start[i], timeline.end[i]
+                if t.kind == GRAPH_LOAD:
+                    step_dram += t.nbytes
+                    engine = f"dma{t.resource[2]}"
+                elif t.kind in TRANSFERS:
+                    step_d2d += t.nbytes
+                    link_bytes[f"{t.chiplet}->{t.peer}"] += t.nbytes
+                    engine = f"link->{t.peer}"
+                else:
+                    engine = "compute"
+                    if t.kind == GRAPH_FFN:
+                        step_macs += t.params * len(t.tokens)
+                        step_ffn_bytes += t.params * loaded.specs[block.layer].dtype_bytes
+                        result.ffn_log.append((block.layer, block.step, t.chiplet, t.expert, t.shard, t.tokens))
+                    else:
+                        step_macs += loaded.specs[block.layer].d_model * len(t.tokens)
+                busy[t.chiplet][engine] += s1 - s0
+                if keep_ops:
+                    result.ops.append(TimedOp(t.kind, t.chiplet, engine, block.layer, block.step, t.expert, t.shard,
+                                              clock + s0, clock + s1, t.peer))
+            dram_bytes += step_dram
+            d2d_bytes += step_d2d
+            energy["dram"] += cost.dram_pj(step_dram)
+            energy["d2d"] += cost.link_pj(step_d2d)
+            energy["sram"] += cost.sram_pj(step_dram + 2 * step_d2d + step_ffn_bytes)
+            energy["compute"] += cost.mac_pj(step_macs)
+            clock += timeline.makespan
+        elif block.trips is not None and block.schedule is not None:
             clock += block.scheduler_ns
             plan = loaded.plans[block.layer]
             tokens = {s.expert: s.tokens for s in block.schedule.streams}
@@ -139,7 +181,7 @@ def simulate(loaded: Loaded, trace: RoutingTrace | None, *, keep_ops: bool = Tru
                     step_macs += trip.params * tokens[trip.expert][op.chiplet]
                     step_ffn_bytes += trip.nbytes
                     engine = "compute"
-                    result.ffn_log.append((block.layer, block.step, op.chiplet, trip.expert, trip.shard))
+                    result.ffn_log.append((block.layer, block.step, op.chiplet, trip.expert, trip.shard, None))
                 busy[op.chiplet][engine] += dur
                 if keep_ops:
                     result.ops.append(TimedOp(op.kind, op.chiplet, engine, block.layer, block.step, trip.expert,
@@ -177,6 +219,8 @@ def simulate(loaded: Loaded, trace: RoutingTrace | None, *, keep_ops: bool = Tru
         "d2d_bytes": d2d_bytes,
         "d2d_link_bytes": dict(sorted(link_bytes.items())),
         "sram_peak_bytes": sram_peak,
+        "sram_capacity_bytes": target.chiplet.sram_bytes,
+        "sram_fits": max(sram_peak, default=0) <= target.chiplet.sram_bytes,
         "energy_pj": {k: round(v, 3) for k, v in energy.items()},
         "busy": [{k: round(v / makespan, 6) if makespan else 0.0 for k, v in sorted(b.items())} for b in busy],
         "sim_events": events,

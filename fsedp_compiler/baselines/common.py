@@ -1,0 +1,155 @@
+"""What every baseline lowering shares: a layer step's routing by expert and chiplet, shortest
+paths on the topology, and a builder that adds loads, hop-by-hop transfers and FFNs to a graph.
+
+Tiles: baselines stream weights in the same tiles as FSE-DP's shards (`ShardPlan`: M tiles per
+expert along F), so every strategy reads the same bytes per tile and their buffers compare.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from fsedp_compiler.costmodel import CostModel
+from fsedp_compiler.model import MoeLayerSpec
+from fsedp_compiler.shardplan import ShardPlan
+from fsedp_compiler.target import Target
+from fsedp_compiler.taskgraph import ACC, FFN, LOAD, Task, TaskGraph, transfer_cost
+
+
+@dataclass(frozen=True)
+class Options:
+    """Strategy knobs that are not in the shard plan."""
+
+    hydra_skip_single: bool = False
+    """Hydra as the authors' code runs it: experts with a single token are never computed (inexact)."""
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Deterministic shortest paths (BFS, neighbours by id) and nearest DRAM chiplets."""
+
+    target: Target
+
+    @cached_property
+    def neighbours(self) -> list[list[int]]:
+        nbrs: list[set[int]] = [set() for _ in range(self.target.num_chiplets)]
+        for a, b in self.target.edges:
+            nbrs[a].add(b)
+            nbrs[b].add(a)
+        return [sorted(s) for s in nbrs]
+
+    @cached_property
+    def _parents(self) -> list[list[int]]:
+        out = []
+        for src in range(self.target.num_chiplets):
+            parent = [-1] * self.target.num_chiplets
+            parent[src] = src
+            queue = deque([src])
+            while queue:
+                a = queue.popleft()
+                for b in self.neighbours[a]:
+                    if parent[b] < 0:
+                        parent[b] = a
+                        queue.append(b)
+            out.append(parent)
+        return out
+
+    def path(self, src: int, dst: int) -> list[int]:
+        """Chiplets from src to dst along a shortest path (both ends included)."""
+        parent = self._parents[src]
+        out = [dst]
+        while out[-1] != src:
+            out.append(parent[out[-1]])
+        return out[::-1]
+
+    def dist(self, src: int, dst: int) -> int:
+        return len(self.path(src, dst)) - 1
+
+    def nearest_dram(self, chiplet: int) -> int:
+        """The DRAM chiplet closest to `chiplet` (ties: lowest id)."""
+        return min(self.target.dram_at, key=lambda d: (self.dist(d, chiplet), d))
+
+
+@dataclass
+class StepRoute:
+    """One layer step's routing: per active expert (shared experts included), its token ids
+    per chiplet, in expert id order."""
+
+    tokens: dict[int, dict[int, tuple[int, ...]]]
+
+    @staticmethod
+    def build(experts: np.ndarray, token_chiplet: np.ndarray, plan: ShardPlan) -> StepRoute:
+        out: dict[int, dict[int, list[int]]] = {}
+        for t, row in enumerate(experts.tolist()):
+            c = int(token_chiplet[t])
+            for e in dict.fromkeys(row):
+                out.setdefault(int(e), {}).setdefault(c, []).append(t)
+        for s in range(plan.layer.num_shared):
+            e = plan.layer.num_experts + s
+            for t, c in enumerate(token_chiplet.tolist()):
+                out.setdefault(e, {}).setdefault(int(c), []).append(t)
+        return StepRoute({e: {c: tuple(v) for c, v in sorted(out[e].items())} for e in sorted(out)})
+
+    def count(self, expert: int) -> int:
+        return sum(len(v) for v in self.tokens[expert].values())
+
+    def all_tokens(self, expert: int) -> tuple[int, ...]:
+        return tuple(sorted(t for v in self.tokens[expert].values() for t in v))
+
+
+def paired_order(route: StepRoute) -> list[int]:
+    """Heavy/light pairing (the FSE-DP and Hydra order): heaviest, lightest, 2nd heaviest, ..."""
+    by_load = sorted(route.tokens, key=lambda e: (-route.count(e), e))
+    out: list[int] = []
+    lo, hi = 0, len(by_load) - 1
+    while lo <= hi:
+        out.append(by_load[lo])
+        if lo != hi:
+            out.append(by_load[hi])
+        lo, hi = lo + 1, hi - 1
+    return out
+
+
+class Builder:
+    """Adds tasks for one layer step; durations come from the cost model."""
+
+    def __init__(self, graph: TaskGraph, spec: MoeLayerSpec, plan: ShardPlan, target: Target, topo: Topology):
+        self.graph, self.spec, self.plan, self.target, self.topo = graph, spec, plan, target, topo
+        self.cost = CostModel(target, spec.dtype)
+        self.token_bytes = spec.d_model * spec.dtype_bytes
+
+    def load(self, chiplet: int, channel: int, expert: int, tile: int, deps: tuple[int, ...] = ()) -> int:
+        """Read one weight tile from DRAM channel `channel` of `chiplet` into a buffer there."""
+        nbytes = self.plan.shard_bytes(expert)
+        busy, lat = transfer_cost(self.cost, LOAD, nbytes)
+        return self.graph.add(Task(LOAD, chiplet, ("dma", chiplet, channel), busy, lat, deps, expert, tile,
+                                   nbytes, params=self.plan.shard_params(expert), holds=nbytes, holder=chiplet))
+
+    def move(self, kind: str, path: list[int], expert: int, shard: int, nbytes: int, dep: int | None,
+             extra: tuple[int, ...] = (), first_extra: tuple[int, ...] = ()) -> int | None:
+        """Send data hop by hop along `path` (store and forward; each hop holds it at the
+        receiver). Returns the last hop's task, or `dep` when the path is a single chiplet.
+        `first_extra` are extra dependencies of the first hop (e.g. a buffer being free)."""
+        last = dep
+        busy, lat = transfer_cost(self.cost, kind, nbytes)
+        for hop, (a, b) in enumerate(zip(path, path[1:])):
+            deps = ((last,) if last is not None else ()) + extra + (first_extra if hop == 0 else ())
+            last = self.graph.add(Task(kind, a, ("link", a, b), busy, lat, deps, expert, shard, nbytes, peer=b,
+                                       holds=nbytes, holder=b))
+        return last
+
+    def ffn(self, chiplet: int, expert: int, tile: int, tokens: tuple[int, ...], deps: tuple[int, ...]) -> int:
+        params = self.plan.shard_params(expert)
+        busy = self.cost.ffn_ns(params, len(tokens))
+        return self.graph.add(Task(FFN, chiplet, ("compute", chiplet, 0), busy, 0, deps, expert, tile,
+                                   tokens=tokens, params=params))
+
+    def acc(self, chiplet: int, expert: int, group: int, tokens: tuple[int, ...], deps: tuple[int, ...]) -> int:
+        """Add received partial outputs (d_model values per token) into local accumulators."""
+        busy = self.cost.dense_ns(self.spec.d_model, len(tokens))
+        return self.graph.add(Task(ACC, chiplet, ("compute", chiplet, 0), busy, 0, deps, expert, group,
+                                   tokens=tokens))

@@ -1,0 +1,72 @@
+"""Tensor-parallel lowering (`tp`): every chiplet computes a 1/N slice of every active expert.
+
+Slice c of an expert is its tiles [c·g, (c+1)·g) (g = tiles per chiplet of the shard plan), in
+chiplet c's DRAM, or read by the nearest DRAM chiplet and sent over when c has none. Per active
+expert the tokens routed to it are all-gathered over the virtual ring (each source group goes
+both ways round, covering the ring in ceil((N-1)/2) hops), every chiplet streams its slice
+through B tile buffers against all of them, and the partial outputs are reduce-scattered: the
+partials of chiplet s's tokens flow along the ring towards s from both sides, each chiplet
+adding its own (ACC) before passing them on (REDUCE), and s adds the two sums it receives.
+"""
+
+from __future__ import annotations
+
+from fsedp_compiler.ring import Ring
+from fsedp_compiler.taskgraph import REDUCE, SEND, TOKSEND
+
+from .common import Builder, StepRoute, paired_order
+
+
+def _at(ring: Ring, chiplet: int, hops: int, direction: int) -> int:
+    """The chiplet `hops` ring positions from `chiplet` in `direction`."""
+    return ring.order[(ring.pos(chiplet) + direction * hops) % ring.size]
+
+
+def plan_tp(b: Builder, route: StepRoute, ring: Ring) -> None:
+    n = b.target.num_chiplets
+    g = b.plan.num_shards // n
+    channels = b.target.chiplet.dram_channels
+    buffers = b.plan.buffers
+    seq: dict[int, list[int]] = {c: [] for c in range(n)}  # tile-buffered FFNs in order, per chiplet
+    for e in paired_order(route):
+        groups = route.tokens[e]
+        toks = route.all_tokens(e)
+        # all-gather: arrived[c] = hops that bring a remote group to chiplet c
+        arrived: dict[int, list[int]] = {c: [] for c in range(n)}
+        for src, group in groups.items():
+            nbytes = len(group) * b.token_bytes
+            for d, hops in ((1, n // 2), (-1, (n - 1) // 2)):
+                last = None
+                for h in range(hops):
+                    a, c = _at(ring, src, h, d), _at(ring, src, h + 1, d)
+                    last = b.move(TOKSEND, b.topo.path(a, c), e, src, nbytes, last)
+                    assert last is not None
+                    arrived[c].append(last)
+        ffns: dict[int, list[int]] = {}
+        for c in range(n):
+            store = c if c in b.target.dram_at else b.topo.nearest_dram(c)
+            mine = []
+            for j in range(c * g, (c + 1) * g):
+                s = seq[c]
+                reuse = (s[len(s) - buffers],) if len(s) >= buffers else ()
+                load = b.load(store, j % channels, e, j, reuse)
+                tile = b.move(SEND, b.topo.path(store, c), e, j, b.plan.shard_bytes(e), load)
+                assert tile is not None
+                s.append(b.ffn(c, e, j, toks, (tile, *arrived[c])))
+                mine.append(s[-1])
+            ffns[c] = mine
+        # reduce-scatter: two chains end at each destination s
+        for dst, group in groups.items():
+            nbytes = len(group) * b.token_bytes
+            for d, hops in ((1, n // 2), (-1, (n - 1) // 2)):
+                # the chain starts `hops` chiplets away against direction d and walks towards dst
+                partial = None
+                for h in range(hops, 0, -1):
+                    a = _at(ring, dst, h, -d)
+                    c = _at(ring, dst, h - 1, -d)
+                    deps = tuple(ffns[a])
+                    if partial is not None:
+                        deps += (b.acc(a, e, n + dst, group, (partial, *ffns[a])),)
+                    partial = b.move(REDUCE, b.topo.path(a, c), e, n + dst, nbytes, None, extra=deps)
+                if partial is not None:
+                    b.acc(dst, e, n + dst, group, (partial, *ffns[dst]))
