@@ -13,4 +13,5 @@ COMMANDS: tuple[str, ...] = (
     "compile",
     "simulate",
     "crosscheck",
+    "bench",
 )

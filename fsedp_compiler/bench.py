@@ -1,0 +1,163 @@
+"""Strategy comparison: compile and simulate every strategy on the same traces, one row each.
+
+Every row goes through the real tool chain (passes, ISA emission, program loading, the
+simulator), so the comparison runs on one backend and one cost model. Ratios are measured in
+one run: FSE-DP's speedup over a strategy is that strategy's makespan over FSE-DP's on the same
+routing; the SRAM saving is 1 - FSE-DP's peak / the strategy's peak (the most any chiplet holds).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import FsedpError
+from .model import ModelSpec
+
+#: Row fields written by `--json` (besides the breakdowns), in table order.
+ROW_KEYS = ("strategy", "tokens", "steps", "makespan_ns", "step_ns", "lower_bound_ns", "efficiency", "dram_bytes",
+            "d2d_bytes", "sram_peak_bytes", "sram_fits", "energy_pj", "speedup_of_fsedp", "sram_saving_of_fsedp",
+            "engine_busy", "exact")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to compare: model blocks, target, token counts, strategies and the routing."""
+
+    model: ModelSpec
+    target: str
+    tokens: tuple[int, ...]
+    strategies: tuple[str, ...]
+    steps: int = 4
+    trace: str | None = None
+    skew: str = "uniform"
+    locality: float = 0.0
+    seed: int = 0
+    buffers: int = 6
+    shards_per_chiplet: int = 0
+    functional: bool = False
+    hydra_skip_single: bool = False
+
+
+def restrict_model(model: ModelSpec, moe_layers: int | None, dense: bool, dtype: str | None) -> ModelSpec:
+    """The first `moe_layers` MoE layers (and the blocks before the last one kept), without the
+    dense parts when `dense` is false, at `dtype` when given."""
+    moe = model.moe
+    if moe_layers is not None:
+        if moe_layers < 1:
+            raise FsedpError(f"must be >= 1, got {moe_layers}", field="--moe-layers")
+        moe = moe[:moe_layers]
+    if not moe:
+        raise FsedpError("the model has no MoE layer to compare strategies on", field="MODEL.mlir")
+    last = moe[-1].index
+    kept = tuple(d for d in model.dense if d.index <= last) if dense else ()
+    if dtype is not None:
+        moe = tuple(dataclasses.replace(m, dtype=dtype) for m in moe)
+    return dataclasses.replace(model, moe=tuple(moe), dense=kept)
+
+
+def engine_busy(metrics: dict[str, Any]) -> dict[str, float]:
+    """Mean busy fraction over chiplets of DRAM, link and compute engines (sums over units)."""
+    out = {"dram": 0.0, "link": 0.0, "compute": 0.0}
+    per = metrics["busy"]
+    for chiplet in per:
+        for engine, frac in chiplet.items():
+            kind = "dram" if engine.startswith("dma") else "link" if engine.startswith("link") else "compute"
+            out[kind] += frac
+    return {k: round(v / max(len(per), 1), 6) for k, v in out.items()}
+
+
+def _trace_for(cfg: BenchConfig, tokens: int, chiplets: int, workdir: str) -> str:
+    from .routing import save_trace, synth_trace
+
+    if cfg.trace:
+        return cfg.trace
+    path = os.path.join(workdir, f"trace-{tokens}.npz")
+    save_trace(synth_trace(cfg.model, tokens, cfg.steps, chiplets, cfg.skew, cfg.locality, cfg.seed), path)
+    return path
+
+
+def run_one(cfg: BenchConfig, strategy: str, trace_path: str, outdir: str) -> dict[str, Any]:
+    """Compile `strategy` for the trace into `outdir`, simulate it; the row (without ratios)."""
+    from .backends.emit import emit
+    from .commands.compile import compile_passes
+    from .ir import make_context, module_from_spec
+    from .pipeline import run_passes
+    from .routing import load_trace
+    from .sim.functional import FunctionalMismatch, check_functional
+    from .sim.loader import load_outdir
+    from .sim.run import simulate
+
+    module = module_from_spec(cfg.model)
+    passes = compile_passes(strategy, target=cfg.target, trace=trace_path, mode="static",
+                            shards_per_chiplet=cfg.shards_per_chiplet, buffers=cfg.buffers,
+                            hydra_skip_single=cfg.hydra_skip_single and strategy == "hydra")
+    run_passes(make_context(), module, passes)
+    emit(module, outdir, strategy=strategy)
+    loaded = load_outdir(outdir)
+    trace = load_trace(trace_path)
+    result = simulate(loaded, trace, keep_ops=False)
+    m = result.metrics
+    exact: bool | None = None
+    if cfg.functional:
+        try:
+            check_functional(loaded, trace, result.ffn_log)
+            exact = True
+        except FunctionalMismatch:
+            exact = False
+    return {
+        "strategy": strategy, "tokens": m["tokens"], "steps": m["steps"], "makespan_ns": m["makespan_ns"],
+        "step_ns": m["makespan_ns"] / max(m["steps"], 1), "lower_bound_ns": m["lower_bound_ns"],
+        "efficiency": round(m["efficiency"], 6), "dram_bytes": m["dram_bytes"], "d2d_bytes": m["d2d_bytes"],
+        "sram_peak_bytes": m["sram_peak_bytes"], "sram_fits": m["sram_fits"],
+        "energy_pj": m["energy_pj"]["total"], "engine_busy": engine_busy(m), "exact": exact,
+    }
+
+
+def add_ratios(rows: list[dict[str, Any]]) -> None:
+    """Speedup and SRAM saving of fsedp over every row with the same token count."""
+    ref = {r["tokens"]: r for r in rows if r["strategy"] == "fsedp"}
+    for r in rows:
+        f = ref.get(r["tokens"])
+        r["speedup_of_fsedp"] = round(r["makespan_ns"] / f["makespan_ns"], 6) if f and f["makespan_ns"] else None
+        peak, fpeak = max(r["sram_peak_bytes"]), max(f["sram_peak_bytes"]) if f else 0
+        r["sram_saving_of_fsedp"] = round(1 - fpeak / peak, 6) if f and peak else None
+
+
+def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Every (tokens, strategy) row; `progress(label)` is called before each run."""
+    from .target import resolve_target
+
+    target = resolve_target(cfg.target)
+    if cfg.trace:
+        from .routing import load_trace
+
+        trace = load_trace(cfg.trace, cfg.model)
+        if trace.num_chiplets != target.num_chiplets:
+            raise FsedpError(f"trace spreads tokens over {trace.num_chiplets} chiplets but {target.name} has "
+                             f"{target.num_chiplets}", path=cfg.trace, field="--trace")
+        token_counts: tuple[int, ...] = (trace.num_tokens,)
+    else:
+        token_counts = cfg.tokens
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="fsedpc-bench-") as work:
+        for tokens in token_counts:
+            trace_path = _trace_for(cfg, tokens, target.num_chiplets, work)
+            for strategy in cfg.strategies:
+                if progress is not None:
+                    progress(f"{strategy} @ {tokens} tokens")
+                rows.append(run_one(cfg, strategy, trace_path, os.path.join(work, f"{strategy}-{tokens}")))
+    add_ratios(rows)
+    rows = [{k: r[k] for k in ROW_KEYS} for r in rows]
+    return {
+        "format": "fsedpc-bench", "version": 1, "model": cfg.model.name, "target": target.name,
+        "chiplets": target.num_chiplets, "moe_layers": [m.index for m in cfg.model.moe],
+        "dtype": cfg.model.moe[0].dtype, "dense": bool(cfg.model.dense),
+        "routing": ({"trace": os.path.basename(cfg.trace)} if cfg.trace else
+                    {"skew": cfg.skew, "locality": cfg.locality, "seed": cfg.seed, "steps": cfg.steps}),
+        "buffers": cfg.buffers, "sram_capacity_bytes": target.chiplet.sram_bytes, "rows": rows,
+    }
