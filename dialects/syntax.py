@@ -81,7 +81,9 @@ class KeywordSyntax(IRDLOperation):
         for key, default in cls.OPTIONAL:
             props[key] = StringAttr(parser.parse_identifier(f" after '{key}'")
                                     if parser.parse_optional_keyword(key) else default)
-        attrs = parser.parse_optional_attr_dict()
+        # before a region a bare `{` opens the region, so extra attributes need the keyword
+        attr_dict = parser.parse_optional_attr_dict_with_keyword() if cls.HAS_REGION else None
+        attrs = attr_dict.data if attr_dict is not None else ({} if cls.HAS_REGION else parser.parse_optional_attr_dict())
         regions = [parser.parse_region()] if cls.HAS_REGION else []
         return cls.create(properties=props, attributes=attrs, regions=regions)
 
@@ -110,7 +112,7 @@ class KeywordSyntax(IRDLOperation):
             if value.data != default:
                 printer.print_string(f" {key} {value.data}")
         if self.attributes:
-            printer.print_string(" ")
+            printer.print_string(" attributes " if self.HAS_REGION else " ")
             printer.print_attr_dict(self.attributes)
         if self.HAS_REGION:
             printer.print_string(" ")

@@ -32,10 +32,11 @@ def plot_report(report: dict[str, Any], path: str) -> None:
     strategies = list(dict.fromkeys(r["strategy"] for r in rows))
     tokens = sorted({r["tokens"] for r in rows})
     fig, (ax_t, ax_m, ax_b) = plt.subplots(1, 3, figsize=(16, 4.8))
-    for s in strategies:
+    colours = plt.get_cmap("tab20").colors
+    for i, s in enumerate(strategies):
         pts = sorted((r["tokens"], r["step_ns"] / 1e3) for r in rows if r["strategy"] == s)
-        ax_t.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=s,
-                  linewidth=2.5 if s == "fsedp" else 1.2)
+        ax_t.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=s, color=colours[i % len(colours)],
+                  linewidth=2.8 if s == "fsedp" else 1.2)
     ax_t.set_xscale("log", base=2)
     ax_t.set_xticks(tokens, [str(t) for t in tokens])
     ax_t.set_xlabel("tokens per step")
@@ -56,7 +57,7 @@ def plot_report(report: dict[str, Any], path: str) -> None:
         vals = [at[s]["engine_busy"][kind] for s in names]
         ax_b.bar(names, vals, bottom=bottom, label=kind, color=colour)
         bottom = [b + v for b, v in zip(bottom, vals)]
-    ax_b.set_ylabel("mean busy fraction per chiplet")
+    ax_b.set_ylabel("busy fraction per chiplet (mean; sum over its engines)")
     ax_b.set_title(f"engine busy at {last} tokens")
     ax_b.legend(fontsize=8)
     for ax in (ax_m, ax_b):

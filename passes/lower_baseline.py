@@ -32,8 +32,10 @@ from .expand_dataflow import _columns, port_map
 
 @dataclass(frozen=True)
 class LowerBaselinePass(ModulePass):
-    """Lower with `strategy` (one of `baselines.BASELINES`) on the routing of `trace` (.npz);
-    `hydra-skip-single` is Hydra's inexact option. Needs shard-experts first."""
+    """Lower every MoE layer with baseline `strategy` (ep, tp, dp, ...) for the routing `trace`.
+
+    `trace` is an .npz routing trace; `hydra-skip-single` is Hydra's inexact option (experts
+    routed one token are skipped). Needs shard-experts first (tiles and B buffers)."""
 
     name = "lower-baseline"
 

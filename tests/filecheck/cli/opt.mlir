@@ -42,7 +42,7 @@ builtin.module attributes {moe.model = "m", moe.num_layers = 1 : i64} {
 
 // OUT: chiplet.system = #chiplet.system<name = "ring-8"
 
-// UNKNOWN: fsedpc: error: -p: bad pass pipeline 'attach-target{target=ring-8},no-such-pass': Unrecognized passes: ['no-such-pass']; known passes: attach-target, shard-experts, virtualize-streams, schedule-streams, lower-to-dataflow, expand-dataflow, emit-isa
+// UNKNOWN: fsedpc: error: -p: bad pass pipeline 'attach-target{target=ring-8},no-such-pass': Unrecognized passes: ['no-such-pass']; known passes: attach-target, shard-experts, virtualize-streams, schedule-streams, lower-to-dataflow, expand-dataflow, lower-baseline, emit-isa
 // NOTIN: fsedpc: error: --print-ir-after: pass 'shard-experts' is not in the pipeline
 
 // A module that verifies without a target but not with one: the failure names the pass and the op.
