@@ -38,12 +38,14 @@ def plan_fsdp(b: Builder, route: StepRoute) -> None:
     done: dict[int, list[list[int]]] = {}  # chiplet -> FFNs of each expert it computed, in order
     for e in paired_order(route):
         needing = route.tokens[e]
-        # arrivals into c of this expert wait until the expert two back at c is computed
+        # arrivals into c of this expert wait until the expert two back at c is computed; the
+        # reads wait for every needing chiplet's buffer (no unbounded staging at the homes)
         gate = {c: tuple(done[c][-2]) if len(done.get(c, [])) >= 2 else () for c in needing}
+        all_free = tuple(i for deps in gate.values() for i in deps)
         at: dict[int, list[int]] = {c: [] for c in needing}
         for j in range(m):
             home, ch = b.plan.home(e, j)
-            load = b.load(home, ch, e, j, gate.get(home, ()))
+            load = b.load(home, ch, e, j, all_free)
             have = {home: load}  # chiplet -> task after which the tile is there
             for c in needing:
                 path = b.topo.path(home, c)

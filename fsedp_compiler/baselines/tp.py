@@ -4,7 +4,7 @@ Slice c of an expert is its tiles [c·g, (c+1)·g) (g = tiles per chiplet of the
 chiplet c's DRAM, or read by the nearest DRAM chiplet and sent over when c has none. Per active
 expert the tokens routed to it are all-gathered over the virtual ring (each source group goes
 both ways round, covering the ring in ceil((N-1)/2) hops), every chiplet streams its slice
-through B tile buffers against all of them, and the partial outputs are reduce-scattered: the
+through B tile buffers against all of them (token buffers for two experts at a time), and the partial outputs are reduce-scattered: the
 partials of chiplet s's tokens flow along the ring towards s from both sides, each chiplet
 adding its own (ACC) before passing them on (REDUCE), and s adds the two sums it receives.
 """
@@ -28,6 +28,7 @@ def plan_tp(b: Builder, route: StepRoute, ring: Ring) -> None:
     channels = b.target.chiplet.dram_channels
     buffers = b.plan.buffers
     seq: dict[int, list[int]] = {c: [] for c in range(n)}  # tile-buffered FFNs in order, per chiplet
+    done: dict[int, list[list[int]]] = {c: [] for c in range(n)}  # per chiplet, FFNs of each expert
     for e in paired_order(route):
         groups = route.tokens[e]
         toks = route.all_tokens(e)
@@ -39,7 +40,10 @@ def plan_tp(b: Builder, route: StepRoute, ring: Ring) -> None:
                 last = None
                 for h in range(hops):
                     a, c = _at(ring, src, h, d), _at(ring, src, h + 1, d)
-                    last = b.move(TOKSEND, b.topo.path(a, c), e, src, nbytes, last)
+                    # token buffers for two experts per chiplet: wait until c is done with the
+                    # expert two back before sending it this one's tokens
+                    window = tuple(done[c][-2]) if len(done[c]) >= 2 else ()
+                    last = b.move(TOKSEND, b.topo.path(a, c), e, src, nbytes, last, first_extra=window)
                     assert last is not None
                     arrived[c].append(last)
         ffns: dict[int, list[int]] = {}
@@ -55,6 +59,7 @@ def plan_tp(b: Builder, route: StepRoute, ring: Ring) -> None:
                 s.append(b.ffn(c, e, j, toks, (tile, *arrived[c])))
                 mine.append(s[-1])
             ffns[c] = mine
+            done[c].append(mine)
         # reduce-scatter: two chains end at each destination s
         for dst, group in groups.items():
             nbytes = len(group) * b.token_bytes
