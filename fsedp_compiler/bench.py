@@ -21,7 +21,7 @@ from .model import ModelSpec
 #: Row fields written by `--json` (besides the breakdowns), in table order.
 ROW_KEYS = ("strategy", "tokens", "steps", "makespan_ns", "step_ns", "lower_bound_ns", "efficiency", "dram_bytes",
             "d2d_bytes", "sram_peak_bytes", "sram_fits", "energy_pj", "speedup_of_fsedp", "sram_saving_of_fsedp",
-            "engine_busy", "exact")
+            "engine_busy", "max_busy", "bottleneck", "exact")
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,16 @@ def engine_busy(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: round(v / max(len(per), 1), 6) for k, v in out.items()}
 
 
+def max_busy(metrics: dict[str, Any]) -> dict[str, float]:
+    """Busy fraction of the busiest single DRAM channel, directed link and compute engine."""
+    out = {"dram": 0.0, "link": 0.0, "compute": 0.0}
+    for chiplet in metrics["busy"]:
+        for engine, frac in chiplet.items():
+            kind = "dram" if engine.startswith("dma") else "link" if engine.startswith("link") else "compute"
+            out[kind] = max(out[kind], frac)
+    return out
+
+
 def _trace_for(cfg: BenchConfig, tokens: int, chiplets: int, workdir: str) -> str:
     from .routing import save_trace, synth_trace
 
@@ -114,7 +124,8 @@ def run_one(cfg: BenchConfig, strategy: str, trace_path: str, outdir: str) -> di
         "step_ns": m["makespan_ns"] / max(m["steps"], 1), "lower_bound_ns": m["lower_bound_ns"],
         "efficiency": round(m["efficiency"], 6), "dram_bytes": m["dram_bytes"], "d2d_bytes": m["d2d_bytes"],
         "sram_peak_bytes": m["sram_peak_bytes"], "sram_fits": m["sram_fits"],
-        "energy_pj": m["energy_pj"]["total"], "engine_busy": engine_busy(m), "exact": exact,
+        "energy_pj": m["energy_pj"]["total"], "engine_busy": engine_busy(m), "max_busy": max_busy(m),
+        "bottleneck": max(("dram", "link", "compute"), key=lambda k: max_busy(m)[k]), "exact": exact,
     }
 
 
