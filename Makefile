@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   := out/demo
 
-.PHONY: all install test lit pytest demo clean
+.PHONY: all install test lit pytest demo results clean
 
 all: test
 
@@ -30,6 +30,12 @@ lit: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
+# The strategy comparison report: docs/results.md, docs/results/*.json and figures, from scratch
+# (about 10 minutes on 2 cores).
+results: $(STAMP)
+	rm -rf docs/results docs/results.md
+	$(BIN)/python benchmarks/results.py --out docs --jobs 2
+
 # The demo: import a real HF config, inspect it, make and study a trace, compile it for the
 # FSE-DP paper's 2x2 system (static: per routed step; dynamic: routing-independent programs)
 # and simulate both (the static run also checks every token against the numpy reference).
@@ -49,7 +55,8 @@ demo: $(STAMP)
 	$(BIN)/fsedpc simulate $(DEMO)/static --functional --metrics $(DEMO)/static/metrics.json --timeline $(DEMO)/timeline.json
 	$(BIN)/fsedpc compile $(DEMO)/qwen3-30b-a3b.mlir --target paper-2x2 -o $(DEMO)/dynamic
 	$(BIN)/fsedpc simulate $(DEMO)/dynamic --trace $(DEMO)/trace.npz --metrics $(DEMO)/dynamic/metrics.json
-	@echo "timeline: $(DEMO)/timeline.json (open it in https://ui.perfetto.dev)"
+	$(BIN)/fsedpc bench $(DEMO)/qwen3-30b-a3b.mlir --target paper-2x2 --moe-layers 1 --no-dense --dtype int8 --tokens 16,64,256 --steps 2 --json $(DEMO)/bench.json --plot $(DEMO)/bench.png
+	@echo "timeline: $(DEMO)/timeline.json (open it in https://ui.perfetto.dev); comparison figure: $(DEMO)/bench.png"
 
 clean:
 	rm -rf out .pytest_cache tests/filecheck/**/Output

@@ -1,0 +1,321 @@
+"""Regenerate docs/results.md and its figures from scratch (`make results`).
+
+    .venv/bin/python benchmarks/results.py [--out docs] [--jobs 2] [--quick]
+
+Every number comes from `fsedp_compiler.bench.run_bench` (each strategy compiled, emitted and
+simulated on the same synthetic routing), run here on a fixed grid with fixed seeds, so the
+report is byte-for-byte reproducible. Raw rows go to docs/results/*.json, figures to
+docs/results/*.png. --quick runs a reduced grid (for trying the script, not for the report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+MODELS = REPO / "examples" / "models"
+
+PAPER_MODELS = ("deepseek-moe-16b", "qwen3-30b-a3b", "phi-3.5-moe", "yuan2-m32")
+PAPER_TARGETS = ("paper-2x2", "paper-4x4")
+ROUTINGS = {"uniform": ("uniform", 0.0), "skewed": ("zipf:1.2", 0.5)}
+STRONG = ("ep", "tp", "dp", "fsdp", "ep-cache")
+FAITHFUL = ("ep-serial", "hydra")
+STRATEGIES = ("fsedp", "ep", "ep-serial", "hydra", "tp", "dp", "fsdp", "ep-cache")
+ABLATIONS = ("fsedp", "fsedp-fullring", "fsedp-nocomp", "fsedp-fixeddir", "fsedp-unpaired")
+#: Our larger systems, each model at its own dtype (bf16), 1 to 256 tokens.
+LARGER = (("mixtral-8x7b", "ring-8"), ("qwen3-30b-a3b", "mesh-4x4"), ("deepseek-moe-16b", "hbm-8"),
+          ("olmoe-1b-7b", "torus-4x4"))
+
+BUFFERS = (2, 4, 6, 8, 12, 16)
+
+#: The FSE-DP authors' simulator on synthetic uniform routing (research/moeopt.md §4): model,
+#: tokens, mesh -> (paired vs EP, paired vs Hydra, peak-memory saving vs EP).
+AUTHORS = {
+    ("deepseek-moe-16b", 16, "2x2"): (1.05, 0.79, 0.56), ("deepseek-moe-16b", 16, "4x4"): (0.97, 0.57, 0.56),
+    ("deepseek-moe-16b", 64, "2x2"): (1.20, 1.44, 0.50), ("deepseek-moe-16b", 64, "4x4"): (1.12, 1.01, 0.56),
+    ("deepseek-moe-16b", 256, "2x2"): (1.70, 2.13, 0.25), ("deepseek-moe-16b", 256, "4x4"): (1.66, 1.00, 0.51),
+    ("qwen3-30b-a3b", 16, "2x2"): (1.04, 0.60, 0.56), ("qwen3-30b-a3b", 16, "4x4"): (0.99, 0.46, 0.56),
+    ("qwen3-30b-a3b", 64, "2x2"): (1.15, 1.34, 0.52), ("qwen3-30b-a3b", 64, "4x4"): (1.12, 0.95, 0.57),
+    ("qwen3-30b-a3b", 256, "2x2"): (1.52, 1.79, 0.25), ("qwen3-30b-a3b", 256, "4x4"): (1.48, 0.99, 0.51),
+    ("phi-3.5-moe", 64, "2x2"): (1.22, 1.20, 0.50), ("phi-3.5-moe", 256, "2x2"): (1.61, 1.56, 0.25),
+    ("yuan2-m32", 64, "2x2"): (1.14, 1.24, 0.56), ("yuan2-m32", 256, "2x2"): (1.49, 1.48, 0.50),
+}
+
+
+def _job(spec: dict[str, Any]) -> tuple[str, dict[str, Any], float]:
+    """One bench configuration (run in a worker process)."""
+    from fsedp_compiler.bench import BenchConfig, restrict_model, run_bench
+    from fsedp_compiler.ir import load_model_spec
+
+    model = restrict_model(load_model_spec(str(MODELS / f"{spec['model']}.mlir")), 1, False, spec.get("dtype"))
+    skew, locality = ROUTINGS[spec["routing"]]
+    cfg = BenchConfig(model=model, target=spec["target"], tokens=tuple(spec["tokens"]),
+                      strategies=tuple(spec["strategies"]), steps=spec["steps"], skew=skew, locality=locality,
+                      seed=0, buffers=spec.get("buffers", 6))
+    start = time.perf_counter()
+    report = run_bench(cfg)
+    report["routing_name"] = spec["routing"]
+    return spec["name"], report, time.perf_counter() - start
+
+
+def grid(quick: bool) -> list[dict[str, Any]]:
+    jobs = []
+    tokens = (16, 64, 256)
+    for model in PAPER_MODELS[:1] if quick else PAPER_MODELS:
+        for target in PAPER_TARGETS:
+            for routing in ROUTINGS:
+                strategies = STRATEGIES + (ABLATIONS[1:] if target == "paper-2x2" and routing == "uniform" else ())
+                jobs.append({"name": f"paper-{model}-{target}-{routing}", "model": model, "target": target,
+                             "routing": routing, "tokens": tokens, "steps": 2, "dtype": "int8",
+                             "strategies": strategies})
+    for model, target in LARGER[:1] if quick else LARGER:
+        for routing in ROUTINGS:
+            jobs.append({"name": f"large-{model}-{target}-{routing}", "model": model, "target": target,
+                         "routing": routing, "tokens": (1, 4, 16, 64, 256), "steps": 2,
+                         "strategies": STRATEGIES + ABLATIONS[1:]})
+    for b in BUFFERS:  # the buffers knob (B = 6 is in the large grid)
+        if b != 6:
+            jobs.append({"name": f"buffers-{b}", "model": "qwen3-30b-a3b", "target": "mesh-4x4", "routing": "uniform",
+                         "tokens": (1, 16, 64), "steps": 2, "buffers": b, "strategies": ("fsedp", "ep", "tp", "dp")})
+    return jobs
+
+
+# --- report ----------------------------------------------------------------------------------------
+
+def _row(report: dict[str, Any], strategy: str, tokens: int) -> dict[str, Any] | None:
+    return next((r for r in report["rows"] if r["strategy"] == strategy and r["tokens"] == tokens), None)
+
+
+def _x(v: float | None) -> str:
+    return "–" if v is None else f"{v:.2f}×"
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{v:.0%}"
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.2f}"
+
+
+def _best_strong(report: dict[str, Any], tokens: int) -> tuple[str, dict[str, Any]]:
+    rows = [r for r in report["rows"] if r["tokens"] == tokens and r["strategy"] in STRONG]
+    best = min(rows, key=lambda r: r["makespan_ns"])
+    return best["strategy"], best
+
+
+def paper_section(reports: dict[str, dict[str, Any]]) -> list[str]:
+    out = ["## 1. The paper's setting", "",
+           "One MoE layer (the model's first; routing is synthetic, so every layer looks alike), INT8 weights "
+           "(the authors' simulator counts one byte per element), 2 decode steps, seed 0. `uniform`: every "
+           "expert equally likely; `skewed`: Zipf popularity with exponent 1.2 and 50% temporal locality. "
+           "Step time is per decode step. *vs X* is X's step time over FSE-DP's on the same routing (above 1: "
+           "FSE-DP is faster). *SRAM saving* is 1 − FSE-DP's peak / the strategy's peak (the most any chiplet "
+           "holds). A peak marked † exceeds the chiplet's 8 MiB: that plan does not fit this hardware (the "
+           "authors' simulator does not enforce capacity, so neither do we when timing it).", ""]
+    out += ["| model | target | routing | tokens | FSE-DP step (µs) | vs ep-serial | vs hydra | best strong | vs best "
+            "strong | FSE-DP binds | SRAM FSE-DP (MiB) | saving vs ep-serial | saving vs hydra |",
+            "|---|---|---|---:|---:|---:|---:|---|---:|---|---:|---:|---:|"]
+    for model in PAPER_MODELS:
+        for target in PAPER_TARGETS:
+            for routing in ROUTINGS:
+                rep = reports.get(f"paper-{model}-{target}-{routing}")
+                if rep is None:
+                    continue
+                for tokens in (16, 64, 256):
+                    f = _row(rep, "fsedp", tokens)
+                    es, hy = _row(rep, "ep-serial", tokens), _row(rep, "hydra", tokens)
+                    name, best = _best_strong(rep, tokens)
+                    cap = rep["sram_capacity_bytes"]
+
+                    def mem(r: dict[str, Any]) -> str:
+                        return _pct(r["sram_saving_of_fsedp"]) + ("†" if max(r["sram_peak_bytes"]) > cap else "")
+
+                    out.append(f"| {model} | {target} | {routing} | {tokens} | {f['step_ns'] / 1e3:,.1f} | "
+                               f"{_x(es['speedup_of_fsedp'])} | {_x(hy['speedup_of_fsedp'])} | {name} | "
+                               f"{_x(best['speedup_of_fsedp'])} | {f['bottleneck']} | "
+                               f"{_mib(max(f['sram_peak_bytes']))} | {mem(es)} | {mem(hy)} |")
+    return out + [""]
+
+
+def comparison_section(reports: dict[str, dict[str, Any]]) -> list[str]:
+    out = ["## 2. Side by side: the paper, the authors' simulator, our paper-faithful and strong baselines", "",
+           "The paper claims 1.22–2.00× over EP/Hydra and up to 78.8% less on-chip memory. The authors' "
+           "simulator column is from `research/moeopt.md` §4 (their code, synthetic uniform routing, FSE-DP-"
+           "paired; memory saving vs EP with 16 slices). Ours: uniform routing, same models, tokens and "
+           "meshes.", "",
+           "| model | tokens | mesh | authors' sim: vs EP / vs Hydra / mem. saving | ours: vs ep-serial / vs hydra "
+           "/ saving vs ep-serial | ours: vs best strong (which) |",
+           "|---|---:|---|---|---|---|"]
+    for (model, tokens, mesh), (a_ep, a_hy, a_mem) in AUTHORS.items():
+        rep = reports.get(f"paper-{model}-paper-{mesh}-uniform")
+        if rep is None:
+            continue
+        es, hy = _row(rep, "ep-serial", tokens), _row(rep, "hydra", tokens)
+        name, best = _best_strong(rep, tokens)
+        out.append(f"| {model} | {tokens} | {mesh} | {a_ep:.2f}× / {a_hy:.2f}× / {a_mem:.0%} | "
+                   f"{_x(es['speedup_of_fsedp'])} / {_x(hy['speedup_of_fsedp'])} / "
+                   f"{_pct(es['sram_saving_of_fsedp'])} | {_x(best['speedup_of_fsedp'])} ({name}) |")
+    out.append("")
+    speed = {"ep-serial": [], "hydra": [], "strong": []}
+    for key, rep in reports.items():
+        if not key.startswith("paper-"):
+            continue
+        for tokens in (64, 256):
+            for s in FAITHFUL:
+                r = _row(rep, s, tokens)
+                if r is not None:
+                    speed[s].append(r["speedup_of_fsedp"])
+            speed["strong"].append(_best_strong(rep, tokens)[1]["speedup_of_fsedp"])
+    vs_ep: dict[str, list[float]] = {"uniform": [], "skewed": []}
+    for key, rep in reports.items():
+        if key.startswith("paper-"):
+            vs_ep[rep["routing_name"]] += [r["speedup_of_fsedp"] for r in rep["rows"] if r["strategy"] == "ep"]
+    savings = [r["sram_saving_of_fsedp"] for key, rep in reports.items() if key.startswith("paper-")
+               for r in rep["rows"] if r["strategy"] in FAITHFUL]
+    out += [f"Over all paper-setting runs at 64 and 256 tokens (both meshes, both routings), FSE-DP's speedup "
+            f"ranges {min(speed['ep-serial']):.2f}–{max(speed['ep-serial']):.2f}× over `ep-serial` and "
+            f"{min(speed['hydra']):.2f}–{max(speed['hydra']):.2f}× over `hydra`, but "
+            f"{min(speed['strong']):.2f}–{max(speed['strong']):.2f}× over the best strong baseline. Its peak-SRAM "
+            f"saving against the paper-faithful baselines reaches {max(savings):.1%} (range "
+            f"{min(savings):.1%}–{max(savings):.1%}). Against `ep` alone (all token counts) it is "
+            f"{min(vs_ep['uniform']):.2f}–{max(vs_ep['uniform']):.2f}× with uniform routing and "
+            f"{min(vs_ep['skewed']):.2f}–{max(vs_ep['skewed']):.2f}× with skewed routing.", ""]
+    return out
+
+
+def regime_section(reports: dict[str, dict[str, Any]]) -> list[str]:
+    out = ["## 3. Regime map on larger systems", "",
+           "Each model at its own dtype (bf16) on one of our presets, 1 to 256 tokens. *winner* is the fastest "
+           "strategy of all (ablations included); *vs best strong* is FSE-DP's speedup over the fastest strong "
+           "baseline (below 1: FSE-DP loses); *binds* is FSE-DP's busiest resource (busy fraction of its busiest "
+           "DRAM channel, link or compute engine); energy is FSE-DP's over the best strong baseline's.", "",
+           "| model | target | routing | tokens | winner | FSE-DP step (µs) | vs best strong (which) | binds "
+           "(busy) | energy ratio | SRAM FSE-DP / best strong (MiB) |",
+           "|---|---|---|---:|---|---:|---|---|---:|---|"]
+    for model, target in LARGER:
+        for routing in ROUTINGS:
+            rep = reports.get(f"large-{model}-{target}-{routing}")
+            if rep is None:
+                continue
+            for tokens in sorted({r["tokens"] for r in rep["rows"]}):
+                rows = [r for r in rep["rows"] if r["tokens"] == tokens]
+                win = min(rows, key=lambda r: r["makespan_ns"])
+                f = _row(rep, "fsedp", tokens)
+                name, best = _best_strong(rep, tokens)
+                busy = f["max_busy"][f["bottleneck"]]
+                out.append(f"| {model} | {target} | {routing} | {tokens} | {win['strategy']} | "
+                           f"{f['step_ns'] / 1e3:,.1f} | {_x(best['speedup_of_fsedp'])} ({name}) | "
+                           f"{f['bottleneck']} ({busy:.0%}) | {f['energy_pj'] / best['energy_pj']:.2f} | "
+                           f"{_mib(max(f['sram_peak_bytes']))} / {_mib(max(best['sram_peak_bytes']))} |")
+    vs, wins, binds, energy = [], 0, Counter(), []
+    for key, rep in reports.items():
+        if key.startswith("large-"):
+            for tokens in sorted({r["tokens"] for r in rep["rows"]}):
+                f = _row(rep, "fsedp", tokens)
+                best = _best_strong(rep, tokens)[1]
+                vs.append(best["speedup_of_fsedp"])
+                wins += best["speedup_of_fsedp"] > 1.0
+                binds[f["bottleneck"]] += 1
+                energy.append(f["energy_pj"] / best["energy_pj"])
+    if vs:
+        out += ["", f"Across these {len(vs)} runs FSE-DP's speedup over the best strong baseline ranges "
+                f"{min(vs):.2f}–{max(vs):.2f}× (above 1 in {wins}); its busiest resource is "
+                + ", ".join(f"{k} in {v}" for k, v in binds.most_common())
+                + f"; it spends {min(energy):.2f}–{max(energy):.2f}× the best strong baseline's energy."]
+    return out + [""]
+
+
+def ablation_section(reports: dict[str, dict[str, Any]]) -> list[str]:
+    out = ["## 4. Ablations of FSE-DP and the buffers knob", "",
+           "Step time of each ablation over FSE-DP's (above 1: the ablation is slower), and D2D bytes over "
+           "FSE-DP's.", "",
+           "| setting | tokens | fullring | nocomp | fixeddir | unpaired | D2D fullring | D2D nocomp |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    keys = [f"paper-{m}-paper-2x2-uniform" for m in PAPER_MODELS] + \
+           [f"large-{m}-{t}-uniform" for m, t in LARGER]
+    for key in keys:
+        rep = reports.get(key)
+        if rep is None:
+            continue
+        for tokens in sorted({r["tokens"] for r in rep["rows"]}):
+            f = _row(rep, "fsedp", tokens)
+            cells = []
+            for a in ABLATIONS[1:]:
+                r = _row(rep, a, tokens)
+                cells.append("–" if r is None else f"{r['makespan_ns'] / f['makespan_ns']:.3f}")
+            d2d = []
+            for a in ("fsedp-fullring", "fsedp-nocomp"):
+                r = _row(rep, a, tokens)
+                d2d.append("–" if r is None or not f["d2d_bytes"] else f"{r['d2d_bytes'] / f['d2d_bytes']:.2f}")
+            out.append(f"| {rep['model']} on {rep['target']} | {tokens} | " + " | ".join(cells + d2d) + " |")
+    out += ["", "Buffers B per chiplet (Qwen3-30B-A3B, bf16, mesh-4x4, uniform): FSE-DP's step time, its efficiency "
+            "against its lower bound, its speedup over ep / tp / dp given the same B, and its peak SRAM (32 MiB "
+            "per chiplet). More buffers let more shards be in flight on the ring (R4 splits B between the two "
+            "ring directions, and an injection needs two free).", "",
+            "| B | tokens | FSE-DP step (µs) | efficiency | vs ep | vs tp | vs dp | FSE-DP peak SRAM (MiB) |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for b in BUFFERS:
+        rep = reports.get(f"buffers-{b}") if b != 6 else reports.get("large-qwen3-30b-a3b-mesh-4x4-uniform")
+        if rep is None:
+            continue
+        for tokens in (1, 16, 64):
+            f = _row(rep, "fsedp", tokens)
+            vs = [_x(_row(rep, s, tokens)["speedup_of_fsedp"]) for s in ("ep", "tp", "dp")]
+            out.append(f"| {b} | {tokens} | {f['step_ns'] / 1e3:,.1f} | {f['efficiency']:.0%} | " + " | ".join(vs) +
+                       f" | {_mib(max(f['sram_peak_bytes']))} |")
+    return out + [""]
+
+
+def figures(reports: dict[str, dict[str, Any]], outdir: Path) -> list[str]:
+    from fsedp_compiler.plots import plot_report
+
+    out = ["## 5. Figures", "", "Step time vs tokens, peak SRAM and engine-busy bars at the largest token count "
+           "(`fsedpc bench --plot`).", ""]
+    for key in ("paper-deepseek-moe-16b-paper-2x2-uniform", "paper-qwen3-30b-a3b-paper-4x4-skewed",
+                "large-mixtral-8x7b-ring-8-uniform", "large-deepseek-moe-16b-hbm-8-skewed"):
+        if key in reports:
+            plot_report(reports[key], str(outdir / f"{key}.png"))
+            out += [f"![{key}](results/{key}.png)", ""]
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(REPO / "docs"))
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    out = Path(args.out)
+    raw = out / "results"
+    raw.mkdir(parents=True, exist_ok=True)
+    jobs = grid(args.quick)
+    reports: dict[str, dict[str, Any]] = {}
+    start = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        for i, (name, report, secs) in enumerate(pool.map(_job, jobs), 1):
+            reports[name] = report
+            (raw / f"{name}.json").write_text(json.dumps(report, indent=1) + "\n")
+            print(f"[{i}/{len(jobs)}] {name}: {secs:.1f} s", file=sys.stderr)
+    lines = (Path(__file__).with_name("results_intro.md").read_text().splitlines()
+             + [""] + paper_section(reports) + comparison_section(reports) + regime_section(reports)
+             + ablation_section(reports) + figures(reports, raw)
+             + Path(__file__).with_name("results_outro.md").read_text().splitlines())
+    tmp = out / ".results.md.tmp"
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, out / "results.md")
+    print(f"wrote {out / 'results.md'} ({len(jobs)} configurations, {time.perf_counter() - start:.0f} s)",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
