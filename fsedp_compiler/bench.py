@@ -60,14 +60,18 @@ def restrict_model(model: ModelSpec, moe_layers: int | None, dense: bool, dtype:
     return dataclasses.replace(model, moe=tuple(moe), dense=kept)
 
 
+def _engine_kind(engine: str) -> str:
+    """metrics.json engine names (dma0, link->3, compute) by kind."""
+    return "dram" if engine.startswith("dma") else "link" if engine.startswith("link") else "compute"
+
+
 def engine_busy(metrics: dict[str, Any]) -> dict[str, float]:
     """Mean busy fraction over chiplets of DRAM, link and compute engines (sums over units)."""
     out = {"dram": 0.0, "link": 0.0, "compute": 0.0}
     per = metrics["busy"]
     for chiplet in per:
         for engine, frac in chiplet.items():
-            kind = "dram" if engine.startswith("dma") else "link" if engine.startswith("link") else "compute"
-            out[kind] += frac
+            out[_engine_kind(engine)] += frac
     return {k: round(v / max(len(per), 1), 6) for k, v in out.items()}
 
 
@@ -76,8 +80,7 @@ def max_busy(metrics: dict[str, Any]) -> dict[str, float]:
     out = {"dram": 0.0, "link": 0.0, "compute": 0.0}
     for chiplet in metrics["busy"]:
         for engine, frac in chiplet.items():
-            kind = "dram" if engine.startswith("dma") else "link" if engine.startswith("link") else "compute"
-            out[kind] = max(out[kind], frac)
+            out[_engine_kind(engine)] = max(out[_engine_kind(engine)], frac)
     return out
 
 
@@ -112,6 +115,7 @@ def run_one(cfg: BenchConfig, strategy: str, trace_path: str, outdir: str) -> di
     trace = load_trace(trace_path)
     result = simulate(loaded, trace, keep_ops=False)
     m = result.metrics
+    peaks = max_busy(m)
     exact: bool | None = None
     if cfg.functional:
         try:
@@ -124,8 +128,8 @@ def run_one(cfg: BenchConfig, strategy: str, trace_path: str, outdir: str) -> di
         "step_ns": m["makespan_ns"] / max(m["steps"], 1), "lower_bound_ns": m["lower_bound_ns"],
         "efficiency": round(m["efficiency"], 6), "dram_bytes": m["dram_bytes"], "d2d_bytes": m["d2d_bytes"],
         "sram_peak_bytes": m["sram_peak_bytes"], "sram_fits": m["sram_fits"],
-        "energy_pj": m["energy_pj"]["total"], "engine_busy": engine_busy(m), "max_busy": max_busy(m),
-        "bottleneck": max(("dram", "link", "compute"), key=lambda k: max_busy(m)[k]), "exact": exact,
+        "energy_pj": m["energy_pj"]["total"], "engine_busy": engine_busy(m), "max_busy": peaks,
+        "bottleneck": max(peaks, key=lambda k: peaks[k]), "exact": exact,
     }
 
 

@@ -2,7 +2,8 @@
 
 Layer steps run back to back: a block's dense part (attention etc.) on each chiplet's compute
 engine, then (dynamic mode) the controller's scheduler latency, then the MoE step on the
-engines (`streaming.execute`), ending at the SYNC barrier. Integer nanoseconds throughout.
+engines (FSE-DP: `streaming.execute`; baselines: their task graph, `taskgraph.execute`), ending
+at the SYNC barrier. Integer nanoseconds throughout.
 """
 
 from __future__ import annotations
@@ -77,6 +78,106 @@ def _lower_bound(block: BlockStep, loaded: Loaded, cost: CostModel) -> int:
     return max(max(dram.values(), default=0) + (cost.dram_latency_ns if dram else 0), max(compute), cut)
 
 
+@dataclass
+class Totals:
+    """What a run accumulates over its steps (bytes, busy time per engine, energy, SRAM peaks)."""
+
+    num_chiplets: int
+    dram_bytes: int = 0
+    d2d_bytes: int = 0
+    link_bytes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    energy: dict[str, float] = field(default_factory=lambda: {"dram": 0.0, "d2d": 0.0, "sram": 0.0, "compute": 0.0})
+    busy: list[dict[str, int]] = field(default_factory=list)
+    sram_peak: list[int] = field(default_factory=list)
+    events: int = 0
+
+    def __post_init__(self) -> None:
+        self.busy = [defaultdict(int) for _ in range(self.num_chiplets)]
+        self.sram_peak = [0] * self.num_chiplets
+
+    def add_step(self, cost: CostModel, dram: int, d2d: int, macs: int, ffn_bytes: int, peaks: list[int]) -> None:
+        """Energy is linear in bytes and MACs: SRAM is written by every load and receive and read
+        by every send and FFN."""
+        self.dram_bytes += dram
+        self.d2d_bytes += d2d
+        self.energy["dram"] += cost.dram_pj(dram)
+        self.energy["d2d"] += cost.link_pj(d2d)
+        self.energy["sram"] += cost.sram_pj(dram + 2 * d2d + ffn_bytes)
+        self.energy["compute"] += cost.mac_pj(macs)
+        self.sram_peak = [max(a, b) for a, b in zip(self.sram_peak, peaks)]
+
+
+def _graph_step(block: BlockStep, loaded: Loaded, cost: CostModel, totals: Totals, result: SimResult, clock: int,
+                keep_ops: bool) -> tuple[int, int]:
+    """A baseline step (task graph): (makespan, lower bound)."""
+    graph = block.graph
+    assert graph is not None
+    timeline = execute_graph(graph, totals.num_chiplets)
+    totals.events += len(graph.tasks)
+    spec = loaded.specs[block.layer]
+    dram = d2d = macs = ffn_bytes = 0
+    for i, t in enumerate(graph.tasks):
+        s0, s1 = timeline.start[i], timeline.end[i]
+        if t.kind == GRAPH_LOAD:
+            dram += t.nbytes
+            engine = f"dma{t.resource[2]}"
+        elif t.kind in TRANSFERS:
+            d2d += t.nbytes
+            totals.link_bytes[f"{t.chiplet}->{t.peer}"] += t.nbytes
+            engine = f"link->{t.peer}"
+        elif t.kind == GRAPH_FFN:
+            engine = "compute"
+            macs += t.params * len(t.tokens)
+            ffn_bytes += t.params * spec.dtype_bytes
+            result.ffn_log.append((block.layer, block.step, t.chiplet, t.expert, t.shard, t.tokens))
+        else:  # ACC: one add per output element
+            engine = "compute"
+            macs += spec.d_model * len(t.tokens)
+        totals.busy[t.chiplet][engine] += s1 - s0
+        if keep_ops:
+            result.ops.append(TimedOp(t.kind, t.chiplet, engine, block.layer, block.step, t.expert, t.shard,
+                                      clock + s0, clock + s1, t.peer))
+    totals.add_step(cost, dram, d2d, macs, ffn_bytes, timeline.peak_bytes)
+    return timeline.makespan, graph_lower_bound(graph)
+
+
+def _trip_step(block: BlockStep, loaded: Loaded, cost: CostModel, totals: Totals, result: SimResult, clock: int,
+               keep_ops: bool) -> tuple[int, int]:
+    """An FSE-DP step (shard trips on the engine model): (makespan, lower bound)."""
+    assert block.trips is not None and block.schedule is not None
+    target = loaded.target
+    tokens = {s.expert: s.tokens for s in block.schedule.streams}
+    timeline = execute(block.trips, loaded.plans[block.layer], loaded.ring, cost, tokens)
+    totals.events += len(timeline.ops)
+    for c, peak in enumerate(timeline.peak_bytes):
+        if peak > target.chiplet.sram_bytes:  # the shard plan guarantees it fits: an inconsistent program
+            raise FsedpError(f"chiplet {c} holds {peak} bytes of shards in layer {block.layer} step "
+                             f"{block.step}, more than its {target.chiplet.sram_bytes} bytes of SRAM",
+                             path=loaded.outdir)
+    dram = d2d = macs = ffn_bytes = 0
+    for op in timeline.ops:
+        trip = block.trips[op.trip]
+        if op.kind == LOAD:
+            dram += trip.nbytes
+            engine = f"dma{op.unit}"
+        elif op.kind == SEND:
+            d2d += trip.nbytes
+            totals.link_bytes[f"{op.chiplet}->{op.unit}"] += trip.nbytes
+            engine = f"link->{op.unit}"
+        else:
+            macs += trip.params * tokens[trip.expert][op.chiplet]
+            ffn_bytes += trip.nbytes
+            engine = "compute"
+            result.ffn_log.append((block.layer, block.step, op.chiplet, trip.expert, trip.shard, None))
+        totals.busy[op.chiplet][engine] += op.end - op.start
+        if keep_ops:
+            result.ops.append(TimedOp(op.kind, op.chiplet, engine, block.layer, block.step, trip.expert,
+                                      trip.shard, clock + op.start, clock + op.end,
+                                      op.unit if op.kind == SEND else -1))
+    totals.add_step(cost, dram, d2d, macs, ffn_bytes, timeline.peak_bytes)
+    return timeline.makespan, _lower_bound(block, loaded, cost)
+
+
 def simulate(loaded: Loaded, trace: RoutingTrace | None, *, keep_ops: bool = True,
              progress: Callable[[int, int], None] | None = None) -> SimResult:
     """Simulate the whole program; `progress(done, total)` is called after every block."""
@@ -93,14 +194,9 @@ def simulate(loaded: Loaded, trace: RoutingTrace | None, *, keep_ops: bool = Tru
     clock = 0
     lower = 0
     per_layer: dict[int, int] = defaultdict(int)
-    dram_bytes = d2d_bytes = 0
-    link_bytes: dict[str, int] = defaultdict(int)
-    sram_peak = [0] * n
-    busy: list[dict[str, int]] = [defaultdict(int) for _ in range(n)]
-    energy = {"dram": 0.0, "d2d": 0.0, "sram": 0.0, "compute": 0.0}
+    totals = Totals(n)
     result = SimResult({})
     start_wall = time.perf_counter()
-    events = 0
     for index, block in enumerate(blocks):
         begin = clock
         dense = loaded.dense.get(block.layer)
@@ -112,95 +208,23 @@ def simulate(loaded: Loaded, trace: RoutingTrace | None, *, keep_ops: bool = Tru
                 d = cost.dense_ns(dense.flops_per_token, tok)
                 if d and keep_ops:
                     result.ops.append(TimedOp("dense", c, "compute", block.layer, block.step, -1, -1, clock, clock + d))
-                busy[c]["compute"] += d
-                energy["compute"] += cost.mac_pj(dense.flops_per_token // 2 * tok)
+                totals.busy[c]["compute"] += d
+                totals.energy["compute"] += cost.mac_pj(dense.flops_per_token // 2 * tok)
                 dense_ns = max(dense_ns, d)
         clock += dense_ns
         lower += dense_ns
-        if block.graph is not None:
-            graph = block.graph
-            timeline = execute_graph(graph, n)
-            lower += graph_lower_bound(graph)
-            events += len(graph.tasks)
-            for c in range(n):
-                sram_peak[c] = max(sram_peak[c], timeline.peak_bytes[c])
-            step_dram = step_d2d = step_macs = step_ffn_bytes = 0
-            for i, t in enumerate(graph.tasks):
-                s0, s1 = timeline.start[i], timeline.end[i]
-                if t.kind == GRAPH_LOAD:
-                    step_dram += t.nbytes
-                    engine = f"dma{t.resource[2]}"
-                elif t.kind in TRANSFERS:
-                    step_d2d += t.nbytes
-                    link_bytes[f"{t.chiplet}->{t.peer}"] += t.nbytes
-                    engine = f"link->{t.peer}"
-                else:
-                    engine = "compute"
-                    if t.kind == GRAPH_FFN:
-                        step_macs += t.params * len(t.tokens)
-                        step_ffn_bytes += t.params * loaded.specs[block.layer].dtype_bytes
-                        result.ffn_log.append((block.layer, block.step, t.chiplet, t.expert, t.shard, t.tokens))
-                    else:
-                        step_macs += loaded.specs[block.layer].d_model * len(t.tokens)
-                busy[t.chiplet][engine] += s1 - s0
-                if keep_ops:
-                    result.ops.append(TimedOp(t.kind, t.chiplet, engine, block.layer, block.step, t.expert, t.shard,
-                                              clock + s0, clock + s1, t.peer))
-            dram_bytes += step_dram
-            d2d_bytes += step_d2d
-            energy["dram"] += cost.dram_pj(step_dram)
-            energy["d2d"] += cost.link_pj(step_d2d)
-            energy["sram"] += cost.sram_pj(step_dram + 2 * step_d2d + step_ffn_bytes)
-            energy["compute"] += cost.mac_pj(step_macs)
-            clock += timeline.makespan
-        elif block.trips is not None and block.schedule is not None:
+        if block.graph is not None or block.trips is not None:
             clock += block.scheduler_ns
-            plan = loaded.plans[block.layer]
-            tokens = {s.expert: s.tokens for s in block.schedule.streams}
-            timeline = execute(block.trips, plan, loaded.ring, cost, tokens)
-            lower += _lower_bound(block, loaded, cost)
-            events += len(timeline.ops)
-            for c in range(n):
-                sram_peak[c] = max(sram_peak[c], timeline.peak_bytes[c])
-                if sram_peak[c] > target.chiplet.sram_bytes:
-                    raise FsedpError(f"chiplet {c} holds {sram_peak[c]} bytes of shards in layer {block.layer} step "
-                                     f"{block.step}, more than its {target.chiplet.sram_bytes} bytes of SRAM",
-                                     path=loaded.outdir)
-            step_dram = step_d2d = step_macs = step_ffn_bytes = 0
-            for op in timeline.ops:
-                trip = block.trips[op.trip]
-                dur = op.end - op.start
-                if op.kind == LOAD:
-                    step_dram += trip.nbytes
-                    engine = f"dma{op.unit}"
-                elif op.kind == SEND:
-                    step_d2d += trip.nbytes
-                    link_bytes[f"{op.chiplet}->{op.unit}"] += trip.nbytes
-                    engine = f"link->{op.unit}"
-                else:
-                    step_macs += trip.params * tokens[trip.expert][op.chiplet]
-                    step_ffn_bytes += trip.nbytes
-                    engine = "compute"
-                    result.ffn_log.append((block.layer, block.step, op.chiplet, trip.expert, trip.shard, None))
-                busy[op.chiplet][engine] += dur
-                if keep_ops:
-                    result.ops.append(TimedOp(op.kind, op.chiplet, engine, block.layer, block.step, trip.expert,
-                                              trip.shard, clock + op.start, clock + op.end,
-                                              op.unit if op.kind == SEND else -1))
-            # energy is linear in bytes and MACs: SRAM is written by every load and receive and read
-            # by every send and FFN
-            dram_bytes += step_dram
-            d2d_bytes += step_d2d
-            energy["dram"] += cost.dram_pj(step_dram)
-            energy["d2d"] += cost.link_pj(step_d2d)
-            energy["sram"] += cost.sram_pj(step_dram + 2 * step_d2d + step_ffn_bytes)
-            energy["compute"] += cost.mac_pj(step_macs)
-            clock += timeline.makespan
+            step = _graph_step if block.graph is not None else _trip_step
+            makespan, bound = step(block, loaded, cost, totals, result, clock, keep_ops)
+            clock += makespan
+            lower += bound
         per_layer[block.layer] += clock - begin
         if progress is not None:
             progress(index + 1, len(blocks))
     wall = time.perf_counter() - start_wall
     makespan = clock
+    energy = dict(totals.energy)
     energy["total"] = sum(energy.values())
     result.metrics = {
         "strategy": loaded.manifest.get("strategy", "fsedp"),
@@ -215,15 +239,15 @@ def simulate(loaded: Loaded, trace: RoutingTrace | None, *, keep_ops: bool = Tru
         "lower_bound_ns": lower,
         "efficiency": lower / makespan if makespan else 1.0,
         "tokens_per_s": tokens_total * steps / (makespan * 1e-9) if makespan else 0.0,
-        "dram_bytes": dram_bytes,
-        "d2d_bytes": d2d_bytes,
-        "d2d_link_bytes": dict(sorted(link_bytes.items())),
-        "sram_peak_bytes": sram_peak,
+        "dram_bytes": totals.dram_bytes,
+        "d2d_bytes": totals.d2d_bytes,
+        "d2d_link_bytes": dict(sorted(totals.link_bytes.items())),
+        "sram_peak_bytes": totals.sram_peak,
         "sram_capacity_bytes": target.chiplet.sram_bytes,
-        "sram_fits": max(sram_peak, default=0) <= target.chiplet.sram_bytes,
+        "sram_fits": max(totals.sram_peak, default=0) <= target.chiplet.sram_bytes,
         "energy_pj": {k: round(v, 3) for k, v in energy.items()},
-        "busy": [{k: round(v / makespan, 6) if makespan else 0.0 for k, v in sorted(b.items())} for b in busy],
-        "sim_events": events,
+        "busy": [{k: round(v / makespan, 6) if makespan else 0.0 for k, v in sorted(b.items())} for b in totals.busy],
+        "sim_events": totals.events,
         "sim_wall_s": round(wall, 3),
     }
     return result
