@@ -139,6 +139,18 @@ of S_e starting at the first one it reaches and ends at the last. LOADS go in sh
 other ranges in *arrival order* at this chiplet: fewer hops from the shard's home first, then
 lower shard index. Engines run their ranges in the order of the stream table, so a program is
 O(streams x chiplets) records per step however finely experts are sharded.
+
+Baseline programs
+-----------------
+Strategies other than FSE-DP (EP, TP, DP, ...; program.json names the strategy per layer) are
+static programs of single-tile and token instructions: LOAD, SEND/RECV (weight tiles), TOKSEND/
+TOKRECV (token groups and outputs, tag ``g``), REDUCE (partial sums, received with TOKRECV), FFN
+(``tokens`` = how many tokens the tile is applied to, wherever they came from), ACC, FREE, SYNC.
+Their buffers are assigned statically by the compiler (a read into a tile buffer waits for the
+last use of the tile the buffer held before), not by R4's free-buffer counts. Those dependencies
+are the strategy's task graph (fsedp_compiler/taskgraph.py): the simulator rebuilds it from the
+routing and the strategy named in program.json and requires the records to be exactly its
+instructions, in order; the records alone do not encode every dependency.
 """
 
 from __future__ import annotations
