@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--strategies", default=DEFAULT_STRATEGIES, metavar="LIST|all",
                    help=f"comma-separated, or 'all' (ablations too); default {DEFAULT_STRATEGIES}")
     p.add_argument("--steps", type=int, default=4, help="decode steps per trace (default 4)")
-    p.add_argument("--trace", metavar="TRACE.npz", help="use this routing instead of synthesising one")
+    p.add_argument("--trace", metavar="TRACE.npz",
+                   help="use this routing instead of synthesising one (its token count replaces --tokens)")
     p.add_argument("--skew", default="uniform", help="synthetic routing: 'uniform' or 'zipf:A'")
     p.add_argument("--locality", type=float, default=0.0, help="synthetic routing: temporal locality in [0, 1]")
     p.add_argument("--seed", type=int, default=0, help="synthetic routing seed")

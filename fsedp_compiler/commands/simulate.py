@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
         ("efficiency", f"{m['efficiency']:.1%}"),
         ("DRAM bytes", human_bytes(m["dram_bytes"])),
         ("D2D bytes", human_bytes(m["d2d_bytes"])),
-        ("peak SRAM (shard buffers)", human_bytes(max(m["sram_peak_bytes"]))),
+        ("peak SRAM (most on a chiplet)", human_bytes(max(m["sram_peak_bytes"]))
+         + ("" if m["sram_fits"] else f" (over its {human_bytes(m['sram_capacity_bytes'])})")),
         ("energy", f"{m['energy_pj']['total'] / 1e6:,.2f} uJ"),
         ("simulated ops", f"{m['sim_events']:,} in {m['sim_wall_s']:.2f} s"),
     ]
