@@ -12,9 +12,8 @@ each load's start (R4: a load needs two free buffers) and the direction split of
 * **evaluate/verify**: fix the heuristic's directions and the simulator's start times; CP-SAT
   must find them feasible with the same makespan; a violation names the constraint and its ops;
 * **gap**: directions and times free under R1-R6, seeded with the heuristic as a hint;
-* **relaxed**: every shard may take either direction and enter S_e at any member on its own
-  (R2 dropped: no common direction, no nearest entry), measuring what the rules cost. Paths stay
-  on the virtual ring and members are still visited in ring order (R1, R3 kept).
+* **price of virtualization**: the same step with R1-R3 dropped (any visiting order, any path,
+  any entry member; `crosscheck_free.py`), measuring what the rules cost.
 
 Solves are deterministic: `num_workers = 1`, fixed seed, a time limit (`max_time_in_seconds`).
 """
@@ -83,10 +82,9 @@ def _trip_via(ring: Ring, base: Trip, members: int, direction: int, entry: int) 
     return dataclasses.replace(base, direction=direction, path=path, computes=computes)
 
 
-def _variants(inst: Instance, sched: StepSchedule, relaxed: bool) -> dict[tuple[int, int], dict[tuple[int, int], Trip]]:
-    """Per (stream index, shard): the trips the model may choose, keyed (direction, entry).
-    Under the rules: the expert's direction, entering at the first member reached (R2); relaxed:
-    either direction per shard and any member as its entry."""
+def _variants(inst: Instance, sched: StepSchedule) -> dict[tuple[int, int], dict[tuple[int, int], Trip]]:
+    """Per (stream index, shard): the trips the model may choose, keyed (direction, entry): the
+    expert's direction, entering at the first member reached (R2)."""
     out: dict[tuple[int, int], dict[tuple[int, int], Trip]] = {}
     n = inst.ring.size
     directions = [CW] if n < 3 or inst.plan.buffers < 4 else [CW, CCW]  # B < 4: one pool, one way
@@ -94,12 +92,8 @@ def _variants(inst: Instance, sched: StepSchedule, relaxed: bool) -> dict[tuple[
         members = sched.streams[t.stream].members
         opts: dict[tuple[int, int], Trip] = {}
         for d in directions:
-            if relaxed:
-                for entry in (c for c in range(n) if members >> c & 1):
-                    opts[(d, entry)] = _trip_via(inst.ring, t, members, d, entry)
-            else:
-                entry = inst.ring.first_member(members, t.path[0], d)
-                opts[(d, entry)] = _trip_via(inst.ring, t, members, d, entry)
+            entry = inst.ring.first_member(members, t.path[0], d)
+            opts[(d, entry)] = _trip_via(inst.ring, t, members, d, entry)
         out[(t.stream, t.shard)] = opts
     return out
 
@@ -133,7 +127,7 @@ def static_lower_bound(inst: Instance, sched: StepSchedule, variants: dict) -> i
     return max(dram, compute)
 
 
-def solve(inst: Instance, sched: StepSchedule, *, relaxed: bool = False, fixed: StepTimeline | None = None,
+def solve(inst: Instance, sched: StepSchedule, *, fixed: StepTimeline | None = None,
           fixed_trips: list[Trip] | None = None, hint: StepTimeline | None = None, hint_trips: list[Trip] | None = None,
           time_limit: float = 10.0) -> CheckResult:
     """Build and solve the model. With `fixed` (and its trips) every direction and start time is
@@ -141,7 +135,7 @@ def solve(inst: Instance, sched: StepSchedule, *, relaxed: bool = False, fixed: 
     m = cp_model.CpModel()
     cost, plan = inst.cost, inst.plan
     n = inst.ring.size
-    variants = _variants(inst, sched, relaxed)
+    variants = _variants(inst, sched)
     fixed_variant = {(t.stream, t.shard): (t.direction, entry_of(t)) for t in (fixed_trips or [])}
     # horizon: everything one after another is always enough
     total = 0
@@ -158,10 +152,6 @@ def solve(inst: Instance, sched: StepSchedule, *, relaxed: bool = False, fixed: 
         if len(opts) == 1:
             (only,) = opts
             lit[(si, j, only)] = m.NewConstant(1)
-        elif relaxed:
-            choice = {v: m.NewBoolVar(f"via_{si}_{j}_{v}") for v in opts}
-            m.AddExactlyOne(choice.values())
-            lit.update({(si, j, v): b_ for v, b_ in choice.items()})
         else:  # one direction per expert (R2)
             if si not in dir_var:
                 dir_var[si] = m.NewBoolVar(f"cw_{si}")
@@ -258,12 +248,7 @@ def solve(inst: Instance, sched: StepSchedule, *, relaxed: bool = False, fixed: 
     elif hint is not None and hint_trips is not None:
         hinted: set = set()
         for t in hint_trips:
-            chosen = (t.direction, entry_of(t))
-            if relaxed:
-                if len(variants[(t.stream, t.shard)]) > 1:
-                    for v in variants[(t.stream, t.shard)]:
-                        m.AddHint(lit[(t.stream, t.shard, v)], v == chosen)
-            elif t.stream in dir_var and t.stream not in hinted:
+            if t.stream in dir_var and t.stream not in hinted:
                 hinted.add(t.stream)
                 m.AddHint(dir_var[t.stream], t.direction == CW)
         for op in hint.ops:
@@ -373,11 +358,15 @@ def crosscheck(inst: Instance, *, time_limit: float = 10.0, relaxed: bool = True
     reference = row["optimum_ns"] or best.bound or found
     row["gap"] = timeline.makespan / reference - 1 if reference else 0.0
     if relaxed:
-        free = solve(inst, sched, relaxed=True, hint=timeline, hint_trips=trips, time_limit=time_limit)
-        # a solution under the rules is one of the relaxed model's, so the relaxed best is at most it
+        from .crosscheck_free import solve_free
+
+        free = solve_free(inst, sched, hint=timeline, hint_trips=trips, time_limit=time_limit)
+        # a solution under the rules is one of the free model's, so the free best is at most it;
+        # short of a proved optimum the price is a lower estimate, the bound gives its upper end
         relaxed_ns = min(x for x in (free.makespan, found) if x is not None)
         row.update(relaxed_ns=relaxed_ns, relaxed_status=free.status, relaxed_bound_ns=free.bound,
-                   price_of_virtualization=found / relaxed_ns - 1 if relaxed_ns else 0.0)
+                   price_of_virtualization=found / relaxed_ns - 1 if relaxed_ns else 0.0,
+                   price_of_virtualization_max=(found / free.bound - 1 if free.bound else None))
         row["solver_s"] += free.solve_s
     return row
 

@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--random", type=int, metavar="N", help="N random small routings instead of a trace")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--time-limit", type=float, default=10.0, metavar="SEC", help="per CP-SAT solve")
-    p.add_argument("--relaxed", action="store_true", help="also solve with R2 relaxed (price of virtualization)")
+    p.add_argument("--relaxed", action="store_true", help="also solve without R1-R3: any visiting order, path and entry (price of virtualization)")
     p.add_argument("--shards-per-chiplet", type=int, default=1, metavar="G")
     p.add_argument("--buffers", type=int, default=6, metavar="B")
     p.add_argument("--json", metavar="FILE", help="write the report as one JSON object")

@@ -1,0 +1,227 @@
+"""The cross-check's model without the virtualization rules R1-R3: the price of virtualization.
+
+Under the rules a shard walks the virtual ring in its expert's direction, enters S_e at the first
+member it reaches and visits the members in ring order. Here each shard, once loaded from its
+DRAM home, visits the members of S_e in **any order** (a circuit over home and members,
+`AddCircuit`), over **any path** between consecutive stops (each hop is a link transfer; the
+candidate paths are the two ways round the virtual ring, which on the cycle topologies the
+cross-check runs on -- a ring, a 2x2 mesh -- are all simple paths), and may enter S_e at **any
+member**. Everything else is the constrained model's (`crosscheck.solve`): the cost model's
+durations, NoOverlap per DRAM channel, directed link and compute engine, store and forward,
+B buffers per chiplet held from a transfer's start to the shard's last use there (one pool of B:
+the per-direction split belongs to the ring rules) and R4's second buffer at each load.
+
+A schedule under the rules is a solution of this model, so its optimum is never worse; the
+heuristic's schedule is given as a hint.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ortools.sat.python import cp_model
+
+from .crosscheck import SEED, WORKERS, CheckResult, Instance
+from .ring import CCW, CW
+from .scheduler import StepSchedule
+from .streaming import FFN, LOAD, SEND, StepTimeline, Trip, trajectories
+
+HOME = -1
+"""The circuit's depot node: the shard at its DRAM home before its first stop."""
+
+
+def _paths(inst: Instance, src: int, dst: int) -> list[tuple[int, ...]]:
+    """Candidate paths src -> dst (chiplets, both ends included): the two ways round the ring."""
+    if src == dst:
+        return [(src,)]
+    out: list[tuple[int, ...]] = []
+    for d in (CW, CCW):
+        p = tuple(inst.ring.walk(src, inst.ring.dist(src, dst, d), d))
+        if p not in out:
+            out.append(p)
+    return out
+
+
+def solve_free(inst: Instance, sched: StepSchedule, *, hint: StepTimeline | None = None,
+               hint_trips: list[Trip] | None = None, time_limit: float = 10.0) -> CheckResult:
+    """Minimise the step's makespan with R1-R3 dropped (module docstring)."""
+    m = cp_model.CpModel()
+    cost, plan, n = inst.cost, inst.plan, inst.ring.size
+    trips = trajectories(sched, plan, inst.ring)
+    horizon = 1 + sum(cost.dram_ns(t.nbytes) + n * n * cost.link_ns(t.nbytes)
+                      + sum(cost.ffn_ns(t.params, tok) for tok in sched.streams[t.stream].tokens) for t in trips)
+    resources: dict[tuple, list[Any]] = {}
+    holds: dict[int, list[Any]] = {}
+    ends: list[Any] = []
+    names: dict[tuple, Any] = {}  # hint keys -> start variables
+    arc_lits: dict[tuple, Any] = {}
+    for t in trips:
+        stream = sched.streams[t.stream]
+        members = [c for c in range(n) if stream.members >> c & 1]
+        home, key = t.path[0], (t.stream, t.shard)
+        busy_d, busy_l = cost.dram_busy_ns(t.nbytes), cost.link_busy_ns(t.nbytes)
+        hop_ns = busy_l + cost.link_latency_ns
+        ls = m.NewIntVar(0, horizon, "")
+        names[("load", *key)] = ls
+        resources.setdefault(("dram", home, t.channel), []).append(m.NewFixedSizeIntervalVar(ls, busy_d, ""))
+        holds.setdefault(home, []).append(m.NewFixedSizeIntervalVar(ls, 1, ""))  # R4: a second free buffer
+        ends.append(ls + busy_d)
+        ready = ls + busy_d + cost.dram_latency_ns
+        arrive = {c: m.NewIntVar(0, horizon, "") for c in members}
+        reserve = {c: m.NewIntVar(0, horizon, "") for c in members}
+        release = {c: m.NewIntVar(0, horizon, "") for c in members}
+        home_release = m.NewIntVar(0, horizon, "")
+        for c in members:
+            dur = cost.ffn_ns(t.params, stream.tokens[c])
+            fs = m.NewIntVar(0, horizon, "")
+            names[("ffn", *key, c)] = fs
+            m.Add(fs >= arrive[c])
+            m.Add(release[c] >= fs + dur)
+            resources.setdefault(("compute", c), []).append(m.NewFixedSizeIntervalVar(fs, dur, ""))
+            ends.append(fs + dur)
+            size = m.NewIntVar(0, horizon, "")
+            holds.setdefault(c, []).append(m.NewIntervalVar(reserve[c], size, release[c], ""))
+        arcs: list[tuple[int, int, Any]] = []
+        nodes = {HOME: 0, **{c: i + 1 for i, c in enumerate(members)}}
+        for a in (HOME, *members):
+            for b in (*members, HOME):
+                if a == b:
+                    continue
+                lit = m.NewBoolVar("")
+                arcs.append((nodes[a], nodes[b], lit))
+                arc_lits[(*key, a, b)] = lit
+                if b == HOME:  # the shard's last stop: nothing moves
+                    continue
+                src = home if a == HOME else a
+                options = _paths(inst, src, b)
+                chosen = [m.NewBoolVar("") for _ in options]
+                m.Add(sum(chosen) == lit)
+                for p, (path, x) in enumerate(zip(options, chosen)):
+                    names[("path", *key, a, b, p)] = x
+                    depart = ready if a == HOME else arrive[a]
+                    if len(path) == 1:  # b is the home: the shard is there once loaded
+                        m.Add(arrive[b] == ready).OnlyEnforceIf(x)
+                        m.Add(reserve[b] == ls).OnlyEnforceIf(x)
+                        continue
+                    starts = []
+                    for hop, (u, v) in enumerate(zip(path, path[1:])):
+                        s = m.NewIntVar(0, horizon, "")
+                        names[("send", *key, a, b, p, hop)] = s
+                        resources.setdefault(("link", u, v), []).append(
+                            m.NewOptionalFixedSizeIntervalVar(s, busy_l, x, ""))
+                        m.Add(s >= (depart if hop == 0 else starts[-1] + hop_ns)).OnlyEnforceIf(x)
+                        _optional_end(m, horizon, ends, s + busy_l, x)
+                        if hop:  # store and forward: a pass-through chiplet holds it meanwhile
+                            holds.setdefault(u, []).append(
+                                m.NewOptionalIntervalVar(starts[-1], m.NewIntVar(0, horizon, ""), s + busy_l, x, ""))
+                        starts.append(s)
+                    m.Add(arrive[b] == starts[-1] + hop_ns).OnlyEnforceIf(x)
+                    m.Add(reserve[b] == starts[-1]).OnlyEnforceIf(x)
+                    if a == HOME:
+                        m.Add(home_release >= starts[0] + busy_l).OnlyEnforceIf(x)
+                    else:
+                        m.Add(release[a] >= starts[0] + busy_l).OnlyEnforceIf(x)
+        m.AddCircuit(arcs)
+        # the home holds the shard from its load until it leaves, unless the home is its first stop
+        leaves_home = m.NewBoolVar("")
+        if home in members:
+            m.Add(leaves_home == arc_lits[(*key, HOME, home)].Not())
+        else:
+            m.Add(leaves_home == 1)
+        holds[home].append(m.NewOptionalIntervalVar(ls, m.NewIntVar(0, horizon, ""), home_release, leaves_home, ""))
+    for ivs in resources.values():
+        m.AddNoOverlap(ivs)
+    for ivs in holds.values():
+        m.AddCumulative(ivs, [1] * len(ivs), plan.buffers)
+    mk = m.NewIntVar(0, horizon, "makespan")
+    m.Add(mk >= free_lower_bound(inst, sched, trips))
+    for end in ends:
+        m.Add(mk >= end)
+    m.Minimize(mk)
+    if hint is not None and hint_trips is not None:
+        _add_hint(m, inst, hint, hint_trips, names, arc_lits, mk)
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = WORKERS
+    solver.parameters.random_seed = SEED
+    solver.parameters.max_time_in_seconds = time_limit
+    began = time.perf_counter()
+    status = solver.Solve(m)
+    elapsed = time.perf_counter() - began
+    name = solver.StatusName(status)
+    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return CheckResult(name, int(solver.Value(mk)), int(solver.BestObjectiveBound()), elapsed)
+    return CheckResult(name, None, int(solver.BestObjectiveBound()) if status != cp_model.INFEASIBLE else None,
+                       elapsed)
+
+
+def free_lower_bound(inst: Instance, sched: StepSchedule, trips: list[Trip]) -> int:
+    """Bounds that hold whatever the order and paths: each DRAM channel's loads back to back, then
+    the cheapest tail of the last one (latency, and an FFN at some member, after a hop unless the
+    home is one); each compute engine's FFNs after the earliest any shard can arrive."""
+    cost, n = inst.cost, inst.ring.size
+    busy: dict[tuple[int, int], int] = {}
+    tail: dict[tuple[int, int], int] = {}
+    ffn_total = [0] * n
+    for t in trips:
+        stream = sched.streams[t.stream]
+        key = (t.path[0], t.channel)
+        busy[key] = busy.get(key, 0) + cost.dram_busy_ns(t.nbytes)
+        hop = cost.link_ns(t.nbytes)
+        shard_tail = cost.dram_latency_ns + min(
+            cost.ffn_ns(t.params, stream.tokens[c]) + (0 if c == t.path[0] else hop)
+            for c in range(n) if stream.members >> c & 1)
+        tail[key] = min(tail.get(key, shard_tail), shard_tail)
+        for c in range(n):
+            if stream.members >> c & 1:
+                ffn_total[c] += cost.ffn_ns(t.params, stream.tokens[c])
+    first = min((cost.dram_ns(t.nbytes) for t in trips), default=0)
+    return max(max((busy[k] + tail[k] for k in busy), default=0), max(ffn_total, default=0) + first)
+
+
+def _optional_end(m: cp_model.CpModel, horizon: int, ends: list[Any], expr: Any, present: Any) -> None:
+    """Record an optional end time for the makespan (0 when the transfer is not chosen)."""
+    e = m.NewIntVar(0, horizon, "")
+    m.Add(e == expr).OnlyEnforceIf(present)
+    m.Add(e == 0).OnlyEnforceIf(present.Not())
+    ends.append(e)
+
+
+def _add_hint(m: cp_model.CpModel, inst: Instance, hint: StepTimeline, trips: list[Trip], names: dict,
+              arc_lits: dict, mk: Any) -> None:
+    """The heuristic's schedule in this model's terms: its visiting order, ring paths and times."""
+    sends = {(op.trip, op.hop): op.start for op in hint.ops if op.kind == SEND}
+    for op in hint.ops:
+        t = trips[op.trip]
+        if op.kind == LOAD:
+            m.AddHint(names[("load", t.stream, t.shard)], op.start)
+        elif op.kind == FFN:
+            m.AddHint(names[("ffn", t.stream, t.shard, op.chiplet)], op.start)
+    for t in trips:
+        stops = [c for c, k in zip(t.path, t.computes) if k]
+        order = [HOME, *stops, HOME]
+        chosen = set(zip(order, order[1:]))
+        for (si, j, a, b), lit in arc_lits.items():
+            if (si, j) == (t.stream, t.shard):
+                m.AddHint(lit, (a, b) in chosen)
+                if (a, b) not in chosen:
+                    for q in range(2):
+                        if ("path", si, j, a, b, q) in names:
+                            m.AddHint(names[("path", si, j, a, b, q)], False)
+        # hops of the trip between consecutive stops, along its direction
+        index = {c: i for i, c in enumerate(t.path) if t.computes[i]}
+        prev_i = 0
+        for a, b in zip(order, order[1:-1]):
+            b_i = index[b]
+            segment = t.path[prev_i:b_i + 1]
+            options = _paths(inst, t.path[0] if a == HOME else a, b)
+            for q in range(len(options)):
+                m.AddHint(names[("path", t.stream, t.shard, a, b, q)], options[q] == segment)
+            if segment in options:
+                p = options.index(segment)
+                for hop in range(len(segment) - 1):
+                    key = ("send", t.stream, t.shard, a, b, p, hop)
+                    if key in names and (t.seq, prev_i + hop) in sends:
+                        m.AddHint(names[key], sends[(t.seq, prev_i + hop)])
+            prev_i = b_i
+    m.AddHint(mk, hint.makespan)
