@@ -20,6 +20,10 @@ from fsedp_compiler.target import Target
 from fsedp_compiler.taskgraph import ACC, FFN, LOAD, Task, TaskGraph, transfer_cost
 
 
+ACTIVATION_BYTES = 2
+PARTIAL_BYTES = 4
+
+
 @dataclass(frozen=True)
 class Options:
     """Strategy knobs that are not in the shard plan."""
@@ -120,7 +124,10 @@ class Builder:
     def __init__(self, graph: TaskGraph, spec: MoeLayerSpec, plan: ShardPlan, target: Target, topo: Topology):
         self.graph, self.spec, self.plan, self.target, self.topo = graph, spec, plan, target, topo
         self.cost = CostModel(target, spec.dtype)
-        self.token_bytes = spec.d_model * spec.dtype_bytes
+        # activations travel at 16 bits at least (int8/fp8 weights still have bf16 activations);
+        # partial sums that are still to be reduced travel at fp32, the accumulators' precision
+        self.token_bytes = spec.d_model * max(spec.dtype_bytes, ACTIVATION_BYTES)
+        self.partial_bytes = spec.d_model * PARTIAL_BYTES
 
     def load(self, chiplet: int, channel: int, expert: int, tile: int, deps: tuple[int, ...] = ()) -> int:
         """Read one weight tile from DRAM channel `channel` of `chiplet` into a buffer there."""

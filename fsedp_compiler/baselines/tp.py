@@ -3,10 +3,11 @@
 Slice c of an expert is its tiles [c·g, (c+1)·g) (g = tiles per chiplet of the shard plan), in
 chiplet c's DRAM, or read by the nearest DRAM chiplet and sent over when c has none. Per active
 expert the tokens routed to it are all-gathered over the virtual ring (each source group goes
-both ways round, covering the ring in ceil((N-1)/2) hops), every chiplet streams its slice
-through B tile buffers against all of them (token buffers for two experts at a time), and the partial outputs are reduce-scattered: the
-partials of chiplet s's tokens flow along the ring towards s from both sides, each chiplet
-adding its own (ACC) before passing them on (REDUCE), and s adds the two sums it receives.
+both ways round, covering the ring in ceil((N-1)/2) hops; token buffers for two experts at a
+time), every chiplet streams its slice through B tile buffers against all of them, and the
+partial outputs are reduce-scattered: the partials of chiplet s's tokens flow along the ring
+towards s from both sides, each chiplet adding its own (ACC) before passing them on (REDUCE),
+and s adds the two sums it receives.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def plan_tp(b: Builder, route: StepRoute, ring: Ring) -> None:
             done[c].append(mine)
         # reduce-scatter: two chains end at each destination s
         for dst, group in groups.items():
-            nbytes = len(group) * b.token_bytes
+            nbytes = len(group) * b.partial_bytes
             for d, hops in ((1, n // 2), (-1, (n - 1) // 2)):
                 # the chain starts `hops` chiplets away against direction d and walks towards dst
                 partial = None
