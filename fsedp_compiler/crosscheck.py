@@ -99,32 +99,39 @@ def _variants(inst: Instance, sched: StepSchedule) -> dict[tuple[int, int], dict
 
 
 def static_lower_bound(inst: Instance, sched: StepSchedule, variants: dict) -> int:
-    """A bound CP-SAT cannot see quickly: each DRAM channel's loads back to back, then the
-    shortest possible tail of whichever shard goes last (latency, the hops to its last member,
-    that member's FFN); and each compute engine's FFNs after the earliest possible arrival."""
+    """Single-machine relaxations CP-SAT cannot see quickly. Each DRAM channel runs its loads one
+    after another, and after each load the shard still needs its shortest possible tail (DRAM
+    latency, the hops to its last member, that member's FFN): the best order is largest tail
+    first (Jackson's rule). Each compute engine runs its FFNs one after another, none before its
+    shard can first arrive there: the best order is earliest arrival first."""
     cost, n = inst.cost, inst.ring.size
-    busy: dict[tuple[int, int], int] = {}
-    tail: dict[tuple[int, int], int] = {}
-    ffn_total = [0] * n
-    first_arrival = [None] * n
+    loads: dict[tuple[int, int], list[tuple[int, int]]] = {}  # channel -> (busy, tail) per shard
+    ffns: list[list[tuple[int, int]]] = [[] for _ in range(n)]  # chiplet -> (release, duration)
     for (si, _j), opts in variants.items():
         stream = sched.streams[si]
         any_trip = next(iter(opts.values()))
         key = (any_trip.path[0], any_trip.channel)
-        busy[key] = busy.get(key, 0) + cost.dram_busy_ns(any_trip.nbytes)
         hop_ns = cost.link_ns(any_trip.nbytes)
-        shard_tail = min(cost.dram_latency_ns + (len(t.path) - 1) * hop_ns
-                         + cost.ffn_ns(t.params, stream.tokens[t.path[-1]]) for t in opts.values())
-        tail[key] = min(tail.get(key, shard_tail), shard_tail)
+        tail = min(cost.dram_latency_ns + (len(t.path) - 1) * hop_ns
+                   + cost.ffn_ns(t.params, stream.tokens[t.path[-1]]) for t in opts.values())
+        loads.setdefault(key, []).append((cost.dram_busy_ns(any_trip.nbytes), tail))
         for c in range(n):
             if stream.members >> c & 1:
-                ffn_total[c] += cost.ffn_ns(any_trip.params, stream.tokens[c])
                 arrive = cost.dram_ns(any_trip.nbytes) + min(
                     t.path.index(c) * hop_ns for t in opts.values() if c in t.path)
-                first_arrival[c] = arrive if first_arrival[c] is None else min(first_arrival[c], arrive)
-    dram = max((busy[k] + tail[k] for k in busy), default=0)
-    compute = max((ffn_total[c] + (first_arrival[c] or 0) for c in range(n)), default=0)
-    return max(dram, compute)
+                ffns[c].append((arrive, cost.ffn_ns(any_trip.params, stream.tokens[c])))
+    best = 0
+    for jobs in loads.values():
+        clock = 0
+        for busy, tail in sorted(jobs, key=lambda j: -j[1]):
+            clock += busy
+            best = max(best, clock + tail)
+    for jobs in ffns:
+        clock = 0
+        for release, dur in sorted(jobs):
+            clock = max(clock, release) + dur
+        best = max(best, clock)
+    return best
 
 
 def solve(inst: Instance, sched: StepSchedule, *, fixed: StepTimeline | None = None,

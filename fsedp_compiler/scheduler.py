@@ -5,10 +5,12 @@ controller at run time (dynamic mode, inside the simulator). Per step it:
 
 1. counts each expert's local tokens per chiplet; the needing set S_e is the chiplets with a
    token routed to e (shared experts: every chiplet holding a token);
-2. picks a direction per expert on the virtual ring, heaviest link traffic first, the one that
-   keeps the busiest link least loaded (largest-first greedy balancing of the two ring directions);
-3. orders the streams (R6): by work, heaviest first, interleaved with the lightest ("paired":
+2. orders the streams (R6): by work, heaviest first, interleaved with the lightest ("paired":
    heaviest, lightest, 2nd heaviest, 2nd lightest, ...) so DRAM, links and compute stay busy together;
+3. picks a direction per expert on the virtual ring, in that order, the one that keeps the
+   busiest link least loaded (streams close in the order run at the same time); then, because
+   two directions split the B buffers (R4) and a DRAM load needs two free in its direction's
+   half, streams everything one way whenever that does not make the links the bottleneck;
 4. estimates the step time from the busiest DRAM channel, link and compute engine.
 
 Cost: O(T·k) to count tokens, then O(M + N) per active expert (M = g·N shards) and a sort:
@@ -178,11 +180,19 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring, cost: CostModel,
         direction[e] = d
         link_load[d] += candidates[e][d] if candidates else stream_link_bytes(ring, plan, e, masks[e], d, policy.trajectory)
 
-    streams = tuple(Stream(e, masks[e], direction[e], tuple(int(t) for t in counts[e])) for e in ordered)
-
     dram_bound = int(channel_busy.max()) + cost.dram_latency_ns if len(active) else 0
     link_bound = max(cost.link_busy_ns(int(link_load[d].max())) for d in (CW, CCW)) if len(active) else 0
     compute_bound = int(compute.max()) if len(active) else 0
+    if candidates and any(d == CCW for d in direction.values()):
+        # both directions split the B buffers (R4), so a DRAM load waits for two free ones in a
+        # pool half the size: stream one way whenever that does not make the links the bottleneck
+        one_way = np.sum([candidates[e][CW] for e in ordered], axis=0)
+        cw_link_bound = cost.link_busy_ns(int(one_way.max()))
+        if cw_link_bound <= max(dram_bound, link_bound, compute_bound):
+            direction = dict.fromkeys(direction, CW)
+            link_bound = cw_link_bound
+    streams = tuple(Stream(e, masks[e], direction[e], tuple(int(t) for t in counts[e])) for e in ordered)
+
     fill = cost.dram_latency_ns + cost.link_latency_ns if len(active) else 0
     estimate = max(dram_bound, link_bound, compute_bound) + fill
     return StepSchedule(routing.layer, routing.step, streams, estimate, (dram_bound, link_bound, compute_bound))

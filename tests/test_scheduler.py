@@ -147,11 +147,26 @@ def test_paired_order_interleaves_heavy_and_light() -> None:
     assert [s.expert for s in sched.streams] == [3, 2, 1, 0]
 
 
-def test_balanced_directions_split_link_load() -> None:
+def _all_needed_by_all(link_gbps: float):
+    """ring-8 (optionally with slower links), 8 experts each needed by all 8 chiplets."""
+    import dataclasses
+
     target = load_preset("ring-8")
+    target = dataclasses.replace(target, link=dataclasses.replace(target.link, gbps=link_gbps))
     layer = MoeLayerSpec(0, d_model=8, d_ffn=64, num_experts=8, top_k=8)
     plan = make_shard_plan(layer, target, 1, 6)
     ex = np.tile(np.arange(8, dtype=np.int32), (8, 1))
     routing = StepRouting(ex, np.ones(ex.shape, np.float32), np.arange(8, dtype=np.int32))
-    sched = schedule(routing, plan, Ring(target.ring), CostModel(target))
+    return schedule(routing, plan, Ring(target.ring), CostModel(target))
+
+
+def test_balanced_directions_split_link_load_when_links_bind() -> None:
+    sched = _all_needed_by_all(link_gbps=1.0)  # links far slower than DRAM
     assert Counter(s.direction for s in sched.streams) == {1: 4, -1: 4}
+
+
+def test_one_way_when_links_do_not_bind() -> None:
+    """Both directions split the B buffers (R4); when one way keeps the links off the critical
+    path the scheduler streams everything one way, keeping one pool of B."""
+    sched = _all_needed_by_all(link_gbps=load_preset("ring-8").link.gbps)
+    assert {s.direction for s in sched.streams} == {1}

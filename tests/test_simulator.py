@@ -162,14 +162,18 @@ def test_functional_mismatch_names_token_layer_and_expert(tmp_path: Path) -> Non
 
 
 def test_deadlock_is_reported_not_hung(fsedpc, tmp_path: Path) -> None:
-    """Two buffers shared by streams in both directions: no DRAM load can ever find two free."""
-    r = fsedpc("compile", str(MODEL), "--target", "paper-2x2", "--trace", str(TRACE), "-o", str(tmp_path))
+    """Two buffers shared by streams in both directions: no DRAM load can ever find two free.
+    (Slow links, so that the scheduler streams both ways.)"""
+    toml = (REPO / "examples" / "targets" / "paper-2x2.toml").read_text().replace("gbps = 288", "gbps = 1")
+    (tmp_path / "slow.toml").write_text(toml)
+    out = tmp_path / "out"
+    r = fsedpc("compile", str(MODEL), "--target", str(tmp_path / "slow.toml"), "--trace", str(TRACE), "-o", str(out))
     assert r.code == 0
-    manifest = json.loads((tmp_path / "program.json").read_text())
+    manifest = json.loads((out / "program.json").read_text())
     for layer in manifest["layers"]:
         layer["buffers"] = 2
-    (tmp_path / "program.json").write_text(json.dumps(manifest))
-    r = fsedpc("simulate", str(tmp_path))
+    (out / "program.json").write_text(json.dumps(manifest))
+    r = fsedpc("simulate", str(out))
     assert r.code == 3
     assert "deadlock: no engine can start its next op while shards remain" in r.err
     assert "dma0: LOAD e" in r.err and "waits for 2 free buffers (has 1)" in r.err
