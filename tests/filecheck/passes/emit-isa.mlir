@@ -1,10 +1,11 @@
-// RUN: rm -rf %t && fsedpc opt %inputs/small.mlir -p 'attach-target{target=paper-2x2},shard-experts{shards-per-chiplet=2 buffers=4},virtualize-streams,schedule-streams{mode=static trace="%inputs/small-4c.npz"},lower-to-dataflow,expand-dataflow,emit-isa{output-dir="%t"}' > /dev/null
+// RUN: rm -rf %t && fsedpc opt %inputs/small.mlir -p 'attach-target{target="%inputs/slow-links-2x2.toml"},shard-experts{shards-per-chiplet=2 buffers=4},virtualize-streams,schedule-streams{mode=static trace="%inputs/small-4c.npz"},lower-to-dataflow,expand-dataflow,emit-isa{output-dir="%t"}' > /dev/null
 // RUN: filecheck %s --input-file %t/chiplet_0.fsa
 // RUN: filecheck %s --input-file %t/program.json --check-prefix=MANIFEST
 // RUN: rm -rf %t.dyn && fsedpc opt %inputs/small.mlir -p 'attach-target{target=paper-2x2},shard-experts,virtualize-streams,schedule-streams,lower-to-dataflow,emit-isa{output-dir="%t.dyn"}' > /dev/null
 // RUN: filecheck %s --input-file %t.dyn/chiplet_2.fsa --check-prefix=DYN
 
-// Step 0 on chiplet 0: the stream table (R6 order, S_e as a chiplet bitmask), then per stream one
+// On a 2x2 system with slow links (so the streams go both ways round the ring), step 0 on
+// chiplet 0: the stream table (R6 order, S_e as a chiplet bitmask), then per stream one
 // range instruction per role: loads from its DRAM channel, receives and sends per port, FFNs
 // when chiplet 0 is in S_e, frees; then the barrier. Step 1 follows the same shape.
 // CHECK:      # fsedpc ISA v1

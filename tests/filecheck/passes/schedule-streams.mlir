@@ -1,4 +1,5 @@
 // RUN: fsedpc opt %inputs/small.mlir -p 'attach-target{target=paper-2x2},shard-experts{shards-per-chiplet=2 buffers=4},virtualize-streams,schedule-streams{mode=static trace="%inputs/small-4c.npz"}' | filecheck %s
+// RUN: fsedpc opt %inputs/small.mlir -p 'attach-target{target="%inputs/slow-links-2x2.toml"},shard-experts{shards-per-chiplet=2 buffers=4},virtualize-streams,schedule-streams{mode=static trace="%inputs/small-4c.npz"}' | filecheck %s --check-prefix=SLOW
 // RUN: fsedpc opt %inputs/small.mlir -p 'attach-target{target=paper-2x2},shard-experts{shards-per-chiplet=2 buffers=2},virtualize-streams,schedule-streams{mode=static trace="%inputs/small-4c.npz"}' | filecheck %s --check-prefix=B2
 // RUN: fsedpc opt %inputs/small.mlir -p 'attach-target{target=paper-2x2},shard-experts,virtualize-streams,schedule-streams' | filecheck %s --check-prefix=DYN
 // RUN: not fsedpc opt %inputs/small.mlir -p 'attach-target{target=paper-2x2},shard-experts,virtualize-streams,schedule-streams{mode=static}' 2>&1 | filecheck %s --check-prefix=NOTRACE
@@ -6,11 +7,16 @@
 
 // Two routed steps of 4 tokens (one per chiplet), top-2 of 4 experts. Per step: the streams in
 // their global order (R6, heavy/light paired), each expert's needing set as a chiplet bitmask
-// and its ring direction (balanced: both directions in use), and the scheduler's estimate.
+// and its ring direction, and the scheduler's estimate. The step is DRAM-bound and one way round
+// keeps the links off the critical path, so every stream goes clockwise (one pool of B, R4).
 // CHECK: fsedp.static_schedule layer 0 steps 2 trace "{{.*}}small-4c.npz"
 // CHECK-SAME: offsets array<i32: 0, 4, 7> experts array<i32: 0, 3, 1, 2, 0, 2, 1>
-// CHECK-SAME: members array<i64: 1, 15, 4, 10, 14, 5, 11> directions array<i8: 1, -1, 1, 1, 1, -1, -1>
+// CHECK-SAME: members array<i64: 1, 15, 4, 10, 14, 5, 11> directions array<i8: 1, 1, 1, 1, 1, 1, 1>
 // CHECK-SAME: estimated_ns array<i64: 330, 300>
+
+// With slow links one way would bind, so the directions are balanced over the two links.
+// SLOW: members array<i64: 1, 15, 4, 10, 14, 5, 11> directions array<i8: 1, -1, 1, 1, 1, -1, -1>
+// SLOW-SAME: estimated_ns array<i64: 4718, 4718>
 
 // With two buffers each direction could not keep two (R4), so every stream goes clockwise.
 // B2: directions array<i8: 1, 1, 1, 1, 1, 1, 1>
