@@ -97,7 +97,6 @@ def run(args: argparse.Namespace) -> int:
     runs = len(cfg.strategies) * (1 if cfg.trace else len(cfg.tokens))
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("bench", total=runs)
-
         started = [False]
 
         def step(label: str) -> None:
