@@ -2,12 +2,15 @@
 
 Slice c of an expert is its tiles [c·g, (c+1)·g) (g = tiles per chiplet of the shard plan), in
 chiplet c's DRAM, or read by the nearest DRAM chiplet and sent over when c has none. Per active
-expert the tokens routed to it are all-gathered over the virtual ring (each source group goes
-both ways round, covering the ring in ceil((N-1)/2) hops; token buffers for two experts at a
-time), every chiplet streams its slice through B tile buffers against all of them, and the
-partial outputs are reduce-scattered: the partials of chiplet s's tokens flow along the ring
-towards s from both sides, each chiplet adding its own (ACC) before passing them on (REDUCE),
-and s adds the two sums it receives.
+expert:
+
+* the tokens routed to it are all-gathered over the virtual ring: each source group goes both
+  ways round, covering the ring in ceil((N-1)/2) hops, in chunks of `CHUNK_TOKENS` that pipeline
+  over the hops; chiplets buffer two experts' tokens at a time;
+* every chiplet streams its slice through B tile buffers against all of them;
+* the partial outputs are reduce-scattered in the same chunks: the partials of chiplet s's
+  tokens flow along the ring towards s from both sides, each chiplet adding its own (ACC) before
+  passing them on (REDUCE), and s adds the two sums it receives.
 """
 
 from __future__ import annotations
@@ -16,6 +19,15 @@ from fsedp_compiler.ring import Ring
 from fsedp_compiler.taskgraph import REDUCE, SEND, TOKSEND
 
 from .common import Builder, StepRoute, paired_order
+
+
+#: Tokens per collective message: the all-gather and reduce-scatter of a large group are
+#: pipelined in chunks of this many tokens (each chunk moves hop by hop on its own).
+CHUNK_TOKENS = 16
+
+
+def _chunks(tokens: tuple[int, ...]) -> list[tuple[int, ...]]:
+    return [tokens[i:i + CHUNK_TOKENS] for i in range(0, len(tokens), CHUNK_TOKENS)]
 
 
 def _at(ring: Ring, chiplet: int, hops: int, direction: int) -> int:
@@ -35,7 +47,7 @@ def plan_tp(b: Builder, route: StepRoute, ring: Ring) -> None:
         toks = route.all_tokens(e)
         # all-gather: arrived[c] = hops that bring a remote group to chiplet c
         arrived: dict[int, list[int]] = {c: [] for c in range(n)}
-        for src, group in groups.items():
+        for src, group in ((src, chunk) for src, whole in groups.items() for chunk in _chunks(whole)):
             nbytes = len(group) * b.token_bytes
             for d, hops in ((1, n // 2), (-1, (n - 1) // 2)):
                 last = None
@@ -62,7 +74,7 @@ def plan_tp(b: Builder, route: StepRoute, ring: Ring) -> None:
             ffns[c] = mine
             done[c].append(mine)
         # reduce-scatter: two chains end at each destination s
-        for dst, group in groups.items():
+        for dst, group in ((dst, chunk) for dst, whole in groups.items() for chunk in _chunks(whole)):
             nbytes = len(group) * b.partial_bytes
             for d, hops in ((1, n // 2), (-1, (n - 1) // 2)):
                 # the chain starts `hops` chiplets away against direction d and walks towards dst
