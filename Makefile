@@ -31,7 +31,7 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 # The strategy comparison report: docs/results.md, docs/results/*.json and figures, from scratch
-# (about 10 minutes on 2 cores).
+# (about 4 minutes on 2 cores).
 results: $(STAMP)
 	rm -rf docs/results docs/results.md
 	$(BIN)/python benchmarks/results.py --out docs --jobs 2
