@@ -12,12 +12,21 @@ from pathlib import Path
 from .errors import FsedpError
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write `data` to `path` so that readers see either the old file or the whole new one."""
+def check_output_path(path: str | os.PathLike[str]) -> Path:
+    """The directory an output file goes into; an error when it is missing or `path` is one."""
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
         raise FsedpError(f"output directory does not exist: {directory}", path=str(target))
+    if target.is_dir():
+        raise FsedpError("is a directory; give a file name", path=str(target))
+    return directory
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write `data` to `path` so that readers see either the old file or the whole new one."""
+    target = Path(path)
+    directory = check_output_path(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -11,6 +11,7 @@ import tempfile
 from typing import Any
 
 from .errors import FsedpError
+from .fileio import check_output_path
 
 
 def _pyplot():
@@ -64,7 +65,7 @@ def plot_report(report: dict[str, Any], path: str) -> None:
         ax.tick_params(axis="x", rotation=60, labelsize=7)
     fig.suptitle(f"{report['model']} on {report['target']}")
     fig.tight_layout()
-    directory = os.path.dirname(os.path.abspath(path))
+    directory = str(check_output_path(path))
     fd, tmp = tempfile.mkstemp(prefix=".plot-", suffix=".png", dir=directory)
     os.close(fd)
     try:

@@ -268,6 +268,8 @@ def test_bench_csv_and_plot(fsedpc, tmp_path: Path) -> None:
     (("--steps", "0"), "--steps: must be >= 1"),
     (("--moe-layers", "0"), "--moe-layers: must be >= 1"),
     (("--trace", str(TRACE), "--target", "ring-8"), "trace spreads tokens over 4 chiplets but ring-8 has 8"),
+    (("--plot", "/nonexistent-dir/b.png"), "output directory does not exist: /nonexistent-dir"),
+    (("--csv", "."), ".: error: is a directory; give a file name"),
 ])
 def test_bench_errors(fsedpc, tmp_path: Path, args: tuple[str, ...], message: str) -> None:
     r = fsedpc("bench", str(MODEL), *args, "--json", str(tmp_path / "b.json"))

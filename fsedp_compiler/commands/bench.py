@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from fsedp_compiler.bench import BenchConfig, restrict_model, run_bench
     from fsedp_compiler.console import make_console
     from fsedp_compiler.errors import FsedpError
-    from fsedp_compiler.fileio import atomic_write_text
+    from fsedp_compiler.fileio import atomic_write_text, check_output_path
     from fsedp_compiler.ir import load_model_spec
 
     if args.steps < 1:
@@ -89,10 +89,13 @@ def run(args: argparse.Namespace) -> int:
                       skew=args.skew, locality=args.locality, seed=args.seed, buffers=args.buffers,
                       shards_per_chiplet=args.shards_per_chiplet, functional=args.functional,
                       hydra_skip_single=args.hydra_skip_single)
+    for out in (args.json, args.csv, args.plot):  # fail before the runs, not after them
+        if out:
+            check_output_path(out)
     if args.plot:
         from fsedp_compiler.plots import _pyplot
 
-        _pyplot()  # fail before the runs when matplotlib is missing
+        _pyplot()  # likewise when matplotlib is missing
     console = make_console(stderr=True)
     runs = len(cfg.strategies) * (1 if cfg.trace else len(cfg.tokens))
     with Progress(console=console, transient=True) as bar:
