@@ -21,6 +21,24 @@ from fsedp_compiler.target import Target
 AUTO_CANDIDATES = tuple(range(1, 65))
 
 
+#: buffers=0 (automatic): start from this many buffers to choose the shard size, then add
+#: buffers while they fit in `AUTO_SRAM_SHARE` of the SRAM, up to `AUTO_MAX_BUFFERS`.
+AUTO_BASE_BUFFERS = 6
+AUTO_MAX_BUFFERS = 16
+AUTO_SRAM_SHARE = 0.5
+
+
+def auto_buffers_plan(layer: MoeLayerSpec, target: Target, shards_per_chiplet: int) -> ShardPlan:
+    """buffers=0: the shard size of B = 6, then as many buffers as fit in half the SRAM (at most
+    16). More buffers keep more shards in flight on a long ring (R4 splits them between the two
+    directions, and an injection needs two free)."""
+    base = (auto_plan(layer, target, AUTO_BASE_BUFFERS) if shards_per_chiplet == 0
+            else make_shard_plan(layer, target, shards_per_chiplet, AUTO_BASE_BUFFERS))
+    fit = int(target.chiplet.sram_bytes * AUTO_SRAM_SHARE) // base.max_shard_bytes
+    return make_shard_plan(layer, target, base.num_shards // target.num_chiplets,
+                           max(AUTO_BASE_BUFFERS, min(AUTO_MAX_BUFFERS, fit)))
+
+
 def auto_plan(layer: MoeLayerSpec, target: Target, buffers: int) -> ShardPlan:
     """The plan with the fewest shards per chiplet that divides F and fits B buffers in SRAM."""
     if buffers < MIN_BUFFERS:
@@ -41,7 +59,8 @@ class ShardExpertsPass(ModulePass):
     """Cut every expert into M = g·N shards along F and deal them over all DRAM channels.
 
     `shards-per-chiplet` is g (0: the smallest g that divides F and fits `buffers` shard
-    buffers in SRAM); `buffers` is B, the shard buffers per chiplet (R4: at least 2).
+    buffers in SRAM); `buffers` is B, the shard buffers per chiplet (R4: at least 2; 0: the
+    shard size of B = 6, then as many buffers as fit in half the SRAM, up to 16).
     """
 
     name = "shard-experts"
@@ -56,8 +75,12 @@ class ShardExpertsPass(ModulePass):
         for layer_op in [o for o in op.ops if isinstance(o, LayerOp)]:
             spec = layer_op.spec
             try:
-                plan = (auto_plan(spec, target, self.buffers) if self.shards_per_chiplet == 0
-                        else make_shard_plan(spec, target, self.shards_per_chiplet, self.buffers))
+                if self.buffers == 0:
+                    plan = auto_buffers_plan(spec, target, self.shards_per_chiplet)
+                elif self.shards_per_chiplet == 0:
+                    plan = auto_plan(spec, target, self.buffers)
+                else:
+                    plan = make_shard_plan(spec, target, self.shards_per_chiplet, self.buffers)
             except FsedpError as err:
                 raise op_error(layer_op, err.message) from None
             Rewriter.insert_op(ShardPlanOp.from_plan(plan), InsertPoint.after(layer_op))

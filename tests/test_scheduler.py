@@ -170,3 +170,18 @@ def test_one_way_when_links_do_not_bind() -> None:
     path the scheduler streams everything one way, keeping one pool of B."""
     sched = _all_needed_by_all(link_gbps=load_preset("ring-8").link.gbps)
     assert {s.direction for s in sched.streams} == {1}
+
+
+def test_automatic_buffers_fill_half_the_sram_within_6_to_16() -> None:
+    from fsedp_compiler.ir import load_model_spec
+    from fsedp_compiler.passes.shard_experts import auto_buffers_plan, auto_plan
+
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "examples" / "models"
+    models = {m: load_model_spec(str(root / f"{m}.mlir")).moe[0] for m in ("mixtral-8x7b", "qwen3-30b-a3b")}
+    tight = auto_buffers_plan(models["mixtral-8x7b"], load_preset("ring-8"), 0)  # 1.5 MiB shards, 12 MiB
+    assert tight.buffers == 6 and tight.num_shards == auto_plan(models["mixtral-8x7b"], load_preset("ring-8"), 6).num_shards
+    roomy = auto_buffers_plan(models["qwen3-30b-a3b"], load_preset("mesh-4x4"), 0)  # 0.56 MiB shards, 32 MiB
+    assert roomy.buffers == 16
+    assert roomy.buffers * roomy.max_shard_bytes <= load_preset("mesh-4x4").chiplet.sram_bytes // 2

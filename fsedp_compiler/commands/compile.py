@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=("static", "dynamic"), help="static needs --trace; default: static with a trace")
     p.add_argument("--shards-per-chiplet", type=int, default=0, metavar="G",
                    help="g: each expert is cut into g x chiplets shards (default 0: smallest that fits SRAM)")
-    p.add_argument("--buffers", type=int, default=6, metavar="B", help="shard buffers per chiplet (R4: >= 2)")
+    p.add_argument("--buffers", type=int, default=6, metavar="B", help="shard/tile buffers per chiplet (R4: >= 2; 0 = as many as fit in half the SRAM, 6..16)")
     p.add_argument("--strategy", default="fsedp", choices=all_strategies(),
                    help="FSE-DP, one of its ablations, or a baseline (static only; default: fsedp)")
     p.add_argument("--hydra-skip-single", action="store_true",
