@@ -17,6 +17,7 @@ from typing import Any
 
 from .errors import FsedpError
 from .model import ModelSpec
+from .routing import RoutingTrace, load_trace, save_trace, synth_trace
 
 #: Row fields written by `--json` (besides the breakdowns), in table order.
 ROW_KEYS = ("strategy", "tokens", "steps", "makespan_ns", "step_ns", "lower_bound_ns", "efficiency", "dram_bytes",
@@ -85,8 +86,6 @@ def max_busy(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def _trace_for(cfg: BenchConfig, tokens: int, chiplets: int, workdir: str) -> str:
-    from .routing import save_trace, synth_trace
-
     if cfg.trace:
         return cfg.trace
     path = os.path.join(workdir, f"trace-{tokens}.npz")
@@ -94,13 +93,12 @@ def _trace_for(cfg: BenchConfig, tokens: int, chiplets: int, workdir: str) -> st
     return path
 
 
-def run_one(cfg: BenchConfig, strategy: str, trace_path: str, outdir: str) -> dict[str, Any]:
+def run_one(cfg: BenchConfig, strategy: str, trace_path: str, trace: RoutingTrace, outdir: str) -> dict[str, Any]:
     """Compile `strategy` for the trace into `outdir`, simulate it; the row (without ratios)."""
     from .backends.emit import emit
     from .commands.compile import compile_passes
     from .ir import make_context, module_from_spec
     from .pipeline import run_passes
-    from .routing import load_trace
     from .sim.functional import FunctionalMismatch, check_functional
     from .sim.loader import load_outdir
     from .sim.run import simulate
@@ -112,7 +110,6 @@ def run_one(cfg: BenchConfig, strategy: str, trace_path: str, outdir: str) -> di
     run_passes(make_context(), module, passes)
     emit(module, outdir, strategy=strategy)
     loaded = load_outdir(outdir)
-    trace = load_trace(trace_path)
     result = simulate(loaded, trace, keep_ops=False)
     m = result.metrics
     peaks = max_busy(m)
@@ -149,8 +146,6 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
 
     target = resolve_target(cfg.target)
     if cfg.trace:
-        from .routing import load_trace
-
         trace = load_trace(cfg.trace, cfg.model)
         if trace.num_chiplets != target.num_chiplets:
             raise FsedpError(f"trace spreads tokens over {trace.num_chiplets} chiplets but {target.name} has "
@@ -162,10 +157,11 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
     with tempfile.TemporaryDirectory(prefix="fsedpc-bench-") as work:
         for tokens in token_counts:
             trace_path = _trace_for(cfg, tokens, target.num_chiplets, work)
+            routing = load_trace(trace_path)  # once for every strategy run on it
             for strategy in cfg.strategies:
                 if progress is not None:
                     progress(f"{strategy} @ {tokens} tokens")
-                rows.append(run_one(cfg, strategy, trace_path, os.path.join(work, f"{strategy}-{tokens}")))
+                rows.append(run_one(cfg, strategy, trace_path, routing, os.path.join(work, f"{strategy}-{tokens}")))
     add_ratios(rows)
     rows = [{k: r[k] for k in ROW_KEYS} for r in rows]
     return {

@@ -266,6 +266,18 @@ def solve(inst: Instance, sched: StepSchedule, *, fixed: StepTimeline | None = N
             if name in starts:
                 m.AddHint(starts[name], op.start)
         m.AddHint(mk, hint.makespan)
+    solver, result = run_solver(m, mk, time_limit)
+    if result.makespan is not None:
+        result.directions = {k: int(solver.Value(v)) for k, v in dir_var.items()}
+        result.bound = max(result.bound or 0, static_lb) if fixed is None else result.makespan
+    elif result.bound is not None:
+        result.bound = max(result.bound, static_lb)
+    return result
+
+
+def run_solver(m: cp_model.CpModel, mk: Any, time_limit: float) -> tuple[cp_model.CpSolver, CheckResult]:
+    """Solve deterministically (WORKERS, SEED, a time limit): the status, makespan `mk` when a
+    solution was found, the best bound unless infeasible, and the solve time."""
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = WORKERS
     solver.parameters.random_seed = SEED
@@ -273,13 +285,9 @@ def solve(inst: Instance, sched: StepSchedule, *, fixed: StepTimeline | None = N
     began = time.perf_counter()
     status = solver.Solve(m)
     elapsed = time.perf_counter() - began
-    name = solver.StatusName(status)
-    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        dirs = {k: int(solver.Value(v)) for k, v in dir_var.items()}
-        bound = max(int(solver.BestObjectiveBound()), static_lb) if fixed is None else int(solver.Value(mk))
-        return CheckResult(name, int(solver.Value(mk)), bound, elapsed, dirs)
-    return CheckResult(name, None, max(int(solver.BestObjectiveBound()), static_lb) if status != cp_model.INFEASIBLE
-                       else None, elapsed)
+    found = status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
+    bound = int(solver.BestObjectiveBound()) if status != cp_model.INFEASIBLE else None
+    return solver, CheckResult(solver.StatusName(status), int(solver.Value(mk)) if found else None, bound, elapsed)
 
 
 def _op_name(kind: str, t: Trip, chiplet: int, hop: int = 0) -> str:

@@ -17,12 +17,11 @@ heuristic's schedule is given as a hint.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from ortools.sat.python import cp_model
 
-from .crosscheck import SEED, WORKERS, CheckResult, Instance
+from .crosscheck import CheckResult, Instance, run_solver
 from .ring import CCW, CW
 from .scheduler import StepSchedule
 from .streaming import FFN, LOAD, SEND, StepTimeline, Trip, trajectories
@@ -141,18 +140,7 @@ def solve_free(inst: Instance, sched: StepSchedule, *, hint: StepTimeline | None
     m.Minimize(mk)
     if hint is not None and hint_trips is not None:
         _add_hint(m, inst, hint, hint_trips, names, arc_lits, mk)
-    solver = cp_model.CpSolver()
-    solver.parameters.num_workers = WORKERS
-    solver.parameters.random_seed = SEED
-    solver.parameters.max_time_in_seconds = time_limit
-    began = time.perf_counter()
-    status = solver.Solve(m)
-    elapsed = time.perf_counter() - began
-    name = solver.StatusName(status)
-    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return CheckResult(name, int(solver.Value(mk)), int(solver.BestObjectiveBound()), elapsed)
-    return CheckResult(name, None, int(solver.BestObjectiveBound()) if status != cp_model.INFEASIBLE else None,
-                       elapsed)
+    return run_solver(m, mk, time_limit)[1]
 
 
 def free_lower_bound(inst: Instance, sched: StepSchedule, trips: list[Trip]) -> int:

@@ -20,7 +20,7 @@ import numpy as np
 from fsedp_compiler.backends import isa
 from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.routing import RoutingTrace
+from fsedp_compiler.routing import RoutingTrace, load_trace
 from fsedp_compiler.scheduler import Policy, StepRouting, StepSchedule, Stream, schedule
 from fsedp_compiler.streaming import Trip, trajectories
 from fsedp_compiler.taskgraph import TaskGraph
@@ -97,6 +97,7 @@ def static_blocks(loaded: Loaded) -> Iterator[BlockStep]:
     per_chiplet = [_split_steps(p) for p in loaded.programs]
     order = list(dict.fromkeys(per_chiplet[0]))  # (layer, step) in program order
     graphs: dict[int, list[TaskGraph]] = {}
+    bundled: RoutingTrace | None = None
     for key in order:
         layer, step = key
         recs = [per_chiplet[c].get(key, []) for c in range(n)]
@@ -110,7 +111,9 @@ def static_blocks(loaded: Loaded) -> Iterator[BlockStep]:
             continue
         if "baseline" in loaded.manifest_layer(layer):
             if layer not in graphs:
-                graphs[layer] = baseline_graphs(loaded, layer)
+                if bundled is None:  # the routing this static program was compiled for
+                    bundled = load_trace(os.path.join(loaded.outdir, loaded.manifest["trace"]))
+                graphs[layer] = baseline_graphs(loaded, layer, bundled)
             graph = graphs[layer][step]
             _check_rows(loaded, graph, recs, ports)
             yield BlockStep(layer, step, dense, graph=graph)
@@ -149,13 +152,11 @@ def static_blocks(loaded: Loaded) -> Iterator[BlockStep]:
         yield BlockStep(layer, step, dense, sched, trips)
 
 
-def baseline_graphs(loaded: Loaded, layer: int) -> list[TaskGraph]:
+def baseline_graphs(loaded: Loaded, layer: int, trace: RoutingTrace) -> list[TaskGraph]:
     """A baseline layer's task graphs, rebuilt with the compiler's lowering from the bundled trace."""
     from fsedp_compiler.baselines import Options, plan_layer
-    from fsedp_compiler.routing import load_trace
 
     entry = loaded.manifest_layer(layer)
-    trace = load_trace(os.path.join(loaded.outdir, loaded.manifest["trace"]))
     if layer not in trace.layer_indices:
         raise FsedpError(f"the bundled trace has no routing for MoE layer {layer}", path=loaded.outdir)
     return plan_layer(entry["baseline"], loaded.specs[layer], loaded.plans[layer], loaded.target, loaded.ring,
