@@ -7,13 +7,17 @@ once the shard has arrived; NoOverlap per DRAM channel, directed link and comput
 chiplet and ring direction a cumulative of shard buffers, held from the load (or the upstream
 send) until the later of its FFN and its onward send, with a one-nanosecond phantom buffer at
 each load's start (R4: a load needs two free buffers) and the direction split of
-`streaming.buffer_split`. Three uses:
+`streaming.buffer_split`; and R6: one stream order that every DMA channel loads in (a stream's
+shards on a channel in shard order), as the stream table every chiplet holds dictates. Uses:
 
-* **evaluate/verify**: fix the heuristic's directions and the simulator's start times; CP-SAT
-  must find them feasible with the same makespan; a violation names the constraint and its ops;
-* **gap**: directions and times free under R1-R6, seeded with the heuristic as a hint;
+* **evaluate/verify**: fix the heuristic's directions, stream order and the simulator's start
+  times; CP-SAT must find them feasible with the same makespan; a violation names the
+  constraint and its ops;
+* **gap**: directions, stream order and times free under R1-R6, seeded with the heuristic;
 * **price of virtualization**: the same step with R1-R3 dropped (any visiting order, any path,
-  any entry member; `crosscheck_free.py`), measuring what the rules cost.
+  any entry member; `crosscheck_free.py`), measuring what the trajectory rules cost;
+* **price of one global order**: the same step with R6 dropped (each DMA channel loads in its
+  own order), measuring what per-chiplet injection orders would buy.
 
 Solves are deterministic: `num_workers = 1`, fixed seed, a time limit (`max_time_in_seconds`).
 """
@@ -134,11 +138,82 @@ def static_lower_bound(inst: Instance, sched: StepSchedule, variants: dict) -> i
     return best
 
 
+def global_order_bound(inst: Instance, sched: StepSchedule, tails: dict[tuple[int, int], dict[int, int]]) -> int:
+    """R6 makes one stream the last on every DMA channel that holds it: each channel's loads run
+    back to back, so that stream's shards end no earlier than their channel's total busy time
+    (minus the busy of its own later shards), and then need their tails. `tails[(stream,
+    shard)][direction]` is a shard's shortest tail from its load's end in that direction."""
+    cost = inst.cost
+    channel_busy: dict[tuple[int, int], int] = {}
+    per_channel: dict[tuple[int, int], dict[int, list[int]]] = {}
+    homes = inst.plan
+    for si, stream in enumerate(sched.streams):
+        busy = cost.dram_busy_ns(homes.shard_bytes(stream.expert))
+        for j in range(homes.num_shards):
+            key = homes.home(stream.expert, j)
+            channel_busy[key] = channel_busy.get(key, 0) + busy
+            per_channel.setdefault(key, {}).setdefault(si, []).append(j)
+    best: int | None = None
+    for si, stream in enumerate(sched.streams):
+        busy = cost.dram_busy_ns(homes.shard_bytes(stream.expert))
+        directions = set.intersection(*(set(tails[(si, j)]) for j in range(homes.num_shards)))
+        last = min(max(channel_busy[key] - (len(shards) - 1 - i) * busy + tails[(si, j)][d]
+                       for key, streams in per_channel.items() if si in streams
+                       for shards in [streams[si]] for i, j in enumerate(shards))
+                   for d in directions)
+        best = last if best is None else min(best, last)
+    return best or 0
+
+
+def add_global_order(m: cp_model.CpModel, num_streams: int,
+                     loads: dict[Any, list[tuple[int, int, Any, int]]]) -> tuple[list[Any], dict[tuple[int, int], Any]]:
+    """R6: one order of the streams that every DMA channel follows (a stream's shards on a
+    channel in shard order, as the stream table lists them). `loads[channel]` holds (stream,
+    shard, start, busy) per load. Returns each stream's position and, per stream pair a < b, the
+    literal "a comes before b"."""
+    pos = [m.NewIntVar(0, max(num_streams - 1, 0), f"pos_{s}") for s in range(num_streams)]
+    m.AddAllDifferent(pos)
+    before: dict[tuple[int, int], Any] = {}
+    for a in range(num_streams):
+        for b in range(a + 1, num_streams):
+            x = before[(a, b)] = m.NewBoolVar(f"before_{a}_{b}")
+            m.Add(pos[a] < pos[b]).OnlyEnforceIf(x)
+            m.Add(pos[a] > pos[b]).OnlyEnforceIf(x.Not())
+    for items in loads.values():
+        chains: dict[int, list[tuple[int, Any, int]]] = {}
+        for si, j, start, busy in sorted(items, key=lambda x: (x[0], x[1])):
+            chains.setdefault(si, []).append((j, start, busy))
+        for chain in chains.values():
+            for (_, s0, b0), (_, s1, _) in zip(chain, chain[1:]):
+                m.Add(s1 >= s0 + b0)
+        streams = sorted(chains)
+        for ia, a in enumerate(streams):
+            for b in streams[ia + 1:]:
+                first_a, (_, last_a, busy_a) = chains[a][0][1], chains[a][-1]
+                first_b, (_, last_b, busy_b) = chains[b][0][1], chains[b][-1]
+                m.Add(first_b >= last_a + busy_a).OnlyEnforceIf(before[(a, b)])
+                m.Add(first_a >= last_b + busy_b).OnlyEnforceIf(before[(a, b)].Not())
+    return pos, before
+
+
+def _tails(inst: Instance, sched: StepSchedule, variants: dict) -> dict[tuple[int, int], dict[int, int]]:
+    """Per shard and direction, its tail under the rules: DRAM latency, the hops to its last
+    member, that member's FFN (forwarding overlaps the FFNs before it)."""
+    cost = inst.cost
+    out: dict[tuple[int, int], dict[int, int]] = {}
+    for key, opts in variants.items():
+        stream = sched.streams[key[0]]
+        out[key] = {d: cost.dram_latency_ns + (len(t.path) - 1) * cost.link_ns(t.nbytes)
+                    + cost.ffn_ns(t.params, stream.tokens[t.path[-1]]) for (d, _e), t in opts.items()}
+    return out
+
+
 def solve(inst: Instance, sched: StepSchedule, *, fixed: StepTimeline | None = None,
           fixed_trips: list[Trip] | None = None, hint: StepTimeline | None = None, hint_trips: list[Trip] | None = None,
-          time_limit: float = 10.0) -> CheckResult:
+          time_limit: float = 10.0, global_order: bool = True) -> CheckResult:
     """Build and solve the model. With `fixed` (and its trips) every direction and start time is
-    pinned to the simulator's (evaluate/verify); else directions and times are free."""
+    pinned to the simulator's (evaluate/verify); else directions, the stream order and times are
+    free. `global_order=False` drops R6: each DMA channel may load in its own order."""
     m = cp_model.CpModel()
     cost, plan = inst.cost, inst.plan
     n = inst.ring.size
@@ -166,6 +241,7 @@ def solve(inst: Instance, sched: StepSchedule, *, fixed: StepTimeline | None = N
                 lit[(si, j, v)] = dir_var[si] if v[0] == CW else dir_var[si].Not()
     resources: dict[tuple, list] = {}
     pools: dict[tuple[int, int], list] = {}
+    loads: dict[tuple[int, int], list[tuple[int, int, Any, int]]] = {}
     ends: list[Any] = []
     present_ends: list[tuple[Any, Any]] = []
     starts: dict[tuple, Any] = {}
@@ -176,6 +252,7 @@ def solve(inst: Instance, sched: StepSchedule, *, fixed: StepTimeline | None = N
         ls = m.NewIntVar(0, horizon, f"load_{si}_{j}")
         starts[("load", si, j)] = ls
         resources.setdefault(("dram", home, channel), []).append(m.NewFixedSizeIntervalVar(ls, busy_d, ""))
+        loads.setdefault((home, channel), []).append((si, j, ls, busy_d))
         ends.append(ls + busy_d)
         ffn_start: dict[int, Any] = {}
         stream = sched.streams[si]
@@ -233,8 +310,13 @@ def solve(inst: Instance, sched: StepSchedule, *, fixed: StepTimeline | None = N
         cap = m.NewIntVar(0, b, f"cap_{c}_{d}")
         m.Add(cap == b - (b - split_two[d]) * other)
         m.AddCumulative(ivs, [1] * len(ivs), cap)
-    mk = m.NewIntVar(0, horizon, "makespan")
+    pos: list[Any] = []
+    before: dict[tuple[int, int], Any] = {}
     static_lb = static_lower_bound(inst, sched, variants)
+    if global_order:
+        pos, before = add_global_order(m, len(sched.streams), loads)
+        static_lb = max(static_lb, global_order_bound(inst, sched, _tails(inst, sched, variants)))
+    mk = m.NewIntVar(0, horizon, "makespan")
     m.Add(mk >= static_lb)
     for end in ends:
         m.Add(mk >= end)
@@ -244,6 +326,8 @@ def solve(inst: Instance, sched: StepSchedule, *, fixed: StepTimeline | None = N
     if fixed is not None and fixed_trips is not None:
         for (si, j, v), value in lit.items():
             m.Add(value == int(fixed_variant[(si, j)] == v))
+        for si, p in enumerate(pos):  # the heuristic's order is the stream table's
+            m.Add(p == si)
         for op in fixed.ops:
             t = fixed_trips[op.trip]
             if op.kind == LOAD:
@@ -258,6 +342,10 @@ def solve(inst: Instance, sched: StepSchedule, *, fixed: StepTimeline | None = N
             if t.stream in dir_var and t.stream not in hinted:
                 hinted.add(t.stream)
                 m.AddHint(dir_var[t.stream], t.direction == CW)
+        for si, p in enumerate(pos):
+            m.AddHint(p, si)
+        for x in before.values():
+            m.AddHint(x, True)
         for op in hint.ops:
             t = hint_trips[op.trip]
             name = (("load", t.stream, t.shard) if op.kind == LOAD else
@@ -382,7 +470,13 @@ def crosscheck(inst: Instance, *, time_limit: float = 10.0, relaxed: bool = True
         row.update(relaxed_ns=relaxed_ns, relaxed_status=free.status, relaxed_bound_ns=free.bound,
                    price_of_virtualization=found / relaxed_ns - 1 if relaxed_ns else 0.0,
                    price_of_virtualization_max=(found / free.bound - 1 if free.bound else None))
-        row["solver_s"] += free.solve_s
+        # R6 dropped: per-channel load orders; the same reading (lower estimate, bound for the upper end)
+        anyorder = solve(inst, sched, hint=timeline, hint_trips=trips, time_limit=time_limit, global_order=False)
+        any_ns = min(x for x in (anyorder.makespan, found) if x is not None)
+        row.update(any_order_ns=any_ns, any_order_status=anyorder.status, any_order_bound_ns=anyorder.bound,
+                   price_of_global_order=found / any_ns - 1 if any_ns else 0.0,
+                   price_of_global_order_max=(found / anyorder.bound - 1 if anyorder.bound else None))
+        row["solver_s"] += free.solve_s + anyorder.solve_s
     return row
 
 
@@ -409,10 +503,12 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Median and max gap, price of virtualization, and solver vs heuristic time."""
     gaps = [r["gap"] for r in rows]
     prices = [r["price_of_virtualization"] for r in rows if "price_of_virtualization" in r]
+    order_prices = [r["price_of_global_order"] for r in rows if "price_of_global_order" in r]
     return {
         "median_gap": statistics.median(gaps) if gaps else None,
         "max_gap": max(gaps) if gaps else None,
         "median_price_of_virtualization": statistics.median(prices) if prices else None,
+        "median_price_of_global_order": statistics.median(order_prices) if order_prices else None,
         "all_verified": all(r["verified"] for r in rows),
         "median_solver_s": statistics.median([r["solver_s"] for r in rows]) if rows else None,
         "median_heuristic_s": statistics.median([r["heuristic_s"] for r in rows]) if rows else None,

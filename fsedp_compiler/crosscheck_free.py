@@ -9,7 +9,8 @@ cross-check runs on -- a ring, a 2x2 mesh -- are all simple paths), and may ente
 member**. Everything else is the constrained model's (`crosscheck.solve`): the cost model's
 durations, NoOverlap per DRAM channel, directed link and compute engine, store and forward,
 B buffers per chiplet held from a transfer's start to the shard's last use there (one pool of B:
-the per-direction split belongs to the ring rules) and R4's second buffer at each load.
+the per-direction split belongs to the ring rules), R4's second buffer at each load, and R6's one
+stream order that every DMA channel follows.
 
 A schedule under the rules is a solution of this model, so its optimum is never worse; the
 heuristic's schedule is given as a hint.
@@ -21,7 +22,7 @@ from typing import Any
 
 from ortools.sat.python import cp_model
 
-from .crosscheck import CheckResult, Instance, run_solver
+from .crosscheck import CheckResult, Instance, add_global_order, global_order_bound, run_solver
 from .ring import CCW, CW
 from .scheduler import StepSchedule
 from .streaming import FFN, LOAD, SEND, StepTimeline, Trip, trajectories
@@ -44,7 +45,8 @@ def _paths(inst: Instance, src: int, dst: int) -> list[tuple[int, ...]]:
 
 def solve_free(inst: Instance, sched: StepSchedule, *, hint: StepTimeline | None = None,
                hint_trips: list[Trip] | None = None, time_limit: float = 10.0) -> CheckResult:
-    """Minimise the step's makespan with R1-R3 dropped (module docstring)."""
+    """Minimise the step's makespan with R1-R3 dropped (module docstring); R6's one stream order
+    on every DMA channel is kept, so the difference is what the trajectory rules cost."""
     m = cp_model.CpModel()
     cost, plan, n = inst.cost, inst.plan, inst.ring.size
     trips = trajectories(sched, plan, inst.ring)
@@ -52,6 +54,7 @@ def solve_free(inst: Instance, sched: StepSchedule, *, hint: StepTimeline | None
                       + sum(cost.ffn_ns(t.params, tok) for tok in sched.streams[t.stream].tokens) for t in trips)
     resources: dict[tuple, list[Any]] = {}
     holds: dict[int, list[Any]] = {}
+    loads: dict[tuple[int, int], list[tuple[int, int, Any, int]]] = {}
     ends: list[Any] = []
     names: dict[tuple, Any] = {}  # hint keys -> start variables
     arc_lits: dict[tuple, Any] = {}
@@ -64,6 +67,7 @@ def solve_free(inst: Instance, sched: StepSchedule, *, hint: StepTimeline | None
         ls = m.NewIntVar(0, horizon, "")
         names[("load", *key)] = ls
         resources.setdefault(("dram", home, t.channel), []).append(m.NewFixedSizeIntervalVar(ls, busy_d, ""))
+        loads.setdefault((home, t.channel), []).append((t.stream, t.shard, ls, busy_d))
         holds.setdefault(home, []).append(m.NewFixedSizeIntervalVar(ls, 1, ""))  # R4: a second free buffer
         ends.append(ls + busy_d)
         ready = ls + busy_d + cost.dram_latency_ns
@@ -133,6 +137,7 @@ def solve_free(inst: Instance, sched: StepSchedule, *, hint: StepTimeline | None
         m.AddNoOverlap(ivs)
     for ivs in holds.values():
         m.AddCumulative(ivs, [1] * len(ivs), plan.buffers)
+    pos, before = add_global_order(m, len(sched.streams), loads)
     mk = m.NewIntVar(0, horizon, "makespan")
     m.Add(mk >= free_lower_bound(inst, sched, trips))
     for end in ends:
@@ -140,11 +145,15 @@ def solve_free(inst: Instance, sched: StepSchedule, *, hint: StepTimeline | None
     m.Minimize(mk)
     if hint is not None and hint_trips is not None:
         _add_hint(m, inst, hint, hint_trips, names, arc_lits, mk)
+        for si, p in enumerate(pos):
+            m.AddHint(p, si)
+        for x in before.values():
+            m.AddHint(x, True)
     return run_solver(m, mk, time_limit)[1]
 
 
 def free_lower_bound(inst: Instance, sched: StepSchedule, trips: list[Trip]) -> int:
-    """Bounds that hold whatever the order and paths: each DRAM channel's loads back to back, then
+    """Bounds that hold whatever the visiting order and paths: each DRAM channel's loads back to back, then
     the cheapest tail of the last one (latency, and an FFN at some member, after a hop unless the
     home is one); each compute engine's FFNs after the earliest any shard can arrive."""
     cost, n = inst.cost, inst.ring.size
@@ -164,7 +173,17 @@ def free_lower_bound(inst: Instance, sched: StepSchedule, trips: list[Trip]) -> 
             if stream.members >> c & 1:
                 ffn_total[c] += cost.ffn_ns(t.params, stream.tokens[c])
     first = min((cost.dram_ns(t.nbytes) for t in trips), default=0)
-    return max(max((busy[k] + tail[k] for k in busy), default=0), max(ffn_total, default=0) + first)
+    # R6 still holds: the last stream's shards end after their channels' loads, then each needs
+    # a hop per member other than its home and an FFN at the last one
+    tails = {}
+    for t in trips:
+        stream = sched.streams[t.stream]
+        members = [c for c in range(n) if stream.members >> c & 1]
+        hops = len(members) - (t.path[0] in members)
+        tails[(t.stream, t.shard)] = {0: cost.dram_latency_ns + hops * cost.link_ns(t.nbytes)
+                                      + min(cost.ffn_ns(t.params, stream.tokens[c]) for c in members)}
+    return max(max((busy[k] + tail[k] for k in busy), default=0), max(ffn_total, default=0) + first,
+               global_order_bound(inst, sched, tails))
 
 
 def _optional_end(m: cp_model.CpModel, horizon: int, ends: list[Any], expr: Any, present: Any) -> None:
