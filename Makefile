@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   := out/demo
 
-.PHONY: all install test lit pytest demo results clean
+.PHONY: all install test lit pytest demo results crosscheck clean
 
 all: test
 
@@ -35,6 +35,15 @@ pytest: $(STAMP)
 results: $(STAMP)
 	rm -rf docs/results docs/results.md
 	$(BIN)/python benchmarks/results.py --out docs --jobs 2
+
+# The cross-check figures: 50 random tiny-moe steps on 4 and 8 chiplets against CP-SAT, with the
+# relaxations (about 12 minutes; the two systems run side by side on 2 cores).
+CROSSCHECK := examples/models/tiny-moe.mlir --random 50 --seed 1 --time-limit 5 --relaxed
+crosscheck: $(STAMP)
+	@mkdir -p docs/crosscheck
+	$(BIN)/fsedpc crosscheck $(CROSSCHECK) --target paper-2x2 --json docs/crosscheck/paper-2x2.json > docs/crosscheck/paper-2x2.txt & \
+	$(BIN)/fsedpc crosscheck $(CROSSCHECK) --target ring-8 --json docs/crosscheck/ring-8.json > docs/crosscheck/ring-8.txt; \
+	status=$$?; wait $$! || status=1; tail -n 1 docs/crosscheck/*.txt; exit $$status
 
 # The demo: import a real HF config, inspect it, make and study a trace, compile it for the
 # FSE-DP paper's 2x2 system (static: per routed step; dynamic: routing-independent programs)

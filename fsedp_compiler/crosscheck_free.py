@@ -22,10 +22,12 @@ from typing import Any
 
 from ortools.sat.python import cp_model
 
-from .crosscheck import CheckResult, Instance, add_global_order, global_order_bound, run_solver
-from .ring import CCW, CW
+import dataclasses
+
+from .crosscheck import CheckResult, Instance, _trip_via, add_global_order, global_order_bound, run_solver
+from .ring import CCW, CW, Ring
 from .scheduler import StepSchedule
-from .streaming import FFN, LOAD, SEND, StepTimeline, Trip, trajectories
+from .streaming import FFN, LOAD, SEND, DeadlockError, StepTimeline, Trip, execute, trajectories
 
 HOME = -1
 """The circuit's depot node: the shard at its DRAM home before its first stop."""
@@ -44,9 +46,10 @@ def _paths(inst: Instance, src: int, dst: int) -> list[tuple[int, ...]]:
 
 
 def solve_free(inst: Instance, sched: StepSchedule, *, hint: StepTimeline | None = None,
-               hint_trips: list[Trip] | None = None, time_limit: float = 10.0) -> CheckResult:
+               hint_trips: list[Trip] | None = None, time_limit: float = 10.0, pin: bool = False) -> CheckResult:
     """Minimise the step's makespan with R1-R3 dropped (module docstring); R6's one stream order
-    on every DMA channel is kept, so the difference is what the trajectory rules cost."""
+    on every DMA channel is kept, so the difference is what the trajectory rules cost. With `pin`
+    the hint's visiting orders, paths and start times are constraints (is it a solution?)."""
     m = cp_model.CpModel()
     cost, plan, n = inst.cost, inst.plan, inst.ring.size
     trips = trajectories(sched, plan, inst.ring)
@@ -139,7 +142,8 @@ def solve_free(inst: Instance, sched: StepSchedule, *, hint: StepTimeline | None
         m.AddCumulative(ivs, [1] * len(ivs), plan.buffers)
     pos, before = add_global_order(m, len(sched.streams), loads)
     mk = m.NewIntVar(0, horizon, "makespan")
-    m.Add(mk >= free_lower_bound(inst, sched, trips))
+    static_lb = free_lower_bound(inst, sched, trips)
+    m.Add(mk >= static_lb)
     for end in ends:
         m.Add(mk >= end)
     m.Minimize(mk)
@@ -149,7 +153,37 @@ def solve_free(inst: Instance, sched: StepSchedule, *, hint: StepTimeline | None
             m.AddHint(p, si)
         for x in before.values():
             m.AddHint(x, True)
-    return run_solver(m, mk, time_limit)[1]
+        if pin:
+            hinted = m.Proto().solution_hint
+            for index, value in zip(list(hinted.vars), list(hinted.values)):
+                m.Add(m.GetIntVarFromProtoIndex(index) == value)
+    result = run_solver(m, mk, time_limit)[1]
+    if result.status != "INFEASIBLE":  # short of presolve the solver reports 0: keep the static bound
+        result.bound = max(result.bound or 0, static_lb)
+    return result
+
+
+def shortest_way(inst: Instance, sched: StepSchedule) -> tuple[list[Trip], StepTimeline] | None:
+    """A schedule without R2's one direction per expert: every shard walks whichever way round
+    reaches its last member sooner (the stream order, entries and visiting order otherwise as the
+    rules make them), run by the simulator's engines with one pool of B buffers for both
+    directions. It satisfies the free model, so it is a witness for the price of virtualization
+    where CP-SAT finds nothing within the time limit. None if the shared pool deadlocks."""
+    if inst.ring.size < 3:
+        return None
+    ring = inst.ring
+    trips = []
+    for t in trajectories(sched, inst.plan, ring):
+        members = sched.streams[t.stream].members
+        ways = [_trip_via(ring, t, members, d, ring.first_member(members, t.path[0], d)) for d in (t.direction, -t.direction)]
+        trips.append(min(ways, key=lambda w: len(w.path)))
+    trips = [dataclasses.replace(t, seq=i) for i, t in enumerate(trips)]
+    try:
+        timeline = execute(trips, inst.plan, ring, inst.cost, {s.expert: s.tokens for s in sched.streams},
+                           shared_pool=True)
+    except DeadlockError:
+        return None
+    return trips, timeline
 
 
 def free_lower_bound(inst: Instance, sched: StepSchedule, trips: list[Trip]) -> int:
@@ -174,16 +208,32 @@ def free_lower_bound(inst: Instance, sched: StepSchedule, trips: list[Trip]) -> 
                 ffn_total[c] += cost.ffn_ns(t.params, stream.tokens[c])
     first = min((cost.dram_ns(t.nbytes) for t in trips), default=0)
     # R6 still holds: the last stream's shards end after their channels' loads, then each needs
-    # a hop per member other than its home and an FFN at the last one
+    # the shortest walk over its members and an FFN at the last one
     tails = {}
     for t in trips:
         stream = sched.streams[t.stream]
         members = [c for c in range(n) if stream.members >> c & 1]
-        hops = len(members) - (t.path[0] in members)
+        hops = cover_hops(inst.ring, t.path[0], members)
         tails[(t.stream, t.shard)] = {0: cost.dram_latency_ns + hops * cost.link_ns(t.nbytes)
                                       + min(cost.ffn_ns(t.params, stream.tokens[c]) for c in members)}
     return max(max((busy[k] + tail[k] for k in busy), default=0), max(ffn_total, default=0) + first,
                global_order_bound(inst, sched, tails))
+
+
+def cover_hops(ring: Ring, home: int, members: list[int]) -> int:
+    """The fewest hops of a walk on the ring from `home` through every member: it covers an arc
+    that skips one gap between consecutive stops, going first to the nearer end of that arc."""
+    n = ring.size
+    points = sorted({ring.pos(home), *(ring.pos(c) for c in members)})
+    if len(points) == 1:
+        return 0
+    h = ring.pos(home)
+    best = n * n
+    for a, b in zip(points, points[1:] + points[:1]):
+        arc = n - (b - a) % n  # from b round to a, skipping the gap a -> b
+        x = (h - b) % n
+        best = min(best, arc + min(x, arc - x))
+    return best
 
 
 def _optional_end(m: cp_model.CpModel, horizon: int, ends: list[Any], expr: Any, present: Any) -> None:

@@ -127,7 +127,8 @@ def engine_ranges(trips: list[Trip]) -> tuple[dict[tuple[int, int], Counter], di
     return link, compute
 
 
-def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tokens: dict[int, tuple[int, ...]]) -> StepTimeline:
+def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tokens: dict[int, tuple[int, ...]],
+            shared_pool: bool = False) -> StepTimeline:
     """Run one step's trips as a static program runs (see the module docstring): DMA engines
     load in table then shard order (R6); links and compute engines serve the shard that became
     ready first (ties: table order, then shard). `tokens[expert][chiplet]` are the local tokens.
@@ -135,9 +136,13 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
     Links and compute engines are deliberately *not* in strict table order: an engine that
     finished one stream's range and took the next stream's shards into a neighbour's buffers
     while that neighbour still waits to inject the earlier stream starves the bubble rule (R4)
-    and deadlocks; serving ready shards first keeps every buffer draining."""
+    and deadlocks; serving ready shards first keeps every buffer draining.
+
+    `shared_pool` gives both directions one pool of B, which the rules forbid (it can deadlock);
+    the cross-check uses it for a schedule without the rules (`crosscheck_free.shortest_way`)."""
     n = ring.size
-    split = buffer_split(plan.buffers, {t.direction for t in trips})
+    split = {1: plan.buffers} if shared_pool else buffer_split(plan.buffers, {t.direction for t in trips})
+    pool = {1: 1, -1: 1} if shared_pool else {1: 1, -1: -1}  # a direction's buffer pool
     free = [dict(split) for _ in range(n)]
     used = [0] * n
     peak = [0] * n
@@ -179,7 +184,7 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
         counter += 1
 
     def take_buffer(c: int, d: int, nbytes: int) -> None:
-        free[c][d] -= 1
+        free[c][pool[d]] -= 1
         used[c] += 1
         if used[c] > peak[c]:
             peak[c] = used[c]
@@ -211,7 +216,7 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
         if pending[key] == 0:
             del pending[key]
             c = trip.path[hop]
-            free[c][trip.direction] += 1
+            free[c][pool[trip.direction]] += 1
             used[c] -= 1
             held[c] -= trip.nbytes
             dirty.update((2, k) for k in dma_at.get(c, ()))
@@ -225,7 +230,7 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
         if key in dma_busy or dma_head[key] >= len(queue):
             return
         trip = trips[queue[dma_head[key]][0]]
-        if free[c][trip.direction] < 2:
+        if free[c][pool[trip.direction]] < 2:
             return
         dma_head[key] += 1
         take_buffer(c, trip.direction, trip.nbytes)
@@ -245,7 +250,7 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
         _, _, seq, hop = ready[0]
         trip = trips[seq]
         d = trip.direction
-        if free[nxt][d] < 1:
+        if free[nxt][pool[d]] < 1:
             return
         heapq.heappop(ready)
         link_todo[key][trip.stream] -= 1
@@ -304,17 +309,17 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
                 use_done(trips[a], b)
         kick()
     if remaining:
-        raise DeadlockError(_deadlock_report(trips, dma_q, dma_head, free, link_todo, compute_todo))
+        raise DeadlockError(_deadlock_report(trips, dma_q, dma_head, free, pool, link_todo, compute_todo))
     return StepTimeline(ops, now, peak, peak_bytes)
 
 
-def _deadlock_report(trips, dma_q, dma_head, free, link_todo, compute_todo) -> str:
+def _deadlock_report(trips, dma_q, dma_head, free, pool, link_todo, compute_todo) -> str:
     lines = ["deadlock: no engine can start its next op while shards remain"]
     for (c, ch), queue in sorted(dma_q.items()):
         if dma_head[(c, ch)] < len(queue):
             t = trips[queue[dma_head[(c, ch)]][0]]
             lines.append(f"  chiplet {c} dma{ch}: LOAD e{t.expert}s{t.shard} waits for 2 free buffers "
-                         f"(has {free[c][t.direction]})")
+                         f"(has {free[c][pool[t.direction]]})")
     for (c, nxt), todo in sorted(link_todo.items()):
         left = {s: k for s, k in todo.items() if k}
         if left:

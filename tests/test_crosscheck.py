@@ -113,6 +113,22 @@ def test_relaxed_is_never_worse_than_constrained() -> None:
         assert any_order.bound <= rules.makespan and any_order.makespan <= rules.makespan
 
 
+def test_schedules_under_the_rules_and_the_shortest_way_witness_solve_the_free_model() -> None:
+    """The free model admits the heuristic's schedule and the shortest-way witness exactly, with
+    their makespans; the witness walks no shard further than the rules do."""
+    from fsedp_compiler.crosscheck_free import shortest_way, solve_free
+
+    layer = MoeLayerSpec(0, d_model=16, d_ffn=64, num_experts=4, top_k=2)
+    for target in ("paper-2x2", "ring-8"):
+        inst = random_instances(layer, load_preset(target), 1, 7)[0]
+        sched, trips, timeline, _ = inst.heuristic()
+        witness_trips, witness = shortest_way(inst, sched)
+        assert all(len(w.path) <= len(t.path) for w, t in zip(witness_trips, trips))
+        for tr, tl in ((trips, timeline), (witness_trips, witness)):
+            pinned = solve_free(inst, sched, hint=tl, hint_trips=tr, time_limit=20, pin=True)
+            assert pinned.status == "OPTIMAL" and pinned.makespan == tl.makespan
+
+
 def test_free_model_takes_the_short_way_the_rules_forbid() -> None:
     """One token on chiplet 0 of the 2x2 ring (0, 1, 3, 2) needs expert 0, whose 4 shards are
     homed one per chiplet. With B = 2 the rules send everything clockwise, so the shard homed on
@@ -166,6 +182,21 @@ def test_two_loads_on_one_channel_at_once_are_rejected_and_named() -> None:
     assert explain_violation(inst, trips, bad).startswith("NoOverlap on DRAM channel (0, 0) violated: load e")
 
 
+def test_loads_out_of_the_stream_order_are_rejected_as_r6() -> None:
+    inst = _inst()
+    sched, trips, timeline, _ = inst.heuristic()
+    ops = list(timeline.ops)
+    loads = [k for k, op in enumerate(ops) if op.kind == LOAD and op.chiplet == 0]
+    first, second = ops[loads[0]], ops[loads[1]]
+    assert trips[first.trip].stream < trips[second.trip].stream
+    busy = first.end - first.start
+    ops[loads[0]] = first._replace(start=second.start, end=second.start + busy)
+    ops[loads[1]] = second._replace(start=first.start, end=first.start + busy)
+    bad = dataclasses.replace(timeline, ops=ops)
+    assert solve(inst, sched, fixed=bad, fixed_trips=trips).status == "INFEASIBLE"
+    assert explain_violation(inst, trips, bad).startswith("R6 (one global order) violated on DRAM channel (0, 0): load e")
+
+
 def test_crosscheck_cli_report_is_deterministic(fsedpc, tmp_path: Path) -> None:
     args = ["crosscheck", str(REPO / "examples/models/tiny-moe.mlir"), "--target", "paper-2x2", "--random", "2",
             "--seed", "3", "--time-limit", "5", "--relaxed"]
@@ -195,3 +226,33 @@ def test_crosscheck_on_a_trace_step(fsedpc) -> None:
                "--time-limit", "5")
     assert r.code == 0, r.err
     assert "all verified: True" in r.out
+
+
+def _bfs_cover(n: int, home: int, members: frozenset[int]) -> int:
+    """Fewest hops on an n-ring from `home` visiting every member, by breadth-first search."""
+    start = (home, members & {home})
+    seen, frontier, hops = {start}, [start], 0
+    while not any(visited == members for _, visited in frontier):
+        nxt = []
+        for node, visited in frontier:
+            for w in ((node + 1) % n, (node - 1) % n):
+                state = (w, visited | (members & {w}))
+                if state not in seen:
+                    seen.add(state)
+                    nxt.append(state)
+        frontier, hops = nxt, hops + 1
+    return hops
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(2, 9).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n - 1),
+                                                     st.sets(st.integers(0, n - 1), min_size=1))))
+def test_cover_hops_is_the_shortest_walk_over_the_members(case) -> None:
+    """The free model's tail bound walks the fewest hops that reach every member (on a ring)."""
+    from fsedp_compiler.crosscheck_free import cover_hops
+
+    n, home, members = case
+    order = tuple(np.random.default_rng(n + home).permutation(n).tolist())  # any Hamiltonian order
+    ring = Ring(order)
+    positions = frozenset(ring.pos(c) for c in members)
+    assert cover_hops(ring, home, sorted(members)) == _bfs_cover(n, ring.pos(home), positions)
