@@ -210,10 +210,11 @@ def _tails(inst: Instance, sched: StepSchedule, variants: dict) -> dict[tuple[in
 
 def solve(inst: Instance, sched: StepSchedule, *, fixed: StepTimeline | None = None,
           fixed_trips: list[Trip] | None = None, hint: StepTimeline | None = None, hint_trips: list[Trip] | None = None,
-          time_limit: float = 10.0, global_order: bool = True) -> CheckResult:
+          time_limit: float = 10.0, work_limit: float | None = None, global_order: bool = True) -> CheckResult:
     """Build and solve the model. With `fixed` (and its trips) every direction and start time is
     pinned to the simulator's (evaluate/verify); else directions, the stream order and times are
-    free. `global_order=False` drops R6: each DMA channel may load in its own order."""
+    free. `global_order=False` drops R6: each DMA channel may load in its own order. Limits: see
+    `run_solver`."""
     m = cp_model.CpModel()
     cost, plan = inst.cost, inst.plan
     n = inst.ring.size
@@ -354,7 +355,7 @@ def solve(inst: Instance, sched: StepSchedule, *, fixed: StepTimeline | None = N
             if name in starts:
                 m.AddHint(starts[name], op.start)
         m.AddHint(mk, hint.makespan)
-    solver, result = run_solver(m, mk, time_limit)
+    solver, result = run_solver(m, mk, time_limit, work_limit)
     if result.makespan is not None:
         result.directions = {k: int(solver.Value(v)) for k, v in dir_var.items()}
         result.bound = max(result.bound or 0, static_lb) if fixed is None else result.makespan
@@ -363,13 +364,19 @@ def solve(inst: Instance, sched: StepSchedule, *, fixed: StepTimeline | None = N
     return result
 
 
-def run_solver(m: cp_model.CpModel, mk: Any, time_limit: float) -> tuple[cp_model.CpSolver, CheckResult]:
-    """Solve deterministically (WORKERS, SEED, a time limit): the status, makespan `mk` when a
-    solution was found, the best bound unless infeasible, and the solve time."""
+def run_solver(m: cp_model.CpModel, mk: Any, time_limit: float,
+               work_limit: float | None = None) -> tuple[cp_model.CpSolver, CheckResult]:
+    """Solve with WORKERS and SEED: the status, makespan `mk` when a solution was found, the best
+    bound unless infeasible, and the solve time. `time_limit` is wall-clock seconds, so a solve
+    it cuts short depends on the machine's speed and load; `work_limit` replaces it with CP-SAT's
+    deterministic time, which makes every result reproducible."""
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = WORKERS
     solver.parameters.random_seed = SEED
-    solver.parameters.max_time_in_seconds = time_limit
+    if work_limit is None:
+        solver.parameters.max_time_in_seconds = time_limit
+    else:
+        solver.parameters.max_deterministic_time = work_limit
     began = time.perf_counter()
     status = solver.Solve(m)
     elapsed = time.perf_counter() - began
@@ -450,17 +457,19 @@ def explain_violation(inst: Instance, trips: list[Trip], timeline: StepTimeline)
     return "no violation found by the direct check"
 
 
-def crosscheck(inst: Instance, *, time_limit: float = 10.0, relaxed: bool = True) -> dict[str, Any]:
+def crosscheck(inst: Instance, *, time_limit: float = 10.0, work_limit: float | None = None,
+               relaxed: bool = True) -> dict[str, Any]:
     """Heuristic vs CP-SAT on one instance: verification, gap and (optionally) the price of
     virtualization, as the JSON fields of `fsedpc crosscheck`."""
     sched, trips, timeline, heuristic_s = inst.heuristic()
-    evaluated = solve(inst, sched, fixed=timeline, fixed_trips=trips, time_limit=time_limit)
+    limits = {"time_limit": time_limit, "work_limit": work_limit}
+    evaluated = solve(inst, sched, fixed=timeline, fixed_trips=trips, **limits)
     verified = evaluated.status in ("OPTIMAL", "FEASIBLE") and evaluated.makespan == timeline.makespan
     row: dict[str, Any] = {"heuristic_ns": timeline.makespan, "verified": verified, "heuristic_s": heuristic_s,
                            "streams": len(sched.streams), "shards": len(trips)}
     if not verified:
         row["violation"] = explain_violation(inst, trips, timeline)
-    best = solve(inst, sched, hint=timeline, hint_trips=trips, time_limit=time_limit)
+    best = solve(inst, sched, hint=timeline, hint_trips=trips, **limits)
     found = min(x for x in (best.makespan, timeline.makespan) if x is not None)
     row.update(status=best.status, optimum_ns=best.makespan if best.status == "OPTIMAL" else None,
                best_ns=found, bound_ns=best.bound, solver_s=best.solve_s)
@@ -474,14 +483,14 @@ def crosscheck(inst: Instance, *, time_limit: float = 10.0, relaxed: bool = True
         witness = shortest_way(inst, sched)
         hint_tl, hint_tr = (witness[1], witness[0]) if witness and witness[1].makespan < timeline.makespan \
             else (timeline, trips)
-        free = solve_free(inst, sched, hint=hint_tl, hint_trips=hint_tr, time_limit=time_limit)
+        free = solve_free(inst, sched, hint=hint_tl, hint_trips=hint_tr, **limits)
         # short of a proved optimum the price is a lower estimate, the bound gives its upper end
         relaxed_ns = min(x for x in (free.makespan, found, witness and witness[1].makespan) if x)
         row.update(relaxed_ns=relaxed_ns, relaxed_status=free.status, relaxed_bound_ns=free.bound,
                    price_of_virtualization=found / relaxed_ns - 1 if relaxed_ns else 0.0,
                    price_of_virtualization_max=(found / free.bound - 1 if free.bound else None))
         # R6 dropped: per-channel load orders; the same reading (lower estimate, bound for the upper end)
-        anyorder = solve(inst, sched, hint=timeline, hint_trips=trips, time_limit=time_limit, global_order=False)
+        anyorder = solve(inst, sched, hint=timeline, hint_trips=trips, **limits, global_order=False)
         any_ns = min(x for x in (anyorder.makespan, found) if x is not None)
         row.update(any_order_ns=any_ns, any_order_status=anyorder.status, any_order_bound_ns=anyorder.bound,
                    price_of_global_order=found / any_ns - 1 if any_ns else 0.0,

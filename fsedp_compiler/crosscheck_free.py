@@ -46,7 +46,8 @@ def _paths(inst: Instance, src: int, dst: int) -> list[tuple[int, ...]]:
 
 
 def solve_free(inst: Instance, sched: StepSchedule, *, hint: StepTimeline | None = None,
-               hint_trips: list[Trip] | None = None, time_limit: float = 10.0, pin: bool = False) -> CheckResult:
+               hint_trips: list[Trip] | None = None, time_limit: float = 10.0, work_limit: float | None = None,
+               pin: bool = False) -> CheckResult:
     """Minimise the step's makespan with R1-R3 dropped (module docstring); R6's one stream order
     on every DMA channel is kept, so the difference is what the trajectory rules cost. With `pin`
     the hint's visiting orders, paths and start times are constraints (is it a solution?)."""
@@ -157,7 +158,7 @@ def solve_free(inst: Instance, sched: StepSchedule, *, hint: StepTimeline | None
             hinted = m.Proto().solution_hint
             for index, value in zip(list(hinted.vars), list(hinted.values)):
                 m.Add(m.GetIntVarFromProtoIndex(index) == value)
-    result = run_solver(m, mk, time_limit)[1]
+    result = run_solver(m, mk, time_limit, work_limit)[1]
     if result.status != "INFEASIBLE":  # short of presolve the solver reports 0: keep the static bound
         result.bound = max(result.bound or 0, static_lb)
     return result

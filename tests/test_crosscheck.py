@@ -197,27 +197,49 @@ def test_loads_out_of_the_stream_order_are_rejected_as_r6() -> None:
     assert explain_violation(inst, trips, bad).startswith("R6 (one global order) violated on DRAM channel (0, 0): load e")
 
 
-def test_crosscheck_cli_report_is_deterministic(fsedpc, tmp_path: Path) -> None:
-    args = ["crosscheck", str(REPO / "examples/models/tiny-moe.mlir"), "--target", "paper-2x2", "--random", "2",
-            "--seed", "3", "--time-limit", "5", "--relaxed"]
+def _twice(fsedpc, tmp_path: Path, *args: str) -> tuple[list[dict], str]:
+    """Run `fsedpc crosscheck` twice; both JSON reports without their wall-clock fields, and stdout."""
     reports = []
     for name in ("a.json", "b.json"):
-        r = fsedpc(*args, "--json", str(tmp_path / name))
+        r = fsedpc("crosscheck", str(REPO / "examples/models/tiny-moe.mlir"), *args, "--json", str(tmp_path / name))
         assert r.code == 0, r.err
         data = json.loads((tmp_path / name).read_text())
+        for key in ("median_solver_s", "median_heuristic_s"):
+            data.pop(key)
         for row in data["instances"]:
             row.pop("solver_s")
             row.pop("heuristic_s")
-        data.pop("median_solver_s")
-        data.pop("median_heuristic_s")
         reports.append(data)
+    return reports, r.out
+
+
+def test_crosscheck_cli_report_is_deterministic(fsedpc, tmp_path: Path) -> None:
+    reports, out = _twice(fsedpc, tmp_path, "--target", "paper-2x2", "--random", "2", "--seed", "3",
+                          "--time-limit", "5", "--relaxed")
     assert reports[0] == reports[1]
     row = reports[0]["instances"][0]
     assert {"heuristic_ns", "optimum_ns", "bound_ns", "status", "gap", "verified", "relaxed_ns",
             "price_of_virtualization"} <= set(row)
     assert row["verified"] and row["gap"] >= 0 and row["relaxed_ns"] <= row["best_ns"] <= row["heuristic_ns"]
     assert row["any_order_ns"] <= row["best_ns"] and row["price_of_global_order"] >= 0
-    assert "median gap" in r.out
+    assert "median gap" in out
+
+
+def test_a_work_limit_makes_solves_cut_short_reproducible(fsedpc, tmp_path: Path) -> None:
+    """CP-SAT's deterministic time instead of wall-clock: a solve stopped by the limit reports
+    the same solution and bound every time."""
+    reports, out = _twice(fsedpc, tmp_path, "--target", "ring-8", "--random", "1", "--seed", "1",
+                          "--work-limit", "0.05", "--relaxed")
+    assert reports[0] == reports[1]
+    row = reports[0]["instances"][0]
+    assert row["status"] == "FEASIBLE" and row["bound_ns"] < row["best_ns"]
+    assert "work limit 0.05" in out
+
+
+def test_crosscheck_rejects_a_non_positive_limit(fsedpc) -> None:
+    r = fsedpc("crosscheck", str(REPO / "examples/models/tiny-moe.mlir"), "--target", "ring-8", "--random", "1",
+               "--work-limit", "0")
+    assert r.code == 2 and "--work-limit: must be positive" in r.err and "Traceback" not in r.err
 
 
 def test_crosscheck_on_a_trace_step(fsedpc) -> None:

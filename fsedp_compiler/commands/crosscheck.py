@@ -22,7 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--step", type=int, default=0, help="step (with --trace)")
     p.add_argument("--random", type=int, metavar="N", help="N random small routings instead of a trace")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--time-limit", type=float, default=10.0, metavar="SEC", help="per CP-SAT solve")
+    p.add_argument("--time-limit", type=float, default=10.0, metavar="SEC", help="wall-clock seconds per CP-SAT solve")
+    p.add_argument("--work-limit", type=float, metavar="UNITS",
+                   help="instead of --time-limit: CP-SAT's deterministic time per solve, so that solves cut "
+                   "short give the same result on any machine and load (one unit is several seconds here)")
     p.add_argument("--relaxed", action="store_true", help="also solve without R1-R3 (any visiting order, path and entry: the price of "
                    "virtualization) and without R6 (a load order per DMA channel: the price of one global order)")
     p.add_argument("--shards-per-chiplet", type=int, default=1, metavar="G")
@@ -49,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
 
     model = load_model_spec(args.model)
     target = resolve_target(args.target)
+    for name, value in (("--time-limit", args.time_limit), ("--work-limit", args.work_limit)):
+        if value is not None and not value > 0:
+            raise FsedpError(f"must be positive, got {value:g}", field=name)
     if (args.random is None) == (args.trace is None):
         raise FsedpError("give either --trace (with --layer and --step) or --random N", field="--random")
     if args.random is not None:
@@ -70,12 +76,14 @@ def run(args: argparse.Namespace) -> int:
     with Progress(console=make_console(stderr=True), transient=True) as bar:
         task = bar.add_task("cross-checking", total=len(instances))
         for inst in instances:
-            rows.append(crosscheck(inst, time_limit=args.time_limit, relaxed=args.relaxed))
+            rows.append(crosscheck(inst, time_limit=args.time_limit, work_limit=args.work_limit,
+                                   relaxed=args.relaxed))
             bar.advance(task)
     report = {"instances": rows, **summary(rows)}
     console = make_console()
-    table = Table(title=f"{model.name} on {target.name}: heuristic vs CP-SAT (1 worker, seed 1, "
-                        f"{args.time_limit:g} s limit)", title_justify="left")
+    limit = f"{args.time_limit:g} s limit" if args.work_limit is None else f"work limit {args.work_limit:g}"
+    table = Table(title=f"{model.name} on {target.name}: heuristic vs CP-SAT (1 worker, seed 1, {limit})",
+                  title_justify="left")
     for col in ("#", "streams", "shards", "heuristic", "CP-SAT best", "bound", "status", "gap", "verified",
                 "relaxed", "price", "R6 price", "solver s", "heuristic ms"):
         table.add_column(col, justify="right")
