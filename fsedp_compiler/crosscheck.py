@@ -76,7 +76,7 @@ def entry_of(trip: Trip) -> int:
     return trip.path[trip.computes.index(True)]
 
 
-def _trip_via(ring: Ring, base: Trip, members: int, direction: int, entry: int) -> Trip:
+def trip_via(ring: Ring, base: Trip, members: int, direction: int, entry: int) -> Trip:
     """`base`'s shard walking `direction` from its home to `entry`, then every member once."""
     home = base.path[0]
     visits = ring.members_in_order(members, entry, direction)
@@ -97,7 +97,7 @@ def _variants(inst: Instance, sched: StepSchedule) -> dict[tuple[int, int], dict
         opts: dict[tuple[int, int], Trip] = {}
         for d in directions:
             entry = inst.ring.first_member(members, t.path[0], d)
-            opts[(d, entry)] = _trip_via(inst.ring, t, members, d, entry)
+            opts[(d, entry)] = trip_via(inst.ring, t, members, d, entry)
         out[(t.stream, t.shard)] = opts
     return out
 
@@ -459,8 +459,8 @@ def explain_violation(inst: Instance, trips: list[Trip], timeline: StepTimeline)
 
 def crosscheck(inst: Instance, *, time_limit: float = 10.0, work_limit: float | None = None,
                relaxed: bool = True) -> dict[str, Any]:
-    """Heuristic vs CP-SAT on one instance: verification, gap and (optionally) the price of
-    virtualization, as the JSON fields of `fsedpc crosscheck`."""
+    """Heuristic vs CP-SAT on one instance: verification, gap and (with `relaxed`) the prices of
+    virtualization (R1-R3) and of one global order (R6), as the JSON fields of `fsedpc crosscheck`."""
     sched, trips, timeline, heuristic_s = inst.heuristic()
     limits = {"time_limit": time_limit, "work_limit": work_limit}
     evaluated = solve(inst, sched, fixed=timeline, fixed_trips=trips, **limits)

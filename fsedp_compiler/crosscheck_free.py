@@ -12,19 +12,18 @@ B buffers per chiplet held from a transfer's start to the shard's last use there
 the per-direction split belongs to the ring rules), R4's second buffer at each load, and R6's one
 stream order that every DMA channel follows.
 
-A schedule under the rules is a solution of this model, so its optimum is never worse; the
-heuristic's schedule is given as a hint.
+A schedule under the rules is a solution of this model, so its optimum is never worse; the hint
+is the better of the heuristic's schedule and `shortest_way`'s.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ortools.sat.python import cp_model
 
-import dataclasses
-
-from .crosscheck import CheckResult, Instance, _trip_via, add_global_order, global_order_bound, run_solver
+from .crosscheck import CheckResult, Instance, add_global_order, global_order_bound, run_solver, trip_via
 from .ring import CCW, CW, Ring
 from .scheduler import StepSchedule
 from .streaming import FFN, LOAD, SEND, DeadlockError, StepTimeline, Trip, execute, trajectories
@@ -176,7 +175,8 @@ def shortest_way(inst: Instance, sched: StepSchedule) -> tuple[list[Trip], StepT
     trips = []
     for t in trajectories(sched, inst.plan, ring):
         members = sched.streams[t.stream].members
-        ways = [_trip_via(ring, t, members, d, ring.first_member(members, t.path[0], d)) for d in (t.direction, -t.direction)]
+        ways = [trip_via(ring, t, members, d, ring.first_member(members, t.path[0], d))
+                for d in (t.direction, -t.direction)]
         trips.append(min(ways, key=lambda w: len(w.path)))
     trips = [dataclasses.replace(t, seq=i) for i, t in enumerate(trips)]
     try:

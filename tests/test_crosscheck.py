@@ -194,7 +194,8 @@ def test_loads_out_of_the_stream_order_are_rejected_as_r6() -> None:
     ops[loads[1]] = second._replace(start=first.start, end=first.start + busy)
     bad = dataclasses.replace(timeline, ops=ops)
     assert solve(inst, sched, fixed=bad, fixed_trips=trips).status == "INFEASIBLE"
-    assert explain_violation(inst, trips, bad).startswith("R6 (one global order) violated on DRAM channel (0, 0): load e")
+    message = explain_violation(inst, trips, bad)
+    assert message.startswith("R6 (one global order) violated on DRAM channel (0, 0): load e")
 
 
 def _twice(fsedpc, tmp_path: Path, *args: str) -> tuple[list[dict], str]:

@@ -26,8 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--work-limit", type=float, metavar="UNITS",
                    help="instead of --time-limit: CP-SAT's deterministic time per solve, so that solves cut "
                    "short give the same result on any machine and load (one unit is several seconds here)")
-    p.add_argument("--relaxed", action="store_true", help="also solve without R1-R3 (any visiting order, path and entry: the price of "
-                   "virtualization) and without R6 (a load order per DMA channel: the price of one global order)")
+    p.add_argument("--relaxed", action="store_true",
+                   help="also solve without R1-R3 (any visiting order, path and entry: the price of virtualization) "
+                   "and without R6 (a load order per DMA channel: the price of one global order)")
     p.add_argument("--shards-per-chiplet", type=int, default=1, metavar="G")
     p.add_argument("--buffers", type=int, default=6, metavar="B")
     p.add_argument("--json", metavar="FILE", help="write the report as one JSON object")
