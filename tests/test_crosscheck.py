@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fsedp_compiler.costmodel import CostModel
-from fsedp_compiler.crosscheck import Instance, explain_violation, random_instances, solve
+from fsedp_compiler.crosscheck import Instance, solve
+from fsedp_compiler.crosscheck_report import explain_violation, random_instances
 from fsedp_compiler.model import MoeLayerSpec
 from fsedp_compiler.ring import Ring
 from fsedp_compiler.scheduler import StepRouting

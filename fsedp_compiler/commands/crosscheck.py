@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
 
     from fsedp_compiler.console import make_console
     from fsedp_compiler.costmodel import CostModel
-    from fsedp_compiler.crosscheck import Instance, crosscheck, random_instances, summary
+    from fsedp_compiler.crosscheck import Instance
+    from fsedp_compiler.crosscheck_report import crosscheck, random_instances, summary
     from fsedp_compiler.errors import FsedpError
     from fsedp_compiler.fileio import atomic_write_text
     from fsedp_compiler.ir import load_model_spec

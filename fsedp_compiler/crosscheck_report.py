@@ -1,0 +1,166 @@
+"""The cross-check's uses (DESIGN.md §1): per instance, verification with the violated
+constraint named, the gap under R1-R6 and, relaxed, the prices of virtualization (R1-R3) and of
+one global order (R6); over many, random small instances and the summary `fsedpc crosscheck`
+prints. The models are in `crosscheck.py` and `crosscheck_free.py`.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+import numpy as np
+
+from .costmodel import CostModel
+from .crosscheck import Instance, solve
+from .crosscheck_free import shortest_way, solve_free
+from .ring import CW, Ring
+from .scheduler import Policy, StepRouting
+from .shardplan import make_shard_plan
+from .streaming import FFN, LOAD, SEND, StepTimeline, Trip, buffer_split
+
+
+def _op_name(kind: str, t: Trip, chiplet: int, hop: int = 0) -> str:
+    where = f"{chiplet}->{t.path[hop + 1]}" if kind == SEND else f"on chiplet {chiplet}"
+    return f"{kind} e{t.expert}s{t.shard} {where}"
+
+
+def explain_violation(inst: Instance, trips: list[Trip], timeline: StepTimeline) -> str:
+    """The first model constraint a fixed schedule breaks, naming the constraint and its ops
+    (same constraints as `solve`, evaluated directly on the fixed times)."""
+    cost = inst.cost
+    usage: dict[tuple, list[tuple[int, int, str]]] = {}
+    arrive: dict[tuple[int, int], int] = {}
+    sent: dict[tuple[int, int], int] = {}
+    ffn: dict[tuple[int, int], int] = {}
+    for op in timeline.ops:
+        t = trips[op.trip]
+        name = _op_name(op.kind, t, op.chiplet, op.hop)
+        if op.kind == LOAD:
+            usage.setdefault(("DRAM channel", op.chiplet, op.unit), []).append((op.start, op.end, name))
+            arrive[(op.trip, 0)] = op.end + cost.dram_latency_ns
+        elif op.kind == SEND:
+            usage.setdefault(("link", op.chiplet, op.unit), []).append((op.start, op.end, name))
+            sent[(op.trip, op.hop)] = op.start
+            arrive[(op.trip, op.hop + 1)] = op.end + cost.link_latency_ns
+        else:
+            usage.setdefault(("compute", op.chiplet), []).append((op.start, op.end, name))
+            ffn[(op.trip, op.hop)] = op.start
+    for key, spans in sorted(usage.items()):
+        spans.sort()
+        for (s0, e0, a), (s1, _e1, b_) in zip(spans, spans[1:]):
+            if s1 < e0:
+                return f"NoOverlap on {key[0]} {key[1:]} violated: {a} [{s0}, {e0}) overlaps {b_} starting at {s1}"
+    loads = sorted((op.chiplet, op.unit, op.start, trips[op.trip].stream, trips[op.trip].shard, op.trip)
+                   for op in timeline.ops if op.kind == LOAD)
+    for (c0, u0, _s0, st0, j0, a), (c1, u1, s1, st1, j1, b_) in zip(loads, loads[1:]):
+        if (c0, u0) == (c1, u1) and (st1, j1) < (st0, j0):
+            return (f"R6 (one global order) violated on DRAM channel {(c0, u0)}: {_op_name(LOAD, trips[b_], c1)} "
+                    f"of stream {st1} starts at {s1}, after {_op_name(LOAD, trips[a], c0)} of stream {st0}")
+    for (trip, hop), start in sorted(sent.items()):
+        if (trip, hop) not in arrive or start < arrive[(trip, hop)]:
+            t = trips[trip]
+            return (f"precedence violated: {_op_name(SEND, t, t.path[hop], hop)} starts at {start} before the shard "
+                    f"arrives at {arrive.get((trip, hop), 'never')}")
+    for (trip, hop), start in sorted(ffn.items()):
+        if (trip, hop) not in arrive or start < arrive[(trip, hop)]:
+            t = trips[trip]
+            return (f"precedence violated: {_op_name(FFN, t, t.path[hop])} starts at {start} before the shard "
+                    f"arrives at {arrive.get((trip, hop), 'never')}")
+    split = buffer_split(inst.plan.buffers, {t.direction for t in trips})
+    holds: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    ends_at: dict[tuple[int, int], list[int]] = {}
+    for op in timeline.ops:
+        if op.kind in (SEND, FFN):
+            ends_at.setdefault((op.trip, op.hop), []).append(op.end)
+    for t in trips:
+        reserve = next(op.start for op in timeline.ops if op.kind == LOAD and op.trip == t.seq)
+        for hop, c in enumerate(t.path):
+            release = max(ends_at.get((t.seq, hop), [reserve]))
+            holds.setdefault((c, t.direction), []).append((reserve, release))
+            if hop == 0:
+                holds[(c, t.direction)].append((reserve, reserve + 1))
+            if (t.seq, hop) in sent:
+                reserve = sent[(t.seq, hop)]
+    for (c, d), spans in sorted(holds.items()):
+        points = sorted({s for s, _ in spans})
+        for p in points:
+            level = sum(1 for s, e in spans if s <= p < e)
+            if level > split[d]:
+                return (f"cumulative SRAM buffers of chiplet {c} ({'cw' if d == CW else 'ccw'} pool, capacity "
+                        f"{split[d]}, counting R4's second buffer at each load) exceeded at t={p}: {level} held")
+    return "no violation found by the direct check"
+
+
+def crosscheck(inst: Instance, *, time_limit: float = 10.0, work_limit: float | None = None,
+               relaxed: bool = True) -> dict[str, Any]:
+    """Heuristic vs CP-SAT on one instance: verification, gap and (with `relaxed`) the prices of
+    virtualization (R1-R3) and of one global order (R6), as the JSON fields of `fsedpc crosscheck`."""
+    sched, trips, timeline, heuristic_s = inst.heuristic()
+    limits = {"time_limit": time_limit, "work_limit": work_limit}
+    evaluated = solve(inst, sched, fixed=timeline, fixed_trips=trips, **limits)
+    verified = evaluated.status in ("OPTIMAL", "FEASIBLE") and evaluated.makespan == timeline.makespan
+    row: dict[str, Any] = {"heuristic_ns": timeline.makespan, "verified": verified, "heuristic_s": heuristic_s,
+                           "streams": len(sched.streams), "shards": len(trips)}
+    if not verified:
+        row["violation"] = explain_violation(inst, trips, timeline)
+    best = solve(inst, sched, hint=timeline, hint_trips=trips, **limits)
+    found = min(x for x in (best.makespan, timeline.makespan) if x is not None)
+    row.update(status=best.status, optimum_ns=best.makespan if best.status == "OPTIMAL" else None,
+               best_ns=found, bound_ns=best.bound, solver_s=best.solve_s)
+    reference = row["optimum_ns"] or best.bound or found
+    row["gap"] = timeline.makespan / reference - 1 if reference else 0.0
+    if relaxed:
+        # a solution under the rules is one of the free model's, and so is the shortest-way
+        # schedule: the better of them is the hint and caps the free best
+        witness = shortest_way(inst, sched)
+        hint_tl, hint_tr = (witness[1], witness[0]) if witness and witness[1].makespan < timeline.makespan \
+            else (timeline, trips)
+        free = solve_free(inst, sched, hint=hint_tl, hint_trips=hint_tr, **limits)
+        # short of a proved optimum the price is a lower estimate, the bound gives its upper end
+        relaxed_ns = min(x for x in (free.makespan, found, witness and witness[1].makespan) if x)
+        row.update(relaxed_ns=relaxed_ns, relaxed_status=free.status, relaxed_bound_ns=free.bound,
+                   price_of_virtualization=found / relaxed_ns - 1 if relaxed_ns else 0.0,
+                   price_of_virtualization_max=(found / free.bound - 1 if free.bound else None))
+        # R6 dropped: per-channel load orders; the same reading (lower estimate, bound for the upper end)
+        anyorder = solve(inst, sched, hint=timeline, hint_trips=trips, **limits, global_order=False)
+        any_ns = min(x for x in (anyorder.makespan, found) if x is not None)
+        row.update(any_order_ns=any_ns, any_order_status=anyorder.status, any_order_bound_ns=anyorder.bound,
+                   price_of_global_order=found / any_ns - 1 if any_ns else 0.0,
+                   price_of_global_order_max=(found / anyorder.bound - 1 if anyorder.bound else None))
+        row["solver_s"] += free.solve_s + anyorder.solve_s
+    return row
+
+
+def random_instances(layer, target, count: int, seed: int, *, shards_per_chiplet: int = 1, buffers: int = 6,
+                     max_tokens_per_chiplet: int = 3, policy: Policy = Policy()) -> list[Instance]:
+    """`count` random small routings of `layer` on `target`: 1..max tokens on each chiplet,
+    each picking top-k distinct experts uniformly."""
+    plan = make_shard_plan(layer, target, shards_per_chiplet, buffers)
+    ring, cost = Ring(target.ring), CostModel(target, layer.dtype)
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        per_chiplet = rng.integers(1, max_tokens_per_chiplet + 1, target.num_chiplets)
+        chiplet = np.repeat(np.arange(target.num_chiplets), per_chiplet).astype(np.int32)
+        experts = np.array([rng.choice(layer.num_experts, layer.top_k, replace=False) for _ in chiplet], dtype=np.int32)
+        weights = np.full(experts.shape, 1.0 / layer.top_k, dtype=np.float32)
+        out.append(Instance(plan, ring, cost, StepRouting(experts, weights, chiplet), policy))
+    return out
+
+
+def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median and max gap, price of virtualization, and solver vs heuristic time."""
+    gaps = [r["gap"] for r in rows]
+    prices = [r["price_of_virtualization"] for r in rows if "price_of_virtualization" in r]
+    order_prices = [r["price_of_global_order"] for r in rows if "price_of_global_order" in r]
+    return {
+        "median_gap": statistics.median(gaps) if gaps else None,
+        "max_gap": max(gaps) if gaps else None,
+        "median_price_of_virtualization": statistics.median(prices) if prices else None,
+        "median_price_of_global_order": statistics.median(order_prices) if order_prices else None,
+        "all_verified": all(r["verified"] for r in rows),
+        "median_solver_s": statistics.median([r["solver_s"] for r in rows]) if rows else None,
+        "median_heuristic_s": statistics.median([r["heuristic_s"] for r in rows]) if rows else None,
+    }
+
