@@ -171,29 +171,34 @@ def test_an_ffn_before_its_shard_arrives_is_rejected_and_named() -> None:
     assert message.startswith(f"precedence violated: ffn e{t.expert}s{t.shard} on chiplet {ops[i].chiplet} starts at 0")
 
 
-def test_two_loads_on_one_channel_at_once_are_rejected_and_named() -> None:
+def _with_first_two_loads_of_chiplet_0(edit):
+    """The heuristic schedule of `_inst()` with its first two loads on chiplet 0 replaced by
+    `edit(first, second, trips)`: (instance, schedule, trips, tampered timeline)."""
     inst = _inst()
     sched, trips, timeline, _ = inst.heuristic()
     ops = list(timeline.ops)
     loads = [k for k, op in enumerate(ops) if op.kind == LOAD and op.chiplet == 0]
-    first, second = ops[loads[0]], ops[loads[1]]
-    ops[loads[1]] = second._replace(start=first.start + 1, end=first.start + 1 + second.end - second.start)
-    bad = dataclasses.replace(timeline, ops=ops)
+    ops[loads[0]], ops[loads[1]] = edit(ops[loads[0]], ops[loads[1]], trips)
+    return inst, sched, trips, dataclasses.replace(timeline, ops=ops)
+
+
+def test_two_loads_on_one_channel_at_once_are_rejected_and_named() -> None:
+    def overlap(first, second, _trips):
+        return first, second._replace(start=first.start + 1, end=first.start + 1 + second.end - second.start)
+
+    inst, sched, trips, bad = _with_first_two_loads_of_chiplet_0(overlap)
     assert solve(inst, sched, fixed=bad, fixed_trips=trips).status == "INFEASIBLE"
     assert explain_violation(inst, trips, bad).startswith("NoOverlap on DRAM channel (0, 0) violated: load e")
 
 
 def test_loads_out_of_the_stream_order_are_rejected_as_r6() -> None:
-    inst = _inst()
-    sched, trips, timeline, _ = inst.heuristic()
-    ops = list(timeline.ops)
-    loads = [k for k, op in enumerate(ops) if op.kind == LOAD and op.chiplet == 0]
-    first, second = ops[loads[0]], ops[loads[1]]
-    assert trips[first.trip].stream < trips[second.trip].stream
-    busy = first.end - first.start
-    ops[loads[0]] = first._replace(start=second.start, end=second.start + busy)
-    ops[loads[1]] = second._replace(start=first.start, end=first.start + busy)
-    bad = dataclasses.replace(timeline, ops=ops)
+    def swap(first, second, trips):
+        assert trips[first.trip].stream < trips[second.trip].stream
+        busy = first.end - first.start
+        return (first._replace(start=second.start, end=second.start + busy),
+                second._replace(start=first.start, end=first.start + busy))
+
+    inst, sched, trips, bad = _with_first_two_loads_of_chiplet_0(swap)
     assert solve(inst, sched, fixed=bad, fixed_trips=trips).status == "INFEASIBLE"
     message = explain_violation(inst, trips, bad)
     assert message.startswith("R6 (one global order) violated on DRAM channel (0, 0): load e")
