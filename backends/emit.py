@@ -20,68 +20,89 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 
-from fsedp_compiler.backends.fsa import to_text
-from fsedp_compiler.backends.isa import ANY_UNIT, CURRENT, INSTR_DTYPE, OPCODE, Program, encode, sha256_hex
+from fsedp_compiler.baselines import placement
 from fsedp_compiler.dialects import dataflow as df
 from fsedp_compiler.dialects.fsedp import StaticScheduleOp
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.fileio import atomic_write_bytes, atomic_write_text
 from fsedp_compiler.ir import require_target, spec_from_module
+from fsedp_compiler.isa import ANY_ADDR, ANY_UNIT, CURRENT, INSTR_DTYPE, OPS, Program, encode, record, sha256_hex, to_text
 from fsedp_compiler.layers import cached_trace, layer_contexts
+from fsedp_compiler.layout import build_layouts, fsedp_placement, layouts_to_npz
 from fsedp_compiler.target import Target, target_to_json
 
-#: `dataflow.when` conditions as WHEN flags (backends/isa.py).
+#: `dataflow.when` conditions as WHEN flags (fsedp_compiler/isa).
 WHEN_CODES = {"home": 1, "member": 2, "forward": 3, "inbound": 5, "visit": 6}
 WHERE_CODES = {"next": 1}
 MANIFEST_FORMAT = "fsedpc-program"
 TRACE_FILE = "trace.npz"
-
-
-def _record(opcode: str, *, unit: int = 0, flags: int = 0, layer: int = 0, step: int = 0, expert: int = 0,
-            shard: int = 0, arg: int = 0) -> tuple[int, ...]:
-    return (OPCODE[opcode], unit, flags, layer, step, expert, shard, arg)
+LAYOUT_FILE = "layout.npz"
+MANIFEST_VERSION = 2
 
 
 def _flatten(op: Operation, layer: int) -> list[tuple[int, ...]]:
-    """The dynamic-mode instructions of one template op (regions become guarded counts)."""
-    cur = {"layer": layer, "step": CURRENT, "expert": CURRENT, "shard": CURRENT}
-    if isinstance(op, df.WhenOp):
+    """The dynamic-mode records of one template op (regions become guarded record counts)."""
+    cur = {"l": layer, "s": CURRENT, "e": CURRENT, "j": CURRENT}
+    if isinstance(op, (df.WhenOp, df.WhereOp, df.ForEachShardOp)):
         inner = [r for o in op.body.block.ops for r in _flatten(o, layer)]
-        return [_record("when", flags=WHEN_CODES[op.prop_str("cond")], arg=len(inner))] + inner
-    if isinstance(op, df.WhereOp):
-        inner = [r for o in op.body.block.ops for r in _flatten(o, layer)]
-        return [_record("where", flags=WHERE_CODES[op.prop_str("policy")])] + inner
-    if isinstance(op, df.ForEachShardOp):
-        inner = [r for o in op.body.block.ops for r in _flatten(o, layer)]
-        return [_record("foreach", arg=len(inner))] + inner
+        if isinstance(op, df.WhenOp):
+            return [record("when", cond=WHEN_CODES[op.prop_str("cond")], n=len(inner))] + inner
+        if isinstance(op, df.WhereOp):
+            return [record("where", policy=WHERE_CODES[op.prop_str("policy")])] + inner
+        return [record("foreach", n=len(inner))] + inner
     if isinstance(op, df.StreamsOp):
-        return [_record("streams", layer=layer, step=CURRENT)]
+        return [record("streams", l=layer, s=CURRENT)]
     if isinstance(op, df.SyncOp):
-        return [_record("sync", layer=layer, step=CURRENT)]
-    leaf = {df.LoadOp: "load", df.RecvOp: "recv", df.SendOp: "send", df.FfnOp: "ffn", df.FreeOp: "free"}
-    for cls, name in leaf.items():
-        if isinstance(op, cls):
-            unit = ANY_UNIT if name in ("load", "recv", "send") else 0
-            return [_record(name, unit=unit, **cur)]
+        return [record("sync", l=layer, s=CURRENT)]
+    if isinstance(op, df.LoadOp):
+        return [record("load", ch=ANY_UNIT, addr=ANY_ADDR, **cur)]
+    if isinstance(op, (df.RecvOp, df.SendOp)):
+        return [record("recv" if isinstance(op, df.RecvOp) else "send", port=ANY_UNIT, **cur)]
+    if isinstance(op, df.FfnOp):
+        return [record("ffn", **cur)]
+    if isinstance(op, df.FreeOp):
+        return [record("free", **cur)]
     raise FsedpError(f"emit-isa cannot encode '{op.name}' in a dynamic program")
 
 
 def _array(rows: list[tuple[int, ...]]) -> np.ndarray:
+    """Full ISA records (with the layer column) as a record array."""
     out = np.zeros(len(rows), dtype=INSTR_DTYPE)
     if rows:
-        cols = np.asarray(rows, dtype=np.int64)
+        cols = np.asarray(rows, dtype=object) if any(r[-1] >= 1 << 63 for r in rows) else np.asarray(rows)
         for i, name in enumerate(INSTR_DTYPE.names):
-            out[name] = cols[:, i]
+            out[name] = cols[:, i].astype(np.uint64) if name == "wide" else cols[:, i]
     return out
 
 
 def chiplet_ports(target: Target, chiplet: int) -> tuple[int, ...]:
+    """Neighbours of `chiplet` in port order (ports are numbered by ascending neighbour id)."""
     nbrs = {b for a, b in target.edges if a == chiplet} | {a for a, b in target.edges if b == chiplet}
     return tuple(sorted(nbrs))
 
 
+def module_layouts(module: ModuleOp) -> dict:
+    """The DRAM image of the module's program: FSE-DP's deal, or the baseline strategy's placement."""
+    target = require_target(module, "emit-isa")
+    contexts = layer_contexts(module)
+    place = [placement(c.baseline_op.prop_str("strategy"), c.plan, target) if c.baseline_op is not None
+             else fsedp_placement(c.plan) for c in contexts]
+    return build_layouts([c.plan for c in contexts], place)
+
+
+def _static_trace(module: ModuleOp) -> str:
+    return next(c.schedule_op.prop_str("trace") if isinstance(c.schedule_op, StaticScheduleOp)
+                else c.baseline_op.prop_str("trace")
+                for c in layer_contexts(module)
+                if isinstance(c.schedule_op, StaticScheduleOp) or c.baseline_op is not None)
+
+
 def build_programs(module: ModuleOp) -> tuple[list[Program], dict[str, Any]]:
-    """The ISA program of every chiplet, and facts for the manifest (mode, steps, trace)."""
+    """The ISA program of every chiplet, and facts for the manifest (mode, steps, tokens).
+
+    A block step is its dense part (`dense`, then a `sync` barrier) and, on MoE blocks, the
+    step's MoE instructions ending in their own `sync`; a dynamic program is one step's worth,
+    which the controller runs once per decode step."""
     target = require_target(module, "emit-isa")
     programs = [o for o in module.ops if isinstance(o, df.ProgramOp)]
     if not programs:
@@ -91,16 +112,10 @@ def build_programs(module: ModuleOp) -> tuple[list[Program], dict[str, Any]]:
     local: list[int] = [0] * target.num_chiplets
     steps = 1
     if mode == "static":
-        trace_path = next(c.schedule_op.prop_str("trace") if isinstance(c.schedule_op, StaticScheduleOp)
-                          else c.baseline_op.prop_str("trace")
-                          for c in layer_contexts(module)
-                          if isinstance(c.schedule_op, StaticScheduleOp) or c.baseline_op is not None)
-        trace = cached_trace(trace_path, spec_from_module(module))
+        trace = cached_trace(_static_trace(module), spec_from_module(module))
         steps = trace.num_steps
         local = np.bincount(trace.token_chiplet, minlength=target.num_chiplets).tolist()
-        # the trace travels with the program (a static program runs exactly this routing)
-        info.update(trace=TRACE_FILE, trace_source=trace_path, steps=steps, tokens=trace.num_tokens,
-                    trace_sha256=sha256_hex(Path(trace_path).read_bytes()))
+        info.update(trace=TRACE_FILE, steps=steps, tokens=trace.num_tokens)
     out: list[Program] = []
     for prog in sorted(programs, key=lambda p: p.prop_int("chiplet")):
         c = prog.prop_int("chiplet")
@@ -110,34 +125,43 @@ def build_programs(module: ModuleOp) -> tuple[list[Program], dict[str, Any]]:
             for op in body:
                 if isinstance(op, df.DenseOp):
                     layer = op.prop_int("layer")
-                    if mode == "static":
-                        parts.append(_array([_record("dense", layer=layer, step=s, arg=local[c])] if local[c] else []))
-                    else:
-                        parts.append(_array([_record("dense", layer=layer, step=CURRENT)]))
+                    step = s if mode == "static" else CURRENT
+                    rows = [record("dense", l=layer, s=step, tokens=local[c])] if mode == "dynamic" or local[c] else []
+                    parts.append(_array(rows + [record("sync", l=layer, s=step)]))
                 elif isinstance(op, df.InstructionsOp):
                     off = op.prop_array("offsets")
                     cols = op.columns()
                     lo, hi = int(off[s]), int(off[s + 1])
                     arr = np.zeros(hi - lo, dtype=INSTR_DTYPE)
                     for name in INSTR_DTYPE.names:
-                        arr[name] = op.prop_int("layer") if name == "layer" else cols[name][lo:hi]
+                        if name == "layer":
+                            arr[name] = op.prop_int("layer")
+                        elif name == "wide":
+                            arr[name] = cols[name][lo:hi].view(np.uint64)
+                        else:
+                            arr[name] = cols[name][lo:hi]
+                    # WAIT, MASK and other layer-less records keep layer 0 (unused columns are 0)
+                    arr["layer"][~_USES_LAYER[arr["opcode"]]] = 0
                     parts.append(arr)
                 elif isinstance(op, df.LayerOp):
                     if mode == "static":
                         raise FsedpError("static programs must be expanded first; run expand-dataflow")
                     layer = op.prop_int("layer")
                     parts.append(_array([r for o in op.body.block.ops for r in _flatten(o, layer)]))
-        parts.append(_array([_record("halt")]))
+        parts.append(_array([record("halt")]))
         out.append(Program(chiplet=c, mode=mode, ports=chiplet_ports(target, c),
                            channels=target.chiplet.dram_channels if c in target.dram_at else 0,
                            instrs=np.concatenate(parts)))
     return out, info
 
 
+_USES_LAYER = np.array([v in OPS and "layer" in OPS[v].columns for v in range(256)])
+
+
 def emit(module: ModuleOp, outdir: str, extra_files: dict[str, bytes] | None = None,
          strategy: str = "fsedp") -> dict[str, Any]:
-    """Write chiplet_<i>.fsa/.bin, any `extra_files`, then program.json (last, so a manifest
-    always describes complete files); returns the manifest."""
+    """Write chiplet_<i>.fsa/.bin, layout.npz, the trace (static), any `extra_files`, then
+    program.json (last, so a manifest always describes complete files); returns the manifest."""
     if os.path.exists(outdir) and not os.path.isdir(outdir):
         raise FsedpError("output path exists and is not a directory", path=outdir)
     os.makedirs(outdir, exist_ok=True)
@@ -154,8 +178,9 @@ def emit(module: ModuleOp, outdir: str, extra_files: dict[str, bytes] | None = N
                       "fsa_sha256": sha256_hex(text.encode()), "bin_sha256": sha256_hex(data)})
     extras = {}
     extra_files = dict(extra_files or {})
+    extra_files[LAYOUT_FILE] = layouts_to_npz(module_layouts(module))
     if info["mode"] == "static":
-        extra_files[TRACE_FILE] = Path(info["trace_source"]).read_bytes()
+        extra_files[TRACE_FILE] = Path(_static_trace(module)).read_bytes()
     for name, data in sorted(extra_files.items()):
         atomic_write_bytes(os.path.join(outdir, name), data)
         extras[name] = sha256_hex(data)
@@ -173,8 +198,8 @@ def emit(module: ModuleOp, outdir: str, extra_files: dict[str, bytes] | None = N
             entry.update(order=c.policy.order, direction=c.policy.direction, trajectory=c.policy.trajectory)
         layers.append(entry)
     dense = [dataclasses.asdict(d) for d in model.dense]
-    manifest = {"format": MANIFEST_FORMAT, "version": 1, "model": model.name, "num_layers": model.num_layers,
-                "strategy": strategy,
+    manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "model": model.name,
+                "num_layers": model.num_layers, "strategy": strategy, "edited": False,
                 **info, "target": target_to_json(target), "layers": layers, "dense": dense,
                 "programs": files, "files": extras}
     atomic_write_text(os.path.join(outdir, "program.json"), json.dumps(manifest, indent=2, sort_keys=True) + "\n")

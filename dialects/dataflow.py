@@ -19,7 +19,7 @@ runtime condition holds for this chiplet) and **where** (choose the destination 
 
 `expand-dataflow` (static mode) folds when/where against the schedule into
 `dataflow.instructions`: the explicit instruction sequence of every step, kept in dense arrays
-(one entry per instruction, fields as in `backends/isa.py`) so the IR stays coarse.
+(one entry per instruction, fields as in `fsedp_compiler/isa`) so the IR stays coarse.
 """
 
 from __future__ import annotations
@@ -39,9 +39,12 @@ from fsedp_compiler.dialects.syntax import KeywordSyntax, dense, int_attr
 CONDITIONS = ("home", "inbound", "member", "forward", "visit")
 #: Destination policies of `dataflow.where`.
 POLICIES = ("next",)
-#: The instruction fields of `dataflow.instructions`, with their array widths in bits.
+#: The instruction fields of `dataflow.instructions`, with their array widths in bits: the ISA's
+#: record columns without the layer (stored once on the op). `wide` holds 64-bit values (DRAM
+#: addresses, member sets) as signed i64.
 FIELDS: tuple[tuple[str, int], ...] = (
-    ("opcode", 8), ("unit", 16), ("flags", 16), ("step", 32), ("expert", 32), ("shard", 32), ("arg", 64),
+    ("opcode", 8), ("unit", 16), ("x", 32), ("step", 32), ("expert", 32), ("shard", 32), ("y", 32), ("z", 32),
+    ("n", 64), ("arg", 64), ("wide", 64),
 )
 
 
@@ -175,7 +178,7 @@ class DenseOp(KeywordSyntax):
 @irdl_op_definition
 class InstructionsOp(KeywordSyntax):
     """The expanded instructions of one MoE layer on one chiplet, all steps: step s is entries
-    offsets[s]..offsets[s+1]; fields as in backends/isa.py."""
+    offsets[s]..offsets[s+1]; fields as in docs/isa.md."""
 
     name = "dataflow.instructions"
     SYNTAX: ClassVar[tuple[tuple[str, str], ...]] = (
@@ -185,11 +188,15 @@ class InstructionsOp(KeywordSyntax):
     offsets = prop_def(DenseArrayBase)
     opcode = prop_def(DenseArrayBase)
     unit = prop_def(DenseArrayBase)
-    flags = prop_def(DenseArrayBase)
+    x = prop_def(DenseArrayBase)
     step = prop_def(DenseArrayBase)
     expert = prop_def(DenseArrayBase)
     shard = prop_def(DenseArrayBase)
+    y = prop_def(DenseArrayBase)
+    z = prop_def(DenseArrayBase)
+    n = prop_def(DenseArrayBase)
     arg = prop_def(DenseArrayBase)
+    wide = prop_def(DenseArrayBase)
 
     @staticmethod
     def build(layer: int, offsets: np.ndarray, columns: dict[str, np.ndarray]) -> InstructionsOp:

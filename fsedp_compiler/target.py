@@ -16,8 +16,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
-
 from .errors import FsedpError
 from .fileio import read_text
 
@@ -78,7 +76,9 @@ class Target:
     link: LinkParams
     description: str = field(default="", compare=False)
 
-    def graph(self) -> nx.Graph:
+    def graph(self):  # -> networkx.Graph (imported here: it costs ~0.5 s at start-up)
+        import networkx as nx
+
         g = nx.Graph()
         g.add_nodes_from(range(self.num_chiplets))
         g.add_edges_from(self.edges)
@@ -223,16 +223,27 @@ def ring_problem(n: int, edges: Iterable[tuple[int, int]], ring: tuple[int, ...]
 
 def topology_problem(n: int, edges: Iterable[tuple[int, int]]) -> str | None:
     """Why the links do not form a valid connected topology over n chiplets, or None."""
-    g = nx.Graph()
-    g.add_nodes_from(range(n))
+    nbrs: list[list[int]] = [[] for _ in range(n)]
     for a, b in edges:
         if not (0 <= a < n and 0 <= b < n):
             return f"link ({a}, {b}) names a chiplet outside 0..{n - 1}"
         if a == b:
             return f"link ({a}, {b}) connects a chiplet to itself"
-        g.add_edge(a, b)
-    if n > 1 and not nx.is_connected(g):
-        parts = sorted(sorted(c) for c in nx.connected_components(g))
+        nbrs[a].append(b)
+        nbrs[b].append(a)
+    component = [-1] * n  # connected components by breadth-first search
+    for start in range(n):
+        if component[start] >= 0:
+            continue
+        component[start] = start
+        queue = [start]
+        for a in queue:
+            for b in nbrs[a]:
+                if component[b] < 0:
+                    component[b] = start
+                    queue.append(b)
+    if n > 1 and len(set(component)) > 1:
+        parts = sorted(sorted(c for c in range(n) if component[c] == root) for root in set(component))
         return f"topology is not connected: components {parts}"
     return None
 

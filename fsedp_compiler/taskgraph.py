@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from .costmodel import CostModel
 
 #: Task kinds (each becomes one instruction on `chiplet`, plus a receive on `peer` for transfers).
-LOAD, SEND, FFN, TOKSEND, REDUCE, ACC = "load", "send", "ffn", "toksend", "reduce", "acc"
+LOAD, SEND, FFN, TOKSEND, REDUCE, ACC, FREE = "load", "send", "ffn", "toksend", "reduce", "acc", "free"
 TRANSFERS = (SEND, TOKSEND, REDUCE)
 
 
@@ -30,7 +30,8 @@ TRANSFERS = (SEND, TOKSEND, REDUCE)
 class Task:
     """One op of a layer step. `resource` is ("dma", chiplet, channel), ("link", src, dst) or
     ("compute", chiplet); `shard` is the weight tile (LOAD, SEND, FFN) or the token group
-    (TOKSEND, REDUCE, ACC); `tokens` are the token ids an FFN or ACC works on."""
+    (TOKSEND, REDUCE, ACC); `tokens` are the token ids an FFN or ACC works on; `row` and `rows`
+    the rows of the group a TOKSEND, REDUCE or ACC covers (a chunk of it, or all)."""
 
     kind: str
     chiplet: int
@@ -46,11 +47,17 @@ class Task:
     params: int = 0
     holds: int = 0
     holder: int = -1
+    row: int = 0
+    rows: int = 0
+    keep: bool = False
+    """A cache fill: its bytes stay held after its readers, until a FREE releases them."""
+    release: int = 0
+    """FREE: bytes of a kept tile (of an earlier step or this one) released on `chiplet` at its start."""
 
 
 @dataclass
 class TaskGraph:
-    """The tasks of one layer step, in program order, and SRAM resident all step (caches)."""
+    """The tasks of one layer step, in program order, and the SRAM held when it starts (caches)."""
 
     layer: int
     step: int
@@ -95,7 +102,7 @@ def execute(graph: TaskGraph, num_chiplets: int) -> GraphTimeline:
 
     def release(i: int) -> None:
         t = tasks[i]
-        if t.holds:
+        if t.holds and not t.keep:
             held[t.holder] -= t.holds
 
     def try_start(res: tuple) -> None:
@@ -105,6 +112,8 @@ def execute(graph: TaskGraph, num_chiplets: int) -> GraphTimeline:
         _, i = heapq.heappop(queue)
         t = tasks[i]
         start[i] = now
+        if t.release:
+            held[t.chiplet] -= t.release
         if t.holds:
             held[t.holder] += t.holds
             if held[t.holder] > peak[t.holder]:

@@ -1,9 +1,10 @@
 """expand-dataflow: fold when/where against the static schedule into explicit instructions.
 
 For every routed step each chiplet gets the step's stream table (STREAM rows, R6 order) and,
-per stream, one range instruction per role it plays: LOADS per DRAM channel holding shards,
-RECVS/SENDS per port the shards arrive/leave by, FFNS when it is in S_e, FREES for the shards
-that visit it; then SYNC. The counts come from each shard home's arc on the ring
+per stream, one range instruction per role it plays: LOADS per DRAM channel holding shards
+(naming the shards, their DRAM address from the program's layout, and where their trajectory
+starts computing and ends), RECVS/SENDS per port the shards arrive/leave by, FFNS when it is in
+S_e, FREES for the shards that visit it; then SYNC. The counts come from each shard home's arc on the ring
 (`streaming.stream_counts`), so expansion costs O(streams x chiplets) per step however many shards
 an expert has; the instructions live in `dataflow.instructions` dense arrays (coarse IR).
 """
@@ -18,14 +19,15 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 from xdsl.rewriter import Rewriter
 
-from fsedp_compiler.backends.isa import OPCODE
 from fsedp_compiler.dialects import dataflow as df
 from fsedp_compiler.dialects.dataflow import FIELDS
 from fsedp_compiler.dialects.fsedp import StaticScheduleOp
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.ir import require_target
 from fsedp_compiler.layers import LayerContext, cached_trace, layer_contexts, module_model
-from fsedp_compiler.ring import CCW
+from fsedp_compiler.irrows import ir_row, stream_rows
+from fsedp_compiler.layout import LayerLayout, build_layouts, fsedp_placement
+from fsedp_compiler.ring import CCW, route
 from fsedp_compiler.scheduler import Stream, StepSchedule, local_tokens
 from fsedp_compiler.streaming import stream_counts
 from fsedp_compiler.target import Target
@@ -66,33 +68,43 @@ def static_steps(ctx: LayerContext, target: Target, model) -> list[StepSchedule]
     return out
 
 
-def step_instructions(sched: StepSchedule, ctx: LayerContext, ports: list[dict[int, int]], n: int) -> list[list[tuple]]:
-    """Per chiplet, the (opcode, unit, flags, step, expert, shard-or-count, arg) rows of one step."""
-    plan, ring = ctx.plan, ctx.ring
+def step_instructions(sched: StepSchedule, ctx: LayerContext, ports: list[dict[int, int]], n: int,
+                      layout: LayerLayout) -> list[list[tuple]]:
+    """Per chiplet, the IR rows (`irrows`) of one step: the stream table, then per stream its ranges."""
+    plan, ring, rule = ctx.plan, ctx.ring, ctx.policy.trajectory
     s = sched.step
     rows: list[list[tuple]] = [[] for _ in range(n)]
-    table = [(OPCODE["stream"], 0, int(st.direction == CCW), s, st.expert, 0, st.members) for st in sched.streams]
+    table = [r for st in sched.streams for r in stream_rows(s, st.expert, int(st.direction == CCW), st.members)]
     for c in range(n):
         rows[c].extend(table)
+    channels, m = len(plan.channels), plan.num_shards
     for st in sched.streams:
         e, d = st.expert, st.direction
         size = plan.shard_bytes(e)
-        flag = int(d == CCW)
-        counts = stream_counts(plan, ring, e, st.members, d, ctx.policy.trajectory)
-        for (c, ch), k in sorted(counts.loads.items()):
-            rows[c].append((OPCODE["loads"], ch, 0, s, e, k, size))
+        counts = stream_counts(plan, ring, e, st.members, d, rule)
+        ends: dict[int, tuple[int, int]] = {}
+        for index, k in sorted(plan.channel_counts(e).items(), key=lambda ik: plan.channels[ik[0]]):
+            if not k:
+                continue
+            c, ch = plan.channels[index]
+            if c not in ends:  # a shard's trajectory depends only on its home chiplet
+                entry, hops = route(ring, c, st.members, d, rule)
+                ends[c] = (entry, ring.order[(ring.pos(c) + d * hops) % ring.size])
+            j0 = (index - e * m) % channels  # shards j0, j0 + C, ... are dealt to this channel
+            rows[c].append(ir_row("loads", ch=ch, s=s, e=e, j=j0, stride=channels, n=k, bytes=size,
+                                  addr=int(layout.addr[e, j0]), entry=ends[c][0], end=ends[c][1]))
         for c in range(n):
             if not counts.visits[c]:
                 continue
             if (k := counts.recvs(c)):
-                rows[c].append((OPCODE["recvs"], ports[c][ring.step(c, -d)], 0, s, e, k, size))
+                rows[c].append(ir_row("recvs", port=ports[c][ring.step(c, -d)], s=s, e=e, n=k, bytes=size))
             if (k := counts.sends(c)):
-                rows[c].append((OPCODE["sends"], ports[c][ring.step(c, d)], flag, s, e, k, size))
+                rows[c].append(ir_row("sends", port=ports[c][ring.step(c, d)], s=s, e=e, n=k, bytes=size))
             if st.tokens[c]:
-                rows[c].append((OPCODE["ffns"], 0, 0, s, e, plan.num_shards, st.tokens[c]))
-            rows[c].append((OPCODE["frees"], 0, 0, s, e, counts.visits[c], 0))
+                rows[c].append(ir_row("ffns", s=s, e=e, n=m, tokens=st.tokens[c]))
+            rows[c].append(ir_row("frees", s=s, e=e, n=counts.visits[c]))
     for c in range(n):
-        rows[c].append((OPCODE["sync"], 0, 0, s, 0, 0, 0))
+        rows[c].append(ir_row("sync", s=s))
     return rows
 
 
@@ -113,13 +125,15 @@ class ExpandDataflowPass(ModulePass):
         n = target.num_chiplets
         per_layer: dict[int, list[dict[str, np.ndarray]]] = {}
         per_layer_offsets: dict[int, list[np.ndarray]] = {}
-        for lctx in layer_contexts(op):
+        contexts = layer_contexts(op)
+        layouts = build_layouts([c.plan for c in contexts], [fsedp_placement(c.plan) for c in contexts])
+        for lctx in contexts:
             if not isinstance(lctx.schedule_op, StaticScheduleOp):
                 raise FsedpError(f"layer {lctx.spec.index} has no static schedule; run schedule-streams{{mode=static}}")
             chip_rows: list[list[tuple]] = [[] for _ in range(n)]
             chip_offsets: list[list[int]] = [[0] for _ in range(n)]
             for sched in static_steps(lctx, target, model):
-                for c, rows in enumerate(step_instructions(sched, lctx, ports, n)):
+                for c, rows in enumerate(step_instructions(sched, lctx, ports, n, layouts[lctx.spec.index])):
                     chip_rows[c].extend(rows)
                     chip_offsets[c].append(len(chip_rows[c]))
             per_layer[lctx.spec.index] = [_columns(rows) for rows in chip_rows]

@@ -18,13 +18,14 @@ from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 
-from fsedp_compiler.baselines import BASELINES, Options, plan_layer
+from fsedp_compiler.baselines import BASELINES, Options, placement, plan_layer
 from fsedp_compiler.baselines.encode import graph_rows
 from fsedp_compiler.dialects import dataflow as df
 from fsedp_compiler.dialects.fsedp import BaselineOp, StaticScheduleOp, StreamsOp
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.ir import require_target
 from fsedp_compiler.layers import cached_trace, layer_contexts, module_model
+from fsedp_compiler.layout import build_layouts
 from fsedp_compiler.ring import Ring
 
 from .expand_dataflow import _columns, port_map
@@ -65,7 +66,9 @@ class LowerBaselinePass(ModulePass):
         positions = {index: pos for pos, index in enumerate(trace.layer_indices)}
         options = Options(hydra_skip_single=self.hydra_skip_single)
         per_layer: dict[int, list[tuple[np.ndarray, dict[str, np.ndarray]]]] = {}
-        for lctx in layer_contexts(op):
+        contexts = layer_contexts(op)
+        layouts = build_layouts([c.plan for c in contexts], [placement(self.strategy, c.plan, target) for c in contexts])
+        for lctx in contexts:
             index = lctx.spec.index
             if index not in positions:
                 raise FsedpError(f"the trace has no routing for MoE layer {index}", path=self.trace)
@@ -74,7 +77,7 @@ class LowerBaselinePass(ModulePass):
             chip_rows: list[list[tuple]] = [[] for _ in range(n)]
             offsets: list[list[int]] = [[0] for _ in range(n)]
             for graph in graphs:
-                for c, rows in enumerate(graph_rows(graph, ports, n)):
+                for c, rows in enumerate(graph_rows(graph, ports, n, layouts[index])):
                     chip_rows[c].extend(rows)
                     offsets[c].append(len(chip_rows[c]))
             per_layer[index] = [(np.asarray(offsets[c]), _columns(chip_rows[c])) for c in range(n)]

@@ -80,8 +80,8 @@ def test_compile_errors(fsedpc, tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists()
 
 
-def test_simulator_rejects_a_program_that_differs_from_the_lowering(fsedpc, tmp_path: Path) -> None:
-    from fsedp_compiler.backends import isa
+def test_simulator_rejects_an_ffn_on_tokens_that_never_arrive(fsedpc, tmp_path: Path) -> None:
+    from fsedp_compiler import isa
 
     out = tmp_path / "ep"
     assert fsedpc("compile", str(MODEL), "--target", "paper-2x2", "--trace", str(TRACE), "--strategy", "ep",
@@ -93,11 +93,13 @@ def test_simulator_rejects_a_program_that_differs_from_the_lowering(fsedpc, tmp_
     instrs["arg"][ffn] += 1  # claim one token more
     data = isa.encode(isa.Program(prog.chiplet, prog.mode, prog.ports, prog.channels, instrs))
     (out / "chiplet_0.bin").write_bytes(data)
+    (out / "chiplet_0.fsa").write_text(isa.to_text(isa.decode(data)))
     manifest["programs"][0]["bin_sha256"] = isa.sha256_hex(data)
+    manifest["programs"][0]["fsa_sha256"] = isa.sha256_hex((out / "chiplet_0.fsa").read_bytes())
     (out / "program.json").write_text(json.dumps(manifest))
     r = fsedpc("simulate", str(out))
-    assert r.code == 2
-    assert "chiplet 0, layer 0 step 0: instruction" in r.err and "needs 'ffn" in r.err
+    assert r.code == 2, r.err
+    assert f"chiplet_0.fsa:{ffn + 6}: instruction {ffn} `ffn" in r.err and "reach this chiplet in this step" in r.err
 
 
 # --- task-graph invariants on random routings ---------------------------------------------------

@@ -7,6 +7,9 @@ same routing, checks the program says exactly that, and times them (`taskgraph.e
 
 from __future__ import annotations
 
+import numpy as np
+
+from fsedp_compiler.layout import Placement, fsedp_placement
 from fsedp_compiler.model import MoeLayerSpec
 from fsedp_compiler.ring import Ring
 from fsedp_compiler.routing import RoutingTrace
@@ -19,7 +22,7 @@ from .dp import plan_dp, plan_fsdp
 from .ep import EpState, plan_ep, plan_serial
 from .tp import plan_tp
 
-__all__ = ["BASELINES", "INEXACT", "Options", "plan_layer"]
+__all__ = ["BASELINES", "INEXACT", "Options", "placement", "plan_layer"]
 
 BASELINES: dict[str, str] = {
     "ep": "strong expert parallel: whole experts on DRAM-chiplet owners, tokens to owners, overlapped tiles",
@@ -34,19 +37,47 @@ BASELINES: dict[str, str] = {
 INEXACT = "hydra with --hydra-skip-single never computes experts routed a single token (authors' code)"
 
 
+def placement(strategy: str, plan: ShardPlan, target: Target) -> Placement:
+    """Where `strategy` keeps tile j of expert e in DRAM (the program's DRAM image).
+
+    EP-like strategies keep an expert whole on its owner (`ep_owner`), tile j on channel
+    j mod channels; TP keeps slice c (tiles [c*g, (c+1)*g)) at chiplet c, or at the DRAM chiplet
+    nearest to it; dp and fsdp use FSE-DP's round-robin deal."""
+    if strategy in ("dp", "fsdp"):
+        return fsedp_placement(plan)
+    channels = target.chiplet.dram_channels
+    dram = np.asarray(target.dram_at, dtype=np.int64)
+    if strategy == "tp":
+        topo = Topology(target)
+        g = plan.num_shards // target.num_chiplets
+        store = np.array([c if c in target.dram_at else topo.nearest_dram(c) for c in range(target.num_chiplets)])
+
+        def place_tp(e: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return np.broadcast_to(store[j // g], np.broadcast(e, j).shape), np.broadcast_to(j % channels, np.broadcast(e, j).shape)
+
+        return place_tp
+
+    def place_ep(e: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        shape = np.broadcast(e, j).shape
+        return np.broadcast_to(dram[e % len(dram)], shape), np.broadcast_to(j % channels, shape)
+
+    return place_ep
+
+
 def plan_layer(strategy: str, spec: MoeLayerSpec, plan: ShardPlan, target: Target, ring: Ring,
                trace: RoutingTrace, layer_pos: int, options: Options = Options()) -> list[TaskGraph]:
     """One graph per routed step of the layer, in step order (ep-cache carries its cache)."""
     if strategy not in BASELINES:
         raise ValueError(strategy)
     topo = Topology(target)
+    where = placement(strategy, plan, target)(np.arange(plan.num_streams)[:, None], np.arange(plan.num_shards)[None, :])
     state = EpState()
     graphs = []
     for s in range(trace.num_steps):
         experts, _ = trace.step(layer_pos, s)
         route = StepRoute.build(experts, trace.token_chiplet, plan)
         graph = TaskGraph(spec.index, s, resident=[0] * target.num_chiplets)
-        b = Builder(graph, spec, plan, target, topo)
+        b = Builder(graph, spec, plan, target, topo, where)
         if strategy in ("ep", "ep-cache"):
             plan_ep(b, route, state, cache=strategy == "ep-cache")
         elif strategy in ("ep-serial", "hydra"):

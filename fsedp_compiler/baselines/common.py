@@ -119,10 +119,13 @@ def paired_order(route: StepRoute) -> list[int]:
 
 
 class Builder:
-    """Adds tasks for one layer step; durations come from the cost model."""
+    """Adds tasks for one layer step; durations come from the cost model. `where[0][e, j]`,
+    `where[1][e, j]` are the chiplet and channel the strategy's placement puts tile j of e on."""
 
-    def __init__(self, graph: TaskGraph, spec: MoeLayerSpec, plan: ShardPlan, target: Target, topo: Topology):
+    def __init__(self, graph: TaskGraph, spec: MoeLayerSpec, plan: ShardPlan, target: Target, topo: Topology,
+                 where: tuple[np.ndarray, np.ndarray]):
         self.graph, self.spec, self.plan, self.target, self.topo = graph, spec, plan, target, topo
+        self.where = where
         self.cost = CostModel(target, spec.dtype)
         # activations travel at 16 bits at least (int8/fp8 weights still have bf16 activations);
         # partial sums that are still to be reduced travel at fp32, the accumulators' precision
@@ -131,22 +134,29 @@ class Builder:
 
     def load(self, chiplet: int, channel: int, expert: int, tile: int, deps: tuple[int, ...] = ()) -> int:
         """Read one weight tile from DRAM channel `channel` of `chiplet` into a buffer there."""
+        assert (int(self.where[0][expert, tile]), int(self.where[1][expert, tile])) == (chiplet, channel), \
+            "a strategy loads each tile from where its placement puts it (the program's DRAM image)"
         nbytes = self.plan.shard_bytes(expert)
         busy, lat = transfer_cost(self.cost, LOAD, nbytes)
         return self.graph.add(Task(LOAD, chiplet, ("dma", chiplet, channel), busy, lat, deps, expert, tile,
                                    nbytes, params=self.plan.shard_params(expert), holds=nbytes, holder=chiplet))
 
     def move(self, kind: str, path: list[int], expert: int, shard: int, nbytes: int, dep: int | None,
-             extra: tuple[int, ...] = (), first_extra: tuple[int, ...] = ()) -> int | None:
+             extra: tuple[int, ...] = (), first_extra: tuple[int, ...] = (), *, row: int = 0, rows: int = 0,
+             first_kind: str | None = None) -> int | None:
         """Send data hop by hop along `path` (store and forward; each hop holds it at the
         receiver). Returns the last hop's task, or `dep` when the path is a single chiplet.
-        `first_extra` are extra dependencies of the first hop (e.g. a buffer being free)."""
+        `first_extra` are extra dependencies of the first hop (e.g. a buffer being free);
+        `first_kind` the first hop's kind when it differs (REDUCE: partial outputs leave the
+        chiplet that summed them, later hops forward them as TOKSEND); `row`, `rows` the token
+        rows of the group that travel."""
         last = dep
         busy, lat = transfer_cost(self.cost, kind, nbytes)
         for hop, (a, b) in enumerate(zip(path, path[1:])):
             deps = ((last,) if last is not None else ()) + extra + (first_extra if hop == 0 else ())
-            last = self.graph.add(Task(kind, a, ("link", a, b), busy, lat, deps, expert, shard, nbytes, peer=b,
-                                       holds=nbytes, holder=b))
+            this = first_kind if hop == 0 and first_kind else kind
+            last = self.graph.add(Task(this, a, ("link", a, b), busy, lat, deps, expert, shard, nbytes, peer=b,
+                                       holds=nbytes, holder=b, row=row, rows=rows))
         return last
 
     def ffn(self, chiplet: int, expert: int, tile: int, tokens: tuple[int, ...], deps: tuple[int, ...]) -> int:
@@ -155,8 +165,9 @@ class Builder:
         return self.graph.add(Task(FFN, chiplet, ("compute", chiplet, 0), busy, 0, deps, expert, tile,
                                    tokens=tokens, params=params))
 
-    def acc(self, chiplet: int, expert: int, group: int, tokens: tuple[int, ...], deps: tuple[int, ...]) -> int:
+    def acc(self, chiplet: int, expert: int, group: int, tokens: tuple[int, ...], deps: tuple[int, ...],
+            row: int = 0) -> int:
         """Add received partial outputs (d_model values per token) into local accumulators."""
         busy = self.cost.dense_ns(self.spec.d_model, len(tokens))
         return self.graph.add(Task(ACC, chiplet, ("compute", chiplet, 0), busy, 0, deps, expert, group,
-                                   tokens=tokens))
+                                   tokens=tokens, row=row, rows=len(tokens)))

@@ -5,6 +5,9 @@ Every expert has an owner that computes it on all of its tokens: tokens travel t
 shortest paths (TOKSEND, one group per source chiplet) and their outputs travel back (one group
 per destination, then ACC into the token's accumulators).
 
+Outputs leave the owner as REDUCE (its partial outputs for that chiplet's tokens) and are
+forwarded as TOKSEND.
+
 * ep: owners are the DRAM chiplets, experts dealt round-robin (balanced counts); an owner streams
   its experts' tiles from its own DRAM through B tile buffers, loads overlapping compute; no
   weight crosses a D2D link.
@@ -22,7 +25,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from fsedp_compiler.taskgraph import SEND, TOKSEND
+from fsedp_compiler.taskgraph import FREE, REDUCE, SEND, TOKSEND, Task
 
 from .common import Builder, Options, StepRoute, paired_order
 
@@ -50,7 +53,8 @@ def _dispatch(b: Builder, route: StepRoute, expert: int, owner: int) -> list[int
     arrivals = []
     for src, toks in route.tokens[expert].items():
         if src != owner:
-            last = b.move(TOKSEND, b.topo.path(src, owner), expert, src, len(toks) * b.token_bytes, None)
+            last = b.move(TOKSEND, b.topo.path(src, owner), expert, src, len(toks) * b.token_bytes, None,
+                          rows=len(toks))
             assert last is not None
             arrivals.append(last)
     return arrivals
@@ -62,7 +66,7 @@ def _combine(b: Builder, route: StepRoute, expert: int, owner: int, ffns: list[i
     for dst, toks in route.tokens[expert].items():
         if dst != owner:
             last = b.move(TOKSEND, b.topo.path(owner, dst), expert, n + dst, len(toks) * b.token_bytes, None,
-                          extra=tuple(ffns))
+                          extra=tuple(ffns), rows=len(toks), first_kind=REDUCE)
             assert last is not None
             b.acc(dst, expert, n + dst, toks, (last,))
 
@@ -87,11 +91,15 @@ def plan_ep(b: Builder, route: StepRoute, state: EpState, *, cache: bool = False
     capacity = _cache_capacity(b, route, len(dram)) if cache else 0
     expert_bytes = m * b.plan.max_shard_bytes
     last_use: dict[tuple[int, int], list[int]] = {}
-    resident = [0] * b.target.num_chiplets
-    if cache:  # the capacity follows the step's token count: shrink the cache first if it fell
-        for lru in state.cache.values():
+    if cache:
+        # what the caches hold when the step starts (kept tiles of earlier steps)
+        b.graph.resident = [0] * b.target.num_chiplets
+        for o, lru in state.cache.items():
+            b.graph.resident[o] = sum(m * b.plan.shard_bytes(v) for v in lru)
+        # the capacity follows the step's token count: shrink the cache first if it fell
+        for o, lru in state.cache.items():
             while len(lru) * expert_bytes > capacity:
-                lru.popitem(last=False)
+                _evict(b, o, lru.popitem(last=False)[0], ())
     for e in order:
         o = owner_of[e]
         toks = route.all_tokens(e)
@@ -105,11 +113,11 @@ def plan_ep(b: Builder, route: StepRoute, state: EpState, *, cache: bool = False
             while (len(lru) + 1) * expert_bytes > capacity:
                 evicted.append(lru.popitem(last=False)[0])
             lru[e] = None
-            # the tiles overwrite the evicted experts' slots: wait for their uses in this step
-            after = tuple(i for v in evicted for i in last_use.get((o, v), ()))
+            # the tiles overwrite the evicted experts' slots: free those after their uses in this step
+            after = tuple(i for v in evicted for i in _evict(b, o, v, tuple(last_use.get((o, v), ()))))
             for j in range(m):
                 load = b.load(o, j % channels, e, j, after)
-                b.graph.tasks[load].holds = 0  # counted in the cache's residency
+                b.graph.tasks[load].keep = True  # resident in the cache until evicted
                 ffns.append(b.ffn(o, e, j, toks, (load, *arrivals[e])))
         else:
             seq = ffns_at[o]
@@ -120,10 +128,13 @@ def plan_ep(b: Builder, route: StepRoute, state: EpState, *, cache: bool = False
                 ffns.append(seq[-1])
         last_use[(o, e)] = ffns
         _combine(b, route, e, o, ffns)
-    if cache:
-        for o, lru in state.cache.items():
-            resident[o] = len(lru) * expert_bytes
-        b.graph.resident = resident
+
+
+def _evict(b: Builder, owner: int, expert: int, deps: tuple[int, ...]) -> list[int]:
+    """FREE every cached tile of `expert` at `owner` once `deps` are done; returns the FREE tasks."""
+    size = b.plan.shard_bytes(expert)
+    return [b.graph.add(Task(FREE, owner, ("control", owner, 0), 0, 0, deps, expert, j, release=size))
+            for j in range(b.plan.num_shards)]
 
 
 def plan_serial(b: Builder, route: StepRoute, opts: Options, *, hydra: bool) -> None:

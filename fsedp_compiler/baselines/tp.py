@@ -26,8 +26,9 @@ from .common import Builder, StepRoute, paired_order
 CHUNK_TOKENS = 16
 
 
-def _chunks(tokens: tuple[int, ...]) -> list[tuple[int, ...]]:
-    return [tokens[i:i + CHUNK_TOKENS] for i in range(0, len(tokens), CHUNK_TOKENS)]
+def _chunks(tokens: tuple[int, ...]) -> list[tuple[int, tuple[int, ...]]]:
+    """(first row, tokens) of each chunk of a token group."""
+    return [(i, tokens[i:i + CHUNK_TOKENS]) for i in range(0, len(tokens), CHUNK_TOKENS)]
 
 
 def _at(ring: Ring, chiplet: int, hops: int, direction: int) -> int:
@@ -47,7 +48,7 @@ def plan_tp(b: Builder, route: StepRoute, ring: Ring) -> None:
         toks = route.all_tokens(e)
         # all-gather: arrived[c] = hops that bring a remote group to chiplet c
         arrived: dict[int, list[int]] = {c: [] for c in range(n)}
-        for src, group in ((src, chunk) for src, whole in groups.items() for chunk in _chunks(whole)):
+        for src, row, group in ((src, row, chunk) for src, whole in groups.items() for row, chunk in _chunks(whole)):
             nbytes = len(group) * b.token_bytes
             for d, hops in ((1, n // 2), (-1, (n - 1) // 2)):
                 last = None
@@ -56,7 +57,8 @@ def plan_tp(b: Builder, route: StepRoute, ring: Ring) -> None:
                     # token buffers for two experts per chiplet: wait until c is done with the
                     # expert two back before sending it this one's tokens
                     window = tuple(done[c][-2]) if len(done[c]) >= 2 else ()
-                    last = b.move(TOKSEND, b.topo.path(a, c), e, src, nbytes, last, first_extra=window)
+                    last = b.move(TOKSEND, b.topo.path(a, c), e, src, nbytes, last, first_extra=window, row=row,
+                                  rows=len(group))
                     assert last is not None
                     arrived[c].append(last)
         ffns: dict[int, list[int]] = {}
@@ -74,7 +76,7 @@ def plan_tp(b: Builder, route: StepRoute, ring: Ring) -> None:
             ffns[c] = mine
             done[c].append(mine)
         # reduce-scatter: two chains end at each destination s
-        for dst, group in ((dst, chunk) for dst, whole in groups.items() for chunk in _chunks(whole)):
+        for dst, row, group in ((dst, row, chunk) for dst, whole in groups.items() for row, chunk in _chunks(whole)):
             nbytes = len(group) * b.partial_bytes
             for d, hops in ((1, n // 2), (-1, (n - 1) // 2)):
                 # the chain starts `hops` chiplets away against direction d and walks towards dst
@@ -84,7 +86,8 @@ def plan_tp(b: Builder, route: StepRoute, ring: Ring) -> None:
                     c = _at(ring, dst, h - 1, -d)
                     deps = tuple(ffns[a])
                     if partial is not None:
-                        deps += (b.acc(a, e, n + dst, group, (partial, *ffns[a])),)
-                    partial = b.move(REDUCE, b.topo.path(a, c), e, n + dst, nbytes, None, extra=deps)
+                        deps += (b.acc(a, e, n + dst, group, (partial, *ffns[a]), row),)
+                    partial = b.move(REDUCE, b.topo.path(a, c), e, n + dst, nbytes, None, extra=deps, row=row,
+                                     rows=len(group))
                 if partial is not None:
-                    b.acc(dst, e, n + dst, group, (partial, *ffns[dst]))
+                    b.acc(dst, e, n + dst, group, (partial, *ffns[dst]), row)

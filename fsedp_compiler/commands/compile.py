@@ -120,7 +120,7 @@ def print_summary(module, manifest, console, human_bytes) -> None:
     """Streams, DRAM and D2D bytes and the scheduler's estimated step time, per layer."""
     import numpy as np
 
-    from fsedp_compiler.backends.isa import OPCODE
+    from fsedp_compiler.isa import OPCODE
     from fsedp_compiler.dialects import dataflow as df
     from fsedp_compiler.dialects.fsedp import StaticScheduleOp
     from fsedp_compiler.layers import layer_contexts
@@ -141,7 +141,7 @@ def print_summary(module, manifest, console, human_bytes) -> None:
             cols_ = op.columns()
             layer = op.prop_int("layer")
             opc, arg = cols_["opcode"], cols_["arg"]
-            moved = arg * cols_["shard"]  # range ops: bytes per shard x shard count
+            moved = arg * cols_["n"]  # range ops: bytes per shard x shard count
             single = np.isin(opc, [OPCODE["send"], OPCODE["toksend"], OPCODE["reduce"]])
             dram[layer] = dram.get(layer, 0) + int(moved[opc == OPCODE["loads"]].sum() + arg[opc == OPCODE["load"]].sum())
             d2d[layer] = d2d.get(layer, 0) + int(moved[opc == OPCODE["sends"]].sum() + arg[single].sum())

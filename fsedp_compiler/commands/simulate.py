@@ -32,29 +32,26 @@ def run(args: argparse.Namespace) -> int:
     from fsedp_compiler.console import human_bytes, make_console
     from fsedp_compiler.errors import FsedpError
     from fsedp_compiler.fileio import atomic_write_text
+    from fsedp_compiler.isa import sha256_hex
     from fsedp_compiler.routing import load_trace
-    from fsedp_compiler.sim.functional import check_functional
     from fsedp_compiler.sim.loader import load_outdir
     from fsedp_compiler.sim.run import deterministic_metrics, np_default, simulate
     from fsedp_compiler.sim.timeline import chrome_trace
 
     loaded = load_outdir(args.outdir)
-    import os
-
-    bundled = loaded.manifest.get("trace")
-    trace_path = args.trace or (os.path.join(args.outdir, bundled) if bundled else None)
-    if loaded.mode == "static" and args.trace and loaded.manifest.get("trace_sha256"):
-        from fsedp_compiler.backends.isa import sha256_hex
-
+    trace = None
+    if loaded.mode == "static" and args.trace:
         with open(args.trace, "rb") as handle:
-            if sha256_hex(handle.read()) != loaded.manifest["trace_sha256"]:
+            if sha256_hex(handle.read()) != loaded.manifest.files[loaded.manifest.trace]:
                 raise FsedpError("a static program runs the routing it was compiled for; this trace differs",
                                  path=args.trace, field="--trace")
-    trace = None
-    if trace_path and (loaded.mode == "dynamic" or args.functional):
-        trace = load_trace(trace_path)
-    if args.functional and trace is None:
-        raise FsedpError("functional mode needs the routing trace", field="--trace")
+    elif args.trace:
+        trace = load_trace(args.trace)
+    data = None
+    if args.functional:
+        from fsedp_compiler.sim.data import DataPlane
+
+        data = DataPlane(loaded, args.seed)
 
     console = make_console(stderr=True)
     started = time.perf_counter()
@@ -66,12 +63,8 @@ def run(args: argparse.Namespace) -> int:
                 bar.update(task, completed=done, total=total, visible=True)
                 bar.refresh()
 
-        result = simulate(loaded, trace, keep_ops=bool(args.timeline), progress=progress)
+        result = simulate(loaded, trace, data=data, keep_ops=bool(args.timeline), progress=progress)
     m = result.metrics
-    if args.functional:
-        assert trace is not None
-        checked = check_functional(loaded, trace, result.ffn_log, args.seed)
-        m["functional"] = {"checked_layer_steps": checked, "rtol": 1e-5, "atol": 1e-5, "seed": args.seed}
     if args.metrics:
         atomic_write_text(args.metrics, json.dumps(deterministic_metrics(m), indent=2, default=np_default) + "\n")
     if args.timeline:

@@ -1,9 +1,10 @@
-"""Run a compiled program: time every layer step on the machine model, collect metrics.
+"""Run a program directory on the machine: phase after phase, and collect its metrics.
 
-Layer steps run back to back: a block's dense part (attention etc.) on each chiplet's compute
-engine, then (dynamic mode) the controller's scheduler latency, then the MoE step on the
-engines (FSE-DP: `streaming.execute`; baselines: their task graph, `taskgraph.execute`), ending
-at the SYNC barrier. Integer nanoseconds throughout.
+All chiplets run a phase (the records between two SYNC barriers) from the same instant; the
+phase ends when the last chiplet reaches the barrier. A dense phase runs each chiplet's DENSE on
+its compute engine; a MoE phase runs on the engines (`stream_engine`, `task_engine`); a dynamic
+MoE phase first pays the controller's scheduler latency. Only one layer step is in memory at a
+time. Integer nanoseconds throughout.
 """
 
 from __future__ import annotations
@@ -18,16 +19,14 @@ import numpy as np
 
 from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.errors import FsedpError
+from fsedp_compiler.isa import CURRENT, DENSE
 from fsedp_compiler.routing import RoutingTrace
-from fsedp_compiler.streaming import LOAD, SEND, execute
-from fsedp_compiler.taskgraph import FFN as GRAPH_FFN
-from fsedp_compiler.taskgraph import LOAD as GRAPH_LOAD
-from fsedp_compiler.taskgraph import TRANSFERS
-from fsedp_compiler.taskgraph import execute as execute_graph
-from fsedp_compiler.taskgraph import lower_bound as graph_lower_bound
 
-from .loader import Loaded
-from .program import BlockStep, dynamic_blocks, static_blocks
+from .firmware import Trajectories, decode_dynamic
+from .loader import Loaded, check_trace
+from .stream_engine import StepRun, run_stream_step
+from .steps import ARG, OP, Phase, Routing, _error, decode_stream, decode_tasks, records, split_phases
+from .task_engine import Residency, run_task_step
 
 
 @dataclass
@@ -50,195 +49,131 @@ class TimedOp:
 class SimResult:
     metrics: dict[str, Any]
     ops: list[TimedOp] = field(default_factory=list)
-    ffn_log: list[tuple[int, int, int, int, int, tuple[int, ...] | None]] = field(default_factory=list)
-    """(layer, step, chiplet, expert, shard, tokens) of every FFN, in execution order (functional
-    mode); tokens None = the chiplet's own tokens routed to the expert (FSE-DP)."""
-
-
-def _lower_bound(block: BlockStep, loaded: Loaded, cost: CostModel) -> int:
-    """DESIGN.md §5: busiest DRAM channel, busiest compute engine, D2D cut into any chiplet."""
-    assert block.trips is not None and block.schedule is not None
-    target = loaded.target
-    dram: dict[tuple[int, int], int] = defaultdict(int)
-    compute = [0] * target.num_chiplets
-    inbound = [0] * target.num_chiplets
-    tokens = {s.expert: s.tokens for s in block.schedule.streams}
-    for t in block.trips:
-        dram[(t.path[0], t.channel)] += cost.dram_busy_ns(t.nbytes)
-        for c, k in zip(t.path, t.computes):
-            if k:
-                compute[c] += cost.ffn_ns(t.params, tokens[t.expert][c])
-                if c != t.path[0]:
-                    inbound[c] += t.nbytes
-    degree = [0] * target.num_chiplets
-    for a, b in target.edges:
-        degree[a] += 1
-        degree[b] += 1
-    cut = max((cost.link_busy_ns(-(-b // max(degree[c], 1))) for c, b in enumerate(inbound)), default=0)
-    return max(max(dram.values(), default=0) + (cost.dram_latency_ns if dram else 0), max(compute), cut)
 
 
 @dataclass
-class Totals:
-    """What a run accumulates over its steps (bytes, busy time per engine, energy, SRAM peaks)."""
-
-    num_chiplets: int
+class _Totals:
+    n: int
     dram_bytes: int = 0
     d2d_bytes: int = 0
+    events: int = 0
     link_bytes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     energy: dict[str, float] = field(default_factory=lambda: {"dram": 0.0, "d2d": 0.0, "sram": 0.0, "compute": 0.0})
     busy: list[dict[str, int]] = field(default_factory=list)
     sram_peak: list[int] = field(default_factory=list)
-    events: int = 0
 
     def __post_init__(self) -> None:
-        self.busy = [defaultdict(int) for _ in range(self.num_chiplets)]
-        self.sram_peak = [0] * self.num_chiplets
+        self.busy = [defaultdict(int) for _ in range(self.n)]
+        self.sram_peak = [0] * self.n
 
-    def add_step(self, cost: CostModel, dram: int, d2d: int, macs: int, ffn_bytes: int, peaks: list[int]) -> None:
+    def add(self, run: StepRun, cost: CostModel) -> None:
         """Energy is linear in bytes and MACs: SRAM is written by every load and receive and read
         by every send and FFN."""
-        self.dram_bytes += dram
-        self.d2d_bytes += d2d
-        self.energy["dram"] += cost.dram_pj(dram)
-        self.energy["d2d"] += cost.link_pj(d2d)
-        self.energy["sram"] += cost.sram_pj(dram + 2 * d2d + ffn_bytes)
-        self.energy["compute"] += cost.mac_pj(macs)
-        self.sram_peak = [max(a, b) for a, b in zip(self.sram_peak, peaks)]
+        self.dram_bytes += run.dram_bytes
+        self.d2d_bytes += run.d2d_bytes
+        self.events += run.events
+        for (a, b), v in run.link_bytes.items():
+            self.link_bytes[f"{a}->{b}"] += v
+        for (c, engine), v in run.busy.items():
+            self.busy[c][engine] += v
+        self.energy["dram"] += cost.dram_pj(run.dram_bytes)
+        self.energy["d2d"] += cost.link_pj(run.d2d_bytes)
+        self.energy["sram"] += cost.sram_pj(run.dram_bytes + 2 * run.d2d_bytes + run.ffn_bytes)
+        self.energy["compute"] += cost.mac_pj(run.macs)
+        self.sram_peak = [max(a, b) for a, b in zip(self.sram_peak, run.peak_bytes)]
 
 
-def _graph_step(block: BlockStep, loaded: Loaded, cost: CostModel, totals: Totals, result: SimResult, clock: int,
-                keep_ops: bool) -> tuple[int, int]:
-    """A baseline step (task graph): (makespan, lower bound)."""
-    graph = block.graph
-    assert graph is not None
-    timeline = execute_graph(graph, totals.num_chiplets)
-    totals.events += len(graph.tasks)
-    spec = loaded.specs[block.layer]
-    dram = d2d = macs = ffn_bytes = 0
-    for i, t in enumerate(graph.tasks):
-        s0, s1 = timeline.start[i], timeline.end[i]
-        if t.kind == GRAPH_LOAD:
-            dram += t.nbytes
-            engine = f"dma{t.resource[2]}"
-        elif t.kind in TRANSFERS:
-            d2d += t.nbytes
-            totals.link_bytes[f"{t.chiplet}->{t.peer}"] += t.nbytes
-            engine = f"link->{t.peer}"
-        elif t.kind == GRAPH_FFN:
-            engine = "compute"
-            macs += t.params * len(t.tokens)
-            ffn_bytes += t.params * spec.dtype_bytes
-            result.ffn_log.append((block.layer, block.step, t.chiplet, t.expert, t.shard, t.tokens))
-        else:  # ACC: one add per output element
-            engine = "compute"
-            macs += spec.d_model * len(t.tokens)
-        totals.busy[t.chiplet][engine] += s1 - s0
-        if keep_ops:
-            result.ops.append(TimedOp(t.kind, t.chiplet, engine, block.layer, block.step, t.expert, t.shard,
-                                      clock + s0, clock + s1, t.peer))
-    totals.add_step(cost, dram, d2d, macs, ffn_bytes, timeline.peak_bytes)
-    return timeline.makespan, graph_lower_bound(graph)
-
-
-def _trip_step(block: BlockStep, loaded: Loaded, cost: CostModel, totals: Totals, result: SimResult, clock: int,
-               keep_ops: bool) -> tuple[int, int]:
-    """An FSE-DP step (shard trips on the engine model): (makespan, lower bound)."""
-    assert block.trips is not None and block.schedule is not None
-    target = loaded.target
-    tokens = {s.expert: s.tokens for s in block.schedule.streams}
-    timeline = execute(block.trips, loaded.plans[block.layer], loaded.ring, cost, tokens)
-    totals.events += len(timeline.ops)
-    for c, peak in enumerate(timeline.peak_bytes):
-        if peak > target.chiplet.sram_bytes:  # the shard plan guarantees it fits: an inconsistent program
-            raise FsedpError(f"chiplet {c} holds {peak} bytes of shards in layer {block.layer} step "
-                             f"{block.step}, more than its {target.chiplet.sram_bytes} bytes of SRAM",
-                             path=loaded.outdir)
-    dram = d2d = macs = ffn_bytes = 0
-    for op in timeline.ops:
-        trip = block.trips[op.trip]
-        if op.kind == LOAD:
-            dram += trip.nbytes
-            engine = f"dma{op.unit}"
-        elif op.kind == SEND:
-            d2d += trip.nbytes
-            totals.link_bytes[f"{op.chiplet}->{op.unit}"] += trip.nbytes
-            engine = f"link->{op.unit}"
-        else:
-            macs += trip.params * tokens[trip.expert][op.chiplet]
-            ffn_bytes += trip.nbytes
-            engine = "compute"
-            result.ffn_log.append((block.layer, block.step, op.chiplet, trip.expert, trip.shard, None))
-        totals.busy[op.chiplet][engine] += op.end - op.start
-        if keep_ops:
-            result.ops.append(TimedOp(op.kind, op.chiplet, engine, block.layer, block.step, trip.expert,
-                                      trip.shard, clock + op.start, clock + op.end,
-                                      op.unit if op.kind == SEND else -1))
-    totals.add_step(cost, dram, d2d, macs, ffn_bytes, timeline.peak_bytes)
-    return timeline.makespan, _lower_bound(block, loaded, cost)
-
-
-def simulate(loaded: Loaded, trace: RoutingTrace | None, *, keep_ops: bool = True,
+def simulate(loaded: Loaded, trace: RoutingTrace | None = None, *, data=None, keep_ops: bool = False,
              progress: Callable[[int, int], None] | None = None) -> SimResult:
-    """Simulate the whole program; `progress(done, total)` is called after every block."""
+    """Run the whole program; `data` (a `sim.data.DataPlane`) makes the run functional;
+    `progress(done, total)` is called after every phase."""
     target = loaded.target
     n = target.num_chiplets
     if loaded.mode == "dynamic":
         if trace is None:
             raise FsedpError("a dynamic program needs a routing trace to run: --trace trace.npz", field="--trace")
-        blocks = list(dynamic_blocks(loaded, trace))
-        tokens_total, steps = trace.num_tokens, trace.num_steps
+        check_trace(loaded, trace, "--trace")
+        repeats = trace.num_steps
     else:
-        blocks = list(static_blocks(loaded))
-        tokens_total, steps = int(loaded.manifest["tokens"]), int(loaded.manifest["steps"])
-    clock = 0
-    lower = 0
-    per_layer: dict[int, int] = defaultdict(int)
-    totals = Totals(n)
+        trace = loaded.trace
+        assert trace is not None
+        repeats = 1
+    phases = split_phases(loaded)
+    local = np.bincount(trace.token_chiplet, minlength=n).tolist()
+    positions = {index: pos for pos, index in enumerate(trace.layer_indices)}
+    traj = Trajectories(target.ring)
+    residency = Residency(n)
+    totals = _Totals(n)
     result = SimResult({})
-    start_wall = time.perf_counter()
-    for index, block in enumerate(blocks):
-        begin = clock
-        dense = loaded.dense.get(block.layer)
-        dtype = loaded.specs[block.layer].dtype if block.layer in loaded.specs else "bf16"
-        cost = CostModel(target, dtype)
-        dense_ns = 0
-        if dense is not None:
-            for c, tok in enumerate(block.dense_tokens):
-                d = cost.dense_ns(dense.flops_per_token, tok)
-                if d and keep_ops:
-                    result.ops.append(TimedOp("dense", c, "compute", block.layer, block.step, -1, -1, clock, clock + d))
-                totals.busy[c]["compute"] += d
-                totals.energy["compute"] += cost.mac_pj(dense.flops_per_token // 2 * tok)
-                dense_ns = max(dense_ns, d)
-        clock += dense_ns
-        lower += dense_ns
-        if block.graph is not None or block.trips is not None:
-            clock += block.scheduler_ns
-            step = _graph_step if block.graph is not None else _trip_step
-            makespan, bound = step(block, loaded, cost, totals, result, clock, keep_ops)
-            clock += makespan
-            lower += bound
-        per_layer[block.layer] += clock - begin
-        if progress is not None:
-            progress(index + 1, len(blocks))
-    wall = time.perf_counter() - start_wall
-    makespan = clock
+    per_layer: dict[int, int] = defaultdict(int)
+    clock = lower = 0
+    total = repeats * len(phases)
+    done = 0
+    started = time.perf_counter()
+    for repeat in range(repeats):
+        for phase in phases:
+            step = repeat if loaded.mode == "dynamic" else phase.step
+            if loaded.mode == "dynamic" and phase.step != CURRENT:
+                raise _error(loaded, 0, phase.bounds[0][1] - 1, "a dynamic program's barriers are tagged s=*")
+            begin = clock
+            if phase.kind == "dense":
+                ns = _dense(loaded, phase, step, local, totals, result if keep_ops else None, clock)
+                clock += ns
+                lower += ns
+            elif phase.kind != "barrier":
+                layer = loaded.layers.get(phase.layer)
+                if layer is None or phase.layer not in positions:
+                    raise _error(loaded, 0, phase.bounds[0][0], f"MoE work for layer {phase.layer}, which is not a "
+                                                                "MoE layer of this program and its trace")
+                experts, weights = trace.step(positions[phase.layer], step)
+                routing = Routing.of(experts, weights, trace.token_chiplet, layer, n)
+                cost = CostModel(target, layer.spec.dtype)
+                if data is not None:
+                    data.begin_step(layer, step, routing)
+                if phase.kind == "task":
+                    ts = decode_tasks(loaded, phase, routing, cost)
+                    run = run_task_step(ts, residency, layer.spec.d_model, cost, loaded.locate, data, keep_ops)
+                else:
+                    if phase.kind == "dynamic":
+                        st, controller_ns = decode_dynamic(loaded, phase, routing, step, traj)
+                        clock += controller_ns
+                    else:
+                        st = decode_stream(loaded, phase, routing)
+                    run = run_stream_step(st, cost, data, keep_ops)
+                    for c, peak in enumerate(run.peak_bytes):
+                        if peak > target.chiplet.sram_bytes:
+                            raise FsedpError(f"chiplet {c} holds {peak} bytes of shards in layer {phase.layer} step "
+                                             f"{step}, more than its {target.chiplet.sram_bytes} bytes of SRAM",
+                                             path=loaded.outdir)
+                if keep_ops:
+                    _place_ops(result, run, phase.layer, step, clock)
+                totals.add(run, cost)
+                clock += run.makespan
+                lower += run.bound
+                if data is not None:
+                    data.end_step()
+            per_layer[phase.layer] += clock - begin
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    wall = time.perf_counter() - started
+    steps = trace.num_steps
     energy = dict(totals.energy)
     energy["total"] = sum(energy.values())
+    makespan = clock
     result.metrics = {
-        "strategy": loaded.manifest.get("strategy", "fsedp"),
+        "strategy": loaded.strategy,
         "mode": loaded.mode,
-        "model": loaded.manifest["model"],
+        "model": loaded.manifest.model,
         "target": target.name,
-        "tokens": tokens_total,
+        "tokens": trace.num_tokens,
         "steps": steps,
         "makespan_ns": makespan,
         "per_layer_ns": [per_layer[i] for i in sorted(per_layer)],
         "layers": sorted(per_layer),
         "lower_bound_ns": lower,
         "efficiency": lower / makespan if makespan else 1.0,
-        "tokens_per_s": tokens_total * steps / (makespan * 1e-9) if makespan else 0.0,
+        "tokens_per_s": trace.num_tokens * steps / (makespan * 1e-9) if makespan else 0.0,
         "dram_bytes": totals.dram_bytes,
         "d2d_bytes": totals.d2d_bytes,
         "d2d_link_bytes": dict(sorted(totals.link_bytes.items())),
@@ -250,7 +185,47 @@ def simulate(loaded: Loaded, trace: RoutingTrace | None, *, keep_ops: bool = Tru
         "sim_events": totals.events,
         "sim_wall_s": round(wall, 3),
     }
+    if data is not None:
+        result.metrics["functional"] = data.summary()
     return result
+
+
+def _dense(loaded: Loaded, phase: Phase, step: int, local: list[int], totals: _Totals, result: SimResult | None,
+           clock: int) -> int:
+    """A dense phase: each chiplet's DENSE records on its compute engine; the phase's length."""
+    spec = loaded.dense.get(phase.layer)
+    layer = loaded.layers.get(phase.layer)
+    cost = CostModel(loaded.target, layer.spec.dtype if layer else "bf16")
+    longest = 0
+    for c in range(loaded.target.num_chiplets):
+        t = 0
+        for i, r in enumerate(records(loaded, c, phase.bounds[c])):
+            if r[OP] != DENSE:
+                continue
+            where = phase.bounds[c][0] + i
+            if spec is None:
+                raise _error(loaded, c, where, f"dense of block {phase.layer}, which has no dense part in this program")
+            tokens = r[ARG] or (local[c] if loaded.mode == "dynamic" else 0)
+            if tokens != local[c]:
+                raise _error(loaded, c, where, f"dense on tokens={tokens}, but chiplet {c} holds {local[c]} tokens")
+            d = cost.dense_ns(spec.flops_per_token, tokens)
+            if result is not None and d:
+                result.ops.append(TimedOp("dense", c, "compute", phase.layer, step, -1, -1, clock + t, clock + t + d))
+            t += d
+            totals.busy[c]["compute"] += d
+            totals.energy["compute"] += cost.mac_pj(spec.flops_per_token // 2 * tokens)
+        longest = max(longest, t)
+    return longest
+
+
+def _place_ops(result: SimResult, run: StepRun, layer: int, step: int, clock: int) -> None:
+    for kind, c, unit, e, j, s, t in run.ops:
+        if kind == "load":
+            result.ops.append(TimedOp(kind, c, f"dma{unit}", layer, step, e, j, clock + s, clock + t))
+        elif kind in ("send", "toksend", "reduce"):
+            result.ops.append(TimedOp(kind, c, f"link->{unit}", layer, step, e, j, clock + s, clock + t, unit))
+        else:
+            result.ops.append(TimedOp(kind, c, "compute", layer, step, e, j, clock + s, clock + t))
 
 
 def deterministic_metrics(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,9 @@
-"""The `.fsa` text form of the instruction set (`backends/isa.py`): one instruction a line.
+"""The `.fsa` text form: one instruction a line, `key=value` fields, `#` comments.
 
-`to_text(p)` prints a program for people and golden tests; `parse_text(text, path)` reads it
-back with errors at path:line:col; `parse_text(to_text(p)) == p`. The fields each opcode prints,
-and their order, come from `isa.OPS`, so the text form cannot drift from the binary one.
+`to_text(p)` prints a program; `parse_text(text, path)` reads it back with errors at
+path:line:col; `parse_text(to_text(p)) == p`. Which fields an opcode prints, and in which order,
+comes from `opcodes.OPS`. A STREAM's member set prints as one hex number however wide; in the
+binary it is the STREAM record plus MASK continuation records (64 chiplets each).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import numpy as np
 
 from fsedp_compiler.errors import FsedpError, source_context
 
-from .isa import (
+from .opcodes import (
+    ANY_ADDR,
     ANY_UNIT,
     CCW,
     COLUMNS,
@@ -21,20 +23,21 @@ from .isa import (
     CURRENT,
     CW,
     INSTR_DTYPE,
+    MASK,
     MODES,
     OPS,
     POLICIES,
+    STREAM,
     VERSION,
     Field,
     OpInfo,
-    Program,
-    _channel_message,
-    _port_message,
 )
+from .program import MAX_PORTS, Program, channel_message, port_message
 
-
-_MNEMONIC_WIDTH = 6
+_MNEMONIC_WIDTH = 7
 _OMITTABLE = frozenset({"l", "s"})  # may be omitted (meaning *) in dynamic programs
+_MAX = {"flag": 1, "tag": 0xFFFF, "u16": 0xFFFF, "chiplet": 0xFFFF, "port": 0xFF, "channel": 0xFF, "u32": 0xFFFFFFFF,
+        "id": 0xFFFFFFFF, "addr": 0xFFFF_FFFF_FFFF_FFFF}
 
 
 def _ports_comment(nports: int) -> str:
@@ -46,21 +49,23 @@ def _ports_comment(nports: int) -> str:
 
 
 def _format_column(field: Field, values: np.ndarray, dynamic: bool) -> list[str]:
-    """The text of one field for a group of records, each with a leading space ('' if omitted)."""
+    """One field's text for a group of records, each with a leading space ('' if omitted)."""
     vals = values.tolist()
-    key = field.key
-    kind = field.kind
+    key, kind = field.key, field.kind
     if kind in ("tag", "port", "channel"):
         star = CURRENT if kind == "tag" else ANY_UNIT
-        starred = f" {key}=*"
-        if dynamic and key in _OMITTABLE:
-            starred = ""
+        starred = "" if dynamic and key in _OMITTABLE else f" {key}=*"
         return [starred if v == star else f" {key}={v}" for v in vals]
-    if kind == "u32":
+    if kind in ("id", "flag"):
+        return [f" {key}={v}" if v else "" for v in vals]
+    if kind in ("u16", "u32", "chiplet"):
         return [f" {key}={v}" for v in vals]
+    if kind == "addr":
+        return [f" {key}=*" if v == ANY_ADDR else f" {key}={v:#x}" for v in vals]
+    if kind == "mask":  # completed by `_merge_masks` for sets wider than 64 chiplets
+        return [f" {key}={v:#x}" for v in vals]
     if kind == "dir":
-        names = (" dir=cw", " dir=ccw")
-        return [names[v] for v in vals]
+        return [(" dir=cw", " dir=ccw")[v] for v in vals]
     table = CONDITIONS if kind == "cond" else POLICIES
     return [f" {table[v]}" for v in vals]
 
@@ -77,24 +82,27 @@ def _format_group(info: OpInfo, recs: np.ndarray, dynamic: bool) -> list[str]:
     return lines
 
 
-def format_record(record: tuple[int, ...], dynamic: bool = False) -> str:
-    """One record (opcode, unit, flags, layer, step, expert, shard, arg) as its text line."""
+def format_record(record: tuple[int, ...] | np.void, dynamic: bool = False) -> str:
+    """One record as its text line (a STREAM shows only its first 64 members)."""
     arr = np.zeros(1, dtype=INSTR_DTYPE)
-    arr[0] = record
-    return _format_group(OPS[int(record[0])], arr, dynamic)[0]
+    arr[0] = tuple(record)
+    return _format_group(OPS[int(arr["opcode"][0])], arr, dynamic)[0]
+
+
+def stream_members(instrs: np.ndarray, i: int) -> int:
+    """The whole member set of the STREAM at record `i` (its MASK records included)."""
+    value = int(instrs["wide"][i])
+    for w in range(1, int(instrs["n"][i]) + 1):
+        value |= int(instrs["wide"][i + w]) << (64 * w)
+    return value
 
 
 def to_text(p: Program) -> str:
     """The `.fsa` text of `p`; `parse_text(to_text(p)) == p`."""
     ports = " ".join(str(n) for n in p.ports)
     ports_line = f".ports {ports}" if ports else ".ports"
-    head = [
-        f"# fsedpc ISA v{VERSION}",
-        f".chiplet {p.chiplet}",
-        f".mode {p.mode}",
-        f".channels {p.channels}",
-        f"{ports_line:<21} {_ports_comment(len(p.ports))}",
-    ]
+    head = [f"# fsedpc ISA v{VERSION}", f".chiplet {p.chiplet}", f".mode {p.mode}", f".channels {p.channels}",
+            f"{ports_line:<21} {_ports_comment(len(p.ports))}"]
     instrs = p.instrs
     op = instrs["opcode"]
     dynamic = p.mode == "dynamic"
@@ -102,8 +110,16 @@ def to_text(p: Program) -> str:
     present = np.flatnonzero(np.bincount(op, minlength=256)).tolist()
     for value in present:
         where = np.flatnonzero(op == value) if len(present) > 1 else slice(None)
+        if value == MASK:
+            lines[where] = None
+            continue
         lines[where] = _format_group(OPS[value], instrs[where], dynamic)
-    return "\n".join(head + lines.tolist()) + "\n"
+    wide = np.flatnonzero((op == STREAM) & (instrs["n"] > 0)).tolist()
+    for i in wide:
+        text = lines[i]
+        lines[i] = text[: text.index(" members=")] + f" members={stream_members(instrs, i):#x}"
+    body = [line for line in lines.tolist() if line is not None] if len(wide) or (op == MASK).any() else lines.tolist()
+    return "\n".join(head + body) + "\n"
 
 
 _TOKEN = re.compile(r"\S+")
@@ -126,10 +142,11 @@ class _Syntax:
         self.index = {f.key: COLUMNS.index(f.column) for f in info.fields}
         self.bit = {f.key: 1 << k for k, f in enumerate(info.fields)}
         self.all_bits = (1 << len(info.fields)) - 1
+        self.optional_bits = sum(self.bit[f.key] for f in info.fields if f.kind in ("id", "flag"))
 
 
-_SYNTAX = {info.mnemonic: _Syntax(info) for info in OPS.values()}
-_FIELD_MAX = {"tag": 0xFFFF, "port": 0xFF, "channel": 0xFF, "u32": 0xFFFFFFFF}
+# MASK records exist only in the binary form
+_SYNTAX = {info.mnemonic: _Syntax(info) for info in OPS.values() if info.value != MASK}
 
 
 class _TextError(Exception):
@@ -141,8 +158,8 @@ class _TextError(Exception):
 
 def _int_value(val: str) -> int | None:
     if val.isascii() and val.isdigit():
-        return int(val)
-    if _HEX.match(val):
+        return int(val) if len(val) < 80 else None
+    if _HEX.match(val) and len(val) < 4100:  # member sets of up to 16384 chiplets
         return int(val, 16)
     return None
 
@@ -150,29 +167,24 @@ def _int_value(val: str) -> int | None:
 def _field_value(field: Field, val: str, tok: int) -> int:
     kind = field.kind
     if kind == "dir":
-        if val == "cw":
-            return CW
-        if val == "ccw":
-            return CCW
+        if val in ("cw", "ccw"):
+            return CW if val == "cw" else CCW
         raise _TextError(tok, f"dir must be cw or ccw, not {val!r}")
-    if val == "*" and kind != "u32":
-        return CURRENT if kind == "tag" else ANY_UNIT
+    if val == "*" and kind in ("tag", "port", "channel", "addr"):
+        return {"tag": CURRENT, "addr": ANY_ADDR}.get(kind, ANY_UNIT)
     number = _int_value(val)
-    hi = _FIELD_MAX[kind]
-    star = "" if kind == "u32" else " or *"
     if number is None:
         if _NEG.match(val):
-            raise _TextError(tok, f"value {val} out of range for {field.key} (0..{hi}{star})")
+            raise _TextError(tok, f"value {val} out of range for {field.key} (must be >= 0)")
         raise _TextError(tok, f"non-integer value {val!r} for {field.key}")
-    if number > hi:
-        raise _TextError(tok, f"value {val} out of range for {field.key} (0..{hi}{star})")
+    if kind != "mask" and number > _MAX[kind]:
+        star = " or *" if kind in ("tag", "port", "channel", "addr") else ""
+        raise _TextError(tok, f"value {val} out of range for {field.key} (0..{_MAX[kind]}{star})")
     return number
 
 
-def _field_token(
-    syntax: _Syntax, tok: str, t: int, nports: int, channels: int
-) -> tuple[int, int, int, str]:
-    """One field token of an instruction: (record column index, value, field bit, key)."""
+def _field_token(syntax: _Syntax, tok: str, t: int, nports: int, channels: int) -> tuple[int, int, int, str]:
+    """One field token: (record column index, value, field bit, key)."""
     info = syntax.info
     key, eq, val = tok.partition("=")
     if eq:
@@ -181,26 +193,22 @@ def _field_token(
             raise _TextError(t, f"unknown field {key!r} for {info.mnemonic}{_expected(info)}")
         value = _field_value(field, val, t)
         if field.kind == "port" and value != ANY_UNIT and value >= nports:
-            raise _TextError(t, _port_message(info.mnemonic, value, nports))
+            raise _TextError(t, port_message(info.mnemonic, value, nports))
         if field.kind == "channel" and value != ANY_UNIT and value >= channels:
-            raise _TextError(t, _channel_message(value, channels))
+            raise _TextError(t, channel_message(info.mnemonic, value, channels))
     else:
         field = syntax.positional
         if field is None:
-            raise _TextError(
-                t, f"expected key=value, got {tok!r} for {info.mnemonic}{_expected(info)}"
-            )
+            raise _TextError(t, f"expected key=value, got {tok!r} for {info.mnemonic}{_expected(info)}")
         found = syntax.words.get(tok)
         if found is None:
-            words = " | ".join(syntax.words)
-            raise _TextError(t, f"unknown {info.mnemonic} {field.key} {tok!r} ({words})")
-        value = found
-        key = field.key
+            raise _TextError(t, f"unknown {info.mnemonic} {field.key} {tok!r} ({' | '.join(syntax.words)})")
+        value, key = found, field.key
     return syntax.index[key], value, syntax.bit[key], key
 
 
 class _InstructionParser:
-    """Parses instruction lines of one program; caches every distinct (mnemonic, token)."""
+    """Parses the instruction lines of one program; caches every distinct (mnemonic, token)."""
 
     def __init__(self, dynamic: bool, nports: int, channels: int) -> None:
         self.dynamic = dynamic
@@ -208,34 +216,56 @@ class _InstructionParser:
         self.channels = channels
         self.caches: dict[str, dict[str, tuple[int, int, int, str]]] = {m: {} for m in _SYNTAX}
 
-    def parse(self, toks: list[str]) -> tuple[int, ...]:
+    def parse(self, toks: list[str]) -> list[list[int]]:
+        """The records of one line: one, or a STREAM and its MASK records."""
         mnemonic = toks[0]
         syntax = _SYNTAX.get(mnemonic)
         if syntax is None:
             raise _TextError(0, f"unknown mnemonic {mnemonic!r}")
         cache = self.caches[mnemonic]
-        rec = [syntax.info.value, 0, 0, 0, 0, 0, 0, 0]
+        rec = [0] * len(COLUMNS)
+        rec[0] = syntax.info.value
         seen = 0
+        wide = 0
         for t in range(1, len(toks)):
             tok = toks[t]
             hit = cache.get(tok)
             if hit is None:
-                hit = cache[tok] = _field_token(syntax, tok, t, self.nports, self.channels)
+                hit = _field_token(syntax, tok, t, self.nports, self.channels)
+                if len(cache) < 100_000:
+                    cache[tok] = hit
             index, value, bit, key = hit
             if seen & bit:
                 raise _TextError(t, f"duplicate field {key!r}")
             seen |= bit
+            if index == COLUMNS.index("wide") and syntax.info.value == STREAM:
+                wide = value
+                value &= 0xFFFF_FFFF_FFFF_FFFF
             rec[index] = value
-        if seen != syntax.all_bits:
+        missing = syntax.all_bits & ~seen & ~syntax.optional_bits
+        if missing:
             for field in syntax.info.fields:
-                if seen & syntax.bit[field.key]:
+                if not missing & syntax.bit[field.key]:
                     continue
                 if self.dynamic and field.key in _OMITTABLE:
                     rec[syntax.index[field.key]] = CURRENT
                     continue
                 what = f"field '{field.key}='" if field.key in syntax.keyed else field.key
                 raise _TextError(0, f"missing {what} for {mnemonic}{_expected(syntax.info)}")
-        return tuple(rec)
+        if syntax.info.value != STREAM or wide >> 64 == 0:
+            return [rec]
+        words = []
+        rest = wide >> 64
+        while rest:
+            words.append(rest & 0xFFFF_FFFF_FFFF_FFFF)
+            rest >>= 64
+        rec[COLUMNS.index("n")] = len(words)
+        out = [rec]
+        for w, bits in enumerate(words, 1):
+            mask = [0] * len(COLUMNS)
+            mask[0], mask[COLUMNS.index("n")], mask[COLUMNS.index("wide")] = MASK, w, bits
+            out.append(mask)
+        return out
 
 
 def _expected(info: OpInfo) -> str:
@@ -247,8 +277,7 @@ def _expected(info: OpInfo) -> str:
 
 def _directive(toks: list[str], state: dict[str, object]) -> None:
     """Apply one directive line (`.chiplet`, `.mode`, `.channels`, `.ports`) to `state`."""
-    name = toks[0]
-    args = toks[1:]
+    name, args = toks[0], toks[1:]
     if name not in (".chiplet", ".mode", ".channels", ".ports"):
         raise _TextError(0, f"unknown directive {name!r} (.chiplet, .mode, .channels, .ports)")
     if name in state:
@@ -262,8 +291,8 @@ def _directive(toks: list[str], state: dict[str, object]) -> None:
             if number > 0xFFFF:
                 raise _TextError(t, f"neighbour chiplet {val} out of range 0..65535")
             values.append(number)
-        if len(values) > 0xFFFF:
-            raise _TextError(0, "more than 65535 ports")
+        if len(values) > MAX_PORTS:
+            raise _TextError(0, f"more than {MAX_PORTS} ports")
         state[name] = tuple(values)
         return
     if len(args) != 1:
@@ -285,54 +314,58 @@ def _directive(toks: list[str], state: dict[str, object]) -> None:
 
 def parse_text(text: str, path: str = "<text>") -> Program:
     """Parse `.fsa` text; errors are `FsedpError`s naming path:line:col of the bad token."""
+    return parse_text_lines(text, path)[0]
+
+
+def parse_text_lines(text: str, path: str = "<text>") -> tuple[Program, list[int]]:
+    """Parse `.fsa` text; also the source line of every record (for located machine errors)."""
     state: dict[str, object] = {}
-    rows: list[tuple[int, ...]] = []
-    started = False
+    rows: list[list[int]] = []
+    where: list[int] = []
     parser: _InstructionParser | None = None
     lineno = 0
     lines = text.split("\n")
     try:
         for lineno, raw in enumerate(lines, 1):  # noqa: B007 (the handler reads lineno)
             hash_at = raw.find("#")
-            code = raw if hash_at < 0 else raw[:hash_at]
-            toks = code.split()
+            toks = (raw if hash_at < 0 else raw[:hash_at]).split()
             if not toks:
                 continue
             if toks[0][0] == ".":
-                if started:
+                if parser is not None:
                     raise _TextError(0, f"directive {toks[0]} after the first instruction")
                 _directive(toks, state)
                 continue
-            if not started:
+            if parser is None:
                 for name in (".chiplet", ".mode"):
                     if name not in state:
-                        raise _TextError(
-                            0, f"missing {name} directive before the first instruction"
-                        )
-                started = True
-                parser = _InstructionParser(
-                    state[".mode"] == "dynamic",
-                    len(state.get(".ports", ())),  # type: ignore[arg-type]
-                    state.get(".channels", 0),  # type: ignore[arg-type]
-                )
-            rows.append(parser.parse(toks))  # type: ignore[union-attr]
+                        raise _TextError(0, f"missing {name} directive before the first instruction")
+                parser = _InstructionParser(state[".mode"] == "dynamic", len(state.get(".ports", ())),  # type: ignore[arg-type]
+                                            state.get(".channels", 0))  # type: ignore[arg-type]
+            recs = parser.parse(toks)
+            rows.extend(recs)
+            where.extend([lineno] * len(recs))
     except _TextError as err:
         raw = lines[lineno - 1]
         hash_at = raw.find("#")
         code = raw if hash_at < 0 else raw[:hash_at]
         col = list(_TOKEN.finditer(code))[err.token].start() + 1
-        raise FsedpError(
-            err.message, path=path, line=lineno, col=col, context=source_context(text, lineno, col)
-        ) from None
+        raise FsedpError(err.message, path=path, line=lineno, col=col,
+                         context=source_context(text, lineno, col)) from None
     for name in (".chiplet", ".mode"):
         if name not in state:
             last = max(1, len(lines) - (1 if lines and lines[-1] == "" else 0))
             raise FsedpError(f"missing {name} directive", path=path, line=last, col=1)
-    instrs = np.array(rows, dtype=INSTR_DTYPE) if rows else np.zeros(0, INSTR_DTYPE)
-    return Program(
-        state[".chiplet"],  # type: ignore[arg-type]
-        state[".mode"],  # type: ignore[arg-type]
-        state.get(".ports", ()),  # type: ignore[arg-type]
-        state.get(".channels", 0),  # type: ignore[arg-type]
-        instrs,
-    )
+    instrs = np.array([tuple(r) for r in rows], dtype=INSTR_DTYPE) if rows else np.zeros(0, INSTR_DTYPE)
+    try:
+        program = Program(state[".chiplet"], state[".mode"], state.get(".ports", ()),  # type: ignore[arg-type]
+                          state.get(".channels", 0), instrs)  # type: ignore[arg-type]
+    except ValueError as err:  # e.g. a wait without an id: located at its line
+        message = str(err)
+        match = re.search(r"instruction (\d+): (.*)", message)
+        if match:
+            line = where[int(match.group(1))]
+            raise FsedpError(match.group(2), path=path, line=line, col=1,
+                             context=source_context(text, line, 1)) from None
+        raise FsedpError(message, path=path) from None
+    return program, where

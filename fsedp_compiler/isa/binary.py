@@ -1,0 +1,101 @@
+"""The `.bin` form of a program: a 16-byte header, the port table, then the 32-byte records.
+
+Layout, little-endian throughout::
+
+    offset  type      field
+    0       4 bytes   magic b"FSA2"
+    4       u16       version (2)
+    6       u16       chiplet
+    8       u8        mode (0 static, 1 dynamic)
+    9       u8        channels: DRAM channels on this chiplet (0 if none)
+    10      u16       P: number of ports
+    12      u32       N: number of records
+    16      u16[P]    neighbour chiplet of each port, in port order
+            ...       zero bytes up to the next multiple of 32
+    H       32*N      the records; H = 32 * ceil((16 + 2P) / 32); nothing follows them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+
+import numpy as np
+
+from fsedp_compiler.errors import FsedpError
+
+from .opcodes import INSTR_DTYPE, MAGIC, MODES, RECORD_SIZE, VERSION
+from .program import MAX_PORTS, Program, find_problem
+
+_HEADER = struct.Struct("<4sHHBBHI")  # magic, version, chiplet, mode, channels, ports, count
+HEADER_SIZE = _HEADER.size  # 16
+
+
+def header_size(nports: int) -> int:
+    """Bytes before the first record: header and port table, padded to a multiple of 32."""
+    return -(-(HEADER_SIZE + 2 * nports) // RECORD_SIZE) * RECORD_SIZE
+
+
+def encode(p: Program) -> bytes:
+    """The `.bin` bytes of `p`."""
+    nports = len(p.ports)
+    head = _HEADER.pack(MAGIC, VERSION, p.chiplet, MODES.index(p.mode), p.channels, nports, len(p.instrs))
+    table = np.asarray(p.ports, dtype="<u2").tobytes()
+    pad = bytes(header_size(nports) - HEADER_SIZE - len(table))
+    return b"".join((head, table, pad, p.instrs.tobytes()))
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def decode(data: bytes, path: str = "<bytes>") -> Program:
+    """Parse `.bin` bytes; any defect is an `FsedpError` naming `path` and the byte offset."""
+    data = bytes(data) if not isinstance(data, bytes) else data
+    size = len(data)
+
+    def fail(offset: int, message: str) -> FsedpError:
+        return FsedpError(f"byte offset {offset}: {message}", path=path)
+
+    if size == 0:
+        raise fail(0, f"truncated header: file is empty, the header is {HEADER_SIZE} bytes")
+    if data[:4] != MAGIC[: min(size, 4)]:
+        if data[:3] == MAGIC[:3]:
+            raise fail(0, f"ISA binary of another version ({data[:4]!r}); this fsedpc reads {MAGIC!r}")
+        raise fail(0, f"bad magic {data[:4]!r}: not an fsedpc ISA binary (expected {MAGIC!r})")
+    if size < HEADER_SIZE:
+        raise fail(size, f"truncated header: {size} bytes, the header is {HEADER_SIZE} bytes")
+    _, version, chiplet, mode, channels, nports, count = _HEADER.unpack_from(data, 0)
+    if version != VERSION:
+        raise fail(4, f"unsupported ISA version {version} (this fsedpc reads version {VERSION})")
+    if mode >= len(MODES):
+        raise fail(8, f"bad mode byte {mode} (0 static, 1 dynamic)")
+    if nports > MAX_PORTS:
+        raise fail(10, f"{nports} ports; at most {MAX_PORTS}")
+    start = header_size(nports)
+    if size < start:
+        raise fail(size, f"truncated header: the port table of {nports} ports ends at byte {start}, "
+                         f"file has {size} bytes")
+    ports = np.frombuffer(data, dtype="<u2", count=nports, offset=HEADER_SIZE)
+    pad_from = HEADER_SIZE + 2 * nports
+    if any(data[pad_from:start]):
+        nonzero = pad_from + next(i for i, b in enumerate(data[pad_from:start]) if b)
+        raise fail(nonzero, "nonzero padding after the port table")
+    need = start + RECORD_SIZE * count
+    if size < need:
+        have = (size - start) // RECORD_SIZE
+        raise fail(size, f"truncated records: the header says {count} instructions ({RECORD_SIZE * count} bytes "
+                         f"from byte {start}), only {size - start} bytes follow ({have} whole instructions)")
+    if size > need:
+        raise fail(need, f"{_plural(size - need, 'trailing byte')} after {count} instructions")
+    instrs = np.frombuffer(data, dtype=INSTR_DTYPE, count=count, offset=start)
+    problem = find_problem(instrs, nports, channels)
+    if problem is not None:
+        i, msg = problem
+        raise fail(start + RECORD_SIZE * i, f"instruction {i}: {msg}")
+    return Program.trusted(chiplet, MODES[mode], tuple(ports.tolist()), channels, instrs)
+
+
+def sha256_hex(data: bytes) -> str:
+    """SHA-256 of `data` as lower-case hex (content hashes in program.json)."""
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,138 @@
+"""The schema of `program.json` (format fsedpc-program, version 2), checked before anything runs.
+
+A program directory is untrusted input: every field is typed and ranged here, with limits that
+keep the machine's memory and time bounded, and cross-field rules (one program per chiplet, the
+strategy matching the layers, static programs naming their trace) are checked after parsing.
+Errors name the field path (`layers.0.buffers`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+#: Limits of what the machine accepts (the machine model and the ISA's field widths).
+MAX_CHIPLETS = 4096
+MAX_EXPERTS = 65534
+MAX_SHARDS = 65534
+MAX_LAYERS = 65535
+MAX_STEPS = 65535
+MAX_TOKENS = 1 << 20
+MAX_DIM = 1 << 20
+
+_FILE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+Sha = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+FileName = Annotated[str, StringConstraints(pattern=_FILE.pattern)]
+PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False, le=1e12)]
+NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False, le=1e12)]
+Chiplet = Annotated[int, Field(ge=0, lt=MAX_CHIPLETS)]
+DTYPES = Literal["bf16", "fp16", "int8", "fp8"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class PerDtype(_Strict):
+    bf16: NonNegFloat
+    fp16: NonNegFloat
+    int8: NonNegFloat
+    fp8: NonNegFloat
+
+
+class ChipletModel(_Strict):
+    tops: PerDtype
+    sram_mib: PosFloat
+    dram_channels: Annotated[int, Field(ge=1, le=64)]
+    dram_gbps_per_channel: PosFloat
+    dram_latency_ns: NonNegFloat
+    dram_pj_per_bit: NonNegFloat
+    sram_pj_per_bit: NonNegFloat
+    pj_per_mac: PerDtype
+
+
+class LinkModel(_Strict):
+    gbps: PosFloat
+    latency_ns: NonNegFloat
+    pj_per_bit: NonNegFloat
+
+
+class TargetModel(_Strict):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    description: Annotated[str, StringConstraints(max_length=10_000)] = ""
+    chiplets: Annotated[int, Field(ge=2, le=MAX_CHIPLETS)]
+    topology: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    links: Annotated[list[tuple[Chiplet, Chiplet]], Field(min_length=1, max_length=MAX_CHIPLETS * 16)]
+    dram_at: Annotated[list[Chiplet], Field(min_length=1, max_length=MAX_CHIPLETS)]
+    ring: Annotated[list[Chiplet], Field(min_length=2, max_length=MAX_CHIPLETS)]
+    chiplet: ChipletModel
+    link: LinkModel
+
+
+class LayerModel(_Strict):
+    index: Annotated[int, Field(ge=0, le=MAX_LAYERS)]
+    d_model: Annotated[int, Field(ge=1, le=MAX_DIM)]
+    d_ffn: Annotated[int, Field(ge=1, le=MAX_DIM)]
+    num_experts: Annotated[int, Field(ge=1, le=MAX_EXPERTS)]
+    top_k: Annotated[int, Field(ge=1, le=MAX_EXPERTS)]
+    num_shared: Annotated[int, Field(ge=0, le=64)]
+    d_ffn_shared: Annotated[int, Field(ge=0, le=MAX_DIM)]
+    activation: Literal["swiglu", "gelu"]
+    dtype: DTYPES
+    shards: Annotated[int, Field(ge=1, le=MAX_SHARDS)]
+    buffers: Annotated[int, Field(ge=2, le=1 << 16)]
+    shard_bytes: Annotated[int, Field(ge=1)]
+    shared_shard_bytes: Annotated[int, Field(ge=0)]
+    channels: list[tuple[Chiplet, Annotated[int, Field(ge=0, le=63)]]]
+    baseline: Literal["ep", "ep-serial", "hydra", "ep-cache", "tp", "dp", "fsdp"] | None = None
+    hydra_skip_single: bool = False
+    order: Literal["paired", "work", "id"] | None = None
+    direction: Literal["balanced", "cw"] | None = None
+    trajectory: Literal["nearest", "fullring", "single-entry"] | None = None
+
+
+class DenseModel(_Strict):
+    index: Annotated[int, Field(ge=0, le=MAX_LAYERS)]
+    flops_per_token: Annotated[int, Field(ge=0, le=1 << 50)]
+    weight_bytes: Annotated[int, Field(ge=0, le=1 << 50)]
+    kind: Annotated[str, StringConstraints(max_length=100)] = "attention"
+
+
+class ProgramEntry(_Strict):
+    chiplet: Chiplet
+    fsa: FileName
+    bin: FileName
+    instructions: Annotated[int, Field(ge=0, le=1 << 32)]
+    fsa_sha256: Sha
+    bin_sha256: Sha
+
+
+class Manifest(_Strict):
+    format: Literal["fsedpc-program"]
+    version: Literal[2]
+    model: Annotated[str, StringConstraints(max_length=200)]
+    num_layers: Annotated[int, Field(ge=1, le=MAX_LAYERS)]
+    strategy: Literal["fsedp", "fsedp-fullring", "fsedp-nocomp", "fsedp-fixeddir", "fsedp-unpaired",
+                      "ep", "ep-serial", "hydra", "ep-cache", "tp", "dp", "fsdp"]
+    edited: bool
+    mode: Literal["static", "dynamic"]
+    target: TargetModel
+    layers: Annotated[list[LayerModel], Field(max_length=MAX_LAYERS)]
+    dense: Annotated[list[DenseModel], Field(max_length=MAX_LAYERS)]
+    programs: Annotated[list[ProgramEntry], Field(min_length=2, max_length=MAX_CHIPLETS)]
+    files: dict[FileName, Sha]
+    trace: FileName | None = None
+    steps: Annotated[int, Field(ge=1, le=MAX_STEPS)] | None = None
+    tokens: Annotated[int, Field(ge=1, le=MAX_TOKENS)] | None = None
+
+
+def parse_manifest(text: str) -> Manifest:
+    """Validate program.json text; raises ValueError('field.path: message') on the first problem."""
+    try:
+        return Manifest.model_validate_json(text)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise ValueError(f"{where}: {first['msg']}") from None

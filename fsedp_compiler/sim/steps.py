@@ -1,0 +1,488 @@
+"""From instruction streams to engine work: phases between barriers, decoded and checked.
+
+Every chiplet's program is cut at its SYNC records into *phases*; the k-th phase of every
+chiplet runs at the same time and ends at the barrier, whose (layer, step) tag must agree on
+all chiplets. A phase is one of: dense (DENSE only), a static stream step (a STREAM table and
+range instructions), a dynamic stream step (STREAMS + FOREACH template) or a task step (ids
+and WAITs). Decoding checks what can be checked before time starts: the canonical order of a
+static step (the stream table first, then per stream in table order its loads, receives,
+sends, FFN and frees: R6 on every engine), R1 (sends go to the next chiplet of the stream's
+direction on the virtual ring, receives come from the previous one), loads against the DRAM
+image, FFN token counts against the routing, and task ids, waits and receive pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from fsedp_compiler.isa import (
+    ACC,
+    ANY_ADDR,
+    ANY_UNIT,
+    DENSE,
+    FFN,
+    FFNS,
+    FOREACH,
+    FREE,
+    FREES,
+    HALT,
+    LOAD,
+    LOADS,
+    MASK,
+    NOP,
+    OPS,
+    RECV,
+    RECVS,
+    REDUCE,
+    SEND,
+    SENDS,
+    STREAM,
+    STREAMS,
+    SYNC,
+    TOKRECV,
+    TOKSEND,
+    WAIT,
+)
+
+from .errors import ProgramError
+from .loader import LayerDesc, Loaded
+from .stream_engine import StreamStep
+from .task_engine import Task, TaskStep
+
+STREAM_OPS = frozenset({STREAM, MASK, LOADS, RECVS, SENDS, FFNS, FREES})
+TASK_OPS = frozenset({LOAD, SEND, RECV, TOKSEND, TOKRECV, REDUCE, FFN, ACC, FREE, WAIT})
+_ROLE = {LOADS: 0, RECVS: 1, SENDS: 2, FFNS: 3, FREES: 4}
+# record columns
+OP, UNIT, X, LAYER, STEP, EXPERT, SHARD, Y, Z, N, ARG, WIDE = range(12)
+
+
+@dataclass
+class Phase:
+    """The k-th phase of every chiplet: record index ranges [start, end) (the SYNC included)."""
+
+    kind: str
+    """dense, stream, dynamic, task or barrier"""
+    layer: int
+    step: int
+    """the barrier's step (CURRENT in a dynamic program)"""
+    bounds: list[tuple[int, int]]
+
+
+def split_phases(loaded: Loaded) -> list[Phase]:
+    """Cut every program at its SYNCs; the phases must agree in number, tags and kind."""
+    programs = loaded.programs
+    cuts = []
+    for p in programs:
+        op = p.instrs["opcode"]
+        syncs = np.flatnonzero(op == SYNC)
+        rest = op[syncs[-1] + 1:] if len(syncs) else op
+        tail = np.flatnonzero(rest != NOP)
+        last = int(syncs[-1]) + 1 if len(syncs) else 0
+        if len(tail) != 1 or rest[tail[0]] != HALT:
+            at = last + int(tail[0]) if len(tail) and rest[tail[0]] != HALT else len(op)
+            raise _error(loaded, p.chiplet, min(at, len(op) - 1) if len(op) else 0,
+                         "after the last SYNC a program must end with HALT" if len(op) else "empty program")
+        cuts.append(syncs.tolist())
+    count = len(cuts[0])
+    for c, s in enumerate(cuts):
+        if len(s) != count:
+            raise _error(loaded, c, s[min(len(s), count) - 1] if s else 0,
+                         f"{len(s)} SYNC barriers, chiplet 0 has {count}: every chiplet must reach the same barriers")
+    phases = []
+    for k in range(count):
+        bounds = [((cuts[c][k - 1] + 1) if k else 0, cuts[c][k] + 1) for c in range(len(programs))]
+        tags = [(int(programs[c].instrs["layer"][b - 1]), int(programs[c].instrs["step"][b - 1]))
+                for c, (_, b) in enumerate(bounds)]
+        for c, tag in enumerate(tags):
+            if tag != tags[0]:
+                raise _error(loaded, c, bounds[c][1] - 1, f"barrier tag l={tag[0]} s={tag[1]} differs from "
+                                                          f"chiplet 0's l={tags[0][0]} s={tags[0][1]}")
+        kinds = {_kind(programs[c].instrs["opcode"][a:b - 1]) for c, (a, b) in enumerate(bounds)} - {"barrier"}
+        if len(kinds) > 1:
+            raise _error(loaded, 0, bounds[0][0], f"the chiplets disagree on what phase {k} is ({sorted(kinds)})")
+        if "mixed" in kinds:
+            c = next(c for c, (a, b) in enumerate(bounds) if _kind(programs[c].instrs["opcode"][a:b - 1]) == "mixed")
+            raise _error(loaded, c, bounds[c][0], "a phase mixes instructions of different kinds (dense, stream "
+                                                  "table, template, tasks); put a SYNC between them")
+        kind = kinds.pop() if kinds else "barrier"
+        phases.append(Phase(kind, tags[0][0], tags[0][1], bounds))
+    return phases
+
+
+def _kind(ops: np.ndarray) -> str:
+    present = set(np.unique(ops).tolist()) - {NOP}
+    if not present:
+        return "barrier"
+    if present <= {DENSE}:
+        return "dense"
+    if present <= STREAM_OPS:
+        return "stream"
+    if STREAMS in present:
+        return "dynamic"
+    if present <= TASK_OPS:
+        return "task"
+    return "mixed"
+
+
+def _error(loaded: Loaded, chiplet: int, index: int, message: str) -> ProgramError:
+    return ProgramError(f"{loaded.locate(chiplet, index)}: {message}", path=loaded.program_path(chiplet))
+
+
+def records(loaded: Loaded, c: int, bounds: tuple[int, int]) -> list[tuple]:
+    a, b = bounds
+    return loaded.programs[c].instrs[a:b - 1].tolist()
+
+
+# --------------------------------------------------------------------------- routing per step
+
+
+@dataclass
+class Routing:
+    """One layer step's routing as the machine sees it: each chiplet's local token group per expert."""
+
+    experts: np.ndarray
+    weights: np.ndarray
+    token_chiplet: np.ndarray
+    groups: list[dict[int, np.ndarray]]
+    """chiplet -> expert -> its tokens routed to the expert, by token id (shared experts: all local)"""
+
+    @staticmethod
+    def of(experts: np.ndarray, weights: np.ndarray, token_chiplet: np.ndarray, layer: LayerDesc,
+           n: int) -> Routing:
+        groups: list[dict[int, np.ndarray]] = [{} for _ in range(n)]
+        spec = layer.spec
+        k = experts.shape[1]
+        flat_e = experts.reshape(-1)
+        flat_t = np.repeat(np.arange(len(experts)), k)
+        flat_c = token_chiplet[flat_t]
+        order = np.lexsort((flat_t, flat_e, flat_c))
+        keys = flat_c[order] * (spec.num_experts + spec.num_shared + 1) + flat_e[order]
+        bounds = np.flatnonzero(np.diff(keys)) + 1
+        for part in np.split(order, bounds):
+            if len(part):
+                c, e = int(flat_c[part[0]]), int(flat_e[part[0]])
+                groups[c][e] = np.unique(flat_t[part])
+        for s in range(spec.num_shared):
+            for c in range(n):
+                local = np.flatnonzero(token_chiplet == c)
+                if len(local):
+                    groups[c][spec.num_experts + s] = local
+        return Routing(experts, weights, token_chiplet, groups)
+
+    def size(self, c: int, e: int) -> int:
+        g = self.groups[c].get(e)
+        return 0 if g is None else len(g)
+
+
+# --------------------------------------------------------------------------- static stream steps
+
+
+def _ports(loaded: Loaded) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
+    neighbour = [p.ports for p in loaded.programs]
+    back = [tuple(neighbour[nb].index(c) for nb in neighbour[c]) for c in range(len(neighbour))]
+    return neighbour, back
+
+
+class _Ring:
+    """The virtual ring of the target (R1): next chiplet in each direction."""
+
+    def __init__(self, order: tuple[int, ...]) -> None:
+        n = len(order)
+        self.order = order
+        self.pos = {c: i for i, c in enumerate(order)}
+        self.next = [[0, 0] for _ in range(n)]
+        for i, c in enumerate(order):
+            self.next[c][0] = order[(i + 1) % n]  # cw
+            self.next[c][1] = order[(i - 1) % n]  # ccw
+
+
+def empty_stream_step(loaded: Loaded, layer: LayerDesc, l: int, s: int) -> StreamStep:
+    n = loaded.target.num_chiplets
+    neighbour, back = _ports(loaded)
+    return StreamStep(
+        layer=l, step=s, num_chiplets=n, buffers=layer.plan.buffers, dtype_bytes=layer.spec.dtype_bytes,
+        members={}, pos={}, dirs=set(), dma=[], neighbour=neighbour, back_port=back,
+        send_port=[{} for _ in range(n)], send_left=[{} for _ in range(n)], send_bytes=[{} for _ in range(n)],
+        recv_left=[[{} for _ in neighbour[c]] for c in range(n)], recv_bytes=[[{} for _ in neighbour[c]] for c in range(n)],
+        ffn_left=[{} for _ in range(n)], ffn_tokens=[{} for _ in range(n)], free_left=[{} for _ in range(n)])
+
+
+def decode_stream(loaded: Loaded, phase: Phase, routing: Routing) -> StreamStep:
+    """A static FSE-DP step: checked (module docstring) and turned into engine work."""
+    l, s = phase.layer, phase.step
+    layer = loaded.layers.get(l)
+    if layer is None or layer.policy is None:
+        raise _error(loaded, 0, phase.bounds[0][0], f"stream instructions for layer {l}, which is not an FSE-DP "
+                                                    "MoE layer of this program")
+    n = loaded.target.num_chiplets
+    ring = _Ring(loaded.target.ring)
+    st = empty_stream_step(loaded, layer, l, s)
+    lay = layer.layout
+    m = layer.plan.num_shards
+    tables = []
+    dma: dict[tuple[int, int], list[tuple]] = {}
+    for c in range(n):
+        a = phase.bounds[c][0]
+        recs = records(loaded, c, phase.bounds[c])
+
+        def fail(i: int, message: str, c: int = c, a: int = a) -> ProgramError:
+            return _error(loaded, c, a + i, message)
+
+        table: list[tuple[int, int, int]] = []
+        i = 0
+        while i < len(recs) and recs[i][OP] in (STREAM, NOP):
+            r = recs[i]
+            if r[OP] == STREAM:
+                if (r[LAYER], r[STEP]) != (l, s):
+                    raise fail(i, f"stream row tagged l={r[LAYER]} s={r[STEP]} in the phase of l={l} s={s}")
+                members = r[WIDE]
+                for w in range(1, r[N] + 1):
+                    members |= recs[i + w][WIDE] << (64 * w)
+                if members == 0 or members >> n:
+                    raise fail(i, f"S_e must be a non-empty set of chiplets 0..{n - 1}")
+                if r[EXPERT] >= layer.plan.num_streams:
+                    raise fail(i, f"expert {r[EXPERT]} does not exist in layer {l}")
+                if any(t[0] == r[EXPERT] for t in table):
+                    raise fail(i, f"expert {r[EXPERT]} has two rows in the stream table")
+                table.append((r[EXPERT], members, r[X]))
+                i += r[N]
+            i += 1
+        tables.append(table)
+        if c and table != tables[0]:
+            raise fail(0, f"chiplet {c} sees a different stream table than chiplet 0 (R6: one global order)")
+        pos = {e: k for k, (e, _, _) in enumerate(table)}
+        last = (-1, -1, -1)
+        for i in range(i, len(recs)):
+            r = recs[i]
+            op = r[OP]
+            if op == NOP:
+                continue
+            mnemonic = OPS[op].mnemonic
+            if op in (STREAM, MASK):
+                raise fail(i, "stream rows must come before the step's ranges")
+            if (r[LAYER], r[STEP]) != (l, s):
+                raise fail(i, f"{mnemonic} tagged l={r[LAYER]} s={r[STEP]} in the phase of l={l} s={s}")
+            e = r[EXPERT]
+            if e not in pos:
+                raise fail(i, f"{mnemonic} of expert {e}, which has no row in this step's stream table")
+            key = (pos[e], _ROLE[op], r[UNIT] if op in (LOADS, RECVS, SENDS) else 0)
+            if key <= last:
+                raise fail(i, f"{mnemonic} out of order: a step lists each stream's ranges in stream-table order "
+                              "(R6), loads by channel, then receives and sends by port, then ffns and frees")
+            last = key
+            d = table[pos[e]][2]
+            where = (c, a + i)
+            if op == LOADS:
+                _loads(loaded, layer, st, r, c, d, pos[e], fail, i, dma, m, lay)
+                st.where[("loads", c, e, r[UNIT])] = where
+            elif op in (RECVS, SENDS):
+                port = r[UNIT]
+                if port == ANY_UNIT:
+                    raise fail(i, f"{mnemonic} port=* in a static program")
+                nbr = st.neighbour[c][port]
+                want = ring.next[c][1 - d] if op == RECVS else ring.next[c][d]
+                if nbr != want:
+                    way = ("arrive from" if op == RECVS else "go on to")
+                    raise fail(i, f"R1: shards of expert {e} stream {'ccw' if d else 'cw'} on the virtual ring and "
+                                  f"{way} chiplet {want}, but port {port} leads to chiplet {nbr}")
+                if op == RECVS:
+                    st.recv_left[c][port][e] = r[N]
+                    st.recv_bytes[c][port][e] = r[ARG]
+                    st.where[("recvs", c, e, port)] = where
+                else:
+                    if e in st.send_port[c]:
+                        raise fail(i, f"a second sends of expert {e}: a stream leaves a chiplet by one port")
+                    st.send_port[c][e], st.send_left[c][e], st.send_bytes[c][e] = port, r[N], r[ARG]
+                    st.where[("sends", c, e)] = where
+            elif op == FFNS:
+                have = routing.size(c, e)
+                if r[ARG] != have:
+                    raise fail(i, f"ffns on tokens={r[ARG]}, but chiplet {c} holds {have} token(s) routed to expert {e}")
+                st.ffn_left[c][e], st.ffn_tokens[c][e] = r[N], r[ARG]
+                st.where[("ffns", c, e)] = where
+            else:
+                st.free_left[c][e] = r[N]
+                st.where[("frees", c, e)] = where
+    st.members = {e: mem for e, mem, _ in tables[0]}
+    st.pos = {e: k for k, (e, _, _) in enumerate(tables[0])}
+    st.dirs = {d for _, _, d in tables[0]}
+    st.dma = [(c, ch, loads) for (c, ch), loads in sorted(dma.items())]
+    st.locate = loaded.locate
+    return st
+
+
+def _loads(loaded: Loaded, layer: LayerDesc, st: StreamStep, r: tuple, c: int, d: int, pos: int,
+           fail: Callable[[int, str], ProgramError], i: int, dma: dict, m: int, lay) -> None:
+    """One LOADS range: its shards must be where the DRAM image says, at the addresses named."""
+    e, ch, j0, stride, count, nbytes, addr = r[EXPERT], r[UNIT], r[SHARD], r[Y], r[N], r[ARG], r[WIDE]
+    if ch == ANY_UNIT or addr == ANY_ADDR:
+        raise fail(i, "loads with ch=* or addr=* in a static program")
+    n = st.num_chiplets
+    if r[Z] >= n or r[X] >= n:
+        raise fail(i, f"entry and end must be chiplets 0..{n - 1}")
+    if count == 0:
+        raise fail(i, "loads of no shards")
+    js = j0 + stride * np.arange(count, dtype=np.int64)
+    if (count > 1 and stride == 0) or js[-1] >= m:
+        raise fail(i, f"shards {j0}, {j0}+{stride}, ... ({count} of them) run past the {m} shards of expert {e}")
+    want_addr = addr + nbytes * np.arange(count, dtype=np.int64)
+    bad = (lay.chiplet[e, js] != c) | (lay.channel[e, js] != ch) | (lay.addr[e, js] != want_addr)
+    if bad.any() or int(lay.tile_bytes[e]) != nbytes:
+        k = int(np.argmax(bad)) if bad.any() else 0
+        j = int(js[k])
+        raise fail(i, f"the DRAM image holds shard {j} of expert {e} ({int(lay.tile_bytes[e])} bytes) on chiplet "
+                      f"{int(lay.chiplet[e, j])} channel {int(lay.channel[e, j])} at {int(lay.addr[e, j]):#x}, not "
+                      f"on chiplet {c} channel {ch} at {int(want_addr[k]):#x} ({nbytes} bytes)")
+    queue = dma.setdefault((c, ch), [])
+    if queue and queue[-1][0] > pos:
+        raise fail(i, "loads on one channel must follow the stream table order (R6)")
+    entry, end = r[Z], r[X]
+    queue.extend((pos, e, int(j), nbytes, entry, end, d) for j in js.tolist())
+
+
+# --------------------------------------------------------------------------- task steps
+
+
+def decode_tasks(loaded: Loaded, phase: Phase, routing: Routing, cost) -> TaskStep:
+    """A task step (the baselines): ids, waits and receive pairs checked, tasks built."""
+    l, s = phase.layer, phase.step
+    layer = loaded.layers.get(l)
+    if layer is None or layer.baseline is None:
+        raise _error(loaded, 0, phase.bounds[0][0], f"task instructions for layer {l}, which is not a baseline "
+                                                    "MoE layer of this program")
+    n = loaded.target.num_chiplets
+    neighbour, back = _ports(loaded)
+    lay = layer.layout
+    spec = layer.spec
+    dtype_bytes = spec.dtype_bytes
+    tasks: dict[int, Task] = {}
+    receives: dict[int, tuple[int, int, tuple]] = {}  # id -> (chiplet, record index, fields)
+    received: dict[tuple[int, int], int] = {}  # (chiplet, expert) -> token rows arriving
+    ffns: list[tuple[Task, int, int]] = []
+    for c in range(n):
+        a = phase.bounds[c][0]
+        recs = records(loaded, c, phase.bounds[c])
+        waits: list[int] = []
+        last = 0
+        for i, r in enumerate(recs):
+            op = r[OP]
+            if op == NOP:
+                continue
+
+            def fail(message: str, i: int = i, c: int = c, a: int = a) -> ProgramError:
+                return _error(loaded, c, a + i, message)
+
+            mnemonic = OPS[op].mnemonic
+            if op == WAIT:
+                waits.append(r[N])
+                continue
+            if (r[LAYER], r[STEP]) != (l, s):
+                raise fail(f"{mnemonic} tagged l={r[LAYER]} s={r[STEP]} in the phase of l={l} s={s}")
+            tid = r[N]
+            if tid == 0:
+                raise fail(f"{mnemonic} without an id in a task program")
+            if tid <= last:
+                raise fail(f"id {tid} after id {last}: a chiplet's tasks come in id order")
+            last = tid
+            if op in (RECV, TOKRECV):
+                if waits:
+                    raise fail("a receive does not wait; its transfer does")
+                if tid in receives:
+                    raise fail(f"a second receive of transfer {tid}")
+                receives[tid] = (c, a + i, r)
+                continue
+            if tid in tasks:
+                raise fail(f"id {tid} is also the id of chiplet {tasks[tid].chiplet}'s {tasks[tid].kind}")
+            for w in waits:
+                if w >= tid:
+                    raise fail(f"waits for id {w}, which is not an earlier task (waits name earlier ids)")
+            where = (c, a + i)
+            e = r[EXPERT]
+            if e >= layer.plan.num_streams:
+                raise fail(f"expert {e} does not exist in layer {l}")
+            t = Task(tid, mnemonic, c, ("control", c, 0), 0, 0, tuple(waits), e, r[SHARD], where=where)
+            if op == LOAD:
+                _load_task(t, r, c, lay, cost, fail, layer.plan.num_shards)
+            elif op in (SEND, TOKSEND, REDUCE):
+                port = r[UNIT]
+                if port == ANY_UNIT:
+                    raise fail(f"{mnemonic} port=* in a static program")
+                t.engine = ("link", c, port)
+                t.peer = neighbour[c][port]
+                t.nbytes = r[ARG]
+                t.busy, t.latency = cost.link_busy_ns(t.nbytes), cost.link_latency_ns
+                t.holds, t.holder = t.nbytes, t.peer
+                if op != SEND:
+                    t.row, t.tokens = r[Y], r[Z]
+                    if t.tokens == 0:
+                        raise fail(f"{mnemonic} of no token rows")
+                elif r[SHARD] >= layer.plan.num_shards:
+                    raise fail(f"tile {r[SHARD]} does not exist ({layer.plan.num_shards} per expert)")
+            elif op == FFN:
+                if r[SHARD] >= layer.plan.num_shards:
+                    raise fail(f"tile {r[SHARD]} does not exist ({layer.plan.num_shards} per expert)")
+                t.engine = ("compute", c, 0)
+                t.tokens = r[ARG]
+                t.nbytes = int(lay.tile_bytes[e])
+                t.params = t.nbytes // dtype_bytes
+                t.busy = cost.ffn_ns(t.params, t.tokens)
+                ffns.append((t, c, a + i))
+            elif op == ACC:
+                t.engine = ("compute", c, 0)
+                t.row, t.tokens = r[Y], r[Z]
+                t.busy = cost.dense_ns(spec.d_model, t.tokens)
+            else:  # FREE of a kept tile
+                t.engine = ("control", c, 0)
+            tasks[tid] = t
+            waits = []
+        if waits:
+            raise _error(loaded, c, phase.bounds[c][1] - 1, "waits with no instruction after them")
+    for tid, t in tasks.items():
+        for w in t.waits:
+            if w not in tasks:
+                raise _error(loaded, *t.where, f"waits for id {w}, which no task of layer {l} step {s} has")
+        if t.engine[0] == "link":
+            rx = receives.pop(tid, None)
+            want_port = back[t.chiplet][t.engine[2]]
+            kind = "recv" if t.kind == "send" else "tokrecv"
+            if rx is None or rx[0] != t.peer:
+                raise _error(loaded, *t.where, f"chiplet {t.peer} posts no {kind} for transfer {tid}")
+            rc, ri, rr = rx
+            sent = (t.expert, t.shard, t.row, t.tokens, t.nbytes)
+            got = (rr[EXPERT], rr[SHARD], rr[Y] if kind == "tokrecv" else 0, rr[Z] if kind == "tokrecv" else 0, rr[ARG])
+            if OPS[rr[OP]].mnemonic != kind or rr[UNIT] != want_port or sent != got:
+                raise _error(loaded, rc, ri, f"does not match transfer {tid} from chiplet {t.chiplet} "
+                                             f"({t.kind} port {t.engine[2]}: e={t.expert} "
+                                             f"{'j' if t.kind == 'send' else 'g'}={t.shard} bytes={t.nbytes})")
+            if kind == "tokrecv" and t.shard < n:
+                received[(rc, t.expert)] = received.get((rc, t.expert), 0) + t.tokens
+    if receives:
+        tid, (rc, ri, _) = next(iter(sorted(receives.items())))
+        raise _error(loaded, rc, ri, f"no transfer {tid} arrives here for this receive")
+    for t, c, idx in ffns:
+        have = routing.size(c, t.expert) + received.get((c, t.expert), 0)
+        if t.tokens != have:
+            raise _error(loaded, c, idx, f"ffn on tokens={t.tokens}, but {have} token row(s) of expert {t.expert} "
+                                         "reach this chiplet in this step")
+    return TaskStep(l, s, n, [tasks[k] for k in sorted(tasks)])
+
+
+def _load_task(t: Task, r: tuple, c: int, lay, cost, fail, m: int) -> None:
+    e, j, ch, addr, nbytes = r[EXPERT], r[SHARD], r[UNIT], r[WIDE], r[ARG]
+    if ch == ANY_UNIT or addr == ANY_ADDR:
+        raise fail("load with ch=* or addr=* in a static program")
+    if j >= m:
+        raise fail(f"tile {j} does not exist ({m} per expert)")
+    if (int(lay.chiplet[e, j]), int(lay.channel[e, j]), int(lay.addr[e, j]), int(lay.tile_bytes[e])) != (c, ch, addr, nbytes):
+        raise fail(f"the DRAM image holds tile {j} of expert {e} ({int(lay.tile_bytes[e])} bytes) on chiplet "
+                   f"{int(lay.chiplet[e, j])} channel {int(lay.channel[e, j])} at {int(lay.addr[e, j]):#x}, not on "
+                   f"chiplet {c} channel {ch} at {addr:#x} ({nbytes} bytes)")
+    t.engine = ("dma", c, ch)
+    t.nbytes = nbytes
+    t.busy, t.latency = cost.dram_busy_ns(nbytes), cost.dram_latency_ns
+    t.holds, t.holder = nbytes, c
+    t.keep = bool(r[X])
+
