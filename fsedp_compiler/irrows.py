@@ -19,7 +19,9 @@ def signed64(value: int) -> int:
 def ir_row(op: str, **keys: int) -> tuple[int, ...]:
     """One IR row from the opcode's text keys (`isa.record` without the layer column)."""
     rec = record(op, **keys)
-    return (*rec[:3], *rec[4:-1], signed64(rec[-1]))
+    wide = rec[11]
+    return (rec[0], rec[1], rec[2], rec[4], rec[5], rec[6], rec[7], rec[8], rec[9], rec[10],
+            wide - _U64 if wide >= 1 << 63 else wide)
 
 
 def stream_rows(step: int, expert: int, direction_bit: int, members: int) -> list[tuple[int, ...]]:

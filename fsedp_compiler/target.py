@@ -92,11 +92,6 @@ class Target:
     def dram_gbps_total(self) -> float:
         return self.dram_channels_total * self.chiplet.dram_gbps_per_channel
 
-    def to_attr(self):  # -> chiplet.SystemAttr (import kept lazy: the dialect imports this module)
-        from fsedp_compiler.dialects.chiplet import SystemAttr
-
-        return SystemAttr.from_target(self)
-
 
 # --- topologies ------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
-from fsedp_compiler.dialects.chiplet import SYSTEM_ATTR
+from fsedp_compiler.dialects.chiplet import SYSTEM_ATTR, SystemAttr
 from fsedp_compiler.target import resolve_target
 
 
@@ -24,4 +24,4 @@ class AttachTargetPass(ModulePass):
     target: str
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        op.attributes[SYSTEM_ATTR] = resolve_target(self.target).to_attr()
+        op.attributes[SYSTEM_ATTR] = SystemAttr.from_target(resolve_target(self.target))

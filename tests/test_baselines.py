@@ -99,7 +99,7 @@ def test_simulator_rejects_an_ffn_on_tokens_that_never_arrive(fsedpc, tmp_path: 
     (out / "program.json").write_text(json.dumps(manifest))
     r = fsedpc("simulate", str(out))
     assert r.code == 2, r.err
-    assert f"chiplet_0.fsa:{ffn + 6}: instruction {ffn} `ffn" in r.err and "reach this chiplet in this step" in r.err
+    assert f"chiplet_0.fsa:{ffn + 6}: error: instruction {ffn} `ffn" in r.err and "reach this chiplet in this step" in r.err
 
 
 # --- task-graph invariants on random routings ---------------------------------------------------

@@ -46,7 +46,9 @@ def test_presets_named_in_the_issue_exist() -> None:
 def test_every_preset_has_a_valid_ring_and_round_trips_through_the_attribute(name: str) -> None:
     t = load_preset(name)
     assert ring_problem(t.num_chiplets, t.edges, t.ring) is None
-    assert t.to_attr().target() == t
+    from fsedp_compiler.dialects.chiplet import SystemAttr
+
+    assert SystemAttr.from_target(t).target() == t
 
 
 def test_paper_preset_matches_the_authors_setting() -> None:

@@ -12,6 +12,7 @@ COMMANDS: tuple[str, ...] = (
     "opt",
     "compile",
     "simulate",
+    "asm",
     "crosscheck",
     "bench",
 )

@@ -252,12 +252,14 @@ def instr(opcode: int | str, **fields: int) -> tuple[int, ...]:
     return tuple(rec[c] for c in COLUMNS)
 
 
+_KEY_INDEX = {value: {f.key: COLUMNS.index(f.column) for f in info.fields} for value, info in OPS.items()}
+
+
 def record(opcode: int | str, **values: int) -> tuple[int, ...]:
     """One record as a tuple in column order, from the opcode's *text keys* (e.g. `j=`, `entry=`)."""
-    info = OPS[OPCODE[opcode] if isinstance(opcode, str) else opcode]
-    by_key = {f.key: f.column for f in info.fields}
-    rec = dict.fromkeys(COLUMNS, 0)
-    rec["opcode"] = info.value
+    code = OPCODE[opcode] if isinstance(opcode, str) else opcode
+    index = _KEY_INDEX[code]
+    rec = [code, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
     for key, value in values.items():
-        rec[by_key[key]] = value
-    return tuple(rec[c] for c in COLUMNS)
+        rec[index[key]] = value
+    return tuple(rec)

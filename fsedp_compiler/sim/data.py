@@ -171,7 +171,7 @@ class DataPlane:
         return queue.popleft() if pop else queue[0]
 
     def _error(self, t, message: str) -> ProgramError:
-        return ProgramError(f"{self.loaded.locate(*t.where)}: layer {self.layer.spec.index} step {self.step}: {message}")
+        return self.loaded.error(*t.where, f"layer {self.layer.spec.index} step {self.step}: {message}")
 
     # --- the check
     def end_step(self) -> None:

@@ -76,8 +76,9 @@ class Trajectories:
         return entry, path[-1], path
 
 
-def _template(loaded: Loaded, phase: Phase, c: int) -> tuple[list[tuple], int]:
-    """The FOREACH body of chiplet c's dynamic step, checked; and the index of its first record."""
+def _template(loaded: Loaded, phase: Phase, c: int) -> tuple[list[tuple], int, int]:
+    """The FOREACH body of chiplet c's dynamic step, checked; the index of its first record and
+    of the STREAMS record."""
     a = phase.bounds[c][0]
     recs = records(loaded, c, phase.bounds[c])
     body = [(i, r) for i, r in enumerate(recs) if r[OP] != NOP]
@@ -101,7 +102,7 @@ def _template(loaded: Loaded, phase: Phase, c: int) -> tuple[list[tuple], int]:
                     or r[SHARD] != CURRENT:
                 raise _error(loaded, c, a + start + i, "a template instruction names the current shard: "
                                                        "l= the layer, s=* e=* j=*")
-    return rest, a + start
+    return rest, a + start, a + body[0][0]
 
 
 def _actions(body: list[tuple], conds: dict[int, bool]) -> list[tuple[int, int, bool]]:
@@ -136,7 +137,7 @@ def decode_dynamic(loaded: Loaded, phase: Phase, routing: Routing, step: int,
                      Ring(loaded.target.ring), cost, layer.policy)
     templates = [_template(loaded, phase, c) for c in range(n)]
     st = empty_stream_step(loaded, layer, l, step)
-    st.locate = loaded.locate
+    st.error = loaded.error
     lay = layer.layout
     rule = layer.policy.trajectory
     port_of = [{nb: p for p, nb in enumerate(st.neighbour[c])} for c in range(n)]
@@ -165,6 +166,7 @@ def decode_dynamic(loaded: Loaded, phase: Phase, routing: Routing, step: int,
                     acts = memo[(c, bits)] = _actions(templates[c][0], conds)
                 for op, i, where in acts:
                     r = templates[c][0][i]
+                    at = (c, templates[c][1] + i)
 
                     def fail(message: str, c: int = c, i: int = i) -> ProgramError:
                         return _error(loaded, c, templates[c][1] + i, f"layer {l} step {step}, shard e{e} j{j}: "
@@ -185,6 +187,7 @@ def decode_dynamic(loaded: Loaded, phase: Phase, routing: Routing, step: int,
                             raise fail(f"recv on port {r[UNIT]}, but the shard arrives on port {port}")
                         left = st.recv_left[c][port]
                         left[e] = left.get(e, 0) + 1
+                        st.where.setdefault(("recvs", c, e, port), at)
                         st.recv_bytes[c][port][e] = r[ARG] or nbytes
                     elif op == SEND:
                         if not where:
@@ -197,14 +200,20 @@ def decode_dynamic(loaded: Loaded, phase: Phase, routing: Routing, step: int,
                         if st.send_port[c].setdefault(e, port) != port:
                             raise fail("shards of one stream leave a chiplet by two ports")
                         st.send_left[c][e] = st.send_left[c].get(e, 0) + 1
+                        st.where.setdefault(("sends", c, e), at)
                         st.send_bytes[c][e] = r[ARG] or nbytes
                     elif op == FFN:
                         tokens = routing.size(c, e)
                         if r[ARG] not in (0, tokens):
                             raise fail(f"ffn on tokens={r[ARG]}, but chiplet {c} holds {tokens} routed to expert {e}")
                         st.ffn_left[c][e] = st.ffn_left[c].get(e, 0) + 1
+                        st.where.setdefault(("ffns", c, e), at)
                         st.ffn_tokens[c][e] = tokens
                     else:
                         st.free_left[c][e] = st.free_left[c].get(e, 0) + 1
+                        st.where.setdefault(("frees", c, e), at)
+    for c in range(n):  # a use nobody budgeted for is reported at the chiplet's STREAMS
+        for e in st.members:
+            st.where.setdefault(("stream", c, e), (c, templates[c][2]))
     st.dma = [(c, ch, loads) for (c, ch), loads in sorted(dma.items())]
     return st, cost.scheduler_ns(len(sched.streams))

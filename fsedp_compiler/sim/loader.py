@@ -78,19 +78,27 @@ class Loaded:
     def program_path(self, chiplet: int) -> str:
         return os.path.join(self.outdir, self.manifest.programs[chiplet].bin)
 
-    def locate(self, chiplet: int, index: int) -> str:
-        """'chiplet_2.fsa:57: `ffns ...`' for record `index` of a chiplet (for error messages)."""
+    def locate(self, chiplet: int, index: int) -> tuple[str, int | None, str]:
+        """(.fsa path, its line or None, "instruction i `text`") of record `index` of a chiplet."""
         entry = self.manifest.programs[chiplet]
         program = self.programs[chiplet]
         text = format_record(program.instrs[index], program.mode == "dynamic") if index < len(program) else "end"
-        line = ""
+        path = os.path.join(self.outdir, entry.fsa)
+        line = None
         try:
-            with open(os.path.join(self.outdir, entry.fsa), encoding="utf-8") as handle:
+            with open(path, encoding="utf-8") as handle:
                 _, lines = parse_text_lines(handle.read(), entry.fsa)
-            line = f":{lines[index]}"
+            line = lines[index]
         except (OSError, FsedpError, IndexError, UnicodeDecodeError):
             pass
-        return f"{entry.fsa}{line}: instruction {index} `{text}`"
+        return path, line, f"instruction {index} `{text}`"
+
+    def error(self, chiplet: int, index: int, message: str) -> FsedpError:
+        """A located error about record `index` of a chiplet's program (exit 2)."""
+        from .errors import ProgramError
+
+        path, line, what = self.locate(chiplet, index)
+        return ProgramError(f"{what}: {message}", path=path, line=line)
 
 
 def _fail(path: str, message: str, field: str | None = None) -> FsedpError:
@@ -115,7 +123,8 @@ def _read_member(outdir: str, name: str, limit: int, what: str) -> bytes:
     return data
 
 
-def _target(m: Manifest, path: str) -> Target:
+def manifest_target(m: Manifest, path: str) -> Target:
+    """The target program.json describes, checked (topology, ring, DRAM chiplets)."""
     t = m.target
     edges = tuple((min(a, b), max(a, b)) for a, b in t.links)
     problem = topology_problem(t.chiplets, edges) or ring_problem(t.chiplets, edges, tuple(t.ring))
@@ -204,7 +213,7 @@ def load_outdir(outdir: str) -> Loaded:
         raise _fail(path, "not UTF-8 text") from None
     except ValueError as err:
         raise _fail(path, str(err)) from None
-    target = _target(manifest, path)
+    target = manifest_target(manifest, path)
     n = target.num_chiplets
     if len(target.ring) != n:
         raise _fail(path, f"ring lists {len(target.ring)} chiplets, target has {n}", "target.ring")
@@ -265,7 +274,7 @@ def _programs(outdir: str, m: Manifest, target: Target) -> list[Program]:
     programs: list[Program | None] = [None] * target.num_chiplets
     for entry in m.programs:
         c = entry.chiplet
-        ports = _ports(target, c)
+        ports = chiplet_ports(target, c)
         if len(ports) > MAX_PORTS:
             raise _fail(outdir, f"chiplet {c} has {len(ports)} links, more than the ISA's {MAX_PORTS} ports")
         limit = header_size(len(ports)) + 32 * entry.instructions
@@ -295,7 +304,7 @@ def _programs(outdir: str, m: Manifest, target: Target) -> list[Program]:
     return programs  # type: ignore[return-value]
 
 
-def _ports(target: Target, chiplet: int) -> tuple[int, ...]:
+def chiplet_ports(target: Target, chiplet: int) -> tuple[int, ...]:
     """Neighbours of `chiplet` in port order (ascending neighbour id)."""
     return tuple(sorted({b for a, b in target.edges if a == chiplet} | {a for a, b in target.edges if b == chiplet}))
 

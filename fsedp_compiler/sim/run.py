@@ -25,7 +25,7 @@ from fsedp_compiler.routing import RoutingTrace
 from .firmware import Trajectories, decode_dynamic
 from .loader import Loaded, check_trace
 from .stream_engine import StepRun, run_stream_step
-from .steps import ARG, OP, Phase, Routing, _error, decode_stream, decode_tasks, records, split_phases
+from .steps import ARG, LAYER, OP, STEP, Phase, Routing, _error, decode_stream, decode_tasks, records, split_phases
 from .task_engine import Residency, run_task_step
 
 
@@ -132,7 +132,7 @@ def simulate(loaded: Loaded, trace: RoutingTrace | None = None, *, data=None, ke
                     data.begin_step(layer, step, routing)
                 if phase.kind == "task":
                     ts = decode_tasks(loaded, phase, routing, cost)
-                    run = run_task_step(ts, residency, layer.spec.d_model, cost, loaded.locate, data, keep_ops)
+                    run = run_task_step(ts, residency, layer.spec.d_model, cost, loaded.error, data, keep_ops)
                 else:
                     if phase.kind == "dynamic":
                         st, controller_ns = decode_dynamic(loaded, phase, routing, step, traj)
@@ -203,6 +203,9 @@ def _dense(loaded: Loaded, phase: Phase, step: int, local: list[int], totals: _T
             if r[OP] != DENSE:
                 continue
             where = phase.bounds[c][0] + i
+            if (r[LAYER], r[STEP]) != (phase.layer, phase.step):
+                raise _error(loaded, c, where, f"dense tagged l={r[LAYER]} s={r[STEP]} before the barrier of "
+                                               f"l={phase.layer} s={phase.step}")
             if spec is None:
                 raise _error(loaded, c, where, f"dense of block {phase.layer}, which has no dense part in this program")
             tokens = r[ARG] or (local[c] if loaded.mode == "dynamic" else 0)

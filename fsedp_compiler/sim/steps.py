@@ -128,7 +128,7 @@ def _kind(ops: np.ndarray) -> str:
 
 
 def _error(loaded: Loaded, chiplet: int, index: int, message: str) -> ProgramError:
-    return ProgramError(f"{loaded.locate(chiplet, index)}: {message}", path=loaded.program_path(chiplet))
+    return loaded.error(chiplet, index, message)  # type: ignore[return-value]
 
 
 def records(loaded: Loaded, c: int, bounds: tuple[int, int]) -> list[tuple]:
@@ -248,6 +248,7 @@ def decode_stream(loaded: Loaded, phase: Phase, routing: Routing) -> StreamStep:
                 if any(t[0] == r[EXPERT] for t in table):
                     raise fail(i, f"expert {r[EXPERT]} has two rows in the stream table")
                 table.append((r[EXPERT], members, r[X]))
+                st.where[("stream", c, r[EXPERT])] = (c, a + i)
                 i += r[N]
             i += 1
         tables.append(table)
@@ -310,7 +311,7 @@ def decode_stream(loaded: Loaded, phase: Phase, routing: Routing) -> StreamStep:
     st.pos = {e: k for k, (e, _, _) in enumerate(tables[0])}
     st.dirs = {d for _, _, d in tables[0]}
     st.dma = [(c, ch, loads) for (c, ch), loads in sorted(dma.items())]
-    st.locate = loaded.locate
+    st.error = loaded.error
     return st
 
 

@@ -61,8 +61,8 @@ class StreamStep:
     free_left: list[dict[int, int]]
     where: dict[tuple, tuple[int, int]] = field(default_factory=dict)
     """(role, chiplet, expert[, port]) -> (chiplet, record index) of the instruction, for messages"""
-    locate: object = None
-    """(chiplet, record index) -> the instruction's location text"""
+    error: object = None
+    """(chiplet, record index, message) -> a located error"""
 
 
 @dataclass
@@ -146,7 +146,7 @@ def run_stream_step(st: StreamStep, cost, data=None, keep_ops: bool = False) -> 
     moved = 0  # sends and FFNs started (with the loads: the step's element-ops)
 
     def err(key: tuple, message: str) -> ProgramError:
-        return ProgramError(f"layer {st.layer} step {st.step}, chiplet {key[1]}: {message}{_at(st, key)}")
+        return _located(st, key, message)
 
     def arrive(v: list) -> None:
         nonlocal pending, seq
@@ -358,9 +358,13 @@ def run_stream_step(st: StreamStep, cost, data=None, keep_ops: bool = False) -> 
     return run
 
 
-def _at(st: StreamStep, key: tuple) -> str:
-    where = st.where.get(key)
-    return f" ({st.locate(*where)})" if where is not None and st.locate is not None else ""  # type: ignore[operator]
+def _located(st: StreamStep, key: tuple, message: str) -> ProgramError:
+    """An error about the range instruction `key` names, at its record when it exists."""
+    where = st.where.get(key) or st.where.get(("stream", key[1], key[2]))  # else the stream's table row
+    text = f"layer {st.layer} step {st.step}: {message}"
+    if where is not None and st.error is not None:
+        return st.error(*where, text)  # type: ignore[operator]
+    return ProgramError(f"chiplet {key[1]}, {text}")
 
 
 def _check_budgets(st: StreamStep) -> None:
@@ -369,14 +373,14 @@ def _check_budgets(st: StreamStep) -> None:
         for c, left in enumerate(table):
             for e, k in left.items():
                 if k:
-                    raise ProgramError(f"layer {st.layer} step {st.step}, chiplet {c}: {k} of the {role} of expert "
-                                       f"{e} were never needed{_at(st, (role, c, e))}")
+                    raise _located(st, (role, c, e), f"{k} of the {role} of expert {e} on chiplet {c} were never "
+                                                     "needed")
     for c, ports in enumerate(st.recv_left):
         for p, left in enumerate(ports):
             for e, k in left.items():
                 if k:
-                    raise ProgramError(f"layer {st.layer} step {st.step}, chiplet {c}: {k} receives of expert {e} "
-                                       f"on port {p} were never matched by a send{_at(st, ('recvs', c, e, p))}")
+                    raise _located(st, ("recvs", c, e, p), f"{k} receives of expert {e} on chiplet {c} port {p} "
+                                                            "were never matched by a send")
 
 
 def _deadlock_report(st, dma, dma_head, free, link_from, link_ready, comp_ready, used) -> str:

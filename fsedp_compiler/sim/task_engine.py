@@ -15,7 +15,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 
-from .errors import DeadlockError, ProgramError
+from .errors import DeadlockError
 from .stream_engine import StepRun
 
 LOAD, SEND, TOKSEND, REDUCE, FFN, ACC, FREE = "load", "send", "toksend", "reduce", "ffn", "acc", "free"
@@ -69,7 +69,7 @@ class Residency:
         return [sum(t.values()) for t in self.tiles]
 
 
-def run_task_step(st: TaskStep, residency: Residency, d_model: int, cost, locate, data=None,
+def run_task_step(st: TaskStep, residency: Residency, d_model: int, cost, error, data=None,
                   keep_ops: bool = False) -> StepRun:
     """Execute one task step (module docstring)."""
     tasks = st.tasks
@@ -114,13 +114,13 @@ def run_task_step(st: TaskStep, residency: Residency, d_model: int, cost, locate
         t = tasks[i]
         c = t.chiplet
         if t.kind in (FFN, SEND) and not present[c].get((t.expert, t.shard)):
-            raise ProgramError(f"{locate(*t.where)}: {t.kind} of tile e{t.expert} j{t.shard} starts but the tile "
-                               "is not in a buffer here (a missing wait?)")
+            raise error(*t.where, f"{t.kind} of tile e{t.expert} j{t.shard} starts but the tile is not in a buffer "
+                                  "here (a missing wait?)")
         if t.kind == FREE:
             key = (st.layer, t.expert, t.shard)
             size = residency.tiles[c].pop(key, None)
             if size is None:
-                raise ProgramError(f"{locate(*t.where)}: frees tile e{t.expert} j{t.shard}, which is not kept here")
+                raise error(*t.where, f"frees tile e{t.expert} j{t.shard}, which is not kept here")
             held[c] -= size
             present[c][(t.expert, t.shard)] -= 1
         start[i] = now
@@ -178,7 +178,7 @@ def run_task_step(st: TaskStep, residency: Residency, d_model: int, cost, locate
         for eng in sorted(touched):
             try_start(eng)
     if done != len(tasks):
-        raise DeadlockError(_deadlock_report(st, tasks, waiting, start, index, locate))
+        raise DeadlockError(_deadlock_report(st, tasks, waiting, start, index, error))
     run.makespan = max((e + tasks[i].latency for i, e in enumerate(end)), default=0)
     run.events = len(tasks)
     run.peak_bytes = peak
@@ -209,14 +209,19 @@ def run_task_step(st: TaskStep, residency: Residency, d_model: int, cost, locate
     return run
 
 
+def _where(error, t: Task) -> str:
+    err = error(*t.where, "")
+    return f"{err.location()}: {err.message.rstrip(': ')}"
+
+
 def _deadlock_report(st: TaskStep, tasks: list[Task], waiting: list[int], start: list[int],
-                     index: dict[int, int], locate) -> str:
+                     index: dict[int, int], error) -> str:
     lines = [f"deadlock in layer {st.layer} step {st.step}: tasks wait on tasks that never finish"]
     shown = 0
     for i, t in enumerate(tasks):
         if start[i] < 0 and waiting[i] and shown < 8:
             blockers = [w for w in t.waits if start[index[w]] < 0]
             lines.append(f"  chiplet {t.chiplet}: {t.kind} id={t.id} waits for id {', '.join(map(str, blockers[:4]))} "
-                         f"({locate(*t.where)})")
+                         f"({_where(error, t)})")
             shown += 1
     return "\n".join(lines)

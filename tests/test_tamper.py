@@ -1,0 +1,244 @@
+"""Tamper suite: hand-edit compiled programs (`.fsa`, reassembled with `fsedpc asm`) and check that
+the machine catches every edit: a located error (exit 2, naming the file and line), a deadlock
+report (exit 3) or a functional mismatch; edits that leave the program's meaning unchanged are
+listed and must give identical metrics."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fsedp_compiler.bench import restrict_model
+from fsedp_compiler.ir import load_model_spec, module_text_from_spec
+from fsedp_compiler.isa import OPCODE, OPS
+from fsedp_compiler.routing import save_trace, synth_trace
+
+REPO = Path(__file__).resolve().parent.parent
+HEADER_LINES = 5  # `# fsedpc ISA v2` and the four directives: record i is on line i + 6
+
+
+@pytest.fixture(scope="module")
+def programs(tmp_path_factory):
+    """Compiled programs of a one-MoE-layer model on paper-2x2 (static FSE-DP, dynamic FSE-DP,
+    EP, TP, DP), each with its metrics; built once."""
+    from fsedp_compiler.cli import main
+
+    tmp = tmp_path_factory.mktemp("tamper")
+    spec = restrict_model(load_model_spec(str(REPO / "examples" / "models" / "tiny-moe.mlir")), 1, True, None)
+    (tmp / "m.mlir").write_text(module_text_from_spec(spec))
+    save_trace(synth_trace(spec, 8, 1, 4, "zipf:0.8", 0.0, 3), str(tmp / "t.npz"))
+    out = {}
+    for name, extra in (("fsedp", ["--trace", str(tmp / "t.npz")]), ("dynamic", []),
+                        ("ep", ["--trace", str(tmp / "t.npz"), "--strategy", "ep"]),
+                        ("tp", ["--trace", str(tmp / "t.npz"), "--strategy", "tp"]),
+                        ("dp", ["--trace", str(tmp / "t.npz"), "--strategy", "dp"])):
+        d = tmp / name
+        assert main(["compile", str(tmp / "m.mlir"), "--target", "paper-2x2", "--shards-per-chiplet", "1",
+                     "-o", str(d), *extra]) == 0
+        args = ["simulate", str(d), "--functional", "--metrics", str(tmp / f"{name}.json")]
+        if name == "dynamic":
+            args += ["--trace", str(tmp / "t.npz")]
+        assert main(args) == 0
+        out[name] = (d, json.loads((tmp / f"{name}.json").read_text()), tmp / "t.npz")
+    return out
+
+
+def _run(fsedpc, programs, tmp: Path, name: str, chiplet: int, edit) -> tuple[int, str, dict | None]:
+    """Copy program `name`, apply `edit(lines)` to chiplet `chiplet`'s .fsa, asm, simulate."""
+    base, _, trace = programs[name]
+    d = tmp / "edited"
+    if d.exists():
+        shutil.rmtree(d)
+    shutil.copytree(base, d)
+    fsa = d / f"chiplet_{chiplet}.fsa"
+    lines = fsa.read_text().splitlines()
+    fsa.write_text("\n".join(edit(lines)) + "\n")
+    r = fsedpc("asm", str(d))
+    if r.code:
+        return r.code, r.err, None
+    args = ["simulate", str(d), "--functional", "--metrics", str(tmp / "m.json")]
+    if name == "dynamic":
+        args += ["--trace", str(trace)]
+    r = fsedpc(*args)
+    assert "Traceback" not in r.err
+    return r.code, r.err, json.loads((tmp / "m.json").read_text()) if r.code == 0 else None
+
+
+def _caught(code: int, err: str, chiplet: int) -> bool:
+    """A located error naming a program file and line, a deadlock report or a functional mismatch."""
+    if code == 3:
+        return "deadlock" in err
+    return code == 2 and ("functional mismatch" in err or re.search(r"chiplet_\d\.(fsa|bin)(:\d+)*: error: ", err)
+                          is not None)
+
+
+def _step_lines(lines: list[str], first_sync: int = 1) -> range:
+    """Line indices of the first MoE step: after the dense part's barrier, up to its closing sync."""
+    syncs = [i for i, line in enumerate(lines) if line.startswith("sync")]
+    return range(syncs[first_sync - 1] + 1, syncs[first_sync])
+
+
+def _mutations(line: str) -> list[tuple[str, str]]:
+    """(field, edited line) for every field of one instruction line."""
+    toks = line.split()
+    out = []
+    for k, tok in enumerate(toks[1:], 1):
+        key, eq, value = tok.partition("=")
+        if not eq:
+            continue
+        if key == "dir":
+            new = "ccw" if value == "cw" else "cw"
+        elif key in ("members", "addr"):
+            new = hex(int(value, 16) ^ (1 if key == "members" else 0x40))
+        elif value == "*":
+            continue
+        else:
+            new = str(int(value) + 1)
+        out.append((key, " ".join(toks[:k] + [f"{key}={new}"] + toks[k + 1:])))
+    return out
+
+
+#: Edits that leave a static FSE-DP program's meaning unchanged (identical metrics asserted):
+#: `stride` of a range of one shard names the same single shard.
+EQUIVALENT = {("loads", "stride")}
+
+
+def test_every_field_of_every_stream_instruction_is_checked(fsedpc, programs, tmp_path: Path) -> None:
+    base, metrics, _ = programs["fsedp"]
+    lines = (base / "chiplet_1.fsa").read_text().splitlines()
+    dense = next(i for i, line in enumerate(lines) if line.startswith("dense"))
+    targets = [dense, dense + 1, *_step_lines(lines)]
+    seen: set[tuple[str, str]] = set()
+    for i in targets:
+        mnemonic = lines[i].split()[0]
+        for key, edited in _mutations(lines[i]):
+            if (mnemonic, key) in seen and mnemonic != "stream":
+                continue
+            seen.add((mnemonic, key))
+            code, err, got = _run(fsedpc, programs, tmp_path, "fsedp", 1, lambda ls, i=i, e=edited: ls[:i] + [e] + ls[i + 1:])
+            if (mnemonic, key) in EQUIVALENT and " n=1 " in lines[i]:
+                assert code == 0 and got == metrics, (mnemonic, key, err)
+                continue
+            assert _caught(code, err, 1), (lines[i], "->", edited, code, err)
+    kinds = {m for m, _ in seen}
+    assert kinds >= {"dense", "sync", "stream", "loads", "recvs", "sends", "ffns", "frees"}
+
+
+def test_wrong_tokens_is_a_located_error(fsedpc, programs, tmp_path: Path) -> None:
+    base, _, _ = programs["fsedp"]
+    lines = (base / "chiplet_1.fsa").read_text().splitlines()
+    i = next(k for k, line in enumerate(lines) if line.startswith("ffns"))
+    code, err, _ = _run(fsedpc, programs, tmp_path, "fsedp", 1,
+                        lambda ls: ls[:i] + [re.sub(r"tokens=\d+", "tokens=1000", ls[i])] + ls[i + 1:])
+    assert code == 2 and f"chiplet_1.fsa:{i + 1}: error: instruction {i - HEADER_LINES}" in err
+    assert "ffns on tokens=1000, but chiplet 1 holds" in err
+
+
+def test_every_swap_drop_and_duplicate_in_a_stream_step_is_caught(fsedpc, programs, tmp_path: Path) -> None:
+    base, _, _ = programs["fsedp"]
+    lines = (base / "chiplet_1.fsa").read_text().splitlines()
+    step = list(_step_lines(lines))
+    for i in step:
+        edits = {"drop": lambda ls, i=i: ls[:i] + ls[i + 1:], "duplicate": lambda ls, i=i: ls[:i + 1] + ls[i:]}
+        if i + 1 in step and lines[i] != lines[i + 1]:
+            edits["swap"] = lambda ls, i=i: ls[:i] + [ls[i + 1], ls[i]] + ls[i + 2:]
+        for what, edit in edits.items():
+            code, err, _ = _run(fsedpc, programs, tmp_path, "fsedp", 1, edit)
+            assert _caught(code, err, 1), (what, lines[i], code, err)
+
+
+def test_a_dropped_recvs_deadlocks_or_is_located(fsedpc, programs, tmp_path: Path) -> None:
+    base, _, _ = programs["fsedp"]
+    for c in range(4):
+        lines = (base / f"chiplet_{c}.fsa").read_text().splitlines()
+        for i in [k for k, line in enumerate(lines) if line.startswith("recvs")][:3]:
+            code, err, _ = _run(fsedpc, programs, tmp_path, "fsedp", c, lambda ls, i=i: ls[:i] + ls[i + 1:])
+            assert code == 3 and "waits for a receive posted by chiplet" in err, err
+
+
+def test_every_record_of_a_dynamic_template_matters(fsedpc, programs, tmp_path: Path) -> None:
+    base, _, _ = programs["dynamic"]
+    lines = (base / "chiplet_2.fsa").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("foreach"))
+    body = range(start - 1, start + 1 + int(lines[start].split("n=")[1]))  # streams, foreach and its records
+    for i in body:
+        edits = [lambda ls, i=i: ls[:i] + ls[i + 1:], lambda ls, i=i: ls[:i + 1] + ls[i:]]
+        if lines[i].startswith("when"):
+            for cond in ("home", "inbound", "member", "forward", "visit", "last"):
+                if cond not in lines[i]:
+                    edits.append(lambda ls, i=i, cond=cond: ls[:i] + [re.sub(r"when +\w+", f"when {cond}", ls[i])]
+                                 + ls[i + 1:])
+                    break
+        for edit in edits:
+            code, err, _ = _run(fsedpc, programs, tmp_path, "dynamic", 2, edit)
+            assert _caught(code, err, 2), (lines[i], code, err)
+
+
+@pytest.mark.parametrize("name", ["ep", "tp"])
+def test_every_field_of_every_task_instruction_is_checked(fsedpc, programs, tmp_path: Path, name: str) -> None:
+    """Every data-carrying field (expert, tile, token group, rows, bytes, port, channel, address,
+    id) of the first instruction of each kind: caught. A wait is scheduling, not data: its edits
+    are covered below."""
+    base, _, _ = programs[name]
+    seen: set[tuple[str, str]] = set()
+    for c in range(4):
+        lines = (base / f"chiplet_{c}.fsa").read_text().splitlines()
+        for i in _step_lines(lines):
+            mnemonic = lines[i].split()[0]
+            if mnemonic == "wait":
+                continue
+            for key, edited in _mutations(lines[i]):
+                if (mnemonic, key) in seen:
+                    continue
+                seen.add((mnemonic, key))
+                code, err, _ = _run(fsedpc, programs, tmp_path, name, c, lambda ls, i=i, e=edited: ls[:i] + [e] + ls[i + 1:])
+                assert _caught(code, err, c), (name, lines[i], "->", edited, code, err)
+    assert {m for m, _ in seen} >= ({"load", "ffn", "toksend", "tokrecv", "acc"} | ({"reduce"} if name == "tp" else set()))
+
+
+def test_task_programs_keep_their_order_and_instructions(fsedpc, programs, tmp_path: Path) -> None:
+    base, _, _ = programs["ep"]
+    lines = (base / "chiplet_1.fsa").read_text().splitlines()
+    step = [i for i in _step_lines(lines) if not lines[i].startswith("wait")]
+    for i in step:
+        code, err, _ = _run(fsedpc, programs, tmp_path, "ep", 1, lambda ls, i=i: ls[:i] + ls[i + 1:])
+        assert _caught(code, err, 1), ("drop", lines[i], err)
+        code, err, _ = _run(fsedpc, programs, tmp_path, "ep", 1, lambda ls, i=i: ls[:i + 1] + ls[i:])
+        assert _caught(code, err, 1), ("duplicate", lines[i], err)
+    for a, b in zip(step, step[1:]):
+        code, err, _ = _run(fsedpc, programs, tmp_path, "ep", 1,
+                            lambda ls, a=a, b=b: ls[:a] + [ls[b]] + ls[a + 1:b] + [ls[a]] + ls[b + 1:])
+        assert _caught(code, err, 1), ("swap", lines[a], lines[b], err)
+
+
+def test_waits_order_tasks(fsedpc, programs, tmp_path: Path) -> None:
+    """A wait on a later task is refused; dropping the only wait of an FFN on its tile lets it
+    start without the tile (caught)."""
+    base, _, _ = programs["dp"]
+    for c in range(4):
+        lines = (base / f"chiplet_{c}.fsa").read_text().splitlines()
+        only = [i for i, line in enumerate(lines) if line.startswith("ffn") and lines[i - 1].startswith("wait")
+                and not lines[i - 2].startswith("wait")]
+        if only:
+            break
+    i = only[0]
+    code, err, _ = _run(fsedpc, programs, tmp_path, "dp", c, lambda ls: ls[:i - 1] + ls[i:])
+    assert code == 2 and "starts but the tile is not in a buffer here (a missing wait?)" in err, err
+    later = int(re.search(r"id=(\d+)", lines[i]).group(1)) + 1
+    code, err, _ = _run(fsedpc, programs, tmp_path, "dp", c,
+                        lambda ls: ls[:i - 1] + [f"wait    id={later}"] + ls[i:])
+    assert code == 2 and "which is not an earlier task" in err, err
+
+
+def test_opcode_coverage_of_the_suite() -> None:
+    """The kinds the suite edits cover every instruction of static and task programs."""
+    static = {"dense", "sync", "stream", "loads", "recvs", "sends", "ffns", "frees"}
+    tasks = {"load", "send", "recv", "toksend", "tokrecv", "reduce", "ffn", "acc", "free", "wait"}
+    dynamic = {"streams", "foreach", "when", "where", "load", "recv", "send", "ffn", "free"}
+    leftover = set(OPCODE) - static - tasks - dynamic - {"nop", "halt", "mask"}
+    assert leftover == set(), leftover
+    assert all(OPS[OPCODE[m]].fields or m in ("nop", "halt") for m in static | tasks)
