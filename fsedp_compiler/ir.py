@@ -23,7 +23,7 @@ from fsedp_compiler.dialects.fsedp import FSEDP
 from fsedp_compiler.dialects.moe import MODEL_ATTR, NUM_LAYERS_ATTR, DenseOp, LayerOp, MoE
 
 from .errors import FsedpError, source_context
-from .fileio import read_text
+from .fileio import display_name, read_text
 from .model import ModelSpec
 from .target import Target
 
@@ -111,7 +111,8 @@ def parse_module(text: str, path: str, ctx: Context | None = None, *, verify: bo
 
 
 def load_module(path: str, ctx: Context | None = None, *, verify: bool = True) -> ModuleOp:
-    return parse_module(read_text(path, "MLIR file"), path, ctx, verify=verify)
+    """Read (`-`: standard input), parse and verify an MLIR file."""
+    return parse_module(read_text(path, "MLIR file"), display_name(path), ctx, verify=verify)
 
 
 def print_module(op: Operation, *, generic: bool = False) -> str:
@@ -177,9 +178,9 @@ def spec_from_module(module: ModuleOp, text: str | None = None) -> ModelSpec:
 
 
 def load_model_spec(path: str) -> ModelSpec:
-    """Parse, verify and interpret a `moe` module file."""
+    """Parse, verify and interpret a `moe` module file (`-`: standard input)."""
     text = read_text(path, "MLIR file")
-    return spec_from_module(parse_module(text, path), text)
+    return spec_from_module(parse_module(text, display_name(path)), text)
 
 
 def module_target(module: ModuleOp) -> Target | None:
