@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .errors import FsedpError, source_context
-from .fileio import read_text
+from .fileio import STDIN_NAME, display_name, read_text
 from .hf_families import (
     EXPERT_FIELDS,
     GENERIC,
@@ -50,8 +50,10 @@ JAMBA_DEFAULTS: dict[str, int] = {
 
 
 def import_hf_config(path: str, layers: int | None = None, *, name: str | None = None) -> ModelSpec:
-    """Read a Hugging Face `config.json` and describe the model (first `layers` blocks if given)."""
+    """Read a Hugging Face `config.json` (`-`: standard input) and describe the model (first
+    `layers` blocks if given)."""
     text = read_text(path, "config file")
+    path = display_name(path)
     try:
         cfg = json.loads(text)
     except json.JSONDecodeError as err:
@@ -289,6 +291,9 @@ def _model_name(cfg: Mapping[str, object], path: str, name: str | None) -> str:
     hub_name = cfg.get("_name_or_path")
     if isinstance(hub_name, str) and hub_name.strip("/\\") and not hub_name.startswith(("/", "\\", ".")):
         return hub_name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    if path == STDIN_NAME:
+        raise FsedpError("the config has no _name_or_path and standard input has no file name: "
+                         "give the model a name", path=path, field="--name")
     file = Path(path)
     if file.name == "config.json" and file.parent.name:
         return file.parent.name

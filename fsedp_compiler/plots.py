@@ -6,12 +6,11 @@ mean engine busy fraction (DRAM, links, compute) per strategy, stacked, at the l
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from typing import Any
 
 from .errors import FsedpError
-from .fileio import check_output_path
+from .fileio import write_output
 
 
 def _pyplot():
@@ -26,7 +25,12 @@ def _pyplot():
 
 
 def plot_report(report: dict[str, Any], path: str) -> None:
-    """Write the three-panel figure of `report` (as `run_bench` returns it) to `path`."""
+    """Write the three-panel figure of `report` (as `run_bench` returns it) to `path` (`-`: stdout)."""
+    write_output(path, render_report(report))
+
+
+def render_report(report: dict[str, Any]) -> bytes:
+    """The three-panel figure of `report` as PNG bytes (rendered in memory: nothing is written)."""
     plt = _pyplot()
     plt.rcParams["svg.hashsalt"] = "fsedpc"
     rows = report["rows"]
@@ -65,13 +69,9 @@ def plot_report(report: dict[str, Any], path: str) -> None:
         ax.tick_params(axis="x", rotation=60, labelsize=7)
     fig.suptitle(f"{report['model']} on {report['target']}")
     fig.tight_layout()
-    directory = str(check_output_path(path))
-    fd, tmp = tempfile.mkstemp(prefix=".plot-", suffix=".png", dir=directory)
-    os.close(fd)
+    buf = io.BytesIO()
     try:
-        fig.savefig(tmp, dpi=110, metadata={"Software": None})
-        os.replace(tmp, path)
+        fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    return buf.getvalue()

@@ -36,7 +36,7 @@ import numpy as np
 from numpy.lib import format as npformat
 
 from .errors import FsedpError
-from .fileio import atomic_write_bytes
+from .fileio import write_output
 from .model import ModelSpec
 
 TRACE_FORMAT = "fsedpc-trace"
@@ -105,7 +105,7 @@ def spread_tokens(tokens: int, chiplets: int) -> np.ndarray:
 
 
 def save_trace(trace: RoutingTrace, path: str) -> None:
-    """Write `trace` atomically; the same trace always gives the same bytes."""
+    """Write `trace` as an output (atomically; `-`: stdout); the same trace always gives the same bytes."""
     meta = np.array(json.dumps(trace.meta, sort_keys=True))
     arrays = {
         "experts": np.ascontiguousarray(trace.experts, dtype=np.int32),
@@ -124,7 +124,7 @@ def save_trace(trace: RoutingTrace, path: str) -> None:
             info.create_system = 3
             info.external_attr = 0o644 << 16
             zf.writestr(info, entry.getvalue())
-    atomic_write_bytes(path, buf.getvalue())
+    write_output(path, buf.getvalue())
 
 
 def load_trace(path: str, model: ModelSpec | None = None) -> RoutingTrace:

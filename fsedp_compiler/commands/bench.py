@@ -37,8 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--shards-per-chiplet", type=int, default=0, metavar="G", help="0: smallest that fits SRAM")
     p.add_argument("--hydra-skip-single", action="store_true", help="hydra skips single-token experts (inexact)")
     p.add_argument("--functional", action="store_true", help="also check every run against reference.py")
-    p.add_argument("--json", metavar="FILE", help="write the rows as JSON")
-    p.add_argument("--csv", metavar="FILE", help="write the rows as CSV")
+    p.add_argument("--json", metavar="FILE", help="write the rows as JSON ('-': stdout, the table to stderr)")
+    p.add_argument("--csv", metavar="FILE", help="write the rows as CSV ('-': stdout)")
     p.add_argument("--plot", metavar="FILE.png", help="step time, peak SRAM and engine-busy figure (matplotlib)")
     p.set_defaults(func=run)
 
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from fsedp_compiler.bench import BenchConfig, restrict_model, run_bench
     from fsedp_compiler.console import make_console
     from fsedp_compiler.errors import FsedpError
-    from fsedp_compiler.fileio import atomic_write_text, check_output_path
+    from fsedp_compiler.fileio import check_outputs, is_stdio, write_outputs
     from fsedp_compiler.ir import load_model_spec
 
     if args.steps < 1:
@@ -89,9 +89,7 @@ def run(args: argparse.Namespace) -> int:
                       skew=args.skew, locality=args.locality, seed=args.seed, buffers=args.buffers,
                       shards_per_chiplet=args.shards_per_chiplet, functional=args.functional,
                       hydra_skip_single=args.hydra_skip_single)
-    for out in (args.json, args.csv, args.plot):  # fail before the runs, not after them
-        if out:
-            check_output_path(out)
+    check_outputs([args.json, args.csv, args.plot])  # fail before the runs, not after them
     if args.plot:
         from fsedp_compiler.plots import _pyplot
 
@@ -109,16 +107,25 @@ def run(args: argparse.Namespace) -> int:
             bar.update(task, description=label)
 
         report = run_bench(cfg, step)
-    if args.json:
-        atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
-    if args.csv:
-        atomic_write_text(args.csv, to_csv(report))
-    if args.plot:
-        from fsedp_compiler.plots import plot_report
-
-        plot_report(report, args.plot)
-    print_table(report, make_console())
+    outputs = bench_outputs(report, args.json, args.csv, args.plot)
+    write_outputs(outputs)  # all or nothing: each is complete before the first is renamed
+    print_table(report, make_console(stderr=any(is_stdio(path) for path, _ in outputs)))
     return 0
+
+
+def bench_outputs(report: dict, json_path: str | None, csv_path: str | None,
+                  plot_path: str | None) -> list[tuple[str, str | bytes]]:
+    """(path, contents) of every output asked for, all produced in memory before any is written."""
+    outputs: list[tuple[str, str | bytes]] = []
+    if json_path:
+        outputs.append((json_path, json.dumps(report, indent=2) + "\n"))
+    if csv_path:
+        outputs.append((csv_path, to_csv(report)))
+    if plot_path:
+        from fsedp_compiler.plots import render_report
+
+        outputs.append((plot_path, render_report(report)))
+    return outputs
 
 
 def to_csv(report: dict) -> str:

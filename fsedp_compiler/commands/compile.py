@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "dynamic (the controller schedules at run time). Writes OUTDIR/chiplet_<i>.fsa/.bin, program.json "
         "and final.mlir.",
     )
-    p.add_argument("model", metavar="MODEL.mlir")
+    p.add_argument("model", metavar="MODEL.mlir", help="input module ('-' for stdin)")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output directory")
     p.add_argument("--target", metavar="NAME|FILE.toml",
                    help=f"chiplet system (default: the module's own, else {DEFAULT_TARGET})")
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     from fsedp_compiler.console import human_bytes, make_console
     from fsedp_compiler.dialects.chiplet import SYSTEM_ATTR
     from fsedp_compiler.errors import FsedpError
-    from fsedp_compiler.fileio import read_text
+    from fsedp_compiler.fileio import display_name, is_stdio, read_text
     from fsedp_compiler.ir import make_context, parse_module, print_module
     from fsedp_compiler.pipeline import run_passes
 
@@ -98,9 +98,12 @@ def run(args: argparse.Namespace) -> int:
         raise FsedpError("static mode needs a routing trace (--trace trace.npz)", field="--mode")
     if mode == "dynamic" and args.trace:
         raise FsedpError("a trace fixes the routing: use --mode static, or drop --trace for dynamic", field="--trace")
+    if is_stdio(args.output):
+        raise FsedpError("a program is a directory and cannot go to standard output; give a directory name",
+                         field="-o")
     text = read_text(args.model, "MLIR file")
     ctx = make_context()
-    module = parse_module(text, args.model, ctx)
+    module = parse_module(text, display_name(args.model), ctx)
     console = make_console(stderr=True)
     target = args.target
     if not target and SYSTEM_ATTR not in module.attributes:

@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "and without R6 (a load order per DMA channel: the price of one global order)")
     p.add_argument("--shards-per-chiplet", type=int, default=1, metavar="G")
     p.add_argument("--buffers", type=int, default=6, metavar="B")
-    p.add_argument("--json", metavar="FILE", help="write the report as one JSON object")
+    p.add_argument("--json", metavar="FILE", help="write the report as one JSON object ('-': stdout, the table to stderr)")
     p.set_defaults(func=run)
 
 
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from fsedp_compiler.crosscheck import Instance
     from fsedp_compiler.crosscheck_report import crosscheck, random_instances, summary
     from fsedp_compiler.errors import FsedpError
-    from fsedp_compiler.fileio import atomic_write_text
+    from fsedp_compiler.fileio import check_output_path, is_stdio, write_output
     from fsedp_compiler.ir import load_model_spec
     from fsedp_compiler.ring import Ring
     from fsedp_compiler.routing import load_trace
@@ -52,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
     from fsedp_compiler.shardplan import make_shard_plan
     from fsedp_compiler.target import resolve_target
 
+    if args.json:
+        check_output_path(args.json)  # before the solves, not after them
     model = load_model_spec(args.model)
     target = resolve_target(args.target)
     for name, value in (("--time-limit", args.time_limit), ("--work-limit", args.work_limit)):
@@ -82,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
                                    relaxed=args.relaxed))
             bar.advance(task)
     report = {"instances": rows, **summary(rows)}
-    console = make_console()
+    console = make_console(stderr=is_stdio(args.json))  # keep a '-' output clean
     limit = f"{args.time_limit:g} s limit" if args.work_limit is None else f"work limit {args.work_limit:g}"
     table = Table(title=f"{model.name} on {target.name}: heuristic vs CP-SAT (1 worker, seed 1, {limit})",
                   title_justify="left")
@@ -113,5 +115,5 @@ def run(args: argparse.Namespace) -> int:
         for r in rows:  # wall-clock fields vary run to run; the decisions and times do not
             r["solver_s"] = round(r["solver_s"], 3)
             r["heuristic_s"] = round(r["heuristic_s"], 6)
-        atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
+        write_output(args.json, json.dumps(report, indent=2) + "\n")
     return 0 if s["all_verified"] else 1

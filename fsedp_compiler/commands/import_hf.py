@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from ..fileio import atomic_write_text
+from ..fileio import check_output_path, write_output
 from ..hf_import import import_hf_config
 
 
@@ -19,8 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "write the equivalent moe module: one moe.dense per decoder block and one moe.layer per "
         "MoE block.",
     )
-    parser.add_argument("config", metavar="CONFIG.json", help="the model's config.json")
-    parser.add_argument("-o", "--output", metavar="model.mlir", help="write here instead of stdout")
+    parser.add_argument("config", metavar="CONFIG.json", help="the model's config.json ('-' for stdin)")
+    parser.add_argument("-o", "--output", default="-", metavar="model.mlir",
+                        help="write here (atomically) instead of stdout ('-')")
     parser.add_argument("--layers", type=int, metavar="N",
                         help="keep only the first N decoder blocks")
     parser.add_argument("--name",
@@ -30,12 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Import the config and print the module, or write it atomically with `-o`."""
+    check_output_path(args.output)  # before any work
     spec = import_hf_config(args.config, args.layers, name=args.name)
     from ..ir import module_text_from_spec  # lazy: keeps `fsedpc --help` free of xDSL start-up
 
-    text = module_text_from_spec(spec)
-    if args.output:
-        atomic_write_text(args.output, text)
-    else:
-        sys.stdout.write(text)
+    write_output(args.output, module_text_from_spec(spec))
     return 0

@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Summarise a moe model: per MoE layer its experts, top-k and sizes, the bytes of "
         "one expert and of the layer at the model's dtype, and total and active parameters.",
     )
-    p.add_argument("model", metavar="MODEL.mlir")
+    p.add_argument("model", metavar="MODEL.mlir", help="input module ('-' for stdin)")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object")
     p.set_defaults(func=run)
 

@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("input", nargs="?", default="-", metavar="MODEL.mlir", help="input file ('-' for stdin)")
     p.add_argument("-p", "--passes", default="", metavar="PIPELINE", help="comma-separated pass pipeline")
-    p.add_argument("-o", "--output", metavar="FILE", help="write the result here (atomically) instead of stdout")
+    p.add_argument("-o", "--output", default="-", metavar="FILE",
+                   help="write the result here (atomically) instead of stdout ('-')")
     p.add_argument("--list-passes", action="store_true", help="list the passes with their options and exit")
     p.add_argument("--print-ir-after-all", action="store_true", help="dump the IR after every pass (stderr)")
     p.add_argument("--print-ir-before", action="append", default=[], metavar="PASS", help="dump the IR before PASS (repeatable)")
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if args.list_passes:
         list_passes(sys.stdout)
         return 0
-    from fsedp_compiler.fileio import atomic_write_text, read_text
+    from fsedp_compiler.fileio import check_output_path, display_name, read_text, write_output
     from fsedp_compiler.ir import make_context, parse_module, print_module
     from fsedp_compiler.pipeline import run_passes
 
@@ -95,8 +96,9 @@ def run(args: argparse.Namespace) -> int:
         for name in names:
             if name not in known:
                 raise FsedpError(f"pass '{name}' is not in the pipeline", field=flag)
-    path = "<stdin>" if args.input == "-" else args.input
-    text = sys.stdin.read() if args.input == "-" else read_text(path, "MLIR file")
+    check_output_path(args.output)  # before any work
+    path = display_name(args.input)
+    text = read_text(args.input, "MLIR file")
 
     outputs: list[str] = []
     timings: list[tuple[str, float]] = []
@@ -118,11 +120,7 @@ def run(args: argparse.Namespace) -> int:
             outputs.append(f"{err}\n")
     if args.pass_timing:
         _report_timing(timings)
-    result = "// -----\n".join(outputs)
-    if args.output:
-        atomic_write_text(args.output, result)
-    else:
-        sys.stdout.write(result)
+    write_output(args.output, "// -----\n".join(outputs))
     return 0
 
 

@@ -20,8 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--functional", action="store_true",
                    help="carry real weights and activations and check every token against reference.py")
     p.add_argument("--seed", type=int, default=0, help="seed of the reference weights and activations (functional)")
-    p.add_argument("--timeline", metavar="FILE.json", help="write a Chrome trace (open in Perfetto UI)")
-    p.add_argument("--metrics", metavar="FILE.json", help="write metrics.json")
+    p.add_argument("--timeline", metavar="FILE.json", help="write a Chrome trace (open in Perfetto UI); '-': stdout")
+    p.add_argument("--metrics", metavar="FILE.json", help="write metrics.json; '-': stdout")
     p.set_defaults(func=run)
 
 
@@ -31,13 +31,14 @@ def run(args: argparse.Namespace) -> int:
 
     from fsedp_compiler.console import human_bytes, make_console
     from fsedp_compiler.errors import FsedpError
-    from fsedp_compiler.fileio import atomic_write_text
+    from fsedp_compiler.fileio import check_outputs, is_stdio, write_outputs
     from fsedp_compiler.isa import sha256_hex
     from fsedp_compiler.routing import load_trace
     from fsedp_compiler.sim.loader import load_outdir
     from fsedp_compiler.sim.run import deterministic_metrics, np_default, simulate
     from fsedp_compiler.sim.timeline import chrome_trace
 
+    check_outputs([args.metrics, args.timeline])  # before the run, not after it
     loaded = load_outdir(args.outdir)
     trace = None
     if loaded.mode == "static" and args.trace:
@@ -65,13 +66,15 @@ def run(args: argparse.Namespace) -> int:
 
         result = simulate(loaded, trace, data=data, keep_ops=bool(args.timeline), progress=progress)
     m = result.metrics
+    outputs = []
     if args.metrics:
-        atomic_write_text(args.metrics, json.dumps(deterministic_metrics(m), indent=2, default=np_default) + "\n")
+        outputs.append((args.metrics, json.dumps(deterministic_metrics(m), indent=2, default=np_default) + "\n"))
     if args.timeline:
         doc = chrome_trace(result.ops, loaded.target.num_chiplets, f"{m['model']} on {m['target']}")
-        atomic_write_text(args.timeline, json.dumps(doc, separators=(",", ":")) + "\n")
+        outputs.append((args.timeline, json.dumps(doc, separators=(",", ":")) + "\n"))
+    write_outputs(outputs)
 
-    out = make_console()
+    out = make_console(stderr=any(is_stdio(path) for path, _ in outputs))  # keep a '-' output clean
     out.print(f"{m['model']} on {m['target']}, {m['mode']} mode: {m['steps']} steps x {m['tokens']} tokens")
     table = Table()
     table.add_column("metric")

@@ -10,6 +10,7 @@ from typing import Any
 from rich.table import Table
 
 from ..console import make_console
+from ..fileio import STDOUT_NAME, check_output_path, is_stdio
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("--locality", type=float, default=0.0,
         help="fraction of expert choices repeating the token's previous step (default 0)")
     add("--seed", type=int, required=True, help="random seed (same seed, same bytes)")
-    add("-o", "--output", required=True, metavar="TRACE.npz")
+    add("-o", "--output", required=True, metavar="TRACE.npz", help="output trace ('-': stdout)")
 
     imp = actions.add_parser(
         "import",
@@ -54,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     imp.add_argument("--chiplets", type=int, required=True)
     imp.add_argument("--tokens-per-step", type=int, required=True,
                      help="consecutive tokens grouped into one decode step")
-    imp.add_argument("-o", "--output", required=True, metavar="TRACE.npz")
+    imp.add_argument("-o", "--output", required=True, metavar="TRACE.npz", help="output trace ('-': stdout)")
 
     stats = actions.add_parser(
         "stats",
@@ -76,15 +77,25 @@ def _load_model(path: str) -> Any:
     return load_model_spec(path)
 
 
+def _report_console(output: str) -> Any:
+    """The console for the summary: stderr when the trace itself goes to stdout."""
+    return make_console(stderr=is_stdio(output))
+
+
+def _written(output: str) -> str:
+    return STDOUT_NAME if is_stdio(output) else output
+
+
 def _synth(args: argparse.Namespace) -> int:
     from ..routing import save_trace, synth_trace
 
+    check_output_path(args.output)  # before any work
     model = _load_model(args.model)
     trace = synth_trace(model, args.tokens, args.steps, args.chiplets, skew=args.skew,
                         locality=args.locality, seed=args.seed)
     save_trace(trace, args.output)
-    make_console().print(
-        f"wrote {args.output}: {trace.num_layers} MoE layers × {trace.num_steps} steps × "
+    _report_console(args.output).print(
+        f"wrote {_written(args.output)}: {trace.num_layers} MoE layers × {trace.num_steps} steps × "
         f"{trace.num_tokens} tokens, top-{trace.top_k} of {trace.num_experts} experts, "
         f"{trace.num_chiplets} chiplets")
     return 0
@@ -94,6 +105,7 @@ def _import(args: argparse.Namespace) -> int:
     from ..routing import save_trace
     from ..trace_import import import_routing_jsonl
 
+    check_output_path(args.output)  # before any work
     model = _load_model(args.model)
     trace, report = import_routing_jsonl(args.input, model, args.chiplets, args.tokens_per_step)
     save_trace(trace, args.output)
@@ -102,9 +114,9 @@ def _import(args: argparse.Namespace) -> int:
     table.add_column("count", justify="right")
     for what, count in report.rows():
         table.add_row(what, count)
-    console = make_console()
+    console = _report_console(args.output)
     console.print(table)
-    console.print(f"wrote {args.output}: {trace.num_layers} MoE layers × "
+    console.print(f"wrote {_written(args.output)}: {trace.num_layers} MoE layers × "
                   f"{trace.num_steps} steps × {trace.num_tokens} tokens")
     return 0
 
