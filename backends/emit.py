@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from fsedp_compiler.baselines import placement
 from fsedp_compiler.dialects import dataflow as df
 from fsedp_compiler.dialects.fsedp import StaticScheduleOp
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.fileio import atomic_write_bytes, atomic_write_text
+from fsedp_compiler.fileio import atomic_directory
 from fsedp_compiler.ir import require_target, spec_from_module
 from fsedp_compiler.isa import ANY_ADDR, ANY_UNIT, CURRENT, INSTR_DTYPE, OPS, Program, encode, record, sha256_hex, to_text
 from fsedp_compiler.layers import cached_trace, layer_contexts
@@ -160,49 +159,49 @@ _USES_LAYER = np.array([v in OPS and "layer" in OPS[v].columns for v in range(25
 
 def emit(module: ModuleOp, outdir: str, extra_files: dict[str, bytes] | None = None,
          strategy: str = "fsedp") -> dict[str, Any]:
-    """Write chiplet_<i>.fsa/.bin, layout.npz, the trace (static), any `extra_files`, then
-    program.json (last, so a manifest always describes complete files); returns the manifest."""
-    if os.path.exists(outdir) and not os.path.isdir(outdir):
-        raise FsedpError("output path exists and is not a directory", path=outdir)
-    os.makedirs(outdir, exist_ok=True)
+    """Write chiplet_<i>.fsa/.bin, layout.npz, the trace (static), any `extra_files` and
+    program.json into `outdir`, as one whole directory: it is built beside `outdir` and swapped
+    in when complete, so a failure leaves an earlier output as it was and no stale file of an
+    earlier, larger program survives. Returns the manifest."""
     target = require_target(module, "emit-isa")
     model = spec_from_module(module)
     programs, info = build_programs(module)
-    files: list[dict[str, Any]] = []
-    for p in programs:
-        text, data = to_text(p), encode(p)
-        fsa, binf = f"chiplet_{p.chiplet}.fsa", f"chiplet_{p.chiplet}.bin"
-        atomic_write_text(os.path.join(outdir, fsa), text)
-        atomic_write_bytes(os.path.join(outdir, binf), data)
-        files.append({"chiplet": p.chiplet, "fsa": fsa, "bin": binf, "instructions": int(len(p.instrs)),
-                      "fsa_sha256": sha256_hex(text.encode()), "bin_sha256": sha256_hex(data)})
-    extras = {}
     extra_files = dict(extra_files or {})
     extra_files[LAYOUT_FILE] = layouts_to_npz(module_layouts(module))
     if info["mode"] == "static":
         extra_files[TRACE_FILE] = Path(_static_trace(module)).read_bytes()
-    for name, data in sorted(extra_files.items()):
-        atomic_write_bytes(os.path.join(outdir, name), data)
-        extras[name] = sha256_hex(data)
-    layers = []
-    for c in layer_contexts(module):
-        plan = c.plan
-        entry = {**dataclasses.asdict(c.spec), "shards": plan.num_shards, "buffers": plan.buffers,
-                 "shard_bytes": plan.shard_bytes(0),
-                 "shared_shard_bytes": plan.shard_bytes(c.spec.num_experts) if c.spec.num_shared else 0,
-                 "channels": [list(ch) for ch in plan.channels]}
-        if c.baseline_op is not None:
-            entry.update(baseline=c.baseline_op.prop_str("strategy"),
-                         hydra_skip_single=bool(c.baseline_op.prop_int("skip_single")))
-        else:
-            entry.update(order=c.policy.order, direction=c.policy.direction, trajectory=c.policy.trajectory)
-        layers.append(entry)
-    dense = [dataclasses.asdict(d) for d in model.dense]
-    manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "model": model.name,
-                "num_layers": model.num_layers, "strategy": strategy, "edited": False,
-                **info, "target": target_to_json(target), "layers": layers, "dense": dense,
-                "programs": files, "files": extras}
-    atomic_write_text(os.path.join(outdir, "program.json"), json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    with atomic_directory(outdir) as work:
+        files: list[dict[str, Any]] = []
+        for p in programs:
+            text, data = to_text(p), encode(p)
+            fsa, binf = f"chiplet_{p.chiplet}.fsa", f"chiplet_{p.chiplet}.bin"
+            (work / fsa).write_text(text, encoding="utf-8")
+            (work / binf).write_bytes(data)
+            files.append({"chiplet": p.chiplet, "fsa": fsa, "bin": binf, "instructions": int(len(p.instrs)),
+                          "fsa_sha256": sha256_hex(text.encode()), "bin_sha256": sha256_hex(data)})
+        extras = {}
+        for name, data in sorted(extra_files.items()):
+            (work / name).write_bytes(data)
+            extras[name] = sha256_hex(data)
+        layers = []
+        for c in layer_contexts(module):
+            plan = c.plan
+            entry = {**dataclasses.asdict(c.spec), "shards": plan.num_shards, "buffers": plan.buffers,
+                     "shard_bytes": plan.shard_bytes(0),
+                     "shared_shard_bytes": plan.shard_bytes(c.spec.num_experts) if c.spec.num_shared else 0,
+                     "channels": [list(ch) for ch in plan.channels]}
+            if c.baseline_op is not None:
+                entry.update(baseline=c.baseline_op.prop_str("strategy"),
+                             hydra_skip_single=bool(c.baseline_op.prop_int("skip_single")))
+            else:
+                entry.update(order=c.policy.order, direction=c.policy.direction, trajectory=c.policy.trajectory)
+            layers.append(entry)
+        dense = [dataclasses.asdict(d) for d in model.dense]
+        manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "model": model.name,
+                    "num_layers": model.num_layers, "strategy": strategy, "edited": False,
+                    **info, "target": target_to_json(target), "layers": layers, "dense": dense,
+                    "programs": files, "files": extras}
+        (work / "program.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return manifest
 
 
