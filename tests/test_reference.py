@@ -136,14 +136,15 @@ def test_weights_deterministic_and_seed_dependent() -> None:
     assert not np.array_equal(a.w_up, ref.expert_weights(other_layer, 2, 11).w_up)
     # The key is documented, so a simulator may rebuild it: gate, then up, then down.
     rng = np.random.default_rng([11, layer.index, 2])
-    gate = rng.standard_normal((16, 24), dtype=np.float32) * np.float32(1 / math.sqrt(16))
-    np.testing.assert_array_equal(a.w_gate, gate)
+    gate = ((rng.random((24, 16), dtype=np.float32) * 2 - 1) * np.float32(math.sqrt(3) / math.sqrt(16))).T
+    np.testing.assert_allclose(a.w_gate, gate, rtol=1e-6, atol=1e-7)
+    assert abs(float(a.w_up.std()) * 4 - 1) < 0.1  # unit variance before the 1/sqrt(d) scale
     # Shared expert s is keyed as expert num_experts + s, with its own F.
     sh = ref.shared_expert_weights(layer, 0, 11)
     assert sh.w_up.shape == (16, 12) and sh.w_down.shape == (12, 16)
     rng = np.random.default_rng([11, layer.index, layer.num_experts])
-    sh_gate = rng.standard_normal((16, 12), dtype=np.float32) * np.float32(1 / math.sqrt(16))
-    np.testing.assert_array_equal(sh.w_gate, sh_gate)
+    sh_gate = ((rng.random((12, 16), dtype=np.float32) * 2 - 1) * np.float32(math.sqrt(3) / math.sqrt(16))).T
+    np.testing.assert_allclose(sh.w_gate, sh_gate, rtol=1e-6, atol=1e-7)
     gelu = ref.expert_weights(layer_spec("gelu"), 0, 11)
     assert gelu.w_gate is None and gelu.activation == "gelu"
 

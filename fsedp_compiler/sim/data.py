@@ -12,7 +12,7 @@ reference forward of its tokens (float32, rtol = atol = 1e-5).
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
 
 import numpy as np
 
@@ -33,6 +33,12 @@ from .steps import Routing
 
 RTOL = 1e-5
 ATOL = 1e-5
+WEIGHT_CACHE_BYTES = 512 << 20
+"""Whole experts kept between uses (least recently used first out): generating them dominates."""
+
+
+def _nbytes(w: ExpertWeights) -> int:
+    return sum(a.nbytes for a in (w.w_gate, w.w_up, w.w_down) if a is not None)
 
 
 class FunctionalMismatch(FsedpError):
@@ -50,7 +56,8 @@ class DataPlane:
         self.mismatch: str | None = None
         self.n = loaded.target.num_chiplets
         self.checked = 0
-        self._weights: dict[tuple[int, int], ExpertWeights] = {}
+        self._weights: OrderedDict[tuple[int, int], ExpertWeights] = OrderedDict()
+        self._weight_bytes = 0
         self._tiles: dict[tuple[int, int, int], ExpertWeights] = {}
 
     # --- per step state
@@ -80,13 +87,16 @@ class DataPlane:
             spec = self.layer.spec
             w = self._weights.get((spec.index, e))
             if w is None:
-                if len(self._weights) > 64:  # whole experts are large: keep a few
-                    self._weights.clear()
-                w = self._weights[(spec.index, e)] = (
-                    shared_expert_weights(spec, e - spec.num_experts, self.seed) if e >= spec.num_experts
-                    else expert_weights(spec, e, self.seed))
-            if len(self._tiles) > 4096:
-                self._tiles.clear()
+                w = (shared_expert_weights(spec, e - spec.num_experts, self.seed) if e >= spec.num_experts
+                     else expert_weights(spec, e, self.seed))
+                self._weights[(spec.index, e)] = w
+                self._weight_bytes += _nbytes(w)
+                while self._weight_bytes > WEIGHT_CACHE_BYTES and len(self._weights) > 1:
+                    (old_layer, old_e), old = self._weights.popitem(last=False)
+                    self._weight_bytes -= _nbytes(old)
+                    self._tiles = {k: v for k, v in self._tiles.items() if k[:2] != (old_layer, old_e)}
+            else:
+                self._weights.move_to_end((spec.index, e))
             tile = self._tiles[key] = shard_weights(w, j, self.layer.plan.num_shards)
         return tile
 

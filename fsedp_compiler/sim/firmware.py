@@ -6,7 +6,9 @@ modelled latency. Then every chiplet runs its FOREACH template once per visit of
 the table, in table order then shard order: a shard's DRAM home comes from the program's DRAM
 image, its trajectory from the virtual ring and the layer's trajectory rule (implemented here,
 independently of the compiler: R1-R5), and each WHEN / WHERE is decided for that visit. The
-template's leaf instructions become the same engine work a static step's ranges describe.
+template's leaf instructions become the same engine work a static step's ranges describe. (A
+shard's trajectory depends only on its home chiplet, so the template is decided once per visit
+of each home's shards and applied to all of them: the same result, O(homes x path) per stream.)
 """
 
 from __future__ import annotations
@@ -46,34 +48,52 @@ _LEAVES = {LOAD, RECV, SEND, FFN, FREE}
 
 
 class Trajectories:
-    """Shard trajectories on the virtual ring (R1-R3, R5) under a layer's trajectory rule."""
+    """Shard trajectories on the virtual ring (R1-R3, R5) under a layer's trajectory rule.
+
+    Walking from its home in its stream's direction, a shard passes chiplets without computing
+    (arc 1) until its entry, then computes at every member (arc 2) until its end: nearest = the
+    first member from the home and the last member before it (R2); fullring = one lap from the
+    home; single-entry = every shard enters at the member first reached from ring position 0."""
 
     def __init__(self, order: tuple[int, ...]) -> None:
         self.order = order
         self.n = len(order)
         self.pos = {c: i for i, c in enumerate(order)}
 
-    def _first(self, start: int, members: int, d: int) -> int:
-        """First member reached walking from ring position `start` (included) in direction d."""
-        for k in range(self.n):
-            c = self.order[(start + d * k) % self.n]
-            if members >> c & 1:
-                return c
-        raise ValueError("empty member set")
+    def first_members(self, members: int, d: int) -> list[int]:
+        """For every ring position p, the position of the first member reached walking from p
+        (included) in direction d; one sweep round the ring."""
+        n, order = self.n, self.order
+        out = [0] * n
+        nxt = -1
+        for k in range(2 * n - 1, -1, -1):  # two laps backwards so every position sees a member
+            p = (k * d) % n if d > 0 else (-k) % n
+            if members >> order[p] & 1:
+                nxt = p
+            if k < n:
+                out[p] = nxt
+        return out
+
+    def ends(self, home: int, members: int, d: int, rule: str, ahead: list[int],
+             behind: list[int]) -> tuple[int, int, int, int]:
+        """(entry, end, hops of arc 1, hops of arc 2) of a shard homed at `home`; `ahead` and
+        `behind` are `first_members` in direction d and -d."""
+        n, pos, order = self.n, self.pos, self.order
+        p = pos[home]
+        q = ahead[0 if rule == "single-entry" else p]
+        a1 = (q - p) * d % n
+        if rule == "fullring":
+            a2 = n - 1 - a1
+        else:
+            a2 = (behind[(q - d) % n] - q) * d % n
+        return order[q], order[(q + d * a2) % n], a1, a2
 
     def of(self, home: int, members: int, d: int, rule: str) -> tuple[int, int, list[int]]:
-        """(entry, end, chiplets walked from the home) of a shard; d = +1 cw, -1 ccw."""
-        n, pos = self.n, self.pos
-        start = 0 if rule == "single-entry" else pos[home]
-        entry = self._first(start, members, d)
-        if rule == "fullring":
-            hops = n - 1
-        else:
-            # the last member: the first one walking back from just before the entry
-            last = self._first(pos[entry] - d, members, -d)
-            hops = (pos[entry] - pos[home]) * d % n + (pos[last] - pos[entry]) * d % n
-        path = [self.order[(pos[home] + d * k) % n] for k in range(hops + 1)]
-        return entry, path[-1], path
+        """(entry, end, chiplets walked from the home) of one shard."""
+        entry, end, a1, a2 = self.ends(home, members, d, rule, self.first_members(members, d),
+                                       self.first_members(members, -d))
+        p = self.pos[home]
+        return entry, end, [self.order[(p + d * k) % self.n] for k in range(a1 + a2 + 1)]
 
 
 def _template(loaded: Loaded, phase: Phase, c: int) -> tuple[list[tuple], int, int]:
@@ -123,6 +143,99 @@ def _actions(body: list[tuple], conds: dict[int, bool]) -> list[tuple[int, int, 
     return out
 
 
+def _arc(diff: list[int], start: int, d: int, length: int, n: int, k: int) -> None:
+    """Add k to the `length` ring positions after `start` in direction d (a cyclic interval)."""
+    if length <= 0:
+        return
+    lo = (start + 1) % n if d > 0 else (start - length) % n
+    hi = lo + length
+    diff[lo] += k
+    if hi <= n:
+        diff[hi] -= k
+    else:
+        diff[n] -= k
+        diff[0] += k
+        diff[hi - n] -= k
+
+
+class _Visits:
+    """Applies a dynamic step's templates to classes of shard visits (the per-step context)."""
+
+    def __init__(self, loaded: Loaded, templates: list, st: StreamStep, routing: Routing, l: int, step: int) -> None:
+        self.loaded, self.templates, self.st, self.routing, self.l, self.step = loaded, templates, st, routing, l, step
+        self.memo: dict[tuple[int, int], list[tuple[int, int, bool]]] = {}
+        self.dma: dict[tuple[int, int], list[tuple]] = {}
+        ring = loaded.target.ring
+        n = len(ring)
+        where = {c: i for i, c in enumerate(ring)}
+        port_of = [{nb: p for p, nb in enumerate(st.neighbour[c])} for c in range(n)]
+        # [chiplet][direction bit]: the port to the next chiplet on the ring, and from the previous one
+        self.next_port = [[port_of[c][ring[(where[c] + 1) % n]], port_of[c][ring[(where[c] - 1) % n]]]
+                          for c in range(n)]
+        self.prev_port = [[self.next_port[c][1], self.next_port[c][0]] for c in range(n)]
+
+    def visit(self, c: int, bits: int, pos: int, e: int, k: int, js: list[int], entry: int, end: int, dirbit: int,
+              nbytes: int, channels: list[int], addrs: list[int]) -> None:
+        """`k` visits of one class (bits: 1 first chiplet, 2 computing at a member, 4 last) of
+        stream `pos`'s shards to chiplet c: the template's decisions for that class, k times over."""
+        st = self.st
+        acts = self.memo.get((c, bits))
+        if acts is None:
+            conds = {WHEN_HOME: bool(bits & 1), WHEN_INBOUND: not bits & 1, WHEN_MEMBER: bool(bits & 2),
+                     WHEN_FORWARD: not bits & 4, WHEN_LAST: bool(bits & 4), WHEN_VISIT: True}
+            acts = self.memo[(c, bits)] = _actions(self.templates[c][0], conds)
+        for op, i, where in acts:
+            r = self.templates[c][0][i]
+
+            def fail(message: str, j: int = js[0], i: int = i) -> ProgramError:
+                return _fail(self.loaded, self.templates, c, i, self.l, self.step, e, j, message)
+
+            if op == FFN:
+                tokens = self.routing.size(c, e)
+                if r[ARG] not in (0, tokens):
+                    raise fail(f"ffn on tokens={r[ARG]}, but chiplet {c} holds {tokens} routed to expert {e}")
+                st.ffn_left[c][pos] += k
+                st.ffn_tokens[c][pos] = tokens
+            elif op == FREE:
+                st.free_left[c][pos] += k
+            elif op == SEND:
+                if not where or bits & 4:
+                    raise fail("send port=* without a WHERE before it" if not where else
+                               "where next: the shard's trajectory ends here")
+                port = self.next_port[c][dirbit]
+                if r[UNIT] not in (ANY_UNIT, port) or st.send_port[c][pos] not in (-1, port):
+                    raise fail(f"send on port {r[UNIT]}, but the next chiplet is behind port {port}"
+                               if r[UNIT] not in (ANY_UNIT, port) else "shards of one stream leave a chiplet by two ports")
+                st.send_port[c][pos] = port
+                st.send_left[c][pos] += k
+                st.send_bytes[c][pos] = r[ARG] or nbytes
+            elif op == RECV:
+                if bits & 1:
+                    raise fail("recv of a shard that starts here (it does not arrive over a link)")
+                port = self.prev_port[c][dirbit]
+                if r[UNIT] not in (ANY_UNIT, port):
+                    raise fail(f"recv on port {r[UNIT]}, but the shard arrives on port {port}")
+                st.recv_left[c][port][pos] += k
+                st.recv_bytes[c][port][pos] = r[ARG] or nbytes
+            else:  # LOAD
+                if not bits & 1:
+                    raise fail(f"load on chiplet {c}, but the shard lives in another chiplet's DRAM")
+                for j in js:
+                    ch, addr = channels[j], addrs[j]
+                    if r[UNIT] not in (ANY_UNIT, ch) or r[WIDE] not in (ANY_ADDR, addr) or r[ARG] not in (0, nbytes):
+                        raise fail(f"load names a channel, address or size the shard does not have "
+                                   f"(it is {nbytes} bytes at {addr:#x} on channel {ch})", j)
+                    queue = self.dma.get((c, ch))
+                    if queue is None:
+                        queue = self.dma[(c, ch)] = []
+                    queue.append((pos, e, j, nbytes, entry, end, dirbit))
+
+
+def _fail(loaded: Loaded, templates: list, c: int, i: int, l: int, step: int, e: int, j: int,
+          message: str) -> ProgramError:
+    return _error(loaded, c, templates[c][1] + i, f"layer {l} step {step}, shard e{e} j{j}: {message}")
+
+
 def decode_dynamic(loaded: Loaded, phase: Phase, routing: Routing, step: int,
                    traj: Trajectories) -> tuple[StreamStep, int]:
     """A dynamic layer step: the controller's table, each template run per shard visit; returns
@@ -136,84 +249,65 @@ def decode_dynamic(loaded: Loaded, phase: Phase, routing: Routing, step: int,
     sched = schedule(StepRouting(routing.experts, routing.weights, routing.token_chiplet, l, step), layer.plan,
                      Ring(loaded.target.ring), cost, layer.policy)
     templates = [_template(loaded, phase, c) for c in range(n)]
-    st = empty_stream_step(loaded, layer, l, step)
+    table = [(s.expert, s.members, 0 if s.direction > 0 else 1) for s in sched.streams]
+    st = empty_stream_step(loaded, layer, l, step, table)
     st.error = loaded.error
     lay = layer.layout
     rule = layer.policy.trajectory
-    port_of = [{nb: p for p, nb in enumerate(st.neighbour[c])} for c in range(n)]
-    memo: dict[tuple[int, int], list[tuple[int, int, bool]]] = {}
-    dma: dict[tuple[int, int], list[tuple]] = {}
-    st.members = {s.expert: s.members for s in sched.streams}
-    st.pos = {s.expert: k for k, s in enumerate(sched.streams)}
-    st.dirs = {0 if s.direction > 0 else 1 for s in sched.streams}
+    visits = _Visits(loaded, templates, st, routing, l, step)
+    dma = visits.dma
+    m = layer.plan.num_shards
+    ring_pos, order = traj.pos, traj.order
     for pos, stream in enumerate(sched.streams):
         e, members, d = stream.expert, stream.members, stream.direction
         dirbit = 0 if d > 0 else 1
         nbytes = int(lay.tile_bytes[e])
-        for j in range(layer.plan.num_shards):
-            home, ch, addr = int(lay.chiplet[e, j]), int(lay.channel[e, j]), int(lay.addr[e, j])
-            entry, end, path = traj.of(home, members, d, rule)
-            computing = False
-            last = len(path) - 1
-            for hop, c in enumerate(path):
-                computing = computing or c == entry
-                bits = (hop == 0) | (hop > 0) << 1 | bool(computing and members >> c & 1) << 2 | (hop < last) << 3 \
-                    | (hop == last) << 4
-                acts = memo.get((c, bits))
-                if acts is None:
-                    conds = {WHEN_HOME: hop == 0, WHEN_INBOUND: hop > 0, WHEN_MEMBER: bool(bits & 4),
-                             WHEN_FORWARD: hop < last, WHEN_LAST: hop == last, WHEN_VISIT: True}
-                    acts = memo[(c, bits)] = _actions(templates[c][0], conds)
-                for op, i, where in acts:
-                    r = templates[c][0][i]
-                    at = (c, templates[c][1] + i)
-
-                    def fail(message: str, c: int = c, i: int = i) -> ProgramError:
-                        return _error(loaded, c, templates[c][1] + i, f"layer {l} step {step}, shard e{e} j{j}: "
-                                                                       + message)
-
-                    if op == LOAD:
-                        if c != home:
-                            raise fail(f"load on chiplet {c}, but the shard lives in chiplet {home}'s DRAM")
-                        if r[UNIT] not in (ANY_UNIT, ch) or r[WIDE] not in (ANY_ADDR, addr) or r[ARG] not in (0, nbytes):
-                            raise fail(f"load names a channel, address or size the shard does not have "
-                                       f"(it is {nbytes} bytes at {addr:#x} on channel {ch})")
-                        dma.setdefault((c, ch), []).append((pos, e, j, nbytes, entry, end, dirbit))
-                    elif op == RECV:
-                        if hop == 0:
-                            raise fail("recv of a shard that starts here (it does not arrive over a link)")
-                        port = port_of[c][path[hop - 1]]
-                        if r[UNIT] not in (ANY_UNIT, port):
-                            raise fail(f"recv on port {r[UNIT]}, but the shard arrives on port {port}")
-                        left = st.recv_left[c][port]
-                        left[e] = left.get(e, 0) + 1
-                        st.where.setdefault(("recvs", c, e, port), at)
-                        st.recv_bytes[c][port][e] = r[ARG] or nbytes
-                    elif op == SEND:
-                        if not where:
-                            raise fail("send port=* without a WHERE before it")
-                        if hop == last:
-                            raise fail("where next: the shard's trajectory ends here")
-                        port = port_of[c][path[hop + 1]]
-                        if r[UNIT] not in (ANY_UNIT, port):
-                            raise fail(f"send on port {r[UNIT]}, but the next chiplet is behind port {port}")
-                        if st.send_port[c].setdefault(e, port) != port:
-                            raise fail("shards of one stream leave a chiplet by two ports")
-                        st.send_left[c][e] = st.send_left[c].get(e, 0) + 1
-                        st.where.setdefault(("sends", c, e), at)
-                        st.send_bytes[c][e] = r[ARG] or nbytes
-                    elif op == FFN:
-                        tokens = routing.size(c, e)
-                        if r[ARG] not in (0, tokens):
-                            raise fail(f"ffn on tokens={r[ARG]}, but chiplet {c} holds {tokens} routed to expert {e}")
-                        st.ffn_left[c][e] = st.ffn_left[c].get(e, 0) + 1
-                        st.where.setdefault(("ffns", c, e), at)
-                        st.ffn_tokens[c][e] = tokens
-                    else:
-                        st.free_left[c][e] = st.free_left[c].get(e, 0) + 1
-                        st.where.setdefault(("frees", c, e), at)
-    for c in range(n):  # a use nobody budgeted for is reported at the chiplet's STREAMS
-        for e in st.members:
-            st.where.setdefault(("stream", c, e), (c, templates[c][2]))
+        homes = lay.chiplet[e].tolist()
+        channels, addrs = lay.channel[e].tolist(), lay.addr[e].tolist()
+        by_home: dict[int, list[int]] = {}
+        for j in range(m):
+            by_home.setdefault(homes[j], []).append(j)
+        ahead, behind = traj.first_members(members, d), traj.first_members(members, -d)
+        # Every WHEN and WHERE of a visit depends only on its class: (first chiplet of the trajectory,
+        # computing at a member, last chiplet). Visits are counted per chiplet and class: the home and
+        # the ends of each arc one by one, arc interiors with difference arrays over ring positions.
+        counts: dict[tuple[int, int], int] = {}
+        passing = [0] * (n + 1)  # arc 1 interiors: class 0
+        computing = [0] * (n + 1)  # arc 2 interiors: class member
+        for home, js in by_home.items():
+            k = len(js)
+            entry, end, a1, a2 = traj.ends(home, members, d, rule, ahead, behind)
+            at_entry = a1 == 0
+            visits.visit(home, 1 | (2 if at_entry else 0) | (4 if at_entry and a2 == 0 else 0), pos, e, k, js,
+                         entry, end, dirbit, nbytes, channels, addrs)
+            if not at_entry:
+                _arc(passing, ring_pos[home], d, a1 - 1, n, k)
+                key = (entry, 2 | (4 if a2 == 0 else 0))
+                counts[key] = counts.get(key, 0) + k
+            if a2 > 0:
+                _arc(computing, ring_pos[entry], d, a2 - 1, n, k)
+                key = (end, (2 if members >> end & 1 else 0) | 4)
+                counts[key] = counts.get(key, 0) + k
+        run_a = run_b = 0
+        for p in range(n):
+            run_a += passing[p]
+            run_b += computing[p]
+            c = order[p]
+            if run_a:
+                counts[(c, 0)] = counts.get((c, 0), 0) + run_a
+            if run_b:
+                key = (c, 2 if members >> c & 1 else 0)
+                counts[key] = counts.get(key, 0) + run_b
+        for (c, bits), k in counts.items():
+            visits.visit(c, bits, pos, e, k, by_home.get(c, [0]), -1, -1, dirbit, nbytes, channels, addrs)
+    for queue in dma.values():
+        queue.sort(key=lambda load: (load[0], load[2]))  # table order, then shard order (R6)
+    for c in range(n):  # errors about a role are reported at the template's instruction for it
+        body, first, streams_at = templates[c]
+        st.where[("stream", c)] = (c, streams_at)
+        for i, r in enumerate(body):
+            role = {FFN: "ffns", FREE: "frees", SEND: "sends", RECV: "recvs", LOAD: "loads"}.get(r[OP])
+            if role is not None:
+                st.where.setdefault((role, c), (c, first + i))
     st.dma = [(c, ch, loads) for (c, ch), loads in sorted(dma.items())]
     return st, cost.scheduler_ns(len(sched.streams))

@@ -199,15 +199,23 @@ class _Ring:
             self.next[c][1] = order[(i - 1) % n]  # ccw
 
 
-def empty_stream_step(loaded: Loaded, layer: LayerDesc, l: int, s: int) -> StreamStep:
+def empty_stream_step(loaded: Loaded, layer: LayerDesc, l: int, s: int,
+                      table: list[tuple[int, int, int]]) -> StreamStep:
+    """A step with the given stream table (expert, S_e, direction bit) and no work yet."""
     n = loaded.target.num_chiplets
     neighbour, back = _ports(loaded)
+    k = len(table)
+
+    def zeros() -> list[list[int]]:
+        return [[0] * k for _ in range(n)]
+
     return StreamStep(
         layer=l, step=s, num_chiplets=n, buffers=layer.plan.buffers, dtype_bytes=layer.spec.dtype_bytes,
-        members={}, pos={}, dirs=set(), dma=[], neighbour=neighbour, back_port=back,
-        send_port=[{} for _ in range(n)], send_left=[{} for _ in range(n)], send_bytes=[{} for _ in range(n)],
-        recv_left=[[{} for _ in neighbour[c]] for c in range(n)], recv_bytes=[[{} for _ in neighbour[c]] for c in range(n)],
-        ffn_left=[{} for _ in range(n)], ffn_tokens=[{} for _ in range(n)], free_left=[{} for _ in range(n)])
+        experts=[e for e, _, _ in table], members=[m for _, m, _ in table], dirs={d for _, _, d in table}, dma=[],
+        neighbour=neighbour, back_port=back, send_port=[[-1] * k for _ in range(n)], send_left=zeros(),
+        send_bytes=zeros(), recv_left=[[[0] * k for _ in neighbour[c]] for c in range(n)],
+        recv_bytes=[[[0] * k for _ in neighbour[c]] for c in range(n)], ffn_left=zeros(), ffn_tokens=zeros(),
+        free_left=zeros())
 
 
 def decode_stream(loaded: Loaded, phase: Phase, routing: Routing) -> StreamStep:
@@ -219,7 +227,7 @@ def decode_stream(loaded: Loaded, phase: Phase, routing: Routing) -> StreamStep:
                                                     "MoE layer of this program")
     n = loaded.target.num_chiplets
     ring = _Ring(loaded.target.ring)
-    st = empty_stream_step(loaded, layer, l, s)
+    st: StreamStep | None = None
     lay = layer.layout
     m = layer.plan.num_shards
     tables = []
@@ -232,6 +240,7 @@ def decode_stream(loaded: Loaded, phase: Phase, routing: Routing) -> StreamStep:
             return _error(loaded, c, a + i, message)
 
         table: list[tuple[int, int, int]] = []
+        rows: list[int] = []
         i = 0
         while i < len(recs) and recs[i][OP] in (STREAM, NOP):
             r = recs[i]
@@ -248,12 +257,16 @@ def decode_stream(loaded: Loaded, phase: Phase, routing: Routing) -> StreamStep:
                 if any(t[0] == r[EXPERT] for t in table):
                     raise fail(i, f"expert {r[EXPERT]} has two rows in the stream table")
                 table.append((r[EXPERT], members, r[X]))
-                st.where[("stream", c, r[EXPERT])] = (c, a + i)
+                rows.append(a + i)
                 i += r[N]
             i += 1
         tables.append(table)
         if c and table != tables[0]:
             raise fail(0, f"chiplet {c} sees a different stream table than chiplet 0 (R6: one global order)")
+        if st is None:
+            st = empty_stream_step(loaded, layer, l, s, table)
+        for (e, _, _), at in zip(table, rows):
+            st.where[("stream", c, e)] = (c, at)
         pos = {e: k for k, (e, _, _) in enumerate(table)}
         last = (-1, -1, -1)
         for i in range(i, len(recs)):
@@ -275,6 +288,7 @@ def decode_stream(loaded: Loaded, phase: Phase, routing: Routing) -> StreamStep:
                               "(R6), loads by channel, then receives and sends by port, then ffns and frees")
             last = key
             d = table[pos[e]][2]
+            k = pos[e]
             where = (c, a + i)
             if op == LOADS:
                 _loads(loaded, layer, st, r, c, d, pos[e], fail, i, dma, m, lay)
@@ -290,26 +304,24 @@ def decode_stream(loaded: Loaded, phase: Phase, routing: Routing) -> StreamStep:
                     raise fail(i, f"R1: shards of expert {e} stream {'ccw' if d else 'cw'} on the virtual ring and "
                                   f"{way} chiplet {want}, but port {port} leads to chiplet {nbr}")
                 if op == RECVS:
-                    st.recv_left[c][port][e] = r[N]
-                    st.recv_bytes[c][port][e] = r[ARG]
+                    st.recv_left[c][port][k] = r[N]
+                    st.recv_bytes[c][port][k] = r[ARG]
                     st.where[("recvs", c, e, port)] = where
                 else:
-                    if e in st.send_port[c]:
+                    if st.send_port[c][k] >= 0:
                         raise fail(i, f"a second sends of expert {e}: a stream leaves a chiplet by one port")
-                    st.send_port[c][e], st.send_left[c][e], st.send_bytes[c][e] = port, r[N], r[ARG]
+                    st.send_port[c][k], st.send_left[c][k], st.send_bytes[c][k] = port, r[N], r[ARG]
                     st.where[("sends", c, e)] = where
             elif op == FFNS:
                 have = routing.size(c, e)
                 if r[ARG] != have:
                     raise fail(i, f"ffns on tokens={r[ARG]}, but chiplet {c} holds {have} token(s) routed to expert {e}")
-                st.ffn_left[c][e], st.ffn_tokens[c][e] = r[N], r[ARG]
+                st.ffn_left[c][k], st.ffn_tokens[c][k] = r[N], r[ARG]
                 st.where[("ffns", c, e)] = where
             else:
-                st.free_left[c][e] = r[N]
+                st.free_left[c][k] = r[N]
                 st.where[("frees", c, e)] = where
-    st.members = {e: mem for e, mem, _ in tables[0]}
-    st.pos = {e: k for k, (e, _, _) in enumerate(tables[0])}
-    st.dirs = {d for _, _, d in tables[0]}
+    assert st is not None
     st.dma = [(c, ch, loads) for (c, ch), loads in sorted(dma.items())]
     st.error = loaded.error
     return st

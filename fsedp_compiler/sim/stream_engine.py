@@ -41,24 +41,26 @@ class StreamStep:
     num_chiplets: int
     buffers: int
     dtype_bytes: int
-    members: dict[int, int]
-    """expert -> S_e bitmask"""
-    pos: dict[int, int]
-    """expert -> position in the stream table"""
+    experts: list[int]
+    """the stream table: expert of each position"""
+    members: list[int]
+    """S_e bitmask of each position"""
     dirs: set[int]
     """direction bits present in the table (0 cw, 1 ccw)"""
     dma: list[tuple[int, int, list[tuple]]]
     """(chiplet, channel, loads) per DMA engine, sorted; a load is (pos, e, j, bytes, entry, end, dir)"""
     neighbour: list[tuple[int, ...]]
     back_port: list[tuple[int, ...]]
-    send_port: list[dict[int, int]]
-    send_left: list[dict[int, int]]
-    send_bytes: list[dict[int, int]]
-    recv_left: list[list[dict[int, int]]]
-    recv_bytes: list[list[dict[int, int]]]
-    ffn_left: list[dict[int, int]]
-    ffn_tokens: list[dict[int, int]]
-    free_left: list[dict[int, int]]
+    # budgets of the step's ranges, [chiplet][position] (receives: [chiplet][port][position])
+    send_port: list[list[int]]
+    """-1: no sends"""
+    send_left: list[list[int]]
+    send_bytes: list[list[int]]
+    recv_left: list[list[list[int]]]
+    recv_bytes: list[list[list[int]]]
+    ffn_left: list[list[int]]
+    ffn_tokens: list[list[int]]
+    free_left: list[list[int]]
     where: dict[tuple, tuple[int, int]] = field(default_factory=dict)
     """(role, chiplet, expert[, port]) -> (chiplet, record index) of the instruction, for messages"""
     error: object = None
@@ -95,26 +97,28 @@ def run_stream_step(st: StreamStep, cost, data=None, keep_ops: bool = False) -> 
     used = [0] * n
     held = [0] * n
     peak_bytes = [0] * n
-    members, neighbour, back_port = st.members, st.neighbour, st.back_port
-    send_port, send_left, send_bytes = st.send_port, st.send_left, st.send_bytes
-    recv_left, recv_bytes = st.recv_left, st.recv_bytes
-    ffn_left, ffn_tokens, free_left = st.ffn_left, st.ffn_tokens, st.free_left
-
-    dma = st.dma
-    dma_head = [0] * len(dma)
-    dma_busy = [False] * len(dma)
-    dma_of: list[list[int]] = [[] for _ in range(n)]
-    for k, (c, _, _) in enumerate(dma):
-        dma_of[c].append(k)
-    # link engines, indexed in (sender, port) = (sender, receiver) order
+    neighbour, back_port = st.neighbour, st.back_port
+    experts, mem = st.experts, st.members
     link_id: list[list[int]] = []
     link_from: list[tuple[int, int]] = []
     for c in range(n):
         link_id.append([len(link_from) + p for p in range(len(neighbour[c]))])
         link_from.extend((c, p) for p in range(len(neighbour[c])))
-    links_into: list[list[int]] = [[] for _ in range(n)]
-    for k, (c, p) in enumerate(link_from):
-        links_into[neighbour[c][p]].append(k)
+    # the budgets are used up as the step runs: work on copies (the step stays as decoded)
+    ffn_left = [row[:] for row in st.ffn_left]
+    ffn_tokens = st.ffn_tokens
+    free_left = [row[:] for row in st.free_left]
+    send_left = [row[:] for row in st.send_left]
+    send_link = [[link_id[c][p] if p >= 0 else -1 for p in st.send_port[c]] for c in range(n)]
+    send_bytes = st.send_bytes
+    recv_left = [[row[:] for row in ports] for ports in st.recv_left]
+    recv_bytes = st.recv_bytes
+
+    dma = st.dma
+    dma_head = [0] * len(dma)
+    dma_busy = [False] * len(dma)
+    link_to = [neighbour[c][p] for c, p in link_from]
+    link_back = [back_port[c][p] for c, p in link_from]
     link_ready: list[list] = [[] for _ in link_from]
     link_busy = [False] * len(link_from)
     comp_ready: list[list] = [[] for _ in range(n)]
@@ -135,128 +139,131 @@ def run_stream_step(st: StreamStep, cost, data=None, keep_ops: bool = False) -> 
     events: list[tuple] = []
     seq = 0
     now = 0
-    pending = 0  # visits whose buffer is still held, plus loads not yet issued
-    for _, _, loads in dma:
-        pending += len(loads)
     dirty_link: set[int] = set()
     dirty_comp: set[int] = set()
     dirty_dma: set[int] = set(range(len(dma)))
-    macs = 0
-    ffn_bytes = 0
+    # engines whose head waits for a free buffer on a chiplet: a release there is what can start
+    # them (any other engine into that chiplet is busy, idle or waits for something else)
+    link_wait: list[set[int]] = [set() for _ in range(n)]
+    dma_wait: list[set[int]] = [set() for _ in range(n)]
+    push, pop = heapq.heappush, heapq.heappop
+    macs = ffn_bytes = dram_bytes = 0
     moved = 0  # sends and FFNs started (with the loads: the step's element-ops)
 
-    def err(key: tuple, message: str) -> ProgramError:
-        return _located(st, key, message)
+    def err(role: str, c: int, pos: int, message: str, *port: int) -> ProgramError:
+        return _located(st, (role, c, experts[pos], *port), message)
 
     def arrive(v: list) -> None:
-        nonlocal pending, seq
-        c, e = v[CHIPLET], v[EXPERT]
-        if not v[COMPUTING] and c == v[ENTRY]:
-            v[COMPUTING] = True
+        c, pos = v[CHIPLET], v[POS]
+        computing = v[COMPUTING]
+        if not computing and c == v[ENTRY]:
+            computing = v[COMPUTING] = True
         uses = 0
-        if v[COMPUTING] and members[e] >> c & 1:
-            left = ffn_left[c].get(e, 0)
+        if computing and mem[pos] >> c & 1:
+            left = ffn_left[c][pos]
             if left <= 0:
-                raise err(("ffns", c, e), f"shard e{e} j{v[SHARD]} reaches S_e past its entry, but no FFN is left "
-                                          f"for it (ffns of expert {e} here: {ffn_count(c, e)})")
-            ffn_left[c][e] = left - 1
-            heapq.heappush(comp_ready[c], (now, v[POS], v[SHARD], v[HOP], v))
+                raise err("ffns", c, pos, f"shard e{v[EXPERT]} j{v[SHARD]} reaches S_e past its entry, but no FFN "
+                                          f"is left for it (ffns of expert {v[EXPERT]} here: "
+                                          f"{'used up' if ffn_tokens[c][pos] else 'none'})")
+            ffn_left[c][pos] = left - 1
+            push(comp_ready[c], (now, pos, v[SHARD], v[HOP], v))
             dirty_comp.add(c)
-            uses += 1
-        if not (v[COMPUTING] and c == v[END]):
-            port = send_port[c].get(e)
-            if port is None:
-                raise err(("sends", c, e), f"shard e{e} j{v[SHARD]} goes on past chiplet {c} but the program sends "
-                                           f"no shard of expert {e} from here")
-            left = send_left[c][e]
+            uses = 1
+        if not (computing and c == v[END]):
+            k = send_link[c][pos]
+            if k < 0:
+                raise err("sends", c, pos, f"shard e{v[EXPERT]} j{v[SHARD]} goes on past chiplet {c} but the program "
+                                           f"sends no shard of expert {v[EXPERT]} from here")
+            left = send_left[c][pos]
             if left <= 0:
-                raise err(("sends", c, e), f"shard e{e} j{v[SHARD]} goes on, but the sends of expert {e} are used up")
-            send_left[c][e] = left - 1
-            k = link_id[c][port]
-            heapq.heappush(link_ready[k], (now, v[POS], v[SHARD], v[HOP], v))
+                raise err("sends", c, pos, f"shard e{v[EXPERT]} j{v[SHARD]} goes on, but the sends of expert "
+                                           f"{v[EXPERT]} are used up")
+            send_left[c][pos] = left - 1
+            push(link_ready[k], (now, pos, v[SHARD], v[HOP], v))
             dirty_link.add(k)
             uses += 1
         v[USES] = uses
         if uses == 0:
             release(v)
 
-    def ffn_count(c: int, e: int) -> str:
-        return "none" if e not in ffn_tokens[c] else "used up"
-
     def release(v: list) -> None:
-        nonlocal pending
-        c, e = v[CHIPLET], v[EXPERT]
-        left = free_left[c].get(e, 0)
+        c, pos = v[CHIPLET], v[POS]
+        left = free_left[c][pos]
         if left <= 0:
-            raise err(("frees", c, e), f"shard e{e} j{v[SHARD]} is done here but no FREE is left for expert {e}")
-        free_left[c][e] = left - 1
+            raise err("frees", c, pos, f"shard e{v[EXPERT]} j{v[SHARD]} is done here but no FREE is left for "
+                                       f"expert {v[EXPERT]}")
+        free_left[c][pos] = left - 1
         free[c][v[DIR]] += 1
         used[c] -= 1
         held[c] -= v[NBYTES]
-        pending -= 1
-        dirty_dma.update(dma_of[c])
-        dirty_link.update(links_into[c])
-
-    def take(c: int, d: int, nbytes: int) -> None:
-        free[c][d] -= 1
-        used[c] += 1
-        held[c] += nbytes
-        if held[c] > peak_bytes[c]:
-            peak_bytes[c] = held[c]
+        if dma_wait[c]:
+            dirty_dma.update(dma_wait[c])
+            dma_wait[c].clear()
+        if link_wait[c]:
+            dirty_link.update(link_wait[c])
+            link_wait[c].clear()
 
     def start_dma(k: int) -> None:
-        nonlocal seq, pending
-        if dma_busy[k]:
-            return
+        nonlocal seq, dram_bytes
         c, ch, loads = dma[k]
         head = dma_head[k]
         if head >= len(loads):
             return
-        pos, e, j, nbytes, entry, end, d = loads[head]
+        load = loads[head]
+        d = load[6]
         if free[c][d] < 2:
+            dma_wait[c].add(k)
             return
+        nbytes = load[3]
         dma_head[k] = head + 1
-        take(c, d, nbytes)
+        free[c][d] -= 1
+        used[c] += 1
+        h = held[c] + nbytes
+        held[c] = h
+        if h > peak_bytes[c]:
+            peak_bytes[c] = h
         length = dram_cache.get(nbytes)
         if length is None:
             length = dram_cache[nbytes] = dram_ns(nbytes)
         dma_busy[k] = True
         busy_dma[k] += length
-        run.dram_bytes += nbytes
+        dram_bytes += nbytes
         if keep_ops:
-            ops.append(("load", c, ch, e, j, now, now + length))
-        v = [pos, e, j, nbytes, entry, end, d, False, c, 0, 0]
-        heapq.heappush(events, (now + length, seq, _DMA_FREE, k, None))
-        heapq.heappush(events, (now + length + dram_lat, seq + 1, _ARRIVE, v, None))
+            ops.append(("load", c, ch, load[1], load[2], now, now + length))
+        push(events, (now + length, seq, _DMA_FREE, k, None))
+        push(events, (now + length + dram_lat, seq + 1, _ARRIVE, [*load, False, c, 0, 0], None))
         seq += 2
 
     def start_link(k: int) -> None:
-        nonlocal seq, pending, moved
+        nonlocal seq, moved
         ready = link_ready[k]
-        if link_busy[k] or not ready:
-            return
         v = ready[0][4]
-        c, p = link_from[k]
-        nxt = neighbour[c][p]
+        nxt = link_to[k]
         d = v[DIR]
         if free[nxt][d] < 1:
+            link_wait[nxt].add(k)
             return
-        e = v[EXPERT]
-        back = back_port[c][p]
+        pos = v[POS]
+        back = link_back[k]
         posted = recv_left[nxt][back]
-        if posted.get(e, 0) <= 0:
+        if posted[pos] <= 0:
             return  # no receive posted: the neighbour never asked for it (a deadlock if it stays so)
-        heapq.heappop(ready)
-        posted[e] -= 1
+        pop(ready)
+        posted[pos] -= 1
+        c = link_from[k][0]
         nbytes = v[NBYTES]
-        if send_bytes[c][e] != nbytes:
-            raise err(("sends", c, e), f"sends of expert {e} move {send_bytes[c][e]} bytes per shard, "
-                                       f"its shards are {nbytes} bytes")
-        if recv_bytes[nxt][back][e] != nbytes:
-            raise err(("recvs", nxt, e, back), f"recvs of expert {e} expect {recv_bytes[nxt][back][e]} bytes per "
-                                               f"shard, its shards are {nbytes} bytes")
-        take(nxt, d, nbytes)
-        pending += 1
+        if send_bytes[c][pos] != nbytes:
+            raise err("sends", c, pos, f"sends of expert {v[EXPERT]} move {send_bytes[c][pos]} bytes per shard, its "
+                                       f"shards are {nbytes} bytes")
+        if recv_bytes[nxt][back][pos] != nbytes:
+            raise err("recvs", nxt, pos, f"recvs of expert {v[EXPERT]} expect {recv_bytes[nxt][back][pos]} bytes per "
+                                         f"shard, its shards are {nbytes} bytes", back)
+        free[nxt][d] -= 1
+        used[nxt] += 1
+        h = held[nxt] + nbytes
+        held[nxt] = h
+        if h > peak_bytes[nxt]:
+            peak_bytes[nxt] = h
         moved += 1
         length = link_cache.get(nbytes)
         if length is None:
@@ -265,20 +272,17 @@ def run_stream_step(st: StreamStep, cost, data=None, keep_ops: bool = False) -> 
         busy_link[k] += length
         bytes_link[k] += nbytes
         if keep_ops:
-            ops.append(("send", c, nxt, e, v[SHARD], now, now + length))
-        w = [v[POS], e, v[SHARD], nbytes, v[ENTRY], v[END], d, v[COMPUTING], nxt, v[HOP] + 1, 0]
-        heapq.heappush(events, (now + length, seq, _SENT, k, v))
-        heapq.heappush(events, (now + length + link_lat, seq + 1, _ARRIVE, w, None))
+            ops.append(("send", c, nxt, v[EXPERT], v[SHARD], now, now + length))
+        w = [pos, v[EXPERT], v[SHARD], nbytes, v[ENTRY], v[END], d, v[COMPUTING], nxt, v[HOP] + 1, 0]
+        push(events, (now + length, seq, _SENT, k, v))
+        push(events, (now + length + link_lat, seq + 1, _ARRIVE, w, None))
         seq += 2
 
     def start_compute(c: int) -> None:
         nonlocal seq, macs, ffn_bytes, moved
-        ready = comp_ready[c]
-        if comp_busy[c] or not ready:
-            return
-        v = heapq.heappop(ready)[4]
-        e = v[EXPERT]
-        tokens = ffn_tokens[c][e]
+        v = pop(comp_ready[c])[4]
+        pos = v[POS]
+        tokens = ffn_tokens[c][pos]
         params = v[NBYTES] // dtype_bytes
         key = (params, tokens)
         length = ffn_cache.get(key)
@@ -290,31 +294,34 @@ def run_stream_step(st: StreamStep, cost, data=None, keep_ops: bool = False) -> 
         macs += params * tokens
         ffn_bytes += v[NBYTES]
         if keep_ops:
-            ops.append(("ffn", c, 0, e, v[SHARD], now, now + length))
+            ops.append(("ffn", c, 0, v[EXPERT], v[SHARD], now, now + length))
         if data is not None:
-            data.stream_ffn(c, e, v[SHARD], tokens)
-        heapq.heappush(events, (now + length, seq, _COMPUTED, c, v))
+            data.stream_ffn(c, v[EXPERT], v[SHARD], tokens)
+        push(events, (now + length, seq, _COMPUTED, c, v))
         seq += 1
 
     def kick() -> None:
         if dirty_link:
-            for k in sorted(dirty_link):
-                start_link(k)
+            for k in sorted(dirty_link) if len(dirty_link) > 1 else dirty_link:
+                if not link_busy[k] and link_ready[k]:
+                    start_link(k)
             dirty_link.clear()
         if dirty_comp:
-            for c in sorted(dirty_comp):
-                start_compute(c)
+            for c in sorted(dirty_comp) if len(dirty_comp) > 1 else dirty_comp:
+                if not comp_busy[c] and comp_ready[c]:
+                    start_compute(c)
             dirty_comp.clear()
         if dirty_dma:
-            for k in sorted(dirty_dma):
-                start_dma(k)
+            for k in sorted(dirty_dma) if len(dirty_dma) > 1 else dirty_dma:
+                if not dma_busy[k]:
+                    start_dma(k)
             dirty_dma.clear()
 
     kick()
     while events:
         now = events[0][0]
         while events and events[0][0] == now:
-            _, _, kind, a, b = heapq.heappop(events)
+            _, _, kind, a, b = pop(events)
             if kind == _ARRIVE:
                 arrive(a)
             elif kind == _SENT:
@@ -335,12 +342,25 @@ def run_stream_step(st: StreamStep, cost, data=None, keep_ops: bool = False) -> 
         kick()
     pending_loads = sum(len(loads) - dma_head[k] for k, (_, _, loads) in enumerate(dma))
     if pending_loads or any(link_ready) or any(comp_ready) or sum(used):
-        raise DeadlockError(_deadlock_report(st, dma, dma_head, free, link_from, link_ready, comp_ready, used))
-    _check_budgets(st)
+        raise DeadlockError(_deadlock_report(st, experts, dma, dma_head, free, link_from, link_ready, comp_ready,
+                                             recv_left, used))
+    left = {"ffns": ffn_left, "sends": send_left, "frees": free_left}
+    for role, table in left.items():
+        for c, row in enumerate(table):
+            for pos, k in enumerate(row):
+                if k:
+                    raise _located(st, (role, c, experts[pos]), f"{k} of the {role} of expert {experts[pos]} on "
+                                                                f"chiplet {c} were never needed")
+    for c, ports in enumerate(recv_left):
+        for p, row in enumerate(ports):
+            for pos, k in enumerate(row):
+                if k:
+                    raise _located(st, ("recvs", c, experts[pos], p), f"{k} receives of expert {experts[pos]} on "
+                                                                      f"chiplet {c} port {p} were never matched by a send")
     run.makespan = now
     run.events = sum(dma_head) + moved
     run.peak_bytes = peak_bytes
-    run.macs, run.ffn_bytes = macs, ffn_bytes
+    run.macs, run.ffn_bytes, run.dram_bytes = macs, ffn_bytes, dram_bytes
     for k, (c, ch, _) in enumerate(dma):
         if busy_dma[k]:
             run.busy[(c, f"dma{ch}")] = busy_dma[k]
@@ -360,30 +380,17 @@ def run_stream_step(st: StreamStep, cost, data=None, keep_ops: bool = False) -> 
 
 def _located(st: StreamStep, key: tuple, message: str) -> ProgramError:
     """An error about the range instruction `key` names, at its record when it exists."""
-    where = st.where.get(key) or st.where.get(("stream", key[1], key[2]))  # else the stream's table row
+    # the range's own record, else (dynamic) the template's instruction for the role, else the
+    # stream's table row (static) or the chiplet's STREAMS (dynamic)
+    where = (st.where.get(key) or st.where.get(key[:2]) or st.where.get(("stream", key[1], key[2]))
+             or st.where.get(("stream", key[1])))
     text = f"layer {st.layer} step {st.step}: {message}"
     if where is not None and st.error is not None:
         return st.error(*where, text)  # type: ignore[operator]
     return ProgramError(f"chiplet {key[1]}, {text}")
 
 
-def _check_budgets(st: StreamStep) -> None:
-    """Every range must have been used up: a range that asked for more is a located error."""
-    for role, table in (("ffns", st.ffn_left), ("sends", st.send_left), ("frees", st.free_left)):
-        for c, left in enumerate(table):
-            for e, k in left.items():
-                if k:
-                    raise _located(st, (role, c, e), f"{k} of the {role} of expert {e} on chiplet {c} were never "
-                                                     "needed")
-    for c, ports in enumerate(st.recv_left):
-        for p, left in enumerate(ports):
-            for e, k in left.items():
-                if k:
-                    raise _located(st, ("recvs", c, e, p), f"{k} receives of expert {e} on chiplet {c} port {p} "
-                                                            "were never matched by a send")
-
-
-def _deadlock_report(st, dma, dma_head, free, link_from, link_ready, comp_ready, used) -> str:
+def _deadlock_report(st, experts, dma, dma_head, free, link_from, link_ready, comp_ready, recv_left, used) -> str:
     names = ("cw", "ccw")
     lines = [f"deadlock in layer {st.layer} step {st.step}: no engine can start while work remains"]
     for k, (c, ch, loads) in enumerate(dma):
@@ -396,7 +403,7 @@ def _deadlock_report(st, dma, dma_head, free, link_from, link_ready, comp_ready,
             v = link_ready[k][0][4]
             nxt = st.neighbour[c][p]
             back = st.back_port[c][p]
-            if st.recv_left[nxt][back].get(v[EXPERT], 0) <= 0:
+            if recv_left[nxt][back][v[POS]] <= 0:
                 why = f"a receive posted by chiplet {nxt} for expert {v[EXPERT]} (its recvs on port {back})"
             else:
                 why = f"a free {names[v[DIR]]} buffer at chiplet {nxt} (has {free[nxt][v[DIR]]})"
