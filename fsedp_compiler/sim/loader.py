@@ -14,6 +14,7 @@ import os
 import stat
 import zipfile
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,7 +26,8 @@ from fsedp_compiler.scheduler import Policy
 from fsedp_compiler.shardplan import ShardPlan, dram_channels
 from fsedp_compiler.target import ChipletParams, LinkParams, Target, ring_problem, topology_problem
 
-from .manifest import Manifest, parse_manifest
+if TYPE_CHECKING:  # the schema (pydantic) is imported when a directory is loaded, not before
+    from .manifest import Manifest
 
 MANIFEST = "program.json"
 LAYOUT = "layout.npz"
@@ -206,6 +208,8 @@ def load_outdir(outdir: str) -> Loaded:
         if "missing" in err.message:
             raise _fail(outdir, "no program.json here; give the output directory of `fsedpc compile`") from None
         raise
+    from .manifest import parse_manifest
+
     try:
         text = raw.decode("utf-8")
         manifest = parse_manifest(text)
