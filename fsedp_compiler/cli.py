@@ -21,7 +21,9 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USER_ERROR)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The `fsedpc` parser; only `command`'s module is imported (all of them when None), the
+    others get a stub with their help line, so start-up stays fast."""
     parser = _Parser(
         prog="fsedpc",
         description="Compile MoE layers onto multi-chiplet accelerators (FSE-DP) and simulate them.",
@@ -29,13 +31,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fsedpc {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
-    for name in COMMANDS:
-        importlib.import_module(f"fsedp_compiler.commands.{name}").register(subparsers)
+    registered: set[str] = set()
+    for name, (module, help_line) in COMMANDS.items():
+        if command is None or name == command:
+            if module not in registered:
+                importlib.import_module(f"fsedp_compiler.commands.{module}").register(subparsers)
+                registered.add(module)
+        else:
+            subparsers.add_parser(name, help=help_line)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command if command in COMMANDS else None if command else "").parse_args(argv)
     try:
         code = args.func(args)
     except BrokenPipeError:  # `fsedpc ... | head`

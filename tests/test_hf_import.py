@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -268,13 +267,8 @@ def test_top_level_must_be_an_object(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def cli_main(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """`cli.main`, restricted to `import-hf` while sibling commands are still being written."""
-    try:
-        for name in cli.COMMANDS:
-            importlib.import_module(f"fsedp_compiler.commands.{name}")
-    except ImportError:
-        monkeypatch.setattr(cli, "COMMANDS", ("import_hf",))
+def cli_main() -> Any:
+    """`cli.main` (it imports only the module of the command it runs)."""
     return cli.main
 
 

@@ -117,3 +117,4 @@ def test_simulator_imports_no_compiler_internals() -> None:
         "fsedp_compiler.layers", "networkx"))]
     assert forbidden == []
     assert ms < 5000  # a sanity ceiling, not a benchmark (the README reports the measured figure)
+

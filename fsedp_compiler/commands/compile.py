@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from rich.table import Table
-
 DEFAULT_TARGET = "paper-2x2"
 #: FSE-DP and its ablations: (order, direction, trajectory). Baselines: `baselines.BASELINES`.
 STRATEGIES: dict[str, tuple[str, str, str]] = {
@@ -122,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
 def print_summary(module, manifest, console, human_bytes) -> None:
     """Streams, DRAM and D2D bytes and the scheduler's estimated step time, per layer."""
     import numpy as np
+    from rich.table import Table
 
     from fsedp_compiler.isa import OPCODE
     from fsedp_compiler.dialects import dataflow as df

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..fileio import check_output_path, write_output
-from ..hf_import import import_hf_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Import the config and print the module, or write it atomically with `-o`."""
+    from ..fileio import check_output_path, write_output
+    from ..hf_import import import_hf_config
+
     check_output_path(args.output)  # before any work
     spec = import_hf_config(args.config, args.layers, name=args.name)
     from ..ir import module_text_from_spec  # lazy: keeps `fsedpc --help` free of xDSL start-up
