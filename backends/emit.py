@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,13 +20,13 @@ from xdsl.passes import ModulePass
 
 from fsedp_compiler.baselines import placement
 from fsedp_compiler.dialects import dataflow as df
-from fsedp_compiler.dialects.fsedp import StaticScheduleOp
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.fileio import atomic_directory
 from fsedp_compiler.ir import require_target, spec_from_module
 from fsedp_compiler.isa import ANY_ADDR, ANY_UNIT, CURRENT, INSTR_DTYPE, OPS, Program, encode, record, sha256_hex, to_text
-from fsedp_compiler.layers import cached_trace, layer_contexts
+from fsedp_compiler.layers import layer_contexts, module_routing
 from fsedp_compiler.layout import build_layouts, fsedp_placement, layouts_to_npz
+from fsedp_compiler.routing import trace_bytes
 from fsedp_compiler.target import Target, target_to_json
 
 #: `dataflow.when` conditions as WHEN flags (fsedp_compiler/isa).
@@ -89,11 +88,13 @@ def module_layouts(module: ModuleOp) -> dict:
     return build_layouts([c.plan for c in contexts], place)
 
 
-def _static_trace(module: ModuleOp) -> str:
-    return next(c.schedule_op.prop_str("trace") if isinstance(c.schedule_op, StaticScheduleOp)
-                else c.baseline_op.prop_str("trace")
-                for c in layer_contexts(module)
-                if isinstance(c.schedule_op, StaticScheduleOp) or c.baseline_op is not None)
+def _static_trace(module: ModuleOp):
+    """The routing a static module was compiled for (its `fsedp.routing`)."""
+    trace = module_routing(module)
+    if trace is None:
+        raise FsedpError("a static program needs its routing in the IR; run schedule-streams{mode=static} "
+                         "or lower-baseline first")
+    return trace
 
 
 def build_programs(module: ModuleOp) -> tuple[list[Program], dict[str, Any]]:
@@ -111,7 +112,7 @@ def build_programs(module: ModuleOp) -> tuple[list[Program], dict[str, Any]]:
     local: list[int] = [0] * target.num_chiplets
     steps = 1
     if mode == "static":
-        trace = cached_trace(_static_trace(module), spec_from_module(module))
+        trace = _static_trace(module)
         steps = trace.num_steps
         local = np.bincount(trace.token_chiplet, minlength=target.num_chiplets).tolist()
         info.update(trace=TRACE_FILE, steps=steps, tokens=trace.num_tokens)
@@ -169,7 +170,7 @@ def emit(module: ModuleOp, outdir: str, extra_files: dict[str, bytes] | None = N
     extra_files = dict(extra_files or {})
     extra_files[LAYOUT_FILE] = layouts_to_npz(module_layouts(module))
     if info["mode"] == "static":
-        extra_files[TRACE_FILE] = Path(_static_trace(module)).read_bytes()
+        extra_files[TRACE_FILE] = trace_bytes(_static_trace(module))
     with atomic_directory(outdir) as work:
         files: list[dict[str, Any]] = []
         for p in programs:

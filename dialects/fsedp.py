@@ -2,9 +2,10 @@
 
     fsedp.shard_plan layer 0 shards 16 buffers 4 shard_bytes 6144 shared_shard_bytes 0 channels [0, 1] channel_ids [0, 0]
     fsedp.streams layer 0 ring [0, 1, 3, 2] order paired direction balanced
-    fsedp.static_schedule layer 0 steps 2 trace "t.npz" offsets array<i32: 0, 3, 5> experts array<i32: ...> ...
+    fsedp.routing layers [0, 1] steps 2 tokens 8 top_k 2 chiplets 4 meta "{...}" token_chiplet array<i32: ...> ...
+    fsedp.static_schedule layer 0 steps 2 shards 16 buffers 4 offsets array<i32: 0, 3, 5> experts array<i32: ...> ...
     fsedp.dynamic_schedule layer 0
-    fsedp.baseline layer 0 strategy "ep" steps 2 trace "t.npz" skip_single 0
+    fsedp.baseline layer 0 strategy "ep" steps 2 skip_single 0
 
 The virtualization rules are verified on these ops (not only ensured by the passes that make
 them): R1 the ring is a Hamiltonian cycle over the target's links; R2/R3 every stream has a
@@ -15,6 +16,7 @@ lists each expert once, in one global order.
 
 from __future__ import annotations
 
+import json
 from typing import ClassVar
 
 import numpy as np
@@ -27,6 +29,7 @@ from fsedp_compiler.dialects.chiplet import SYSTEM_ATTR, SystemAttr
 from fsedp_compiler.dialects.moe import LayerOp
 from fsedp_compiler.dialects.syntax import KeywordSyntax, dense, int_attr
 from fsedp_compiler.model import MoeLayerSpec
+from fsedp_compiler.routing import RoutingTrace
 from fsedp_compiler.scheduler import DIRECTIONS, ORDERS
 from fsedp_compiler.ring import TRAJECTORIES
 from fsedp_compiler.shardplan import MIN_BUFFERS, ShardPlan
@@ -161,43 +164,70 @@ class StreamsOp(KeywordSyntax):
 
 @irdl_op_definition
 class StaticScheduleOp(KeywordSyntax):
-    """The scheduler's decisions for every step of a routing trace (static mode): per step, the
-    streams in global order (R6) with their needing set (bitmask) and ring direction."""
+    """The scheduler's decisions for every step of the module's routing (static mode): per step
+    the streams in global order (R6) with their ring direction, and per stream its needing set
+    S_e as chiplet ids with each member's local token count (any chiplet count). `shards` and
+    `buffers` are the shard plan it was computed under: a schedule that no longer matches its
+    layer's plan is stale (a verifier error)."""
 
     name = "fsedp.static_schedule"
-    SYNTAX: ClassVar[tuple[tuple[str, str], ...]] = (("layer", "int"), ("steps", "int"), ("trace", "str"), ("offsets", "array"), ("experts", "array"),
-              ("members", "array"), ("directions", "array"), ("estimated_ns", "array"))
+    SYNTAX: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("layer", "int"), ("steps", "int"), ("shards", "int"), ("buffers", "int"), ("offsets", "array"),
+        ("experts", "array"), ("directions", "array"), ("member_offsets", "array"), ("members", "array"),
+        ("tokens", "array"), ("estimated_ns", "array"))
 
     layer = prop_def(IntegerAttr[I64])
     steps = prop_def(IntegerAttr[I64])
-    trace = prop_def(StringAttr)
+    shards = prop_def(IntegerAttr[I64])
+    buffers = prop_def(IntegerAttr[I64])
     offsets = prop_def(DenseArrayBase)
     experts = prop_def(DenseArrayBase)
-    members = prop_def(DenseArrayBase)
     directions = prop_def(DenseArrayBase)
+    member_offsets = prop_def(DenseArrayBase)
+    members = prop_def(DenseArrayBase)
+    tokens = prop_def(DenseArrayBase)
     estimated_ns = prop_def(DenseArrayBase)
 
     @staticmethod
-    def build(layer: int, trace: str, offsets, experts, members, directions, estimated) -> StaticScheduleOp:
+    def build(layer: int, plan: ShardPlan, scheds: list) -> StaticScheduleOp:
+        """From the scheduler's `StepSchedule`s of every step."""
+        offsets = np.cumsum([0] + [len(s.streams) for s in scheds])
+        streams = [st for s in scheds for st in s.streams]
+        chiplets = [[c for c, t in enumerate(st.tokens) if t] for st in streams]
         return StaticScheduleOp.create(properties={
-            "layer": int_attr(layer), "steps": int_attr(len(offsets) - 1), "trace": StringAttr(trace),
-            "offsets": dense(offsets, 32), "experts": dense(experts, 32), "members": dense(members, 64),
-            "directions": dense(directions, 8), "estimated_ns": dense(estimated, 64)})
+            "layer": int_attr(layer), "steps": int_attr(len(scheds)), "shards": int_attr(plan.num_shards),
+            "buffers": int_attr(plan.buffers), "offsets": dense(offsets, 32),
+            "experts": dense([st.expert for st in streams], 32), "directions": dense([st.direction for st in streams], 8),
+            "member_offsets": dense(np.cumsum([0] + [len(m) for m in chiplets]), 32),
+            "members": dense([c for m in chiplets for c in m], 32),
+            "tokens": dense([st.tokens[c] for st, m in zip(streams, chiplets) for c in m], 32),
+            "estimated_ns": dense([s.estimated_ns for s in scheds], 64)})
+
+    def stream_members(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """(member chiplets, their local tokens) of stream i."""
+        off = self.prop_array("member_offsets")
+        lo, hi = int(off[i]), int(off[i + 1])
+        return self.prop_array("members")[lo:hi], self.prop_array("tokens")[lo:hi]
 
     def verify_(self) -> None:
         steps = self.prop_int("steps")
         off, ex = self.prop_array("offsets"), self.prop_array("experts")
-        mem, dirs, est = self.prop_array("members"), self.prop_array("directions"), self.prop_array("estimated_ns")
+        dirs, est = self.prop_array("directions"), self.prop_array("estimated_ns")
+        moff, mem, tok = self.prop_array("member_offsets"), self.prop_array("members"), self.prop_array("tokens")
         if len(off) != steps + 1 or len(est) != steps or off[0] != 0 or np.any(np.diff(off) < 0) or off[-1] != len(ex):
             raise VerifyException("offsets must be steps + 1 non-decreasing indices from 0 to the number of streams")
-        if not len(ex) == len(mem) == len(dirs):
-            raise VerifyException("experts, members and directions must have one entry per stream")
+        if len(ex) != len(dirs):
+            raise VerifyException("experts and directions must have one entry per stream")
         if np.any((dirs != 1) & (dirs != -1)):
             raise VerifyException("R2: every stream follows the ring in direction 1 or -1")
-        if np.any(mem <= 0):
+        if len(moff) != len(ex) + 1 or moff[0] != 0 or moff[-1] != len(mem) or len(tok) != len(mem):
+            raise VerifyException("member_offsets must index members and tokens per stream")
+        if np.any(np.diff(moff) <= 0):
             raise VerifyException("R2/R3: every stream needs a non-empty needing set S_e")
+        if np.any(tok <= 0):
+            raise VerifyException("a member of S_e holds at least one token routed to the expert")
         target = module_target_of(self)
-        if target is not None and np.any(mem >= (1 << target.num_chiplets)):
+        if target is not None and np.any((mem < 0) | (mem >= target.num_chiplets)):
             raise VerifyException(f"R3: a needing set names a chiplet outside the {target.num_chiplets} of {target.name}")
         layer = layer_of(self, self.prop_int("layer"))
         if layer is not None and np.any((ex < 0) | (ex >= layer.num_experts + layer.num_shared)):
@@ -207,8 +237,64 @@ class StaticScheduleOp(KeywordSyntax):
             if len(np.unique(ex[lo:hi])) != hi - lo:
                 raise VerifyException(f"R6: step {s} lists an expert twice; one global order has each stream once")
         plan = shard_plan_of(self, self.prop_int("layer"))
-        if plan is not None and plan.prop_int("buffers") < 2 * MIN_BUFFERS and np.any(dirs == -1):
-            raise VerifyException("R4: streaming both ways needs >= 2 buffers per direction (buffers >= 4)")
+        if plan is not None:
+            if (plan.prop_int("shards"), plan.prop_int("buffers")) != (self.prop_int("shards"), self.prop_int("buffers")):
+                raise VerifyException(f"stale: computed under {self.prop_int('shards')} shards and {self.prop_int('buffers')} "
+                                      f"buffers, the shard plan now has {plan.prop_int('shards')} and "
+                                      f"{plan.prop_int('buffers')}; re-run schedule-streams")
+            if plan.prop_int("buffers") < 2 * MIN_BUFFERS and np.any(dirs == -1):
+                raise VerifyException("R4: streaming both ways needs >= 2 buffers per direction (buffers >= 4)")
+
+
+@irdl_op_definition
+class RoutingOp(KeywordSyntax):
+    """The routing a static program is compiled for, held in the IR (read once from its trace
+    file): per MoE layer and step each token's top-k experts and gate weights (float32 bit
+    patterns, exact through text), and each token's chiplet."""
+
+    name = "fsedp.routing"
+    SYNTAX: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("layers", "ints"), ("steps", "int"), ("tokens", "int"), ("top_k", "int"), ("chiplets", "int"),
+        ("meta", "str"), ("token_chiplet", "array"), ("experts", "array"), ("gate_bits", "array"))
+
+    layers = prop_def(DenseArrayBase)
+    steps = prop_def(IntegerAttr[I64])
+    tokens = prop_def(IntegerAttr[I64])
+    top_k = prop_def(IntegerAttr[I64])
+    chiplets = prop_def(IntegerAttr[I64])
+    meta = prop_def(StringAttr)
+    token_chiplet = prop_def(DenseArrayBase)
+    experts = prop_def(DenseArrayBase)
+    gate_bits = prop_def(DenseArrayBase)
+
+    @staticmethod
+    def build(trace: RoutingTrace) -> RoutingOp:
+        return RoutingOp.create(properties={
+            "layers": dense(list(trace.layer_indices), 64), "steps": int_attr(trace.num_steps),
+            "tokens": int_attr(trace.num_tokens), "top_k": int_attr(trace.top_k),
+            "chiplets": int_attr(trace.num_chiplets), "meta": StringAttr(json.dumps(trace.meta, sort_keys=True)),
+            "token_chiplet": dense(trace.token_chiplet, 32), "experts": dense(trace.experts.reshape(-1), 32),
+            "gate_bits": dense(np.ascontiguousarray(trace.weights, dtype=np.float32).reshape(-1).view(np.int32), 32)})
+
+    def trace(self) -> RoutingTrace:
+        shape = (len(self.prop_array("layers")), self.prop_int("steps"), self.prop_int("tokens"), self.prop_int("top_k"))
+        return RoutingTrace(self.prop_array("experts").astype(np.int32).reshape(shape),
+                            self.prop_array("gate_bits").astype(np.int32).view(np.float32).reshape(shape),
+                            self.prop_array("token_chiplet").astype(np.int32), json.loads(self.prop_str("meta")))
+
+    def verify_(self) -> None:
+        n = len(self.prop_array("layers")) * self.prop_int("steps") * self.prop_int("tokens") * self.prop_int("top_k")
+        if len(self.prop_array("experts")) != n or len(self.prop_array("gate_bits")) != n:
+            raise VerifyException("experts and gate_bits hold layers x steps x tokens x top_k entries")
+        tc = self.prop_array("token_chiplet")
+        if len(tc) != self.prop_int("tokens") or (len(tc) and (tc.min() < 0 or tc.max() >= self.prop_int("chiplets"))):
+            raise VerifyException("token_chiplet gives each token a chiplet of 0..chiplets-1")
+        try:
+            meta = json.loads(self.prop_str("meta"))
+        except json.JSONDecodeError:
+            raise VerifyException("meta must be a JSON object") from None
+        if not isinstance(meta, dict) or [int(i) for i in meta.get("layers", [])] != self.prop_array("layers").tolist():
+            raise VerifyException("meta must be a JSON object whose layers match")
 
 
 @irdl_op_definition
@@ -223,26 +309,25 @@ class DynamicScheduleOp(KeywordSyntax):
 
 @irdl_op_definition
 class BaselineOp(KeywordSyntax):
-    """A baseline strategy's lowering of a layer (not FSE-DP): which one, on which routing trace.
+    """A baseline strategy's lowering of a layer (not FSE-DP): which one (on the module's routing).
 
     Its per-step programs are `dataflow.instructions`; `skip_single` is Hydra's inexact option
     (experts routed one token are not computed)."""
 
     name = "fsedp.baseline"
     SYNTAX: ClassVar[tuple[tuple[str, str], ...]] = (("layer", "int"), ("strategy", "str"), ("steps", "int"),
-                                                      ("trace", "str"), ("skip_single", "int"))
+                                                      ("skip_single", "int"))
 
     layer = prop_def(IntegerAttr[I64])
     strategy = prop_def(StringAttr)
     steps = prop_def(IntegerAttr[I64])
-    trace = prop_def(StringAttr)
     skip_single = prop_def(IntegerAttr[I64])
 
     @staticmethod
-    def build(layer: int, strategy: str, steps: int, trace: str, skip_single: bool) -> BaselineOp:
+    def build(layer: int, strategy: str, steps: int, skip_single: bool) -> BaselineOp:
         return BaselineOp.create(properties={
             "layer": int_attr(layer), "strategy": StringAttr(strategy), "steps": int_attr(steps),
-            "trace": StringAttr(trace), "skip_single": int_attr(int(skip_single))})
+            "skip_single": int_attr(int(skip_single))})
 
     def verify_(self) -> None:
         from fsedp_compiler.baselines import BASELINES
@@ -258,4 +343,4 @@ class BaselineOp(KeywordSyntax):
             raise VerifyException("skip_single is a hydra option")
 
 
-FSEDP = Dialect("fsedp", [ShardPlanOp, StreamsOp, StaticScheduleOp, DynamicScheduleOp, BaselineOp], [])
+FSEDP = Dialect("fsedp", [ShardPlanOp, StreamsOp, StaticScheduleOp, DynamicScheduleOp, BaselineOp, RoutingOp], [])

@@ -31,13 +31,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fsedpc {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
-    registered: set[str] = set()
+    wanted = {module for name, (module, _) in COMMANDS.items() if command is None or name == command}
+    for module in dict.fromkeys(module for module, _ in COMMANDS.values()):
+        if module in wanted:
+            importlib.import_module(f"fsedp_compiler.commands.{module}").register(subparsers)
     for name, (module, help_line) in COMMANDS.items():
-        if command is None or name == command:
-            if module not in registered:
-                importlib.import_module(f"fsedp_compiler.commands.{module}").register(subparsers)
-                registered.add(module)
-        else:
+        if module not in wanted:
             subparsers.add_parser(name, help=help_line)
     return parser
 

@@ -17,7 +17,7 @@ from xdsl.dialects.builtin import ModuleOp
 from .costmodel import CostModel
 from .dialects.fsedp import StaticScheduleOp
 from .ir import require_target, spec_from_module
-from .layers import cached_trace, layer_contexts
+from .layers import layer_contexts, module_routing
 from .ring import Ring
 from .routing import RoutingTrace
 from .scheduler import StepRouting, schedule
@@ -44,9 +44,7 @@ def estimate_module(module: ModuleOp, trace: RoutingTrace | None = None) -> Esti
     contexts = {c.spec.index: c for c in layer_contexts(module)}
     static = any(isinstance(c.schedule_op, StaticScheduleOp) or c.baseline_op is not None for c in contexts.values())
     if static:
-        first = next(iter(contexts.values()))
-        path = first.baseline_op.prop_str("trace") if first.baseline_op is not None else first.schedule_op.prop_str("trace")
-        trace = cached_trace(path, model)
+        trace = module_routing(module)
     if trace is None:
         raise ValueError("a dynamic module needs a routing trace to estimate")
     n = target.num_chiplets
@@ -62,7 +60,7 @@ def estimate_module(module: ModuleOp, trace: RoutingTrace | None = None) -> Esti
             per_step[index] = [execute_graph(g, n).makespan for g in graphs]
             continue
         if isinstance(ctx.schedule_op, StaticScheduleOp):
-            scheds = static_steps(ctx, target, model)
+            scheds = static_steps(ctx, target)
             extra = 0
         else:
             scheds = [schedule(StepRouting(*trace.step(positions[index], s), trace.token_chiplet, index, s),

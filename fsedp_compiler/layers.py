@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from xdsl.dialects.builtin import ModuleOp
 
-from fsedp_compiler.dialects.fsedp import BaselineOp, DynamicScheduleOp, ShardPlanOp, StaticScheduleOp, StreamsOp
+from fsedp_compiler.dialects.fsedp import BaselineOp, DynamicScheduleOp, RoutingOp, ShardPlanOp, StaticScheduleOp, StreamsOp
 from fsedp_compiler.dialects.moe import LayerOp
 
 from .errors import FsedpError
@@ -78,6 +78,29 @@ def module_mode(module: ModuleOp) -> str | None:
     return None
 
 
+#: What each pipeline stage derives from, in order: re-deciding a stage drops every later one.
+STAGES = ("plan", "streams", "schedule", "programs")
+
+
+def invalidate_after(module: ModuleOp, stage: str) -> None:
+    """Erase every op derived from `stage` (a pass that re-decides it makes them stale)."""
+    from fsedp_compiler.dialects.dataflow import ProgramOp
+
+    later = STAGES[STAGES.index(stage) + 1:] if stage in STAGES else STAGES
+    kinds: tuple[type, ...] = ()
+    if "plan" in later:
+        kinds += (ShardPlanOp,)
+    if "streams" in later:
+        kinds += (StreamsOp,)
+    if "schedule" in later:
+        kinds += (StaticScheduleOp, DynamicScheduleOp, BaselineOp, RoutingOp)
+    if "programs" in later:
+        kinds += (ProgramOp,)
+    for op in [o for o in module.ops if isinstance(o, kinds)]:
+        op.detach()
+        op.erase()
+
+
 _TRACES: dict[tuple[str, float, int], RoutingTrace] = {}
 
 
@@ -92,6 +115,12 @@ def cached_trace(path: str, model: ModelSpec) -> RoutingTrace:
         _TRACES.clear()
         _TRACES[key] = load_trace(path, model)
     return _TRACES[key]
+
+
+def module_routing(module: ModuleOp) -> RoutingTrace | None:
+    """The routing a static module was scheduled or lowered for (its `fsedp.routing`), if any."""
+    op = next((o for o in module.ops if isinstance(o, RoutingOp)), None)
+    return None if op is None else op.trace()
 
 
 def module_model(module: ModuleOp) -> ModelSpec:

@@ -106,6 +106,11 @@ def spread_tokens(tokens: int, chiplets: int) -> np.ndarray:
 
 def save_trace(trace: RoutingTrace, path: str) -> None:
     """Write `trace` as an output (atomically; `-`: stdout); the same trace always gives the same bytes."""
+    write_output(path, trace_bytes(trace))
+
+
+def trace_bytes(trace: RoutingTrace) -> bytes:
+    """The `.npz` bytes of `trace` (deterministic)."""
     meta = np.array(json.dumps(trace.meta, sort_keys=True))
     arrays = {
         "experts": np.ascontiguousarray(trace.experts, dtype=np.int32),
@@ -124,7 +129,7 @@ def save_trace(trace: RoutingTrace, path: str) -> None:
             info.create_system = 3
             info.external_attr = 0o644 << 16
             zf.writestr(info, entry.getvalue())
-    write_output(path, buf.getvalue())
+    return buf.getvalue()
 
 
 def load_trace(path: str, model: ModelSpec | None = None) -> RoutingTrace:

@@ -10,6 +10,7 @@ from xdsl.passes import ModulePass
 
 from fsedp_compiler.dialects.chiplet import SYSTEM_ATTR, SystemAttr
 from fsedp_compiler.target import resolve_target
+from fsedp_compiler.layers import invalidate_after
 
 
 @dataclass(frozen=True)
@@ -25,3 +26,4 @@ class AttachTargetPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         op.attributes[SYSTEM_ATTR] = SystemAttr.from_target(resolve_target(self.target))
+        invalidate_after(op, "target")  # every plan, stream, schedule and program was for the old one

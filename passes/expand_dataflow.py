@@ -24,15 +24,14 @@ from fsedp_compiler.dialects.dataflow import FIELDS
 from fsedp_compiler.dialects.fsedp import StaticScheduleOp
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.ir import require_target
-from fsedp_compiler.layers import LayerContext, cached_trace, layer_contexts, module_model
+from fsedp_compiler.layers import LayerContext, layer_contexts
 from fsedp_compiler.irrows import ir_row, stream_rows
 from fsedp_compiler.layout import LayerLayout, build_layouts, fsedp_placement
 from fsedp_compiler.ring import CCW, route
-from fsedp_compiler.scheduler import Stream, StepSchedule, local_tokens
+from fsedp_compiler.scheduler import Stream, StepSchedule
 from fsedp_compiler.streaming import stream_counts
 from fsedp_compiler.target import Target
 
-from .schedule_streams import step_routing
 
 
 def port_map(target: Target) -> list[dict[int, int]]:
@@ -44,26 +43,24 @@ def port_map(target: Target) -> list[dict[int, int]]:
     return [{nb: p for p, nb in enumerate(sorted(s))} for s in nbrs]
 
 
-def static_steps(ctx: LayerContext, target: Target, model) -> list[StepSchedule]:
-    """Each step's schedule, rebuilt from the IR (decisions) and the trace (local tokens)."""
+def static_steps(ctx: LayerContext, target: Target) -> list[StepSchedule]:
+    """Each step's schedule, rebuilt from the IR alone (the static schedule holds every decision
+    and each member's local token count)."""
     op = ctx.schedule_op
     assert isinstance(op, StaticScheduleOp)
-    trace = cached_trace(op.prop_str("trace"), model)
-    pos = trace.layer_indices.index(ctx.spec.index)
-    plan = ctx.plan
+    n = target.num_chiplets
     off, ex = op.prop_array("offsets"), op.prop_array("experts")
-    mem, dirs, est = op.prop_array("members"), op.prop_array("directions"), op.prop_array("estimated_ns")
+    dirs, est = op.prop_array("directions"), op.prop_array("estimated_ns")
     out = []
     for s in range(op.prop_int("steps")):
-        counts = local_tokens(step_routing(trace, pos, ctx.spec.index, s), plan, target.num_chiplets)
         streams = []
         for i in range(int(off[s]), int(off[s + 1])):
-            e = int(ex[i])
-            tokens = tuple(int(t) for t in counts[e])
-            if sum(1 << c for c, t in enumerate(tokens) if t) != int(mem[i]):
-                raise FsedpError(f"layer {ctx.spec.index} step {s}: the schedule's needing set of expert {e} "
-                                 f"does not match the trace's routing; re-run schedule-streams")
-            streams.append(Stream(e, int(mem[i]), int(dirs[i]), tokens))
+            chiplets, counts = op.stream_members(i)
+            tokens = [0] * n
+            for c, t in zip(chiplets.tolist(), counts.tolist()):
+                tokens[c] = t
+            members = sum(1 << c for c in chiplets.tolist())
+            streams.append(Stream(int(ex[i]), members, int(dirs[i]), tuple(tokens)))
         out.append(StepSchedule(ctx.spec.index, s, tuple(streams), int(est[s])))
     return out
 
@@ -120,7 +117,6 @@ class ExpandDataflowPass(ModulePass):
         programs = [o for o in op.ops if isinstance(o, df.ProgramOp) and o.prop_str("mode") == "static"]
         if not programs:
             return
-        model = module_model(op)
         ports = port_map(target)
         n = target.num_chiplets
         per_layer: dict[int, list[dict[str, np.ndarray]]] = {}
@@ -132,7 +128,7 @@ class ExpandDataflowPass(ModulePass):
                 raise FsedpError(f"layer {lctx.spec.index} has no static schedule; run schedule-streams{{mode=static}}")
             chip_rows: list[list[tuple]] = [[] for _ in range(n)]
             chip_offsets: list[list[int]] = [[0] for _ in range(n)]
-            for sched in static_steps(lctx, target, model):
+            for sched in static_steps(lctx, target):
                 for c, rows in enumerate(step_instructions(sched, lctx, ports, n, layouts[lctx.spec.index])):
                     chip_rows[c].extend(rows)
                     chip_offsets[c].append(len(chip_rows[c]))

@@ -2,9 +2,8 @@
 per-chiplet dataflow programs, one `dataflow.instructions` per layer holding every routed step.
 
 The strategy (fsedp_compiler/baselines) turns each step's routing into a task graph with the
-shard plan's tiles and B buffers; `baselines.encode` writes it as instructions. The layer gets
-an `fsedp.baseline` op recording the strategy and the trace, which the simulator uses to check
-the program against the same lowering.
+shard plan's tiles and B buffers; `baselines.encode` writes it as task instructions. The layer
+gets an `fsedp.baseline` op recording the strategy; the routing goes into the IR (`fsedp.routing`).
 """
 
 from __future__ import annotations
@@ -21,14 +20,15 @@ from xdsl.rewriter import InsertPoint, Rewriter
 from fsedp_compiler.baselines import BASELINES, Options, placement, plan_layer
 from fsedp_compiler.baselines.encode import graph_rows
 from fsedp_compiler.dialects import dataflow as df
-from fsedp_compiler.dialects.fsedp import BaselineOp, StaticScheduleOp, StreamsOp
+from fsedp_compiler.dialects.fsedp import BaselineOp
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.ir import require_target
-from fsedp_compiler.layers import cached_trace, layer_contexts, module_model
+from fsedp_compiler.layers import cached_trace, invalidate_after, layer_contexts, module_model
 from fsedp_compiler.layout import build_layouts
 from fsedp_compiler.ring import Ring
 
 from .expand_dataflow import _columns, port_map
+from .schedule_streams import replace_routing
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,8 @@ class LowerBaselinePass(ModulePass):
         if trace.num_chiplets != target.num_chiplets:
             raise FsedpError(f"trace spreads tokens over {trace.num_chiplets} chiplets but {target.name} has "
                              f"{target.num_chiplets}", path=self.trace, field="chiplets")
-        for old in [o for o in op.ops if isinstance(o, (df.ProgramOp, BaselineOp, StreamsOp, StaticScheduleOp))]:
-            Rewriter.erase_op(old)
+        invalidate_after(op, "plan")  # streams, schedules, routing and programs of an earlier lowering
+        replace_routing(op, trace)  # the routing travels in the IR from here on
         n = target.num_chiplets
         ports = port_map(target)
         positions = {index: pos for pos, index in enumerate(trace.layer_indices)}
@@ -82,8 +82,8 @@ class LowerBaselinePass(ModulePass):
                     offsets[c].append(len(chip_rows[c]))
             per_layer[index] = [(np.asarray(offsets[c]), _columns(chip_rows[c])) for c in range(n)]
             assert lctx.plan_op is not None
-            Rewriter.insert_op(BaselineOp.build(index, self.strategy, trace.num_steps, self.trace,
-                                                self.hydra_skip_single), InsertPoint.after(lctx.plan_op))
+            Rewriter.insert_op(BaselineOp.build(index, self.strategy, trace.num_steps, self.hydra_skip_single),
+                               InsertPoint.after(lctx.plan_op))
         blocks = sorted({d.index for d in model.dense} | set(per_layer))
         dense = {d.index for d in model.dense}
         for c in range(n):

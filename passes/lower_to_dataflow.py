@@ -8,12 +8,11 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation
 from xdsl.passes import ModulePass
-from xdsl.rewriter import Rewriter
 
 from fsedp_compiler.dialects import dataflow as df
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.ir import require_target
-from fsedp_compiler.layers import layer_contexts, module_mode, module_model
+from fsedp_compiler.layers import invalidate_after, layer_contexts, module_mode, module_model
 
 
 def layer_template(layer: int) -> df.LayerOp:
@@ -40,8 +39,7 @@ class LowerToDataflowPass(ModulePass):
         mode = module_mode(op)
         if mode is None:
             raise FsedpError(f"{self.name} needs schedules; run schedule-streams first")
-        for old in [o for o in op.ops if isinstance(o, df.ProgramOp)]:
-            Rewriter.erase_op(old)
+        invalidate_after(op, "schedule")  # programs of an earlier lowering
         model = module_model(op)
         moe = {c.spec.index for c in layer_contexts(op)}
         blocks = sorted({d.index for d in model.dense} | moe)

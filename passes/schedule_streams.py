@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 
 from fsedp_compiler.costmodel import CostModel
-from fsedp_compiler.dialects.fsedp import DynamicScheduleOp, StaticScheduleOp
+from fsedp_compiler.dialects.fsedp import DynamicScheduleOp, RoutingOp, StaticScheduleOp
 from fsedp_compiler.dialects.syntax import int_attr
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.ir import require_target
-from fsedp_compiler.layers import cached_trace, layer_contexts, module_model
-from fsedp_compiler.scheduler import StepRouting, StepSchedule, schedule
+from fsedp_compiler.layers import cached_trace, invalidate_after, layer_contexts, module_model
+from fsedp_compiler.scheduler import StepRouting, schedule
 
 
 @dataclass(frozen=True)
@@ -36,11 +35,8 @@ class ScheduleStreamsPass(ModulePass):
             raise FsedpError("mode=static needs a routing trace: schedule-streams{mode=static trace=\"t.npz\"}",
                              field="trace")
         target = require_target(op, self.name)
+        invalidate_after(op, "streams")  # old schedules, routing, baselines and programs
         layers = layer_contexts(op)
-        for ctx_ in layers:
-            if ctx_.schedule_op is not None:
-                Rewriter.erase_op(ctx_.schedule_op)
-                ctx_.schedule_op = None
         if self.mode == "dynamic":
             for ctx_ in layers:
                 _ = ctx_.ring  # needs virtualize-streams
@@ -53,14 +49,18 @@ class ScheduleStreamsPass(ModulePass):
         if trace.num_chiplets != target.num_chiplets:
             raise FsedpError(f"trace spreads tokens over {trace.num_chiplets} chiplets but {target.name} has "
                              f"{target.num_chiplets}", path=self.trace, field="chiplets")
+        # the routing travels in the IR from here on: no later pass reads the file again
+        replace_routing(op, trace)
         positions = {index: pos for pos, index in enumerate(trace.layer_indices)}
         for ctx_ in layers:
             plan, ring, policy = ctx_.plan, ctx_.ring, ctx_.policy
             cost = CostModel(target, ctx_.spec.dtype)
+            if ctx_.spec.index not in positions:
+                raise FsedpError(f"the trace has no routing for MoE layer {ctx_.spec.index}", path=self.trace)
             scheds = [schedule(step_routing(trace, positions[ctx_.spec.index], ctx_.spec.index, s), plan, ring, cost, policy)
                       for s in range(trace.num_steps)]
             assert ctx_.streams_op is not None
-            Rewriter.insert_op(schedule_op(ctx_.spec.index, self.trace, scheds), InsertPoint.after(ctx_.streams_op))
+            Rewriter.insert_op(StaticScheduleOp.build(ctx_.spec.index, plan, scheds), InsertPoint.after(ctx_.streams_op))
 
 
 def step_routing(trace, layer_pos: int, layer_index: int, step: int) -> StepRouting:
@@ -68,11 +68,8 @@ def step_routing(trace, layer_pos: int, layer_index: int, step: int) -> StepRout
     return StepRouting(experts, weights, trace.token_chiplet, layer_index, step)
 
 
-def schedule_op(layer: int, trace_path: str, scheds: list[StepSchedule]) -> StaticScheduleOp:
-    """The dense-array form of a layer's per-step schedules."""
-    offsets = np.cumsum([0] + [len(s.streams) for s in scheds])
-    streams = [st for s in scheds for st in s.streams]
-    return StaticScheduleOp.build(
-        layer, trace_path, offsets,
-        [st.expert for st in streams], [st.members for st in streams], [st.direction for st in streams],
-        [s.estimated_ns for s in scheds])
+def replace_routing(module: ModuleOp, trace) -> None:
+    """Put `trace` into the module as its `fsedp.routing` (replacing an earlier one)."""
+    for old in [o for o in module.ops if isinstance(o, RoutingOp)]:
+        Rewriter.erase_op(old)
+    module.body.block.add_op(RoutingOp.build(trace))

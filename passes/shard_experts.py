@@ -16,6 +16,7 @@ from fsedp_compiler.ir import op_error, require_target
 from fsedp_compiler.model import MoeLayerSpec
 from fsedp_compiler.shardplan import MIN_BUFFERS, ShardPlan, make_shard_plan
 from fsedp_compiler.target import Target
+from fsedp_compiler.layers import invalidate_after
 
 #: shards-per-chiplet tried by the automatic choice (0), smallest first.
 AUTO_CANDIDATES = tuple(range(1, 65))
@@ -70,8 +71,7 @@ class ShardExpertsPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         target = require_target(op, self.name)
-        for old in [o for o in op.ops if isinstance(o, ShardPlanOp)]:
-            Rewriter.erase_op(old)
+        invalidate_after(op, "target")  # the old plans and everything derived from them
         for layer_op in [o for o in op.ops if isinstance(o, LayerOp)]:
             spec = layer_op.spec
             try:

@@ -14,6 +14,7 @@ from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.ir import require_target
 from fsedp_compiler.ring import TRAJECTORIES
 from fsedp_compiler.scheduler import DIRECTIONS, ORDERS
+from fsedp_compiler.layers import invalidate_after
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,7 @@ class VirtualizeStreamsPass(ModulePass):
         plans = [o for o in op.ops if isinstance(o, ShardPlanOp)]
         if not plans:
             raise FsedpError(f"{self.name} needs shard plans; run shard-experts first")
-        for old in [o for o in op.ops if isinstance(o, StreamsOp)]:
-            Rewriter.erase_op(old)
+        invalidate_after(op, "plan")  # the old streams and everything derived from them
         for plan in plans:
             streams = StreamsOp.build(plan.prop_int("layer"), target.ring, self.order, self.direction, self.trajectory)
             Rewriter.insert_op(streams, InsertPoint.after(plan))

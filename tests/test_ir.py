@@ -223,3 +223,33 @@ def test_pre_scan_agrees_with_xdsl_on_short_strings(body: str) -> None:
         assert ours_ok == rest_ok
     else:
         assert not ours_ok
+
+
+def test_verify_each_names_the_pass_that_broke_the_module() -> None:
+    """A pass whose output does not verify is reported with its name and the op's location."""
+    from dataclasses import dataclass
+
+    from xdsl.passes import ModulePass
+
+    from fsedp_compiler.dialects.fsedp import StreamsOp
+    from fsedp_compiler.errors import FsedpError
+    from fsedp_compiler.ir import make_context, parse_module
+    from fsedp_compiler.passes.attach_target import AttachTargetPass
+    from fsedp_compiler.pipeline import run_passes
+
+    @dataclass(frozen=True)
+    class BreakRing(ModulePass):
+        name = "break-ring"
+
+        def apply(self, ctx, op) -> None:
+            op.body.block.add_op(StreamsOp.build(0, (0, 1, 2, 3), "paired", "balanced"))
+
+    text = "builtin.module attributes {moe.model = \"m\", moe.num_layers = 1 : i64} {\n" \
+           "  moe.layer 0 experts 4 top_k 2 d_model 16 d_ffn 32 swiglu bf16\n}\n"
+    ctx = make_context()
+    module = parse_module(text, "m.mlir", ctx)
+    with pytest.raises(FsedpError, match="verification failed after pass 'break-ring': 'fsedp.streams' R1: the virtual "
+                                         "ring is not a Hamiltonian cycle of paper-2x2"):
+        run_passes(ctx, module, [AttachTargetPass(target="paper-2x2"), BreakRing()])
+    run_passes(ctx, parse_module(text, "m.mlir", ctx), [AttachTargetPass(target="paper-2x2"), BreakRing()],
+               verify_each=False)

@@ -32,7 +32,6 @@ def run(args: argparse.Namespace) -> int:
     from fsedp_compiler.console import human_bytes, make_console
     from fsedp_compiler.errors import FsedpError
     from fsedp_compiler.fileio import check_outputs, is_stdio, write_outputs
-    from fsedp_compiler.isa import sha256_hex
     from fsedp_compiler.routing import load_trace
     from fsedp_compiler.sim.loader import load_outdir
     from fsedp_compiler.sim.run import deterministic_metrics, np_default, simulate
@@ -42,10 +41,14 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_outdir(args.outdir)
     trace = None
     if loaded.mode == "static" and args.trace:
-        with open(args.trace, "rb") as handle:
-            if sha256_hex(handle.read()) != loaded.manifest.files[loaded.manifest.trace]:
-                raise FsedpError("a static program runs the routing it was compiled for; this trace differs",
-                                 path=args.trace, field="--trace")
+        given, bundled = load_trace(args.trace), loaded.trace
+        assert bundled is not None
+        same = (given.layer_indices == bundled.layer_indices and given.experts.shape == bundled.experts.shape
+                and (given.experts == bundled.experts).all() and (given.weights == bundled.weights).all()
+                and (given.token_chiplet == bundled.token_chiplet).all())
+        if not same:
+            raise FsedpError("a static program runs the routing it was compiled for; this trace differs",
+                             path=args.trace, field="--trace")
     elif args.trace:
         trace = load_trace(args.trace)
     data = None

@@ -9,7 +9,7 @@
 // token groups to the owners (10 toksend, 11 tokrecv with the same id; shard = token group,
 // z = its rows), outputs back and accumulated (6 acc), and the owner streams its experts' tiles
 // (1 load, 4 ffn; the load into a buffer waits for the FFN that last used it, B = 4), then 9 sync.
-// CHECK:      fsedp.baseline layer 0 strategy "ep" steps 2 trace "{{.*}}small-4c.npz" skip_single 0
+// CHECK:      fsedp.baseline layer 0 strategy "ep" steps 2 skip_single 0
 // CHECK:      dataflow.program chiplet 0 mode static {
 // CHECK-NEXT:   dataflow.dense layer 0
 // CHECK-NEXT:   dataflow.instructions layer 0 offsets array<i32: 0, 37, 88>

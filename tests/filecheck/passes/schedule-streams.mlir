@@ -6,17 +6,23 @@
 // RUN: not fsedpc opt %inputs/small.mlir -p 'attach-target{target=ring-8},shard-experts,virtualize-streams,schedule-streams{mode=static trace="%inputs/small-4c.npz"}' 2>&1 | filecheck %s --check-prefix=CHIPLETS
 
 // Two routed steps of 4 tokens (one per chiplet), top-2 of 4 experts. Per step: the streams in
-// their global order (R6, heavy/light paired), each expert's needing set as a chiplet bitmask
-// and its ring direction, and the scheduler's estimate. The step is DRAM-bound and one way round
-// keeps the links off the critical path, so every stream goes clockwise (one pool of B, R4).
-// CHECK: fsedp.static_schedule layer 0 steps 2 trace "{{.*}}small-4c.npz"
+// their global order (R6, heavy/light paired) with their ring direction; per stream its needing
+// set S_e as chiplet ids (member_offsets index them) and each member's local token count, so no
+// later pass reads the trace; the scheduler's estimate; and the plan it was computed under (a
+// schedule whose plan changed is stale). The step is DRAM-bound and one way round keeps the
+// links off the critical path, so every stream goes clockwise (one pool of B, R4). The routing
+// itself travels in the IR (`fsedp.routing`; gate weights as float32 bit patterns).
+// CHECK: fsedp.static_schedule layer 0 steps 2 shards 8 buffers 4
 // CHECK-SAME: offsets array<i32: 0, 4, 7> experts array<i32: 0, 3, 1, 2, 0, 2, 1>
-// CHECK-SAME: members array<i64: 1, 15, 4, 10, 14, 5, 11> directions array<i8: 1, 1, 1, 1, 1, 1, 1>
-// CHECK-SAME: estimated_ns array<i64: 330, 300>
+// CHECK-SAME: directions array<i8: 1, 1, 1, 1, 1, 1, 1> member_offsets array<i32: 0, 1, 5, 6, 8, 11, 13, 16>
+// CHECK-SAME: members array<i32: 0, 0, 1, 2, 3, 2, 1, 3, 1, 2, 3, 0, 2, 0, 1, 3>
+// CHECK-SAME: tokens array<i32: 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1> estimated_ns array<i64: 330, 300>
+// CHECK: fsedp.routing layers [0] steps 2 tokens 4 top_k 2 chiplets 4 meta "{{.*}}"
+// CHECK-SAME: token_chiplet array<i32: 0, 1, 2, 3> experts array<i32: 0, 3, 3, 2, 1, 3, 2, 3, 1, 2, 0, 1, 0, 2, 1, 0> gate_bits
 
 // With slow links one way would bind, so the directions are balanced over the two links.
-// SLOW: members array<i64: 1, 15, 4, 10, 14, 5, 11> directions array<i8: 1, -1, 1, 1, 1, -1, -1>
-// SLOW-SAME: estimated_ns array<i64: 4718, 4718>
+// SLOW: directions array<i8: 1, -1, 1, 1, 1, -1, -1>
+// SLOW: estimated_ns array<i64: 4718, 4718>
 
 // With two buffers each direction could not keep two (R4), so every stream goes clockwise.
 // B2: directions array<i8: 1, 1, 1, 1, 1, 1, 1>

@@ -27,3 +27,8 @@ builtin.module attributes {moe.model = "m", moe.num_layers = 2 : i64} {
 // at most 16 (these shards are tiny, so 16).
 // AUTOB: fsedp.shard_plan layer 0 shards 16 buffers 16
 // AUTOB: fsedp.shard_plan layer 1 shards 16 buffers 16
+
+// Re-deciding an upstream stage drops everything derived from it: a later pass then asks for
+// what is missing instead of running on a schedule computed under the old plan.
+// RUN: not fsedpc opt %inputs/small.mlir -p 'attach-target{target=paper-2x2},shard-experts{buffers=4},virtualize-streams,schedule-streams{mode=static trace="%inputs/small-4c.npz"},shard-experts{buffers=2},lower-to-dataflow,expand-dataflow' 2>&1 | filecheck %s --check-prefix=STALE
+// STALE: error: in pass 'lower-to-dataflow': lower-to-dataflow needs schedules; run schedule-streams first
