@@ -23,7 +23,7 @@ from fsedp_compiler.dialects import dataflow as df
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.fileio import atomic_directory
 from fsedp_compiler.ir import require_target, spec_from_module
-from fsedp_compiler.isa import ANY_ADDR, ANY_UNIT, CURRENT, INSTR_DTYPE, OPS, Program, encode, record, sha256_hex, to_text
+from fsedp_compiler.isa import ANY_ADDR, ANY_UNIT, CURRENT, INSTR_DTYPE, OPCODE, OPS, Program, encode, record, sha256_hex, to_text
 from fsedp_compiler.layers import layer_contexts, module_routing
 from fsedp_compiler.layout import build_layouts, fsedp_placement, layouts_to_npz
 from fsedp_compiler.routing import trace_bytes
@@ -136,6 +136,8 @@ def build_programs(module: ModuleOp) -> tuple[list[Program], dict[str, Any]]:
                     for name in INSTR_DTYPE.names:
                         if name == "layer":
                             arr[name] = op.prop_int("layer")
+                        elif name == "opcode":
+                            arr[name] = _OPCODE_OF_KIND[cols["kind"][lo:hi]]
                         elif name == "wide":
                             arr[name] = cols[name][lo:hi].view(np.uint64)
                         else:
@@ -155,6 +157,8 @@ def build_programs(module: ModuleOp) -> tuple[list[Program], dict[str, Any]]:
     return out, info
 
 
+#: dataflow instruction kind (by index) -> ISA opcode: the one place the IR meets opcode numbers
+_OPCODE_OF_KIND = np.array([OPCODE[name] for name in df.KINDS], dtype=np.uint8)
 _USES_LAYER = np.array([v in OPS and "layer" in OPS[v].columns for v in range(256)])
 
 

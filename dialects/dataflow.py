@@ -39,11 +39,17 @@ from fsedp_compiler.dialects.syntax import KeywordSyntax, dense, int_attr
 CONDITIONS = ("home", "inbound", "member", "forward", "visit")
 #: Destination policies of `dataflow.where`.
 POLICIES = ("next",)
-#: The instruction fields of `dataflow.instructions`, with their array widths in bits: the ISA's
-#: record columns without the layer (stored once on the op). `wide` holds 64-bit values (DRAM
-#: addresses, member sets) as signed i64.
+#: The kinds of expanded instruction `dataflow.instructions` holds, by name (stored as indices
+#: into this table; `emit-isa` maps them to the ISA's opcodes, the only place that knows those).
+KINDS: tuple[str, ...] = (
+    "nop", "stream", "mask", "loads", "recvs", "sends", "ffns", "frees", "sync", "dense",
+    "load", "send", "recv", "toksend", "tokrecv", "reduce", "ffn", "acc", "free", "wait",
+)
+#: The instruction fields of `dataflow.instructions`, with their array widths in bits: the kind,
+#: then the ISA's record columns without the layer (stored once on the op). `wide` holds 64-bit
+#: values (DRAM addresses, member sets) as signed i64.
 FIELDS: tuple[tuple[str, int], ...] = (
-    ("opcode", 8), ("unit", 16), ("x", 32), ("step", 32), ("expert", 32), ("shard", 32), ("y", 32), ("z", 32),
+    ("kind", 8), ("unit", 16), ("x", 32), ("step", 32), ("expert", 32), ("shard", 32), ("y", 32), ("z", 32),
     ("n", 64), ("arg", 64), ("wide", 64),
 )
 
@@ -148,18 +154,55 @@ class WhereOp(KeywordSyntax):
             raise VerifyException(f"unknown policy '{self.prop_str('policy')}'; expected one of {', '.join(POLICIES)}")
 
 
-def _leaf(op_name: str, doc: str) -> type[KeywordSyntax]:
-    cls = type(op_name.split(".")[1].capitalize() + "Op", (KeywordSyntax,), {"name": op_name, "__doc__": doc})
-    return irdl_op_definition(cls)
+@irdl_op_definition
+class StreamsOp(KeywordSyntax):
+    """Fetch the stream table of the next step from the scheduler (R6 order)."""
+
+    name = "dataflow.streams"
 
 
-StreamsOp = _leaf("dataflow.streams", "Fetch the stream table of the next step from the scheduler (R6 order).")
-LoadOp = _leaf("dataflow.load", "DRAM -> a free shard buffer (R4: needs two free buffers).")
-RecvOp = _leaf("dataflow.recv", "Reserve a buffer and receive the shard from a neighbour.")
-FfnOp = _leaf("dataflow.ffn", "Partial FFN of the shard on the local tokens routed to its expert, accumulated.")
-SendOp = _leaf("dataflow.send", "Send the shard to the destination chosen by the enclosing where.")
-FreeOp = _leaf("dataflow.free", "Release the shard's buffer after its last use here (R5).")
-SyncOp = _leaf("dataflow.sync", "End of the layer step: local work done, then a barrier with every chiplet.")
+@irdl_op_definition
+class LoadOp(KeywordSyntax):
+    """DRAM -> a free shard buffer (R4: needs two free buffers)."""
+
+    name = "dataflow.load"
+
+
+@irdl_op_definition
+class RecvOp(KeywordSyntax):
+    """Reserve a buffer and receive the shard from a neighbour."""
+
+    name = "dataflow.recv"
+
+
+@irdl_op_definition
+class FfnOp(KeywordSyntax):
+    """Partial FFN of the shard on the local tokens routed to its expert, accumulated."""
+
+    name = "dataflow.ffn"
+
+
+@irdl_op_definition
+class SendOp(KeywordSyntax):
+    """Send the shard to the destination chosen by the enclosing where."""
+
+    name = "dataflow.send"
+
+
+@irdl_op_definition
+class FreeOp(KeywordSyntax):
+    """Release the shard's buffer after its last use here (R5)."""
+
+    name = "dataflow.free"
+
+
+@irdl_op_definition
+class SyncOp(KeywordSyntax):
+    """End of the layer step: local work done, then a barrier with every chiplet."""
+
+    name = "dataflow.sync"
+
+
 
 
 @irdl_op_definition
@@ -182,11 +225,12 @@ class InstructionsOp(KeywordSyntax):
 
     name = "dataflow.instructions"
     SYNTAX: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("layer", "int"), ("offsets", "array"), *((f, "array") for f, _ in FIELDS))
+        ("layer", "int"), ("offsets", "array"), ("kind", "names"), *((f, "array") for f, _ in FIELDS[1:]))
+    NAMES: ClassVar[tuple[str, ...]] = KINDS
 
     layer = prop_def(IntegerAttr[I64])
     offsets = prop_def(DenseArrayBase)
-    opcode = prop_def(DenseArrayBase)
+    kind = prop_def(DenseArrayBase)
     unit = prop_def(DenseArrayBase)
     x = prop_def(DenseArrayBase)
     step = prop_def(DenseArrayBase)
@@ -208,7 +252,10 @@ class InstructionsOp(KeywordSyntax):
         return {f: self.prop_array(f) for f, _ in FIELDS}
 
     def verify_(self) -> None:
-        n = len(self.prop_array("opcode"))
+        n = len(self.prop_array("kind"))
+        kinds = self.prop_array("kind")
+        if n and (kinds.min() < 0 or kinds.max() >= len(KINDS)):
+            raise VerifyException(f"instruction kinds are indices into {len(KINDS)} names")
         if any(len(self.prop_array(f)) != n for f, _ in FIELDS):
             raise VerifyException("every instruction field array must have the same length")
         off = self.prop_array("offsets")

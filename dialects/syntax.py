@@ -1,8 +1,9 @@
 """Shared custom syntax for ops written as `name key value key value ... [{attrs}] [region]`.
 
 Values: `int` (i64 IntegerAttr), `ident` (StringAttr printed bare), `str` (quoted StringAttr),
-`ints` (an i64 `array<...>` printed as `[1, 2]`), `array` (a dense array printed in MLIR's
-`array<i32: ...>` form, for the large per-step tables). Numpy helpers read and build arrays
+`ints` (an i64 `array<...>` printed as `[1, 2]`), `names` (indices into the op's `NAMES`,
+printed as `[load, send]`), `array` (a dense array printed in MLIR's `array<i32: ...>` form, for
+the large per-step tables). Numpy helpers read and build arrays
 without per-element Python work.
 """
 
@@ -51,6 +52,8 @@ class KeywordSyntax(IRDLOperation):
     """Mixin: custom format from `SYNTAX = (("key", "kind"), ...)` over the op's properties."""
 
     SYNTAX: ClassVar[tuple[tuple[str, str], ...]] = ()
+    NAMES: ClassVar[tuple[str, ...]] = ()
+    """The words of a `names` field (printed and parsed by name, stored as indices)."""
     OPTIONAL: ClassVar[tuple[tuple[str, str], ...]] = ()
     """Trailing `ident` fields with a default: printed (and needed) only when not the default."""
     HAS_REGION: ClassVar[bool] = False
@@ -70,6 +73,14 @@ class KeywordSyntax(IRDLOperation):
                 values = parser.parse_comma_separated_list(
                     parser.Delimiter.SQUARE, lambda: parser.parse_integer(allow_boolean=False))
                 props[key] = dense(values, 64)
+            elif kind == "names":  # identifiers of cls.NAMES, stored as their i8 indices
+                start = parser.pos
+                words = parser.parse_comma_separated_list(parser.Delimiter.SQUARE, parser.parse_identifier)
+                unknown = [w for w in words if w not in cls.NAMES]
+                if unknown:
+                    parser.raise_error(f"unknown {key} '{unknown[0]}'; expected one of {', '.join(cls.NAMES)}",
+                                       start, parser.pos)
+                props[key] = dense([cls.NAMES.index(w) for w in words], 8)
             elif kind == "array":
                 start = parser.pos
                 attr = parser.parse_attribute()
@@ -103,6 +114,11 @@ class KeywordSyntax(IRDLOperation):
             elif kind == "ints":
                 assert isinstance(value, DenseArrayBase)
                 printer.print_string("[" + ", ".join(map(str, as_numpy(value).tolist())) + "]")
+            elif kind == "names":
+                assert isinstance(value, DenseArrayBase)
+                names = self.NAMES
+                printer.print_string("[" + ", ".join(names[i] if 0 <= i < len(names) else f"<{i}>"
+                                                     for i in as_numpy(value).tolist()) + "]")
             else:
                 assert isinstance(value, DenseArrayBase)
                 printer.print_string(dense_text(value))

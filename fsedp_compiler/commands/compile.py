@@ -122,7 +122,6 @@ def print_summary(module, manifest, console, human_bytes) -> None:
     import numpy as np
     from rich.table import Table
 
-    from fsedp_compiler.isa import OPCODE
     from fsedp_compiler.dialects import dataflow as df
     from fsedp_compiler.dialects.fsedp import StaticScheduleOp
     from fsedp_compiler.layers import layer_contexts
@@ -142,11 +141,12 @@ def print_summary(module, manifest, console, human_bytes) -> None:
         if isinstance(op, df.InstructionsOp):
             cols_ = op.columns()
             layer = op.prop_int("layer")
-            opc, arg = cols_["opcode"], cols_["arg"]
+            kind, arg = cols_["kind"], cols_["arg"]
+            k = {name: df.KINDS.index(name) for name in ("loads", "load", "sends", "send", "toksend", "reduce")}
             moved = arg * cols_["n"]  # range ops: bytes per shard x shard count
-            single = np.isin(opc, [OPCODE["send"], OPCODE["toksend"], OPCODE["reduce"]])
-            dram[layer] = dram.get(layer, 0) + int(moved[opc == OPCODE["loads"]].sum() + arg[opc == OPCODE["load"]].sum())
-            d2d[layer] = d2d.get(layer, 0) + int(moved[opc == OPCODE["sends"]].sum() + arg[single].sum())
+            single = np.isin(kind, [k["send"], k["toksend"], k["reduce"]])
+            dram[layer] = dram.get(layer, 0) + int(moved[kind == k["loads"]].sum() + arg[kind == k["load"]].sum())
+            d2d[layer] = d2d.get(layer, 0) + int(moved[kind == k["sends"]].sum() + arg[single].sum())
     for c in layer_contexts(module):
         plan = c.plan
         row = [str(c.spec.index), str(plan.num_shards), human_bytes(plan.shard_bytes(0))]

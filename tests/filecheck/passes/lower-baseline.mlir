@@ -5,15 +5,15 @@
 // RUN: not fsedpc opt %inputs/small.mlir -p 'attach-target{target=paper-2x2},shard-experts,lower-baseline{strategy=ep}' 2>&1 | filecheck %s --check-prefix=NOTRACE
 
 // Expert parallel: the layer records its strategy; each chiplet's program is the explicit task
-// instructions of both steps (ids in `n`; 12 wait = a dependency on the task whose id it holds):
-// token groups to the owners (10 toksend, 11 tokrecv with the same id; shard = token group,
-// z = its rows), outputs back and accumulated (6 acc), and the owner streams its experts' tiles
-// (1 load, 4 ffn; the load into a buffer waits for the FFN that last used it, B = 4), then 9 sync.
+// instructions of both steps (ids in `n`; a wait is a dependency on the task whose id it holds):
+// token groups to the owners (toksend, and tokrecv with the same id; shard = token group, z = its
+// rows), outputs back and accumulated (acc), and the owner streams its experts' tiles (load, ffn;
+// the load into a buffer waits for the FFN that last used it, B = 4), then sync.
 // CHECK:      fsedp.baseline layer 0 strategy "ep" steps 2 skip_single 0
 // CHECK:      dataflow.program chiplet 0 mode static {
 // CHECK-NEXT:   dataflow.dense layer 0
 // CHECK-NEXT:   dataflow.instructions layer 0 offsets array<i32: 0, 37, 88>
-// CHECK-SAME:     opcode array<i8: 10, 11, 12, 10, 11, 12, 10, 11, 12, 6, 11, 12, 12, 12, 12, 12, 10, 11, 12, 12, 12, 12, 12, 10, 1, 12, 4, 1, 12, 4, 1, 12, 4, 1, 12, 4, 9,
+// CHECK-SAME:     kind [toksend, tokrecv, wait, toksend, tokrecv, wait, toksend, tokrecv, wait, acc, tokrecv, wait, wait, wait, wait, wait, toksend, tokrecv, wait, wait, wait, wait, wait, toksend, load, wait, ffn, load, wait, ffn, load, wait, ffn, load, wait, ffn, sync,
 // CHECK-SAME:     expert array<i32: 3, 1, 0, 1, 2, 0, 2, 3, 0, 3, 1, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 // CHECK-SAME:     shard array<i32: 0, 2, 0, 2, 1, 0, 1, 4, 0, 4, 6, 0, 0, 0, 0, 0, 6, 5, 0, 0, 0, 0, 0, 5, 0, 0, 0, 1, 0, 1, 2, 0, 2, 3, 0, 3, 0,
 // CHECK-SAME:     n array<i64: 1, 5, 5, 6, 7, 7, 8, 19, 19, 20, 33, 26, 28, 30, 32, 33, 34, 44, 37, 39, 41, 43, 44, 45, 49, 49, 50, 51, 51, 52, 53, 53, 54, 55, 55, 56, 0,
@@ -21,10 +21,10 @@
 // CHECK:      dataflow.program chiplet 3 mode static {
 
 // Tensor parallel: every chiplet loads its own slice (1 tile here) of each active expert, all-gathers the
-// tokens and reduce-scatters the partial outputs (7 reduce, 6 acc).
+// tokens and reduce-scatters the partial outputs (reduce, acc).
 // TP:      fsedp.baseline layer 0 strategy "tp"
 // TP:      dataflow.program chiplet 0 mode static {
-// TP:        opcode array<i8: 10, 10, 11, 11, 12, 10, 11, 1, 12, 12, 12, 12, 4, 11, 12, 12, 6, 11, 12, 12, 6, 11, 12, 12, 6, 12, 12, 7, 12, 7, 12, 7,
+// TP:        kind [toksend, toksend, tokrecv, tokrecv, wait, toksend, tokrecv, load, wait, wait, wait, wait, ffn, tokrecv, wait, wait, acc, tokrecv, wait, wait, acc, tokrecv, wait, wait, acc, wait, wait, reduce, wait, reduce, wait, reduce,
 
 // ERR: in pass 'lower-baseline': unknown strategy 'nope'; expected one of ep, ep-serial, hydra, ep-cache, tp, dp, fsdp
 // NOTRACE: lower-baseline needs a routing trace
