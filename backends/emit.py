@@ -23,15 +23,15 @@ from fsedp_compiler.dialects import dataflow as df
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.fileio import atomic_directory
 from fsedp_compiler.ir import require_target, spec_from_module
-from fsedp_compiler.isa import ANY_ADDR, ANY_UNIT, CURRENT, INSTR_DTYPE, OPCODE, OPS, Program, encode, record, sha256_hex, to_text
+from fsedp_compiler.isa import ANY_ADDR, ANY_UNIT, CONDITIONS, CURRENT, INSTR_DTYPE, OPCODE, OPS, POLICIES, Program, neighbours, encode, record, sha256_hex, to_text
 from fsedp_compiler.layers import layer_contexts, module_routing
 from fsedp_compiler.layout import build_layouts, fsedp_placement, layouts_to_npz
 from fsedp_compiler.routing import trace_bytes
 from fsedp_compiler.target import Target, target_to_json
 
-#: `dataflow.when` conditions as WHEN flags (fsedp_compiler/isa).
-WHEN_CODES = {"home": 1, "member": 2, "forward": 3, "inbound": 5, "visit": 6}
-WHERE_CODES = {"next": 1}
+#: `dataflow.when` conditions and `dataflow.where` policies, by name, as the ISA encodes them
+WHEN_CODES = {name: code for code, name in CONDITIONS.items()}
+WHERE_CODES = {name: code for code, name in POLICIES.items()}
 MANIFEST_FORMAT = "fsedpc-program"
 TRACE_FILE = "trace.npz"
 LAYOUT_FILE = "layout.npz"
@@ -71,12 +71,6 @@ def _array(rows: list[tuple[int, ...]]) -> np.ndarray:
         for i, name in enumerate(INSTR_DTYPE.names):
             out[name] = cols[:, i].astype(np.uint64) if name == "wide" else cols[:, i]
     return out
-
-
-def chiplet_ports(target: Target, chiplet: int) -> tuple[int, ...]:
-    """Neighbours of `chiplet` in port order (ports are numbered by ascending neighbour id)."""
-    nbrs = {b for a, b in target.edges if a == chiplet} | {a for a, b in target.edges if b == chiplet}
-    return tuple(sorted(nbrs))
 
 
 def module_layouts(module: ModuleOp) -> dict:
@@ -151,7 +145,7 @@ def build_programs(module: ModuleOp) -> tuple[list[Program], dict[str, Any]]:
                     layer = op.prop_int("layer")
                     parts.append(_array([r for o in op.body.block.ops for r in _flatten(o, layer)]))
         parts.append(_array([record("halt")]))
-        out.append(Program(chiplet=c, mode=mode, ports=chiplet_ports(target, c),
+        out.append(Program(chiplet=c, mode=mode, ports=neighbours(target.edges, target.num_chiplets)[c],
                            channels=target.chiplet.dram_channels if c in target.dram_at else 0,
                            instrs=np.concatenate(parts)))
     return out, info

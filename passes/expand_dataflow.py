@@ -26,21 +26,13 @@ from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.ir import require_target
 from fsedp_compiler.layers import LayerContext, layer_contexts
 from fsedp_compiler.irrows import ir_row, stream_rows
+from fsedp_compiler.isa import port_maps
 from fsedp_compiler.layout import LayerLayout, build_layouts, fsedp_placement
 from fsedp_compiler.ring import CCW, route
 from fsedp_compiler.scheduler import Stream, StepSchedule
 from fsedp_compiler.streaming import stream_counts
 from fsedp_compiler.target import Target
 
-
-
-def port_map(target: Target) -> list[dict[int, int]]:
-    """Per chiplet, neighbour -> port index (ports numbered by ascending neighbour id)."""
-    nbrs: list[set[int]] = [set() for _ in range(target.num_chiplets)]
-    for a, b in target.edges:
-        nbrs[a].add(b)
-        nbrs[b].add(a)
-    return [{nb: p for p, nb in enumerate(sorted(s))} for s in nbrs]
 
 
 def static_steps(ctx: LayerContext, target: Target) -> list[StepSchedule]:
@@ -117,7 +109,7 @@ class ExpandDataflowPass(ModulePass):
         programs = [o for o in op.ops if isinstance(o, df.ProgramOp) and o.prop_str("mode") == "static"]
         if not programs:
             return
-        ports = port_map(target)
+        ports = port_maps(target.edges, target.num_chiplets)
         n = target.num_chiplets
         per_layer: dict[int, list[dict[str, np.ndarray]]] = {}
         per_layer_offsets: dict[int, list[np.ndarray]] = {}

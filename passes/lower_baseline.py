@@ -24,10 +24,11 @@ from fsedp_compiler.dialects.fsedp import BaselineOp
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.ir import require_target
 from fsedp_compiler.layers import cached_trace, invalidate_after, layer_contexts, module_model
+from fsedp_compiler.isa import port_maps
 from fsedp_compiler.layout import build_layouts
 from fsedp_compiler.ring import Ring
 
-from .expand_dataflow import _columns, port_map
+from .expand_dataflow import _columns
 from .schedule_streams import replace_routing
 
 
@@ -62,7 +63,7 @@ class LowerBaselinePass(ModulePass):
         invalidate_after(op, "plan")  # streams, schedules, routing and programs of an earlier lowering
         replace_routing(op, trace)  # the routing travels in the IR from here on
         n = target.num_chiplets
-        ports = port_map(target)
+        ports = port_maps(target.edges, target.num_chiplets)
         positions = {index: pos for pos, index in enumerate(trace.layer_indices)}
         options = Options(hydra_skip_single=self.hydra_skip_single)
         per_layer: dict[int, list[tuple[np.ndarray, dict[str, np.ndarray]]]] = {}

@@ -9,12 +9,14 @@ from . import opcodes as _opcodes
 from .binary import HEADER_SIZE, decode, encode, header_size, sha256_hex
 from .opcodes import *  # noqa: F403
 from .opcodes import OPCODE, OPS, Field, OpInfo, instr, record
+from .ports import neighbours, port_maps
 from .program import MAX_PORTS, Program, find_problem
 from .text import format_record, parse_text, parse_text_lines, stream_members, to_text
 
 __all__ = [
     "HEADER_SIZE", "MAX_PORTS", "OPCODE", "OPS", "Field", "OpInfo", "Program", "decode", "encode",
-    "find_problem", "format_record", "header_size", "instr", "parse_text", "parse_text_lines", "record",
+    "find_problem", "format_record", "header_size", "instr", "neighbours", "parse_text", "parse_text_lines",
+    "port_maps", "record",
     "sha256_hex", "stream_members", "to_text",
     *(name for name in vars(_opcodes) if name.isupper() and not name.startswith("_")),
 ]  # fmt: skip

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.isa import Program, decode, format_record, header_size, parse_text_lines, sha256_hex
+from fsedp_compiler.isa import Program, decode, format_record, header_size, neighbours, parse_text_lines, sha256_hex
 from fsedp_compiler.model import DTYPE_BYTES, MATRICES, DenseSpec, MoeLayerSpec
 from fsedp_compiler.routing import RoutingTrace, load_trace
 from fsedp_compiler.scheduler import Policy
@@ -309,8 +309,8 @@ def _programs(outdir: str, m: Manifest, target: Target) -> list[Program]:
 
 
 def chiplet_ports(target: Target, chiplet: int) -> tuple[int, ...]:
-    """Neighbours of `chiplet` in port order (ascending neighbour id)."""
-    return tuple(sorted({b for a, b in target.edges if a == chiplet} | {a for a, b in target.edges if b == chiplet}))
+    """Neighbours of `chiplet` in port order (the ISA's convention)."""
+    return neighbours(target.edges, target.num_chiplets)[chiplet]
 
 
 def _bundled_trace(outdir: str, m: Manifest, loaded: Loaded, path: str) -> RoutingTrace:
