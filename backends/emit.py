@@ -110,6 +110,7 @@ def build_programs(module: ModuleOp) -> tuple[list[Program], dict[str, Any]]:
         steps = trace.num_steps
         local = np.bincount(trace.token_chiplet, minlength=target.num_chiplets).tolist()
         info.update(trace=TRACE_FILE, steps=steps, tokens=trace.num_tokens)
+    templates = {o.prop_str("name"): o for o in module.ops if isinstance(o, df.TemplateOp)}
     out: list[Program] = []
     for prog in sorted(programs, key=lambda p: p.prop_int("chiplet")):
         c = prog.prop_int("chiplet")
@@ -143,7 +144,8 @@ def build_programs(module: ModuleOp) -> tuple[list[Program], dict[str, Any]]:
                     if mode == "static":
                         raise FsedpError("static programs must be expanded first; run expand-dataflow")
                     layer = op.prop_int("layer")
-                    parts.append(_array([r for o in op.body.block.ops for r in _flatten(o, layer)]))
+                    parts.append(_array([r for o in templates[op.prop_str("template")].body.block.ops
+                                         for r in _flatten(o, layer)]))
         parts.append(_array([record("halt")]))
         out.append(Program(chiplet=c, mode=mode, ports=neighbours(target.edges, target.num_chiplets)[c],
                            channels=target.chiplet.dram_channels if c in target.dram_at else 0,

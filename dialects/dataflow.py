@@ -1,11 +1,12 @@
 """The `dataflow` dialect: one program per chiplet, routing-independent until expanded.
 
 A program holds, per decoder block, `dataflow.dense` (the non-MoE part on local tokens) and, on
-MoE blocks, a `dataflow.layer` whose body runs once per step: fetch the step's stream table
-(R6 order), then for every shard of every stream decide with **when** (fire a region when a
-runtime condition holds for this chiplet) and **where** (choose the destination at run time):
+MoE blocks, a `dataflow.layer` that runs a shared `dataflow.template` once per step: fetch the
+step's stream table (R6 order), then for every shard of every stream decide with **when** (fire
+a region when a runtime condition holds for this chiplet) and **where** (choose the destination
+at run time). One template serves every chiplet and layer:
 
-    dataflow.layer layer 0 {
+    dataflow.template name fsedp {
       dataflow.streams
       dataflow.foreach_shard {
         dataflow.when cond home { dataflow.load }
@@ -15,6 +16,10 @@ runtime condition holds for this chiplet) and **where** (choose the destination 
         dataflow.when cond visit { dataflow.free }
       }
       dataflow.sync
+    }
+    dataflow.program chiplet 0 mode dynamic {
+      dataflow.dense layer 0
+      dataflow.layer layer 0 template fsedp
     }
 
 `expand-dataflow` (static mode) folds when/where against the schedule into
@@ -79,23 +84,47 @@ class ProgramOp(KeywordSyntax):
     def verify_(self) -> None:
         if self.prop_str("mode") not in ("static", "dynamic"):
             raise VerifyException(f"mode must be static or dynamic, got '{self.prop_str('mode')}'")
+        wanted = {o.prop_str("template") for o in self.body.block.ops if isinstance(o, LayerOp)}
+        module = self.parent_op()
+        if wanted and module is not None:
+            have = {o.prop_str("name") for o in module.regions[0].block.ops if isinstance(o, TemplateOp)}
+            missing = sorted(wanted - have)
+            if missing:
+                raise VerifyException(f"no dataflow.template named '{missing[0]}' in the module")
 
 
 @irdl_op_definition
-class LayerOp(KeywordSyntax):
-    """One MoE layer's per-step program (a template of when/where ops until expanded)."""
+class TemplateOp(KeywordSyntax):
+    """A named per-step program of when/where ops, shared by every (chiplet, layer) that runs it:
+    the body runs once per step against that step's stream table."""
 
-    name = "dataflow.layer"
-    SYNTAX: ClassVar[tuple[tuple[str, str], ...]] = (("layer", "int"),)
+    name = "dataflow.template"
+    SYNTAX: ClassVar[tuple[tuple[str, str], ...]] = (("name", "ident"),)
     HAS_REGION: ClassVar[bool] = True
 
-    layer = prop_def(IntegerAttr[I64])
+    template_name = prop_def(StringAttr, prop_name="name")
     body = region_def("single_block")
     traits = traits_def(NoTerminator())
 
     @staticmethod
-    def build(layer: int, ops: list[Operation]) -> LayerOp:
-        return LayerOp.create(properties={"layer": int_attr(layer)}, regions=[_block_region(ops)])
+    def build(name: str, ops: list[Operation]) -> TemplateOp:
+        return TemplateOp.create(properties={"name": StringAttr(name)}, regions=[_block_region(ops)])
+
+
+@irdl_op_definition
+class LayerOp(KeywordSyntax):
+    """One MoE layer in a chiplet's program: it runs the named `dataflow.template` every step
+    (until `expand-dataflow` replaces it with the explicit instructions of each routed step)."""
+
+    name = "dataflow.layer"
+    SYNTAX: ClassVar[tuple[tuple[str, str], ...]] = (("layer", "int"), ("template", "ident"))
+
+    layer = prop_def(IntegerAttr[I64])
+    template = prop_def(StringAttr)
+
+    @staticmethod
+    def build(layer: int, template: str) -> LayerOp:
+        return LayerOp.create(properties={"layer": int_attr(layer), "template": StringAttr(template)})
 
 
 @irdl_op_definition
@@ -263,5 +292,5 @@ class InstructionsOp(KeywordSyntax):
             raise VerifyException("offsets must rise from 0 to the instruction count")
 
 
-Dataflow = Dialect("dataflow", [ProgramOp, LayerOp, ForEachShardOp, WhenOp, WhereOp, StreamsOp, LoadOp, RecvOp,
+Dataflow = Dialect("dataflow", [ProgramOp, TemplateOp, LayerOp, ForEachShardOp, WhenOp, WhereOp, StreamsOp, LoadOp, RecvOp,
                                 FfnOp, SendOp, FreeOp, SyncOp, DenseOp, InstructionsOp], [])

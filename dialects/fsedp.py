@@ -33,6 +33,7 @@ from fsedp_compiler.routing import RoutingTrace
 from fsedp_compiler.scheduler import DIRECTIONS, ORDERS
 from fsedp_compiler.ring import TRAJECTORIES
 from fsedp_compiler.shardplan import MIN_BUFFERS, ShardPlan
+from fsedp_compiler.strategies import BASELINES
 from fsedp_compiler.target import Target, ring_problem
 
 
@@ -330,8 +331,6 @@ class BaselineOp(KeywordSyntax):
             "skip_single": int_attr(int(skip_single))})
 
     def verify_(self) -> None:
-        from fsedp_compiler.baselines import BASELINES
-
         if self.prop_str("strategy") not in BASELINES:
             raise VerifyException(f"unknown baseline strategy '{self.prop_str('strategy')}'; "
                                   f"expected one of {', '.join(BASELINES)}")

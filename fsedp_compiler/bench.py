@@ -98,7 +98,7 @@ def run_one(cfg: BenchConfig, strategy: str, trace_path: str, trace: RoutingTrac
     from .backends.emit import emit
     from .commands.compile import compile_passes
     from .ir import make_context, module_from_spec
-    from .pipeline import run_passes
+    from .pipeline import run_passes, verify_each_default
     from .sim.data import DataPlane
     from .sim.loader import load_outdir
     from .sim.run import simulate
@@ -107,7 +107,7 @@ def run_one(cfg: BenchConfig, strategy: str, trace_path: str, trace: RoutingTrac
     passes = compile_passes(strategy, target=cfg.target, trace=trace_path, mode="static",
                             shards_per_chiplet=cfg.shards_per_chiplet, buffers=cfg.buffers,
                             hydra_skip_single=cfg.hydra_skip_single and strategy == "hydra")
-    run_passes(make_context(), module, passes)
+    run_passes(make_context(), module, passes, verify_each=verify_each_default())
     emit(module, outdir, strategy=strategy)
     loaded = load_outdir(outdir)
     m = simulate(loaded, data=DataPlane(loaded, strict=False) if cfg.functional else None).metrics

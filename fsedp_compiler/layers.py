@@ -84,7 +84,7 @@ STAGES = ("plan", "streams", "schedule", "programs")
 
 def invalidate_after(module: ModuleOp, stage: str) -> None:
     """Erase every op derived from `stage` (a pass that re-decides it makes them stale)."""
-    from fsedp_compiler.dialects.dataflow import ProgramOp
+    from fsedp_compiler.dialects.dataflow import ProgramOp, TemplateOp
 
     later = STAGES[STAGES.index(stage) + 1:] if stage in STAGES else STAGES
     kinds: tuple[type, ...] = ()
@@ -95,7 +95,7 @@ def invalidate_after(module: ModuleOp, stage: str) -> None:
     if "schedule" in later:
         kinds += (StaticScheduleOp, DynamicScheduleOp, BaselineOp, RoutingOp)
     if "programs" in later:
-        kinds += (ProgramOp,)
+        kinds += (ProgramOp, TemplateOp)
     for op in [o for o in module.ops if isinstance(o, kinds)]:
         op.detach()
         op.erase()

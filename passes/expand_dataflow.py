@@ -132,6 +132,8 @@ class ExpandDataflowPass(ModulePass):
                 index = layer_op.prop_int("layer")
                 new = df.InstructionsOp.build(index, per_layer_offsets[index][c], per_layer[index][c])
                 Rewriter.replace_op(layer_op, new)
+        for template in [o for o in op.ops if isinstance(o, df.TemplateOp)]:
+            Rewriter.erase_op(template)  # folded into every step's instructions
 
 
 def _columns(rows: list[tuple]) -> dict[str, np.ndarray]:

@@ -15,7 +15,11 @@ from fsedp_compiler.ir import require_target
 from fsedp_compiler.layers import invalidate_after, layer_contexts, module_mode, module_model
 
 
-def layer_template(layer: int) -> df.LayerOp:
+#: The name of the FSE-DP template every chiplet's layers run.
+TEMPLATE = "fsedp"
+
+
+def layer_template() -> df.TemplateOp:
     """The per-step program of an FSE-DP layer on any chiplet (DESIGN.md §1, R2–R5)."""
     shard_body: list[Operation] = [
         df.WhenOp.build("home", [df.LoadOp.create()]),
@@ -24,13 +28,15 @@ def layer_template(layer: int) -> df.LayerOp:
         df.WhenOp.build("forward", [df.WhereOp.build("next", [df.SendOp.create()])]),
         df.WhenOp.build("visit", [df.FreeOp.create()]),
     ]
-    return df.LayerOp.build(layer, [df.StreamsOp.create(), df.ForEachShardOp.build(shard_body), df.SyncOp.create()])
+    return df.TemplateOp.build(TEMPLATE, [df.StreamsOp.create(), df.ForEachShardOp.build(shard_body),
+                                          df.SyncOp.create()])
 
 
 @dataclass(frozen=True)
 class LowerToDataflowPass(ModulePass):
-    """Build the per-chiplet dataflow programs: per block `dataflow.dense`, per MoE layer the
-    when/where template that runs once per step against the step's stream table."""
+    """Build the per-chiplet dataflow programs: per block `dataflow.dense`, per MoE layer a
+    `dataflow.layer` running the shared when/where template once per step against the step's
+    stream table."""
 
     name = "lower-to-dataflow"
 
@@ -43,11 +49,13 @@ class LowerToDataflowPass(ModulePass):
         model = module_model(op)
         moe = {c.spec.index for c in layer_contexts(op)}
         blocks = sorted({d.index for d in model.dense} | moe)
+        if moe:
+            op.body.block.add_op(layer_template())
         for chiplet in range(target.num_chiplets):
             body: list[Operation] = []
             for index in blocks:
                 if any(d.index == index for d in model.dense):
                     body.append(df.DenseOp.build(index))
                 if index in moe:
-                    body.append(layer_template(index))
+                    body.append(df.LayerOp.build(index, TEMPLATE))
             op.body.block.add_op(df.ProgramOp.build(chiplet, mode, body))

@@ -15,6 +15,10 @@ settings.register_profile("repeatable", derandomize=True, print_blob=True)
 settings.register_profile("explore", print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
+# The test suite verifies the module after every pass of `compile` and `bench` (their default
+# is once, at the end, for speed): a pass that breaks the IR fails a test at that pass.
+os.environ.setdefault("FSEDPC_VERIFY_EACH", "1")
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 

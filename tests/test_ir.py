@@ -251,5 +251,7 @@ def test_verify_each_names_the_pass_that_broke_the_module() -> None:
     with pytest.raises(FsedpError, match="verification failed after pass 'break-ring': 'fsedp.streams' R1: the virtual "
                                          "ring is not a Hamiltonian cycle of paper-2x2"):
         run_passes(ctx, module, [AttachTargetPass(target="paper-2x2"), BreakRing()])
-    run_passes(ctx, parse_module(text, "m.mlir", ctx), [AttachTargetPass(target="paper-2x2"), BreakRing()],
-               verify_each=False)
+    # without verify-each the module is verified once, at the end of the pipeline
+    with pytest.raises(FsedpError, match="verification failed after the pipeline: 'fsedp.streams' R1"):
+        run_passes(ctx, parse_module(text, "m.mlir", ctx), [AttachTargetPass(target="paper-2x2"), BreakRing()],
+                   verify_each=False)

@@ -14,6 +14,7 @@ from fsedp_compiler.model import MoeLayerSpec
 from fsedp_compiler.ring import Ring
 from fsedp_compiler.routing import RoutingTrace
 from fsedp_compiler.shardplan import ShardPlan
+from fsedp_compiler.strategies import BASELINES, INEXACT
 from fsedp_compiler.target import Target
 from fsedp_compiler.taskgraph import TaskGraph
 
@@ -24,17 +25,6 @@ from .tp import plan_tp
 
 __all__ = ["BASELINES", "INEXACT", "Options", "placement", "plan_layer"]
 
-BASELINES: dict[str, str] = {
-    "ep": "strong expert parallel: whole experts on DRAM-chiplet owners, tokens to owners, overlapped tiles",
-    "ep-serial": "the paper's EP: one whole expert resident per chiplet, no load/compute overlap",
-    "hydra": "the paper's Hydra: EP on the chiplet holding most tokens, heavy/light paired",
-    "ep-cache": "ep with an LRU cache of whole experts in each owner's free SRAM",
-    "tp": "tensor parallel: 1/N of every expert per chiplet, token all-gather, partial reduce-scatter",
-    "dp": "replicated data parallel: each needing chiplet reads the whole expert itself",
-    "fsdp": "FSDP-style: each tile read once, multicast to needing chiplets, whole expert gathered",
-}
-
-INEXACT = "hydra with --hydra-skip-single never computes experts routed a single token (authors' code)"
 
 
 def placement(strategy: str, plan: ShardPlan, target: Target) -> Placement:

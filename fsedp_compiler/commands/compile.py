@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from fsedp_compiler.strategies import ALL, FSEDP
+
 DEFAULT_TARGET = "paper-2x2"
-#: FSE-DP and its ablations: (order, direction, trajectory). Baselines: `baselines.BASELINES`.
-STRATEGIES: dict[str, tuple[str, str, str]] = {
-    "fsedp": ("paired", "balanced", "nearest"),
-    "fsedp-fullring": ("paired", "balanced", "fullring"),  # every shard visits every chiplet (authors' code)
-    "fsedp-nocomp": ("paired", "balanced", "single-entry"),  # an expert's shards all enter at one chiplet
-    "fsedp-fixeddir": ("paired", "cw", "nearest"),  # no direction balancing
-    "fsedp-unpaired": ("work", "balanced", "nearest"),  # no heavy/light pairing: heaviest first
-}
+#: FSE-DP and its ablations: (order, direction, trajectory) (fsedp_compiler/strategies.py).
+STRATEGIES = FSEDP
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,14 +35,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="hydra as the authors' code runs it: experts routed one token are skipped (inexact)")
     p.add_argument("--order", choices=("paired", "work", "id"), help="global stream order (R6; overrides the strategy)")
     p.add_argument("--direction", choices=("balanced", "cw"), help="ring direction policy (overrides the strategy)")
+    p.add_argument("--verify-each", action="store_true",
+                   help="verify the whole module after every pass (debugging; default: once, at the end)")
     p.set_defaults(func=run)
 
 
 def all_strategies() -> tuple[str, ...]:
     """FSE-DP and its ablations, then the baselines."""
-    from fsedp_compiler.baselines import BASELINES
-
-    return (*STRATEGIES, *BASELINES)
+    return ALL
 
 
 def compile_passes(strategy: str, *, target: str | None, trace: str | None, mode: str, shards_per_chiplet: int = 0,
@@ -89,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from fsedp_compiler.errors import FsedpError
     from fsedp_compiler.fileio import display_name, is_stdio, read_text
     from fsedp_compiler.ir import make_context, parse_module, print_module
-    from fsedp_compiler.pipeline import run_passes
+    from fsedp_compiler.pipeline import run_passes, verify_each_default
 
     mode = args.mode or ("static" if args.trace else "dynamic")
     if mode == "static" and not args.trace:
@@ -110,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     passes = compile_passes(args.strategy, target=target, trace=args.trace, mode=mode,
                             shards_per_chiplet=args.shards_per_chiplet, buffers=args.buffers, order=args.order,
                             direction=args.direction, hydra_skip_single=args.hydra_skip_single)
-    run_passes(ctx, module, passes, text=text)
+    run_passes(ctx, module, passes, text=text, verify_each=args.verify_each or verify_each_default())
     final = print_module(module).encode()
     manifest = emit(module, args.output, extra_files={"final.mlir": final}, strategy=args.strategy)
     print_summary(module, manifest, make_console(), human_bytes)

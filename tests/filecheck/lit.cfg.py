@@ -15,6 +15,7 @@ repo = os.path.dirname(os.path.dirname(config.test_source_root))
 # `fsedpc` and `filecheck` come from the venv that runs lit.
 config.environment["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 config.environment["COLUMNS"] = "200"
+config.environment["FSEDPC_VERIFY_EACH"] = "1"  # compile verifies after every pass in tests
 config.substitutions.append(("%examples", os.path.join(repo, "examples")))
 config.substitutions.append(("%python", sys.executable))
 config.substitutions.append(("%inputs", os.path.join(config.test_source_root, "inputs")))

@@ -25,5 +25,7 @@
 // CHECK:      dataflow.program chiplet 3 mode static {
 
 // Dynamic programs keep their when/where template.
-// DYN: dataflow.program chiplet 0 mode dynamic {
+// DYN: dataflow.template name fsedp {
 // DYN: dataflow.when cond home {
+// DYN: dataflow.program chiplet 0 mode dynamic {
+// DYN: dataflow.layer layer 0 template fsedp

@@ -1,0 +1,32 @@
+"""Every strategy fsedpc compiles, by name: FSE-DP, its ablations and the baselines.
+
+One home for the names (the CLI, bench, the cross-check and the lowerings read them here, without
+importing the planners).
+"""
+
+from __future__ import annotations
+
+#: FSE-DP and its ablations: (order, direction, trajectory) of the scheduler's policy.
+FSEDP: dict[str, tuple[str, str, str]] = {
+    "fsedp": ("paired", "balanced", "nearest"),
+    "fsedp-fullring": ("paired", "balanced", "fullring"),  # every shard visits every chiplet (authors' code)
+    "fsedp-nocomp": ("paired", "balanced", "single-entry"),  # an expert's shards all enter at one chiplet
+    "fsedp-fixeddir": ("paired", "cw", "nearest"),  # no direction balancing
+    "fsedp-unpaired": ("work", "balanced", "nearest"),  # no heavy/light pairing: heaviest first
+}
+
+#: The baselines (lowerings in fsedp_compiler/baselines), with what each does.
+BASELINES: dict[str, str] = {
+    "ep": "strong expert parallel: whole experts on DRAM-chiplet owners, tokens to owners, overlapped tiles",
+    "ep-serial": "the paper's EP: one whole expert resident per chiplet, no load/compute overlap",
+    "hydra": "the paper's Hydra: EP on the chiplet holding most tokens, heavy/light paired",
+    "ep-cache": "ep with an LRU cache of whole experts in each owner's free SRAM",
+    "tp": "tensor parallel: 1/N of every expert per chiplet, token all-gather, partial reduce-scatter",
+    "dp": "replicated data parallel: each needing chiplet reads the whole expert itself",
+    "fsdp": "FSDP-style: each tile read once, multicast to needing chiplets, whole expert gathered",
+}
+
+INEXACT = "hydra with --hydra-skip-single never computes experts routed a single token (authors' code)"
+
+ALL: tuple[str, ...] = (*FSEDP, *BASELINES)
+"""FSE-DP and its ablations, then the baselines."""
