@@ -56,7 +56,7 @@ def estimate_module(module: ModuleOp, trace: RoutingTrace | None = None) -> Esti
         cost = CostModel(target, ctx.spec.dtype)
         if ctx.baseline_op is not None:
             graphs = plan_layer(ctx.baseline_op.prop_str("strategy"), ctx.spec, ctx.plan, target, Ring(target.ring), trace,
-                                positions[index], Options(bool(ctx.baseline_op.prop_int("skip_single"))))
+                                positions[index], Options(bool(ctx.baseline_op.prop_int("skip_single")), len(contexts)))
             per_step[index] = [execute_graph(g, n).makespan for g in graphs]
             continue
         if isinstance(ctx.schedule_op, StaticScheduleOp):

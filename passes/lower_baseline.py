@@ -65,7 +65,7 @@ class LowerBaselinePass(ModulePass):
         n = target.num_chiplets
         ports = port_maps(target.edges, target.num_chiplets)
         positions = {index: pos for pos, index in enumerate(trace.layer_indices)}
-        options = Options(hydra_skip_single=self.hydra_skip_single)
+        options = Options(hydra_skip_single=self.hydra_skip_single, moe_layers=len(layer_contexts(op)))
         per_layer: dict[int, list[tuple[np.ndarray, dict[str, np.ndarray]]]] = {}
         contexts = layer_contexts(op)
         layouts = build_layouts([c.plan for c in contexts], [placement(self.strategy, c.plan, target) for c in contexts])

@@ -69,7 +69,7 @@ def plan_layer(strategy: str, spec: MoeLayerSpec, plan: ShardPlan, target: Targe
         graph = TaskGraph(spec.index, s, resident=[0] * target.num_chiplets)
         b = Builder(graph, spec, plan, target, topo, where)
         if strategy in ("ep", "ep-cache"):
-            plan_ep(b, route, state, cache=strategy == "ep-cache")
+            plan_ep(b, route, state, cache=strategy == "ep-cache", layers=options.moe_layers)
         elif strategy in ("ep-serial", "hydra"):
             plan_serial(b, route, options, hydra=strategy == "hydra")
         elif strategy == "tp":

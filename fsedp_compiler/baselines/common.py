@@ -30,6 +30,8 @@ class Options:
 
     hydra_skip_single: bool = False
     """Hydra as the authors' code runs it: experts with a single token are never computed (inexact)."""
+    moe_layers: int = 1
+    """MoE layers in the program: ep-cache's caches of all of them share one SRAM."""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ forwarded as TOKSEND.
   its DRAM home (the ep placement) over D2D when that is another chiplet; experts ordered
   heavy/light paired; one whole expert resident per chiplet, no overlap.
 * ep-cache: ep, plus an LRU cache of whole experts per owner in the SRAM the tile buffers and
-  token activations leave free; a cached expert needs no DRAM read in a later step.
+  token activations leave free, shared evenly by the program's MoE layers (all their caches stay
+  resident); a cached expert needs no DRAM read in a later step.
 """
 
 from __future__ import annotations
@@ -71,15 +72,16 @@ def _combine(b: Builder, route: StepRoute, expert: int, owner: int, ffns: list[i
             b.acc(dst, expert, n + dst, toks, (last,))
 
 
-def _cache_capacity(b: Builder, route: StepRoute, owners: int) -> int:
-    """SRAM an owner can give its expert cache: what B tile buffers and its share of the step's
-    token activations (inputs and outputs) leave free."""
+def _cache_capacity(b: Builder, route: StepRoute, owners: int, layers: int) -> int:
+    """SRAM an owner can give one layer's expert cache: what B tile buffers and its share of the
+    step's token activations (inputs and outputs) leave free, split evenly between the program's
+    MoE layers (every layer keeps its cache resident in the same SRAM)."""
     tokens = sum(route.count(e) for e in route.tokens)
     reserve = 2 * -(-tokens // owners) * b.token_bytes
-    return max(b.target.chiplet.sram_bytes - b.plan.buffers * b.plan.max_shard_bytes - reserve, 0)
+    return max(b.target.chiplet.sram_bytes - b.plan.buffers * b.plan.max_shard_bytes - reserve, 0) // max(layers, 1)
 
 
-def plan_ep(b: Builder, route: StepRoute, state: EpState, *, cache: bool = False) -> None:
+def plan_ep(b: Builder, route: StepRoute, state: EpState, *, cache: bool = False, layers: int = 1) -> None:
     """Strong EP (and ep-cache): overlapped tile streaming at each owner."""
     dram = b.target.dram_at
     channels = b.target.chiplet.dram_channels
@@ -88,7 +90,7 @@ def plan_ep(b: Builder, route: StepRoute, state: EpState, *, cache: bool = False
     owner_of = {e: ep_owner(e, dram) for e in order}
     arrivals = {e: _dispatch(b, route, e, owner_of[e]) for e in order}
     ffns_at: dict[int, list[int]] = {o: [] for o in dram}  # tile-buffered FFNs in sequence, per owner
-    capacity = _cache_capacity(b, route, len(dram)) if cache else 0
+    capacity = _cache_capacity(b, route, len(dram), layers) if cache else 0
     expert_bytes = m * b.plan.max_shard_bytes
     last_use: dict[tuple[int, int], list[int]] = {}
     if cache:
