@@ -31,8 +31,8 @@ def placement(strategy: str, plan: ShardPlan, target: Target) -> Placement:
     """Where `strategy` keeps tile j of expert e in DRAM (the program's DRAM image).
 
     EP-like strategies keep an expert whole on its owner (`ep_owner`), tile j on channel
-    j mod channels; TP keeps slice c (tiles [c*g, (c+1)*g)) at chiplet c, or at the DRAM chiplet
-    nearest to it; dp and fsdp use FSE-DP's round-robin deal."""
+    j mod channels; TP keeps slice c (tiles [c*g, (c+1)*g)) at chiplet c, or at a nearest DRAM
+    chiplet (balanced: `Topology.slice_stores`); dp and fsdp use FSE-DP's round-robin deal."""
     if strategy in ("dp", "fsdp"):
         return fsedp_placement(plan)
     channels = target.chiplet.dram_channels
@@ -40,7 +40,7 @@ def placement(strategy: str, plan: ShardPlan, target: Target) -> Placement:
     if strategy == "tp":
         topo = Topology(target)
         g = plan.num_shards // target.num_chiplets
-        store = np.array([c if c in target.dram_at else topo.nearest_dram(c) for c in range(target.num_chiplets)])
+        store = np.array(topo.slice_stores)
 
         def place_tp(e: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             return np.broadcast_to(store[j // g], np.broadcast(e, j).shape), np.broadcast_to(j % channels, np.broadcast(e, j).shape)

@@ -79,6 +79,24 @@ class Topology:
         """The DRAM chiplet closest to `chiplet` (ties: lowest id)."""
         return min(self.target.dram_at, key=lambda d: (self.dist(d, chiplet), d))
 
+    @cached_property
+    def slice_stores(self) -> list[int]:
+        """Where each chiplet's slice of the weights is stored (TP): its own DRAM, else the
+        nearest DRAM chiplet, ties going to the one storing the fewest slices so far, so that the
+        reads spread over the DRAM chiplets (lowest id first only among equals)."""
+        dram = self.target.dram_at
+        load = {d: 1 for d in dram}
+        out = []
+        for c in range(self.target.num_chiplets):
+            if c in load:
+                out.append(c)
+                continue
+            near = min(self.dist(d, c) for d in dram)
+            store = min((d for d in dram if self.dist(d, c) == near), key=lambda d: (load[d], d))
+            load[store] += 1
+            out.append(store)
+        return out
+
 
 @dataclass
 class StepRoute:

@@ -1,7 +1,8 @@
 """Tensor-parallel lowering (`tp`): every chiplet computes a 1/N slice of every active expert.
 
 Slice c of an expert is its tiles [c·g, (c+1)·g) (g = tiles per chiplet of the shard plan), in
-chiplet c's DRAM, or read by the nearest DRAM chiplet and sent over when c has none. Per active
+chiplet c's DRAM, or in a nearest DRAM chiplet's (the stores balanced over equally near ones:
+`Topology.slice_stores`) and sent over when c has none. Per active
 expert:
 
 * the tokens routed to it are all-gathered over the virtual ring: each source group goes both
@@ -63,7 +64,7 @@ def plan_tp(b: Builder, route: StepRoute, ring: Ring) -> None:
                     arrived[c].append(last)
         ffns: dict[int, list[int]] = {}
         for c in range(n):
-            store = c if c in b.target.dram_at else b.topo.nearest_dram(c)
+            store = b.topo.slice_stores[c]
             mine = []
             for j in range(c * g, (c + 1) * g):
                 s = seq[c]
