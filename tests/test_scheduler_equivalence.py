@@ -7,10 +7,12 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sched_reference as ref
+from fsedp_compiler import scheduler
 from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.model import MoeLayerSpec
 from fsedp_compiler.ring import TRAJECTORIES, Ring
@@ -142,6 +144,30 @@ def test_schedule_is_the_same_with_a_fresh_cost_model_every_call() -> None:
                               rng.integers(0, 16, 20).astype(np.int32), 0, step)
         assert_same(schedule(routing, plan, ring, CostModel(target)),
                     ref.schedule(routing, plan, ring, CostModel(target)))
+
+
+def test_local_tokens_refuses_ids_outside_the_plan() -> None:
+    target = resolve_target("ring-8")
+    layer = MoeLayerSpec(0, d_model=16, d_ffn=64, num_experts=4, top_k=1)
+    plan = make_shard_plan(layer, target, 1, 4)
+    ones = np.ones((2, 1), np.float32)
+    ok = StepRouting(np.array([[0], [3]], dtype=np.int32), ones, np.array([0, 7], np.int32))
+    assert local_tokens(ok, plan, 8).sum() == 2
+    for experts, where in (([[0], [4]], [0, 7]), ([[0], [1]], [0, 8]), ([[0], [1]], [0, -1])):
+        bad = StepRouting(np.array(experts, dtype=np.int32), ones, np.array(where, np.int32))
+        with pytest.raises(IndexError):
+            local_tokens(bad, plan, 8)
+
+
+def test_link_bytes_without_float_sums_are_the_same() -> None:
+    """Byte sums beyond 2**53 take the integer scatter path; both paths agree."""
+    rng = np.random.default_rng(0)
+    n = 9
+    weights = rng.integers(0, 10**6, (5, n))
+    lengths = rng.integers(0, 2 * n - np.arange(n), (5, n))  # arcs end before 2N
+    exact = scheduler._walk_link_bytes(weights, lengths, True)
+    assert (exact == scheduler._walk_link_bytes(weights, lengths, False)).all()
+    assert exact.dtype == np.int64
 
 
 def test_one_way_fallback_at_an_exact_tie() -> None:
