@@ -174,7 +174,7 @@ class _Tables:
         # Gathers in walk order: an [A, k·N] gather reshaped to [k·A, N] (or [k·A, 2N] when the
         # walk is doubled to unroll the wrap) interleaves the directions: rows (a, cw), (a, ccw).
         self.walk = {1: np.asarray(cw, dtype=np.int64), 2: np.asarray(cw + ccw, dtype=np.int64)}
-        #: doubled walks, reversed (a reverse cumulative min becomes a forward one)
+        #: doubled walks, reversed (the scan for the next member becomes a forward running max)
         self.walk_rev2 = {1: np.asarray((cw + cw)[::-1], dtype=np.int64),
                           2: np.asarray((cw + cw)[::-1] + (ccw + ccw)[::-1], dtype=np.int64)}
         #: [S, 2N] bytes of the expert's shards homed at each walk index, clockwise then counter-
@@ -186,6 +186,7 @@ class _Tables:
         #: each gathered row's direction
         self.directions = {1: np.full(streams, CW, dtype=np.int64),
                            2: np.tile(np.asarray([CW, CCW], dtype=np.int64), streams)}
+        #: rank + 1 of each column of a reversed doubled walk (0 marks "no member yet")
         self.rev_rank = np.arange(1, 2 * n + 1, dtype=np.int64)
         #: per gathered row r, the flat index of the end of its doubled walk: r·2N + 2N
         self.row_end = (np.arange(1, 2 * streams + 1, dtype=np.int64) * (2 * n))[:, None]
