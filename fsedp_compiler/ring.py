@@ -1,11 +1,15 @@
 """The R1 virtual ring: positions on the target's Hamiltonian cycle and walks along it.
 
-Direction +1 follows the cycle as listed (clockwise), -1 walks it backwards.
+Direction +1 follows the cycle as listed (clockwise), -1 walks it backwards. `route` gives one
+shard's trajectory in O(N); `routes` gives every home's at once in O(N) (one sweep each way), and
+`route_lengths` the links walked for many member sets at once (numpy), for the scheduler.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 
 CW, CCW = 1, -1
 
@@ -62,10 +66,93 @@ TRAJECTORIES = ("nearest", "fullring", "single-entry")
 
 
 def route(ring: Ring, home: int, members: int, direction: int, rule: str = "nearest") -> tuple[int, int]:
-    """(entry member, links walked) of a shard loaded at `home` under a trajectory rule."""
+    """(entry member, links walked) of a shard loaded at `home` under a trajectory rule; O(N).
+    The reference definition: `routes` and `route_lengths` must agree with it (tested)."""
     if rule == "fullring":
         return ring.first_member(members, home, direction), ring.size - 1
     start = ring.order[0] if rule == "single-entry" else home
     entry = ring.first_member(members, start, direction)
     last = ring.members_in_order(members, entry, direction)[-1]
     return entry, ring.dist(home, entry, direction) + ring.dist(entry, last, direction)
+
+
+# In "walk order" a direction's ring positions are renumbered w = 0..N-1 so that walking in that
+# direction is w -> w + 1 (mod N): w = p clockwise, w = N - 1 - p counter-clockwise. Every trajectory
+# rule then reduces to two sweeps over the walk: the first member at or after w, and the last
+# member strictly before w (cyclically). A shard homed at w entering at the next member x and
+# visiting all members ends at the member just before x, which (no member lies in [w, x)) is the
+# last member strictly before w: so `nearest` walks (last_before[w] - w) mod N links, never a lap.
+
+
+def walk_order(ring: Ring, direction: int) -> tuple[int, ...]:
+    """The chiplets in walk order of `direction` (walking in `direction` is index + 1)."""
+    return ring.order if direction > 0 else ring.order[::-1]
+
+
+def routes(ring: Ring, members: int, direction: int, rule: str = "nearest") -> tuple[list[int], list[int]]:
+    """`route` for every home at once, O(N): (entry member, links walked) lists indexed by chiplet
+    (chiplets are 0..N-1). Raises ValueError for an empty member set, as `route` does."""
+    n = ring.size
+    chips = walk_order(ring, direction)
+    flags = [members >> c & 1 for c in chips]
+    # first_from[w]: walk index of the first member at or after w, unwrapped (may be >= n)
+    first_from = [0] * n
+    nxt = -1
+    for w in range(n - 1, -1, -1):
+        if flags[w]:
+            nxt = w
+        first_from[w] = nxt
+    if nxt < 0:
+        raise ValueError("empty member set")
+    # last_before[w]: walk index of the last member strictly before w, cyclically (itself if alone)
+    last_before = [0] * n
+    prev = max(w for w in range(n) if flags[w])  # before w = 0: wrap to the last member
+    for w in range(n):
+        last_before[w] = prev
+        if flags[w]:
+            prev = w
+    for w in range(n):
+        if first_from[w] < 0:
+            first_from[w] = nxt + n  # no member at or after w: wrap to the first one
+    entry = [0] * n
+    length = [0] * n
+    if rule == "single-entry":
+        x = first_from[0 if direction > 0 else n - 1] % n  # ring position 0 in walk order
+        spread = (last_before[x] - x) % n
+        for w, c in enumerate(chips):
+            entry[c] = chips[x]
+            length[c] = (x - w) % n + spread
+    elif rule == "fullring":
+        for w, c in enumerate(chips):
+            entry[c] = chips[first_from[w] % n]
+            length[c] = n - 1
+    else:
+        for w, c in enumerate(chips):
+            entry[c] = chips[first_from[w] % n]
+            length[c] = (last_before[w] - w) % n
+    return entry, length
+
+
+def route_lengths(walk_members: np.ndarray, direction: int | np.ndarray, rule: str = "nearest") -> np.ndarray:
+    """`routes`' links walked for many member sets at once: `walk_members` is [sets, N] bool, each
+    row in the walk order of its direction (`walk_order`; `direction`: one for all rows or one per
+    row), no row empty; returns [sets, N] int64 indexed by the home's walk index. O(sets x N)."""
+    rows, n = walk_members.shape
+    if rule == "fullring":
+        return np.full((rows, n), n - 1, dtype=np.int64)
+    w = np.arange(n, dtype=np.int64)
+    # last member at or before w (-1: none); the last member strictly before w is that at w - 1,
+    # or, with none before w, the last member overall (cyclic wrap)
+    upto = np.maximum.accumulate(np.where(walk_members, w, -1), axis=1)
+    last_before = np.empty_like(upto)
+    last_before[:, 0] = -1
+    last_before[:, 1:] = upto[:, :-1]
+    last_before = np.where(last_before < 0, upto[:, -1:], last_before)
+    if rule == "single-entry":
+        # every shard enters at the first member reached from ring position 0 (walk index 0
+        # clockwise, N - 1 counter-clockwise), then walks on to the member just before it
+        first = walk_members.argmax(axis=1)
+        entry = np.where(np.asarray(direction) > 0, first, np.where(walk_members[:, n - 1], n - 1, first))
+        spread = (last_before[np.arange(rows), entry] - entry) % n
+        return (entry[:, None] - w) % n + spread[:, None]
+    return (last_before - w) % n

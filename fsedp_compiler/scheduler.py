@@ -13,19 +13,27 @@ controller at run time (dynamic mode, inside the simulator). Per step it:
    half, streams everything one way whenever that does not make the links the bottleneck;
 4. estimates the step time from the busiest DRAM channel, link and compute engine.
 
-Cost: O(T·k) to count tokens, then O(M + N) per active expert (M = g·N shards) and a sort:
-O(A·N + A log A) for A active experts and fixed g. No solver.
+Cost: O(T·k) to count tokens, then O(A·N + A log A) for A active experts on N chiplets, however
+finely experts are cut: every step is an [A, N] numpy operation except the sort and the direction
+loop (a few numpy calls per expert). A shard's trajectory depends only on its home, and all homes'
+link loads come from one sweep per (expert, direction) over the doubled walk (see `ring.py`) and
+prefix sums of the bytes homed along it. What does not depend on the routing (per expert: home
+bytes, channel load, compute per local token count) is tabulated once per (plan, ring, cost
+model). No solver. `benchmarks/sched_bench.py` measures it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .costmodel import CostModel
-from .ring import CCW, CW, Ring, route
+from .ring import CCW, CW, Ring, route_lengths, routes, walk_order
 from .shardplan import ShardPlan
 
 ORDERS = ("paired", "work", "id")
@@ -96,103 +104,281 @@ class StepSchedule:
 
 
 def local_tokens(routing: StepRouting, plan: ShardPlan, num_chiplets: int) -> np.ndarray:
-    """[experts + shared, chiplets] local token counts (shared experts: all local tokens)."""
-    e_routed = plan.layer.num_experts
-    counts = np.zeros((plan.num_streams, num_chiplets), dtype=np.int64)
-    k = routing.experts.shape[1]
-    np.add.at(counts, (routing.experts.reshape(-1), np.repeat(routing.token_chiplet, k)), 1)
+    """[experts + shared, chiplets] local token counts (shared experts: all local tokens); O(T·k)."""
+    n, streams = num_chiplets, plan.num_streams
+    experts = np.asarray(routing.experts)
+    where = np.asarray(routing.token_chiplet)
+    # a chiplet id out of range would land in another expert's row: refuse it (negatives as
+    # unsigned are huge); an expert id out of range lengthens the count or is negative (bincount)
+    if where.size and _umax(where) >= n:
+        raise IndexError("the routing names a chiplet outside the target")
+    if streams * n >= 2**31:
+        experts = experts.astype(np.int64)
+    index = where[:, None] + experts * n  # e·N + chiplet, per (token, slot)
+    counts = np.bincount(index.ravel(), minlength=streams * n)
+    if len(counts) > streams * n:
+        raise IndexError("the routing names an expert outside the shard plan")
+    counts = counts.reshape(streams, n)
     if plan.layer.num_shared:
-        per_chiplet = np.bincount(routing.token_chiplet, minlength=num_chiplets)
-        counts[e_routed:] = per_chiplet
+        counts[plan.layer.num_experts:] = np.bincount(where, minlength=n)
     return counts
+
+
+_UNSIGNED = {np.dtype(f"i{b}"): np.dtype(f"u{b}") for b in (1, 2, 4, 8)}
+
+
+def _umax(a: np.ndarray) -> int:
+    """The largest entry, negatives counting as huge (viewed as unsigned): one range check."""
+    return int(np.maximum.reduce(a.view(_UNSIGNED.get(a.dtype, a.dtype)), axis=None))
 
 
 def stream_link_bytes(ring: Ring, plan: ShardPlan, expert: int, members: int, direction: int,
                       rule: str = "nearest") -> np.ndarray:
-    """Bytes this stream sends over each ring link in `direction` (index: position of the sender)."""
+    """Bytes this stream sends over each ring link in `direction` (index: position of the sender);
+    O(homes + N) from every home's arc (`ring.routes`)."""
     n = ring.size
-    diff = np.zeros(n + 1, dtype=np.int64)
-    # a shard's arc depends only on its home chiplet: one arc per home, weighted by its shards
+    _, lengths = routes(ring, members, direction, rule)
+    diff = [0] * (2 * n + 1)  # difference array over walk indices; arcs end before 2n (no double lap)
     for home, count in plan.home_counts(expert).items():
+        start = ring.pos(home) if direction == CW else n - 1 - ring.pos(home)
         size = plan.shard_bytes(expert) * count
-        _, length = route(ring, home, members, direction, rule)
-        if length == 0:
-            continue
-        # index links along the walk: sender position p is walk index p (cw) or n-1-p (ccw)
-        start = ring.pos(home) if direction == CW else (n - 1 - ring.pos(home))
-        end = start + length
         diff[start] += size
-        if end <= n:
-            diff[end] -= size
-        else:
-            diff[n] -= size
-            diff[0] += size
-            diff[end - n] -= size
-    walked = np.cumsum(diff[:n])
+        diff[start + lengths[home]] -= size
+    walked = np.cumsum(diff[:2 * n], dtype=np.int64)
+    walked = walked[:n] + walked[n:]  # fold the second lap of long arcs onto the first
     if direction == CW:
         return walked
     return walked[::-1].copy()  # back to sender ring positions
 
 
-def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring, cost: CostModel, policy: Policy = Policy()) -> StepSchedule:
-    """Decide one layer step: S_e, direction per expert, global stream order, estimated time."""
-    n = ring.size
-    counts = local_tokens(routing, plan, n)
-    active = np.flatnonzero(counts.sum(axis=1))
-    m = plan.num_shards
+class _Tables:
+    """What `schedule` needs that does not depend on the routing, for one (plan, ring, cost): per
+    stream id, DRAM time and home bytes (as prefix sums along the walk orders), compute per
+    local token count; built once, O(S·(C + N)) for S streams and C channels."""
 
-    work: dict[int, int] = {}
-    compute = np.zeros(n, dtype=np.int64)
-    channel_busy = np.zeros(len(plan.channels), dtype=np.int64)
-    masks: dict[int, int] = {}
-    for e in active.tolist():
-        row = counts[e]
-        masks[e] = int(sum(1 << c for c in np.flatnonzero(row).tolist()))
-        per_member = [cost.ffn_ns(plan.shard_params(e), int(t)) * m for t in row.tolist()]
-        compute += np.asarray(per_member, dtype=np.int64)
-        busy = cost.dram_busy_ns(plan.shard_bytes(e))
-        for index, k in plan.channel_counts(e).items():
-            channel_busy[index] += busy * k
-        # an expert's work: its busiest member's compute plus its share of DRAM time
-        work[e] = max(per_member) + busy * m // max(len(plan.channels), 1)
+    def __init__(self, plan: ShardPlan, ring: Ring, cost: CostModel) -> None:
+        n, m, streams = ring.size, plan.num_shards, plan.num_streams
+        self.plan, self.cost = plan, cost
+        busy = [cost.dram_busy_ns(plan.shard_bytes(e)) for e in range(streams)]
+        #: [S] an expert's share of DRAM time (its work beyond compute)
+        self.dram_share = np.asarray([b * m // max(len(plan.channels), 1) for b in busy], dtype=np.int64)
+        channel_busy = np.zeros((streams, len(plan.channels)), dtype=np.int64)
+        homes = np.zeros((streams, n), dtype=np.int64)
+        for e in range(streams):
+            for index, k in plan.channel_counts(e).items():
+                channel_busy[e, index] = busy[e] * k
+                homes[e, plan.channels[index][0]] += plan.shard_bytes(e) * k
+        #: [S, C] DRAM busy time the expert's shards put on each channel
+        self.channel_busy = channel_busy
+        cw, ccw = list(walk_order(ring, CW)), list(walk_order(ring, CCW))
+        # Gathers in walk order: an [A, k·N] gather reshaped to [k·A, N] (or [k·A, 2N] when the
+        # walk is doubled to unroll the wrap) interleaves the directions: rows (a, cw), (a, ccw).
+        self.walk = {1: np.asarray(cw, dtype=np.int64), 2: np.asarray(cw + ccw, dtype=np.int64)}
+        #: doubled walks, reversed (the scan for the next member becomes a forward running max)
+        self.walk_rev2 = {1: np.asarray((cw + cw)[::-1], dtype=np.int64),
+                          2: np.asarray((cw + cw)[::-1] + (ccw + ccw)[::-1], dtype=np.int64)}
+        #: [S, 2N] bytes of the expert's shards homed at each walk index, clockwise then counter-
+        home_walk = homes[:, self.walk[2]]
+        self.home_bytes = home_walk
+        #: [S, 4N] inclusive prefix sums of those bytes over the doubled walk, per direction
+        self.home_prefix = np.concatenate([np.cumsum(np.concatenate((h, h), axis=1), axis=1)
+                                           for h in (home_walk[:, :n], home_walk[:, n:])], axis=1)
+        #: each gathered row's direction
+        self.directions = {1: np.full(streams, CW, dtype=np.int64),
+                           2: np.tile(np.asarray([CW, CCW], dtype=np.int64), streams)}
+        #: rank + 1 of each column of a reversed doubled walk (0 marks "no member yet")
+        self.rev_rank = np.arange(1, 2 * n + 1, dtype=np.int64)
+        #: per gathered row r, the flat index of the end of its doubled walk: r·2N + 2N
+        self.row_end = (np.arange(1, 2 * streams + 1, dtype=np.int64) * (2 * n))[:, None]
+        self.pow2 = (np.int64(1) << np.arange(n, dtype=np.int64)) if n <= 62 else None
+        self.exact = streams * m * plan.max_shard_bytes < 2**53  # float64 bincount sums exactly
+        self._ffn: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * 2
 
-    by_work = sorted(masks, key=lambda x: (-work[x], x))
-    if policy.order == "paired":
-        ordered = [by_work[(i // 2) if i % 2 == 0 else len(by_work) - 1 - i // 2] for i in range(len(by_work))]
-    elif policy.order == "work":
-        ordered = by_work
+    def ffn(self, shared: bool, rows: np.ndarray, tokens: int) -> np.ndarray:
+        """[t] an expert's compute on a member with t local tokens (all M shards), for every t
+        in `rows` (none above `tokens`): `CostModel.ffn_ns`, tabulated."""
+        table = self._ffn[shared]
+        if len(table) <= tokens and len(table) <= int(rows.max()):
+            e = self.plan.layer.num_experts if shared else 0
+            params, m = self.plan.shard_params(e), self.plan.num_shards
+            size = max(int(rows.max()) + 1, 2 * len(table))
+            table = self._ffn[shared] = np.asarray([self.cost.ffn_ns(params, t) * m for t in range(size)],
+                                                   dtype=np.int64)
+        return table
+
+
+#: `_Tables` by the identity of (plan, ring, cost) (O(1) to look up), then by value (hashing the
+#: target is O(N); callers may build a fresh CostModel per step, and layers of one shape share).
+_BY_ID: OrderedDict[tuple[int, int, int], tuple[ShardPlan, Ring, CostModel, _Tables]] = OrderedDict()
+_BY_VALUE: OrderedDict[tuple, _Tables] = OrderedDict()
+_KEPT_BY_ID, _KEPT_BY_VALUE = 256, 16
+
+
+def _tables(plan: ShardPlan, ring: Ring, cost: CostModel) -> _Tables:
+    """The cached `_Tables` of (plan, ring, cost); the identity cache holds the objects, so an
+    id is not reused while cached."""
+    key = (id(plan), id(ring), id(cost))
+    hit = _BY_ID.get(key)
+    if hit is not None and hit[0] is plan and hit[1] is ring and hit[2] is cost:
+        return hit[3]
+    value = (dataclasses.replace(plan.layer, index=0), plan.num_shards, plan.buffers, plan.channels,
+             ring.order, cost)
+    tables = _BY_VALUE.get(value)
+    if tables is None:
+        tables = _BY_VALUE[value] = _Tables(plan, ring, cost)
+        if len(_BY_VALUE) > _KEPT_BY_VALUE:
+            _BY_VALUE.popitem(last=False)
+    _BY_ID[key] = (plan, ring, cost, tables)
+    if len(_BY_ID) > _KEPT_BY_ID:
+        _BY_ID.popitem(last=False)
+    return tables
+
+
+def _walk_link_bytes(weights: np.ndarray, lengths: np.ndarray, exact: bool) -> np.ndarray:
+    """[rows, N] bytes over each link (walk index of the sender) of arcs starting at every walk
+    index with `weights` bytes and `lengths` links (< 2N): a difference array, O(rows x N).
+    `exact`: the byte sums stay below 2**53, so a float64 bincount adds them exactly."""
+    rows, n = weights.shape
+    ends = (lengths + np.arange(n)) + (np.arange(rows) * (2 * n))[:, None]
+    if exact:
+        minus = np.bincount(ends.ravel(), weights=weights.ravel(), minlength=rows * 2 * n).astype(np.int64)
     else:
-        ordered = sorted(masks)
-    # directions, in the global order: each stream takes the direction whose busiest link stays
-    # lowest given the streams before it (streams close in the order run at the same time)
-    link_load = {CW: np.zeros(n, dtype=np.int64), CCW: np.zeros(n, dtype=np.int64)}
-    direction: dict[int, int] = {}
-    candidates = {e: {d: stream_link_bytes(ring, plan, e, masks[e], d, policy.trajectory) for d in (CW, CCW)}
-                  for e in masks} \
-        if policy.direction == "balanced" else {}
-    for e in ordered:
-        # both directions need >= 2 buffers each (R4 per direction, see streaming.buffer_split)
-        if policy.direction == "cw" or n < 3 or plan.buffers < 4:
-            d = CW
-        else:
-            peak = {d: int((link_load[d] + candidates[e][d]).max()) for d in (CW, CCW)}
-            d = CW if (peak[CW], link_load[CW].sum()) <= (peak[CCW], link_load[CCW].sum()) else CCW
-        direction[e] = d
-        link_load[d] += candidates[e][d] if candidates else stream_link_bytes(ring, plan, e, masks[e], d, policy.trajectory)
+        minus = np.zeros(rows * 2 * n, dtype=np.int64)
+        np.add.at(minus, ends.ravel(), weights.ravel())
+    diff = -minus.reshape(rows, 2 * n)
+    diff[:, :n] += weights
+    walked = np.add.accumulate(diff, axis=1)
+    return walked[:, :n] + walked[:, n:]  # the second lap of long arcs onto the first
 
-    dram_bound = int(channel_busy.max()) + cost.dram_latency_ns if len(active) else 0
-    link_bound = max(cost.link_busy_ns(int(link_load[d].max())) for d in (CW, CCW)) if len(active) else 0
-    compute_bound = int(compute.max()) if len(active) else 0
-    if candidates and any(d == CCW for d in direction.values()):
-        # both directions split the B buffers (R4), so a DRAM load waits for two free ones in a
-        # pool half the size: stream one way whenever that does not make the links the bottleneck
-        one_way = np.sum([candidates[e][CW] for e in ordered], axis=0)
-        cw_link_bound = cost.link_busy_ns(int(one_way.max()))
-        if cw_link_bound <= max(dram_bound, link_bound, compute_bound):
-            direction = dict.fromkeys(direction, CW)
-            link_bound = cw_link_bound
-    streams = tuple(Stream(e, masks[e], direction[e], tuple(int(t) for t in counts[e])) for e in ordered)
 
-    fill = cost.dram_latency_ns + cost.link_latency_ns if len(active) else 0
-    estimate = max(dram_bound, link_bound, compute_bound) + fill
+def _nearest_link_bytes(tables: _Tables, present: np.ndarray, active: np.ndarray, ways: int) -> np.ndarray:
+    """[ways·A, N] bytes over each link (walk index of the sender) under the `nearest` rule, rows
+    interleaved by direction (`ways` = 1: clockwise only). O(A·N), a few numpy calls.
+
+    A shard homed at walk index h walks from h to the last member strictly before h (ring.py),
+    so link w carries every home's bytes except those of the homes in (w, next member after w]:
+    load[w] = total - (P[next(w)] - P[w]) with P the prefix sums over the doubled walk."""
+    n = present.shape[1]
+    rows = ways * len(active)
+    # first member at or after v on the doubled walk, scanning it reversed (column j is
+    # v = 2N-1-j): the running max of (j + 1) over members is 2N - (that first member)
+    doubled = present[:, tables.walk_rev2[ways]].reshape(rows, 2 * n)
+    seen = np.maximum.accumulate(doubled * tables.rev_rank, axis=1)
+    after = seen[:, n - 1:2 * n - 1][:, ::-1]  # v = w + 1 for w = 0..N-1; first member in (w, w + N]
+    prefix = tables.home_prefix[active, :2 * n * ways].reshape(rows, 2 * n)
+    return prefix[:, n - 1:n] - prefix.ravel()[tables.row_end[:rows] - after] + prefix[:, :n]
+
+
+def _link_bytes(tables: _Tables, present: np.ndarray, active: np.ndarray, ways: int, rule: str) -> np.ndarray:
+    """[ways·A, N] bytes each active expert sends over each link in walk order, interleaved by
+    direction (`ways` = 2) or clockwise only (`ways` = 1), under a trajectory rule."""
+    if rule == "nearest":
+        return _nearest_link_bytes(tables, present, active, ways)
+    n, rows = present.shape[1], ways * len(active)
+    walk_members = present[:, tables.walk[ways]].reshape(rows, n)
+    lengths = route_lengths(walk_members, tables.directions[ways][:rows], rule)
+    weights = tables.home_bytes[active, :n * ways].reshape(rows, n)
+    return _walk_link_bytes(weights, lengths, tables.exact)
+
+
+@functools.lru_cache(maxsize=1024)
+def _paired(count: int) -> np.ndarray:
+    """Positions in the by-work order of: heaviest, lightest, 2nd heaviest, 2nd lightest, ..."""
+    i = np.arange(count)
+    return np.where(i % 2 == 0, i // 2, count - 1 - i // 2)
+
+
+def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring, cost: CostModel,
+             policy: Policy = Policy()) -> StepSchedule:
+    """Decide one layer step: S_e, direction per expert, global stream order, estimated time.
+    Vectorised over the A active experts: O(T·k + A·N + A log A), no per-home ring walks."""
+    n = ring.size
+    tables = _tables(plan, ring, cost)
+    counts = local_tokens(routing, plan, n)
+    active = np.add.reduce(counts, axis=1).nonzero()[0]
+    count = len(active)
+    if not count:
+        return StepSchedule(routing.layer, routing.step, (), 0, (0, 0, 0))
+    rows = counts[active]  # [A, N] local tokens of the active experts (ascending ids: shared last)
+    tokens = len(routing.token_chiplet)  # no local count exceeds it
+    per_member = tables.ffn(False, rows, tokens)[rows]  # [A, N] compute of all M shards per member
+    if plan.layer.num_shared:  # shared experts are active whenever any expert is: the last rows
+        shared = rows[-plan.layer.num_shared:]
+        per_member[-plan.layer.num_shared:] = tables.ffn(True, shared, tokens)[shared]
+    compute = np.add.reduce(per_member, axis=0)
+    channel_busy = np.add.reduce(tables.channel_busy[active], axis=0)
+    # an expert's work: its busiest member's compute plus its share of DRAM time
+    work = np.maximum.reduce(per_member, axis=1) + tables.dram_share[active]
+
+    by_work = (-work).argsort(kind="stable")  # ties: expert id (active is ascending)
+    if policy.order == "paired":
+        ordered = by_work[_paired(count)].tolist()
+    elif policy.order == "work":
+        ordered = by_work.tolist()
+    else:
+        ordered = list(range(count))
+
+    present = rows > 0
+    dram_bound = int(np.maximum.reduce(channel_busy)) + cost.dram_latency_ns
+    compute_bound = int(np.maximum.reduce(compute))
+    # both directions need >= 2 buffers each (R4 per direction, see streaming.buffer_split)
+    if policy.direction == "cw" or n < 3 or plan.buffers < 4:
+        link = _link_bytes(tables, present, active, 1, policy.trajectory)
+        direction = [CW] * count
+        link_bound = cost.link_busy_ns(int(np.maximum.reduce(np.add.reduce(link, axis=0))))
+    elif policy.direction == "balanced":
+        # each expert's bytes on every link, both ways (rows 2a, 2a + 1), for the choice
+        link = _link_bytes(tables, present, active, 2, policy.trajectory)
+        direction, peaks = _balance(link, ordered)
+        link_bound = max(cost.link_busy_ns(peaks[0]), cost.link_busy_ns(peaks[1]))
+        if CCW in direction:
+            # both directions split the B buffers (R4), so a DRAM load waits for two free ones in
+            # a pool half the size: stream one way whenever that does not make the links the
+            # bottleneck
+            cw_link_bound = cost.link_busy_ns(int(np.maximum.reduce(np.add.reduce(link[::2], axis=0))))
+            if cw_link_bound <= max(dram_bound, link_bound, compute_bound):
+                direction = [CW] * count
+                link_bound = cw_link_bound
+    else:
+        raise KeyError(policy.direction)
+
+    rank = np.asarray(ordered)
+    chosen = present[rank]
+    masks = (chosen @ tables.pow2).tolist() if tables.pow2 is not None else _bitmasks(chosen)
+    streams = tuple(map(Stream, active[rank].tolist(), masks, [direction[i] for i in ordered],
+                        map(tuple, rows[rank].tolist())))
+    estimate = max(dram_bound, link_bound, compute_bound) + cost.dram_latency_ns + cost.link_latency_ns
     return StepSchedule(routing.layer, routing.step, streams, estimate, (dram_bound, link_bound, compute_bound))
+
+
+def _bitmasks(present: np.ndarray) -> list[int]:
+    """Each row of a [rows, N] bool array as a bitmask (bit c: column c), any N."""
+    packed = np.packbits(present, axis=1, bitorder="little")
+    width, raw = packed.shape[1], packed.tobytes()
+    return [int.from_bytes(raw[i * width:(i + 1) * width], "little") for i in range(present.shape[0])]
+
+
+def _balance(both: np.ndarray, ordered: list[int]) -> tuple[list[int], tuple[int, int]]:
+    """Directions in the global order: each stream takes the direction whose busiest link stays
+    lowest given the streams before it (ties: less load so far, then clockwise); O(A·N), a few
+    numpy calls per stream. `both` holds each expert's link bytes clockwise (row 2a) and
+    counter-clockwise (2a + 1); returns the directions and each direction's busiest link bytes."""
+    n = both.shape[1]
+    arcs = both.reshape(-1, 2, n)[ordered]  # in the global order
+    totals = np.add.reduce(arcs, axis=2).tolist()
+    direction = [CW] * len(ordered)
+    sum_cw = sum_ccw = 0
+    load = np.zeros((2, n), dtype=np.int64)  # bytes per link so far, clockwise and counter-
+    nxt = np.empty((2, n), dtype=np.int64)
+    for i, arc, (total_cw, total_ccw) in zip(ordered, arcs, totals):
+        np.add(load, arc, out=nxt)
+        peak_cw, peak_ccw = np.maximum.reduce(nxt, axis=1).tolist()
+        if peak_cw < peak_ccw or (peak_cw == peak_ccw and sum_cw <= sum_ccw):
+            load[0] = nxt[0]
+            sum_cw += total_cw
+        else:
+            load[1] = nxt[1]
+            sum_ccw += total_ccw
+            direction[i] = CCW
+    peaks = np.maximum.reduce(load, axis=1).tolist()
+    return direction, (peaks[0], peaks[1])

@@ -3,7 +3,8 @@
 `trajectories` expands a `StepSchedule` into one trip per shard: loaded at its DRAM home, it
 walks the virtual ring in its expert's direction, entering S_e at the first member it reaches
 (R2), visiting every member once in ring order and only forwarding elsewhere (R3), and ends at
-the last member (R5). `stream_counts` gives the same trips' per-chiplet counts in O(M + N).
+the last member (R5). Both take every home's route from one O(N) sweep per stream
+(`ring.routes`); `stream_counts` gives the same trips' per-chiplet counts in O(M + N).
 
 `execute` runs the trips with the cost model, as a static program runs: every DRAM channel,
 directed link and compute engine serves one op at a time (DMA in the stream table's order,
@@ -25,7 +26,7 @@ from typing import NamedTuple
 
 from .costmodel import CostModel
 from .errors import FsedpError
-from .ring import Ring, route
+from .ring import Ring, routes
 from .scheduler import StepSchedule
 from .shardplan import ShardPlan
 
@@ -53,14 +54,18 @@ def trajectories(sched: StepSchedule, plan: ShardPlan, ring: Ring, rule: str = "
     for index, stream in enumerate(sched.streams):
         e, d, members = stream.expert, stream.direction, stream.members
         size, params = plan.shard_bytes(e), plan.shard_params(e)
+        entries, lengths = routes(ring, members, d, rule)
+        arcs: dict[int, tuple[tuple[int, ...], tuple[bool, ...]]] = {}  # per home: shards from it share it
         for j in range(plan.num_shards):
             home, channel = plan.home(e, j)
-            entry, hops = route(ring, home, members, d, rule)
-            approach = ring.dist(home, entry, d)
-            path = tuple(ring.walk(home, hops, d))
-            # after its entry a shard computes at every member once (it may pass members before)
-            computes = tuple(i >= approach and bool(members >> c & 1) for i, c in enumerate(path))
-            trips.append(Trip(len(trips), index, e, j, channel, d, path, computes, size, params))
+            arc = arcs.get(home)
+            if arc is None:
+                approach = ring.dist(home, entries[home], d)
+                path = tuple(ring.walk(home, lengths[home], d))
+                # after its entry a shard computes at every member once (it may pass members before)
+                computes = tuple(i >= approach and bool(members >> c & 1) for i, c in enumerate(path))
+                arc = arcs[home] = (path, computes)
+            trips.append(Trip(len(trips), index, e, j, channel, d, arc[0], arc[1], size, params))
     return trips
 
 
@@ -340,9 +345,11 @@ class StreamCounts:
     loads: dict[tuple[int, int], int]
     visits: list[int]
     ends: list[int]
+    loaded: list[int]
+    """Per chiplet, the shards loaded there (`loads` summed over its channels)."""
 
     def recvs(self, chiplet: int) -> int:
-        return self.visits[chiplet] - sum(k for (c, _), k in self.loads.items() if c == chiplet)
+        return self.visits[chiplet] - self.loaded[chiplet]
 
     def sends(self, chiplet: int) -> int:
         return self.visits[chiplet] - self.ends[chiplet]
@@ -353,12 +360,16 @@ def stream_counts(plan: ShardPlan, ring: Ring, expert: int, members: int, direct
     """The shard counts of one stream (see `StreamCounts`), from each home's arc on the ring."""
     n = ring.size
     loads = {plan.channels[index]: k for index, k in plan.channel_counts(expert).items() if k}
+    loaded = [0] * n
+    for (c, _), k in loads.items():
+        loaded[c] += k
     per_home = plan.home_counts(expert)
+    _, lengths = routes(ring, members, direction, rule)
     visits_walk = [0] * (n + 1)  # difference array over walk index w (ring position along `direction`)
     ends = [0] * n
     laps = 0
     for home, k in per_home.items():
-        _, length = route(ring, home, members, direction, rule)
+        length = lengths[home]
         last = ring.order[(ring.pos(home) + direction * length) % n]
         full, rest = divmod(length + 1, n)  # the arc covers length + 1 chiplets, maybe lapping
         laps += full * k
@@ -378,4 +389,4 @@ def stream_counts(plan: ShardPlan, ring: Ring, expert: int, members: int, direct
         acc += visits_walk[w]
         pos = w if direction > 0 else n - 1 - w
         visits[ring.order[pos]] = acc
-    return StreamCounts(loads, visits, ends)
+    return StreamCounts(loads, visits, ends, loaded)
