@@ -28,7 +28,7 @@ from fsedp_compiler.layers import LayerContext, layer_contexts
 from fsedp_compiler.irrows import ir_row, stream_rows
 from fsedp_compiler.isa import port_maps
 from fsedp_compiler.layout import LayerLayout, build_layouts, fsedp_placement
-from fsedp_compiler.ring import CCW, route
+from fsedp_compiler.ring import CCW, routes
 from fsedp_compiler.scheduler import Stream, StepSchedule
 from fsedp_compiler.streaming import stream_counts
 from fsedp_compiler.target import Target
@@ -71,17 +71,15 @@ def step_instructions(sched: StepSchedule, ctx: LayerContext, ports: list[dict[i
         e, d = st.expert, st.direction
         size = plan.shard_bytes(e)
         counts = stream_counts(plan, ring, e, st.members, d, rule)
-        ends: dict[int, tuple[int, int]] = {}
+        entries, lengths = routes(ring, st.members, d, rule)  # every home's trajectory, O(N)
         for index, k in sorted(plan.channel_counts(e).items(), key=lambda ik: plan.channels[ik[0]]):
             if not k:
                 continue
             c, ch = plan.channels[index]
-            if c not in ends:  # a shard's trajectory depends only on its home chiplet
-                entry, hops = route(ring, c, st.members, d, rule)
-                ends[c] = (entry, ring.order[(ring.pos(c) + d * hops) % ring.size])
+            end = ring.order[(ring.pos(c) + d * lengths[c]) % ring.size]
             j0 = (index - e * m) % channels  # shards j0, j0 + C, ... are dealt to this channel
             rows[c].append(ir_row("loads", ch=ch, s=s, e=e, j=j0, stride=channels, n=k, bytes=size,
-                                  addr=int(layout.addr[e, j0]), entry=ends[c][0], end=ends[c][1]))
+                                  addr=int(layout.addr[e, j0]), entry=entries[c], end=end))
         for c in range(n):
             if not counts.visits[c]:
                 continue
