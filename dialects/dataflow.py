@@ -192,7 +192,7 @@ class StreamsOp(KeywordSyntax):
 
 @irdl_op_definition
 class LoadOp(KeywordSyntax):
-    """DRAM -> a free shard buffer (R4: needs two free buffers)."""
+    """DRAM -> a free shard buffer (R4: needs two free buffers no virtual network holds)."""
 
     name = "dataflow.load"
 

@@ -32,7 +32,8 @@ from fsedp_compiler.model import MoeLayerSpec
 from fsedp_compiler.routing import RoutingTrace
 from fsedp_compiler.scheduler import DIRECTIONS, ORDERS
 from fsedp_compiler.ring import TRAJECTORIES
-from fsedp_compiler.shardplan import MIN_BUFFERS, ShardPlan
+from fsedp_compiler.flowcontrol import MIN_BUFFERS, min_buffers
+from fsedp_compiler.shardplan import ShardPlan
 from fsedp_compiler.strategies import BASELINES
 from fsedp_compiler.target import Target, ring_problem
 
@@ -108,7 +109,8 @@ class ShardPlanOp(KeywordSyntax):
         if m < 1:
             raise VerifyException(f"shards must be >= 1, got {m}")
         if b < MIN_BUFFERS:
-            raise VerifyException(f"R4: a DRAM load needs two free shard buffers, so buffers must be >= 2, got {b}")
+            raise VerifyException(f"R4: a DRAM load next to a critical bubble needs two free shard buffers, so "
+                                  f"buffers must be >= {MIN_BUFFERS}, got {b}")
         chips, ids = self.prop_array("channels"), self.prop_array("channel_ids")
         if len(chips) == 0 or len(chips) != len(ids):
             raise VerifyException("channels and channel_ids must be non-empty and of equal length")
@@ -243,8 +245,10 @@ class StaticScheduleOp(KeywordSyntax):
                 raise VerifyException(f"stale: computed under {self.prop_int('shards')} shards and {self.prop_int('buffers')} "
                                       f"buffers, the shard plan now has {plan.prop_int('shards')} and "
                                       f"{plan.prop_int('buffers')}; re-run schedule-streams")
-            if plan.prop_int("buffers") < 2 * MIN_BUFFERS and np.any(dirs == -1):
-                raise VerifyException("R4: streaming both ways needs >= 2 buffers per direction (buffers >= 4)")
+            networks = len(set(dirs.tolist())) if len(dirs) else 0
+            if plan.prop_int("buffers") < min_buffers(networks):
+                raise VerifyException(f"R4: streaming on {networks} virtual networks needs a free slot per network "
+                                      f"and one to load into (buffers >= {min_buffers(networks)})")
 
 
 @irdl_op_definition

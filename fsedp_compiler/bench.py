@@ -38,7 +38,7 @@ class BenchConfig:
     skew: str = "uniform"
     locality: float = 0.0
     seed: int = 0
-    buffers: int = 6
+    buffers: int = 0
     shards_per_chiplet: int = 0
     functional: bool = False
     hydra_skip_single: bool = False

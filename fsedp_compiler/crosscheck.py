@@ -4,10 +4,9 @@ The model has the simulator's step semantics (`streaming.execute`), with the dur
 `costmodel.py`: per shard a DRAM load on its home channel; per hop of its trajectory a transfer
 on the directed link (arriving `busy + latency` after it starts); an FFN at every member of S_e
 once the shard has arrived; NoOverlap per DRAM channel, directed link and compute engine; per
-chiplet and ring direction a cumulative of shard buffers, held from the load (or the upstream
-send) until the later of its FFN and its onward send, with a one-nanosecond phantom buffer at
-each load's start (R4: a load needs two free buffers) and the direction split of
-`streaming.buffer_split`; and R6: one stream order that every DMA channel loads in (a stream's
+chiplet a cumulative of B shard buffers, held from the load (or the upstream send) until the
+later of its FFN and its onward send (R4's admission rules, `flowcontrol.py`, relaxed to that
+capacity: every run that follows them respects it); and R6: one stream order that every DMA channel loads in (a stream's
 shards on a channel in shard order), as the stream table every chiplet holds dictates. Uses:
 
 * **evaluate/verify**: fix the heuristic's directions, stream order and the simulator's start
@@ -33,10 +32,11 @@ from typing import Any
 from ortools.sat.python import cp_model
 
 from .costmodel import CostModel
+from .flowcontrol import min_buffers
 from .ring import CCW, CW, Ring
 from .scheduler import Policy, StepRouting, StepSchedule, schedule
 from .shardplan import ShardPlan
-from .streaming import LOAD, SEND, StepTimeline, Trip, buffer_split, execute, trajectories
+from .streaming import LOAD, SEND, StepTimeline, Trip, execute, trajectories
 
 SEED = 1
 WORKERS = 1
@@ -90,7 +90,7 @@ def _variants(inst: Instance, sched: StepSchedule) -> dict[tuple[int, int], dict
     expert's direction, entering at the first member reached (R2)."""
     out: dict[tuple[int, int], dict[tuple[int, int], Trip]] = {}
     n = inst.ring.size
-    directions = [CW] if n < 3 or inst.plan.buffers < 4 else [CW, CCW]  # B < 4: one pool, one way
+    directions = [CW] if n < 3 or inst.plan.buffers < min_buffers(2) else [CW, CCW]  # R4: a slot per network
     for t in trajectories(sched, inst.plan, inst.ring):
         members = sched.streams[t.stream].members
         opts: dict[tuple[int, int], Trip] = {}
@@ -265,7 +265,6 @@ def solve(inst: Instance, sched: StepSchedule, *, fixed: StepTimeline | None = N
                 resources.setdefault(("compute", c), []).append(m.NewFixedSizeIntervalVar(cs, dur, ""))
                 ends.append(cs + dur)
         for vkey, trip in opts.items():
-            d = vkey[0]
             p = lit[(si, j, vkey)]
             arrive = ls + busy_d + cost.dram_latency_ns
             reserve = ls
@@ -288,28 +287,17 @@ def solve(inst: Instance, sched: StepSchedule, *, fixed: StepTimeline | None = N
                 rel = m.NewIntVar(0, horizon, "")
                 m.AddMaxEquality(rel, release_after)
                 size = m.NewIntVar(0, horizon, "")
-                pools.setdefault((c, d), []).append(m.NewOptionalIntervalVar(reserve, size, rel, p, ""))
-                if hop == 0:  # R4: the load needs a second free buffer at its start
-                    pools[(c, d)].append(m.NewOptionalFixedSizeIntervalVar(ls, 1, p, ""))
+                pools.setdefault(c, []).append(m.NewOptionalIntervalVar(reserve, size, rel, p, ""))
                 if hop + 1 < len(trip.path):
                     reserve = sends[-1][0]
                     arrive = sends[-1][0] + link_busy + cost.link_latency_ns
     for key, ivs in resources.items():
         m.AddNoOverlap(ivs)
-    used = {d: m.NewBoolVar(f"used_{d}") for d in (CW, CCW)}
-    for d in (CW, CCW):
-        lits = [value for (_si, _j, v), value in lit.items() if v[0] == d]
-        if lits:
-            m.AddMaxEquality(used[d], lits)
-        else:
-            m.Add(used[d] == 0)
-    b = plan.buffers
-    split_two = buffer_split(b, {CW, CCW})
-    for (c, d), ivs in pools.items():
-        other = used[-d]
-        cap = m.NewIntVar(0, b, f"cap_{c}_{d}")
-        m.Add(cap == b - (b - split_two[d]) * other)
-        m.AddCumulative(ivs, [1] * len(ivs), cap)
+    # R4's escape slots and critical bubbles are admission rules of the run, not a capacity: a
+    # schedule that follows them never holds more than B, so one cumulative of B per chiplet
+    # is their relaxation (exact for verification, a lower bound for the gap)
+    for c, ivs in pools.items():
+        m.AddCumulative(ivs, [1] * len(ivs), plan.buffers)
     pos: list[Any] = []
     before: dict[tuple[int, int], Any] = {}
     static_lb = static_lower_bound(inst, sched, variants)

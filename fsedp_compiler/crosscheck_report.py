@@ -14,10 +14,10 @@ import numpy as np
 from .costmodel import CostModel
 from .crosscheck import Instance, solve
 from .crosscheck_free import shortest_way, solve_free
-from .ring import CW, Ring
+from .ring import Ring
 from .scheduler import Policy, StepRouting
 from .shardplan import make_shard_plan
-from .streaming import FFN, LOAD, SEND, StepTimeline, Trip, buffer_split
+from .streaming import FFN, LOAD, SEND, StepTimeline, Trip
 
 
 def _op_name(kind: str, t: Trip, chiplet: int, hop: int = 0) -> str:
@@ -67,8 +67,7 @@ def explain_violation(inst: Instance, trips: list[Trip], timeline: StepTimeline)
             t = trips[trip]
             return (f"precedence violated: {_op_name(FFN, t, t.path[hop])} starts at {start} before the shard "
                     f"arrives at {arrive.get((trip, hop), 'never')}")
-    split = buffer_split(inst.plan.buffers, {t.direction for t in trips})
-    holds: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    holds: dict[int, list[tuple[int, int]]] = {}
     ends_at: dict[tuple[int, int], list[int]] = {}
     for op in timeline.ops:
         if op.kind in (SEND, FFN):
@@ -77,18 +76,16 @@ def explain_violation(inst: Instance, trips: list[Trip], timeline: StepTimeline)
         reserve = next(op.start for op in timeline.ops if op.kind == LOAD and op.trip == t.seq)
         for hop, c in enumerate(t.path):
             release = max(ends_at.get((t.seq, hop), [reserve]))
-            holds.setdefault((c, t.direction), []).append((reserve, release))
-            if hop == 0:
-                holds[(c, t.direction)].append((reserve, reserve + 1))
+            holds.setdefault(c, []).append((reserve, release))
             if (t.seq, hop) in sent:
                 reserve = sent[(t.seq, hop)]
-    for (c, d), spans in sorted(holds.items()):
+    for c, spans in sorted(holds.items()):
         points = sorted({s for s, _ in spans})
         for p in points:
             level = sum(1 for s, e in spans if s <= p < e)
-            if level > split[d]:
-                return (f"cumulative SRAM buffers of chiplet {c} ({'cw' if d == CW else 'ccw'} pool, capacity "
-                        f"{split[d]}, counting R4's second buffer at each load) exceeded at t={p}: {level} held")
+            if level > inst.plan.buffers:
+                return (f"cumulative SRAM buffers of chiplet {c} (capacity {inst.plan.buffers}) exceeded at t={p}: "
+                        f"{level} held")
     return "no violation found by the direct check"
 
 

@@ -9,8 +9,8 @@ controller at run time (dynamic mode, inside the simulator). Per step it:
    heaviest, lightest, 2nd heaviest, 2nd lightest, ...) so DRAM, links and compute stay busy together;
 3. picks a direction per expert on the virtual ring, in that order, the one that keeps the
    busiest link least loaded (streams close in the order run at the same time); then, because
-   two directions split the B buffers (R4) and a DRAM load needs two free in its direction's
-   half, streams everything one way whenever that does not make the links the bottleneck;
+   each direction in use holds an escape slot on every chiplet (R4, `flowcontrol.py`), streams
+   everything one way whenever that does not make the links the bottleneck;
 4. estimates the step time from the busiest DRAM channel, link and compute engine.
 
 Cost: O(T·k) to count tokens, then O(A·N + A log A) for A active experts on N chiplets, however
@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .costmodel import CostModel
+from .flowcontrol import min_buffers
 from .ring import CCW, CW, Ring, route_lengths, routes, walk_order
 from .shardplan import ShardPlan
 
@@ -321,8 +322,8 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring, cost: CostModel,
     present = rows > 0
     dram_bound = int(np.maximum.reduce(channel_busy)) + cost.dram_latency_ns
     compute_bound = int(np.maximum.reduce(compute))
-    # both directions need >= 2 buffers each (R4 per direction, see streaming.buffer_split)
-    if policy.direction == "cw" or n < 3 or plan.buffers < 4:
+    # two virtual networks need a free slot each and one to load into (R4, flowcontrol.py)
+    if policy.direction == "cw" or n < 3 or plan.buffers < min_buffers(2):
         link = _link_bytes(tables, present, active, 1, policy.trajectory)
         direction = [CW] * count
         link_bound = cost.link_busy_ns(int(np.maximum.reduce(np.add.reduce(link, axis=0))))
@@ -332,9 +333,8 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring, cost: CostModel,
         direction, peaks = _balance(link, ordered)
         link_bound = max(cost.link_busy_ns(peaks[0]), cost.link_busy_ns(peaks[1]))
         if CCW in direction:
-            # both directions split the B buffers (R4), so a DRAM load waits for two free ones in
-            # a pool half the size: stream one way whenever that does not make the links the
-            # bottleneck
+            # a second direction holds a second escape slot on every chiplet (R4): stream one
+            # way whenever that does not make the links the bottleneck
             cw_link_bound = cost.link_busy_ns(int(np.maximum.reduce(np.add.reduce(link[::2], axis=0))))
             if cw_link_bound <= max(dram_bound, link_bound, compute_bound):
                 direction = [CW] * count

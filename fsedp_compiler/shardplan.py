@@ -13,11 +13,10 @@ import functools
 from dataclasses import dataclass
 
 from .errors import FsedpError
+from .flowcontrol import MIN_BUFFERS
 from .model import MATRICES, MoeLayerSpec
 from .target import Target
 
-#: R4: a DRAM load (injection) needs two free buffers, forwarding one; so B >= 2.
-MIN_BUFFERS = 2
 
 
 @dataclass(frozen=True)
@@ -90,7 +89,7 @@ def make_shard_plan(layer: MoeLayerSpec, target: Target, shards_per_chiplet: int
         raise FsedpError(f"shards-per-chiplet must be >= 1, got {shards_per_chiplet}", field="shards-per-chiplet")
     if buffers < MIN_BUFFERS:
         raise FsedpError(
-            f"buffers must be >= {MIN_BUFFERS} (R4: a DRAM load needs two free shard buffers), got {buffers}",
+            f"buffers must be >= {MIN_BUFFERS} (R4: a DRAM load next to a critical bubble needs two free shard buffers), got {buffers}",
             field="buffers",
         )
     m = shards_per_chiplet * target.num_chiplets

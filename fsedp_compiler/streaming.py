@@ -8,13 +8,12 @@ the last member (R5). Both take every home's route from one O(N) sweep per strea
 
 `execute` runs the trips with the cost model, as a static program runs: every DRAM channel,
 directed link and compute engine serves one op at a time (DMA in the stream table's order,
-links and compute the shard that became ready first); a chiplet has B shard buffers; a DRAM
-load needs two free buffers and a forward one free buffer downstream (R4, bubble flow control);
-a buffer is freed once its shard is computed (if this chiplet is a member) and forwarded (if it
-goes on). When a step streams both ways the B buffers are split between the directions
-(`buffer_split`): bubble flow control is deadlock-free on each unidirectional ring, but two
-directions sharing one pool can deadlock (a full chiplet waiting on a full neighbour that waits
-on it). A deadlock is reported (`DeadlockError`, exit code 3), never hung.
+links and compute the shard that became ready first); a chiplet has one pool of B shard
+buffers shared by both directions under R4's admission rules (`flowcontrol.py`: a forward may
+use its direction's escape slot or critical bubble, a DRAM load only a slot neither holds); a
+buffer is freed once its shard is computed (if this chiplet is a member) and forwarded (if it
+goes on). A deadlock (which the rules exclude) would be reported (`DeadlockError`, exit code
+3), never hung.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from typing import NamedTuple
 
 from .costmodel import CostModel
 from .errors import FsedpError
+from .flowcontrol import Pools, bubble_home, network_of
 from .ring import Ring, routes
 from .scheduler import StepSchedule
 from .shardplan import ShardPlan
@@ -103,13 +103,6 @@ class DeadlockError(FsedpError):
     exit_code = 3
 
 
-def buffer_split(buffers: int, directions: set[int]) -> dict[int, int]:
-    """Shard buffers per ring direction: all to one direction, else ceil/floor halves (each >= 2)."""
-    if len(directions) <= 1:
-        return {d: buffers for d in (directions or {1})}
-    return {1: (buffers + 1) // 2, -1: buffers // 2}
-
-
 def engine_loads(trips: list[Trip]) -> dict[tuple[int, int], list[tuple[int, int]]]:
     """Per DMA engine (chiplet, channel): its loads in table order, then shard order."""
     dma: dict[tuple[int, int], list[tuple[int, int]]] = {}
@@ -143,16 +136,13 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
     while that neighbour still waits to inject the earlier stream starves the bubble rule (R4)
     and deadlocks; serving ready shards first keeps every buffer draining.
 
-    `shared_pool` gives both directions one pool of B, which the rules forbid (it can deadlock);
-    the cross-check uses it for a schedule without the rules (`crosscheck_free.shortest_way`)."""
+    `shared_pool` drops R4's escape slots and bubbles: one plain pool of B for both directions
+    in which a load needs two free buffers and a forward one (it can deadlock); the cross-check
+    uses it for a schedule without the rules (`crosscheck_free.shortest_way`)."""
     n = ring.size
-    split = {1: plan.buffers} if shared_pool else buffer_split(plan.buffers, {t.direction for t in trips})
-    pool = {1: 1, -1: 1} if shared_pool else {1: 1, -1: -1}  # a direction's buffer pool
-    free = [dict(split) for _ in range(n)]
-    used = [0] * n
-    peak = [0] * n
-    held = [0] * n
-    peak_bytes = [0] * n
+    vn = [network_of(t.direction) for t in trips]
+    home = bubble_home(n, sorted({c for c, _ in plan.channels}))
+    pools = Pools(n, plan.buffers, set(vn), home, plain=shared_pool)
     dma_q = engine_loads(trips)
     dma_head = dict.fromkeys(dma_q, 0)
     link_todo, compute_todo = engine_ranges(trips)
@@ -188,15 +178,6 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
         heapq.heappush(events, (time, counter, kind, a, b, c))
         counter += 1
 
-    def take_buffer(c: int, d: int, nbytes: int) -> None:
-        free[c][pool[d]] -= 1
-        used[c] += 1
-        if used[c] > peak[c]:
-            peak[c] = used[c]
-        held[c] += nbytes
-        if held[c] > peak_bytes[c]:
-            peak_bytes[c] = held[c]
-
     def arrive(trip: Trip, hop: int) -> None:
         c = trip.path[hop]
         uses = 0
@@ -221,9 +202,7 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
         if pending[key] == 0:
             del pending[key]
             c = trip.path[hop]
-            free[c][pool[trip.direction]] += 1
-            used[c] -= 1
-            held[c] -= trip.nbytes
+            pools.release(c, vn[trip.seq], trip.nbytes, key)
             dirty.update((2, k) for k in dma_at.get(c, ()))
             dirty.update((0, k) for k in links_into.get(c, ()))
             if hop == len(trip.path) - 1:
@@ -235,10 +214,11 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
         if key in dma_busy or dma_head[key] >= len(queue):
             return
         trip = trips[queue[dma_head[key]][0]]
-        if free[c][pool[trip.direction]] < 2:
+        v = vn[trip.seq]
+        if not pools.can_inject(c, v):
             return
         dma_head[key] += 1
-        take_buffer(c, trip.direction, trip.nbytes)
+        pools.take(c, v, trip.nbytes)
         length = dram_busy_of.get(trip.nbytes)
         if length is None:
             length = dram_busy_of[trip.nbytes] = cost.dram_busy_ns(trip.nbytes)
@@ -254,12 +234,12 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
         c, nxt = key
         _, _, seq, hop = ready[0]
         trip = trips[seq]
-        d = trip.direction
-        if free[nxt][pool[d]] < 1:
+        v = vn[seq]
+        if not pools.can_forward(nxt, v):
             return
         heapq.heappop(ready)
         link_todo[key][trip.stream] -= 1
-        take_buffer(nxt, d, trip.nbytes)
+        pools.take(nxt, v, trip.nbytes, (seq, hop))
         length = link_busy_of.get(trip.nbytes)
         if length is None:
             length = link_busy_of[trip.nbytes] = cost.link_busy_ns(trip.nbytes)
@@ -314,22 +294,22 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
                 use_done(trips[a], b)
         kick()
     if remaining:
-        raise DeadlockError(_deadlock_report(trips, dma_q, dma_head, free, pool, link_todo, compute_todo))
-    return StepTimeline(ops, now, peak, peak_bytes)
+        raise DeadlockError(_deadlock_report(trips, dma_q, dma_head, pools, link_todo, compute_todo))
+    return StepTimeline(ops, now, pools.peak, pools.peak_bytes)
 
 
-def _deadlock_report(trips, dma_q, dma_head, free, pool, link_todo, compute_todo) -> str:
+def _deadlock_report(trips, dma_q, dma_head, pools, link_todo, compute_todo) -> str:
     lines = ["deadlock: no engine can start its next op while shards remain"]
     for (c, ch), queue in sorted(dma_q.items()):
         if dma_head[(c, ch)] < len(queue):
             t = trips[queue[dma_head[(c, ch)]][0]]
-            lines.append(f"  chiplet {c} dma{ch}: LOAD e{t.expert}s{t.shard} waits for 2 free buffers "
-                         f"(has {free[c][pool[t.direction]]})")
+            lines.append(f"  chiplet {c} dma{ch}: LOAD e{t.expert}s{t.shard} waits for a free buffer "
+                         f"(has {pools.free[c]}, {pools.holds[c]} held for forwards)")
     for (c, nxt), todo in sorted(link_todo.items()):
         left = {s: k for s, k in todo.items() if k}
         if left:
             lines.append(f"  chiplet {c} link to {nxt}: {sum(left.values())} sends left, "
-                         f"(free buffers here: {free[c]})")
+                         f"(free buffers here: {pools.free[c]})")
     for c, todo in sorted(compute_todo.items()):
         left = {s: k for s, k in todo.items() if k}
         if left:

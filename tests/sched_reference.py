@@ -118,8 +118,8 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring, cost: CostModel,
                   for e in masks} \
         if policy.direction == "balanced" else {}
     for e in ordered:
-        # both directions need >= 2 buffers each (R4 per direction, see streaming.buffer_split)
-        if policy.direction == "cw" or n < 3 or plan.buffers < 4:
+        # two virtual networks need a free slot each and one to load into (R4)
+        if policy.direction == "cw" or n < 3 or plan.buffers < 3:
             d = CW
         else:
             peak = {d: int((link_load[d] + candidates[e][d]).max()) for d in (CW, CCW)}

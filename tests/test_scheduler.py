@@ -13,7 +13,7 @@ from fsedp_compiler.model import MoeLayerSpec
 from fsedp_compiler.ring import Ring
 from fsedp_compiler.scheduler import Policy, StepRouting, local_tokens, schedule
 from fsedp_compiler.shardplan import make_shard_plan
-from fsedp_compiler.streaming import FFN, LOAD, buffer_split, execute, trajectories
+from fsedp_compiler.streaming import FFN, LOAD, execute, trajectories
 from fsedp_compiler.target import load_preset
 
 TARGETS = ["paper-2x2", "paper-4x4", "ring-8", "mesh-4x4", "hbm-8"]
@@ -108,9 +108,8 @@ def test_no_resource_double_booked_buffers_bounded_makespan_above_bound(case) ->
         intervals.sort()
         for (s0, e0), (s1, _) in zip(intervals, intervals[1:]):
             assert s1 >= e0
-    split = buffer_split(plan.buffers, {t.direction for t in trips})
-    assert all(p <= sum(split.values()) <= plan.buffers for p in timeline.peak_buffers)
-    if plan.buffers < 4:
+    assert all(p <= plan.buffers for p in timeline.peak_buffers)
+    if plan.buffers < 3:
         assert all(s.direction == 1 for s in sched.streams)
     dram = Counter()
     for op in timeline.ops:
@@ -172,7 +171,7 @@ def test_one_way_when_links_do_not_bind() -> None:
     assert {s.direction for s in sched.streams} == {1}
 
 
-def test_automatic_buffers_fill_half_the_sram_within_6_to_16() -> None:
+def test_automatic_buffers_fill_half_the_sram_within_6_to_32() -> None:
     from fsedp_compiler.ir import load_model_spec
     from fsedp_compiler.passes.shard_experts import auto_buffers_plan, auto_plan
 
@@ -183,5 +182,5 @@ def test_automatic_buffers_fill_half_the_sram_within_6_to_16() -> None:
     tight = auto_buffers_plan(models["mixtral-8x7b"], load_preset("ring-8"), 0)  # 1.5 MiB shards, 12 MiB
     assert tight.buffers == 6 and tight.num_shards == auto_plan(models["mixtral-8x7b"], load_preset("ring-8"), 6).num_shards
     roomy = auto_buffers_plan(models["qwen3-30b-a3b"], load_preset("mesh-4x4"), 0)  # 0.56 MiB shards, 32 MiB
-    assert roomy.buffers == 16
+    assert roomy.buffers == 28  # 16 MiB / 0.5625 MiB
     assert roomy.buffers * roomy.max_shard_bytes <= load_preset("mesh-4x4").chiplet.sram_bytes // 2

@@ -68,10 +68,11 @@ def test_ring_of_three_with_pass_through() -> None:
 
 
 def test_two_buffer_pipeline() -> None:
-    # shard 0: load 0-300, usable 400, sent 400-430 (its buffer frees at 430), FFN at chiplet 1 435-437.
-    # shard 1 waits for two free buffers (R4): load 430-730, usable 830, sent 830-860, FFN 865-867.
-    assert run_step(n=2, shards=2, buffers=2, members=0b10, direction=CW) == 867
-    # with a third buffer the second load overlaps: 300-600, usable 700, sent 700-730, FFN 735-737
+    # shard 0: load 0-300, usable 400, sent 400-430, FFN at chiplet 1 435-437. The critical bubble
+    # (R4) sits on chiplet 1, which has no DRAM, and a pool of two needs one slot to load, so
+    # shard 1 loads 300-600, usable 700, sent 700-730, FFN 735-737.
+    assert run_step(n=2, shards=2, buffers=2, members=0b10, direction=CW) == 737
+    # three buffers: a load leaves a slot for transit (two free), still back to back here
     assert run_step(n=2, shards=2, buffers=3, members=0b10, direction=CW) == 737
 
 
@@ -165,7 +166,8 @@ def test_functional_mismatch_names_token_layer_and_expert(tmp_path: Path, monkey
 
 
 def test_deadlock_is_reported_not_hung(fsedpc, tmp_path: Path) -> None:
-    """Two buffers shared by streams in both directions: no DRAM load can ever find two free.
+    """Two buffers shared by streams in both directions, each holding an escape slot (R4 needs
+    three): no DRAM load can ever start.
     (Slow links, so that the scheduler streams both ways.)"""
     toml = (REPO / "examples" / "targets" / "paper-2x2.toml").read_text().replace("gbps = 288", "gbps = 1")
     (tmp_path / "slow.toml").write_text(toml)
@@ -179,12 +181,12 @@ def test_deadlock_is_reported_not_hung(fsedpc, tmp_path: Path) -> None:
     r = fsedpc("simulate", str(out))
     assert r.code == 3
     assert "no engine can start while work remains" in r.err
-    assert "dma0: load e" in r.err and "buffers (has 1)" in r.err
+    assert "dma0: load e" in r.err and "waits for a free buffer (has 2, 2 held for forwards)" in r.err
     assert "Traceback" not in r.err
 
 
 def test_faults_are_clear_errors(fsedpc, tmp_path: Path) -> None:
-    from fsedp_compiler.isa import decode, header_size, to_text
+    from fsedp_compiler.isa import decode, header_size
 
     r = fsedpc("compile", str(MODEL), "--target", "paper-2x2", "--trace", str(TRACE), "-o", str(tmp_path))
     assert r.code == 0

@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=("static", "dynamic"), help="static needs --trace; default: static with a trace")
     p.add_argument("--shards-per-chiplet", type=int, default=0, metavar="G",
                    help="g: each expert is cut into g x chiplets shards (default 0: smallest that fits SRAM)")
-    p.add_argument("--buffers", type=int, default=6, metavar="B", help="shard/tile buffers per chiplet (R4: >= 2; 0 = as many as fit in half the SRAM, 6..16)")
+    p.add_argument("--buffers", type=int, default=0, metavar="B", help="shard/tile buffers per chiplet (R4: >= 2; default 0: as many as fit in half the SRAM, 6..32, with the shard size of 6)")
     p.add_argument("--strategy", default="fsedp", choices=all_strategies(),
                    help="FSE-DP, one of its ablations, or a baseline (static only; default: fsedp)")
     p.add_argument("--hydra-skip-single", action="store_true",
@@ -46,7 +46,7 @@ def all_strategies() -> tuple[str, ...]:
 
 
 def compile_passes(strategy: str, *, target: str | None, trace: str | None, mode: str, shards_per_chiplet: int = 0,
-                   buffers: int = 6, order: str | None = None, direction: str | None = None,
+                   buffers: int = 0, order: str | None = None, direction: str | None = None,
                    hydra_skip_single: bool = False) -> list:
     """The pass pipeline of `strategy` (attach-target first when `target` is given)."""
     from fsedp_compiler.errors import FsedpError

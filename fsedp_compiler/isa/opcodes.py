@@ -159,11 +159,11 @@ OPS: dict[int, OpInfo] = {
         OpInfo(NOP, "nop", "control", "any", (), "Does nothing."),
         OpInfo(LOAD, "load", "dma", "any", (_CH, *_TAG, _ID, _BYTES, _ADDR, _KEEP),
                "Reads shard `j` of expert `e` (`bytes` at `addr` on channel `ch`) into a shard buffer. "
-               "Stream programs: waits for two free buffers in the stream's pool (R4); task programs: "
+               "Stream programs: waits for two free buffers that no virtual network holds (R4); task programs: "
                "waits for its WAITs. The layout must hold exactly that shard at that address."),
         OpInfo(SEND, "send", "link_out", "any", (_PORT, *_TAG, _ID, _BYTES),
                "Sends the shard present in a local buffer to the neighbour on `port`, once the "
-               "neighbour has a free buffer (R4) and a posted receive for it."),
+               "neighbour admits it (R4: a free buffer the other networks do not hold) and has posted a receive for it."),
         OpInfo(RECV, "recv", "link_in", "any", (_PORT, *_TAG, _ID, _BYTES),
                "Posts a receive on `port` for the shard with this tag (task programs: of transfer "
                "`id`); the arriving data must match the tag and `bytes`."),

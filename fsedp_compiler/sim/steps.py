@@ -25,7 +25,6 @@ from fsedp_compiler.isa import (
     DENSE,
     FFN,
     FFNS,
-    FOREACH,
     FREE,
     FREES,
     HALT,
@@ -210,7 +209,9 @@ def empty_stream_step(loaded: Loaded, layer: LayerDesc, l: int, s: int,
         return [[0] * k for _ in range(n)]
 
     return StreamStep(
-        layer=l, step=s, num_chiplets=n, buffers=layer.plan.buffers, dtype_bytes=layer.spec.dtype_bytes,
+        layer=l, step=s, num_chiplets=n, buffers=layer.plan.buffers,
+        bubble_home=next((c for c in range(n - 1, -1, -1) if c not in loaded.target.dram_at), 0),
+        dtype_bytes=layer.spec.dtype_bytes,
         experts=[e for e, _, _ in table], members=[m for _, m, _ in table], dirs={d for _, _, d in table}, dma=[],
         neighbour=neighbour, back_port=back, send_port=[[-1] * k for _ in range(n)], send_left=zeros(),
         send_bytes=zeros(), recv_left=[[[0] * k for _ in neighbour[c]] for c in range(n)],

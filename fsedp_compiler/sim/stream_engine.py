@@ -4,17 +4,21 @@ A shard in flight carries its header: tag (expert, shard), size, direction, `ent
 starts computing), `end` (where its trajectory ends) and whether it computes yet. Per chiplet:
 
 * one DMA engine per DRAM channel runs its loads strictly in program order (R6); a load starts
-  when its pool has two free shard buffers (R4: injection needs two) and takes one;
+  when its chiplet has two free buffers that no virtual network holds (one when B < networks +
+  2; R4, below) and takes one;
 * a shard that arrives (loaded or received) computes here if it has reached its entry and this
   chiplet is in S_e, and goes on unless this is its end; each use needs budget from the step's
   FFNS / SENDS ranges (a shard nobody asked for is a located error);
 * a link-out engine per port sends the ready shard that arrived first (ties: table order,
-  shard, hop) once the neighbour has a free buffer (bubble flow control) and a posted receive
-  (RECVS) for the expert; the compute engine likewise runs the first ready FFN;
+  shard, hop) once the neighbour admits it (R4, below) and has posted a receive (RECVS) for the
+  expert; the compute engine likewise runs the first ready FFN;
 * a buffer is freed, against the FREES budget, when its last local use ends (R5).
 
-Pools: B buffers per chiplet, split ceil/floor between the directions when a step streams both
-ways. At each instant all completions are handled first, then engines start in a fixed order:
+Buffers (R4): one pool of B per chiplet for both directions (virtual networks). A network holds
+one free slot at a chiplet where its critical bubble is, or (two networks in the step) where it
+has no shard: a forward may use its own network's slot, a load neither's; a forward that takes
+its network's bubble moves the bubble to the buffer it leaves, landing when that is freed. Every
+network's bubble starts on the highest-numbered chiplet without DRAM (else chiplet 0). At each instant all completions are handled first, then engines start in a fixed order:
 link-outs (by sender, receiver), compute engines, DMA engines (so a load's "two free" counts
 every buffer taken at that instant). Integer nanoseconds throughout.
 """
@@ -40,6 +44,8 @@ class StreamStep:
     step: int
     num_chiplets: int
     buffers: int
+    bubble_home: int
+    """the chiplet every network's critical bubble starts on (R4)"""
     dtype_bytes: int
     experts: list[int]
     """the stream table: expert of each position"""
@@ -89,11 +95,17 @@ class StepRun:
 def run_stream_step(st: StreamStep, cost, data=None, keep_ops: bool = False) -> StepRun:
     """Execute one step (module docstring); `data` (functional mode) sees every FFN."""
     n = st.num_chiplets
-    if len(st.dirs) > 1:
-        split = {0: (st.buffers + 1) // 2, 1: st.buffers // 2}
-    else:
-        split = {d: st.buffers for d in (st.dirs or {0})}
-    free = [[split.get(0, 0), split.get(1, 0)] for _ in range(n)]
+    nets = sorted(st.dirs or {0})
+    escape = len(nets) > 1
+    bubble = [-1, -1]  # chiplet of each network's critical bubble (-1: moving, or unused)
+    for d in nets:
+        bubble[d] = st.bubble_home
+    moving: list = [None, None]  # the visit whose buffer's release lands the bubble
+    free = [st.buffers] * n
+    count = [[0, 0] for _ in range(n)]  # shards of each network held per chiplet
+    holds = [len(nets) if escape else 0 for _ in range(n)]  # free slots the networks hold
+    holds[st.bubble_home] = len(nets)
+    need = 2 if st.buffers >= len(nets) + 2 else 1  # free slots beyond the held ones a load needs
     used = [0] * n
     held = [0] * n
     peak_bytes = [0] * n
@@ -193,7 +205,15 @@ def run_stream_step(st: StreamStep, cost, data=None, keep_ops: bool = False) -> 
             raise err("frees", c, pos, f"shard e{v[EXPERT]} j{v[SHARD]} is done here but no FREE is left for "
                                        f"expert {v[EXPERT]}")
         free_left[c][pos] = left - 1
-        free[c][v[DIR]] += 1
+        d = v[DIR]
+        cnt = count[c]
+        before = 1 if bubble[d] == c or (escape and cnt[d] == 0) else 0
+        free[c] += 1
+        cnt[d] -= 1
+        if moving[d] is v:
+            moving[d] = None
+            bubble[d] = c
+        holds[c] += (1 if bubble[d] == c or (escape and cnt[d] == 0) else 0) - before
         used[c] -= 1
         held[c] -= v[NBYTES]
         if dma_wait[c]:
@@ -211,12 +231,16 @@ def run_stream_step(st: StreamStep, cost, data=None, keep_ops: bool = False) -> 
             return
         load = loads[head]
         d = load[6]
-        if free[c][d] < 2:
+        if free[c] - holds[c] < need:
             dma_wait[c].add(k)
             return
         nbytes = load[3]
         dma_head[k] = head + 1
-        free[c][d] -= 1
+        cnt = count[c]
+        before = 1 if bubble[d] == c or (escape and cnt[d] == 0) else 0
+        free[c] -= 1
+        cnt[d] += 1
+        holds[c] += (1 if bubble[d] == c or (escape and cnt[d] == 0) else 0) - before
         used[c] += 1
         h = held[c] + nbytes
         held[c] = h
@@ -240,7 +264,10 @@ def run_stream_step(st: StreamStep, cost, data=None, keep_ops: bool = False) -> 
         v = ready[0][4]
         nxt = link_to[k]
         d = v[DIR]
-        if free[nxt][d] < 1:
+        cnt = count[nxt]
+        before = 1 if bubble[d] == nxt or (escape and cnt[d] == 0) else 0
+        room = free[nxt] - holds[nxt] + before
+        if room < 1:
             link_wait[nxt].add(k)
             return
         pos = v[POS]
@@ -258,7 +285,12 @@ def run_stream_step(st: StreamStep, cost, data=None, keep_ops: bool = False) -> 
         if recv_bytes[nxt][back][pos] != nbytes:
             raise err("recvs", nxt, pos, f"recvs of expert {v[EXPERT]} expect {recv_bytes[nxt][back][pos]} bytes per "
                                          f"shard, its shards are {nbytes} bytes", back)
-        free[nxt][d] -= 1
+        free[nxt] -= 1
+        cnt[d] += 1
+        if room == 1 and bubble[d] == nxt:  # took the critical bubble: it moves to the buffer left
+            bubble[d] = -1
+            moving[d] = v
+        holds[nxt] += (1 if bubble[d] == nxt or (escape and cnt[d] == 0) else 0) - before
         used[nxt] += 1
         h = held[nxt] + nbytes
         held[nxt] = h
@@ -342,8 +374,8 @@ def run_stream_step(st: StreamStep, cost, data=None, keep_ops: bool = False) -> 
         kick()
     pending_loads = sum(len(loads) - dma_head[k] for k, (_, _, loads) in enumerate(dma))
     if pending_loads or any(link_ready) or any(comp_ready) or sum(used):
-        raise DeadlockError(_deadlock_report(st, experts, dma, dma_head, free, link_from, link_ready, comp_ready,
-                                             recv_left, used))
+        raise DeadlockError(_deadlock_report(st, experts, dma, dma_head, free, holds, link_from, link_ready,
+                                             comp_ready, recv_left, used))
     left = {"ffns": ffn_left, "sends": send_left, "frees": free_left}
     for role, table in left.items():
         for c, row in enumerate(table):
@@ -390,14 +422,15 @@ def _located(st: StreamStep, key: tuple, message: str) -> ProgramError:
     return ProgramError(f"chiplet {key[1]}, {text}")
 
 
-def _deadlock_report(st, experts, dma, dma_head, free, link_from, link_ready, comp_ready, recv_left, used) -> str:
+def _deadlock_report(st, experts, dma, dma_head, free, holds, link_from, link_ready, comp_ready, recv_left,
+                     used) -> str:
     names = ("cw", "ccw")
     lines = [f"deadlock in layer {st.layer} step {st.step}: no engine can start while work remains"]
     for k, (c, ch, loads) in enumerate(dma):
         if dma_head[k] < len(loads):
             _, e, j, _, _, _, d = loads[dma_head[k]]
-            lines.append(f"  chiplet {c} dma{ch}: load e{e} j{j} waits for 2 free {names[d]} buffers "
-                         f"(has {free[c][d]})")
+            lines.append(f"  chiplet {c} dma{ch}: load e{e} j{j} ({names[d]}) waits for a free buffer "
+                         f"(has {free[c]}, {holds[c]} held for forwards)")
     for k, (c, p) in enumerate(link_from):
         if link_ready[k]:
             v = link_ready[k][0][4]
@@ -406,7 +439,7 @@ def _deadlock_report(st, experts, dma, dma_head, free, link_from, link_ready, co
             if recv_left[nxt][back][v[POS]] <= 0:
                 why = f"a receive posted by chiplet {nxt} for expert {v[EXPERT]} (its recvs on port {back})"
             else:
-                why = f"a free {names[v[DIR]]} buffer at chiplet {nxt} (has {free[nxt][v[DIR]]})"
+                why = f"a buffer at chiplet {nxt} (has {free[nxt]} free, {holds[nxt]} held for forwards)"
             lines.append(f"  chiplet {c} link to {nxt}: send e{v[EXPERT]} j{v[SHARD]} waits for {why}; "
                          f"{len(link_ready[k])} shard(s) queued")
     for c, ready in enumerate(comp_ready):

@@ -21,7 +21,7 @@ builtin.module attributes {moe.model = "m", moe.num_layers = 1 : i64} {
 // LIST-NEXT:     trace: str = ''
 // LIST:      shard-experts:
 // LIST-NEXT:     shards-per-chiplet: int = 0
-// LIST-NEXT:     buffers: int = 6
+// LIST-NEXT:     buffers: int = 0
 
 // AFTERALL:      // -----// IR Dump After attach-target //----- //
 // AFTERALL-NOT:  fsedp.shard_plan

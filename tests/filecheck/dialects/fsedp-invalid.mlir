@@ -5,7 +5,7 @@ builtin.module attributes {moe.model = "m", moe.num_layers = 1 : i64} {
   moe.layer 0 experts 4 top_k 2 d_model 16 d_ffn 32 swiglu bf16
   fsedp.shard_plan layer 0 shards 8 buffers 1 shard_bytes 384 shared_shard_bytes 0 channels [0] channel_ids [0]
 }
-// CHECK: fsedp-invalid.mlir:6:3: error: 'fsedp.shard_plan' R4: a DRAM load needs two free shard buffers, so buffers must be >= 2, got 1
+// CHECK: fsedp-invalid.mlir:6:3: error: 'fsedp.shard_plan' R4: a DRAM load next to a critical bubble needs two free shard buffers, so buffers must be >= 2, got 1
 
 // -----
 
@@ -38,7 +38,7 @@ builtin.module attributes {moe.model = "m", moe.num_layers = 1 : i64} {
   fsedp.shard_plan layer 0 shards 8 buffers 2 shard_bytes 384 shared_shard_bytes 0 channels [0] channel_ids [0]
   fsedp.static_schedule layer 0 steps 1 shards 8 buffers 2 offsets array<i32: 0, 2> experts array<i32: 0, 2> directions array<i8: 1, -1> member_offsets array<i32: 0, 1, 2> members array<i32: 0, 1> tokens array<i32: 1, 1> estimated_ns array<i64: 10>
 }
-// CHECK: fsedp-invalid.mlir:39:3: error: 'fsedp.static_schedule' R4: streaming both ways needs >= 2 buffers per direction (buffers >= 4)
+// CHECK: fsedp-invalid.mlir:39:3: error: 'fsedp.static_schedule' R4: streaming on 2 virtual networks needs a free slot per network and one to load into (buffers >= 3)
 
 // -----
 

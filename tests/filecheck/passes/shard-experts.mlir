@@ -1,6 +1,6 @@
 // RUN: fsedpc opt %s -p 'attach-target{target=paper-2x2},shard-experts{shards-per-chiplet=2 buffers=4}' | filecheck %s
-// RUN: fsedpc opt %s -p 'attach-target{target=paper-4x4},shard-experts' | filecheck %s --check-prefix=AUTO
-// RUN: fsedpc opt %s -p 'attach-target{target=paper-4x4},shard-experts{buffers=0}' | filecheck %s --check-prefix=AUTOB
+// RUN: fsedpc opt %s -p 'attach-target{target=paper-4x4},shard-experts{buffers=6}' | filecheck %s --check-prefix=AUTO
+// RUN: fsedpc opt %s -p 'attach-target{target=paper-4x4},shard-experts' | filecheck %s --check-prefix=AUTOB
 // RUN: not fsedpc opt %s -p 'attach-target{target=paper-2x2},shard-experts{shards-per-chiplet=3}' 2>&1 | filecheck %s --check-prefix=DIV
 // RUN: not fsedpc opt %s -p 'shard-experts' 2>&1 | filecheck %s --check-prefix=NOTARGET
 
@@ -23,10 +23,10 @@ builtin.module attributes {moe.model = "m", moe.num_layers = 2 : i64} {
 // DIV: error: in pass 'shard-experts': 'moe.layer' layer 0: d_ffn = 32 is not divisible by M = 3 x 4 chiplets = 12 shards; shards-per-chiplet values that divide it: [1, 2, 4, 8]
 // NOTARGET: error: in pass 'shard-experts': shard-experts needs a chiplet system on the module; run attach-target first
 
-// buffers=0: the shard size chosen for 6 buffers, then as many buffers as fit in half the SRAM,
-// at most 16 (these shards are tiny, so 16).
-// AUTOB: fsedp.shard_plan layer 0 shards 16 buffers 16
-// AUTOB: fsedp.shard_plan layer 1 shards 16 buffers 16
+// buffers=0 (the default): the shard size chosen for 6 buffers, then as many buffers as fit in
+// half the SRAM, at most 32 (these shards are tiny, so 32).
+// AUTOB: fsedp.shard_plan layer 0 shards 16 buffers 32
+// AUTOB: fsedp.shard_plan layer 1 shards 16 buffers 32
 
 // Re-deciding an upstream stage drops everything derived from it: a later pass then asks for
 // what is missing instead of running on a schedule computed under the old plan.
