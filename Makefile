@@ -19,16 +19,16 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-# lit/FileCheck first, pytest last so that its summary is the final line.
+# lit/FileCheck first, pytest last so that its summary is the final line; both on two workers.
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/lit --succinct tests/filecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 lit: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/lit -v tests/filecheck
 
 pytest: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 # The strategy comparison report: docs/results.md, docs/results/*.json and figures, from scratch
 # (about 4 minutes on 2 cores).
