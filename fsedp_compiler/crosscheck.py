@@ -12,7 +12,8 @@ shards on a channel in shard order), as the stream table every chiplet holds dic
 * **evaluate/verify**: fix the heuristic's directions, stream order and the simulator's start
   times; CP-SAT must find them feasible with the same makespan; a violation names the
   constraint and its ops;
-* **gap**: directions, stream order and times free under R1-R6, seeded with the heuristic;
+* **gap**: directions (one per shard home of each expert: CW, CCW and SHORT streams are such
+  choices), stream order and times free under R1-R6, seeded with the heuristic;
 * **price of virtualization**: the same step with R1-R3 dropped (any visiting order, any path,
   any entry member; `crosscheck_free.py`), measuring what the trajectory rules cost;
 * **price of one global order**: the same step with R6 dropped (each DMA channel loads in its
@@ -234,11 +235,12 @@ def solve(inst: Instance, sched: StepSchedule, *, fixed: StepTimeline | None = N
         if len(opts) == 1:
             (only,) = opts
             lit[(si, j, only)] = m.NewConstant(1)
-        else:  # one direction per expert (R2)
-            if si not in dir_var:
-                dir_var[si] = m.NewBoolVar(f"cw_{si}")
+        else:  # one direction per shard home of an expert (CW, CCW or SHORT choose per home)
+            key = (si, next(iter(opts.values())).path[0])
+            if key not in dir_var:
+                dir_var[key] = m.NewBoolVar(f"cw_{si}_{key[1]}")
             for v in opts:
-                lit[(si, j, v)] = dir_var[si] if v[0] == CW else dir_var[si].Not()
+                lit[(si, j, v)] = dir_var[key] if v[0] == CW else dir_var[key].Not()
     resources: dict[tuple, list] = {}
     pools: dict[tuple[int, int], list] = {}
     loads: dict[tuple[int, int], list[tuple[int, int, Any, int]]] = {}
@@ -327,9 +329,10 @@ def solve(inst: Instance, sched: StepSchedule, *, fixed: StepTimeline | None = N
     elif hint is not None and hint_trips is not None:
         hinted: set = set()
         for t in hint_trips:
-            if t.stream in dir_var and t.stream not in hinted:
-                hinted.add(t.stream)
-                m.AddHint(dir_var[t.stream], t.direction == CW)
+            key = (t.stream, t.path[0])
+            if key in dir_var and key not in hinted:
+                hinted.add(key)
+                m.AddHint(dir_var[key], t.direction == CW)
         for si, p in enumerate(pos):
             m.AddHint(p, si)
         for x in before.values():

@@ -34,11 +34,13 @@ import numpy as np
 
 from .costmodel import CostModel
 from .flowcontrol import min_buffers
-from .ring import CCW, CW, Ring, route_lengths, routes, walk_order
+from .ring import CCW, CW, SHORT, Ring, route_lengths, routes, walk_order
 from .shardplan import ShardPlan
 
 ORDERS = ("paired", "work", "id")
-DIRECTIONS = ("balanced", "cw")
+#: per-shard: each expert clockwise, counter-clockwise or SHORT (every shard the shorter way from its
+#: home), whichever keeps the busiest link lowest; balanced: per expert only (round 1); cw: one way
+DIRECTIONS = ("per-shard", "balanced", "cw")
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class Policy:
     """The knobs of the scheduler (the ablations of FSE-DP switch them off)."""
 
     order: str = "paired"
-    direction: str = "balanced"
+    direction: str = "per-shard"
     trajectory: str = "nearest"
 
 
@@ -327,12 +329,15 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring, cost: CostModel,
         link = _link_bytes(tables, present, active, 1, policy.trajectory)
         direction = [CW] * count
         link_bound = cost.link_busy_ns(int(np.maximum.reduce(np.add.reduce(link, axis=0))))
+    elif policy.direction == "per-shard":
+        direction, link_bound = _per_shard(tables, present, active, ordered, policy.trajectory, cost,
+                                           max(dram_bound, compute_bound))
     elif policy.direction == "balanced":
         # each expert's bytes on every link, both ways (rows 2a, 2a + 1), for the choice
         link = _link_bytes(tables, present, active, 2, policy.trajectory)
         direction, peaks = _balance(link, ordered)
         link_bound = max(cost.link_busy_ns(peaks[0]), cost.link_busy_ns(peaks[1]))
-        if CCW in direction:
+        if CCW in direction or SHORT in direction:
             # a second direction holds a second escape slot on every chiplet (R4): stream one
             # way whenever that does not make the links the bottleneck
             cw_link_bound = cost.link_busy_ns(int(np.maximum.reduce(np.add.reduce(link[::2], axis=0))))
@@ -349,6 +354,83 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring, cost: CostModel,
                         map(tuple, rows[rank].tolist())))
     estimate = max(dram_bound, link_bound, compute_bound) + cost.dram_latency_ns + cost.link_latency_ns
     return StepSchedule(routing.layer, routing.step, streams, estimate, (dram_bound, link_bound, compute_bound))
+
+
+def _per_shard(tables: _Tables, present: np.ndarray, active: np.ndarray, ordered: list[int], rule: str,
+               cost: CostModel, other_bound: int) -> tuple[list[int], int]:
+    """The per-shard policy: of three plans (everything clockwise, whole experts balanced, each
+    expert CW, CCW or SHORT balanced), the one with the least estimated time: the busiest of DRAM,
+    compute (`other_bound`) and links, plus the longest trajectory's hops of one shard (the tail
+    after the last loads). Ties: fewer virtual networks. Returns the directions and link bound."""
+    link = _link_bytes(tables, present, active, 2, rule)
+    short, longest = _short_link_bytes(tables, present, active, rule)
+    count = len(active)
+    hop_ns = cost.link_ns(tables.plan.max_shard_bytes)
+    cw = np.add.reduce(link[::2], axis=0)
+    balanced, peaks = _balance(link, list(ordered))
+    shards, shard_peaks, _ = _balance_shards(link, short, ordered)
+    way = {CW: 0, CCW: 1, SHORT: 2}
+    plans = (
+        ([CW] * count, int(np.maximum.reduce(cw)), int(np.maximum.reduce(longest[:, 0]))),
+        (balanced, max(peaks), max(int(longest[i, way[d]]) for i, d in enumerate(balanced))),
+        (shards, max(shard_peaks), max(int(longest[i, way[d]]) for i, d in enumerate(shards))),
+    )
+    best = min(plans, key=lambda p: max(other_bound, cost.link_busy_ns(p[1])) + p[2] * hop_ns)
+    return best[0], cost.link_busy_ns(best[1])
+
+
+def _short_link_bytes(tables: _Tables, present: np.ndarray, active: np.ndarray,
+                      rule: str) -> tuple[np.ndarray, np.ndarray]:
+    """[2A, N] bytes each active expert sends over each link (walk index of the sender) when every
+    shard takes the shorter way round from its home (ties clockwise), rows (a, cw), (a, ccw); and
+    [A, 3] the most links any of its shards walks clockwise, counter-clockwise and the shorter way."""
+    n, count = present.shape[1], len(active)
+    walk_members = present[:, tables.walk[2]].reshape(2 * count, n)
+    lengths = route_lengths(walk_members, tables.directions[2][:2 * count], rule)  # by the home's walk index
+    # clockwise walk index = ring position; counter-clockwise = N - 1 - position
+    take_cw = lengths[0::2] <= lengths[1::2, ::-1]
+    weights = tables.home_bytes[active, :2 * n].reshape(2 * count, n).copy()
+    homed = weights > 0
+    cw_len, ccw_len = lengths[0::2], lengths[1::2, ::-1]  # by ring position
+    longest = np.stack([np.maximum.reduce(np.where(homed[0::2], cw_len, 0), axis=1),
+                        np.maximum.reduce(np.where(homed[0::2], ccw_len, 0), axis=1),
+                        np.maximum.reduce(np.where(homed[0::2], np.minimum(cw_len, ccw_len), 0), axis=1)], axis=1)
+    weights[0::2] *= take_cw
+    weights[1::2] *= ~take_cw[:, ::-1]
+    return _walk_link_bytes(weights, lengths, tables.exact), longest
+
+
+def _balance_shards(both: np.ndarray, short: np.ndarray, ordered: list[int]) -> tuple[list[int], tuple[int, int], int]:
+    """Directions in the global order, each stream CW, CCW or SHORT: the one that keeps the busiest
+    link of either direction lowest given the streams before it (ties: fewer bytes moved, then CW,
+    CCW, SHORT); O(A·N), a few numpy calls per stream. `both` and `short` hold each expert's link
+    bytes as rows (2a: clockwise, 2a + 1: counter-clockwise) for the whole expert one way and for
+    its shards each the shorter way; returns the directions, each direction's busiest link and
+    the bytes moved."""
+    n = both.shape[1]
+    whole = both.reshape(-1, 2, n)[ordered]
+    split = short.reshape(-1, 2, n)[ordered]
+    load = np.zeros((2, n), dtype=np.int64)
+    direction = [CW] * len(ordered)
+    moved = 0
+    for i, arcs, parts in zip(ordered, whole, split):
+        peak_cw, peak_ccw = np.maximum.reduce(load, axis=1).tolist()
+        options = (
+            (max(int(np.maximum.reduce(load[0] + arcs[0])), peak_ccw), int(arcs[0].sum()), CW),
+            (max(peak_cw, int(np.maximum.reduce(load[1] + arcs[1]))), int(arcs[1].sum()), CCW),
+            (int(np.maximum.reduce(load + parts, axis=None)), int(parts.sum()), SHORT),
+        )
+        _, added, way = min(options, key=lambda o: (o[0], o[1], (CW, CCW, SHORT).index(o[2])))
+        moved += added
+        if way == CW:
+            load[0] += arcs[0]
+        elif way == CCW:
+            load[1] += arcs[1]
+        else:
+            load += parts
+        direction[i] = way
+    peaks = np.maximum.reduce(load, axis=1).tolist()
+    return direction, (peaks[0], peaks[1]), moved
 
 
 def _bitmasks(present: np.ndarray) -> list[int]:

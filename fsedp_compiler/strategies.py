@@ -8,11 +8,12 @@ from __future__ import annotations
 
 #: FSE-DP and its ablations: (order, direction, trajectory) of the scheduler's policy.
 FSEDP: dict[str, tuple[str, str, str]] = {
-    "fsedp": ("paired", "balanced", "nearest"),
-    "fsedp-fullring": ("paired", "balanced", "fullring"),  # every shard visits every chiplet (authors' code)
-    "fsedp-nocomp": ("paired", "balanced", "single-entry"),  # an expert's shards all enter at one chiplet
+    "fsedp": ("paired", "per-shard", "nearest"),
+    "fsedp-fullring": ("paired", "per-shard", "fullring"),  # every shard visits every chiplet (authors' code)
+    "fsedp-nocomp": ("paired", "per-shard", "single-entry"),  # an expert's shards all enter at one chiplet
     "fsedp-fixeddir": ("paired", "cw", "nearest"),  # no direction balancing
-    "fsedp-unpaired": ("work", "balanced", "nearest"),  # no heavy/light pairing: heaviest first
+    "fsedp-perexpert": ("paired", "balanced", "nearest"),  # one direction per expert (round 1), none per shard
+    "fsedp-unpaired": ("work", "per-shard", "nearest"),  # no heavy/light pairing: heaviest first
 }
 
 #: The baselines (lowerings in fsedp_compiler/baselines), with what each does.

@@ -1,7 +1,8 @@
 """Shard trajectories of a scheduled step (R1-R5) and their execution on the chiplets' engines.
 
 `trajectories` expands a `StepSchedule` into one trip per shard: loaded at its DRAM home, it
-walks the virtual ring in its expert's direction, entering S_e at the first member it reaches
+walks the virtual ring in its expert's direction (a SHORT expert: each shard the shorter way round
+from its home), entering S_e at the first member it reaches
 (R2), visiting every member once in ring order and only forwarding elsewhere (R3), and ends at
 the last member (R5). Both take every home's route from one O(N) sweep per stream
 (`ring.routes`); `stream_counts` gives the same trips' per-chiplet counts in O(M + N).
@@ -26,7 +27,7 @@ from typing import NamedTuple
 from .costmodel import CostModel
 from .errors import FsedpError
 from .flowcontrol import Pools, bubble_home, network_of
-from .ring import Ring, routes
+from .ring import Ring, directed_routes
 from .scheduler import StepSchedule
 from .shardplan import ShardPlan
 
@@ -52,12 +53,13 @@ def trajectories(sched: StepSchedule, plan: ShardPlan, ring: Ring, rule: str = "
     trajectory rule of `ring.TRAJECTORIES` (FSE-DP: nearest)."""
     trips: list[Trip] = []
     for index, stream in enumerate(sched.streams):
-        e, d, members = stream.expert, stream.direction, stream.members
+        e, members = stream.expert, stream.members
         size, params = plan.shard_bytes(e), plan.shard_params(e)
-        entries, lengths = routes(ring, members, d, rule)
+        ways, entries, lengths = directed_routes(ring, members, stream.direction, rule)
         arcs: dict[int, tuple[tuple[int, ...], tuple[bool, ...]]] = {}  # per home: shards from it share it
         for j in range(plan.num_shards):
             home, channel = plan.home(e, j)
+            d = ways[home]
             arc = arcs.get(home)
             if arc is None:
                 approach = ring.dist(home, entries[home], d)
@@ -336,15 +338,26 @@ class StreamCounts:
 
 
 def stream_counts(plan: ShardPlan, ring: Ring, expert: int, members: int, direction: int,
-                  rule: str = "nearest") -> StreamCounts:
-    """The shard counts of one stream (see `StreamCounts`), from each home's arc on the ring."""
+                  rule: str = "nearest") -> dict[int, StreamCounts]:
+    """The shard counts of one stream (see `StreamCounts`) per direction its shards walk (a SHORT
+    stream may walk both), from each home's arc on the ring."""
+    ways, _, lengths = directed_routes(ring, members, direction, rule)
+    out = {}
+    for d in sorted({ways[c] for c in plan.home_counts(expert)}, reverse=True):
+        out[d] = _counts(plan, ring, expert, d, lengths, [c for c in plan.home_counts(expert) if ways[c] == d])
+    return out
+
+
+def _counts(plan: ShardPlan, ring: Ring, expert: int, direction: int, lengths: list[int],
+            homes: list[int]) -> StreamCounts:
+    """The counts of the shards of `expert` homed at `homes`, all walking `direction`."""
     n = ring.size
-    loads = {plan.channels[index]: k for index, k in plan.channel_counts(expert).items() if k}
+    loads = {plan.channels[index]: k for index, k in plan.channel_counts(expert).items()
+             if k and plan.channels[index][0] in homes}
     loaded = [0] * n
     for (c, _), k in loads.items():
         loaded[c] += k
-    per_home = plan.home_counts(expert)
-    _, lengths = routes(ring, members, direction, rule)
+    per_home = {c: k for c, k in plan.home_counts(expert).items() if c in homes}
     visits_walk = [0] * (n + 1)  # difference array over walk index w (ring position along `direction`)
     ends = [0] * n
     laps = 0

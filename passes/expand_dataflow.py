@@ -28,11 +28,13 @@ from fsedp_compiler.layers import LayerContext, layer_contexts
 from fsedp_compiler.irrows import ir_row, stream_rows
 from fsedp_compiler.isa import port_maps
 from fsedp_compiler.layout import LayerLayout, build_layouts, fsedp_placement
-from fsedp_compiler.ring import CCW, routes
+from fsedp_compiler.ring import CCW, CW, SHORT, directed_routes
 from fsedp_compiler.scheduler import Stream, StepSchedule
-from fsedp_compiler.streaming import stream_counts
+from fsedp_compiler.streaming import StreamCounts, stream_counts
 from fsedp_compiler.target import Target
 
+#: the ISA's direction of a stream row (`isa.opcodes.DIRECTIONS`)
+_DIR_BIT = {CW: 0, CCW: 1, SHORT: 2}
 
 
 def static_steps(ctx: LayerContext, target: Target) -> list[StepSchedule]:
@@ -63,33 +65,35 @@ def step_instructions(sched: StepSchedule, ctx: LayerContext, ports: list[dict[i
     plan, ring, rule = ctx.plan, ctx.ring, ctx.policy.trajectory
     s = sched.step
     rows: list[list[tuple]] = [[] for _ in range(n)]
-    table = [r for st in sched.streams for r in stream_rows(s, st.expert, int(st.direction == CCW), st.members)]
+    table = [r for st in sched.streams for r in stream_rows(s, st.expert, _DIR_BIT[st.direction], st.members)]
     for c in range(n):
         rows[c].extend(table)
     channels, m = len(plan.channels), plan.num_shards
     for st in sched.streams:
-        e, d = st.expert, st.direction
+        e = st.expert
         size = plan.shard_bytes(e)
-        counts = stream_counts(plan, ring, e, st.members, d, rule)
-        entries, lengths = routes(ring, st.members, d, rule)  # every home's trajectory, O(N)
+        per_way = stream_counts(plan, ring, e, st.members, st.direction, rule)  # a SHORT stream: both ways
+        ways, entries, lengths = directed_routes(ring, st.members, st.direction, rule)  # every home's, O(N)
         for index, k in sorted(plan.channel_counts(e).items(), key=lambda ik: plan.channels[ik[0]]):
             if not k:
                 continue
             c, ch = plan.channels[index]
-            end = ring.order[(ring.pos(c) + d * lengths[c]) % ring.size]
+            end = ring.order[(ring.pos(c) + ways[c] * lengths[c]) % ring.size]
             j0 = (index - e * m) % channels  # shards j0, j0 + C, ... are dealt to this channel
             rows[c].append(ir_row("loads", ch=ch, s=s, e=e, j=j0, stride=channels, n=k, bytes=size,
                                   addr=int(layout.addr[e, j0]), entry=entries[c], end=end))
         for c in range(n):
-            if not counts.visits[c]:
+            visits = sum(counts.visits[c] for counts in per_way.values())
+            if not visits:
                 continue
-            if (k := counts.recvs(c)):
-                rows[c].append(ir_row("recvs", port=ports[c][ring.step(c, -d)], s=s, e=e, n=k, bytes=size))
-            if (k := counts.sends(c)):
-                rows[c].append(ir_row("sends", port=ports[c][ring.step(c, d)], s=s, e=e, n=k, bytes=size))
+            for role, k_of, side in (("recvs", StreamCounts.recvs, -1), ("sends", StreamCounts.sends, 1)):
+                by_port = sorted((ports[c][ring.step(c, side * d)], k) for d, counts in per_way.items()
+                                 if (k := k_of(counts, c)))
+                for port, k in by_port:
+                    rows[c].append(ir_row(role, port=port, s=s, e=e, n=k, bytes=size))
             if st.tokens[c]:
                 rows[c].append(ir_row("ffns", s=s, e=e, n=m, tokens=st.tokens[c]))
-            rows[c].append(ir_row("frees", s=s, e=e, n=counts.visits[c]))
+            rows[c].append(ir_row("frees", s=s, e=e, n=visits))
     for c in range(n):
         rows[c].append(ir_row("sync", s=s))
     return rows

@@ -22,14 +22,15 @@ class VirtualizeStreamsPass(ModulePass):
     """Describe each layer's streams: the R1 ring they follow and the scheduling policy.
 
     `order` is the global stream order (R6): paired (heavy/light interleaved), work or id;
-    `direction` is balanced (per expert, to even out link load) or cw (all clockwise);
+    `direction` is per-shard (each expert cw, ccw or every shard the shorter way round, to even out
+    link load and shorten trips), balanced (one direction per expert) or cw (all clockwise);
     `trajectory` is nearest (FSE-DP, R2), or an ablation: fullring or single-entry.
     """
 
     name = "virtualize-streams"
 
     order: str = "paired"
-    direction: str = "balanced"
+    direction: str = "per-shard"
     trajectory: str = "nearest"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:

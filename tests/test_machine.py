@@ -69,7 +69,8 @@ def test_static_and_dynamic_runs_do_the_same_work(tmp_path: Path) -> None:
     from fsedp_compiler.costmodel import CostModel
     from fsedp_compiler.scheduler import StepRouting, schedule
     from fsedp_compiler.ring import Ring
-    from fsedp_compiler.sim.firmware import Trajectories, decode_dynamic
+    from fsedp_compiler.sim.firmware import decode_dynamic
+    from fsedp_compiler.sim.trajectory import Trajectories
     from fsedp_compiler.sim.steps import Routing, decode_stream, split_phases
     from fsedp_compiler.sim.stream_engine import StreamStep
 

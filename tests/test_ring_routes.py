@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fsedp_compiler.ring import TRAJECTORIES, Ring, route, route_lengths, routes, walk_order
+from fsedp_compiler.ring import TRAJECTORIES, Ring, route, route_lengths, routes, short_routes, walk_order
 
 
 @st.composite
@@ -46,3 +46,20 @@ def test_route_lengths_equal_route_for_many_member_sets(case, rule: str) -> None
 def test_routes_refuses_an_empty_member_set() -> None:
     with pytest.raises(ValueError):
         routes(Ring((0, 1, 2)), 0, 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rings(), st.sampled_from(TRAJECTORIES))
+def test_short_routes_take_the_way_that_walks_fewer_links(case, rule: str) -> None:
+    """A SHORT stream: every home's shards go the way round whose trajectory is shorter (ties
+    clockwise), and the machine's own rule (`sim.trajectory`) picks the same way."""
+    from fsedp_compiler.sim.trajectory import Trajectories
+
+    ring, members = case
+    ways, entries, lengths = short_routes(ring, members, rule)
+    machine = Trajectories(ring.order).ways(members, rule)
+    for home in range(ring.size):
+        cw, ccw = route(ring, home, members, 1, rule), route(ring, home, members, -1, rule)
+        d = 1 if cw[1] <= ccw[1] else -1
+        assert (ways[home], entries[home], lengths[home]) == (d, *(cw if d == 1 else ccw))
+        assert machine[home] == (0 if d == 1 else 1)

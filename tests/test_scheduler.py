@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.model import MoeLayerSpec
-from fsedp_compiler.ring import Ring
+from fsedp_compiler.ring import SHORT, Ring, route
 from fsedp_compiler.scheduler import Policy, StepRouting, local_tokens, schedule
 from fsedp_compiler.shardplan import make_shard_plan
 from fsedp_compiler.streaming import FFN, LOAD, execute, trajectories
@@ -37,7 +37,7 @@ def cases(draw):
     weights = np.full(ex.shape, 1.0 / top_k, dtype=np.float32)
     chiplet = rng.integers(0, n, tokens).astype(np.int32)
     policy = Policy(order=draw(st.sampled_from(["paired", "work", "id"])),
-                    direction=draw(st.sampled_from(["balanced", "cw"])))
+                    direction=draw(st.sampled_from(["per-shard", "balanced", "cw"])))
     return target, layer, g, buffers, StepRouting(ex, weights, chiplet), policy
 
 
@@ -82,9 +82,15 @@ def test_every_active_shard_loaded_once_from_its_home(case) -> None:
 def test_trajectories_follow_r1_to_r3(case) -> None:
     plan, ring, cost, sched, trips, timeline = run(case)
     members = {s.expert: s.members for s in sched.streams}
+    ways = {s.expert: s.direction for s in sched.streams}
     for t in trips:
         m = members[t.expert]
         assert t.path[0] == plan.home(t.expert, t.shard)[0]
+        if ways[t.expert] == SHORT:  # each shard the shorter way round from its home, ties clockwise
+            hops = {d: route(ring, t.path[0], m, d)[1] for d in (1, -1)}
+            assert len(t.path) - 1 == min(hops.values()) and (t.direction == 1) == (hops[1] <= hops[-1])
+        else:
+            assert t.direction == ways[t.expert]
         for a, b in zip(t.path, t.path[1:]):  # R1: one hop along the ring in the stream's direction
             assert ring.step(a, t.direction) == b
         assert len(set(t.path)) == len(t.path)
@@ -165,8 +171,8 @@ def test_balanced_directions_split_link_load_when_links_bind() -> None:
 
 
 def test_one_way_when_links_do_not_bind() -> None:
-    """Both directions split the B buffers (R4); when one way keeps the links off the critical
-    path the scheduler streams everything one way, keeping one pool of B."""
+    """Each direction in use holds an escape slot on every chiplet (R4); when one way keeps the
+    links off the critical path the scheduler streams everything one way."""
     sched = _all_needed_by_all(link_gbps=load_preset("ring-8").link.gbps)
     assert {s.direction for s in sched.streams} == {1}
 

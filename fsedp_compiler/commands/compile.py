@@ -34,7 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--hydra-skip-single", action="store_true",
                    help="hydra as the authors' code runs it: experts routed one token are skipped (inexact)")
     p.add_argument("--order", choices=("paired", "work", "id"), help="global stream order (R6; overrides the strategy)")
-    p.add_argument("--direction", choices=("balanced", "cw"), help="ring direction policy (overrides the strategy)")
+    p.add_argument("--direction", choices=("per-shard", "balanced", "cw"),
+                   help="ring direction policy (overrides the strategy): per-shard (each expert cw, ccw or every "
+                        "shard the shorter way), balanced (one direction per expert), cw")
     p.add_argument("--verify-each", action="store_true",
                    help="verify the whole module after every pass (debugging; default: once, at the end)")
     p.set_defaults(func=run)

@@ -45,8 +45,8 @@ ANY_ADDR = 0xFFFF_FFFF_FFFF_FFFF
 MODES = ("static", "dynamic")
 ENGINES = ("dma", "link_out", "link_in", "compute", "control")
 
-CW, CCW = 0, 1
-DIRECTIONS = {CW: "cw", CCW: "ccw"}
+CW, CCW, SHORT = 0, 1, 2
+DIRECTIONS = {CW: "cw", CCW: "ccw", SHORT: "short"}
 WHEN_HOME, WHEN_MEMBER, WHEN_FORWARD, WHEN_LAST, WHEN_INBOUND, WHEN_VISIT = 1, 2, 3, 4, 5, 6
 CONDITIONS = {
     WHEN_HOME: "home",
@@ -93,7 +93,7 @@ class Field(NamedTuple):
     Kinds: ``channel`` / ``port`` (unit, ``*`` = ANY_UNIT), ``tag`` (u16, ``*`` = CURRENT),
     ``chiplet`` / ``u16`` / ``u32`` (plain numbers), ``addr`` (u64 printed in hex, ``*`` =
     ANY_ADDR), ``mask`` (a chiplet set of any width, printed in hex), ``id`` (u32, optional in
-    text: omitted means 0, "no id"), ``flag`` (0 or 1, optional: printed only when 1), ``dir`` (``cw`` | ``ccw``), ``cond`` / ``policy`` (a bare word).
+    text: omitted means 0, "no id"), ``flag`` (0 or 1, optional: printed only when 1), ``dir`` (``cw`` | ``ccw`` | ``short``), ``cond`` / ``policy`` (a bare word).
     """
 
     key: str
@@ -125,7 +125,8 @@ class OpInfo(NamedTuple):
 
 _CH = Field("ch", "unit", "channel", "DRAM channel of this chiplet (`*`: the shard's home channel)")
 _PORT = Field("port", "unit", "port", "port of this chiplet (`*`: chosen at run time)")
-_DIR = Field("dir", "x", "dir", "ring direction on the virtual ring: `cw` (0) or `ccw` (1)")
+_DIR = Field("dir", "x", "dir", "ring direction on the virtual ring: `cw` (0), `ccw` (1) or `short` (2: each "
+             "shard the way round from its home that walks fewer links, ties `cw`)")
 _L = Field("l", "layer", "tag", "layer (decoder block index)")
 _S = Field("s", "step", "tag", "layer step")
 _E = Field("e", "expert", "tag", "expert (routed 0..E-1, shared E..E+S-1)")

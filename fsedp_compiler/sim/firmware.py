@@ -42,58 +42,12 @@ from fsedp_compiler.scheduler import StepRouting, schedule
 from .errors import ProgramError
 from .loader import LayerDesc, Loaded
 from .stream_engine import StreamStep
+from .trajectory import Trajectories
 from .steps import ARG, EXPERT, LAYER, N, OP, SHARD, STEP, UNIT, WIDE, X, Phase, Routing, _error, empty_stream_step, records
 
 _LEAVES = {LOAD, RECV, SEND, FFN, FREE}
-
-
-class Trajectories:
-    """Shard trajectories on the virtual ring (R1-R3, R5) under a layer's trajectory rule.
-
-    Walking from its home in its stream's direction, a shard passes chiplets without computing
-    (arc 1) until its entry, then computes at every member (arc 2) until its end: nearest = the
-    first member from the home and the last member before it (R2); fullring = one lap from the
-    home; single-entry = every shard enters at the member first reached from ring position 0."""
-
-    def __init__(self, order: tuple[int, ...]) -> None:
-        self.order = order
-        self.n = len(order)
-        self.pos = {c: i for i, c in enumerate(order)}
-
-    def first_members(self, members: int, d: int) -> list[int]:
-        """For every ring position p, the position of the first member reached walking from p
-        (included) in direction d; one sweep round the ring."""
-        n, order = self.n, self.order
-        out = [0] * n
-        nxt = -1
-        for k in range(2 * n - 1, -1, -1):  # two laps backwards so every position sees a member
-            p = (k * d) % n if d > 0 else (-k) % n
-            if members >> order[p] & 1:
-                nxt = p
-            if k < n:
-                out[p] = nxt
-        return out
-
-    def ends(self, home: int, members: int, d: int, rule: str, ahead: list[int],
-             behind: list[int]) -> tuple[int, int, int, int]:
-        """(entry, end, hops of arc 1, hops of arc 2) of a shard homed at `home`; `ahead` and
-        `behind` are `first_members` in direction d and -d."""
-        n, pos, order = self.n, self.pos, self.order
-        p = pos[home]
-        q = ahead[0 if rule == "single-entry" else p]
-        a1 = (q - p) * d % n
-        if rule == "fullring":
-            a2 = n - 1 - a1
-        else:
-            a2 = (behind[(q - d) % n] - q) * d % n
-        return order[q], order[(q + d * a2) % n], a1, a2
-
-    def of(self, home: int, members: int, d: int, rule: str) -> tuple[int, int, list[int]]:
-        """(entry, end, chiplets walked from the home) of one shard."""
-        entry, end, a1, a2 = self.ends(home, members, d, rule, self.first_members(members, d),
-                                       self.first_members(members, -d))
-        p = self.pos[home]
-        return entry, end, [self.order[(p + d * k) % self.n] for k in range(a1 + a2 + 1)]
+#: the ISA's direction of a scheduled stream (cw, ccw, short)
+_DIR_BIT = {1: 0, -1: 1, 0: 2}
 
 
 def _template(loaded: Loaded, phase: Phase, c: int) -> tuple[list[tuple], int, int]:
@@ -203,12 +157,13 @@ class _Visits:
                     raise fail("send port=* without a WHERE before it" if not where else
                                "where next: the shard's trajectory ends here")
                 port = self.next_port[c][dirbit]
-                if r[UNIT] not in (ANY_UNIT, port) or st.send_port[c][pos] not in (-1, port):
+                way = 2 * pos + dirbit
+                if r[UNIT] not in (ANY_UNIT, port) or st.send_port[c][way] not in (-1, port):
                     raise fail(f"send on port {r[UNIT]}, but the next chiplet is behind port {port}"
                                if r[UNIT] not in (ANY_UNIT, port) else "shards of one stream leave a chiplet by two ports")
-                st.send_port[c][pos] = port
-                st.send_left[c][pos] += k
-                st.send_bytes[c][pos] = r[ARG] or nbytes
+                st.send_port[c][way] = port
+                st.send_left[c][way] += k
+                st.send_bytes[c][way] = r[ARG] or nbytes
             elif op == RECV:
                 if bits & 1:
                     raise fail("recv of a shard that starts here (it does not arrive over a link)")
@@ -236,6 +191,47 @@ def _fail(loaded: Loaded, templates: list, c: int, i: int, l: int, step: int, e:
     return _error(loaded, c, templates[c][1] + i, f"layer {l} step {step}, shard e{e} j{j}: {message}")
 
 
+def _visit_stream(visits: _Visits, traj: Trajectories, pos: int, e: int, members: int, d: int, dirbit: int,
+                  rule: str, group: dict[int, list[int]], by_home: dict[int, list[int]], nbytes: int,
+                  channels: list[int], addrs: list[int]) -> None:
+    """The visits of the shards of stream `pos` homed in `group`, all walking direction d.
+
+    Every WHEN and WHERE of a visit depends only on its class: (first chiplet of the trajectory,
+    computing at a member, last chiplet). Visits are counted per chiplet and class: the home and
+    the ends of each arc one by one, arc interiors with difference arrays over ring positions."""
+    n, ring_pos, order = traj.n, traj.pos, traj.order
+    ahead, behind = traj.first_members(members, d), traj.first_members(members, -d)
+    counts: dict[tuple[int, int], int] = {}
+    passing = [0] * (n + 1)  # arc 1 interiors: class 0
+    computing = [0] * (n + 1)  # arc 2 interiors: class member
+    for home, js in group.items():
+        k = len(js)
+        entry, end, a1, a2 = traj.ends(home, members, d, rule, ahead, behind)
+        at_entry = a1 == 0
+        visits.visit(home, 1 | (2 if at_entry else 0) | (4 if at_entry and a2 == 0 else 0), pos, e, k, js,
+                     entry, end, dirbit, nbytes, channels, addrs)
+        if not at_entry:
+            _arc(passing, ring_pos[home], d, a1 - 1, n, k)
+            key = (entry, 2 | (4 if a2 == 0 else 0))
+            counts[key] = counts.get(key, 0) + k
+        if a2 > 0:
+            _arc(computing, ring_pos[entry], d, a2 - 1, n, k)
+            key = (end, (2 if members >> end & 1 else 0) | 4)
+            counts[key] = counts.get(key, 0) + k
+    run_a = run_b = 0
+    for p in range(n):
+        run_a += passing[p]
+        run_b += computing[p]
+        c = order[p]
+        if run_a:
+            counts[(c, 0)] = counts.get((c, 0), 0) + run_a
+        if run_b:
+            key = (c, 2 if members >> c & 1 else 0)
+            counts[key] = counts.get(key, 0) + run_b
+    for (c, bits), k in counts.items():
+        visits.visit(c, bits, pos, e, k, by_home.get(c, [0]), -1, -1, dirbit, nbytes, channels, addrs)
+
+
 def decode_dynamic(loaded: Loaded, phase: Phase, routing: Routing, step: int,
                    traj: Trajectories) -> tuple[StreamStep, int]:
     """A dynamic layer step: the controller's table, each template run per shard visit; returns
@@ -249,7 +245,7 @@ def decode_dynamic(loaded: Loaded, phase: Phase, routing: Routing, step: int,
     sched = schedule(StepRouting(routing.experts, routing.weights, routing.token_chiplet, l, step), layer.plan,
                      Ring(loaded.target.ring), cost, layer.policy)
     templates = [_template(loaded, phase, c) for c in range(n)]
-    table = [(s.expert, s.members, 0 if s.direction > 0 else 1) for s in sched.streams]
+    table = [(s.expert, s.members, _DIR_BIT[s.direction]) for s in sched.streams]
     st = empty_stream_step(loaded, layer, l, step, table)
     st.error = loaded.error
     lay = layer.layout
@@ -257,49 +253,21 @@ def decode_dynamic(loaded: Loaded, phase: Phase, routing: Routing, step: int,
     visits = _Visits(loaded, templates, st, routing, l, step)
     dma = visits.dma
     m = layer.plan.num_shards
-    ring_pos, order = traj.pos, traj.order
     for pos, stream in enumerate(sched.streams):
-        e, members, d = stream.expert, stream.members, stream.direction
-        dirbit = 0 if d > 0 else 1
+        e, members = stream.expert, stream.members
         nbytes = int(lay.tile_bytes[e])
         homes = lay.chiplet[e].tolist()
         channels, addrs = lay.channel[e].tolist(), lay.addr[e].tolist()
         by_home: dict[int, list[int]] = {}
         for j in range(m):
             by_home.setdefault(homes[j], []).append(j)
-        ahead, behind = traj.first_members(members, d), traj.first_members(members, -d)
-        # Every WHEN and WHERE of a visit depends only on its class: (first chiplet of the trajectory,
-        # computing at a member, last chiplet). Visits are counted per chiplet and class: the home and
-        # the ends of each arc one by one, arc interiors with difference arrays over ring positions.
-        counts: dict[tuple[int, int], int] = {}
-        passing = [0] * (n + 1)  # arc 1 interiors: class 0
-        computing = [0] * (n + 1)  # arc 2 interiors: class member
-        for home, js in by_home.items():
-            k = len(js)
-            entry, end, a1, a2 = traj.ends(home, members, d, rule, ahead, behind)
-            at_entry = a1 == 0
-            visits.visit(home, 1 | (2 if at_entry else 0) | (4 if at_entry and a2 == 0 else 0), pos, e, k, js,
-                         entry, end, dirbit, nbytes, channels, addrs)
-            if not at_entry:
-                _arc(passing, ring_pos[home], d, a1 - 1, n, k)
-                key = (entry, 2 | (4 if a2 == 0 else 0))
-                counts[key] = counts.get(key, 0) + k
-            if a2 > 0:
-                _arc(computing, ring_pos[entry], d, a2 - 1, n, k)
-                key = (end, (2 if members >> end & 1 else 0) | 4)
-                counts[key] = counts.get(key, 0) + k
-        run_a = run_b = 0
-        for p in range(n):
-            run_a += passing[p]
-            run_b += computing[p]
-            c = order[p]
-            if run_a:
-                counts[(c, 0)] = counts.get((c, 0), 0) + run_a
-            if run_b:
-                key = (c, 2 if members >> c & 1 else 0)
-                counts[key] = counts.get(key, 0) + run_b
-        for (c, bits), k in counts.items():
-            visits.visit(c, bits, pos, e, k, by_home.get(c, [0]), -1, -1, dirbit, nbytes, channels, addrs)
+        bit = _DIR_BIT[stream.direction]
+        ways = traj.ways(members, rule) if bit == 2 else None  # SHORT: each home's way, by the machine's rule
+        for dirbit in (0, 1):
+            group = {h: js for h, js in by_home.items() if (ways[h] if ways is not None else bit) == dirbit}
+            if group:
+                _visit_stream(visits, traj, pos, e, members, 1 if dirbit == 0 else -1, dirbit, rule, group, by_home,
+                              nbytes, channels, addrs)
     for queue in dma.values():
         queue.sort(key=lambda load: (load[0], load[2]))  # table order, then shard order (R6)
     for c in range(n):  # errors about a role are reported at the template's instruction for it
@@ -310,4 +278,5 @@ def decode_dynamic(loaded: Loaded, phase: Phase, routing: Routing, step: int,
             if role is not None:
                 st.where.setdefault((role, c), (c, first + i))
     st.dma = [(c, ch, loads) for (c, ch), loads in sorted(dma.items())]
+    st.dirs = {load[6] for _, _, loads in st.dma for load in loads}  # the virtual networks in use (R4)
     return st, cost.scheduler_ns(len(sched.streams))

@@ -243,7 +243,7 @@ def load_outdir(outdir: str) -> Loaded:
             raise _fail(path, f"layer index {entry.index} repeated or not below num_layers", f"{where}.index")
         seen.add(entry.index)
         spec, plan = _layer(entry, target, path, where)
-        policy = None if entry.baseline else Policy(entry.order or "paired", entry.direction or "balanced",
+        policy = None if entry.baseline else Policy(entry.order or "paired", entry.direction or "per-shard",
                                                     entry.trajectory or "nearest")
         loaded.layers[spec.index] = LayerDesc(spec, plan, _layout(arrays, plan, target, os.path.join(outdir, LAYOUT)),
                                               policy, entry.baseline)

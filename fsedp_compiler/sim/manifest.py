@@ -89,7 +89,7 @@ class LayerModel(_Strict):
     baseline: Literal["ep", "ep-serial", "hydra", "ep-cache", "tp", "dp", "fsdp"] | None = None
     hydra_skip_single: bool = False
     order: Literal["paired", "work", "id"] | None = None
-    direction: Literal["balanced", "cw"] | None = None
+    direction: Literal["per-shard", "balanced", "cw"] | None = None
     trajectory: Literal["nearest", "fullring", "single-entry"] | None = None
 
 
@@ -114,7 +114,7 @@ class Manifest(_Strict):
     version: Literal[2]
     model: Annotated[str, StringConstraints(max_length=200)]
     num_layers: Annotated[int, Field(ge=1, le=MAX_LAYERS)]
-    strategy: Literal["fsedp", "fsedp-fullring", "fsedp-nocomp", "fsedp-fixeddir", "fsedp-unpaired",
+    strategy: Literal["fsedp", "fsedp-fullring", "fsedp-nocomp", "fsedp-fixeddir", "fsedp-perexpert", "fsedp-unpaired",
                       "ep", "ep-serial", "hydra", "ep-cache", "tp", "dp", "fsdp"]
     edited: bool
     mode: Literal["static", "dynamic"]

@@ -22,7 +22,8 @@ from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.isa import CURRENT, DENSE
 from fsedp_compiler.routing import RoutingTrace
 
-from .firmware import Trajectories, decode_dynamic
+from .firmware import decode_dynamic
+from .trajectory import Trajectories
 from .loader import Loaded, check_trace
 from .stream_engine import StepRun, run_stream_step
 from .steps import ARG, LAYER, OP, STEP, Phase, Routing, _error, decode_stream, decode_tasks, records, split_phases

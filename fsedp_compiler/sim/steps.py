@@ -50,6 +50,7 @@ from .errors import ProgramError
 from .loader import LayerDesc, Loaded
 from .stream_engine import StreamStep
 from .task_engine import Task, TaskStep
+from .trajectory import Trajectories
 
 STREAM_OPS = frozenset({STREAM, MASK, LOADS, RECVS, SENDS, FFNS, FREES})
 TASK_OPS = frozenset({LOAD, SEND, RECV, TOKSEND, TOKRECV, REDUCE, FFN, ACC, FREE, WAIT})
@@ -213,8 +214,8 @@ def empty_stream_step(loaded: Loaded, layer: LayerDesc, l: int, s: int,
         bubble_home=next((c for c in range(n - 1, -1, -1) if c not in loaded.target.dram_at), 0),
         dtype_bytes=layer.spec.dtype_bytes,
         experts=[e for e, _, _ in table], members=[m for _, m, _ in table], dirs={d for _, _, d in table}, dma=[],
-        neighbour=neighbour, back_port=back, send_port=[[-1] * k for _ in range(n)], send_left=zeros(),
-        send_bytes=zeros(), recv_left=[[[0] * k for _ in neighbour[c]] for c in range(n)],
+        neighbour=neighbour, back_port=back, send_port=[[-1] * (2 * k) for _ in range(n)],
+        send_left=[[0] * (2 * k) for _ in range(n)], send_bytes=[[0] * (2 * k) for _ in range(n)], recv_left=[[[0] * k for _ in neighbour[c]] for c in range(n)],
         recv_bytes=[[[0] * k for _ in neighbour[c]] for c in range(n)], ffn_left=zeros(), ffn_tokens=zeros(),
         free_left=zeros())
 
@@ -233,6 +234,8 @@ def decode_stream(loaded: Loaded, phase: Phase, routing: Routing) -> StreamStep:
     m = layer.plan.num_shards
     tables = []
     dma: dict[tuple[int, int], list[tuple]] = {}
+    traj = Trajectories(loaded.target.ring)
+    short_ways: dict[tuple[int, int], list[int]] = {}
     for c in range(n):
         a = phase.bounds[c][0]
         recs = records(loaded, c, phase.bounds[c])
@@ -292,6 +295,11 @@ def decode_stream(loaded: Loaded, phase: Phase, routing: Routing) -> StreamStep:
             k = pos[e]
             where = (c, a + i)
             if op == LOADS:
+                if d == 2:  # SHORT: the machine's own rule decides which way this home's shards go
+                    members = table[pos[e]][1]
+                    if (e, members) not in short_ways:
+                        short_ways[(e, members)] = traj.ways(members, layer.policy.trajectory)
+                    d = short_ways[(e, members)][c]
                 _loads(loaded, layer, st, r, c, d, pos[e], fail, i, dma, m, lay)
                 st.where[("loads", c, e, r[UNIT])] = where
             elif op in (RECVS, SENDS):
@@ -299,20 +307,26 @@ def decode_stream(loaded: Loaded, phase: Phase, routing: Routing) -> StreamStep:
                 if port == ANY_UNIT:
                     raise fail(i, f"{mnemonic} port=* in a static program")
                 nbr = st.neighbour[c][port]
-                want = ring.next[c][1 - d] if op == RECVS else ring.next[c][d]
-                if nbr != want:
+                # the direction bits the stream's shards may walk; a SHORT stream's go either way
+                ways = (0, 1) if d == 2 else (d,)
+                wants = [ring.next[c][1 - w] if op == RECVS else ring.next[c][w] for w in ways]
+                if nbr not in wants:
                     way = ("arrive from" if op == RECVS else "go on to")
-                    raise fail(i, f"R1: shards of expert {e} stream {'ccw' if d else 'cw'} on the virtual ring and "
-                                  f"{way} chiplet {want}, but port {port} leads to chiplet {nbr}")
+                    name = ("cw", "ccw", "the shorter way")[d]
+                    raise fail(i, f"R1: shards of expert {e} stream {name} on the virtual ring and {way} chiplet "
+                                  f"{' or '.join(map(str, sorted(set(wants))))}, but port {port} leads to chiplet {nbr}")
                 if op == RECVS:
                     st.recv_left[c][port][k] = r[N]
                     st.recv_bytes[c][port][k] = r[ARG]
                     st.where[("recvs", c, e, port)] = where
                 else:
-                    if st.send_port[c][k] >= 0:
-                        raise fail(i, f"a second sends of expert {e}: a stream leaves a chiplet by one port")
-                    st.send_port[c][k], st.send_left[c][k], st.send_bytes[c][k] = port, r[N], r[ARG]
-                    st.where[("sends", c, e)] = where
+                    w = ways[wants.index(nbr)]
+                    if st.send_port[c][2 * k + w] >= 0:
+                        raise fail(i, f"a second sends of expert {e} {('cw', 'ccw')[w]}: a stream leaves a chiplet "
+                                      "by one port each way")
+                    st.send_port[c][2 * k + w], st.send_left[c][2 * k + w] = port, r[N]
+                    st.send_bytes[c][2 * k + w] = r[ARG]
+                    st.where.setdefault(("sends", c, e), where)
             elif op == FFNS:
                 have = routing.size(c, e)
                 if r[ARG] != have:
@@ -324,6 +338,7 @@ def decode_stream(loaded: Loaded, phase: Phase, routing: Routing) -> StreamStep:
                 st.where[("frees", c, e)] = where
     assert st is not None
     st.dma = [(c, ch, loads) for (c, ch), loads in sorted(dma.items())]
+    st.dirs = {load[6] for _, _, loads in st.dma for load in loads}  # the virtual networks in use (R4)
     st.error = loaded.error
     return st
 

@@ -57,7 +57,8 @@ class StreamStep:
     """(chiplet, channel, loads) per DMA engine, sorted; a load is (pos, e, j, bytes, entry, end, dir)"""
     neighbour: list[tuple[int, ...]]
     back_port: list[tuple[int, ...]]
-    # budgets of the step's ranges, [chiplet][position] (receives: [chiplet][port][position])
+    # budgets of the step's ranges, [chiplet][position] (receives: [chiplet][port][position];
+    # sends: [chiplet][2 x position + direction bit], as a SHORT stream's shards leave both ways)
     send_port: list[list[int]]
     """-1: no sends"""
     send_left: list[list[int]]
@@ -182,15 +183,16 @@ def run_stream_step(st: StreamStep, cost, data=None, keep_ops: bool = False) -> 
             dirty_comp.add(c)
             uses = 1
         if not (computing and c == v[END]):
-            k = send_link[c][pos]
+            way = 2 * pos + v[DIR]
+            k = send_link[c][way]
             if k < 0:
                 raise err("sends", c, pos, f"shard e{v[EXPERT]} j{v[SHARD]} goes on past chiplet {c} but the program "
                                            f"sends no shard of expert {v[EXPERT]} from here")
-            left = send_left[c][pos]
+            left = send_left[c][way]
             if left <= 0:
                 raise err("sends", c, pos, f"shard e{v[EXPERT]} j{v[SHARD]} goes on, but the sends of expert "
                                            f"{v[EXPERT]} are used up")
-            send_left[c][pos] = left - 1
+            send_left[c][way] = left - 1
             push(link_ready[k], (now, pos, v[SHARD], v[HOP], v))
             dirty_link.add(k)
             uses += 1
@@ -279,9 +281,10 @@ def run_stream_step(st: StreamStep, cost, data=None, keep_ops: bool = False) -> 
         posted[pos] -= 1
         c = link_from[k][0]
         nbytes = v[NBYTES]
-        if send_bytes[c][pos] != nbytes:
-            raise err("sends", c, pos, f"sends of expert {v[EXPERT]} move {send_bytes[c][pos]} bytes per shard, its "
-                                       f"shards are {nbytes} bytes")
+        moves = send_bytes[c][2 * pos + d]
+        if moves != nbytes:
+            raise err("sends", c, pos, f"sends of expert {v[EXPERT]} move {moves} bytes per shard, its shards are "
+                                       f"{nbytes} bytes")
         if recv_bytes[nxt][back][pos] != nbytes:
             raise err("recvs", nxt, pos, f"recvs of expert {v[EXPERT]} expect {recv_bytes[nxt][back][pos]} bytes per "
                                          f"shard, its shards are {nbytes} bytes", back)
@@ -379,7 +382,8 @@ def run_stream_step(st: StreamStep, cost, data=None, keep_ops: bool = False) -> 
     left = {"ffns": ffn_left, "sends": send_left, "frees": free_left}
     for role, table in left.items():
         for c, row in enumerate(table):
-            for pos, k in enumerate(row):
+            for index, k in enumerate(row):
+                pos = index // 2 if role == "sends" else index
                 if k:
                     raise _located(st, (role, c, experts[pos]), f"{k} of the {role} of expert {experts[pos]} on "
                                                                 f"chiplet {c} were never needed")

@@ -6,9 +6,10 @@
 
 // On a 2x2 system with slow links (so the streams go both ways round the ring), step 0 on
 // chiplet 0: the dense part and its barrier, the stream table (R6 order, S_e as a chiplet
-// bitmask), then per stream one range instruction per role: loads from its DRAM channel (which
-// shards, at which address, where they start computing and end), receives and sends per port,
-// FFNs when chiplet 0 is in S_e, frees; then the barrier. Step 1 follows the same shape.
+// bitmask; `short`: each shard the shorter way round from its home), then per stream one range
+// instruction per role: loads from its DRAM channel (which shards, at which address, where they
+// start computing and end), receives and sends per port (a short stream's shards may arrive by
+// both), FFNs when chiplet 0 is in S_e, frees; then the barrier. Step 1 follows the same shape.
 // CHECK:      # fsedpc ISA v2
 // CHECK-NEXT: .chiplet 0
 // CHECK-NEXT: .mode static
@@ -16,12 +17,13 @@
 // CHECK-NEXT: .ports 1 2
 // CHECK-NEXT: dense   l=0 s=0 tokens=1
 // CHECK-NEXT: sync    l=0 s=0
-// CHECK-NEXT: stream  dir=cw l=0 s=0 e=0 members=0x1
+// CHECK-NEXT: stream  dir=short l=0 s=0 e=0 members=0x1
 // CHECK-NEXT: stream  dir=ccw l=0 s=0 e=3 members=0xf
-// CHECK-NEXT: stream  dir=cw l=0 s=0 e=1 members=0x4
+// CHECK-NEXT: stream  dir=short l=0 s=0 e=1 members=0x4
 // CHECK-NEXT: stream  dir=cw l=0 s=0 e=2 members=0xa
 // CHECK-NEXT: loads   ch=0 l=0 s=0 e=0 j=0 stride=4 n=2 bytes=384 addr=0x0 entry=0 end=0
-// CHECK-NEXT: recvs   port=1 l=0 s=0 e=0 n=6 bytes=384
+// CHECK-NEXT: recvs   port=0 l=0 s=0 e=0 n=2 bytes=384
+// CHECK-NEXT: recvs   port=1 l=0 s=0 e=0 n=4 bytes=384
 // CHECK-NEXT: ffns    l=0 s=0 e=0 n=8 tokens=1
 // CHECK-NEXT: frees   l=0 s=0 e=0 n=8
 // CHECK-NEXT: loads   ch=0 l=0 s=0 e=3 j=0 stride=4 n=2 bytes=384 addr=0x900 entry=0 end=1
@@ -30,7 +32,7 @@
 // CHECK-NEXT: ffns    l=0 s=0 e=3 n=8 tokens=1
 // CHECK-NEXT: frees   l=0 s=0 e=3 n=8
 // CHECK-NEXT: loads   ch=0 l=0 s=0 e=1 j=0 stride=4 n=2 bytes=384 addr=0x300 entry=2 end=2
-// CHECK-NEXT: sends   port=0 l=0 s=0 e=1 n=2 bytes=384
+// CHECK-NEXT: sends   port=1 l=0 s=0 e=1 n=2 bytes=384
 // CHECK-NEXT: frees   l=0 s=0 e=1 n=2
 // CHECK-NEXT: loads   ch=0 l=0 s=0 e=2 j=0 stride=4 n=2 bytes=384 addr=0x600 entry=1 end=3
 // CHECK-NEXT: recvs   port=1 l=0 s=0 e=2 n=4 bytes=384
@@ -39,7 +41,7 @@
 // CHECK-NEXT: sync    l=0 s=0
 // CHECK-NEXT: dense   l=0 s=1 tokens=1
 // CHECK-NEXT: sync    l=0 s=1
-// CHECK-NEXT: stream  dir=cw l=0 s=1 e=0 members=0xe
+// CHECK-NEXT: stream  dir=short l=0 s=1 e=0 members=0xe
 // CHECK:      sync    l=0 s=1
 // CHECK-NEXT: halt
 

@@ -9,7 +9,7 @@ builtin.module attributes {moe.model = "m", moe.num_layers = 1 : i64} {
 
 // The R1 ring of the 2x2 mesh is the boustrophedon cycle 0 -> 1 -> 3 -> 2.
 // CHECK:      fsedp.shard_plan layer 0 shards 8
-// CHECK-NEXT: fsedp.streams layer 0 ring [0, 1, 3, 2] order paired direction balanced
+// CHECK-NEXT: fsedp.streams layer 0 ring [0, 1, 3, 2] order paired direction per-shard
 
 // RING: fsedp.streams layer 0 ring [0, 1, 2, 3, 4, 5, 6, 7] order work direction cw
 
