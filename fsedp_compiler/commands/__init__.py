@@ -15,4 +15,5 @@ COMMANDS: tuple[str, ...] = (
     "asm",
     "crosscheck",
     "bench",
+    "sweep",
 )
