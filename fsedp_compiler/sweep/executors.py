@@ -103,13 +103,12 @@ def run_ray(points: list[Point], jobs: int | None, address: str | None) -> Itera
 
     started = not ray.is_initialized()
     if started:
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR,
-                                  "configure_logging": True}
+        quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
         try:
-            if address:
-                ray.init(address=address, **kwargs)
+            if address:  # a running cluster (`auto`, HOST:PORT) or Ray Client (ray://HOST:10001)
+                ray.init(address=address, **quiet)
             else:
-                ray.init(num_cpus=jobs or default_jobs(), **kwargs)
+                ray.init(num_cpus=jobs or default_jobs(), include_dashboard=False, **quiet)
         except (ConnectionError, RuntimeError, ValueError) as err:
             raise FsedpError(f"cannot reach a Ray cluster at {address or 'a new local instance'}: {err}",
                              field="--address") from None

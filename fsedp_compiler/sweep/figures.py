@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from ..plots import _pyplot
-from .report import RESOURCES, axes, fmt, geomean, groups, numeric, sort_key, strategies, value
+from .report import RESOURCES, axes, fmt, geomean, groups, numeric, sort_key, strategies, table_axes, value
 
 #: Axes preferred for heatmaps, first the hardware ones (what an architect varies), then the load.
 _PREFERRED = ("link_dram_ratio", "link.gbps", "chiplet.dram_gbps_per_channel", "chiplet.sram_mib", "chiplets",
@@ -23,7 +23,7 @@ _PREFERRED = ("link_dram_ratio", "link.gbps", "chiplet.dram_gbps_per_channel", "
 def heatmap_axes(rows: list[dict[str, Any]], wanted: tuple[str, str] | None = None) -> tuple[str, str] | None:
     """The two axes of the heatmaps: `wanted`, else the preferred swept ones (one hardware axis first),
     else any two swept axes; None when fewer than two were swept."""
-    varied = axes(rows)
+    varied = table_axes(rows)
     if wanted:
         return wanted
     ranked = [k for k in _PREFERRED if k in varied] + [k for k in varied if k not in _PREFERRED]
@@ -48,9 +48,19 @@ def _colours(plt: Any, names: list[str]) -> dict[str, Any]:
     return {s: palette[i % len(palette)] for i, s in enumerate(names)}
 
 
-def ratio_figure(rows: list[dict[str, Any]]) -> bytes:
+def _plain_log(ax: Any) -> None:
+    """A log y axis labelled 1, 1.5, 2, ... rather than 10^0."""
+    from matplotlib.ticker import FuncFormatter
+
+    ax.set_yscale("log")
+    for axis in (ax.yaxis,):
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "1235" else ""))
+
+
+def ratio_figure(rows: list[dict[str, Any]], x: str | None = None) -> bytes:
     """Left: each strategy's step time over its group's best, over every point (box and dots). Right:
-    its geometric mean against the first numeric swept axis."""
+    its geometric mean against `x` (by default the first numeric swept axis)."""
     plt = _pyplot()
     names = strategies(rows)
     ok = [r for r in rows if r["status"] == "ok" and r.get("ratio_to_best")]
@@ -62,11 +72,12 @@ def ratio_figure(rows: list[dict[str, Any]]) -> bytes:
         ax_box.scatter([i + 0.12 * ((j % 7) - 3) / 3 for j in range(len(vals))], vals, s=8, alpha=0.5,
                        color=colours[names[i - 1]])
     ax_box.set_xticks(range(1, len(names) + 1), names, rotation=60, fontsize=8)
-    ax_box.set_yscale("log")
+    _plain_log(ax_box)
     ax_box.axhline(1.0, color="k", linewidth=0.8)
     ax_box.set_ylabel("step time / fastest strategy's (log)")
     ax_box.set_title("every point: how far each strategy is from the best")
-    x = next((k for k in axes(rows) if numeric(rows, k)), None)
+    if x is None or not numeric(rows, x):
+        x = next((k for k in table_axes(rows) if numeric(rows, k)), None)
     if x is None:
         ax_line.set_axis_off()
         ax_line.text(0.5, 0.5, "no numeric swept axis", ha="center")
@@ -79,7 +90,8 @@ def ratio_figure(rows: list[dict[str, Any]]) -> bytes:
         if all(v > 0 for v in xs) and xs[-1] / max(xs[0], 1e-12) >= 8:
             ax_line.set_xscale("log", base=2)
         ax_line.set_xticks(xs, [fmt(v) for v in xs], fontsize=8)
-        ax_line.set_yscale("log")
+        ax_line.minorticks_off()
+        _plain_log(ax_line)
         ax_line.set_xlabel(x)
         ax_line.set_ylabel("geometric mean of step time / best")
         ax_line.set_title(f"against {x} (mean over the other axes)")
@@ -203,7 +215,7 @@ def render_figures(rows: list[dict[str, Any]], wanted: tuple[str, str] | None = 
     plt = _pyplot()
     plt.rcParams["svg.hashsalt"] = "fsedpc"
     xy = heatmap_axes(rows, wanted)
-    files: dict[str, bytes | str] = {"ratio-to-best.png": ratio_figure(rows)}
+    files: dict[str, bytes | str] = {"ratio-to-best.png": ratio_figure(rows, xy[0] if xy else None)}
     page = ["# Sweep figures", "", "Step time of each strategy over the fastest of the same point:", "",
             "![ratio to best](ratio-to-best.png)", ""]
     if xy is not None:

@@ -10,9 +10,10 @@ from typing import Any
 
 from rich.console import Console
 
-from .points import Point
+from .points import Point, code_fingerprint
 from .progress import SweepProgress
 from .store import is_final, latest, open_store, read_rows
+from .worker import crash_result
 
 
 @dataclass
@@ -31,7 +32,12 @@ class SweepResult:
 
 
 def make_row(point: Point, result: dict[str, Any]) -> dict[str, Any]:
-    """A store row: key and group, status, the point's parameters, the bench fields, timings."""
+    """A store row: key and group, status, the point's parameters, the bench fields, timings. A row
+    computed by other fsedpc code than this one (a cluster node with another version) is an error."""
+    if result.get("code") not in (None, code_fingerprint()):
+        result = {**crash_result(f"the worker on {result.get('host')} runs other fsedpc code (fingerprint "
+                                 f"{result.get('code')}, here {code_fingerprint()}): install the same version "
+                                 "on every node"), "host": result.get("host"), "code": result.get("code")}
     head = {"key": point.key, "group": point.group, "status": result["status"], "error": result.get("error"),
             "error_kind": result.get("error_kind")}
     rest = {k: v for k, v in result.items() if k not in head}
@@ -65,13 +71,13 @@ def run_sweep(points: list[Point], store_path: str, spec_text: str, *, executor:
                           f"{len(todo)}")
         start = time.monotonic()
         stream = (run_ray(todo, jobs, address) if executor == "ray" else run_local(todo, jobs or default_jobs()))
-        with SweepProgress(console, len(todo), every=every) as bar, closing(stream):
+        with SweepProgress(console, len(todo), sum(p.work for p in todo), every=every) as bar, closing(stream):
             for point, res in stream:
                 row = make_row(point, res)
                 store.append(row)
                 result.ran += 1
                 result.failed += row["status"] != "ok"
                 result.seconds = time.monotonic() - start
-                bar.advance(failed=row["status"] != "ok")
+                bar.advance(failed=row["status"] != "ok", work=point.work)
         result.seconds = time.monotonic() - start
     return result

@@ -48,10 +48,8 @@ def open_store(path: str) -> Iterator[Store]:
     if root.is_dir() and any(root.iterdir()) and not (root / ROWS).exists():
         raise FsedpError(f"is a non-empty directory without {ROWS}, so not a sweep store; it is left as it is: "
                          "give a new or empty directory", path=path)
-    if not root.parent.is_dir():
-        raise FsedpError(f"the store's parent directory does not exist: {root.parent}", path=path)
     try:
-        root.mkdir(exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True)
         lock = os.open(root / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
     except OSError as err:
         raise FsedpError(f"cannot create the store: {err.strerror or err}", path=path) from None
