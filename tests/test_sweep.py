@@ -210,8 +210,9 @@ def test_failures_are_recorded_and_crashes_retried(fsedpc, tmp_path: Path, monke
     spec = write(tmp_path, TINY + "buffers = [1, 6]\n")
     store = tmp_path / "store"
     monkeypatch.setattr(bench, "run_point", flaky)
-    r = fsedpc("sweep", str(spec), "-o", str(store), "--jobs", "1")
+    r = fsedpc("sweep", str(spec), "-o", str(store), "--jobs", "1", "--status-every", "0.02")
     assert r.code == 1 and "8 points run" in r.err and "5 failed" in r.err, r.err  # it went on past them
+    assert "sweep: " in r.err and "points/min, elapsed" in r.err  # status lines (not a terminal)
     rows = rows_of(store)
     bad = [row for row in rows if row["status"] != "ok"]
     assert sorted((row["buffers"], row["error_kind"]) for row in bad) == [(1, "input")] * 4 + [(6, "crash")]

@@ -54,6 +54,7 @@ def run_local(points: list[Point], jobs: int) -> Iterator[Result]:
     todo = list(reversed(points))
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_quiet_worker)
     running: dict[Future, Point] = {}
+    finished = False
     try:
         while todo or running:
             while todo and len(running) < jobs:
@@ -74,22 +75,28 @@ def run_local(points: list[Point], jobs: int) -> Iterator[Result]:
                 running.clear()
                 pool.shutdown(wait=False, cancel_futures=True)
                 pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_quiet_worker)
+        finished = True
     finally:
-        _stop(pool)
+        if finished:
+            pool.shutdown(wait=True)
+        else:
+            _stop(pool)
 
 
 def _stop(pool: Any) -> None:
-    """Stop the pool now: cancel what is queued, end the workers still running a point."""
+    """Stop the pool now (Ctrl-C): cancel what is queued, end the workers still running a point. The
+    pool's own thread reaps them (joining them here too races with it on their file descriptors)."""
     pool.shutdown(wait=False, cancel_futures=True)
     terminate = getattr(pool, "terminate_workers", None)  # Python 3.14+
     if terminate is not None:
         terminate()
         return
     for process in list((getattr(pool, "_processes", None) or {}).values()):
-        if process.is_alive():
-            process.terminate()
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
-        process.join(timeout=5)
+        try:
+            if process.is_alive():
+                process.terminate()
+        except (OSError, ValueError):  # already reaped and closed by the pool's thread
+            pass
 
 
 def run_ray(points: list[Point], jobs: int | None, address: str | None) -> Iterator[Result]:
@@ -108,10 +115,10 @@ def run_ray(points: list[Point], jobs: int | None, address: str | None) -> Itera
             if address:  # a running cluster (`auto`, HOST:PORT) or Ray Client (ray://HOST:10001)
                 ray.init(address=address, **quiet)
             else:
-                ray.init(num_cpus=jobs or default_jobs(), include_dashboard=False, **quiet)
+                ray.init(address="local", num_cpus=jobs or default_jobs(), include_dashboard=False, **quiet)
         except (ConnectionError, RuntimeError, ValueError) as err:
-            raise FsedpError(f"cannot reach a Ray cluster at {address or 'a new local instance'}: {err}",
-                             field="--address") from None
+            what = f"reach the Ray cluster at {address}" if address else "start a local Ray instance"
+            raise FsedpError(f"cannot {what}: {err}", field="--address" if address else "--executor") from None
     task = ray.remote(num_cpus=1, max_retries=1)(run_point)
     window = max(1, int(ray.cluster_resources().get("CPU", 1)))
     todo = list(reversed(points))

@@ -33,6 +33,14 @@ def heatmap_axes(rows: list[dict[str, Any]], wanted: tuple[str, str] | None = No
     return (ranked[0], ranked[1]) if len(ranked) >= 2 else None
 
 
+def _label(ax: Any, x: float, y: float, text: str) -> None:
+    """Cell text readable on any colour (a white halo)."""
+    import matplotlib.patheffects as pe
+
+    ax.text(x, y, text, ha="center", va="center", fontsize=7, path_effects=[pe.withStroke(linewidth=2.5,
+                                                                                         foreground="white")])
+
+
 def _png(fig: Any, plt: Any) -> bytes:
     buf = io.BytesIO()
     try:
@@ -141,7 +149,7 @@ def heatmap_figure(rows: list[dict[str, Any]], x: str, y: str) -> bytes:
     ax_w.imshow(win, cmap=ListedColormap([colours[s] for s in names]), vmin=-0.5, vmax=len(names) - 0.5,
                 aspect="auto", origin="lower")
     for (i, j), s in labels.items():
-        ax_w.text(j, i, s, ha="center", va="center", fontsize=7)
+        _label(ax_w, j, i, s)
     ax_w.set_title("fastest strategy")
     finite = [v for row in margin for v in row if not math.isnan(v)]
     if finite:
@@ -150,7 +158,7 @@ def heatmap_figure(rows: list[dict[str, Any]], x: str, y: str) -> bytes:
         for i, row in enumerate(margin):
             for j, v in enumerate(row):
                 if not math.isnan(v):
-                    ax_m.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7)
+                    _label(ax_m, j, i, f"{v:.2f}")
         fig.colorbar(im, ax=ax_m, label="best other / FSE-DP step time")
         ax_m.set_title("FSE-DP's margin (blue: FSE-DP faster)")
     else:
@@ -199,7 +207,7 @@ def binding_figure(rows: list[dict[str, Any]], xy: tuple[str, str] | None) -> by
                 kind = kinds.most_common(1)[0][0]
                 i, j = ys.index(vy), xs.index(vx)
                 grid[i][j] = RESOURCES.index(kind)
-                ax_h.text(j, i, kind, ha="center", va="center", fontsize=7)
+                _label(ax_h, j, i, kind)
         ax_h.imshow(grid, cmap=ListedColormap([res_colour[k] for k in RESOURCES]), vmin=-0.5, vmax=2.5,
                     aspect="auto", origin="lower")
         ax_h.set_xticks(range(len(xs)), [fmt(v) for v in xs], fontsize=8)
