@@ -99,7 +99,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         if args.output:
             out.print(f"  {done} already in {args.output}, {len(todo)} to run")
         basis = "the store's measured rows" if measured else "this machine's typical rate"
-        out.print(f"  work: {len(todo)} compiles + simulations, ~{sum(p.work for p in todo):,.0f} work units; "
+        out.print(f"  work: {len(todo)} compiles + simulations; "
                   f"estimated {human_duration(core)} of CPU, ~{human_duration(core / jobs)} on {jobs} "
                   f"worker(s) ({basis})")
         return 0
