@@ -312,7 +312,8 @@ def main() -> int:
     from fsedp_compiler.fileio import atomic_write_text, write_outputs
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", default=str(REPO / "out" / "results"), help="the sweep's store (default out/results)")
+    parser.add_argument("--store", default=str(REPO / "out" / "results"),
+                        help="the sweep's store (default out/results)")
     parser.add_argument("--out", default=str(REPO / "docs"))
     args = parser.parse_args()
     start = time.perf_counter()

@@ -193,10 +193,10 @@ def print_report(rows: list[dict[str, Any]], console: Any, store: str, limit: in
                   f"{', '.join(names)}")
     for k in varied:
         vals = sorted({value(r, k) for r in rows}, key=sort_key)
-        console.print(escape(f"  {k}: {', '.join(fmt(v) for v in vals)}"))
+        console.print(escape(f"  {k}: {', '.join(fmt(v) for v in vals)}"), soft_wrap=True)
     fixed = [k for k in param_keys(rows) if k not in varied and rows]
     if fixed:
-        console.print(escape("  fixed: " + ", ".join(f"{k}={fmt(value(rows[0], k))}" for k in fixed)))
+        console.print(escape("  fixed: " + ", ".join(f"{k}={fmt(value(rows[0], k))}" for k in fixed)), soft_wrap=True)
     table = Table(title="step time over the fastest strategy of the same point (1.00 = the fastest)")
     for k in columns:
         table.add_column(k, justify="right")
@@ -215,6 +215,11 @@ def print_report(rows: list[dict[str, Any]], console: Any, store: str, limit: in
         f = members.get("fsedp")
         table.add_row(*(escape(fmt(v)) for v in vals), *cells, best, "-" if f is None else f"{f['step_ns'] / 1e3:,.2f}",
                       "-" if f is None else f"{f['bottleneck']} ({f['max_busy'][f['bottleneck']]:.0%})")
+    if not console.is_terminal:  # a file or a pipe: whole rows rather than cells cut to 200 columns
+        from rich.measure import Measurement
+
+        wide = Measurement.get(console, console.options.update_width(10_000), table).maximum
+        console.width = max(console.width, wide)
     console.print(table)
     if len(grouped) > limit:
         console.print(f"({len(grouped) - limit} more groups: --json has every row)")

@@ -376,7 +376,8 @@ def _located(err: ValidationError, doc: dict[str, Any], text: str, path: str) ->
     if e["type"] == "extra_forbidden":
         known = [f for f in _fields_at(loc[:-1]) if f != "grid" or not loc[:1] == ("grid",)]
         close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        message = "unknown field" + (f"; did you mean '{close[0]}'?" if close else f"; expected one of {', '.join(known)}")
+        hint = f"did you mean '{close[0]}'?" if close else f"expected one of {', '.join(known)}"
+        message = f"unknown field; {hint}"
     elif e["type"] == "too_short":
         message = "an empty list sweeps nothing; give at least one value"
     else:
