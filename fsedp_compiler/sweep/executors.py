@@ -86,12 +86,14 @@ def run_local(points: list[Point], jobs: int) -> Iterator[Result]:
 def _stop(pool: Any) -> None:
     """Stop the pool now (Ctrl-C): cancel what is queued, end the workers still running a point. The
     pool's own thread reaps them (joining them here too races with it on their file descriptors)."""
-    pool.shutdown(wait=False, cancel_futures=True)
     terminate = getattr(pool, "terminate_workers", None)  # Python 3.14+
     if terminate is not None:
         terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
         return
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
+    workers = list((getattr(pool, "_processes", None) or {}).values())  # shutdown forgets them
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in workers:
         try:
             if process.is_alive():
                 process.terminate()
