@@ -1,27 +1,27 @@
-"""Regenerate docs/results.md and its figures from scratch (`make results`).
+"""Write docs/results.md, its raw rows and figures from a sweep store (`make results`).
 
-    .venv/bin/python benchmarks/results.py [--out docs] [--jobs 2] [--quick]
+    .venv/bin/fsedpc sweep benchmarks/results.toml -o out/results
+    .venv/bin/python benchmarks/results.py --store out/results [--out docs]
 
-Every number comes from `fsedp_compiler.bench.run_bench` (each strategy compiled, emitted and
-simulated on the same synthetic routing), run here on a fixed grid with fixed seeds, so the
-report is byte-for-byte reproducible. Raw rows go to docs/results/*.json, figures to
-docs/results/*.png. --quick runs a reduced grid (for trying the script, not for the report).
+Every number comes from the sweep's rows (each strategy compiled, emitted and simulated by
+`fsedpc sweep` as `fsedpc bench` does, on the same synthetic routing), on a fixed grid with fixed
+seeds, so the report is byte-for-byte reproducible. This script groups the rows back into one
+`fsedpc bench --json` report per configuration (docs/results/*.json), draws the figures
+(docs/results/*.png) and writes the tables; the prose around them is results_intro.md and
+results_outro.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-MODELS = REPO / "examples" / "models"
 
 PAPER_MODELS = ("deepseek-moe-16b", "qwen3-30b-a3b", "phi-3.5-moe", "yuan2-m32")
 PAPER_TARGETS = ("paper-2x2", "paper-4x4")
@@ -50,42 +50,62 @@ AUTHORS = {
 }
 
 
-def _job(spec: dict[str, Any]) -> tuple[str, dict[str, Any], float]:
-    """One bench configuration (run in a worker process)."""
-    from fsedp_compiler.bench import BenchConfig, restrict_model, run_bench
-    from fsedp_compiler.ir import load_model_spec
-
-    model = restrict_model(load_model_spec(str(MODELS / f"{spec['model']}.mlir")), 1, False, spec.get("dtype"))
-    skew, locality = ROUTINGS[spec["routing"]]
-    cfg = BenchConfig(model=model, target=spec["target"], tokens=tuple(spec["tokens"]),
-                      strategies=tuple(spec["strategies"]), steps=spec["steps"], skew=skew, locality=locality,
-                      seed=0, buffers=spec.get("buffers", 6))
-    start = time.perf_counter()
-    report = run_bench(cfg)
-    report["routing_name"] = spec["routing"]
-    return spec["name"], report, time.perf_counter() - start
-
-
-def grid(quick: bool) -> list[dict[str, Any]]:
-    jobs = []
+def configurations() -> list[dict[str, Any]]:
+    """The report's configurations (one `fsedpc bench` report each): which rows of the sweep, in
+    which order (tokens, then strategies)."""
+    configs = []
     tokens = (16, 64, 256)
-    for model in PAPER_MODELS[:1] if quick else PAPER_MODELS:
+    for model in PAPER_MODELS:
         for target in PAPER_TARGETS:
             for routing in ROUTINGS:
                 strategies = STRATEGIES + (ABLATIONS[1:] if target == "paper-2x2" and routing == "uniform" else ())
-                jobs.append({"name": f"paper-{model}-{target}-{routing}", "model": model, "target": target,
-                             "routing": routing, "tokens": tokens, "steps": 2, "dtype": "int8",
-                             "strategies": strategies})
-    for model, target in LARGER[:1] if quick else LARGER:
+                configs.append({"name": f"paper-{model}-{target}-{routing}", "model": model, "target": target,
+                                "routing": routing, "tokens": tokens, "buffers": 6, "strategies": strategies})
+    for model, target in LARGER:
         for routing in ROUTINGS:
-            jobs.append({"name": f"large-{model}-{target}-{routing}", "model": model, "target": target,
-                         "routing": routing, "tokens": (1, 4, 16, 64, 256), "steps": 2,
-                         "strategies": STRATEGIES + ABLATIONS[1:]})
+            configs.append({"name": f"large-{model}-{target}-{routing}", "model": model, "target": target,
+                            "routing": routing, "tokens": (1, 4, 16, 64, 256), "buffers": 6,
+                            "strategies": STRATEGIES + ABLATIONS[1:]})
     for b in BUFFERS:  # the buffers knob (B = 6 is in the large grid)
         if b != 6:
-            jobs.append({"name": f"buffers-{b}", "model": "qwen3-30b-a3b", "target": "mesh-4x4", "routing": "uniform",
-                         "tokens": (1, 16, 64), "steps": 2, "buffers": b, "strategies": ("fsedp", "ep", "tp", "dp")})
-    return jobs
+            configs.append({"name": f"buffers-{b}", "model": "qwen3-30b-a3b", "target": "mesh-4x4",
+                            "routing": "uniform", "tokens": (1, 16, 64), "buffers": b,
+                            "strategies": ("fsedp", "ep", "tp", "dp")})
+    return configs
+
+
+def bench_report(config: dict[str, Any], index: dict[tuple, dict[str, Any]]) -> dict[str, Any]:
+    """The `fsedpc bench --json` report of one configuration, made of the sweep's rows."""
+    from fsedp_compiler.bench import ROW_KEYS
+
+    rows = []
+    for tokens in config["tokens"]:
+        for strategy in config["strategies"]:
+            key = (config["model"], config["target"], config["routing"], config["buffers"], tokens, strategy)
+            row = index.get(key)
+            if row is None:
+                raise SystemExit(f"results.py: the store has no finished row for {key}; run the sweep first "
+                                 "(fsedpc sweep benchmarks/results.toml -o STORE)")
+            rows.append(row)
+    r0 = rows[0]
+    report = {
+        "format": "fsedpc-bench", "version": 1, "model": r0["model"], "target": r0["target"],
+        "chiplets": r0["chiplets"], "moe_layers": r0["moe_layers"], "dtype": r0["dtype"], "dense": r0["dense"],
+        "routing": {"skew": r0["skew"], "locality": r0["locality"], "seed": r0["seed"], "steps": r0["steps"]},
+        "buffers": r0["buffers"], "sram_capacity_bytes": int(r0["chiplet.sram_mib"] * 1024 * 1024),
+        "rows": [{k: r[k] for k in ROW_KEYS} for r in rows],
+    }
+    report["routing_name"] = config["routing"]
+    return report
+
+
+def load_reports(store: str) -> dict[str, dict[str, Any]]:
+    """Every configuration's bench report, from the store's finished rows."""
+    from fsedp_compiler.sweep.report import load_rows
+
+    index = {(Path(r["model_file"]).stem, r["target"], r["routing"], r["buffers"], r["tokens"], r["strategy"]): r
+             for r in load_rows(store) if r["status"] == "ok"}
+    return {c["name"]: bench_report(c, index) for c in configurations()}
 
 
 # --- report ----------------------------------------------------------------------------------------
@@ -289,31 +309,26 @@ def figures(reports: dict[str, dict[str, Any]], outdir: Path) -> list[str]:
 
 
 def main() -> int:
+    from fsedp_compiler.fileio import atomic_write_text, write_outputs
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", default=str(REPO / "out" / "results"),
+                        help="the sweep's store (default out/results)")
     parser.add_argument("--out", default=str(REPO / "docs"))
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
+    start = time.perf_counter()
     out = Path(args.out)
     raw = out / "results"
     raw.mkdir(parents=True, exist_ok=True)
-    jobs = grid(args.quick)
-    reports: dict[str, dict[str, Any]] = {}
-    start = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        for i, (name, report, secs) in enumerate(pool.map(_job, jobs), 1):
-            reports[name] = report
-            (raw / f"{name}.json").write_text(json.dumps(report, indent=1) + "\n")
-            print(f"[{i}/{len(jobs)}] {name}: {secs:.1f} s", file=sys.stderr)
+    reports = load_reports(args.store)
+    write_outputs([(raw / f"{name}.json", json.dumps(report, indent=1) + "\n") for name, report in reports.items()])
     lines = (Path(__file__).with_name("results_intro.md").read_text().splitlines()
              + [""] + paper_section(reports) + comparison_section(reports) + regime_section(reports)
              + ablation_section(reports) + figures(reports, raw)
              + Path(__file__).with_name("results_outro.md").read_text().splitlines())
-    tmp = out / ".results.md.tmp"
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, out / "results.md")
-    print(f"wrote {out / 'results.md'} ({len(jobs)} configurations, {time.perf_counter() - start:.0f} s)",
-          file=sys.stderr)
+    atomic_write_text(out / "results.md", "\n".join(lines) + "\n")
+    print(f"wrote {out / 'results.md'} ({len(reports)} configurations from {args.store}, "
+          f"{time.perf_counter() - start:.0f} s)", file=sys.stderr)
     return 0
 
 

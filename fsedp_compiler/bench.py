@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,14 +44,22 @@ class BenchConfig:
     hydra_skip_single: bool = False
 
 
-def restrict_model(model: ModelSpec, moe_layers: int | None, dense: bool, dtype: str | None) -> ModelSpec:
-    """The first `moe_layers` MoE layers (and the blocks before the last one kept), without the
-    dense parts when `dense` is false, at `dtype` when given."""
+def restrict_model(model: ModelSpec, moe_layers: int | Sequence[int] | None, dense: bool,
+                   dtype: str | None) -> ModelSpec:
+    """The first `moe_layers` MoE layers, or those with the given block indices (a sequence), and
+    the blocks before the last one kept; without the dense parts when `dense` is false, at `dtype`
+    when given."""
     moe = model.moe
-    if moe_layers is not None:
+    if isinstance(moe_layers, int):
         if moe_layers < 1:
             raise FsedpError(f"must be >= 1, got {moe_layers}", field="--moe-layers")
         moe = moe[:moe_layers]
+    elif moe_layers is not None:
+        known = {m.index for m in model.moe}
+        if missing := [i for i in moe_layers if i not in known]:
+            raise FsedpError(f"block {missing[0]} has no MoE layer; MoE layers are at {sorted(known)}",
+                             field="moe_layers")
+        moe = tuple(m for m in model.moe if m.index in set(moe_layers))
     if not moe:
         raise FsedpError("the model has no MoE layer to compare strategies on", field="MODEL.mlir")
     last = moe[-1].index
@@ -85,7 +93,8 @@ def max_busy(metrics: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def _trace_for(cfg: BenchConfig, tokens: int, chiplets: int, workdir: str) -> str:
+def trace_for(cfg: BenchConfig, tokens: int, chiplets: int, workdir: str) -> str:
+    """The routing trace file of `tokens`: `cfg.trace`, or one synthesised into `workdir`."""
     if cfg.trace:
         return cfg.trace
     path = os.path.join(workdir, f"trace-{tokens}.npz")
@@ -123,6 +132,15 @@ def run_one(cfg: BenchConfig, strategy: str, trace_path: str, trace: RoutingTrac
     }
 
 
+def run_point(cfg: BenchConfig, tokens: int, strategy: str, workdir: str) -> dict[str, Any]:
+    """One (tokens, strategy) row of `run_bench` without its ratios, computed alone (a sweep point):
+    the same routing (synthesised from the same seed) and the same tool chain give the same row."""
+    from .target import resolve_target
+
+    trace_path = trace_for(cfg, tokens, resolve_target(cfg.target).num_chiplets, workdir)
+    return run_one(cfg, strategy, trace_path, load_trace(trace_path), os.path.join(workdir, f"{strategy}-{tokens}"))
+
+
 def add_ratios(rows: list[dict[str, Any]]) -> None:
     """Speedup and SRAM saving of fsedp over every row with the same token count."""
     ref = {r["tokens"]: r for r in rows if r["strategy"] == "fsedp"}
@@ -149,7 +167,7 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="fsedpc-bench-") as work:
         for tokens in token_counts:
-            trace_path = _trace_for(cfg, tokens, target.num_chiplets, work)
+            trace_path = trace_for(cfg, tokens, target.num_chiplets, work)
             routing = load_trace(trace_path)  # once for every strategy run on it
             for strategy in cfg.strategies:
                 if progress is not None:

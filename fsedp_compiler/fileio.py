@@ -391,3 +391,55 @@ def atomic_directory(path: PathArg, marker: str = "program.json") -> Iterator[Pa
     finally:
         if os.path.lexists(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- append-only logs
+
+
+class AppendLog:
+    """A line-oriented file that only grows (a results store): each line goes out in one write and is
+    fsync'ed, so a crash loses at most the line being written; `open` drops such a torn last line."""
+
+    def __init__(self, path: PathArg) -> None:
+        self.user_path = os.fspath(path)
+        self._fd: int | None = None
+
+    def open(self) -> AppendLog:
+        """Open (creating it with the umask's permissions) and cut a torn last line left by a crash."""
+        try:
+            fd = os.open(self.user_path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError as err:
+            raise FsedpError(f"cannot open for appending: {err.strerror or err}", path=self.user_path) from None
+        try:
+            size = os.fstat(fd).st_size
+            if size:
+                tail = os.pread(fd, min(size, 1 << 20), max(size - (1 << 20), 0))
+                if not tail.endswith(b"\n"):
+                    cut = tail.rfind(b"\n")
+                    os.ftruncate(fd, size - len(tail) + cut + 1 if cut >= 0 else max(size - len(tail), 0))
+        except OSError as err:
+            os.close(fd)
+            raise FsedpError(f"cannot repair the end of the file: {err.strerror or err}", path=self.user_path) from None
+        self._fd = fd
+        return self
+
+    def append(self, line: str) -> None:
+        """Write `line` (a newline is added) and fsync it."""
+        assert self._fd is not None, "AppendLog.append before open"
+        data = (line.rstrip("\n") + "\n").encode("utf-8")
+        try:
+            _write_all(self._fd, data)
+            os.fsync(self._fd)
+        except OSError as err:
+            raise FsedpError(f"cannot append: {err.strerror or err}", path=self.user_path) from None
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> AppendLog:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

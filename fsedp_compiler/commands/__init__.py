@@ -17,5 +17,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "disasm": ("asm", "print an ISA binary (.bin) as text"),
     "crosscheck": ("crosscheck", "verify the scheduler with CP-SAT and measure its optimality gap"),
     "bench": ("bench", "compare FSE-DP with the baselines on the same routing"),
+    "sweep": ("sweep", "run a design-space sweep (models x targets x parameters x strategies) or report on one"),
 }
 """command -> (module in fsedp_compiler.commands, help)"""
