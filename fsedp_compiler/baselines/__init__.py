@@ -21,7 +21,7 @@ from fsedp_compiler.taskgraph import TaskGraph
 from .common import Builder, Options, StepRoute, Topology
 from .dp import plan_dp, plan_fsdp
 from .ep import EpState, plan_ep, plan_serial
-from .tp import plan_tp
+from .tp import plan_tp, plan_tp_per_expert
 
 __all__ = ["BASELINES", "INEXACT", "Options", "placement", "plan_layer"]
 
@@ -37,7 +37,7 @@ def placement(strategy: str, plan: ShardPlan, target: Target) -> Placement:
         return fsedp_placement(plan)
     channels = target.chiplet.dram_channels
     dram = np.asarray(target.dram_at, dtype=np.int64)
-    if strategy == "tp":
+    if strategy in ("tp", "tp-per-expert"):
         topo = Topology(target)
         g = plan.num_shards // target.num_chiplets
         store = np.array(topo.slice_stores)
@@ -74,6 +74,8 @@ def plan_layer(strategy: str, spec: MoeLayerSpec, plan: ShardPlan, target: Targe
             plan_serial(b, route, options, hydra=strategy == "hydra")
         elif strategy == "tp":
             plan_tp(b, route, ring)
+        elif strategy == "tp-per-expert":
+            plan_tp_per_expert(b, route, ring)
         elif strategy == "dp":
             plan_dp(b, route)
         else:
