@@ -194,11 +194,14 @@ class Builder:
                                        holds=nbytes, holder=b, row=row, rows=rows))
         return last
 
-    def ffn(self, chiplet: int, expert: int, tile: int, tokens: tuple[int, ...], deps: tuple[int, ...]) -> int:
+    def ffn(self, chiplet: int, expert: int, tile: int, tokens: tuple[int, ...], deps: tuple[int, ...],
+            sets: bool = False) -> int:
+        """Apply tile `tile` of `expert` to `tokens` on `chiplet`; `sets`: the remote ones come from
+        all-gathered whole token sets (`collectives`), not from groups of the expert."""
         params = self.plan.shard_params(expert)
         busy = self.cost.ffn_ns(params, len(tokens))
         return self.graph.add(Task(FFN, chiplet, ("compute", chiplet, 0), busy, 0, deps, expert, tile,
-                                   tokens=tokens, params=params))
+                                   tokens=tokens, params=params, sets=sets))
 
     def acc(self, chiplet: int, expert: int, group: int, tokens: tuple[int, ...], deps: tuple[int, ...],
             row: int = 0) -> int:

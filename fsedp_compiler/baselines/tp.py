@@ -25,8 +25,10 @@ from .collectives import all_gather, chunks, reduce_scatter, ring_at, ring_halve
 from .common import Builder, StepRoute, paired_order
 
 
-def _slice_ffn(b: Builder, seq: list[int], c: int, e: int, toks: tuple[int, ...], deps: tuple[int, ...]) -> list[int]:
-    """Chiplet c's slice of expert e through its B tile buffers (`seq`: its buffered FFNs so far)."""
+def _slice_ffn(b: Builder, seq: list[int], c: int, e: int, toks: tuple[int, ...], deps: tuple[int, ...],
+               sets: bool) -> list[int]:
+    """Chiplet c's slice of expert e through its B tile buffers (`seq`: its buffered FFNs so far);
+    `sets`: its remote tokens are all-gathered whole token sets."""
     g = b.plan.num_shards // b.target.num_chiplets
     store = b.topo.slice_stores[c]
     channels = b.target.chiplet.dram_channels
@@ -36,7 +38,7 @@ def _slice_ffn(b: Builder, seq: list[int], c: int, e: int, toks: tuple[int, ...]
         load = b.load(store, j % channels, e, j, reuse)
         tile = b.move(SEND, b.topo.path(store, c), e, j, b.plan.shard_bytes(e), load)
         assert tile is not None
-        seq.append(b.ffn(c, e, j, toks, (tile, *deps)))
+        seq.append(b.ffn(c, e, j, toks, (tile, *deps), sets))
         out.append(seq[-1])
     return out
 
@@ -50,7 +52,7 @@ def plan_tp(b: Builder, route: StepRoute, ring: Ring) -> None:
     for e in paired_order(route):
         toks = route.all_tokens(e)
         for c in range(n):
-            ffns[c][e] = _slice_ffn(b, seq[c], c, e, toks, gathered.deps(c, toks))
+            ffns[c][e] = _slice_ffn(b, seq[c], c, e, toks, gathered.deps(c, toks), True)
     experts_of = route.experts_of()
 
     def ffns_for(c: int, tokens: tuple[int, ...]) -> tuple[int, ...]:
@@ -79,7 +81,7 @@ def plan_tp_per_expert(b: Builder, route: StepRoute, ring: Ring) -> None:
                                   first_extra=window, row=row, rows=len(group))
                     assert last is not None
                     arrived[c].append(last)
-        ffns = {c: _slice_ffn(b, seq[c], c, e, toks, tuple(arrived[c])) for c in range(n)}
+        ffns = {c: _slice_ffn(b, seq[c], c, e, toks, tuple(arrived[c]), False) for c in range(n)}
         for c in range(n):
             done[c].append(ffns[c])
         for dst, row, group in ((dst, row, chunk) for dst, whole in groups.items() for row, chunk in chunks(whole)):

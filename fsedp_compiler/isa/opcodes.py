@@ -156,6 +156,8 @@ _POLICY = Field("policy", "x", "policy", "policy: next")
 _WORD = Field("word", "n", "u32", "which 64 chiplets: bits of chiplets 64*word .. 64*word+63")
 _BITS = Field("bits", "wide", "addr", "the member bits of those chiplets")
 _KEEP = Field("keep", "x", "flag", "1: the tile stays resident after its readers (a cache) until a FREE")
+_SETS = Field("sets", "x", "flag", "1: the rows of whole token sets (`e=*`) routed to `e`; 0: the groups of `e` "
+                                   "(task programs)")
 _TAG = (_L, _S, _E, _J)
 _TOKTAG = (_L, _S, _TOKE, _G, _ROW, _ROWS)
 
@@ -173,12 +175,12 @@ OPS: dict[int, OpInfo] = {
         OpInfo(RECV, "recv", "link_in", "any", (_PORT, *_TAG, _ID, _BYTES),
                "Posts a receive on `port` for the shard with this tag (task programs: of transfer "
                "`id`); the arriving data must match the tag and `bytes`."),
-        OpInfo(FFN, "ffn", "compute", "any", (*_TAG, _ID, _TOKENS),
+        OpInfo(FFN, "ffn", "compute", "any", (*_TAG, _ID, _TOKENS, _SETS),
                "Applies the shard present in a local buffer to the `tokens` token rows of expert `e` "
-               "present on this chiplet (its own group of `e`, groups of `e` received, and the rows routed "
-               "to `e` of whole token sets received), scaled by their gates; rows of local tokens "
-               "accumulate into the outputs, other rows into this chiplet's partial outputs for their "
-               "owner (with `e=*` rows: the owner's partial outputs summed over experts)."),
+               "present on this chiplet, scaled by their gates: its own tokens routed to `e`, and the "
+               "groups of `e` it received (`sets=1`: the rows routed to `e` of the whole token sets it "
+               "received). Rows of local tokens accumulate into the outputs, other rows into this "
+               "chiplet's partial outputs for their owner (`sets=1`: summed over experts)."),
         OpInfo(FREE, "free", "control", "any", (*_TAG, _ID),
                "Releases the shard's buffer after every earlier local use of it has finished (R5); "
                "in a task program, releases a kept tile of layer `l` once its WAITs are met."),

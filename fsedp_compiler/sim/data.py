@@ -147,10 +147,10 @@ class DataPlane:
             if group is not None:
                 self._apply(c, e, t.shard, c, group, slice(0, len(group)))
             for (ie, g, row, count), queue in self.items[c].items():
-                if ie == e and g < n and queue:
+                if ie == e and g < n and queue and not t.sets:
                     tokens = queue[0]
                     self._apply(c, e, t.shard, g, tokens, slice(row, row + count))
-                elif ie == ALL_EXPERTS and g < n and queue:
+                elif ie == ALL_EXPERTS and g < n and queue and t.sets:
                     tokens = queue[0]
                     mine = np.flatnonzero(np.isin(tokens, self._group(g, e)))
                     if len(mine):

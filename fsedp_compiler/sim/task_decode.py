@@ -2,8 +2,8 @@
 token counts checked against the routing, tasks built for `task_engine`.
 
 An FFN of expert e on chiplet c must name exactly the token rows of e that reach c in the step:
-c's own group of e, the groups of e it receives (`toksend e=E g=src`), and the tokens routed to e
-among the whole token sets it receives (`toksend e=* g=src`, tensor parallel).
+c's own group of e and the groups of e it receives (`toksend e=E g=src`), or with `sets=1` c's own
+group and the tokens routed to e among the whole token sets it receives (`toksend e=* g=src`).
 """
 
 from __future__ import annotations
@@ -118,6 +118,7 @@ def decode_tasks(loaded: Loaded, phase: Phase, routing: Routing, cost) -> TaskSt
                     raise fail(f"tile {r[SHARD]} does not exist ({layer.plan.num_shards} per expert)")
                 t.engine = ("compute", c, 0)
                 t.tokens = r[ARG]
+                t.sets = bool(r[X])
                 t.nbytes = int(lay.tile_bytes[e])
                 t.params = t.nbytes // dtype_bytes
                 t.busy = cost.ffn_ns(t.params, t.tokens)
@@ -159,12 +160,14 @@ def decode_tasks(loaded: Loaded, phase: Phase, routing: Routing, cost) -> TaskSt
         raise _error(loaded, rc, ri, f"no transfer {tid} arrives here for this receive")
     routed = _whole_set_counts(loaded, routing, whole, n, layer.plan.num_streams) if whole else None
     for t, c, idx in ffns:
-        have = routing.size(c, t.expert) + received.get((c, t.expert), 0)
-        if routed is not None:
-            have += int(routed[c, t.expert])
+        have = routing.size(c, t.expert)
+        if t.sets:
+            have += int(routed[c, t.expert]) if routed is not None else 0
+        else:
+            have += received.get((c, t.expert), 0)
         if t.tokens != have:
             raise _error(loaded, c, idx, f"ffn on tokens={t.tokens}, but {have} token row(s) of expert {t.expert} "
-                                         "reach this chiplet in this step")
+                                         f"reach this chiplet in this step{' (sets=1)' if t.sets else ''}")
     return TaskStep(l, s, n, [tasks[k] for k in sorted(tasks)])
 
 
