@@ -220,7 +220,6 @@ def _evict(b: Builder, chiplet: int, expert: int, tiles: tuple[int, ...], deps: 
 def plan_serial(b: Builder, route: StepRoute, ring: Ring, opts: Options, *, hydra: bool) -> None:
     """ep-serial and hydra: whole experts, one resident per chiplet, no load/compute overlap;
     shared experts first, a slice on every chiplet (tensor parallel)."""
-    n = b.target.num_chiplets
     dram = b.target.dram_at
     channels = b.target.chiplet.dram_channels
     m = b.plan.num_shards
@@ -230,19 +229,8 @@ def plan_serial(b: Builder, route: StepRoute, ring: Ring, opts: Options, *, hydr
     routed, shared_experts = _split(b, experts)
     previous: dict[int, list[int]] = {}  # chiplet -> FFNs of the expert resident before
     shared = _Shared.start(b, route, ring, shared_experts)
-    if shared is not None:
-        for e in shared.experts:
-            toks = route.all_tokens(e)
-            for c in range(n):
-                store = b.topo.slice_stores[c]
-                tiles = []
-                for j in shared.tiles(b, c):
-                    load = b.load(store, j % channels, e, j, tuple(previous.get(c, ())))
-                    tiles.append(b.move(SEND, b.topo.path(store, c), e, j, b.plan.shard_bytes(e), load))
-                deps = (*tiles, *shared.gathered.deps(c, toks))
-                previous[c] = [b.ffn(c, e, j, toks, deps, True) for j in shared.tiles(b, c)]
-                shared.ffns.setdefault(c, []).extend(previous[c])
-        shared.finish(b, route, ring)
+    if shared is not None:  # first: the reduce-scatter then overlaps the routed experts (measured)
+        _serial_slices(b, route, ring, shared, previous)
     for e in routed:
         home = ep_owner(e, dram)
         o = hydra_owner(route, e, home, b) if hydra else home
@@ -256,3 +244,21 @@ def plan_serial(b: Builder, route: StepRoute, ring: Ring, opts: Options, *, hydr
         ffns = [b.ffn(o, e, j, toks, (*tiles, *arrivals)) for j in range(m)]
         previous[o] = ffns
         _combine(b, route, e, o, ffns)
+
+
+def _serial_slices(b: Builder, route: StepRoute, ring: Ring, shared: _Shared, previous: dict[int, list[int]]) -> None:
+    """Every chiplet's slices of the shared experts, each resident alone (after the chiplet's
+    expert before it), then their reduce-scatter."""
+    channels = b.target.chiplet.dram_channels
+    for e in shared.experts:
+        toks = route.all_tokens(e)
+        for c in range(b.target.num_chiplets):
+            store = b.topo.slice_stores[c]
+            tiles = []
+            for j in shared.tiles(b, c):
+                load = b.load(store, j % channels, e, j, tuple(previous.get(c, ())))
+                tiles.append(b.move(SEND, b.topo.path(store, c), e, j, b.plan.shard_bytes(e), load))
+            deps = (*tiles, *shared.gathered.deps(c, toks))
+            previous[c] = [b.ffn(c, e, j, toks, deps, True) for j in shared.tiles(b, c)]
+            shared.ffns.setdefault(c, []).extend(previous[c])
+    shared.finish(b, route, ring)
