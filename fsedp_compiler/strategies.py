@@ -22,7 +22,8 @@ BASELINES: dict[str, str] = {
     "ep-serial": "the paper's EP: one whole expert resident per chiplet, no load/compute overlap",
     "hydra": "the paper's Hydra: EP on the chiplet holding most tokens, heavy/light paired",
     "ep-cache": "ep with an LRU cache of whole experts in each owner's free SRAM",
-    "tp": "tensor parallel: 1/N of every expert per chiplet, token all-gather, partial reduce-scatter",
+    "tp": "tensor parallel: 1/N of every expert per chiplet, one token all-gather and one reduce-scatter per step",
+    "tp-per-expert": "tp with the token all-gather and partial reduce-scatter once per active expert",
     "dp": "replicated data parallel: each needing chiplet reads the whole expert itself",
     "fsdp": "FSDP-style: each tile read once, multicast to needing chiplets, whole expert gathered",
 }

@@ -51,6 +51,8 @@ class Task:
     rows: int = 0
     keep: bool = False
     """A cache fill: its bytes stay held after its readers, until a FREE releases them."""
+    sets: bool = False
+    """FFN: on the rows of whole token sets routed to its expert, not on its expert's token groups."""
     release: int = 0
     """FREE: bytes of a kept tile (of an earlier step or this one) released on `chiplet` at its start."""
 

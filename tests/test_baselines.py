@@ -188,7 +188,7 @@ def test_traffic_sanity(target: str, tokens: int, seed: int) -> None:
 def test_tp_collectives_move_in_chunks(fsedpc, tmp_path: Path) -> None:
     """Large token groups cross each hop in chunks of CHUNK_TOKENS (pipelined), and the result
     is still exact."""
-    from fsedp_compiler.baselines.tp import CHUNK_TOKENS
+    from fsedp_compiler.baselines.collectives import CHUNK_TOKENS
     from fsedp_compiler.taskgraph import REDUCE, TOKSEND
 
     t, plan, trace, graphs = _graphs("tp", "paper-2x2", 160, "zipf:1.5", 2)
@@ -201,6 +201,39 @@ def test_tp_collectives_move_in_chunks(fsedpc, tmp_path: Path) -> None:
     save_trace(synth_trace(SPEC, 160, 1, 4, "zipf:1.5", 0.0, 2), str(path))
     code, err, metrics = compile_sim(fsedpc, tmp_path, "tp", "paper-2x2", path)
     assert code == 0, err
+
+
+@pytest.mark.parametrize("target", ["paper-2x2", "ring-8", "mesh-4x4"])
+def test_tp_gathers_and_reduces_each_token_once_per_step(target: str) -> None:
+    """tp: every token reaches every other chiplet once per step (not once per expert), and its
+    partial outputs cross N-1 hops once, summed over its experts; tp-per-expert moves each token
+    once per active expert it is routed to."""
+    from fsedp_compiler.isa import ALL_EXPERTS
+    from fsedp_compiler.taskgraph import REDUCE, TOKSEND
+
+    for strategy in ("tp", "tp-per-expert"):
+        t, plan, trace, graphs = _graphs(strategy, target, 40, "zipf:1.0", 4)
+        n = t.num_chiplets
+        for step, graph in enumerate(graphs):
+            experts, _ = trace.step(0, step)
+            route = StepRoute.build(experts, trace.token_chiplet, plan)
+            arrived: Counter = Counter()
+            reduced: Counter = Counter()
+            for task in graph.tasks:
+                if task.kind not in (TOKSEND, REDUCE):
+                    continue
+                assert (task.expert == ALL_EXPERTS) == (strategy == "tp")
+                owner = task.shard % n
+                group = route.local[owner] if strategy == "tp" else route.tokens[task.expert][owner]
+                for tok in group[task.row:task.row + task.rows]:
+                    if task.kind == TOKSEND:
+                        arrived[(tok, task.peer)] += 1
+                    else:
+                        reduced[tok] += 1
+            for tok, c in enumerate(trace.token_chiplet.tolist()):
+                k = 1 if strategy == "tp" else len(set(experts[tok].tolist()))
+                assert all(arrived[(tok, d)] == k for d in range(n) if d != c)
+                assert reduced[tok] == k * (n - 1)
 
 
 def test_fsedp_reads_each_active_shard_once_and_fullring_visits_every_chiplet() -> None:

@@ -162,7 +162,7 @@ def test_million_instruction_binary_round_trip() -> None:
     a["wide"] = rng.integers(0, 2**63, n, dtype=np.uint64)
     a["unit"] = rng.choice(np.array([0, 1, ANY_UNIT], dtype=np.uint8), n)
     op = a["opcode"]
-    a["x"] = np.select([op == isa.WHEN, op == isa.WHERE, op == isa.LOAD],
+    a["x"] = np.select([op == isa.WHEN, op == isa.WHERE, (op == isa.LOAD) | (op == isa.FFN)],
                        [rng.integers(1, 5, n), np.ones(n, np.int64), rng.integers(0, 2, n)], rng.integers(0, 9, n))
     for column in isa.COLUMNS[1:]:
         uses = np.array([v in OPS and column in OPS[v].columns for v in range(256)])

@@ -21,7 +21,7 @@ from fsedp_compiler.taskgraph import TaskGraph
 from .common import Builder, Options, StepRoute, Topology
 from .dp import plan_dp, plan_fsdp
 from .ep import EpState, plan_ep, plan_serial
-from .tp import plan_tp
+from .tp import plan_tp, plan_tp_per_expert
 
 __all__ = ["BASELINES", "INEXACT", "Options", "placement", "plan_layer"]
 
@@ -30,28 +30,25 @@ __all__ = ["BASELINES", "INEXACT", "Options", "placement", "plan_layer"]
 def placement(strategy: str, plan: ShardPlan, target: Target) -> Placement:
     """Where `strategy` keeps tile j of expert e in DRAM (the program's DRAM image).
 
-    EP-like strategies keep an expert whole on its owner (`ep_owner`), tile j on channel
-    j mod channels; TP keeps slice c (tiles [c*g, (c+1)*g)) at chiplet c, or at a nearest DRAM
-    chiplet (balanced: `Topology.slice_stores`); dp and fsdp use FSE-DP's round-robin deal."""
+    EP-like strategies keep a routed expert whole on its owner (`ep_owner`), tile j on channel
+    j mod channels, and shared experts as TP does; TP keeps slice c (tiles [c*g, (c+1)*g)) at
+    chiplet c, or at a nearest DRAM chiplet (balanced: `Topology.slice_stores`); dp and fsdp use
+    FSE-DP's round-robin deal."""
     if strategy in ("dp", "fsdp"):
         return fsedp_placement(plan)
     channels = target.chiplet.dram_channels
     dram = np.asarray(target.dram_at, dtype=np.int64)
-    if strategy == "tp":
-        topo = Topology(target)
-        g = plan.num_shards // target.num_chiplets
-        store = np.array(topo.slice_stores)
+    g = plan.num_shards // target.num_chiplets
+    store = np.array(Topology(target).slice_stores)
+    tp = strategy in ("tp", "tp-per-expert")
+    first_shared = plan.layer.num_experts
 
-        def place_tp(e: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            return np.broadcast_to(store[j // g], np.broadcast(e, j).shape), np.broadcast_to(j % channels, np.broadcast(e, j).shape)
+    def place(e: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        e, j = np.broadcast_arrays(e, j)
+        chiplet = np.where(tp | (e >= first_shared), store[j // g], dram[e % len(dram)])
+        return chiplet, j % channels
 
-        return place_tp
-
-    def place_ep(e: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        shape = np.broadcast(e, j).shape
-        return np.broadcast_to(dram[e % len(dram)], shape), np.broadcast_to(j % channels, shape)
-
-    return place_ep
+    return place
 
 
 def plan_layer(strategy: str, spec: MoeLayerSpec, plan: ShardPlan, target: Target, ring: Ring,
@@ -69,11 +66,13 @@ def plan_layer(strategy: str, spec: MoeLayerSpec, plan: ShardPlan, target: Targe
         graph = TaskGraph(spec.index, s, resident=[0] * target.num_chiplets)
         b = Builder(graph, spec, plan, target, topo, where)
         if strategy in ("ep", "ep-cache"):
-            plan_ep(b, route, state, cache=strategy == "ep-cache", layers=options.moe_layers)
+            plan_ep(b, route, ring, state, cache=strategy == "ep-cache", layers=options.moe_layers)
         elif strategy in ("ep-serial", "hydra"):
-            plan_serial(b, route, options, hydra=strategy == "hydra")
+            plan_serial(b, route, ring, options, hydra=strategy == "hydra")
         elif strategy == "tp":
             plan_tp(b, route, ring)
+        elif strategy == "tp-per-expert":
+            plan_tp_per_expert(b, route, ring)
         elif strategy == "dp":
             plan_dp(b, route)
         else:

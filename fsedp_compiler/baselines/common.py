@@ -8,7 +8,7 @@ expert along F), so every strategy reads the same bytes per tile and their buffe
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -101,9 +101,11 @@ class Topology:
 @dataclass
 class StepRoute:
     """One layer step's routing: per active expert (shared experts included), its token ids
-    per chiplet, in expert id order."""
+    per chiplet, in expert id order; and every chiplet's whole token set."""
 
     tokens: dict[int, dict[int, tuple[int, ...]]]
+    local: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    """chiplet -> all its tokens, by id (chiplets holding tokens only, in chiplet order)"""
 
     @staticmethod
     def build(experts: np.ndarray, token_chiplet: np.ndarray, plan: ShardPlan) -> StepRoute:
@@ -116,7 +118,20 @@ class StepRoute:
             e = plan.layer.num_experts + s
             for t, c in enumerate(token_chiplet.tolist()):
                 out.setdefault(e, {}).setdefault(int(c), []).append(t)
-        return StepRoute({e: {c: tuple(v) for c, v in sorted(out[e].items())} for e in sorted(out)})
+        local: dict[int, list[int]] = {}
+        for t, c in enumerate(token_chiplet.tolist()):
+            local.setdefault(int(c), []).append(t)
+        return StepRoute({e: {c: tuple(v) for c, v in sorted(out[e].items())} for e in sorted(out)},
+                         {c: tuple(v) for c, v in sorted(local.items())})
+
+    def experts_of(self) -> dict[int, list[int]]:
+        """token -> the active experts it is routed to (shared ones included), in expert order."""
+        out: dict[int, list[int]] = {}
+        for e, groups in self.tokens.items():
+            for toks in groups.values():
+                for t in toks:
+                    out.setdefault(t, []).append(e)
+        return out
 
     def count(self, expert: int) -> int:
         return sum(len(v) for v in self.tokens[expert].values())
@@ -179,11 +194,14 @@ class Builder:
                                        holds=nbytes, holder=b, row=row, rows=rows))
         return last
 
-    def ffn(self, chiplet: int, expert: int, tile: int, tokens: tuple[int, ...], deps: tuple[int, ...]) -> int:
+    def ffn(self, chiplet: int, expert: int, tile: int, tokens: tuple[int, ...], deps: tuple[int, ...],
+            sets: bool = False) -> int:
+        """Apply tile `tile` of `expert` to `tokens` on `chiplet`; `sets`: the remote ones come from
+        all-gathered whole token sets (`collectives`), not from groups of the expert."""
         params = self.plan.shard_params(expert)
         busy = self.cost.ffn_ns(params, len(tokens))
         return self.graph.add(Task(FFN, chiplet, ("compute", chiplet, 0), busy, 0, deps, expert, tile,
-                                   tokens=tokens, params=params))
+                                   tokens=tokens, params=params, sets=sets))
 
     def acc(self, chiplet: int, expert: int, group: int, tokens: tuple[int, ...], deps: tuple[int, ...],
             row: int = 0) -> int:

@@ -31,7 +31,7 @@ def graph_rows(graph: TaskGraph, ports: list[dict[int, int]], n: int,
             out.append(_row("load", ch=t.resource[2], s=s, e=e, j=j, id=tid, bytes=t.nbytes,
                             addr=int(layout.addr[e, j]), keep=int(t.keep)))
         elif t.kind == FFN:
-            out.append(_row("ffn", s=s, e=t.expert, j=t.shard, id=tid, tokens=len(t.tokens)))
+            out.append(_row("ffn", s=s, e=t.expert, j=t.shard, id=tid, tokens=len(t.tokens), sets=int(t.sets)))
         elif t.kind == ACC:
             out.append(_row("acc", s=s, e=t.expert, g=t.shard, row=t.row, tokens=t.rows, id=tid))
         elif t.kind == FREE:

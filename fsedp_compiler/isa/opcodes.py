@@ -37,6 +37,9 @@ COLUMN_MAX = {name: (1 << (8 * INSTR_DTYPE.fields[name][0].itemsize)) - 1 for na
 
 CURRENT = 0xFFFF
 """`*` in a tag field (l, s, e, j, g): the current layer / step / expert / shard (dynamic programs)."""
+ALL_EXPERTS = CURRENT
+"""`e=*` on a task program's TOKSEND, TOKRECV, REDUCE or ACC: the rows are of a chiplet's whole token
+set (every expert's tokens together, each once), not of one expert's group (tensor parallel)."""
 ANY_UNIT = 0xFF
 """`*` in ch / port: chosen at run time (the shard's home channel, the WHERE port, any port)."""
 ANY_ADDR = 0xFFFF_FFFF_FFFF_FFFF
@@ -130,9 +133,12 @@ _DIR = Field("dir", "x", "dir", "ring direction on the virtual ring: `cw` (0), `
 _L = Field("l", "layer", "tag", "layer (decoder block index)")
 _S = Field("s", "step", "tag", "layer step")
 _E = Field("e", "expert", "tag", "expert (routed 0..E-1, shared E..E+S-1)")
+_TOKE = Field("e", "expert", "tag",
+              "expert (routed 0..E-1, shared E..E+S-1); `*`: every expert (whole token sets, task programs)")
 _J = Field("j", "shard", "tag", "shard (tile) of the expert")
 _J0 = Field("j", "shard", "u16", "first shard of the range")
-_G = Field("g", "shard", "u16", "token group: c = tokens of chiplet c, N + c = partial outputs for chiplet c")
+_G = Field("g", "shard", "u16", "token group: c = tokens of chiplet c, N + c = partial outputs for chiplet c "
+                                "(of expert `e`; `e=*`: all of c's tokens, partial outputs summed over experts)")
 _ROW = Field("row", "y", "u16", "first row of the group the data covers")
 _ROWS = Field("tokens", "z", "u16", "rows (tokens) of the group the data covers")
 _STRIDE = Field("stride", "y", "u16", "shard index step between elements (the layout's channel interleave)")
@@ -151,8 +157,10 @@ _POLICY = Field("policy", "x", "policy", "policy: next")
 _WORD = Field("word", "n", "u32", "which 64 chiplets: bits of chiplets 64*word .. 64*word+63")
 _BITS = Field("bits", "wide", "addr", "the member bits of those chiplets")
 _KEEP = Field("keep", "x", "flag", "1: the tile stays resident after its readers (a cache) until a FREE")
+_SETS = Field("sets", "x", "flag", "1: the rows of whole token sets (`e=*`) routed to `e`; 0: the groups of `e` "
+                                   "(task programs)")
 _TAG = (_L, _S, _E, _J)
-_TOKTAG = (_L, _S, _E, _G, _ROW, _ROWS)
+_TOKTAG = (_L, _S, _TOKE, _G, _ROW, _ROWS)
 
 OPS: dict[int, OpInfo] = {
     op.value: op
@@ -168,19 +176,23 @@ OPS: dict[int, OpInfo] = {
         OpInfo(RECV, "recv", "link_in", "any", (_PORT, *_TAG, _ID, _BYTES),
                "Posts a receive on `port` for the shard with this tag (task programs: of transfer "
                "`id`); the arriving data must match the tag and `bytes`."),
-        OpInfo(FFN, "ffn", "compute", "any", (*_TAG, _ID, _TOKENS),
+        OpInfo(FFN, "ffn", "compute", "any", (*_TAG, _ID, _TOKENS, _SETS),
                "Applies the shard present in a local buffer to the `tokens` token rows of expert `e` "
-               "present on this chiplet, scaled by their gates; rows of local tokens accumulate into "
-               "the outputs, other rows into this chiplet's partial outputs for their owner."),
+               "present on this chiplet, scaled by their gates: its own tokens routed to `e`, and the "
+               "groups of `e` it received (`sets=1`: the rows routed to `e` of the whole token sets it "
+               "received). Rows of local tokens accumulate into the outputs, other rows into this "
+               "chiplet's partial outputs for their owner (`sets=1`: summed over experts)."),
         OpInfo(FREE, "free", "control", "any", (*_TAG, _ID),
                "Releases the shard's buffer after every earlier local use of it has finished (R5); "
                "in a task program, releases a kept tile of layer `l` once its WAITs are met."),
         OpInfo(ACC, "acc", "compute", "task", (*_TOKTAG, _ID),
                "Adds the received partial rows (e, g, row) into the outputs of this chiplet's tokens "
-               "when g = N + this chiplet, else into this chiplet's partial outputs for g - N."),
+               "when g = N + this chiplet, else into this chiplet's partial outputs for g - N "
+               "(`e=*`: the partial outputs summed over experts)."),
         OpInfo(REDUCE, "reduce", "link_out", "task", (_PORT, *_TOKTAG, _ID, _BYTES),
                "Sends rows [row, row+tokens) of this chiplet's partial outputs for chiplet g - N of "
-               "expert `e` to the neighbour on `port` (the receiver takes them with TOKRECV)."),
+               "expert `e` (`e=*`: summed over experts, rows of g - N's whole token set) to the "
+               "neighbour on `port` (the receiver takes them with TOKRECV)."),
         OpInfo(DENSE, "dense", "compute", "any", (_L, _S, _TOKENS),
                "The non-MoE part of block `l` (attention etc.) on `tokens` local tokens "
                "(0 in a dynamic program: all of them)."),
@@ -188,8 +200,9 @@ OPS: dict[int, OpInfo] = {
                "Barrier: waits for every earlier instruction of this chiplet, then for every "
                "chiplet to reach its matching SYNC."),
         OpInfo(TOKSEND, "toksend", "link_out", "task", (_PORT, *_TOKTAG, _ID, _BYTES),
-               "Sends rows [row, row+tokens) of token group `g` of expert `e` (this chiplet's own "
-               "tokens when g is this chiplet, else a group it received) to the neighbour on `port`."),
+               "Sends rows [row, row+tokens) of token group `g` of expert `e` (`e=*`: chiplet g's whole "
+               "token set, in token order) to the neighbour on `port`: this chiplet's own tokens when g "
+               "is this chiplet, else rows it received."),
         OpInfo(TOKRECV, "tokrecv", "link_in", "task", (_PORT, *_TOKTAG, _ID, _BYTES),
                "Posts a receive on `port` for transfer `id`, which must carry token or partial rows "
                "(e, g, row, tokens) and `bytes`."),

@@ -3,10 +3,11 @@
 Weights come from the DRAM image: a tile in a buffer is the slice of the seeded expert weights
 that the layout stores at the address its load named. Token rows are the step's seeded
 activations of the tokens a chiplet holds, grouped per expert by the router (with their gates);
-they travel as the TOKSENDs say. An FFN applies the tile its buffer holds to the token rows of
-its expert present on its chiplet: rows of the chiplet's own tokens accumulate into its outputs,
-other rows into its partial outputs for the chiplet that owns them, which REDUCE sends and ACC
-adds where the program says. At the end of every MoE step each chiplet's outputs must equal the
+they travel as the TOKSENDs say (`e=*`: a chiplet's whole token set). An FFN applies the tile its
+buffer holds to the token rows of its expert present on its chiplet: rows of the chiplet's own
+tokens accumulate into its outputs, other rows into its partial outputs for the chiplet that owns
+them (rows of a whole token set: into that chiplet's partial outputs summed over experts), which
+REDUCE sends and ACC adds where the program says. At the end of every MoE step each chiplet's outputs must equal the
 reference forward of its tokens (float32, rtol = atol = 1e-5).
 """
 
@@ -17,6 +18,7 @@ from collections import OrderedDict, defaultdict, deque
 import numpy as np
 
 from fsedp_compiler.errors import FsedpError
+from fsedp_compiler.isa import ALL_EXPERTS
 from fsedp_compiler.reference import (
     ExpertWeights,
     expert_forward,
@@ -107,20 +109,28 @@ class DataPlane:
             acc = self.out[c][e] = np.zeros((len(self.local[c]), self.x.shape[1]), dtype=np.float32)
         acc[self.row_of[tokens]] += y
 
+    def _group(self, owner: int, e: int) -> np.ndarray:
+        """`owner`'s token group of expert e (ALL_EXPERTS: its whole token set), by token id."""
+        if e == ALL_EXPERTS:
+            return self.local[owner]
+        return self.routing.groups[owner].get(e, np.zeros(0, dtype=np.int64))
+
     def _partial(self, c: int, e: int, owner: int) -> np.ndarray:
+        """Chiplet c's partial outputs for `owner`'s group of e (ALL_EXPERTS: summed over experts)."""
         buf = self.partial[c].get((e, owner))
         if buf is None:
-            group = self.routing.groups[owner].get(e, np.zeros(0, dtype=np.int64))
-            buf = self.partial[c][(e, owner)] = np.zeros((len(group), self.x.shape[1]), dtype=np.float32)
+            buf = self.partial[c][(e, owner)] = np.zeros((len(self._group(owner, e)), self.x.shape[1]), np.float32)
         return buf
 
-    def _apply(self, c: int, e: int, j: int, owner: int, tokens: np.ndarray, rows: slice) -> None:
-        """Tile (e, j) on some token rows of `owner`'s group of e, computed on chiplet c."""
+    def _apply(self, c: int, e: int, j: int, owner: int, tokens: np.ndarray, rows: slice | np.ndarray,
+               into: int | None = None) -> None:
+        """Tile (e, j) on some token rows of `owner`'s group of e, computed on chiplet c; remote
+        rows go to the partial outputs of group `into` (default e; ALL_EXPERTS: the whole set's)."""
         y = expert_forward(self.x[tokens], self._tile(e, j)) * self.gates[tokens, e][:, None]
         if owner == c:
             self._accumulate(c, e, tokens, y)
         else:
-            self._partial(c, e, owner)[rows] += y
+            self._partial(c, e if into is None else into, owner)[rows] += y
 
     # --- stream programs (FSE-DP)
     def stream_ffn(self, c: int, e: int, j: int, tokens: int) -> None:
@@ -137,14 +147,19 @@ class DataPlane:
             if group is not None:
                 self._apply(c, e, t.shard, c, group, slice(0, len(group)))
             for (ie, g, row, count), queue in self.items[c].items():
-                if ie == e and g < n and queue:
+                if ie == e and g < n and queue and not t.sets:
                     tokens = queue[0]
                     self._apply(c, e, t.shard, g, tokens, slice(row, row + count))
+                elif ie == ALL_EXPERTS and g < n and queue and t.sets:
+                    tokens = queue[0]
+                    mine = np.flatnonzero(np.isin(tokens, self._group(g, e)))
+                    if len(mine):
+                        self._apply(c, e, t.shard, g, tokens[mine], row + mine, into=ALL_EXPERTS)
         elif kind == "acc":
             data = self._take(t, pop=True)
             owner = t.shard - n
             if owner == c:
-                tokens = self.routing.groups[c][e][t.row:t.row + t.tokens]
+                tokens = self._group(c, e)[t.row:t.row + t.tokens]
                 self._accumulate(c, e, tokens, data)
             else:
                 self._partial(c, e, owner)[t.row:t.row + t.tokens] += data
@@ -152,16 +167,19 @@ class DataPlane:
             owner = t.shard - n
             buf = self.partial[c].get((e, owner))
             if buf is None or t.row + t.tokens > len(buf):
-                raise self._error(t, f"reduces partial outputs of expert {e} for chiplet {owner} that were never "
+                what = "summed over experts" if e == ALL_EXPERTS else f"of expert {e}"
+                raise self._error(t, f"reduces partial outputs {what} for chiplet {owner} that were never "
                                      "computed here")
             t._payload = buf[t.row:t.row + t.tokens].copy()  # type: ignore[attr-defined]
         elif kind == "toksend":
             if t.shard < n:
                 if t.shard == c:
-                    group = self.routing.groups[c].get(e)
+                    group = self.routing.groups[c].get(e) if e != ALL_EXPERTS else self.local[c]
                     if group is None or t.row + t.tokens > len(group):
-                        raise self._error(t, f"sends token rows {t.row}..{t.row + t.tokens - 1} of expert {e}, but "
-                                             f"chiplet {c} holds {0 if group is None else len(group)} routed to it")
+                        what = "of its token set" if e == ALL_EXPERTS else f"of expert {e}"
+                        raise self._error(t, f"sends token rows {t.row}..{t.row + t.tokens - 1} {what}, but "
+                                             f"chiplet {c} holds {0 if group is None else len(group)}"
+                                             + ("" if e == ALL_EXPERTS else " routed to it"))
                     t._payload = group[t.row:t.row + t.tokens]  # type: ignore[attr-defined]
                 else:
                     t._payload = self._take(t, pop=False)  # type: ignore[attr-defined]
@@ -176,7 +194,8 @@ class DataPlane:
     def _take(self, t, pop: bool) -> np.ndarray:
         queue = self.items[t.chiplet].get((t.expert, t.shard, t.row, t.tokens))
         if not queue:
-            raise self._error(t, f"uses rows (e={t.expert} g={t.shard} row={t.row} tokens={t.tokens}), which are "
+            e = "*" if t.expert == ALL_EXPERTS else t.expert
+            raise self._error(t, f"uses rows (e={e} g={t.shard} row={t.row} tokens={t.tokens}), which are "
                                  "not in a buffer here (a missing wait?)")
         return queue.popleft() if pop else queue[0]
 
@@ -205,6 +224,9 @@ class DataPlane:
         t = int(self.local[c][row])
         wanted = [int(e) for e in np.flatnonzero(self.gates[t])]
         where = f"token {t} (chiplet {c}), layer {spec.index}, step {self.step}"
+        if ALL_EXPERTS in self.out[c]:  # partial outputs reduced over all experts: no per-expert account
+            return (f"functional mismatch: {where}: its outputs reduced over all experts are wrong or incomplete "
+                    f"(max error {err:.3g})")
         for e in wanted:
             w = (shared_expert_weights(spec, e - spec.num_experts, self.seed) if e >= spec.num_experts
                  else expert_weights(spec, e, self.seed))

@@ -86,7 +86,7 @@ class LayerModel(_Strict):
     shard_bytes: Annotated[int, Field(ge=1)]
     shared_shard_bytes: Annotated[int, Field(ge=0)]
     channels: list[tuple[Chiplet, Annotated[int, Field(ge=0, le=63)]]]
-    baseline: Literal["ep", "ep-serial", "hydra", "ep-cache", "tp", "dp", "fsdp"] | None = None
+    baseline: Literal["ep", "ep-serial", "hydra", "ep-cache", "tp", "tp-per-expert", "dp", "fsdp"] | None = None
     hydra_skip_single: bool = False
     order: Literal["paired", "work", "id"] | None = None
     direction: Literal["per-shard", "balanced", "cw"] | None = None
@@ -115,7 +115,7 @@ class Manifest(_Strict):
     model: Annotated[str, StringConstraints(max_length=200)]
     num_layers: Annotated[int, Field(ge=1, le=MAX_LAYERS)]
     strategy: Literal["fsedp", "fsedp-fullring", "fsedp-nocomp", "fsedp-fixeddir", "fsedp-perexpert", "fsedp-unpaired",
-                      "ep", "ep-serial", "hydra", "ep-cache", "tp", "dp", "fsdp"]
+                      "ep", "ep-serial", "hydra", "ep-cache", "tp", "tp-per-expert", "dp", "fsdp"]
     edited: bool
     mode: Literal["static", "dynamic"]
     target: TargetModel

@@ -26,7 +26,8 @@ from .firmware import decode_dynamic
 from .trajectory import Trajectories
 from .loader import Loaded, check_trace
 from .stream_engine import StepRun, run_stream_step
-from .steps import ARG, LAYER, OP, STEP, Phase, Routing, _error, decode_stream, decode_tasks, records, split_phases
+from .steps import ARG, LAYER, OP, STEP, Phase, Routing, _error, decode_stream, records, split_phases
+from .task_decode import decode_tasks
 from .task_engine import Residency, run_task_step
 
 

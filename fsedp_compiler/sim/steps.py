@@ -8,7 +8,7 @@ and WAITs). Decoding checks what can be checked before time starts: the canonica
 static step (the stream table first, then per stream in table order its loads, receives,
 sends, FFN and frees: R6 on every engine), R1 (sends go to the next chiplet of the stream's
 direction on the virtual ring, receives come from the previous one), loads against the DRAM
-image, FFN token counts against the routing, and task ids, waits and receive pairs.
+image and FFN token counts against the routing (task steps: `task_decode.py`).
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ from fsedp_compiler.isa import (
 from .errors import ProgramError
 from .loader import LayerDesc, Loaded
 from .stream_engine import StreamStep
-from .task_engine import Task, TaskStep
 from .trajectory import Trajectories
 
 STREAM_OPS = frozenset({STREAM, MASK, LOADS, RECVS, SENDS, FFNS, FREES})
@@ -370,148 +369,3 @@ def _loads(loaded: Loaded, layer: LayerDesc, st: StreamStep, r: tuple, c: int, d
         raise fail(i, "loads on one channel must follow the stream table order (R6)")
     entry, end = r[Z], r[X]
     queue.extend((pos, e, int(j), nbytes, entry, end, d) for j in js.tolist())
-
-
-# --------------------------------------------------------------------------- task steps
-
-
-def decode_tasks(loaded: Loaded, phase: Phase, routing: Routing, cost) -> TaskStep:
-    """A task step (the baselines): ids, waits and receive pairs checked, tasks built."""
-    l, s = phase.layer, phase.step
-    layer = loaded.layers.get(l)
-    if layer is None or layer.baseline is None:
-        raise _error(loaded, 0, phase.bounds[0][0], f"task instructions for layer {l}, which is not a baseline "
-                                                    "MoE layer of this program")
-    n = loaded.target.num_chiplets
-    neighbour, back = _ports(loaded)
-    lay = layer.layout
-    spec = layer.spec
-    dtype_bytes = spec.dtype_bytes
-    tasks: dict[int, Task] = {}
-    receives: dict[int, tuple[int, int, tuple]] = {}  # id -> (chiplet, record index, fields)
-    received: dict[tuple[int, int], int] = {}  # (chiplet, expert) -> token rows arriving
-    ffns: list[tuple[Task, int, int]] = []
-    for c in range(n):
-        a = phase.bounds[c][0]
-        recs = records(loaded, c, phase.bounds[c])
-        waits: list[int] = []
-        last = 0
-        for i, r in enumerate(recs):
-            op = r[OP]
-            if op == NOP:
-                continue
-
-            def fail(message: str, i: int = i, c: int = c, a: int = a) -> ProgramError:
-                return _error(loaded, c, a + i, message)
-
-            mnemonic = OPS[op].mnemonic
-            if op == WAIT:
-                waits.append(r[N])
-                continue
-            if (r[LAYER], r[STEP]) != (l, s):
-                raise fail(f"{mnemonic} tagged l={r[LAYER]} s={r[STEP]} in the phase of l={l} s={s}")
-            tid = r[N]
-            if tid == 0:
-                raise fail(f"{mnemonic} without an id in a task program")
-            if tid <= last:
-                raise fail(f"id {tid} after id {last}: a chiplet's tasks come in id order")
-            last = tid
-            if op in (RECV, TOKRECV):
-                if waits:
-                    raise fail("a receive does not wait; its transfer does")
-                if tid in receives:
-                    raise fail(f"a second receive of transfer {tid}")
-                receives[tid] = (c, a + i, r)
-                continue
-            if tid in tasks:
-                raise fail(f"id {tid} is also the id of chiplet {tasks[tid].chiplet}'s {tasks[tid].kind}")
-            for w in waits:
-                if w >= tid:
-                    raise fail(f"waits for id {w}, which is not an earlier task (waits name earlier ids)")
-            where = (c, a + i)
-            e = r[EXPERT]
-            if e >= layer.plan.num_streams:
-                raise fail(f"expert {e} does not exist in layer {l}")
-            t = Task(tid, mnemonic, c, ("control", c, 0), 0, 0, tuple(waits), e, r[SHARD], where=where)
-            if op == LOAD:
-                _load_task(t, r, c, lay, cost, fail, layer.plan.num_shards)
-            elif op in (SEND, TOKSEND, REDUCE):
-                port = r[UNIT]
-                if port == ANY_UNIT:
-                    raise fail(f"{mnemonic} port=* in a static program")
-                t.engine = ("link", c, port)
-                t.peer = neighbour[c][port]
-                t.nbytes = r[ARG]
-                t.busy, t.latency = cost.link_busy_ns(t.nbytes), cost.link_latency_ns
-                t.holds, t.holder = t.nbytes, t.peer
-                if op != SEND:
-                    t.row, t.tokens = r[Y], r[Z]
-                    if t.tokens == 0:
-                        raise fail(f"{mnemonic} of no token rows")
-                elif r[SHARD] >= layer.plan.num_shards:
-                    raise fail(f"tile {r[SHARD]} does not exist ({layer.plan.num_shards} per expert)")
-            elif op == FFN:
-                if r[SHARD] >= layer.plan.num_shards:
-                    raise fail(f"tile {r[SHARD]} does not exist ({layer.plan.num_shards} per expert)")
-                t.engine = ("compute", c, 0)
-                t.tokens = r[ARG]
-                t.nbytes = int(lay.tile_bytes[e])
-                t.params = t.nbytes // dtype_bytes
-                t.busy = cost.ffn_ns(t.params, t.tokens)
-                ffns.append((t, c, a + i))
-            elif op == ACC:
-                t.engine = ("compute", c, 0)
-                t.row, t.tokens = r[Y], r[Z]
-                t.busy = cost.dense_ns(spec.d_model, t.tokens)
-            else:  # FREE of a kept tile
-                t.engine = ("control", c, 0)
-            tasks[tid] = t
-            waits = []
-        if waits:
-            raise _error(loaded, c, phase.bounds[c][1] - 1, "waits with no instruction after them")
-    for tid, t in tasks.items():
-        for w in t.waits:
-            if w not in tasks:
-                raise _error(loaded, *t.where, f"waits for id {w}, which no task of layer {l} step {s} has")
-        if t.engine[0] == "link":
-            rx = receives.pop(tid, None)
-            want_port = back[t.chiplet][t.engine[2]]
-            kind = "recv" if t.kind == "send" else "tokrecv"
-            if rx is None or rx[0] != t.peer:
-                raise _error(loaded, *t.where, f"chiplet {t.peer} posts no {kind} for transfer {tid}")
-            rc, ri, rr = rx
-            sent = (t.expert, t.shard, t.row, t.tokens, t.nbytes)
-            got = (rr[EXPERT], rr[SHARD], rr[Y] if kind == "tokrecv" else 0, rr[Z] if kind == "tokrecv" else 0, rr[ARG])
-            if OPS[rr[OP]].mnemonic != kind or rr[UNIT] != want_port or sent != got:
-                raise _error(loaded, rc, ri, f"does not match transfer {tid} from chiplet {t.chiplet} "
-                                             f"({t.kind} port {t.engine[2]}: e={t.expert} "
-                                             f"{'j' if t.kind == 'send' else 'g'}={t.shard} bytes={t.nbytes})")
-            if kind == "tokrecv" and t.shard < n:
-                received[(rc, t.expert)] = received.get((rc, t.expert), 0) + t.tokens
-    if receives:
-        tid, (rc, ri, _) = next(iter(sorted(receives.items())))
-        raise _error(loaded, rc, ri, f"no transfer {tid} arrives here for this receive")
-    for t, c, idx in ffns:
-        have = routing.size(c, t.expert) + received.get((c, t.expert), 0)
-        if t.tokens != have:
-            raise _error(loaded, c, idx, f"ffn on tokens={t.tokens}, but {have} token row(s) of expert {t.expert} "
-                                         "reach this chiplet in this step")
-    return TaskStep(l, s, n, [tasks[k] for k in sorted(tasks)])
-
-
-def _load_task(t: Task, r: tuple, c: int, lay, cost, fail, m: int) -> None:
-    e, j, ch, addr, nbytes = r[EXPERT], r[SHARD], r[UNIT], r[WIDE], r[ARG]
-    if ch == ANY_UNIT or addr == ANY_ADDR:
-        raise fail("load with ch=* or addr=* in a static program")
-    if j >= m:
-        raise fail(f"tile {j} does not exist ({m} per expert)")
-    if (int(lay.chiplet[e, j]), int(lay.channel[e, j]), int(lay.addr[e, j]), int(lay.tile_bytes[e])) != (c, ch, addr, nbytes):
-        raise fail(f"the DRAM image holds tile {j} of expert {e} ({int(lay.tile_bytes[e])} bytes) on chiplet "
-                   f"{int(lay.chiplet[e, j])} channel {int(lay.channel[e, j])} at {int(lay.addr[e, j]):#x}, not on "
-                   f"chiplet {c} channel {ch} at {addr:#x} ({nbytes} bytes)")
-    t.engine = ("dma", c, ch)
-    t.nbytes = nbytes
-    t.busy, t.latency = cost.dram_busy_ns(nbytes), cost.dram_latency_ns
-    t.holds, t.holder = nbytes, c
-    t.keep = bool(r[X])
-

@@ -44,6 +44,8 @@ class Task:
     holds: int = 0
     holder: int = -1
     keep: bool = False
+    sets: bool = False
+    """FFN: on the rows of whole token sets routed to its expert (`sets=1`), not its groups"""
     params: int = 0
     where: tuple[int, int] = (0, 0)
     """(chiplet, record index) of the instruction, for messages"""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fsedp_compiler.isa import ALL_EXPERTS
+
 from .run import TimedOp
 
 
@@ -27,7 +29,8 @@ def chrome_trace(ops: list[TimedOp], num_chiplets: int, title: str) -> dict[str,
     last_hop: dict[tuple[int, int, int, int], tuple[int, int, int]] = {}
     for op in sorted(ops, key=lambda o: (o.start, o.chiplet, o.engine)):
         tid = engines[op.chiplet][op.engine]
-        name = op.kind if op.expert < 0 else f"{op.kind} L{op.layer} E{op.expert} S{op.shard}"
+        expert = "*" if op.expert == ALL_EXPERTS else op.expert  # rows of whole token sets
+        name = op.kind if op.expert < 0 else f"{op.kind} L{op.layer} E{expert} S{op.shard}"
         args = {"layer": op.layer, "step": op.step}
         if op.expert >= 0:
             args.update(expert=op.expert, shard=op.shard)

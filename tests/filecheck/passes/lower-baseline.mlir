@@ -20,11 +20,15 @@
 // CHECK-SAME:     arg array<i64: 32, 32, 0, 32, 32, 0, 32, 32, 0, 0, 32, 0, 0, 0, 0, 0, 32, 32, 0, 0, 0, 0, 0, 32, 768, 0, 1, 768, 0, 1, 768, 0, 1, 768, 0, 1, 0,
 // CHECK:      dataflow.program chiplet 3 mode static {
 
-// Tensor parallel: every chiplet loads its own slice (1 tile here) of each active expert, all-gathers the
-// tokens and reduce-scatters the partial outputs (reduce, acc).
+// Tensor parallel, once per step: every chiplet's tokens are all-gathered (toksend/tokrecv of expert
+// 65535, `e=*`: the whole token set), every chiplet loads its own slice (1 tile here) of each active
+// expert and applies it to the gathered rows routed to that expert (ffn with x = sets = 1), and the
+// partial outputs, summed over experts, are reduce-scattered once (acc, reduce).
 // TP:      fsedp.baseline layer 0 strategy "tp"
 // TP:      dataflow.program chiplet 0 mode static {
-// TP:        kind [toksend, toksend, tokrecv, tokrecv, wait, toksend, tokrecv, load, wait, wait, wait, wait, ffn, tokrecv, wait, wait, acc, tokrecv, wait, wait, acc, tokrecv, wait, wait, acc, wait, wait, reduce, wait, reduce, wait, reduce,
+// TP:        kind [toksend, toksend, tokrecv, tokrecv, wait, toksend, tokrecv, load, wait, wait, wait, wait, ffn, load, wait, wait, ffn, load, wait, wait, wait, ffn, load, wait, ffn, tokrecv, wait, acc, tokrecv, wait, acc, tokrecv, wait, acc, wait, wait, wait, reduce, wait, wait, reduce, wait, wait, reduce, sync,
+// TP-SAME:   x array<i32: 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 1,
+// TP-SAME:   expert array<i32: 65535, 65535, 65535, 65535, 0, 65535, 65535, 3, 0, 0, 0, 0, 3, 1, 0, 0, 1, 2, 0, 0, 0, 2, 0, 0, 0, 65535, 0, 65535,
 
-// ERR: in pass 'lower-baseline': unknown strategy 'nope'; expected one of ep, ep-serial, hydra, ep-cache, tp, dp, fsdp
+// ERR: in pass 'lower-baseline': unknown strategy 'nope'; expected one of ep, ep-serial, hydra, ep-cache, tp, tp-per-expert, dp, fsdp
 // NOTRACE: lower-baseline needs a routing trace
