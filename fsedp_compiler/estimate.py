@@ -4,11 +4,16 @@ It times the compiler's own view of each step (FSE-DP: the schedule's shard trip
 `streaming.execute`; baselines: the strategy's task graph on `taskgraph.execute`) with the same
 cost model, and adds each block's dense part and, in dynamic mode, the controller's latency.
 It is the second implementation the machine (`fsedp_compiler.sim`, which executes the emitted
-instructions) is held equal to; `compile` prints it, `bench` and the cross-check use it.
+instructions) is held equal to; `compile` prints it, `bench`, `--strategy auto` (`auto.py`) and the
+cross-check use it. Per MoE layer it also reports the most SRAM a chiplet holds and how busy the
+busiest DRAM channel, link and compute engine are, which `auto` needs to pick plans that fit and
+to name what binds them.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,12 +22,18 @@ from xdsl.dialects.builtin import ModuleOp
 from .costmodel import CostModel
 from .dialects.fsedp import StaticScheduleOp
 from .ir import require_target, spec_from_module
-from .layers import layer_contexts, module_routing
+from .layers import LayerContext, layer_contexts, module_routing
+from .model import MoeLayerSpec
 from .ring import Ring
 from .routing import RoutingTrace
-from .scheduler import StepRouting, schedule
-from .streaming import execute, trajectories
+from .scheduler import Policy, StepRouting, StepSchedule, schedule
+from .shardplan import ShardPlan
+from .streaming import FFN, LOAD, execute, trajectories
+from .target import Target
 from .taskgraph import execute as execute_graph
+
+#: Resource kinds, as `bench` names them (DRAM channels, directed links, compute engines).
+KINDS = ("dram", "link", "compute")
 
 
 @dataclass
@@ -34,45 +45,132 @@ class Estimate:
     """(block, step, ns) of every block step"""
 
 
-def estimate_module(module: ModuleOp, trace: RoutingTrace | None = None) -> Estimate:
-    """Estimate a module after its lowering (static: its own trace; dynamic: `trace`)."""
-    from fsedp_compiler.baselines import Options, plan_layer
-    from fsedp_compiler.passes.expand_dataflow import static_steps
+@dataclass
+class LayerEstimate:
+    """One MoE layer under one plan: each step's time (ns), the most bytes each chiplet holds in
+    any step, and per resource kind the busiest single unit's busy time over all steps (ns)."""
 
-    target = require_target(module, "estimate")
-    model = spec_from_module(module)
-    contexts = {c.spec.index: c for c in layer_contexts(module)}
-    static = any(isinstance(c.schedule_op, StaticScheduleOp) or c.baseline_op is not None for c in contexts.values())
+    steps_ns: list[int]
+    peak_bytes: list[int]
+    busy_ns: dict[str, int]
+
+    @property
+    def total_ns(self) -> int:
+        return sum(self.steps_ns)
+
+    def fits(self, capacity: int) -> bool:
+        """Whether every chiplet's peak is within `capacity` bytes of SRAM."""
+        return max(self.peak_bytes, default=0) <= capacity
+
+    def busy_fraction(self) -> dict[str, float]:
+        """Per kind, the busiest unit's busy time over the layer's time (as `bench.max_busy`)."""
+        total = self.total_ns
+        return {k: round(self.busy_ns.get(k, 0) / total, 6) if total else 0.0 for k in KINDS}
+
+
+class _Accumulator:
+    """Sums a layer's steps: times, per-chiplet peaks, busy time per resource unit."""
+
+    def __init__(self, n: int) -> None:
+        self.steps: list[int] = []
+        self.peak = [0] * n
+        self.busy: dict[tuple, int] = defaultdict(int)
+
+    def add(self, ns: int, peak: Iterable[int], busy: Iterable[tuple[tuple, int]]) -> None:
+        self.steps.append(ns)
+        self.peak = [max(a, b) for a, b in zip(self.peak, peak)]
+        for unit, t in busy:
+            self.busy[unit] += t
+
+    def result(self) -> LayerEstimate:
+        best: dict[str, int] = {}
+        for unit, t in self.busy.items():
+            best[unit[0]] = max(best.get(unit[0], 0), t)
+        return LayerEstimate(self.steps, self.peak, best)
+
+
+def fsedp_layer(scheds: Iterable[StepSchedule], plan: ShardPlan, ring: Ring, cost: CostModel, trajectory: str,
+                controller: bool = False) -> LayerEstimate:
+    """An FSE-DP layer's steps (its schedules) on the engines; `controller`: dynamic mode, each step
+    also pays the controller's scheduler latency."""
+    acc = _Accumulator(ring.size)
+    for sched in scheds:
+        trips = trajectories(sched, plan, ring, trajectory)
+        tokens = {st.expert: st.tokens for st in sched.streams}
+        run = execute(trips, plan, ring, cost, tokens)
+        extra = cost.scheduler_ns(len(sched.streams)) if controller else 0
+        units = ((("dram", op.chiplet, op.unit) if op.kind == LOAD else ("compute", op.chiplet) if op.kind == FFN
+                  else ("link", op.chiplet, op.unit), op.end - op.start) for op in run.ops)
+        acc.add(run.makespan + extra, run.peak_bytes, units)
+    return acc.result()
+
+
+def fsedp_schedules(spec: MoeLayerSpec, plan: ShardPlan, ring: Ring, cost: CostModel, policy: Policy,
+                    trace: RoutingTrace, layer_pos: int) -> list[StepSchedule]:
+    """The scheduler's plan of every step of the trace (what schedule-streams and the controller run)."""
+    return [schedule(StepRouting(*trace.step(layer_pos, s), trace.token_chiplet, spec.index, s), plan, ring, cost,
+                     policy) for s in range(trace.num_steps)]
+
+
+def baseline_layer(strategy: str, spec: MoeLayerSpec, plan: ShardPlan, target: Target, trace: RoutingTrace,
+                   layer_pos: int, hydra_skip_single: bool = False, moe_layers: int = 1) -> LayerEstimate:
+    """A baseline layer's task graphs, one per step, list-scheduled."""
+    from fsedp_compiler.baselines import Options, plan_layer
+
+    kind = {"dma": "dram", "link": "link", "compute": "compute"}
+    acc = _Accumulator(target.num_chiplets)
+    for graph in plan_layer(strategy, spec, plan, target, Ring(target.ring), trace, layer_pos,
+                            Options(hydra_skip_single, moe_layers)):
+        run = execute_graph(graph, target.num_chiplets)
+        acc.add(run.makespan, run.peak_bytes,
+                (((kind[t.resource[0]], *t.resource[1:]), t.busy) for t in graph.tasks))
+    return acc.result()
+
+
+def context_layer(ctx: LayerContext, target: Target, trace: RoutingTrace, layer_pos: int,
+                  moe_layers: int) -> LayerEstimate:
+    """One layer of a lowered module as its ops describe it (static schedule, dynamic, or baseline)."""
+    cost = CostModel(target, ctx.spec.dtype)
+    if ctx.baseline_op is not None:
+        return baseline_layer(ctx.baseline_op.prop_str("strategy"), ctx.spec, ctx.plan, target, trace, layer_pos,
+                              bool(ctx.baseline_op.prop_int("skip_single")), moe_layers)
+    if isinstance(ctx.schedule_op, StaticScheduleOp):
+        from fsedp_compiler.passes.expand_dataflow import static_steps
+
+        return fsedp_layer(static_steps(ctx, target), ctx.plan, ctx.ring, cost, ctx.policy.trajectory)
+    scheds = fsedp_schedules(ctx.spec, ctx.plan, ctx.ring, cost, ctx.policy, trace, layer_pos)
+    return fsedp_layer(scheds, ctx.plan, ctx.ring, cost, ctx.policy.trajectory, controller=True)
+
+
+def module_trace(module: ModuleOp, trace: RoutingTrace | None = None) -> RoutingTrace:
+    """The routing to estimate a lowered module on (static: its own; dynamic: `trace`)."""
+    contexts = layer_contexts(module)
+    static = any(isinstance(c.schedule_op, StaticScheduleOp) or c.baseline_op is not None for c in contexts)
     if static:
         trace = module_routing(module)
     if trace is None:
         raise ValueError("a dynamic module needs a routing trace to estimate")
-    n = target.num_chiplets
-    local = np.bincount(trace.token_chiplet, minlength=n).tolist()
+    return trace
+
+
+def estimate_layers(module: ModuleOp, trace: RoutingTrace | None = None) -> dict[int, LayerEstimate]:
+    """Every MoE layer of a lowered module, by block index (static: its own trace; dynamic: `trace`)."""
+    target = require_target(module, "estimate")
+    trace = module_trace(module, trace)
+    contexts = layer_contexts(module)
     positions = {index: pos for pos, index in enumerate(trace.layer_indices)}
+    return {c.spec.index: context_layer(c, target, trace, positions[c.spec.index], len(contexts)) for c in contexts}
+
+
+def estimate_module(module: ModuleOp, trace: RoutingTrace | None = None) -> Estimate:
+    """Estimate a module after its lowering (static: its own trace; dynamic: `trace`)."""
+    target = require_target(module, "estimate")
+    model = spec_from_module(module)
+    trace = module_trace(module, trace)
+    contexts = {c.spec.index: c for c in layer_contexts(module)}
+    per_step = {index: est.steps_ns for index, est in estimate_layers(module, trace).items()}
+    local = np.bincount(trace.token_chiplet, minlength=target.num_chiplets).tolist()
     dense = {d.index: d for d in model.dense}
-    per_step: dict[int, list[int]] = {}
-    for index, ctx in contexts.items():
-        cost = CostModel(target, ctx.spec.dtype)
-        if ctx.baseline_op is not None:
-            graphs = plan_layer(ctx.baseline_op.prop_str("strategy"), ctx.spec, ctx.plan, target, Ring(target.ring), trace,
-                                positions[index], Options(bool(ctx.baseline_op.prop_int("skip_single")), len(contexts)))
-            per_step[index] = [execute_graph(g, n).makespan for g in graphs]
-            continue
-        if isinstance(ctx.schedule_op, StaticScheduleOp):
-            scheds = static_steps(ctx, target)
-            extra = 0
-        else:
-            scheds = [schedule(StepRouting(*trace.step(positions[index], s), trace.token_chiplet, index, s),
-                               ctx.plan, ctx.ring, cost, ctx.policy) for s in range(trace.num_steps)]
-            extra = 1
-        times = []
-        for sched in scheds:
-            trips = trajectories(sched, ctx.plan, ctx.ring, ctx.policy.trajectory)
-            tokens = {st.expert: st.tokens for st in sched.streams}
-            ns = execute(trips, ctx.plan, ctx.ring, cost, tokens).makespan
-            times.append(ns + extra * cost.scheduler_ns(len(sched.streams)))
-        per_step[index] = times
     out = Estimate()
     blocks = sorted(set(dense) | set(contexts))
     for s in range(trace.num_steps):
