@@ -159,11 +159,12 @@ _USES_LAYER = np.array([v in OPS and "layer" in OPS[v].columns for v in range(25
 
 
 def emit(module: ModuleOp, outdir: str, extra_files: dict[str, bytes] | None = None,
-         strategy: str = "fsedp") -> dict[str, Any]:
+         strategy: str = "fsedp", layer_strategies: dict[int, str] | None = None) -> dict[str, Any]:
     """Write chiplet_<i>.fsa/.bin, layout.npz, the trace (static), any `extra_files` and
     program.json into `outdir`, as one whole directory: it is built beside `outdir` and swapped
     in when complete, so a failure leaves an earlier output as it was and no stale file of an
-    earlier, larger program survives. Returns the manifest."""
+    earlier, larger program survives. `layer_strategies` (`--strategy auto`) names the strategy
+    of each MoE layer in program.json. Returns the manifest."""
     target = require_target(module, "emit-isa")
     model = spec_from_module(module)
     programs, info = build_programs(module)
@@ -191,6 +192,8 @@ def emit(module: ModuleOp, outdir: str, extra_files: dict[str, bytes] | None = N
                      "shard_bytes": plan.shard_bytes(0),
                      "shared_shard_bytes": plan.shard_bytes(c.spec.num_experts) if c.spec.num_shared else 0,
                      "channels": [list(ch) for ch in plan.channels]}
+            if layer_strategies is not None:
+                entry["strategy"] = layer_strategies[c.spec.index]
             if c.baseline_op is not None:
                 entry.update(baseline=c.baseline_op.prop_str("strategy"),
                              hydra_skip_single=bool(c.baseline_op.prop_int("skip_single")))

@@ -32,3 +32,14 @@ INEXACT = "hydra with --hydra-skip-single never computes experts routed a single
 
 ALL: tuple[str, ...] = (*FSEDP, *BASELINES)
 """FSE-DP and its ablations, then the baselines."""
+
+#: The strong baselines (README "The baselines"): FSE-DP's fair competitors. `ep-serial` and
+#: `hydra` model the FSE-DP authors' own baselines and are not among them.
+STRONG: tuple[str, ...] = ("ep", "ep-cache", "tp", "tp-per-expert", "dp", "fsdp")
+
+AUTO = "auto"
+"""Not a plan but a choice: per MoE layer, the fastest plan that fits SRAM by the compiler's
+estimator (`fsedp_compiler/auto.py`)."""
+
+NAMES: tuple[str, ...] = (*ALL, AUTO)
+"""Every name `--strategy` and `--strategies` accept."""

@@ -257,15 +257,22 @@ def load_outdir(outdir: str) -> Loaded:
 
 
 def _check_strategy(m: Manifest, path: str) -> None:
-    baseline = m.strategy if not m.strategy.startswith("fsedp") else None
+    """Every layer runs the program's strategy, or (`auto`) the one it names: a baseline layer says
+    which, an FSE-DP layer (FSE-DP or an ablation) carries its policy instead."""
     for k, layer in enumerate(m.layers):
+        strategy = m.strategy if m.strategy != "auto" else layer.strategy
+        if strategy is None:
+            raise _fail(path, "an auto program names each layer's strategy", f"layers.{k}.strategy")
+        if layer.strategy not in (None, strategy):
+            raise _fail(path, f"strategy {m.strategy} but the layer says {layer.strategy}", f"layers.{k}.strategy")
+        baseline = strategy if not strategy.startswith("fsedp") else None
         if layer.baseline != baseline:
-            raise _fail(path, f"strategy {m.strategy} but the layer says {layer.baseline or 'fsedp'}",
+            raise _fail(path, f"strategy {strategy} but the layer says {layer.baseline or 'fsedp'}",
                         f"layers.{k}.baseline")
         if baseline is None and None in (layer.order, layer.direction, layer.trajectory):
             raise _fail(path, "an FSE-DP layer needs its policy (order, direction, trajectory)", f"layers.{k}")
-    if baseline is not None and m.mode != "static":
-        raise _fail(path, "baseline strategies compile static programs", "mode")
+        if baseline is not None and m.mode != "static":
+            raise _fail(path, "baseline strategies compile static programs", "mode")
     if m.mode == "static" and (m.trace is None or m.steps is None or m.tokens is None):
         raise _fail(path, "a static program names its trace, steps and tokens", "trace")
     if m.mode == "static" and m.trace not in m.files:

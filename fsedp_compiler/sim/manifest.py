@@ -71,6 +71,11 @@ class TargetModel(_Strict):
     link: LinkModel
 
 
+#: Every strategy a layer can run (`fsedp_compiler/strategies.py`); a program is one of them or `auto`.
+STRATEGIES = Literal["fsedp", "fsedp-fullring", "fsedp-nocomp", "fsedp-fixeddir", "fsedp-perexpert", "fsedp-unpaired",
+                     "ep", "ep-serial", "hydra", "ep-cache", "tp", "tp-per-expert", "dp", "fsdp"]
+
+
 class LayerModel(_Strict):
     index: Annotated[int, Field(ge=0, le=MAX_LAYERS)]
     d_model: Annotated[int, Field(ge=1, le=MAX_DIM)]
@@ -86,6 +91,8 @@ class LayerModel(_Strict):
     shard_bytes: Annotated[int, Field(ge=1)]
     shared_shard_bytes: Annotated[int, Field(ge=0)]
     channels: list[tuple[Chiplet, Annotated[int, Field(ge=0, le=63)]]]
+    strategy: STRATEGIES | None = None
+    """The layer's strategy (`auto` programs name it per layer; others need not)."""
     baseline: Literal["ep", "ep-serial", "hydra", "ep-cache", "tp", "tp-per-expert", "dp", "fsdp"] | None = None
     hydra_skip_single: bool = False
     order: Literal["paired", "work", "id"] | None = None
@@ -114,8 +121,7 @@ class Manifest(_Strict):
     version: Literal[2]
     model: Annotated[str, StringConstraints(max_length=200)]
     num_layers: Annotated[int, Field(ge=1, le=MAX_LAYERS)]
-    strategy: Literal["fsedp", "fsedp-fullring", "fsedp-nocomp", "fsedp-fixeddir", "fsedp-perexpert", "fsedp-unpaired",
-                      "ep", "ep-serial", "hydra", "ep-cache", "tp", "tp-per-expert", "dp", "fsdp"]
+    strategy: Literal[STRATEGIES, "auto"]
     edited: bool
     mode: Literal["static", "dynamic"]
     target: TargetModel
