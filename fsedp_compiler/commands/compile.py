@@ -1,10 +1,13 @@
-"""`fsedpc compile MODEL.mlir -o OUTDIR`: FSE-DP (or a baseline strategy) down to per-chiplet ISA."""
+"""`fsedpc compile MODEL.mlir -o OUTDIR`: FSE-DP (or a baseline strategy, or per MoE layer the
+fastest that fits: `--strategy auto`) down to per-chiplet ISA."""
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
+from typing import Any
 
-from fsedp_compiler.strategies import ALL, FSEDP
+from fsedp_compiler.strategies import ALL, AUTO, FSEDP, NAMES
 
 DEFAULT_TARGET = "paper-2x2"
 #: FSE-DP and its ablations: (order, direction, trajectory) (fsedp_compiler/strategies.py).
@@ -29,8 +32,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--shards-per-chiplet", type=int, default=0, metavar="G",
                    help="g: each expert is cut into g x chiplets shards (default 0: smallest that fits SRAM)")
     p.add_argument("--buffers", type=int, default=0, metavar="B", help="shard/tile buffers per chiplet (R4: >= 2; default 0: as many as fit in half the SRAM, 6..32, with the shard size of 6)")
-    p.add_argument("--strategy", default="fsedp", choices=all_strategies(),
-                   help="FSE-DP, one of its ablations, or a baseline (static only; default: fsedp)")
+    p.add_argument("--strategy", default="fsedp", choices=NAMES,
+                   help="FSE-DP, one of its ablations, a baseline (static only), or auto: per MoE layer the "
+                        "fastest candidate that fits SRAM by the compiler's estimator (default: fsedp)")
+    p.add_argument("--candidates", metavar="LIST",
+                   help="--strategy auto: the strategies to choose from (default: all of them in static mode, "
+                        "FSE-DP and its ablations in dynamic mode)")
     p.add_argument("--hydra-skip-single", action="store_true",
                    help="hydra as the authors' code runs it: experts routed one token are skipped (inexact)")
     p.add_argument("--order", choices=("paired", "work", "id"), help="global stream order (R6; overrides the strategy)")
@@ -51,17 +58,31 @@ def compile_passes(strategy: str, *, target: str | None, trace: str | None, mode
                    buffers: int = 0, order: str | None = None, direction: str | None = None,
                    hydra_skip_single: bool = False) -> list:
     """The pass pipeline of `strategy` (attach-target first when `target` is given)."""
-    from fsedp_compiler.errors import FsedpError
+    return (plan_passes(target=target, shards_per_chiplet=shards_per_chiplet, buffers=buffers)
+            + strategy_passes(strategy, trace=trace, mode=mode, order=order, direction=direction,
+                              hydra_skip_single=hydra_skip_single))
+
+
+def plan_passes(*, target: str | None, shards_per_chiplet: int = 0, buffers: int = 0) -> list:
+    """The passes every strategy shares: attach-target (when `target` is given) and shard-experts."""
     from fsedp_compiler.passes.attach_target import AttachTargetPass
+    from fsedp_compiler.passes.shard_experts import ShardExpertsPass
+
+    passes: list = [AttachTargetPass(target=target)] if target else []
+    return passes + [ShardExpertsPass(shards_per_chiplet=shards_per_chiplet, buffers=buffers)]
+
+
+def strategy_passes(strategy: str, *, trace: str | None, mode: str, order: str | None = None,
+                    direction: str | None = None, hydra_skip_single: bool = False) -> list:
+    """The passes of `strategy` after shard-experts."""
+    from fsedp_compiler.errors import FsedpError
     from fsedp_compiler.passes.expand_dataflow import ExpandDataflowPass
     from fsedp_compiler.passes.lower_baseline import LowerBaselinePass
     from fsedp_compiler.passes.lower_to_dataflow import LowerToDataflowPass
     from fsedp_compiler.passes.schedule_streams import ScheduleStreamsPass
-    from fsedp_compiler.passes.shard_experts import ShardExpertsPass
     from fsedp_compiler.passes.virtualize_streams import VirtualizeStreamsPass
 
-    passes: list = [AttachTargetPass(target=target)] if target else []
-    passes.append(ShardExpertsPass(shards_per_chiplet=shards_per_chiplet, buffers=buffers))
+    passes: list = []
     if hydra_skip_single and strategy != "hydra":
         raise FsedpError("--hydra-skip-single only applies to --strategy hydra", field="--hydra-skip-single")
     if strategy not in STRATEGIES:
@@ -80,6 +101,58 @@ def compile_passes(strategy: str, *, target: str | None, trace: str | None, mode
     ]
 
 
+@dataclass
+class AutoBuild:
+    """`--strategy auto`'s program: the spliced module, each layer's choice, and the routing the
+    choice was estimated on (in words)."""
+
+    module: Any
+    choices: list = field(default_factory=list)
+    routing: str = ""
+
+    @property
+    def layer_strategies(self) -> dict[int, str]:
+        return {c.layer: c.chosen.strategy for c in self.choices}
+
+
+def compile_auto(ctx, module, *, target: str | None, trace: str | None, mode: str, shards_per_chiplet: int = 0,
+                 buffers: int = 0, candidates: str | None = None, verify_each: bool = False,
+                 text: str | None = None) -> AutoBuild:
+    """Shard `module`, estimate every candidate per MoE layer on the routing (`trace`, or in dynamic
+    mode without one a synthetic uniform trace), and compile the fastest plan that fits SRAM per
+    layer (fsedp_compiler/auto.py)."""
+    import os
+
+    from fsedp_compiler.auto import SYNTH_SEED, SYNTH_STEPS, SYNTH_TOKENS, evaluate, lower_picks, parse_candidates
+    from fsedp_compiler.errors import FsedpError
+    from fsedp_compiler.ir import require_target, verify_module
+    from fsedp_compiler.layers import cached_trace, module_model
+    from fsedp_compiler.pipeline import run_passes
+    from fsedp_compiler.routing import synth_trace
+
+    names = parse_candidates(candidates, mode)
+    run_passes(ctx, module, plan_passes(target=target, shards_per_chiplet=shards_per_chiplet, buffers=buffers),
+               text=text, verify_each=verify_each, verify_at_end=False)
+    system = require_target(module, "auto")
+    model = module_model(module)
+    if trace:
+        routing = cached_trace(trace, model)
+        if routing.num_chiplets != system.num_chiplets:
+            raise FsedpError(f"trace spreads tokens over {routing.num_chiplets} chiplets but {system.name} has "
+                             f"{system.num_chiplets}", path=trace, field="--trace")
+        words = f"the routing of {os.path.basename(trace)} ({routing.num_steps} steps x {routing.num_tokens} tokens)"
+    else:
+        routing = synth_trace(model, SYNTH_TOKENS, SYNTH_STEPS, system.num_chiplets, "uniform", 0.0, SYNTH_SEED)
+        words = (f"a synthetic uniform routing ({SYNTH_STEPS} steps x {SYNTH_TOKENS} tokens, seed {SYNTH_SEED}): "
+                 "no --trace was given; give one to choose on real routing")
+    choices = evaluate(module, routing, names, mode)
+    picks = {c.layer: c.chosen.strategy for c in choices}
+    merged = lower_picks(ctx, module, picks, lambda s: strategy_passes(s, trace=trace if mode == "static" else None,
+                                                                       mode=mode))
+    verify_module(merged, text)
+    return AutoBuild(merged, choices, words)
+
+
 def run(args: argparse.Namespace) -> int:
     from fsedp_compiler.backends.emit import emit
     from fsedp_compiler.console import human_bytes, make_console
@@ -89,11 +162,18 @@ def run(args: argparse.Namespace) -> int:
     from fsedp_compiler.ir import make_context, parse_module, print_module
     from fsedp_compiler.pipeline import run_passes, verify_each_default
 
+    auto = args.strategy == AUTO
     mode = args.mode or ("static" if args.trace else "dynamic")
     if mode == "static" and not args.trace:
         raise FsedpError("static mode needs a routing trace (--trace trace.npz)", field="--mode")
-    if mode == "dynamic" and args.trace:
+    if mode == "dynamic" and args.trace and not auto:
         raise FsedpError("a trace fixes the routing: use --mode static, or drop --trace for dynamic", field="--trace")
+    if args.candidates and not auto:
+        raise FsedpError("--candidates only applies to --strategy auto", field="--candidates")
+    if auto and (args.order or args.direction or args.hydra_skip_single):
+        flag = "--order" if args.order else "--direction" if args.direction else "--hydra-skip-single"
+        raise FsedpError(f"{flag} picks one strategy's policy; --strategy auto compares the candidates' own",
+                         field=flag)
     if is_stdio(args.output):
         raise FsedpError("a program is a directory and cannot go to standard output; give a directory name",
                          field="-o")
@@ -105,14 +185,52 @@ def run(args: argparse.Namespace) -> int:
     if not target and SYSTEM_ATTR not in module.attributes:
         target = DEFAULT_TARGET
         console.print(f"fsedpc: no --target given; using the default preset '{DEFAULT_TARGET}'")
-    passes = compile_passes(args.strategy, target=target, trace=args.trace, mode=mode,
-                            shards_per_chiplet=args.shards_per_chiplet, buffers=args.buffers, order=args.order,
-                            direction=args.direction, hydra_skip_single=args.hydra_skip_single)
-    run_passes(ctx, module, passes, text=text, verify_each=args.verify_each or verify_each_default())
+    verify_each = args.verify_each or verify_each_default()
+    build = None
+    if auto:
+        build = compile_auto(ctx, module, target=target, trace=args.trace, mode=mode,
+                             shards_per_chiplet=args.shards_per_chiplet, buffers=args.buffers,
+                             candidates=args.candidates, verify_each=verify_each, text=text)
+        module = build.module
+    else:
+        passes = compile_passes(args.strategy, target=target, trace=args.trace, mode=mode,
+                                shards_per_chiplet=args.shards_per_chiplet, buffers=args.buffers, order=args.order,
+                                direction=args.direction, hydra_skip_single=args.hydra_skip_single)
+        run_passes(ctx, module, passes, text=text, verify_each=verify_each)
     final = print_module(module).encode()
-    manifest = emit(module, args.output, extra_files={"final.mlir": final}, strategy=args.strategy)
-    print_summary(module, manifest, make_console(), human_bytes)
+    manifest = emit(module, args.output, extra_files={"final.mlir": final}, strategy=args.strategy,
+                    layer_strategies=build.layer_strategies if build else None)
+    out = make_console()
+    print_summary(module, manifest, out, human_bytes)
+    if build is not None:
+        print_choices(build, manifest["target"]["chiplet"]["sram_mib"], out)
     return 0
+
+
+def print_choices(build: AutoBuild, sram_mib: float, console) -> None:
+    """Per MoE layer: the chosen strategy, its estimated step time and binding resource, the
+    runner-up and its time, and the candidates left out for not fitting SRAM."""
+    from rich.table import Table
+
+    first = build.choices[0]
+    console.print(f"auto: per MoE layer, the fastest of {len(first.candidates)} candidates whose plan fits the "
+                  f"{sram_mib:g} MiB of SRAM per chiplet, by the compiler's estimator on {build.routing}")
+    table = Table()
+    for col in ("layer", "chosen", "est. step", "binds", "runner-up", "est. step ", "over SRAM (left out)"):
+        table.add_column(col, justify="right" if col.startswith(("layer", "est.")) else "left")
+    tied = False
+    for c in build.choices:
+        r = c.runner_up
+        tie = r is not None and r.total_ns == c.chosen.total_ns
+        tied |= tie
+        over = ", ".join(f"{o.strategy} ({max(o.estimate.peak_bytes) / 2**20:.2f} MiB)" for o in c.over_sram)
+        table.add_row(str(c.layer), c.chosen.strategy, f"{c.chosen.step_ns / 1e3:,.2f} us", c.chosen.binds_text,
+                      "-" if r is None else r.strategy + (" (tie)" if tie else ""),
+                      "-" if r is None else f"{r.step_ns / 1e3:,.2f} us", over or "-")
+    console.print(table)
+    console.print("binds: the busiest resource when it is busy >= 80% of the layer's time, else tail (dependencies, "
+                  "buffers, latency)" + ("; ties go to the earlier candidate (fsedp, its ablations, then the "
+                                         "baselines)" if tied else ""))
 
 
 def print_summary(module, manifest, console, human_bytes) -> None:
@@ -130,7 +248,10 @@ def print_summary(module, manifest, console, human_bytes) -> None:
                   + (f", {manifest['steps']} steps x {manifest['tokens']} tokens" if manifest["mode"] == "static" else ""))
     table = Table()
     static = manifest["mode"] == "static"
-    cols = ["layer", "shards", "shard bytes"] + (["streams/step", "DRAM/step", "D2D/step", "est. step"] if static else [])
+    per_layer = {entry["index"]: entry.get("strategy") for entry in manifest["layers"]}
+    mixed = manifest["strategy"] == "auto"
+    cols = (["layer"] + (["strategy"] if mixed else []) + ["shards", "shard bytes"]
+            + (["streams/step", "DRAM/step", "D2D/step", "est. step"] if static else []))
     for col in cols:
         table.add_column(col, justify="right")
     dram: dict[int, int] = {}
@@ -147,7 +268,8 @@ def print_summary(module, manifest, console, human_bytes) -> None:
             d2d[layer] = d2d.get(layer, 0) + int(moved[kind == k["sends"]].sum() + arg[single].sum())
     for c in layer_contexts(module):
         plan = c.plan
-        row = [str(c.spec.index), str(plan.num_shards), human_bytes(plan.shard_bytes(0))]
+        row = ([str(c.spec.index)] + ([str(per_layer.get(c.spec.index))] if mixed else [])
+               + [str(plan.num_shards), human_bytes(plan.shard_bytes(0))])
         if static and isinstance(c.schedule_op, StaticScheduleOp):
             steps = c.schedule_op.prop_int("steps")
             row += [f"{len(c.schedule_op.prop_array('experts')) / steps:.1f}",
