@@ -4,6 +4,9 @@ Every row goes through the real tool chain (passes, ISA emission, program loadin
 simulator), so the comparison runs on one backend and one cost model. Ratios are measured in
 one run: FSE-DP's speedup over a strategy is that strategy's makespan over FSE-DP's on the same
 routing; the SRAM saving is 1 - FSE-DP's peak / the strategy's peak (the most any chiplet holds).
+Each row names the resource that binds it (`compare.binding`); per token count the report names
+the best strong baseline among the plans that fit SRAM (`compare.strong_summary`). `auto` is a
+row like the others: the program `--strategy auto` compiles, and what it chose (`chosen`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .compare import binding, strong_summary
 from .errors import FsedpError
 from .model import ModelSpec
 from .routing import RoutingTrace, load_trace, save_trace, synth_trace
@@ -22,7 +26,7 @@ from .routing import RoutingTrace, load_trace, save_trace, synth_trace
 #: Row fields written by `--json` (besides the breakdowns), in table order.
 ROW_KEYS = ("strategy", "tokens", "steps", "makespan_ns", "step_ns", "lower_bound_ns", "efficiency", "dram_bytes",
             "d2d_bytes", "sram_peak_bytes", "sram_fits", "energy_pj", "speedup_of_fsedp", "sram_saving_of_fsedp",
-            "engine_busy", "max_busy", "bottleneck", "exact")
+            "engine_busy", "max_busy", "bottleneck", "binds", "exact", "chosen")
 
 
 @dataclass(frozen=True)
@@ -105,19 +109,28 @@ def trace_for(cfg: BenchConfig, tokens: int, chiplets: int, workdir: str) -> str
 def run_one(cfg: BenchConfig, strategy: str, trace_path: str, trace: RoutingTrace, outdir: str) -> dict[str, Any]:
     """Compile `strategy` for the trace into `outdir`, simulate it; the row (without ratios)."""
     from .backends.emit import emit
-    from .commands.compile import compile_passes
+    from .commands.compile import compile_auto, compile_passes
     from .ir import make_context, module_from_spec
     from .pipeline import run_passes, verify_each_default
     from .sim.data import DataPlane
     from .sim.loader import load_outdir
     from .sim.run import simulate
+    from .strategies import AUTO
 
     module = module_from_spec(cfg.model)
-    passes = compile_passes(strategy, target=cfg.target, trace=trace_path, mode="static",
-                            shards_per_chiplet=cfg.shards_per_chiplet, buffers=cfg.buffers,
-                            hydra_skip_single=cfg.hydra_skip_single and strategy == "hydra")
-    run_passes(make_context(), module, passes, verify_each=verify_each_default())
-    emit(module, outdir, strategy=strategy)
+    chosen, layer_strategies = None, None
+    if strategy == AUTO:
+        build = compile_auto(make_context(), module, target=cfg.target, trace=trace_path, mode="static",
+                             shards_per_chiplet=cfg.shards_per_chiplet, buffers=cfg.buffers,
+                             verify_each=verify_each_default())
+        module, layer_strategies = build.module, build.layer_strategies
+        chosen = build.chosen
+    else:
+        passes = compile_passes(strategy, target=cfg.target, trace=trace_path, mode="static",
+                                shards_per_chiplet=cfg.shards_per_chiplet, buffers=cfg.buffers,
+                                hydra_skip_single=cfg.hydra_skip_single and strategy == "hydra")
+        run_passes(make_context(), module, passes, verify_each=verify_each_default())
+    emit(module, outdir, strategy=strategy, layer_strategies=layer_strategies)
     loaded = load_outdir(outdir)
     m = simulate(loaded, data=DataPlane(loaded, strict=False) if cfg.functional else None).metrics
     exact = m["functional"]["exact"] if cfg.functional else None
@@ -128,7 +141,7 @@ def run_one(cfg: BenchConfig, strategy: str, trace_path: str, trace: RoutingTrac
         "efficiency": round(m["efficiency"], 6), "dram_bytes": m["dram_bytes"], "d2d_bytes": m["d2d_bytes"],
         "sram_peak_bytes": m["sram_peak_bytes"], "sram_fits": m["sram_fits"],
         "energy_pj": m["energy_pj"]["total"], "engine_busy": engine_busy(m), "max_busy": peaks,
-        "bottleneck": max(peaks, key=lambda k: peaks[k]), "exact": exact,
+        "bottleneck": max(peaks, key=lambda k: peaks[k]), "binds": binding(peaks), "exact": exact, "chosen": chosen,
     }
 
 
@@ -182,4 +195,5 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
         "routing": ({"trace": os.path.basename(cfg.trace)} if cfg.trace else
                     {"skew": cfg.skew, "locality": cfg.locality, "seed": cfg.seed, "steps": cfg.steps}),
         "buffers": cfg.buffers, "sram_capacity_bytes": target.chiplet.sram_bytes, "rows": rows,
+        "best_strong": strong_summary(rows, target.chiplet.sram_bytes),
     }

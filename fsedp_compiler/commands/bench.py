@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--target", default="paper-2x2", metavar="NAME|FILE.toml", help="default: paper-2x2")
     p.add_argument("--tokens", default="16,64,256", metavar="LIST", help="tokens per step (default 16,64,256)")
     p.add_argument("--strategies", default=DEFAULT_STRATEGIES, metavar="LIST|all",
-                   help=f"comma-separated, or 'all' (ablations too); default {DEFAULT_STRATEGIES}")
+                   help=f"comma-separated, or 'all' (ablations too); 'auto' adds the row of compile --strategy "
+                        f"auto; default {DEFAULT_STRATEGIES}")
     p.add_argument("--steps", type=int, default=4, help="decode steps per trace (default 4)")
     p.add_argument("--trace", metavar="TRACE.npz",
                    help="use this routing instead of synthesising one (its token count replaces --tokens)")
@@ -46,10 +47,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def parse_strategies(text: str) -> tuple[str, ...]:
     from fsedp_compiler.commands.compile import all_strategies
     from fsedp_compiler.errors import FsedpError
+    from fsedp_compiler.strategies import NAMES
 
-    known = all_strategies()
+    known = NAMES
     if text.strip() == "all":
-        return known
+        return all_strategies()
     names = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
     bad = [s for s in names if s not in known]
     if bad or not names:
@@ -136,20 +138,21 @@ def to_csv(report: dict) -> str:
     w = csv.writer(buf, lineterminator="\n")
     cols = ["strategy", "tokens", "steps", "makespan_ns", "step_ns", "lower_bound_ns", "efficiency", "dram_bytes",
             "d2d_bytes", "sram_peak_max_bytes", "sram_fits", "energy_pj", "speedup_of_fsedp", "sram_saving_of_fsedp",
-            "busy_dram", "busy_link", "busy_compute", "exact"]
+            "busy_dram", "busy_link", "busy_compute", "binds", "exact", "chosen"]
     w.writerow(cols)
     for r in report["rows"]:
         w.writerow([r["strategy"], r["tokens"], r["steps"], r["makespan_ns"], r["step_ns"], r["lower_bound_ns"],
                     r["efficiency"], r["dram_bytes"], r["d2d_bytes"], max(r["sram_peak_bytes"]), r["sram_fits"],
                     r["energy_pj"], r["speedup_of_fsedp"], r["sram_saving_of_fsedp"], r["engine_busy"]["dram"],
-                    r["engine_busy"]["link"], r["engine_busy"]["compute"],
-                    "" if r["exact"] is None else r["exact"]])
+                    r["engine_busy"]["link"], r["engine_busy"]["compute"], r["binds"],
+                    "" if r["exact"] is None else r["exact"], r["chosen"] or ""])
     return buf.getvalue()
 
 
 def print_table(report: dict, console) -> None:
     from rich.table import Table
 
+    from fsedp_compiler.compare import binding_text
     from fsedp_compiler.console import human_bytes
 
     r0 = report["routing"]
@@ -158,19 +161,35 @@ def print_table(report: dict, console) -> None:
     console.print(f"{report['model']} (MoE layers {report['moe_layers']}, {report['dtype']}"
                   f"{', with dense blocks' if report['dense'] else ''}) on {report['target']}: {routing}")
     table = Table()
-    for col in ("strategy", "tokens", "step time", "fsedp speedup", "efficiency", "DRAM/step", "D2D/step",
+    for col in ("strategy", "tokens", "step time", "fsedp speedup", "efficiency", "binds", "DRAM/step", "D2D/step",
                 "peak SRAM", "fsedp SRAM saving", "energy/step"):
-        table.add_column(col, justify="left" if col == "strategy" else "right")
+        table.add_column(col, justify="left" if col in ("strategy", "binds") else "right")
     for r in report["rows"]:
         steps = max(r["steps"], 1)
         speed = r["speedup_of_fsedp"]
         saving = r["sram_saving_of_fsedp"]
-        peak = human_bytes(max(r["sram_peak_bytes"])) + ("" if r["sram_fits"] else " (over)")
-        name = r["strategy"] + (" (inexact)" if r["exact"] is False else "")
+        peak = human_bytes(max(r["sram_peak_bytes"])) + ("" if r["sram_fits"] else " (over SRAM)")
+        name = (r["strategy"] + (f" ({r['chosen']})" if r.get("chosen") else "")
+                + (" (inexact)" if r["exact"] is False else ""))
         table.add_row(name, str(r["tokens"]), f"{r['step_ns'] / 1e3:,.2f} us",
-                      "-" if speed is None else f"{speed:.2f}x", f"{r['efficiency']:.1%}",
+                      "-" if speed is None else f"{speed:.2f}x", f"{r['efficiency']:.1%}", binding_text(r["max_busy"]),
                       human_bytes(r["dram_bytes"] / steps), human_bytes(r["d2d_bytes"] / steps), peak,
                       "-" if saving is None else f"{saving:.1%}", f"{r['energy_pj'] / steps / 1e6:,.2f} uJ")
     console.print(table)
+    for b in report.get("best_strong", []):
+        console.print(best_strong_line(b))
     console.print("speedup = strategy step time / fsedp step time on the same routing; efficiency = the "
-                  "strategy's own lower bound / its step time; (over) = peak SRAM above the chiplet's capacity")
+                  "strategy's own lower bound / its step time; binds = the busiest DRAM channel, link or compute "
+                  "engine when it is busy >= 80% of the time, else tail (dependencies, buffers, latency); "
+                  "(over SRAM) = peak SRAM above the chiplet's capacity: shown, never counted as the best")
+
+
+def best_strong_line(b: dict) -> str:
+    """One token count's comparison: the best strong baseline that fits SRAM against FSE-DP."""
+    left = "; left out: " + ", ".join(f"{s} ({why})" for s, why in b["excluded"].items()) if b["excluded"] else ""
+    if b["strategy"] is None:
+        return f"{b['tokens']} tokens: no strong baseline that fits SRAM was run{left}"
+    fsedp = ("" if b["speedup_of_fsedp"] is None else
+             f"; fsedp's speedup over it {b['speedup_of_fsedp']:.3f}x (fsedp binds {b['fsedp_binds']})")
+    return (f"{b['tokens']} tokens: best strong baseline that fits SRAM: {b['strategy']} "
+            f"{b['step_ns'] / 1e3:,.2f} us (binds {b['binds']}){fsedp}{left}")
