@@ -13,7 +13,8 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from ..plots import _pyplot
-from .report import RESOURCES, axes, fmt, geomean, groups, numeric, sort_key, strategies, table_axes, value
+from ..compare import binding, fastest
+from .report import BINDS, axes, fmt, geomean, groups, numeric, sort_key, strategies, table_axes, value
 
 #: Axes preferred for heatmaps, first the hardware ones (what an architect varies), then the load.
 _PREFERRED = ("link_dram_ratio", "link.gbps", "chiplet.dram_gbps_per_channel", "chiplet.sram_mib", "chiplets",
@@ -121,7 +122,8 @@ def _cells(rows: list[dict[str, Any]], x: str, y: str) -> tuple[list[Any], list[
 
 def heatmap_figure(rows: list[dict[str, Any]], x: str, y: str) -> bytes:
     """Left: the winning strategy of each (x, y) cell (the most frequent over the other axes).
-    Right: FSE-DP's margin, the best other strategy's step time over FSE-DP's (above 1: FSE-DP wins)."""
+    Right: FSE-DP's margin, the best other plan's step time over FSE-DP's (above 1: FSE-DP wins);
+    winners and the best other plan are among the plans that fit SRAM."""
     plt = _pyplot()
     from matplotlib.colors import ListedColormap, TwoSlopeNorm
 
@@ -136,14 +138,15 @@ def heatmap_figure(rows: list[dict[str, Any]], x: str, y: str) -> bytes:
     for (vx, vy), members in cells.items():
         i, j = ys.index(vy), xs.index(vx)
         best = Counter(next(iter(m.values()))["best"] for m in members).most_common(1)[0][0]
-        win[i][j] = index[best]
-        labels[(i, j)] = best
+        if best is not None:
+            win[i][j] = index[best]
+            labels[(i, j)] = best
         margins = []
         for m in members:
             f = m.get("fsedp")
-            others = [r["makespan_ns"] for s, r in m.items() if s != "fsedp"]
-            if f and others and f["makespan_ns"]:
-                margins.append(min(others) / f["makespan_ns"])
+            other = fastest(r for s, r in m.items() if s != "fsedp").best  # fits SRAM, not auto
+            if f and other and f["makespan_ns"]:
+                margins.append(other["makespan_ns"] / f["makespan_ns"])
         g = geomean(margins)
         margin[i][j] = math.nan if g is None else g
     ax_w.imshow(win, cmap=ListedColormap([colours[s] for s in names]), vmin=-0.5, vmax=len(names) - 0.5,
@@ -173,25 +176,25 @@ def heatmap_figure(rows: list[dict[str, Any]], x: str, y: str) -> bytes:
 
 
 def binding_figure(rows: list[dict[str, Any]], xy: tuple[str, str] | None) -> bytes:
-    """Left: the share of each strategy's points bound by DRAM, links or compute (its busiest engine
-    kind). Right: FSE-DP's binding resource over the two heatmap axes."""
+    """Left: the share of each strategy's points bound by DRAM, links, compute or the tail
+    (`compare.binding`). Right: FSE-DP's binding resource over the two heatmap axes."""
     plt = _pyplot()
     from matplotlib.colors import ListedColormap
 
     names = strategies(rows)
     ok = [r for r in rows if r["status"] == "ok"]
-    res_colour = {"dram": "tab:orange", "link": "tab:green", "compute": "tab:purple"}
+    res_colour = {"dram": "tab:orange", "link": "tab:green", "compute": "tab:purple", "tail": "tab:gray"}
     fig, (ax_b, ax_h) = plt.subplots(1, 2, figsize=(14, 4.8))
     bottom = [0.0] * len(names)
-    for kind in RESOURCES:
+    for kind in BINDS:
         share = []
         for s in names:
             mine = [r for r in ok if r["strategy"] == s]
-            share.append(sum(r["bottleneck"] == kind for r in mine) / len(mine) if mine else 0.0)
+            share.append(sum(binding(r["max_busy"]) == kind for r in mine) / len(mine) if mine else 0.0)
         ax_b.bar(names, share, bottom=bottom, label=kind, color=res_colour[kind])
         bottom = [b + v for b, v in zip(bottom, share)]
     ax_b.set_ylabel("share of the strategy's points")
-    ax_b.set_title("binding resource (busiest engine kind)")
+    ax_b.set_title("binding resource (busiest engine kind, or the tail)")
     ax_b.tick_params(axis="x", rotation=60, labelsize=8)
     ax_b.legend(fontsize=8)
     if xy is None or not any(r["strategy"] == "fsedp" for r in ok):
@@ -202,13 +205,13 @@ def binding_figure(rows: list[dict[str, Any]], xy: tuple[str, str] | None) -> by
         xs, ys, cells = _cells(rows, x, y)
         grid = [[math.nan] * len(xs) for _ in ys]
         for (vx, vy), members in cells.items():
-            kinds = Counter(m["fsedp"]["bottleneck"] for m in members if "fsedp" in m)
+            kinds = Counter(binding(m["fsedp"]["max_busy"]) for m in members if "fsedp" in m)
             if kinds:
                 kind = kinds.most_common(1)[0][0]
                 i, j = ys.index(vy), xs.index(vx)
-                grid[i][j] = RESOURCES.index(kind)
+                grid[i][j] = BINDS.index(kind)
                 _label(ax_h, j, i, kind)
-        ax_h.imshow(grid, cmap=ListedColormap([res_colour[k] for k in RESOURCES]), vmin=-0.5, vmax=2.5,
+        ax_h.imshow(grid, cmap=ListedColormap([res_colour[k] for k in BINDS]), vmin=-0.5, vmax=len(BINDS) - 0.5,
                     aspect="auto", origin="lower")
         ax_h.set_xticks(range(len(xs)), [fmt(v) for v in xs], fontsize=8)
         ax_h.set_yticks(range(len(ys)), [fmt(v) for v in ys], fontsize=8)

@@ -307,7 +307,8 @@ def _routing_points(spec: SweepSpec, grid: Grid, inputs: Inputs, model: ModelSpe
 #: strategy (`dp` = 1; FSE-DP's ablations cost what it does), a scale and a fixed overhead. Most
 #: points land within a factor of 2; the total is what the estimate needs.
 _STRATEGY_COST = {"dp": 1.0, "fsdp": 2.89, "tp": 0.68, "ep": 0.31, "ep-cache": 0.36, "ep-serial": 0.86,
-                  "hydra": 0.98, "fsedp": 0.22}
+                  "hydra": 0.98, "fsedp": 0.22,
+                  "auto": 2.5}  # not fitted: it estimates every candidate, measured ~2.3 dp on one point
 _SCALE, _OVERHEAD = 1.0e-7, 0.05
 
 

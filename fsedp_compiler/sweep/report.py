@@ -1,6 +1,9 @@
 """Reading a store for a study: the latest row of each point, the ratios that relate points of one
 group (FSE-DP's speedup and SRAM saving, as `fsedpc bench` computes them; each strategy's step
-time over the group's best), the swept axes, and the tables `fsedpc sweep report` prints."""
+time over the group's best), the swept axes, and the tables `fsedpc sweep report` prints.
+
+The best of a group, and its best strong baseline, are the fastest plans that fit SRAM
+(`compare.py`): a plan over SRAM keeps its ratio (below 1 when it is faster) and is marked."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import re
 from collections import Counter, defaultdict
 from typing import Any
 
+from ..compare import TAIL, best_strong, binding, binding_text, fastest
 from .store import latest, read_rows
 
 #: Row fields that describe the point (candidates for axes), in the order tables show them.
@@ -20,6 +24,10 @@ PARAMS: tuple[str, ...] = ("model", "moe_layers", "dtype", "dense", "target", "c
 _NOT_PARAMS = {"key", "group", "status", "error", "error_kind", "sweep", "grid", "model_file", "strategy", "skew",
                "locality", "trace", "functional", "hydra_skip_single", "seconds", "host", "code"}
 RESOURCES = ("dram", "link", "compute")
+#: What can bind a point: a resource, or its tail (`compare.binding`).
+BINDS = (*RESOURCES, TAIL)
+#: Fields the report adds to each row (never parameters).
+ADDED = ("ratio_to_best", "best", "best_strong")
 
 
 def load_rows(store: str) -> list[dict[str, Any]]:
@@ -35,28 +43,32 @@ def load_rows(store: str) -> list[dict[str, Any]]:
 
 
 def strategy_rank() -> dict[str, int]:
-    """FSE-DP, its ablations, then the baselines, as `fsedpc compile --help` lists them."""
-    from ..commands.compile import all_strategies
+    """FSE-DP, its ablations, the baselines, then auto, as `fsedpc compile --help` lists them."""
+    from ..strategies import NAMES
 
-    return {s: i for i, s in enumerate(all_strategies())}
+    return {s: i for i, s in enumerate(NAMES)}
 
 
 def fill_ratios(rows: list[dict[str, Any]]) -> None:
     """Per group (same inputs but the strategy): `speedup_of_fsedp` and `sram_saving_of_fsedp` as
-    `bench.add_ratios` computes them, `ratio_to_best` (step time over the group's fastest) and `best`."""
+    `bench.add_ratios` computes them, `best` (the fastest plan that fits SRAM; None if none does),
+    `ratio_to_best` (step time over the best's), `best_strong` (the fastest strong baseline that fits)."""
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         if r["status"] == "ok":
             groups[r["group"]].append(r)
     for members in groups.values():
         f = next((r for r in members if r["strategy"] == "fsedp"), None)
-        best = min(members, key=lambda r: r["makespan_ns"])
+        best = fastest(members).best
+        strong = best_strong(members).best
         for r in members:
             r["speedup_of_fsedp"] = round(r["makespan_ns"] / f["makespan_ns"], 6) if f and f["makespan_ns"] else None
             peak, fpeak = max(r["sram_peak_bytes"]), max(f["sram_peak_bytes"]) if f else 0
             r["sram_saving_of_fsedp"] = round(1 - fpeak / peak, 6) if f and peak else None
-            r["ratio_to_best"] = round(r["makespan_ns"] / best["makespan_ns"], 6) if best["makespan_ns"] else None
-            r["best"] = best["strategy"]
+            r["ratio_to_best"] = (round(r["makespan_ns"] / best["makespan_ns"], 6)
+                                  if best is not None and best["makespan_ns"] else None)
+            r["best"] = None if best is None else best["strategy"]
+            r["best_strong"] = None if strong is None else strong["strategy"]
 
 
 def base_target(name: str) -> str:
@@ -71,7 +83,7 @@ def param_keys(rows: list[dict[str, Any]]) -> list[str]:
     from ..bench import ROW_KEYS
 
     extra = sorted(k for k in seen if k not in PARAMS and k not in _NOT_PARAMS and k not in ROW_KEYS
-                   and k not in ("ratio_to_best", "best"))
+                   and k not in ADDED)
     return known + extra
 
 
@@ -146,18 +158,19 @@ def geomean(values: list[float]) -> float | None:
 
 
 def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per strategy: points, wins (fastest of its group), geometric-mean and worst ratio to best,
-    the binding resource of its points."""
+    """Per strategy: points, points over SRAM, wins (the best of its group), geometric-mean and
+    worst ratio to the best, what binds its points."""
     out = []
     for s in strategies(rows):
         mine = [r for r in rows if r["strategy"] == s and r["status"] == "ok"]
         ratios = [r["ratio_to_best"] for r in mine if r.get("ratio_to_best")]
-        binds = Counter(r["bottleneck"] for r in mine)
+        binds = Counter(binding(r["max_busy"]) for r in mine)
         out.append({"strategy": s, "points": len(mine), "failed": sum(r["strategy"] == s and r["status"] != "ok"
                                                                       for r in rows),
+                    "over_sram": sum(not r["sram_fits"] for r in mine),
                     "wins": sum(r["best"] == s for r in mine), "geomean_ratio_to_best": geomean(ratios),
                     "worst_ratio_to_best": max(ratios) if ratios else None,
-                    "binds": {k: binds.get(k, 0) for k in RESOURCES}})
+                    "binds": {k: binds.get(k, 0) for k in BINDS}})
     return out
 
 
@@ -197,24 +210,29 @@ def print_report(rows: list[dict[str, Any]], console: Any, store: str, limit: in
     fixed = [k for k in param_keys(rows) if k not in varied and rows]
     if fixed:
         console.print(escape("  fixed: " + ", ".join(f"{k}={fmt(value(rows[0], k))}" for k in fixed)), soft_wrap=True)
-    table = Table(title="step time over the fastest strategy of the same point (1.00 = the fastest)")
+    table = Table(title="step time over the fastest plan of the same point that fits SRAM (1.00 = the best; "
+                        "† = over SRAM: shown, never the best)")
     for k in columns:
         table.add_column(k, justify="right")
     for s in names:
         table.add_column(s, justify="right")
-    for col in ("best", "fsedp step (us)", "fsedp binds"):
-        table.add_column(col, justify="left" if col != "fsedp step (us)" else "right")
+    for col in ("best", "best strong (binds)", "fsedp step (us)", "fsedp binds", "fsedp vs best strong"):
+        table.add_column(col, justify="right" if col in ("fsedp step (us)", "fsedp vs best strong") else "left")
     grouped = groups(rows, columns)
     for vals, members in grouped[:limit]:
         cells = []
         for s in names:
             r = members.get(s)
-            cells.append("-" if r is None else (f"[bold]{r['ratio_to_best']:.2f}[/bold]" if r["best"] == s
-                                                 else f"{r['ratio_to_best']:.2f}"))
-        best = next(iter(members.values()))["best"]
+            cells.append(_cell(r, r is not None and r["best"] == s))
+        r0 = next(iter(members.values()))
         f = members.get("fsedp")
-        table.add_row(*(escape(fmt(v)) for v in vals), *cells, best, "-" if f is None else f"{f['step_ns'] / 1e3:,.2f}",
-                      "-" if f is None else f"{f['bottleneck']} ({f['max_busy'][f['bottleneck']]:.0%})")
+        strong = members.get(r0["best_strong"]) if r0["best_strong"] else None
+        table.add_row(*(escape(fmt(v)) for v in vals), *cells, r0["best"] or "- (none fits)",
+                      "-" if strong is None else f"{strong['strategy']} ({binding_text(strong['max_busy'])})",
+                      "-" if f is None else f"{f['step_ns'] / 1e3:,.2f}",
+                      "-" if f is None else binding_text(f["max_busy"]),
+                      "-" if f is None or strong is None or not f["makespan_ns"] else
+                      f"{strong['makespan_ns'] / f['makespan_ns']:.3f}x")
     if not console.is_terminal:  # a file or a pipe: whole rows rather than cells cut to 200 columns
         from rich.measure import Measurement
 
@@ -224,13 +242,14 @@ def print_report(rows: list[dict[str, Any]], console: Any, store: str, limit: in
     if len(grouped) > limit:
         console.print(f"({len(grouped) - limit} more groups: --json has every row)")
     stable = Table(title="per strategy")
-    for col in ("strategy", "points", "failed", "wins", "geomean ratio to best", "worst", "binds dram/link/compute"):
+    for col in ("strategy", "points", "failed", "over SRAM", "wins", "geomean ratio to best", "worst",
+                "binds dram/link/compute/tail"):
         stable.add_column(col, justify="left" if col == "strategy" else "right")
     for s in summary(rows):
         g, w = s["geomean_ratio_to_best"], s["worst_ratio_to_best"]
-        stable.add_row(s["strategy"], str(s["points"]), str(s["failed"]), str(s["wins"]),
+        stable.add_row(s["strategy"], str(s["points"]), str(s["failed"]), str(s["over_sram"]), str(s["wins"]),
                        "-" if g is None else f"{g:.2f}", "-" if w is None else f"{w:.2f}",
-                       "/".join(str(s["binds"][k]) for k in RESOURCES))
+                       "/".join(str(s["binds"][k]) for k in BINDS))
     console.print(stable)
     for r in failed[:10]:
         what = ", ".join(f"{k}={fmt(value(r, k))}" for k in varied) or r["key"]
@@ -239,3 +258,11 @@ def print_report(rows: list[dict[str, Any]], console: Any, store: str, limit: in
                       + (" [retried on the next run]" if r.get("error_kind") == "crash" else ""))
     if len(failed) > 10:
         console.print(f"... and {len(failed) - 10} more failures (--json lists them)")
+
+
+def _cell(r: dict[str, Any] | None, best: bool) -> str:
+    """A strategy's ratio to the best: bold for the best, † when its plan is over SRAM."""
+    if r is None or r.get("ratio_to_best") is None:
+        return "-"
+    text = f"{r['ratio_to_best']:.2f}" + ("" if r["sram_fits"] else "†")
+    return f"[bold]{text}[/bold]" if best else text

@@ -175,9 +175,9 @@ class GridSpec(BaseModel):
     @classmethod
     def _strategies(cls, value: Any) -> Any:
         if isinstance(value, list):
-            from ..commands.compile import all_strategies
+            from ..strategies import NAMES
 
-            known = all_strategies()
+            known = NAMES
             _nonempty(value)
             for i, name in enumerate(value):
                 if name not in known:
