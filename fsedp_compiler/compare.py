@@ -43,11 +43,14 @@ def excluded_reason(row: dict[str, Any], capacity: int | None = None) -> str | N
     """Why `row` cannot be the best plan: over SRAM (its peak and the capacity) or inexact; None if it can."""
     if not row.get("sram_fits", True):
         peak = max(row["sram_peak_bytes"], default=0)
-        return ("over SRAM" if capacity is None else
-                f"over SRAM: peak {peak / 2**20:.2f} MiB > {capacity / 2**20:.2f} MiB")
+        return "over SRAM" if capacity is None else f"over SRAM: peak {_size(peak)} > {_size(capacity)}"
     if row.get("exact") is False:
         return "inexact (skips work)"
     return None
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.2f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB"
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--target", default="paper-2x2", metavar="NAME|FILE.toml", help="default: paper-2x2")
     p.add_argument("--tokens", default="16,64,256", metavar="LIST", help="tokens per step (default 16,64,256)")
     p.add_argument("--strategies", default=DEFAULT_STRATEGIES, metavar="LIST|all",
-                   help=f"comma-separated, or 'all' (ablations too); 'auto' adds the row of compile --strategy "
-                        f"auto; default {DEFAULT_STRATEGIES}")
+                   help=f"comma-separated; 'all' is every strategy (ablations too); 'auto' the program of compile "
+                        f"--strategy auto (e.g. all,auto); default {DEFAULT_STRATEGIES}")
     p.add_argument("--steps", type=int, default=4, help="decode steps per trace (default 4)")
     p.add_argument("--trace", metavar="TRACE.npz",
                    help="use this routing instead of synthesising one (its token count replaces --tokens)")
@@ -50,9 +50,8 @@ def parse_strategies(text: str) -> tuple[str, ...]:
     from fsedp_compiler.strategies import NAMES
 
     known = NAMES
-    if text.strip() == "all":
-        return all_strategies()
-    names = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+    words = [s.strip() for s in text.split(",") if s.strip()]
+    names = tuple(dict.fromkeys(n for w in words for n in (all_strategies() if w == "all" else (w,))))
     bad = [s for s in names if s not in known]
     if bad or not names:
         raise FsedpError(f"unknown strategy '{bad[0] if bad else text}'; known: {', '.join(known)}",
