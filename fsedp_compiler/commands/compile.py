@@ -114,6 +114,13 @@ class AutoBuild:
     def layer_strategies(self) -> dict[int, str]:
         return {c.layer: c.chosen.strategy for c in self.choices}
 
+    @property
+    def chosen(self) -> str:
+        """The choice in words: `tp`, or per layer `1:tp 3:fsedp`."""
+        from fsedp_compiler.auto import chosen_text
+
+        return chosen_text(self.choices)
+
 
 def compile_auto(ctx, module, *, target: str | None, trace: str | None, mode: str, shards_per_chiplet: int = 0,
                  buffers: int = 0, candidates: str | None = None, verify_each: bool = False,
@@ -224,9 +231,9 @@ def print_choices(build: AutoBuild, sram_mib: float, console) -> None:
         tie = r is not None and r.total_ns == c.chosen.total_ns
         tied |= tie
         over = ", ".join(f"{o.strategy} ({max(o.estimate.peak_bytes) / 2**20:.2f} MiB)" for o in c.over_sram)
-        table.add_row(str(c.layer), c.chosen.strategy, f"{c.chosen.step_ns / 1e3:,.2f} us", c.chosen.binds_text,
+        table.add_row(str(c.layer), c.chosen.strategy, f"{c.chosen.step_ns / 1e3:,.3f} us", c.chosen.binds_text,
                       "-" if r is None else r.strategy + (" (tie)" if tie else ""),
-                      "-" if r is None else f"{r.step_ns / 1e3:,.2f} us", over or "-")
+                      "-" if r is None else f"{r.step_ns / 1e3:,.3f} us", over or "-")
     console.print(table)
     console.print("binds: the busiest resource when it is busy >= 80% of the layer's time, else tail (dependencies, "
                   "buffers, latency)" + ("; ties go to the earlier candidate (fsedp, its ablations, then the "
