@@ -247,7 +247,7 @@ def test_report_tables_json_and_figures(fsedpc, tmp_path: Path) -> None:
         assert row["ratio_to_best"] >= 1.0 and row["best"] in ("fsedp", "ep")
         assert row["speedup_of_fsedp"] == (1.0 if row["strategy"] == "fsedp" else row["speedup_of_fsedp"])
     assert "step time over the fastest plan of the same point that fits SRAM" in r.err and "per strategy" in r.err
-    assert "best strong (binds)" in r.err and "fsedp vs best strong" in r.err
+    assert "best strong (binds)" in r.err and "fsedp speedup over best strong" in r.err
     figures = store / "figures"
     names = sorted(p.name for p in figures.iterdir())
     assert names == ["binding.png", "figures.md", "heatmap-link_dram_ratio-tokens.png", "ratio-to-best.png"]
