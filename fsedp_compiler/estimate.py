@@ -122,8 +122,8 @@ def baseline_layer(strategy: str, spec: MoeLayerSpec, plan: ShardPlan, target: T
     for graph in plan_layer(strategy, spec, plan, target, Ring(target.ring), trace, layer_pos,
                             Options(hydra_skip_single, moe_layers)):
         run = execute_graph(graph, target.num_chiplets)
-        acc.add(run.makespan, run.peak_bytes,
-                (((kind[t.resource[0]], *t.resource[1:]), t.busy) for t in graph.tasks))
+        acc.add(run.makespan, run.peak_bytes,  # FREEs of cached tiles run on a "control" resource: not an engine
+                (((kind[t.resource[0]], *t.resource[1:]), t.busy) for t in graph.tasks if t.resource[0] in kind))
     return acc.result()
 
 
