@@ -176,6 +176,19 @@ def test_programs_mixing_strategies_per_layer_run_exactly(tmp_path: Path) -> Non
         estimate_module(module, routing).makespan
 
 
+def test_auto_with_one_strategy_is_that_strategys_program(fsedpc, tmp_path: Path) -> None:
+    """Every file but program.json (which says auto and names each layer's strategy) byte for byte."""
+    for name, args in (("tp", ("--strategy", "tp")), ("auto", ("--strategy", "auto", "--candidates", "tp"))):
+        r = fsedpc("compile", str(MODEL), "--target", "paper-2x2", "--trace", str(TRACE), *args,
+                   "-o", str(tmp_path / name))
+        assert r.code == 0, r.err
+    files = sorted(p.name for p in (tmp_path / "tp").iterdir())
+    assert files == sorted(p.name for p in (tmp_path / "auto").iterdir()) and "final.mlir" in files
+    for f in files:
+        same = (tmp_path / "tp" / f).read_bytes() == (tmp_path / "auto" / f).read_bytes()
+        assert same == (f != "program.json"), f
+
+
 def test_auto_manifest_must_name_each_layers_strategy(fsedpc, tmp_path: Path) -> None:
     out = tmp_path / "o"
     assert fsedpc("compile", str(MODEL), "--target", "paper-2x2", "--trace", str(TRACE), "--strategy", "auto",
