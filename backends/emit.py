@@ -158,13 +158,36 @@ _OPCODE_OF_KIND = np.array([OPCODE[name] for name in df.KINDS], dtype=np.uint8)
 _USES_LAYER = np.array([v in OPS and "layer" in OPS[v].columns for v in range(256)])
 
 
+def layer_strategies_of(module: ModuleOp) -> dict[int, str]:
+    """Each MoE layer's strategy as its ops say: a baseline's name, or the FSE-DP variant whose
+    policy it runs (`fsedp` for a policy of its own, e.g. `--order id`)."""
+    from fsedp_compiler.strategies import FSEDP
+
+    by_policy = {policy: name for name, policy in reversed(FSEDP.items())}
+    out = {}
+    for c in layer_contexts(module):
+        if c.baseline_op is not None:
+            out[c.spec.index] = c.baseline_op.prop_str("strategy")
+        else:
+            p = c.policy
+            out[c.spec.index] = by_policy.get((p.order, p.direction, p.trajectory), "fsedp")
+    return out
+
+
 def emit(module: ModuleOp, outdir: str, extra_files: dict[str, bytes] | None = None,
-         strategy: str = "fsedp", layer_strategies: dict[int, str] | None = None) -> dict[str, Any]:
+         strategy: str | None = None, layer_strategies: dict[int, str] | None = None) -> dict[str, Any]:
     """Write chiplet_<i>.fsa/.bin, layout.npz, the trace (static), any `extra_files` and
     program.json into `outdir`, as one whole directory: it is built beside `outdir` and swapped
     in when complete, so a failure leaves an earlier output as it was and no stale file of an
-    earlier, larger program survives. `layer_strategies` (`--strategy auto`) names the strategy
-    of each MoE layer in program.json. Returns the manifest."""
+    earlier, larger program survives. `strategy` names the program's strategy (by default the
+    module's: its layers' one strategy, or `auto` when they differ); `layer_strategies` (`auto`)
+    names each MoE layer's in program.json. Returns the manifest."""
+    if strategy is None:
+        found = layer_strategies_of(module)
+        if len(set(found.values())) > 1:
+            strategy, layer_strategies = "auto", found
+        else:
+            strategy = next(iter(found.values()), "fsedp")
     target = require_target(module, "emit-isa")
     model = spec_from_module(module)
     programs, info = build_programs(module)

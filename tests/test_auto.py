@@ -142,6 +142,15 @@ def test_auto_choice_equals_the_best_fitting_plan_on_the_machine(tmp_path: Path,
     assert auto["sram_fits"] and auto["strategy"] == "auto"
 
 
+def six_trace(tmp: Path) -> Path:
+    from fsedp_compiler.ir import spec_from_module
+
+    path = tmp / "six.npz"
+    save_trace(synth_trace(spec_from_module(parse_module(SIX, "six.mlir", make_context())), 12, 2, 4, "zipf:1.0",
+                           0.3, 1), str(path))
+    return path
+
+
 def spliced(picks: dict[int, str], trace: str | None, mode: str = "static"):
     ctx = make_context()
     module = parse_module(SIX, "six.mlir", ctx)
@@ -154,11 +163,7 @@ def spliced(picks: dict[int, str], trace: str | None, mode: str = "static"):
 def test_programs_mixing_strategies_per_layer_run_exactly(tmp_path: Path) -> None:
     """Layers lowered by different strategies, spliced and relocated: the machine runs them, every
     token matches the reference, and the time is the estimator's."""
-    trace = tmp_path / "t.npz"
-    spec = parse_module(SIX, "six.mlir", make_context())
-    from fsedp_compiler.ir import spec_from_module
-
-    save_trace(synth_trace(spec_from_module(spec), 12, 2, 4, "zipf:1.0", 0.3, 1), str(trace))
+    trace = six_trace(tmp_path)
     for k, picks in enumerate(({0: "tp", 1: "fsedp", 2: "ep"}, {0: "ep-cache", 1: "dp", 2: "fsedp-nocomp"})):
         module = spliced(picks, str(trace))
         out = tmp_path / f"mixed{k}"
@@ -187,6 +192,21 @@ def test_auto_with_one_strategy_is_that_strategys_program(fsedpc, tmp_path: Path
     for f in files:
         same = (tmp_path / "tp" / f).read_bytes() == (tmp_path / "auto" / f).read_bytes()
         assert same == (f != "program.json"), f
+
+
+def test_emit_isa_names_the_modules_own_strategy(fsedpc, tmp_path: Path) -> None:
+    """`fsedpc opt ... emit-isa` (no --strategy to tell it): a baseline's program says so, a spliced
+    module's says auto and each layer's strategy, and both simulate."""
+    pipeline = (f'attach-target{{target=paper-2x2}},shard-experts,lower-baseline{{strategy=tp trace="{TRACE}"}},'
+                f'emit-isa{{output-dir="{tmp_path / "tp"}"}}')
+    assert fsedpc("opt", str(MODEL), "-p", pipeline, "-o", str(tmp_path / "tp.mlir")).code == 0
+    assert json.loads((tmp_path / "tp" / "program.json").read_text())["strategy"] == "tp"
+    assert fsedpc("simulate", str(tmp_path / "tp")).code == 0
+    module = spliced({0: "fsedp-fixeddir", 1: "tp", 2: "fsedp-fixeddir"}, str(six_trace(tmp_path)))
+    manifest = emit(module, str(tmp_path / "mixed"))
+    assert manifest["strategy"] == "auto"
+    assert [layer["strategy"] for layer in manifest["layers"]] == ["fsedp-fixeddir", "tp", "fsedp-fixeddir"]
+    assert fsedpc("simulate", str(tmp_path / "mixed")).code == 0
 
 
 def test_auto_manifest_must_name_each_layers_strategy(fsedpc, tmp_path: Path) -> None:
