@@ -59,7 +59,8 @@ def configurations() -> list[dict[str, Any]]:
     for model in PAPER_MODELS:
         for target in PAPER_TARGETS:
             for routing in ROUTINGS:
-                strategies = STRATEGIES + AUTO + (ABLATIONS[1:] if target == "paper-2x2" and routing == "uniform" else ())
+                ablations = ABLATIONS[1:] if target == "paper-2x2" and routing == "uniform" else ()
+                strategies = STRATEGIES + AUTO + ablations
                 configs.append({"name": f"paper-{model}-{target}-{routing}", "model": model, "target": target,
                                 "routing": routing, "tokens": tokens, "buffers": 6, "strategies": strategies})
     for model, target in LARGER:

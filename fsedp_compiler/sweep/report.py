@@ -216,8 +216,9 @@ def print_report(rows: list[dict[str, Any]], console: Any, store: str, limit: in
         table.add_column(k, justify="right")
     for s in names:
         table.add_column(s, justify="right")
+    numbers = ("fsedp step (us)", "fsedp speedup over best strong")
     for col in ("best", "best strong (binds)", "fsedp step (us)", "fsedp binds", "fsedp speedup over best strong"):
-        table.add_column(col, justify="right" if col in ("fsedp step (us)", "fsedp speedup over best strong") else "left")
+        table.add_column(col, justify="right" if col in numbers else "left")
     grouped = groups(rows, columns)
     for vals, members in grouped[:limit]:
         cells = []
