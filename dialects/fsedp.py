@@ -221,9 +221,9 @@ class StaticScheduleOp(KeywordSyntax):
             raise VerifyException("offsets must be steps + 1 non-decreasing indices from 0 to the number of streams")
         if len(ex) != len(dirs):
             raise VerifyException("experts and directions must have one entry per stream")
-        if np.any((dirs != 1) & (dirs != -1) & (dirs != 0)):
-            raise VerifyException("R2: every stream follows the ring in direction 1 or -1, or 0: each shard the "
-                                  "shorter way round")
+        if np.any((dirs < -1) | (dirs > 2)):
+            raise VerifyException("R2: every stream follows the ring in direction 1 or -1, or each shard the "
+                                  "shorter way round (0: equal ways clockwise, 2: counter-clockwise)")
         if len(moff) != len(ex) + 1 or moff[0] != 0 or moff[-1] != len(mem) or len(tok) != len(mem):
             raise VerifyException("member_offsets must index members and tokens per stream")
         if np.any(np.diff(moff) <= 0):
@@ -247,7 +247,7 @@ class StaticScheduleOp(KeywordSyntax):
                                       f"buffers, the shard plan now has {plan.prop_int('shards')} and "
                                       f"{plan.prop_int('buffers')}; re-run schedule-streams")
             used = set(dirs.tolist())
-            networks = 2 if 0 in used or used == {1, -1} else len(used)
+            networks = 2 if used & {0, 2} or used == {1, -1} else len(used)
             if plan.prop_int("buffers") < min_buffers(networks):
                 raise VerifyException(f"R4: streaming on {networks} virtual networks needs a free slot per network "
                                       f"and one to load into (buffers >= {min_buffers(networks)})")

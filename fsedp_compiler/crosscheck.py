@@ -37,7 +37,7 @@ from .flowcontrol import min_buffers
 from .ring import CCW, CW, Ring
 from .scheduler import Policy, StepRouting, StepSchedule, schedule
 from .shardplan import ShardPlan
-from .streaming import LOAD, SEND, StepTimeline, Trip, execute, trajectories
+from .streaming import LOAD, SEND, StepTimeline, Trip, execute, head_ns, trajectories, walk_ns
 
 SEED = 1
 WORKERS = 1
@@ -115,14 +115,13 @@ def static_lower_bound(inst: Instance, sched: StepSchedule, variants: dict) -> i
         stream = sched.streams[si]
         any_trip = next(iter(opts.values()))
         key = (any_trip.path[0], any_trip.channel)
-        hop_ns = cost.link_ns(any_trip.nbytes)
-        tail = min(cost.dram_latency_ns + (len(t.path) - 1) * hop_ns
+        tail = min(cost.dram_latency_ns + walk_ns(cost, t.nbytes, len(t.path) - 1)
                    + cost.ffn_ns(t.params, stream.tokens[t.path[-1]]) for t in opts.values())
         loads.setdefault(key, []).append((cost.dram_busy_ns(any_trip.nbytes), tail))
         for c in range(n):
             if stream.members >> c & 1:
                 arrive = cost.dram_ns(any_trip.nbytes) + min(
-                    t.path.index(c) * hop_ns for t in opts.values() if c in t.path)
+                    walk_ns(cost, t.nbytes, t.path.index(c)) for t in opts.values() if c in t.path)
                 ffns[c].append((arrive, cost.ffn_ns(any_trip.params, stream.tokens[c])))
     best = 0
     for jobs in loads.values():
@@ -203,7 +202,7 @@ def _tails(inst: Instance, sched: StepSchedule, variants: dict) -> dict[tuple[in
     out: dict[tuple[int, int], dict[int, int]] = {}
     for key, opts in variants.items():
         stream = sched.streams[key[0]]
-        out[key] = {d: cost.dram_latency_ns + (len(t.path) - 1) * cost.link_ns(t.nbytes)
+        out[key] = {d: cost.dram_latency_ns + walk_ns(cost, t.nbytes, len(t.path) - 1)
                     + cost.ffn_ns(t.params, stream.tokens[t.path[-1]]) for (d, _e), t in opts.items()}
     return out
 
@@ -268,9 +267,10 @@ def solve(inst: Instance, sched: StepSchedule, *, fixed: StepTimeline | None = N
                 ends.append(cs + dur)
         for vkey, trip in opts.items():
             p = lit[(si, j, vkey)]
-            arrive = ls + busy_d + cost.dram_latency_ns
+            arrive = head = ls + busy_d + cost.dram_latency_ns  # a load arrives whole
             reserve = ls
             link_busy = cost.link_busy_ns(trip.nbytes)
+            head_lag = head_ns(cost, trip.nbytes)
             sends: list[Any] = []
             for hop, c in enumerate(trip.path):
                 release_after: list[Any] = []
@@ -282,7 +282,7 @@ def solve(inst: Instance, sched: StepSchedule, *, fixed: StepTimeline | None = N
                     starts[("send", si, j, vkey, hop)] = st
                     resources.setdefault(("link", c, trip.path[hop + 1]), []).append(
                         m.NewOptionalFixedSizeIntervalVar(st, link_busy, p, ""))
-                    m.Add(st >= arrive).OnlyEnforceIf(p)
+                    m.Add(st >= head).OnlyEnforceIf(p)  # R7: it goes on once its first packet is here
                     release_after.append(st + link_busy)
                     present_ends.append((st + link_busy, p))
                     sends.append((st, p))
@@ -293,6 +293,7 @@ def solve(inst: Instance, sched: StepSchedule, *, fixed: StepTimeline | None = N
                 if hop + 1 < len(trip.path):
                     reserve = sends[-1][0]
                     arrive = sends[-1][0] + link_busy + cost.link_latency_ns
+                    head = sends[-1][0] + head_lag
     for key, ivs in resources.items():
         m.AddNoOverlap(ivs)
     # R4's escape slots and critical bubbles are admission rules of the run, not a capacity: a

@@ -7,10 +7,10 @@ DRAM home, visits the members of S_e in **any order** (a circuit over home and m
 candidate paths are the two ways round the virtual ring, which on the cycle topologies the
 cross-check runs on -- a ring, a 2x2 mesh -- are all simple paths), and may enter S_e at **any
 member**. Everything else is the constrained model's (`crosscheck.solve`): the cost model's
-durations, NoOverlap per DRAM channel, directed link and compute engine, store and forward,
-B buffers per chiplet held from a transfer's start to the shard's last use there (one pool of B:
-the per-direction split belongs to the ring rules), R4's second buffer at each load, and R6's one
-stream order that every DMA channel follows.
+durations, NoOverlap per DRAM channel, directed link and compute engine, cut-through forwarding
+(R7: a shard goes on once its first packet has arrived), B buffers per chiplet held from a
+transfer's start to the shard's last use there (R4's admission rules relaxed to that capacity),
+and R6's one stream order that every DMA channel follows.
 
 A schedule under the rules is a solution of this model, so its optimum is never worse; the hint
 is the better of the heuristic's schedule and `shortest_way`'s.
@@ -26,7 +26,7 @@ from ortools.sat.python import cp_model
 from .crosscheck import CheckResult, Instance, add_global_order, global_order_bound, run_solver, trip_via
 from .ring import CCW, CW, Ring
 from .scheduler import StepSchedule
-from .streaming import FFN, LOAD, SEND, DeadlockError, StepTimeline, Trip, execute, trajectories
+from .streaming import FFN, LOAD, SEND, DeadlockError, StepTimeline, Trip, execute, head_ns, trajectories, walk_ns
 
 HOME = -1
 """The circuit's depot node: the shard at its DRAM home before its first stop."""
@@ -67,14 +67,16 @@ def solve_free(inst: Instance, sched: StepSchedule, *, hint: StepTimeline | None
         home, key = t.path[0], (t.stream, t.shard)
         busy_d, busy_l = cost.dram_busy_ns(t.nbytes), cost.link_busy_ns(t.nbytes)
         hop_ns = busy_l + cost.link_latency_ns
+        head_lag = head_ns(cost, t.nbytes)  # R7: a shard goes on once its first packet is there
         ls = m.NewIntVar(0, horizon, "")
         names[("load", *key)] = ls
         resources.setdefault(("dram", home, t.channel), []).append(m.NewFixedSizeIntervalVar(ls, busy_d, ""))
         loads.setdefault((home, t.channel), []).append((t.stream, t.shard, ls, busy_d))
-        holds.setdefault(home, []).append(m.NewFixedSizeIntervalVar(ls, 1, ""))  # R4: a second free buffer
+        holds.setdefault(home, [])
         ends.append(ls + busy_d)
         ready = ls + busy_d + cost.dram_latency_ns
         arrive = {c: m.NewIntVar(0, horizon, "") for c in members}
+        head = {c: m.NewIntVar(0, horizon, "") for c in members}
         reserve = {c: m.NewIntVar(0, horizon, "") for c in members}
         release = {c: m.NewIntVar(0, horizon, "") for c in members}
         home_release = m.NewIntVar(0, horizon, "")
@@ -105,9 +107,10 @@ def solve_free(inst: Instance, sched: StepSchedule, *, hint: StepTimeline | None
                 m.Add(sum(chosen) == lit)
                 for p, (path, x) in enumerate(zip(options, chosen)):
                     names[("path", *key, a, b, p)] = x
-                    depart = ready if a == HOME else arrive[a]
+                    depart = ready if a == HOME else head[a]
                     if len(path) == 1:  # b is the home: the shard is there once loaded
                         m.Add(arrive[b] == ready).OnlyEnforceIf(x)
+                        m.Add(head[b] == ready).OnlyEnforceIf(x)
                         m.Add(reserve[b] == ls).OnlyEnforceIf(x)
                         continue
                     starts = []
@@ -116,13 +119,14 @@ def solve_free(inst: Instance, sched: StepSchedule, *, hint: StepTimeline | None
                         names[("send", *key, a, b, p, hop)] = s
                         resources.setdefault(("link", u, v), []).append(
                             m.NewOptionalFixedSizeIntervalVar(s, busy_l, x, ""))
-                        m.Add(s >= (depart if hop == 0 else starts[-1] + hop_ns)).OnlyEnforceIf(x)
+                        m.Add(s >= (depart if hop == 0 else starts[-1] + head_lag)).OnlyEnforceIf(x)
                         _optional_end(m, horizon, ends, s + busy_l, x)
-                        if hop:  # store and forward: a pass-through chiplet holds it meanwhile
+                        if hop:  # a pass-through chiplet holds it from its arrival until it has gone on
                             holds.setdefault(u, []).append(
                                 m.NewOptionalIntervalVar(starts[-1], m.NewIntVar(0, horizon, ""), s + busy_l, x, ""))
                         starts.append(s)
                     m.Add(arrive[b] == starts[-1] + hop_ns).OnlyEnforceIf(x)
+                    m.Add(head[b] == starts[-1] + head_lag).OnlyEnforceIf(x)
                     m.Add(reserve[b] == starts[-1]).OnlyEnforceIf(x)
                     if a == HOME:
                         m.Add(home_release >= starts[0] + busy_l).OnlyEnforceIf(x)
@@ -199,7 +203,7 @@ def free_lower_bound(inst: Instance, sched: StepSchedule, trips: list[Trip]) -> 
         stream = sched.streams[t.stream]
         key = (t.path[0], t.channel)
         busy[key] = busy.get(key, 0) + cost.dram_busy_ns(t.nbytes)
-        hop = cost.link_ns(t.nbytes)
+        hop = walk_ns(cost, t.nbytes, 1)
         shard_tail = cost.dram_latency_ns + min(
             cost.ffn_ns(t.params, stream.tokens[c]) + (0 if c == t.path[0] else hop)
             for c in range(n) if stream.members >> c & 1)
@@ -215,7 +219,7 @@ def free_lower_bound(inst: Instance, sched: StepSchedule, trips: list[Trip]) -> 
         stream = sched.streams[t.stream]
         members = [c for c in range(n) if stream.members >> c & 1]
         hops = cover_hops(inst.ring, t.path[0], members)
-        tails[(t.stream, t.shard)] = {0: cost.dram_latency_ns + hops * cost.link_ns(t.nbytes)
+        tails[(t.stream, t.shard)] = {0: cost.dram_latency_ns + walk_ns(cost, t.nbytes, hops)
                                       + min(cost.ffn_ns(t.params, stream.tokens[c]) for c in members)}
     return max(max((busy[k] + tail[k] for k in busy), default=0), max(ffn_total, default=0) + first,
                global_order_bound(inst, sched, tails))

@@ -17,7 +17,7 @@ from .crosscheck_free import shortest_way, solve_free
 from .ring import Ring
 from .scheduler import Policy, StepRouting
 from .shardplan import make_shard_plan
-from .streaming import FFN, LOAD, SEND, StepTimeline, Trip
+from .streaming import FFN, LOAD, SEND, StepTimeline, Trip, head_ns
 
 
 def _op_name(kind: str, t: Trip, chiplet: int, hop: int = 0) -> str:
@@ -31,6 +31,7 @@ def explain_violation(inst: Instance, trips: list[Trip], timeline: StepTimeline)
     cost = inst.cost
     usage: dict[tuple, list[tuple[int, int, str]]] = {}
     arrive: dict[tuple[int, int], int] = {}
+    head: dict[tuple[int, int], int] = {}  # when the first packet is there (R7)
     sent: dict[tuple[int, int], int] = {}
     ffn: dict[tuple[int, int], int] = {}
     for op in timeline.ops:
@@ -38,11 +39,12 @@ def explain_violation(inst: Instance, trips: list[Trip], timeline: StepTimeline)
         name = _op_name(op.kind, t, op.chiplet, op.hop)
         if op.kind == LOAD:
             usage.setdefault(("DRAM channel", op.chiplet, op.unit), []).append((op.start, op.end, name))
-            arrive[(op.trip, 0)] = op.end + cost.dram_latency_ns
+            arrive[(op.trip, 0)] = head[(op.trip, 0)] = op.end + cost.dram_latency_ns
         elif op.kind == SEND:
             usage.setdefault(("link", op.chiplet, op.unit), []).append((op.start, op.end, name))
             sent[(op.trip, op.hop)] = op.start
             arrive[(op.trip, op.hop + 1)] = op.end + cost.link_latency_ns
+            head[(op.trip, op.hop + 1)] = op.start + head_ns(cost, trips[op.trip].nbytes)  # R7
         else:
             usage.setdefault(("compute", op.chiplet), []).append((op.start, op.end, name))
             ffn[(op.trip, op.hop)] = op.start
@@ -58,10 +60,10 @@ def explain_violation(inst: Instance, trips: list[Trip], timeline: StepTimeline)
             return (f"R6 (one global order) violated on DRAM channel {(c0, u0)}: {_op_name(LOAD, trips[b_], c1)} "
                     f"of stream {st1} starts at {s1}, after {_op_name(LOAD, trips[a], c0)} of stream {st0}")
     for (trip, hop), start in sorted(sent.items()):
-        if (trip, hop) not in arrive or start < arrive[(trip, hop)]:
+        if (trip, hop) not in head or start < head[(trip, hop)]:
             t = trips[trip]
-            return (f"precedence violated: {_op_name(SEND, t, t.path[hop], hop)} starts at {start} before the shard "
-                    f"arrives at {arrive.get((trip, hop), 'never')}")
+            return (f"precedence violated: {_op_name(SEND, t, t.path[hop], hop)} starts at {start} before the shard's "
+                    f"first packet arrives at {head.get((trip, hop), 'never')}")
     for (trip, hop), start in sorted(ffn.items()):
         if (trip, hop) not in arrive or start < arrive[(trip, hop)]:
             t = trips[trip]

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 
 CW, CCW = 1, -1
-#: A stream whose shards each walk the shorter way round from their home (ties clockwise): the
-#: direction is decided per shard home, not per expert (`short_routes`).
-SHORT = 0
+#: Streams whose shards each walk the shorter way round from their home, the direction decided
+#: per shard home, not per expert (`short_routes`): equally long ways go clockwise (SHORT) or
+#: counter-clockwise (SHORT_CCW).
+SHORT, SHORT_CCW = 0, 2
 
 
 @dataclass(frozen=True)
@@ -161,14 +162,15 @@ def route_lengths(walk_members: np.ndarray, direction: int | np.ndarray, rule: s
     return (last_before - w) % n
 
 
-def short_routes(ring: Ring, members: int, rule: str = "nearest") -> tuple[list[int], list[int], list[int]]:
+def short_routes(ring: Ring, members: int, rule: str = "nearest",
+                 tie: int = CW) -> tuple[list[int], list[int], list[int]]:
     """A SHORT stream's trajectories, every home at once, O(N): (direction, entry member, links
     walked) lists indexed by chiplet; each home takes the direction whose trajectory walks fewer
-    links (ties: clockwise)."""
+    links (ties: `tie`)."""
     cw_entry, cw_len = routes(ring, members, CW, rule)
     ccw_entry, ccw_len = routes(ring, members, CCW, rule)
     n = ring.size
-    way = [CW if cw_len[c] <= ccw_len[c] else CCW for c in range(n)]
+    way = [CW if cw_len[c] < ccw_len[c] or (cw_len[c] == ccw_len[c] and tie == CW) else CCW for c in range(n)]
     entry = [cw_entry[c] if way[c] == CW else ccw_entry[c] for c in range(n)]
     length = [cw_len[c] if way[c] == CW else ccw_len[c] for c in range(n)]
     return way, entry, length
@@ -176,8 +178,9 @@ def short_routes(ring: Ring, members: int, rule: str = "nearest") -> tuple[list[
 
 def directed_routes(ring: Ring, members: int, direction: int,
                     rule: str = "nearest") -> tuple[list[int], list[int], list[int]]:
-    """(direction, entry, links walked) per home for a stream of any direction (CW, CCW, SHORT)."""
-    if direction == SHORT:
-        return short_routes(ring, members, rule)
+    """(direction, entry, links walked) per home for a stream of any direction (CW, CCW, SHORT,
+    SHORT_CCW)."""
+    if direction in (SHORT, SHORT_CCW):
+        return short_routes(ring, members, rule, CW if direction == SHORT else CCW)
     entry, length = routes(ring, members, direction, rule)
     return [direction] * ring.size, entry, length

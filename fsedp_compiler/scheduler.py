@@ -34,7 +34,7 @@ import numpy as np
 
 from .costmodel import CostModel
 from .flowcontrol import min_buffers
-from .ring import CCW, CW, SHORT, Ring, route_lengths, routes, walk_order
+from .ring import CCW, CW, SHORT, SHORT_CCW, Ring, route_lengths, routes, walk_order
 from .shardplan import ShardPlan
 
 ORDERS = ("paired", "work", "id")
@@ -363,13 +363,13 @@ def _per_shard(tables: _Tables, present: np.ndarray, active: np.ndarray, ordered
     compute (`other_bound`) and links, plus the longest trajectory's hops of one shard (the tail
     after the last loads). Ties: fewer virtual networks. Returns the directions and link bound."""
     link = _link_bytes(tables, present, active, 2, rule)
-    short, longest = _short_link_bytes(tables, present, active, rule)
+    short, short_ccw, longest = _short_link_bytes(tables, present, active, rule)
     count = len(active)
     hop_ns = cost.link_ns(tables.plan.max_shard_bytes)
     cw = np.add.reduce(link[::2], axis=0)
     balanced, peaks = _balance(link, list(ordered))
-    shards, shard_peaks, _ = _balance_shards(link, short, ordered)
-    way = {CW: 0, CCW: 1, SHORT: 2}
+    shards, shard_peaks, _ = _balance_shards(link, (short, short_ccw), ordered)
+    way = {CW: 0, CCW: 1, SHORT: 2, SHORT_CCW: 2}
     plans = (
         ([CW] * count, int(np.maximum.reduce(cw)), int(np.maximum.reduce(longest[:, 0]))),
         (balanced, max(peaks), max(int(longest[i, way[d]]) for i, d in enumerate(balanced))),
@@ -380,54 +380,63 @@ def _per_shard(tables: _Tables, present: np.ndarray, active: np.ndarray, ordered
 
 
 def _short_link_bytes(tables: _Tables, present: np.ndarray, active: np.ndarray,
-                      rule: str) -> tuple[np.ndarray, np.ndarray]:
+                      rule: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """[2A, N] bytes each active expert sends over each link (walk index of the sender) when every
-    shard takes the shorter way round from its home (ties clockwise), rows (a, cw), (a, ccw); and
-    [A, 3] the most links any of its shards walks clockwise, counter-clockwise and the shorter way."""
+    shard takes the shorter way round from its home, rows (a, cw), (a, ccw): equally long ways
+    clockwise (SHORT), then counter-clockwise (SHORT_CCW); and [A, 3] the most links any of its
+    shards walks clockwise, counter-clockwise and the shorter way."""
     n, count = present.shape[1], len(active)
     walk_members = present[:, tables.walk[2]].reshape(2 * count, n)
     lengths = route_lengths(walk_members, tables.directions[2][:2 * count], rule)  # by the home's walk index
     # clockwise walk index = ring position; counter-clockwise = N - 1 - position
-    take_cw = lengths[0::2] <= lengths[1::2, ::-1]
-    weights = tables.home_bytes[active, :2 * n].reshape(2 * count, n).copy()
+    weights = tables.home_bytes[active, :2 * n].reshape(2 * count, n)
     homed = weights > 0
     cw_len, ccw_len = lengths[0::2], lengths[1::2, ::-1]  # by ring position
     longest = np.stack([np.maximum.reduce(np.where(homed[0::2], cw_len, 0), axis=1),
                         np.maximum.reduce(np.where(homed[0::2], ccw_len, 0), axis=1),
                         np.maximum.reduce(np.where(homed[0::2], np.minimum(cw_len, ccw_len), 0), axis=1)], axis=1)
-    weights[0::2] *= take_cw
-    weights[1::2] *= ~take_cw[:, ::-1]
-    return _walk_link_bytes(weights, lengths, tables.exact), longest
+    out = []
+    for take_cw in (cw_len <= ccw_len, cw_len < ccw_len):
+        part = weights.copy()
+        part[0::2] *= take_cw
+        part[1::2] *= ~take_cw[:, ::-1]
+        out.append(_walk_link_bytes(part, lengths, tables.exact))
+    return out[0], out[1], longest
 
 
-def _balance_shards(both: np.ndarray, short: np.ndarray, ordered: list[int]) -> tuple[list[int], tuple[int, int], int]:
-    """Directions in the global order, each stream CW, CCW or SHORT: the one that keeps the busiest
-    link of either direction lowest given the streams before it (ties: fewer bytes moved, then CW,
-    CCW, SHORT); O(A·N), a few numpy calls per stream. `both` and `short` hold each expert's link
-    bytes as rows (2a: clockwise, 2a + 1: counter-clockwise) for the whole expert one way and for
-    its shards each the shorter way; returns the directions, each direction's busiest link and
-    the bytes moved."""
+def _balance_shards(both: np.ndarray, short: tuple[np.ndarray, np.ndarray],
+                    ordered: list[int]) -> tuple[list[int], tuple[int, int], int]:
+    """Directions in the global order, each stream CW, CCW, SHORT or SHORT_CCW: the one that keeps
+    the busiest link of either direction lowest given the streams before it (ties: fewer bytes
+    moved, then that order); O(A·N), a few numpy calls per stream. `both` holds each expert's
+    link bytes as rows (2a: clockwise, 2a + 1: counter-clockwise) for the whole expert one way,
+    `short` the same for its shards each the shorter way (equal ways clockwise, then counter-
+    clockwise); returns the directions, each direction's busiest link and the bytes moved."""
     n = both.shape[1]
     whole = both.reshape(-1, 2, n)[ordered]
-    split = short.reshape(-1, 2, n)[ordered]
+    split_cw = short[0].reshape(-1, 2, n)[ordered]
+    split_ccw = short[1].reshape(-1, 2, n)[ordered]
     load = np.zeros((2, n), dtype=np.int64)
     direction = [CW] * len(ordered)
     moved = 0
-    for i, arcs, parts in zip(ordered, whole, split):
+    rank = (CW, CCW, SHORT, SHORT_CCW)
+    for i, arcs, parts_cw, parts_ccw in zip(ordered, whole, split_cw, split_ccw):
         peak_cw, peak_ccw = np.maximum.reduce(load, axis=1).tolist()
-        options = (
+        options = [
             (max(int(np.maximum.reduce(load[0] + arcs[0])), peak_ccw), int(arcs[0].sum()), CW),
             (max(peak_cw, int(np.maximum.reduce(load[1] + arcs[1]))), int(arcs[1].sum()), CCW),
-            (int(np.maximum.reduce(load + parts, axis=None)), int(parts.sum()), SHORT),
-        )
-        _, added, way = min(options, key=lambda o: (o[0], o[1], (CW, CCW, SHORT).index(o[2])))
+            (int(np.maximum.reduce(load + parts_cw, axis=None)), int(parts_cw.sum()), SHORT),
+        ]
+        if not np.array_equal(parts_cw, parts_ccw):  # some home has two equally long ways
+            options.append((int(np.maximum.reduce(load + parts_ccw, axis=None)), int(parts_ccw.sum()), SHORT_CCW))
+        _, added, way = min(options, key=lambda o: (o[0], o[1], rank.index(o[2])))
         moved += added
         if way == CW:
             load[0] += arcs[0]
         elif way == CCW:
             load[1] += arcs[1]
         else:
-            load += parts
+            load += parts_cw if way == SHORT else parts_ccw
         direction[i] = way
     peaks = np.maximum.reduce(load, axis=1).tolist()
     return direction, (peaks[0], peaks[1]), moved

@@ -13,8 +13,9 @@ links and compute the shard that became ready first); a chiplet has one pool of 
 buffers shared by both directions under R4's admission rules (`flowcontrol.py`: a forward may
 use its direction's escape slot or critical bubble, a DRAM load only a slot neither holds); a
 buffer is freed once its shard is computed (if this chiplet is a member) and forwarded (if it
-goes on). A deadlock (which the rules exclude) would be reported (`DeadlockError`, exit code
-3), never hung.
+goes on). A shard that goes on from a chiplet is sent on once its first packet is there (R7,
+cut-through, `PACKET_BYTES`), computed there once all of it is. A deadlock (which the rules
+exclude) would be reported (`DeadlockError`, exit code 3), never hung.
 """
 
 from __future__ import annotations
@@ -70,6 +71,25 @@ def trajectories(sched: StepSchedule, plan: ShardPlan, ring: Ring, rule: str = "
             trips.append(Trip(len(trips), index, e, j, channel, d, arc[0], arc[1], size, params))
     return trips
 
+
+#: R7, cut-through: links move a shard in packets of this many bytes, and a chiplet forwards a
+#: shard that goes on as soon as its first packet has arrived (its FFN still waits for all of it).
+#: With every link of a target equally fast the onward transfer never overtakes the inbound one.
+PACKET_BYTES = 4096
+#: which part of a shard an arrival is (`execute`)
+WHOLE, HEAD_PART, TAIL_PART = 0, 1, 2
+
+
+def head_ns(cost: CostModel, nbytes: int) -> int:
+    """From a send's start until the shard may go on from the next chiplet (R7: its first
+    packet is there; a shard of one packet or less: all of it)."""
+    return cost.link_ns(min(nbytes, PACKET_BYTES))
+
+
+def walk_ns(cost: CostModel, nbytes: int, hops: int) -> int:
+    """The least time from a shard's first send until all of it is `hops` links on, each hop
+    forwarding it as soon as its first packet arrives (R7)."""
+    return (hops - 1) * head_ns(cost, nbytes) + cost.link_ns(nbytes) if hops > 0 else 0
 
 #: Op kinds of a timeline record.
 LOAD, SEND, FFN = "load", "send", "ffn"
@@ -169,7 +189,9 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
     counter = 0
     now = 0
     remaining = len(trips)
-    DMA_FREE, ARRIVE, SENT, COMPUTED = 0, 1, 2, 3
+    DMA_FREE, ARRIVE, SENT, COMPUTED, HEAD = 0, 1, 2, 3, 4
+    # cut-through (R7): a shard that goes on is forwarded once its first packet has arrived
+    head_busy = cost.link_busy_ns(PACKET_BYTES)  # == head_ns - latency for shards above a packet
     dram_lat, link_lat = cost.dram_latency_ns, cost.link_latency_ns
     dram_busy_of: dict[int, int] = {}
     link_busy_of: dict[int, int] = {}
@@ -180,13 +202,16 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
         heapq.heappush(events, (time, counter, kind, a, b, c))
         counter += 1
 
-    def arrive(trip: Trip, hop: int) -> None:
+    def arrive(trip: Trip, hop: int, part: int = WHOLE) -> None:
+        """The shard reaches chiplet path[hop]: its first packet (HEAD_PART: it may go on), the
+        rest (TAIL_PART: it may be computed) or all of it at once (WHOLE)."""
         c = trip.path[hop]
-        uses = 0
-        if trip.computes[hop]:
+        if part != HEAD_PART and trip.computes[hop]:
             heapq.heappush(compute_ready[c], (now, trip.stream, trip.seq, hop))
             dirty.add((1, c))
-            uses += 1
+        if part == TAIL_PART:
+            return
+        uses = int(trip.computes[hop])
         if hop + 1 < len(trip.path):
             key = (c, trip.path[hop + 1])
             heapq.heappush(link_ready[key], (now, trip.stream, trip.seq, hop))
@@ -248,7 +273,11 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
         link_busy.add(key)
         ops.append(OpRecord(SEND, c, nxt, seq, hop, now, now + length))
         push(now + length, SENT, seq, hop, nxt)
-        push(now + length + link_lat, ARRIVE, seq, hop + 1)
+        if hop + 2 < len(trip.path) and trip.nbytes > PACKET_BYTES:  # it goes on from nxt: cut-through
+            push(now + head_busy + link_lat, HEAD, seq, hop + 1)
+            push(now + length + link_lat, ARRIVE, seq, hop + 1, TAIL_PART)
+        else:
+            push(now + length + link_lat, ARRIVE, seq, hop + 1)
 
     def start_compute(c: int) -> None:
         ready = compute_ready[c]
@@ -283,7 +312,9 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
                 dma_busy.discard((a, b))
                 dirty.add((2, (a, b)))
             elif kind == ARRIVE:
-                arrive(trips[a], b)
+                arrive(trips[a], b, c)
+            elif kind == HEAD:
+                arrive(trips[a], b, HEAD_PART)
             elif kind == SENT:
                 key = (trips[a].path[b], c)
                 link_busy.discard(key)

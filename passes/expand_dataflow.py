@@ -28,13 +28,13 @@ from fsedp_compiler.layers import LayerContext, layer_contexts
 from fsedp_compiler.irrows import ir_row, stream_rows
 from fsedp_compiler.isa import port_maps
 from fsedp_compiler.layout import LayerLayout, build_layouts, fsedp_placement
-from fsedp_compiler.ring import CCW, CW, SHORT, directed_routes
+from fsedp_compiler.ring import CCW, CW, SHORT, SHORT_CCW, directed_routes
 from fsedp_compiler.scheduler import Stream, StepSchedule
 from fsedp_compiler.streaming import StreamCounts, stream_counts
 from fsedp_compiler.target import Target
 
 #: the ISA's direction of a stream row (`isa.opcodes.DIRECTIONS`)
-_DIR_BIT = {CW: 0, CCW: 1, SHORT: 2}
+_DIR_BIT = {CW: 0, CCW: 1, SHORT: 2, SHORT_CCW: 3}
 
 
 def static_steps(ctx: LayerContext, target: Target) -> list[StepSchedule]:

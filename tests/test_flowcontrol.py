@@ -3,6 +3,7 @@ pool never deadlock, compute every (expert, shard) once at every member and stay
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import numpy as np
@@ -89,3 +90,24 @@ def test_bubble_home_avoids_dram_chiplets(preset, dram, home) -> None:
     target = load_preset(preset)
     assert tuple(target.dram_at) == dram
     assert bubble_home(target.num_chiplets, target.dram_at) == home
+
+
+def test_cut_through_forwards_on_the_first_packet() -> None:
+    """R7: on ring-8, a shard loaded at chiplet 0 for a member 3 hops on arrives after one DRAM
+    load, two packet times and one shard time (each with its link latency), not three shard times."""
+    from fsedp_compiler.scheduler import StepSchedule, Stream
+    from fsedp_compiler.streaming import PACKET_BYTES, head_ns, walk_ns
+
+    target = load_preset("ring-8")
+    layer = MoeLayerSpec(0, d_model=64, d_ffn=8 * 64, num_experts=1, top_k=1)
+    plan = make_shard_plan(layer, target, 1, 6)
+    ring, cost = Ring(target.ring), CostModel(target)
+    assert plan.shard_bytes(0) > PACKET_BYTES
+    tokens = (0, 0, 0, 1, 0, 0, 0, 0)
+    sched = StepSchedule(0, 0, (Stream(0, 1 << 3, 1, tokens),), 0)
+    (trip,) = [dataclasses.replace(t, seq=0) for t in trajectories(sched, plan, ring) if t.path[0] == 0]
+    timeline = execute([trip], plan, ring, cost, {0: tokens})  # that shard alone
+    sends = sorted(op.start for op in timeline.ops if op.kind == "send" and op.trip == trip.seq)
+    assert len(sends) == 3 and sends[1] - sends[0] == sends[2] - sends[1] == head_ns(cost, trip.nbytes)
+    ffn = next(op for op in timeline.ops if op.kind == FFN)
+    assert ffn.start == sends[0] + walk_ns(cost, trip.nbytes, 3) < sends[0] + 3 * cost.link_ns(trip.nbytes)

@@ -502,7 +502,7 @@ def test_decode_header_errors() -> None:
     ("static", 5, 1, 3, "sends references missing port 3; chiplet has 2 ports"),
     ("static", 4, 1, 2, "loads references missing DRAM channel 2; chiplet has 2 DRAM channels"),
     ("static", 12, 4, 1, "nop does not use column 'layer', which must be 0 (is 1)"),
-    ("static", 2, 2, 3, "stream direction must be 0 (cw), 1 (ccw) or 2 (short), not 3"),
+    ("static", 2, 2, 4, "stream direction must be 0 (cw), 1 (ccw), 2 (short) or 3 (short-ccw), not 4"),
     ("dynamic", 4, 2, 9, "when has unknown condition 9 (1 home, 2 member, 3 forward, 4 last, 5 inbound, 6 visit)"),
     ("tasks", 1, 16, 0, "wait needs a task id >= 1"),
 ])
@@ -543,7 +543,7 @@ def _parse_error(text: str) -> FsedpError:
     ("send port=2 l=0 s=0 e=5 j=2 bytes=6144", "5:6", "send references missing port 2; chiplet has 2 ports"),
     ("load ch=1 l=0 s=0 e=5 j=2 bytes=6144 addr=0", "5:6",
      "load references missing DRAM channel 1; chiplet has 1 DRAM channel"),
-    ("stream dir=up l=0 s=0 e=5 members=1", "5:8", "dir must be cw, ccw or short, not 'up'"),
+    ("stream dir=up l=0 s=0 e=5 members=1", "5:8", "dir must be cw, ccw, short or short-ccw, not 'up'"),
     ("load ch=0 l=0 s=0 e=5 j=2 bytes=1 addr=0 keep=2", "5:42", "value 2 out of range for keep (0..1)"),
     ("sync l=0 s=0 l=1", "5:14", "duplicate field 'l'"),
     ("when always n=1", "5:6", "unknown when cond 'always' (home | member | forward | last | inbound | visit)"),

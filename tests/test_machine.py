@@ -61,6 +61,7 @@ def test_machine_equals_estimator_on_every_strategy(target: str, tmp_path: Path)
                 module, out = build(tmp_path, strategy, target, None, f"{strategy}-{k}-dyn")
                 dynamic = simulate(load_outdir(str(out)), trace).metrics
                 assert dynamic["makespan_ns"] == estimate_module(module, trace).makespan, (target, strategy, "dyn")
+                assert dynamic["makespan_ns"] >= dynamic["lower_bound_ns"]  # the ring-aware bound holds
 
 
 def test_static_and_dynamic_runs_do_the_same_work(tmp_path: Path) -> None:

@@ -49,17 +49,18 @@ def test_routes_refuses_an_empty_member_set() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(rings(), st.sampled_from(TRAJECTORIES))
-def test_short_routes_take_the_way_that_walks_fewer_links(case, rule: str) -> None:
-    """A SHORT stream: every home's shards go the way round whose trajectory is shorter (ties
-    clockwise), and the machine's own rule (`sim.trajectory`) picks the same way."""
+@given(rings(), st.sampled_from(TRAJECTORIES), st.sampled_from([1, -1]))
+def test_short_routes_take_the_way_that_walks_fewer_links(case, rule: str, tie: int) -> None:
+    """A SHORT (SHORT_CCW) stream: every home's shards go the way round whose trajectory is
+    shorter (equal ways: clockwise, counter-clockwise), and the machine's own rule
+    (`sim.trajectory`) picks the same way."""
     from fsedp_compiler.sim.trajectory import Trajectories
 
     ring, members = case
-    ways, entries, lengths = short_routes(ring, members, rule)
-    machine = Trajectories(ring.order).ways(members, rule)
+    ways, entries, lengths = short_routes(ring, members, rule, tie)
+    machine = Trajectories(ring.order).ways(members, rule, 0 if tie == 1 else 1)
     for home in range(ring.size):
         cw, ccw = route(ring, home, members, 1, rule), route(ring, home, members, -1, rule)
-        d = 1 if cw[1] <= ccw[1] else -1
+        d = tie if cw[1] == ccw[1] else 1 if cw[1] < ccw[1] else -1
         assert (ways[home], entries[home], lengths[home]) == (d, *(cw if d == 1 else ccw))
         assert machine[home] == (0 if d == 1 else 1)

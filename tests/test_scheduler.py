@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.model import MoeLayerSpec
-from fsedp_compiler.ring import SHORT, Ring, route
+from fsedp_compiler.ring import SHORT, SHORT_CCW, Ring, route
 from fsedp_compiler.scheduler import Policy, StepRouting, local_tokens, schedule
 from fsedp_compiler.shardplan import make_shard_plan
 from fsedp_compiler.streaming import FFN, LOAD, execute, trajectories
@@ -86,9 +86,11 @@ def test_trajectories_follow_r1_to_r3(case) -> None:
     for t in trips:
         m = members[t.expert]
         assert t.path[0] == plan.home(t.expert, t.shard)[0]
-        if ways[t.expert] == SHORT:  # each shard the shorter way round from its home, ties clockwise
+        if ways[t.expert] in (SHORT, SHORT_CCW):  # each shard the shorter way round from its home
             hops = {d: route(ring, t.path[0], m, d)[1] for d in (1, -1)}
-            assert len(t.path) - 1 == min(hops.values()) and (t.direction == 1) == (hops[1] <= hops[-1])
+            tie = 1 if ways[t.expert] == SHORT else -1
+            assert len(t.path) - 1 == min(hops.values())
+            assert t.direction == (tie if hops[1] == hops[-1] else 1 if hops[1] < hops[-1] else -1)
         else:
             assert t.direction == ways[t.expert]
         for a, b in zip(t.path, t.path[1:]):  # R1: one hop along the ring in the stream's direction

@@ -48,8 +48,8 @@ ANY_ADDR = 0xFFFF_FFFF_FFFF_FFFF
 MODES = ("static", "dynamic")
 ENGINES = ("dma", "link_out", "link_in", "compute", "control")
 
-CW, CCW, SHORT = 0, 1, 2
-DIRECTIONS = {CW: "cw", CCW: "ccw", SHORT: "short"}
+CW, CCW, SHORT, SHORT_CCW = 0, 1, 2, 3
+DIRECTIONS = {CW: "cw", CCW: "ccw", SHORT: "short", SHORT_CCW: "short-ccw"}
 WHEN_HOME, WHEN_MEMBER, WHEN_FORWARD, WHEN_LAST, WHEN_INBOUND, WHEN_VISIT = 1, 2, 3, 4, 5, 6
 CONDITIONS = {
     WHEN_HOME: "home",
@@ -96,7 +96,7 @@ class Field(NamedTuple):
     Kinds: ``channel`` / ``port`` (unit, ``*`` = ANY_UNIT), ``tag`` (u16, ``*`` = CURRENT),
     ``chiplet`` / ``u16`` / ``u32`` (plain numbers), ``addr`` (u64 printed in hex, ``*`` =
     ANY_ADDR), ``mask`` (a chiplet set of any width, printed in hex), ``id`` (u32, optional in
-    text: omitted means 0, "no id"), ``flag`` (0 or 1, optional: printed only when 1), ``dir`` (``cw`` | ``ccw`` | ``short``), ``cond`` / ``policy`` (a bare word).
+    text: omitted means 0, "no id"), ``flag`` (0 or 1, optional: printed only when 1), ``dir`` (``cw`` | ``ccw`` | ``short`` | ``short-ccw``), ``cond`` / ``policy`` (a bare word).
     """
 
     key: str
@@ -128,8 +128,9 @@ class OpInfo(NamedTuple):
 
 _CH = Field("ch", "unit", "channel", "DRAM channel of this chiplet (`*`: the shard's home channel)")
 _PORT = Field("port", "unit", "port", "port of this chiplet (`*`: chosen at run time)")
-_DIR = Field("dir", "x", "dir", "ring direction on the virtual ring: `cw` (0), `ccw` (1) or `short` (2: each "
-             "shard the way round from its home that walks fewer links, ties `cw`)")
+_DIR = Field("dir", "x", "dir", "ring direction on the virtual ring: `cw` (0), `ccw` (1), `short` (2: each "
+             "shard the way round from its home that walks fewer links, equal ways `cw`) or `short-ccw` (3: "
+             "equal ways `ccw`)")
 _L = Field("l", "layer", "tag", "layer (decoder block index)")
 _S = Field("s", "step", "tag", "layer step")
 _E = Field("e", "expert", "tag", "expert (routed 0..E-1, shared E..E+S-1)")
@@ -172,7 +173,9 @@ OPS: dict[int, OpInfo] = {
                "waits for its WAITs. The layout must hold exactly that shard at that address."),
         OpInfo(SEND, "send", "link_out", "any", (_PORT, *_TAG, _ID, _BYTES),
                "Sends the shard present in a local buffer to the neighbour on `port`, once the "
-               "neighbour admits it (R4: a free buffer the other networks do not hold) and has posted a receive for it."),
+               "neighbour admits it (R4: a free buffer the other networks do not hold) and has posted a receive for it. "
+               "A shard that goes on from the neighbour is forwarded from there once its first 4 KiB packet "
+               "has arrived (R7, cut-through)."),
         OpInfo(RECV, "recv", "link_in", "any", (_PORT, *_TAG, _ID, _BYTES),
                "Posts a receive on `port` for the shard with this tag (task programs: of transfer "
                "`id`); the arriving data must match the tag and `bytes`."),

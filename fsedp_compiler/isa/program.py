@@ -43,7 +43,7 @@ def _op_table(fn) -> np.ndarray:
 _USES = {c: _op_table(lambda i, c=c: c in i.columns) for c in COLUMNS[1:]}
 _PORT_OP = _op_table(lambda i: any(f.kind == "port" for f in i.fields))
 _CHANNEL_OP = _op_table(lambda i: any(f.kind == "channel" for f in i.fields))
-_X_RANGE = {STREAM: (0, 2), LOAD: (0, 1), FFN: (0, 1), WHEN: (1, max(CONDITIONS)), WHERE: (1, max(POLICIES))}
+_X_RANGE = {STREAM: (0, 3), LOAD: (0, 1), FFN: (0, 1), WHEN: (1, max(CONDITIONS)), WHERE: (1, max(POLICIES))}
 _X_CHECKED = np.array([v in _X_RANGE for v in range(256)])
 _X_MIN = np.array([_X_RANGE.get(v, (0, 0))[0] for v in range(256)], dtype=np.int64)
 _X_MAX = np.array([_X_RANGE.get(v, (0, 0xFFFF))[1] for v in range(256)], dtype=np.int64)
@@ -118,7 +118,7 @@ def _describe(rec: np.void, nports: int, channels: int) -> str:
         value = int(rec["x"])
         if not lo <= value <= hi:
             if code == STREAM:
-                return f"{name} direction must be 0 (cw), 1 (ccw) or 2 (short), not {value}"
+                return f"{name} direction must be 0 (cw), 1 (ccw), 2 (short) or 3 (short-ccw), not {value}"
             if code in (LOAD, FFN):
                 return f"{name} {'keep' if code == LOAD else 'sets'} must be 0 or 1, not {value}"
             names = CONDITIONS if code == WHEN else POLICIES

@@ -16,7 +16,7 @@ def _syntax(f: Field) -> str:
     if f.kind == "policy":
         return "|".join(POLICIES.values())
     if f.kind == "dir":
-        return "dir=cw|ccw|short"
+        return "dir=cw|ccw|short|short-ccw"
     if f.kind == "id":
         return f"[{f.key}=N]"
     star = "|*" if f.kind in ("tag", "port", "channel", "addr") else ""

@@ -64,7 +64,7 @@ def _format_column(field: Field, values: np.ndarray, dynamic: bool) -> list[str]
     if kind == "mask":  # completed by `_merge_masks` for sets wider than 64 chiplets
         return [f" {key}={v:#x}" for v in vals]
     if kind == "dir":
-        return [(" dir=cw", " dir=ccw", " dir=short")[v] for v in vals]
+        return [f" dir={DIRECTIONS[v]}" for v in vals]
     table = CONDITIONS if kind == "cond" else POLICIES
     return [f" {table[v]}" for v in vals]
 
@@ -168,7 +168,7 @@ def _field_value(field: Field, val: str, tok: int) -> int:
     if kind == "dir":
         if val in DIRECTIONS.values():
             return {v: k for k, v in DIRECTIONS.items()}[val]
-        raise _TextError(tok, f"dir must be cw, ccw or short, not {val!r}")
+        raise _TextError(tok, f"dir must be cw, ccw, short or short-ccw, not {val!r}")
     if val == "*" and kind in ("tag", "port", "channel", "addr"):
         return {"tag": CURRENT, "addr": ANY_ADDR}.get(kind, ANY_UNIT)
     number = _int_value(val)

@@ -47,7 +47,7 @@ from .steps import ARG, EXPERT, LAYER, N, OP, SHARD, STEP, UNIT, WIDE, X, Phase,
 
 _LEAVES = {LOAD, RECV, SEND, FFN, FREE}
 #: the ISA's direction of a scheduled stream (cw, ccw, short)
-_DIR_BIT = {1: 0, -1: 1, 0: 2}
+_DIR_BIT = {1: 0, -1: 1, 0: 2, 2: 3}
 
 
 def _template(loaded: Loaded, phase: Phase, c: int) -> tuple[list[tuple], int, int]:
@@ -262,7 +262,7 @@ def decode_dynamic(loaded: Loaded, phase: Phase, routing: Routing, step: int,
         for j in range(m):
             by_home.setdefault(homes[j], []).append(j)
         bit = _DIR_BIT[stream.direction]
-        ways = traj.ways(members, rule) if bit == 2 else None  # SHORT: each home's way, by the machine's rule
+        ways = traj.ways(members, rule, bit - 2) if bit >= 2 else None  # SHORT: each home's way, own rule
         for dirbit in (0, 1):
             group = {h: js for h, js in by_home.items() if (ways[h] if ways is not None else bit) == dirbit}
             if group:

@@ -23,6 +23,7 @@ from fsedp_compiler.isa import CURRENT, DENSE
 from fsedp_compiler.routing import RoutingTrace
 
 from .firmware import decode_dynamic
+from .bounds import ring_bound
 from .trajectory import Trajectories
 from .loader import Loaded, check_trace
 from .stream_engine import StepRun, run_stream_step
@@ -142,6 +143,7 @@ def simulate(loaded: Loaded, trace: RoutingTrace | None = None, *, data=None, ke
                     else:
                         st = decode_stream(loaded, phase, routing)
                     run = run_stream_step(st, cost, data, keep_ops)
+                    run.bound = ring_bound(st, [traj], layer.policy.trajectory, cost)
                     for c, peak in enumerate(run.peak_bytes):
                         if peak > target.chiplet.sram_bytes:
                             raise FsedpError(f"chiplet {c} holds {peak} bytes of shards in layer {phase.layer} step "

@@ -294,10 +294,10 @@ def decode_stream(loaded: Loaded, phase: Phase, routing: Routing) -> StreamStep:
             k = pos[e]
             where = (c, a + i)
             if op == LOADS:
-                if d == 2:  # SHORT: the machine's own rule decides which way this home's shards go
+                if d >= 2:  # SHORT: the machine's own rule decides which way this home's shards go
                     members = table[pos[e]][1]
                     if (e, members) not in short_ways:
-                        short_ways[(e, members)] = traj.ways(members, layer.policy.trajectory)
+                        short_ways[(e, members)] = traj.ways(members, layer.policy.trajectory, d - 2)
                     d = short_ways[(e, members)][c]
                 _loads(loaded, layer, st, r, c, d, pos[e], fail, i, dma, m, lay)
                 st.where[("loads", c, e, r[UNIT])] = where
@@ -307,11 +307,11 @@ def decode_stream(loaded: Loaded, phase: Phase, routing: Routing) -> StreamStep:
                     raise fail(i, f"{mnemonic} port=* in a static program")
                 nbr = st.neighbour[c][port]
                 # the direction bits the stream's shards may walk; a SHORT stream's go either way
-                ways = (0, 1) if d == 2 else (d,)
+                ways = (0, 1) if d >= 2 else (d,)
                 wants = [ring.next[c][1 - w] if op == RECVS else ring.next[c][w] for w in ways]
                 if nbr not in wants:
                     way = ("arrive from" if op == RECVS else "go on to")
-                    name = ("cw", "ccw", "the shorter way")[d]
+                    name = ("cw", "ccw", "the shorter way", "the shorter way")[d]
                     raise fail(i, f"R1: shards of expert {e} stream {name} on the virtual ring and {way} chiplet "
                                   f"{' or '.join(map(str, sorted(set(wants))))}, but port {port} leads to chiplet {nbr}")
                 if op == RECVS:

@@ -12,6 +12,8 @@ starts computing), `end` (where its trajectory ends) and whether it computes yet
 * a link-out engine per port sends the ready shard that arrived first (ties: table order,
   shard, hop) once the neighbour admits it (R4, below) and has posted a receive (RECVS) for the
   expert; the compute engine likewise runs the first ready FFN;
+* cut-through (R7): a shard sent to a chiplet it goes on from is ready to go on there when its
+  first packet (`PACKET_BYTES`) has arrived, ready for its FFN when all of it has;
 * a buffer is freed, against the FREES budget, when its last local use ends (R5).
 
 Buffers (R4): one pool of B per chiplet for both directions (virtual networks). A network holds
@@ -31,9 +33,12 @@ from dataclasses import dataclass, field
 from .errors import DeadlockError, ProgramError
 
 # event kinds
-_DMA_FREE, _ARRIVE, _SENT, _COMPUTED = 0, 1, 2, 3
+_DMA_FREE, _ARRIVE, _SENT, _COMPUTED, _HEAD = 0, 1, 2, 3, 4
+#: R7, cut-through: links move shards in packets of this many bytes; a shard that goes on from a
+#: chiplet is forwarded once its first packet is there, its FFN waits for the last
+PACKET_BYTES = 4096
 # visit fields (a list per shard per chiplet visit)
-POS, EXPERT, SHARD, NBYTES, ENTRY, END, DIR, COMPUTING, CHIPLET, HOP, USES = range(11)
+POS, EXPERT, SHARD, NBYTES, ENTRY, END, DIR, COMPUTING, CHIPLET, HOP, USES, HERE, TAIL = range(13)
 
 
 @dataclass
@@ -138,6 +143,7 @@ def run_stream_step(st: StreamStep, cost, data=None, keep_ops: bool = False) -> 
     comp_busy = [False] * n
 
     dram_lat, link_lat = cost.dram_latency_ns, cost.link_latency_ns
+    head_ns = cost.link_busy_ns(PACKET_BYTES)
     dram_ns, link_ns, ffn_ns = cost.dram_busy_ns, cost.link_busy_ns, cost.ffn_ns
     dtype_bytes = st.dtype_bytes
     dram_cache: dict[int, int] = {}
@@ -167,6 +173,8 @@ def run_stream_step(st: StreamStep, cost, data=None, keep_ops: bool = False) -> 
         return _located(st, (role, c, experts[pos], *port), message)
 
     def arrive(v: list) -> None:
+        """The shard reaches v's chiplet: all of it, or (cut-through, v[TAIL] set) its first
+        packet; the rest arrives with `tail`."""
         c, pos = v[CHIPLET], v[POS]
         computing = v[COMPUTING]
         if not computing and c == v[ENTRY]:
@@ -179,8 +187,9 @@ def run_stream_step(st: StreamStep, cost, data=None, keep_ops: bool = False) -> 
                                           f"is left for it (ffns of expert {v[EXPERT]} here: "
                                           f"{'used up' if ffn_tokens[c][pos] else 'none'})")
             ffn_left[c][pos] = left - 1
-            push(comp_ready[c], (now, pos, v[SHARD], v[HOP], v))
-            dirty_comp.add(c)
+            v[HERE] = True
+            if not v[TAIL]:
+                tail(v)
             uses = 1
         if not (computing and c == v[END]):
             way = 2 * pos + v[DIR]
@@ -199,6 +208,13 @@ def run_stream_step(st: StreamStep, cost, data=None, keep_ops: bool = False) -> 
         v[USES] = uses
         if uses == 0:
             release(v)
+
+    def tail(v: list) -> None:
+        """All of the shard is at v's chiplet: its FFN there (if any) may run."""
+        if v[HERE]:
+            c = v[CHIPLET]
+            push(comp_ready[c], (now, v[POS], v[SHARD], v[HOP], v))
+            dirty_comp.add(c)
 
     def release(v: list) -> None:
         c, pos = v[CHIPLET], v[POS]
@@ -257,7 +273,7 @@ def run_stream_step(st: StreamStep, cost, data=None, keep_ops: bool = False) -> 
         if keep_ops:
             ops.append(("load", c, ch, load[1], load[2], now, now + length))
         push(events, (now + length, seq, _DMA_FREE, k, None))
-        push(events, (now + length + dram_lat, seq + 1, _ARRIVE, [*load, False, c, 0, 0], None))
+        push(events, (now + length + dram_lat, seq + 1, _ARRIVE, [*load, False, c, 0, 0, False, False], None))
         seq += 2
 
     def start_link(k: int) -> None:
@@ -308,10 +324,18 @@ def run_stream_step(st: StreamStep, cost, data=None, keep_ops: bool = False) -> 
         bytes_link[k] += nbytes
         if keep_ops:
             ops.append(("send", c, nxt, v[EXPERT], v[SHARD], now, now + length))
-        w = [pos, v[EXPERT], v[SHARD], nbytes, v[ENTRY], v[END], d, v[COMPUTING], nxt, v[HOP] + 1, 0]
+        computing = v[COMPUTING] or nxt == v[ENTRY]
+        # it goes on from nxt unless its trajectory ends there: then cut-through (R7) applies
+        ahead = not (computing and nxt == v[END]) and nbytes > PACKET_BYTES
+        w = [pos, v[EXPERT], v[SHARD], nbytes, v[ENTRY], v[END], d, v[COMPUTING], nxt, v[HOP] + 1, 0, False, ahead]
         push(events, (now + length, seq, _SENT, k, v))
-        push(events, (now + length + link_lat, seq + 1, _ARRIVE, w, None))
-        seq += 2
+        if ahead:
+            push(events, (now + head_ns + link_lat, seq + 1, _HEAD, w, None))
+            push(events, (now + length + link_lat, seq + 2, _ARRIVE, w, None))
+            seq += 3
+        else:
+            push(events, (now + length + link_lat, seq + 1, _ARRIVE, w, None))
+            seq += 2
 
     def start_compute(c: int) -> None:
         nonlocal seq, macs, ffn_bytes, moved
@@ -358,6 +382,11 @@ def run_stream_step(st: StreamStep, cost, data=None, keep_ops: bool = False) -> 
         while events and events[0][0] == now:
             _, _, kind, a, b = pop(events)
             if kind == _ARRIVE:
+                if a[TAIL]:
+                    tail(a)
+                else:
+                    arrive(a)
+            elif kind == _HEAD:
                 arrive(a)
             elif kind == _SENT:
                 link_busy[a] = False

@@ -53,13 +53,13 @@ class Trajectories:
         p = self.pos[home]
         return entry, end, [self.order[(p + d * k) % self.n] for k in range(a1 + a2 + 1)]
 
-    def ways(self, members: int, rule: str) -> list[int]:
+    def ways(self, members: int, rule: str, tie: int = 0) -> list[int]:
         """Per home chiplet, the direction bit (0 cw, 1 ccw) of a SHORT stream's shard: the way
-        whose trajectory walks fewer links, ties clockwise; O(N)."""
+        whose trajectory walks fewer links, equal ways `tie`; O(N)."""
         cw, ccw = self.first_members(members, 1), self.first_members(members, -1)
         out = [0] * self.n
         for c in self.order:
             _, _, a1, a2 = self.ends(c, members, 1, rule, cw, ccw)
             _, _, b1, b2 = self.ends(c, members, -1, rule, ccw, cw)
-            out[c] = 0 if a1 + a2 <= b1 + b2 else 1
+            out[c] = 0 if a1 + a2 < b1 + b2 else 1 if a1 + a2 > b1 + b2 else tie
         return out

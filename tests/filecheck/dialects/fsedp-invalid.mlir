@@ -44,6 +44,6 @@ builtin.module attributes {moe.model = "m", moe.num_layers = 1 : i64} {
 
 builtin.module attributes {moe.model = "m", moe.num_layers = 1 : i64} {
   moe.layer 0 experts 4 top_k 2 d_model 16 d_ffn 32 swiglu bf16
-  fsedp.static_schedule layer 0 steps 1 shards 8 buffers 4 offsets array<i32: 0, 1> experts array<i32: 7> directions array<i8: 2> member_offsets array<i32: 0, 1> members array<i32: 0> tokens array<i32: 1> estimated_ns array<i64: 10>
+  fsedp.static_schedule layer 0 steps 1 shards 8 buffers 4 offsets array<i32: 0, 1> experts array<i32: 7> directions array<i8: 3> member_offsets array<i32: 0, 1> members array<i32: 0> tokens array<i32: 1> estimated_ns array<i64: 10>
 }
-// CHECK: fsedp-invalid.mlir:47:3: error: 'fsedp.static_schedule' R2: every stream follows the ring in direction 1 or -1, or 0: each shard the shorter way round
+// CHECK: fsedp-invalid.mlir:47:3: error: 'fsedp.static_schedule' R2: every stream follows the ring in direction 1 or -1, or each shard the shorter way round (0: equal ways clockwise, 2: counter-clockwise)
