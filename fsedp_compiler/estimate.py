@@ -64,11 +64,11 @@ def estimate_module(module: ModuleOp, trace: RoutingTrace | None = None) -> Esti
             extra = 0
         else:
             scheds = [schedule(StepRouting(*trace.step(positions[index], s), trace.token_chiplet, index, s),
-                               ctx.plan, ctx.ring, cost, ctx.policy) for s in range(trace.num_steps)]
+                               ctx.plan, ctx.rings, cost, ctx.policy) for s in range(trace.num_steps)]
             extra = 1
         times = []
         for sched in scheds:
-            trips = trajectories(sched, ctx.plan, ctx.ring, ctx.policy.trajectory)
+            trips = trajectories(sched, ctx.plan, ctx.rings, ctx.policy.trajectory)
             tokens = {st.expert: st.tokens for st in sched.streams}
             ns = execute(trips, ctx.plan, ctx.ring, cost, tokens).makespan
             times.append(ns + extra * cost.scheduler_ns(len(sched.streams)))

@@ -67,6 +67,9 @@ class TargetModel(_Strict):
     links: Annotated[list[tuple[Chiplet, Chiplet]], Field(min_length=1, max_length=MAX_CHIPLETS * 16)]
     dram_at: Annotated[list[Chiplet], Field(min_length=1, max_length=MAX_CHIPLETS)]
     ring: Annotated[list[Chiplet], Field(min_length=2, max_length=MAX_CHIPLETS)]
+    rings: Annotated[list[Annotated[list[Chiplet], Field(min_length=2, max_length=MAX_CHIPLETS)]],
+                     Field(min_length=1, max_length=8)] | None = None
+    """every virtual ring (the first is `ring`); absent: `ring` alone"""
     chiplet: ChipletModel
     link: LinkModel
 
@@ -91,6 +94,7 @@ class LayerModel(_Strict):
     order: Literal["paired", "work", "id"] | None = None
     direction: Literal["per-shard", "balanced", "cw"] | None = None
     trajectory: Literal["nearest", "fullring", "single-entry"] | None = None
+    rings: Literal["all", "one"] | None = None
 
 
 class DenseModel(_Strict):
@@ -114,7 +118,8 @@ class Manifest(_Strict):
     version: Literal[2]
     model: Annotated[str, StringConstraints(max_length=200)]
     num_layers: Annotated[int, Field(ge=1, le=MAX_LAYERS)]
-    strategy: Literal["fsedp", "fsedp-fullring", "fsedp-nocomp", "fsedp-fixeddir", "fsedp-perexpert", "fsedp-unpaired",
+    strategy: Literal["fsedp", "fsedp-fullring", "fsedp-nocomp", "fsedp-fixeddir", "fsedp-perexpert", "fsedp-onering",
+                      "fsedp-unpaired",
                       "ep", "ep-serial", "hydra", "ep-cache", "tp", "tp-per-expert", "dp", "fsdp"]
     edited: bool
     mode: Literal["static", "dynamic"]
