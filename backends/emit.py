@@ -170,7 +170,7 @@ def layer_strategies_of(module: ModuleOp) -> dict[int, str]:
             out[c.spec.index] = c.baseline_op.prop_str("strategy")
         else:
             p = c.policy
-            out[c.spec.index] = by_policy.get((p.order, p.direction, p.trajectory), "fsedp")
+            out[c.spec.index] = by_policy.get((p.order, p.direction, p.trajectory, p.rings), "fsedp")
     return out
 
 
@@ -221,7 +221,8 @@ def emit(module: ModuleOp, outdir: str, extra_files: dict[str, bytes] | None = N
                 entry.update(baseline=c.baseline_op.prop_str("strategy"),
                              hydra_skip_single=bool(c.baseline_op.prop_int("skip_single")))
             else:
-                entry.update(order=c.policy.order, direction=c.policy.direction, trajectory=c.policy.trajectory)
+                entry.update(order=c.policy.order, direction=c.policy.direction, trajectory=c.policy.trajectory,
+                             rings=c.policy.rings)
             layers.append(entry)
         dense = [dataclasses.asdict(d) for d in model.dense]
         manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "model": model.name,

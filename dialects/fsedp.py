@@ -138,19 +138,22 @@ class StreamsOp(KeywordSyntax):
 
     name = "fsedp.streams"
     SYNTAX: ClassVar[tuple[tuple[str, str], ...]] = (("layer", "int"), ("ring", "ints"), ("order", "ident"), ("direction", "ident"))
-    OPTIONAL: ClassVar[tuple[tuple[str, str], ...]] = (("trajectory", "nearest"),)
+    OPTIONAL: ClassVar[tuple[tuple[str, str], ...]] = (("trajectory", "nearest"), ("rings", "all"))
 
     layer = prop_def(IntegerAttr[I64])
     ring = prop_def(DenseArrayBase)
     order = prop_def(StringAttr)
     direction = prop_def(StringAttr)
     trajectory = prop_def(StringAttr)
+    rings = prop_def(StringAttr)
+    """all: streams may also follow the target's further edge-disjoint rings; one: R1's only"""
 
     @staticmethod
-    def build(layer: int, ring: tuple[int, ...], order: str, direction: str, trajectory: str = "nearest") -> StreamsOp:
+    def build(layer: int, ring: tuple[int, ...], order: str, direction: str, trajectory: str = "nearest",
+              rings: str = "all") -> StreamsOp:
         return StreamsOp.create(properties={"layer": int_attr(layer), "ring": dense(ring, 64),
                                             "order": StringAttr(order), "direction": StringAttr(direction),
-                                            "trajectory": StringAttr(trajectory)})
+                                            "trajectory": StringAttr(trajectory), "rings": StringAttr(rings)})
 
     def verify_(self) -> None:
         if self.prop_str("order") not in ORDERS:
@@ -159,6 +162,8 @@ class StreamsOp(KeywordSyntax):
             raise VerifyException(f"direction must be one of {', '.join(DIRECTIONS)}")
         if self.prop_str("trajectory") not in TRAJECTORIES:
             raise VerifyException(f"trajectory must be one of {', '.join(TRAJECTORIES)}")
+        if self.prop_str("rings") not in ("all", "one"):
+            raise VerifyException("rings must be all or one")
         ring = tuple(self.prop_array("ring").tolist())
         target = module_target_of(self)
         if target is not None and (problem := ring_problem(target.num_chiplets, target.edges, ring)) is not None:
@@ -177,7 +182,7 @@ class StaticScheduleOp(KeywordSyntax):
     SYNTAX: ClassVar[tuple[tuple[str, str], ...]] = (
         ("layer", "int"), ("steps", "int"), ("shards", "int"), ("buffers", "int"), ("offsets", "array"),
         ("experts", "array"), ("directions", "array"), ("member_offsets", "array"), ("members", "array"),
-        ("tokens", "array"), ("estimated_ns", "array"))
+        ("tokens", "array"), ("estimated_ns", "array"), ("rings", "array"))
 
     layer = prop_def(IntegerAttr[I64])
     steps = prop_def(IntegerAttr[I64])
@@ -190,6 +195,8 @@ class StaticScheduleOp(KeywordSyntax):
     members = prop_def(DenseArrayBase)
     tokens = prop_def(DenseArrayBase)
     estimated_ns = prop_def(DenseArrayBase)
+    rings = prop_def(DenseArrayBase)
+    """per stream, the virtual ring it follows (0: R1's; `target.rings`)"""
 
     @staticmethod
     def build(layer: int, plan: ShardPlan, scheds: list) -> StaticScheduleOp:
@@ -204,7 +211,8 @@ class StaticScheduleOp(KeywordSyntax):
             "member_offsets": dense(np.cumsum([0] + [len(m) for m in chiplets]), 32),
             "members": dense([c for m in chiplets for c in m], 32),
             "tokens": dense([st.tokens[c] for st, m in zip(streams, chiplets) for c in m], 32),
-            "estimated_ns": dense([s.estimated_ns for s in scheds], 64)})
+            "estimated_ns": dense([s.estimated_ns for s in scheds], 64),
+            "rings": dense([st.ring for st in streams], 8)})
 
     def stream_members(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """(member chiplets, their local tokens) of stream i."""
@@ -219,8 +227,9 @@ class StaticScheduleOp(KeywordSyntax):
         moff, mem, tok = self.prop_array("member_offsets"), self.prop_array("members"), self.prop_array("tokens")
         if len(off) != steps + 1 or len(est) != steps or off[0] != 0 or np.any(np.diff(off) < 0) or off[-1] != len(ex):
             raise VerifyException("offsets must be steps + 1 non-decreasing indices from 0 to the number of streams")
-        if len(ex) != len(dirs):
-            raise VerifyException("experts and directions must have one entry per stream")
+        rings = self.prop_array("rings")
+        if len(ex) != len(dirs) or len(ex) != len(rings):
+            raise VerifyException("experts, directions and rings must have one entry per stream")
         if np.any((dirs < -1) | (dirs > 2)):
             raise VerifyException("R2: every stream follows the ring in direction 1 or -1, or each shard the "
                                   "shorter way round (0: equal ways clockwise, 2: counter-clockwise)")
@@ -233,6 +242,9 @@ class StaticScheduleOp(KeywordSyntax):
         target = module_target_of(self)
         if target is not None and np.any((mem < 0) | (mem >= target.num_chiplets)):
             raise VerifyException(f"R3: a needing set names a chiplet outside the {target.num_chiplets} of {target.name}")
+        if np.any(rings < 0) or (target is not None and np.any(rings >= len(target.rings))):
+            raise VerifyException(f"R1: a stream follows a virtual ring the target does not have "
+                                  f"({len(target.rings) if target is not None else '?'} rings)")
         layer = layer_of(self, self.prop_int("layer"))
         if layer is not None and np.any((ex < 0) | (ex >= layer.num_experts + layer.num_shared)):
             raise VerifyException(f"stream of an expert outside 0..{layer.num_experts + layer.num_shared - 1}")
@@ -246,8 +258,10 @@ class StaticScheduleOp(KeywordSyntax):
                 raise VerifyException(f"stale: computed under {self.prop_int('shards')} shards and {self.prop_int('buffers')} "
                                       f"buffers, the shard plan now has {plan.prop_int('shards')} and "
                                       f"{plan.prop_int('buffers')}; re-run schedule-streams")
-            used = set(dirs.tolist())
-            networks = 2 if used & {0, 2} or used == {1, -1} else len(used)
+            networks = 0
+            for r in set(rings.tolist()):
+                used = set(dirs[rings == r].tolist())
+                networks += 2 if used & {0, 2} or used == {1, -1} else 1
             if plan.prop_int("buffers") < min_buffers(networks):
                 raise VerifyException(f"R4: streaming on {networks} virtual networks needs a free slot per network "
                                       f"and one to load into (buffers >= {min_buffers(networks)})")

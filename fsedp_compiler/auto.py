@@ -119,7 +119,7 @@ def evaluate(module: ModuleOp, trace: RoutingTrace, candidates: Sequence[str], m
     contexts = layer_contexts(module)
     positions = {index: pos for pos, index in enumerate(trace.layer_indices)}
     capacity = target.chiplet.sram_bytes
-    ring = Ring(target.ring)
+    rings = [Ring(r) for r in target.rings]  # R1's first; a policy with rings "one" keeps to it
     out = []
     for ctx in contexts:
         index = ctx.spec.index
@@ -131,8 +131,8 @@ def evaluate(module: ModuleOp, trace: RoutingTrace, candidates: Sequence[str], m
         for strategy in candidates:
             if strategy in FSEDP:
                 policy = Policy(*FSEDP[strategy])
-                scheds = fsedp_schedules(ctx.spec, plan, ring, cost, policy, trace, pos)
-                est = fsedp_layer(scheds, plan, ring, cost, policy.trajectory, controller=mode == "dynamic")
+                scheds = fsedp_schedules(ctx.spec, plan, rings, cost, policy, trace, pos)
+                est = fsedp_layer(scheds, plan, rings, cost, policy.trajectory, controller=mode == "dynamic")
             else:
                 est = baseline_layer(strategy, ctx.spec, plan, target, trace, pos, moe_layers=len(contexts))
             cands.append(Candidate(strategy, est, est.fits(capacity)))

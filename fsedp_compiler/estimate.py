@@ -13,7 +13,7 @@ to name what binds them.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -89,13 +89,14 @@ class _Accumulator:
         return LayerEstimate(self.steps, self.peak, best)
 
 
-def fsedp_layer(scheds: Iterable[StepSchedule], plan: ShardPlan, ring: Ring, cost: CostModel, trajectory: str,
-                controller: bool = False) -> LayerEstimate:
-    """An FSE-DP layer's steps (its schedules) on the engines; `controller`: dynamic mode, each step
-    also pays the controller's scheduler latency."""
+def fsedp_layer(scheds: Iterable[StepSchedule], plan: ShardPlan, rings: Sequence[Ring], cost: CostModel,
+                trajectory: str, controller: bool = False) -> LayerEstimate:
+    """An FSE-DP layer's steps (its schedules) on the engines; `rings`: the layer's virtual rings
+    (R1's first); `controller`: dynamic mode, each step also pays the controller's scheduler latency."""
+    ring = rings[0]
     acc = _Accumulator(ring.size)
     for sched in scheds:
-        trips = trajectories(sched, plan, ring, trajectory)
+        trips = trajectories(sched, plan, rings, trajectory)
         tokens = {st.expert: st.tokens for st in sched.streams}
         run = execute(trips, plan, ring, cost, tokens)
         extra = cost.scheduler_ns(len(sched.streams)) if controller else 0
@@ -105,10 +106,10 @@ def fsedp_layer(scheds: Iterable[StepSchedule], plan: ShardPlan, ring: Ring, cos
     return acc.result()
 
 
-def fsedp_schedules(spec: MoeLayerSpec, plan: ShardPlan, ring: Ring, cost: CostModel, policy: Policy,
+def fsedp_schedules(spec: MoeLayerSpec, plan: ShardPlan, rings: Sequence[Ring], cost: CostModel, policy: Policy,
                     trace: RoutingTrace, layer_pos: int) -> list[StepSchedule]:
     """The scheduler's plan of every step of the trace (what schedule-streams and the controller run)."""
-    return [schedule(StepRouting(*trace.step(layer_pos, s), trace.token_chiplet, spec.index, s), plan, ring, cost,
+    return [schedule(StepRouting(*trace.step(layer_pos, s), trace.token_chiplet, spec.index, s), plan, rings, cost,
                      policy) for s in range(trace.num_steps)]
 
 
@@ -137,9 +138,9 @@ def context_layer(ctx: LayerContext, target: Target, trace: RoutingTrace, layer_
     if isinstance(ctx.schedule_op, StaticScheduleOp):
         from fsedp_compiler.passes.expand_dataflow import static_steps
 
-        return fsedp_layer(static_steps(ctx, target), ctx.plan, ctx.ring, cost, ctx.policy.trajectory)
-    scheds = fsedp_schedules(ctx.spec, ctx.plan, ctx.ring, cost, ctx.policy, trace, layer_pos)
-    return fsedp_layer(scheds, ctx.plan, ctx.ring, cost, ctx.policy.trajectory, controller=True)
+        return fsedp_layer(static_steps(ctx, target), ctx.plan, ctx.rings, cost, ctx.policy.trajectory)
+    scheds = fsedp_schedules(ctx.spec, ctx.plan, ctx.rings, cost, ctx.policy, trace, layer_pos)
+    return fsedp_layer(scheds, ctx.plan, ctx.rings, cost, ctx.policy.trajectory, controller=True)
 
 
 def module_trace(module: ModuleOp, trace: RoutingTrace | None = None) -> RoutingTrace:

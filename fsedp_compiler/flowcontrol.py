@@ -1,7 +1,7 @@
 """R4, flow control: one pool of B shard buffers per chiplet, shared by every virtual network.
 
-A *virtual network* is one direction of the virtual ring: every shard travels in exactly one
-(`network_of`). Its chiplets' buffers form a cyclic network of bounded queues, so admission
+A *virtual network* is one direction of one virtual ring (R1's, or another edge-disjoint
+Hamiltonian cycle of the target, `rings.py`): every shard travels in exactly one (`network_of`). Its chiplets' buffers form a cyclic network of bounded queues, so admission
 must keep a way forward open. The rule (the compiler's estimator and the machine implement
 it independently; tests hold them equal):
 
@@ -46,9 +46,9 @@ def bubble_home(num_chiplets: int, dram_at: tuple[int, ...] | list[int]) -> int:
     return next((c for c in range(num_chiplets - 1, -1, -1) if c not in dram), 0)
 
 
-def network_of(direction: int) -> int:
-    """The virtual network of a ring direction (+1 clockwise: 0, -1 counter-clockwise: 1)."""
-    return 0 if direction > 0 else 1
+def network_of(direction: int, ring: int = 0) -> int:
+    """The virtual network of a ring and direction: 2 x ring, plus 1 counter-clockwise."""
+    return 2 * ring + (0 if direction > 0 else 1)
 
 
 def inject_need(buffers: int, networks: int) -> int:
@@ -72,7 +72,7 @@ class Pools:
         (round 1's bubble rule on one pool for both directions: it can deadlock; for what-ifs)."""
         self.buffers = buffers
         self.free = [buffers] * num_chiplets
-        self.count = [[0, 0] for _ in range(num_chiplets)]
+        self.count = [[0] * (2 * (max(networks, default=0) // 2 + 1)) for _ in range(num_chiplets)]
         """shards of each network held per chiplet"""
         self.escape = len(networks) > 1 and not plain
         self.bubble = {} if plain else {v: home for v in networks}

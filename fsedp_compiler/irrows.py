@@ -28,14 +28,14 @@ def ir_row(kind: str, **keys: int) -> tuple[int, ...]:
             wide - _U64 if wide >= 1 << 63 else wide)
 
 
-def stream_rows(step: int, expert: int, direction_bit: int, members: int) -> list[tuple[int, ...]]:
+def stream_rows(step: int, expert: int, direction_bit: int, members: int, ring: int = 0) -> list[tuple[int, ...]]:
     """A `stream` row and, for sets wider than 64 chiplets, its `mask` continuation rows."""
     words = []
     rest = members >> 64
     while rest:
         words.append(rest & (_U64 - 1))
         rest >>= 64
-    first = ir_row("stream", dir=direction_bit, s=step, e=expert, members=members & (_U64 - 1))
+    first = ir_row("stream", dir=direction_bit, ring=ring, s=step, e=expert, members=members & (_U64 - 1))
     out = [first[:8] + (len(words),) + first[9:]]
     for w, bits in enumerate(words, 1):
         out.append((_KIND["mask"], 0, 0, 0, 0, 0, 0, 0, w, 0, signed64(bits)))

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from xdsl.dialects.builtin import ModuleOp
 
-from fsedp_compiler.dialects.fsedp import BaselineOp, DynamicScheduleOp, RoutingOp, ShardPlanOp, StaticScheduleOp, StreamsOp
+from fsedp_compiler.dialects.fsedp import (BaselineOp, DynamicScheduleOp, RoutingOp, ShardPlanOp, StaticScheduleOp,
+                                           StreamsOp, module_target_of)
 from fsedp_compiler.dialects.moe import LayerOp
 
 from .errors import FsedpError
@@ -43,10 +44,21 @@ class LayerContext:
         return Ring(tuple(self.streams_op.prop_array("ring").tolist()))
 
     @property
+    def rings(self) -> list[Ring]:
+        """The virtual rings its streams may follow: the target's (R1's ring first), or R1's alone
+        under `rings one`."""
+        ring = self.ring
+        assert self.streams_op is not None
+        target = module_target_of(self.streams_op)
+        if self.policy.rings == "one" or target is None or target.ring != ring.order:
+            return [ring]
+        return [Ring(r) for r in target.rings]
+
+    @property
     def policy(self) -> Policy:
         assert self.streams_op is not None
         return Policy(order=self.streams_op.prop_str("order"), direction=self.streams_op.prop_str("direction"),
-                      trajectory=self.streams_op.prop_str("trajectory"))
+                      trajectory=self.streams_op.prop_str("trajectory"), rings=self.streams_op.prop_str("rings"))
 
 
 def layer_contexts(module: ModuleOp) -> list[LayerContext]:

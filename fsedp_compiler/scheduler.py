@@ -28,6 +28,7 @@ import dataclasses
 import functools
 import hashlib
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,6 +51,8 @@ class Policy:
     order: str = "paired"
     direction: str = "per-shard"
     trajectory: str = "nearest"
+    rings: str = "all"
+    """all: the per-shard policy may put streams on every virtual ring of the target; one: R1's only"""
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,8 @@ class Stream:
     direction: int
     tokens: tuple[int, ...]
     """Local tokens routed to the expert, per chiplet (0 outside S_e)."""
+    ring: int = 0
+    """which of the target's virtual rings it follows (R1 generalised; 0: R1's)"""
 
     def member_list(self) -> list[int]:
         return [c for c, t in enumerate(self.tokens) if t]
@@ -94,6 +99,8 @@ class StepSchedule:
         h = hashlib.sha256(f"{self.layer},{self.step}".encode())
         for s in self.streams:
             h.update(f";{s.expert},{s.members},{s.direction}".encode())
+            if s.ring:
+                h.update(f"@{s.ring}".encode())
         return h.hexdigest()[:16]
 
     def injection_order(self, plan: ShardPlan) -> dict[int, list[tuple[int, int, int]]]:
@@ -291,10 +298,16 @@ def _paired(count: int) -> np.ndarray:
     return np.where(i % 2 == 0, i // 2, count - 1 - i // 2)
 
 
-def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring, cost: CostModel,
+def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring | Sequence[Ring], cost: CostModel,
              policy: Policy = Policy()) -> StepSchedule:
-    """Decide one layer step: S_e, direction per expert, global stream order, estimated time.
-    Vectorised over the A active experts: O(T·k + A·N + A log A), no per-home ring walks."""
+    """Decide one layer step: S_e, ring and direction per expert, global stream order, estimated
+    time. `ring`: the target's virtual rings (or R1's ring alone); the per-shard policy may use
+    all of them, the others R1's. Vectorised over the A active experts: O(T·k + R·A·N + A log A)
+    for R rings, no per-home ring walks."""
+    rings = [ring] if isinstance(ring, Ring) else list(ring)
+    ring = rings[0]
+    if policy.rings == "one":
+        rings = rings[:1]
     n = ring.size
     tables = _tables(plan, ring, cost)
     counts = local_tokens(routing, plan, n)
@@ -324,14 +337,15 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring, cost: CostModel,
     present = rows > 0
     dram_bound = int(np.maximum.reduce(channel_busy)) + cost.dram_latency_ns
     compute_bound = int(np.maximum.reduce(compute))
+    on_ring = [0] * count
     # two virtual networks need a free slot each and one to load into (R4, flowcontrol.py)
     if policy.direction == "cw" or n < 3 or plan.buffers < min_buffers(2):
         link = _link_bytes(tables, present, active, 1, policy.trajectory)
         direction = [CW] * count
         link_bound = cost.link_busy_ns(int(np.maximum.reduce(np.add.reduce(link, axis=0))))
     elif policy.direction == "per-shard":
-        direction, link_bound = _per_shard(tables, present, active, ordered, policy.trajectory, cost,
-                                           max(dram_bound, compute_bound))
+        direction, on_ring, link_bound = _per_shard([_tables(plan, r, cost) for r in rings], present, active,
+                                                    ordered, policy.trajectory, cost, max(dram_bound, compute_bound))
     elif policy.direction == "balanced":
         # each expert's bytes on every link, both ways (rows 2a, 2a + 1), for the choice
         link = _link_bytes(tables, present, active, 2, policy.trajectory)
@@ -351,32 +365,39 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring, cost: CostModel,
     chosen = present[rank]
     masks = (chosen @ tables.pow2).tolist() if tables.pow2 is not None else _bitmasks(chosen)
     streams = tuple(map(Stream, active[rank].tolist(), masks, [direction[i] for i in ordered],
-                        map(tuple, rows[rank].tolist())))
+                        map(tuple, rows[rank].tolist()), [on_ring[i] for i in ordered]))
     estimate = max(dram_bound, link_bound, compute_bound) + cost.dram_latency_ns + cost.link_latency_ns
     return StepSchedule(routing.layer, routing.step, streams, estimate, (dram_bound, link_bound, compute_bound))
 
 
-def _per_shard(tables: _Tables, present: np.ndarray, active: np.ndarray, ordered: list[int], rule: str,
-               cost: CostModel, other_bound: int) -> tuple[list[int], int]:
-    """The per-shard policy: of three plans (everything clockwise, whole experts balanced, each
-    expert CW, CCW or SHORT balanced), the one with the least estimated time: the busiest of DRAM,
-    compute (`other_bound`) and links, plus the longest trajectory's hops of one shard (the tail
-    after the last loads). Ties: fewer virtual networks. Returns the directions and link bound."""
-    link = _link_bytes(tables, present, active, 2, rule)
-    short, short_ccw, longest = _short_link_bytes(tables, present, active, rule)
+def _per_shard(tables: list[_Tables], present: np.ndarray, active: np.ndarray, ordered: list[int], rule: str,
+               cost: CostModel, other_bound: int) -> tuple[list[int], list[int], int]:
+    """The per-shard policy: of three plans (everything clockwise on R1's ring, whole experts
+    balanced on it, each expert CW, CCW, SHORT or SHORT_CCW on any of the rings, balanced), the one
+    with the least estimated time: the busiest of DRAM, compute (`other_bound`) and links, plus
+    the longest trajectory's hops of one shard (the tail after the last loads). Ties: fewer
+    virtual networks. `tables` per ring (R1's first); rings whose extra networks would not fit
+    the buffers (R4) are left out. Returns the directions, rings and link bound."""
     count = len(active)
-    hop_ns = cost.link_ns(tables.plan.max_shard_bytes)
-    cw = np.add.reduce(link[::2], axis=0)
-    balanced, peaks = _balance(link, list(ordered))
-    shards, shard_peaks, _ = _balance_shards(link, (short, short_ccw), ordered)
+    plan = tables[0].plan
+    usable = [t for r, t in enumerate(tables) if plan.buffers >= min_buffers(2 * (r + 1))]
+    link = [_link_bytes(t, present, active, 2, rule) for t in usable]
+    shorts = [_short_link_bytes(t, present, active, rule) for t in usable]
+    hop_ns = cost.link_ns(plan.max_shard_bytes)
+    cw = np.add.reduce(link[0][::2], axis=0)
+    balanced, peaks = _balance(link[0], list(ordered))
+    shards, on_ring, shard_peaks = _balance_rings(link, [(s[0], s[1]) for s in shorts], ordered)
     way = {CW: 0, CCW: 1, SHORT: 2, SHORT_CCW: 2}
+    longest = [s[2] for s in shorts]
     plans = (
-        ([CW] * count, int(np.maximum.reduce(cw)), int(np.maximum.reduce(longest[:, 0]))),
-        (balanced, max(peaks), max(int(longest[i, way[d]]) for i, d in enumerate(balanced))),
-        (shards, max(shard_peaks), max(int(longest[i, way[d]]) for i, d in enumerate(shards))),
+        ([CW] * count, [0] * count, int(np.maximum.reduce(cw)), int(np.maximum.reduce(longest[0][:, 0]))),
+        (balanced, [0] * count, max(peaks), max(int(longest[0][i, way[d]]) for i, d in enumerate(balanced))),
+        (shards, on_ring, shard_peaks,
+         max(int(longest[on_ring[i]][i, way[d]]) for i, d in enumerate(shards))),
     )
-    best = min(plans, key=lambda p: max(other_bound, cost.link_busy_ns(p[1])) + p[2] * hop_ns)
-    return best[0], cost.link_busy_ns(best[1])
+    best = min(plans, key=lambda p: max(other_bound, cost.link_busy_ns(p[2])) + p[3] * hop_ns)
+    return best[0], best[1], cost.link_busy_ns(best[2])
+
 
 
 def _short_link_bytes(tables: _Tables, present: np.ndarray, active: np.ndarray,
@@ -404,42 +425,42 @@ def _short_link_bytes(tables: _Tables, present: np.ndarray, active: np.ndarray,
     return out[0], out[1], longest
 
 
-def _balance_shards(both: np.ndarray, short: tuple[np.ndarray, np.ndarray],
-                    ordered: list[int]) -> tuple[list[int], tuple[int, int], int]:
-    """Directions in the global order, each stream CW, CCW, SHORT or SHORT_CCW: the one that keeps
-    the busiest link of either direction lowest given the streams before it (ties: fewer bytes
-    moved, then that order); O(A·N), a few numpy calls per stream. `both` holds each expert's
-    link bytes as rows (2a: clockwise, 2a + 1: counter-clockwise) for the whole expert one way,
-    `short` the same for its shards each the shorter way (equal ways clockwise, then counter-
-    clockwise); returns the directions, each direction's busiest link and the bytes moved."""
-    n = both.shape[1]
-    whole = both.reshape(-1, 2, n)[ordered]
-    split_cw = short[0].reshape(-1, 2, n)[ordered]
-    split_ccw = short[1].reshape(-1, 2, n)[ordered]
-    load = np.zeros((2, n), dtype=np.int64)
-    direction = [CW] * len(ordered)
-    moved = 0
+def _balance_rings(both: list[np.ndarray], short: list[tuple[np.ndarray, np.ndarray]],
+                   ordered: list[int]) -> tuple[list[int], list[int], int]:
+    """`_balance_shards` over several rings: each stream takes the (ring, direction) option that
+    keeps the busiest link of any ring lowest (ties: fewer bytes moved, the earlier ring, then CW,
+    CCW, SHORT, SHORT_CCW); O(R·A·N). Returns directions, rings and the busiest link's bytes."""
+    n = both[0].shape[1]
     rank = (CW, CCW, SHORT, SHORT_CCW)
-    for i, arcs, parts_cw, parts_ccw in zip(ordered, whole, split_cw, split_ccw):
-        peak_cw, peak_ccw = np.maximum.reduce(load, axis=1).tolist()
-        options = [
-            (max(int(np.maximum.reduce(load[0] + arcs[0])), peak_ccw), int(arcs[0].sum()), CW),
-            (max(peak_cw, int(np.maximum.reduce(load[1] + arcs[1]))), int(arcs[1].sum()), CCW),
-            (int(np.maximum.reduce(load + parts_cw, axis=None)), int(parts_cw.sum()), SHORT),
-        ]
-        if not np.array_equal(parts_cw, parts_ccw):  # some home has two equally long ways
-            options.append((int(np.maximum.reduce(load + parts_ccw, axis=None)), int(parts_ccw.sum()), SHORT_CCW))
-        _, added, way = min(options, key=lambda o: (o[0], o[1], rank.index(o[2])))
-        moved += added
-        if way == CW:
-            load[0] += arcs[0]
-        elif way == CCW:
-            load[1] += arcs[1]
-        else:
-            load += parts_cw if way == SHORT else parts_ccw
-        direction[i] = way
-    peaks = np.maximum.reduce(load, axis=1).tolist()
-    return direction, (peaks[0], peaks[1]), moved
+    whole = [b.reshape(-1, 2, n) for b in both]
+    split = [(s[0].reshape(-1, 2, n), s[1].reshape(-1, 2, n)) for s in short]
+    load = np.zeros((len(both), 2, n), dtype=np.int64)
+    peak = np.zeros(len(both), dtype=np.int64)  # busiest link of each ring so far
+    direction = [CW] * len(ordered)
+    on_ring = [0] * len(ordered)
+    for i in ordered:
+        best = None
+        for r in range(len(both)):
+            others = int(np.maximum.reduce(np.delete(peak, r))) if len(both) > 1 else 0
+            arcs, parts_cw, parts_ccw = whole[r][i], split[r][0][i], split[r][1][i]
+            rp_cw, rp_ccw = np.maximum.reduce(load[r], axis=1).tolist()
+            options = [
+                (max(int(np.maximum.reduce(load[r][0] + arcs[0])), rp_ccw), int(arcs[0].sum()), CW, arcs * [[1], [0]]),
+                (max(rp_cw, int(np.maximum.reduce(load[r][1] + arcs[1]))), int(arcs[1].sum()), CCW, arcs * [[0], [1]]),
+                (int(np.maximum.reduce(load[r] + parts_cw, axis=None)), int(parts_cw.sum()), SHORT, parts_cw),
+            ]
+            if not np.array_equal(parts_cw, parts_ccw):
+                options.append((int(np.maximum.reduce(load[r] + parts_ccw, axis=None)), int(parts_ccw.sum()),
+                                SHORT_CCW, parts_ccw))
+            for p, added, way, add in options:
+                key = (max(p, others), added, r, rank.index(way))
+                if best is None or key < best[0]:
+                    best = (key, r, way, add)
+        _, r, way, add = best
+        load[r] += add
+        peak[r] = int(np.maximum.reduce(load[r], axis=None))
+        direction[i], on_ring[i] = way, r
+    return direction, on_ring, int(np.maximum.reduce(peak))
 
 
 def _bitmasks(present: np.ndarray) -> list[int]:

@@ -6,14 +6,15 @@ importing the planners).
 
 from __future__ import annotations
 
-#: FSE-DP and its ablations: (order, direction, trajectory) of the scheduler's policy.
-FSEDP: dict[str, tuple[str, str, str]] = {
-    "fsedp": ("paired", "per-shard", "nearest"),
-    "fsedp-fullring": ("paired", "per-shard", "fullring"),  # every shard visits every chiplet (authors' code)
-    "fsedp-nocomp": ("paired", "per-shard", "single-entry"),  # an expert's shards all enter at one chiplet
-    "fsedp-fixeddir": ("paired", "cw", "nearest"),  # no direction balancing
-    "fsedp-perexpert": ("paired", "balanced", "nearest"),  # one direction per expert (round 1), none per shard
-    "fsedp-unpaired": ("work", "per-shard", "nearest"),  # no heavy/light pairing: heaviest first
+#: FSE-DP and its ablations: (order, direction, trajectory, rings) of the scheduler's policy.
+FSEDP: dict[str, tuple[str, str, str, str]] = {
+    "fsedp": ("paired", "per-shard", "nearest", "all"),
+    "fsedp-fullring": ("paired", "per-shard", "fullring", "all"),  # every shard visits every chiplet (authors' code)
+    "fsedp-nocomp": ("paired", "per-shard", "single-entry", "all"),  # an expert's shards all enter at one chiplet
+    "fsedp-fixeddir": ("paired", "cw", "nearest", "one"),  # no direction balancing
+    "fsedp-perexpert": ("paired", "balanced", "nearest", "one"),  # one direction per expert (round 1), none per shard
+    "fsedp-onering": ("paired", "per-shard", "nearest", "one"),  # R1's ring only, however many the target has
+    "fsedp-unpaired": ("work", "per-shard", "nearest", "all"),  # no heavy/light pairing: heaviest first
 }
 
 #: The baselines (lowerings in fsedp_compiler/baselines), with what each does.

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -47,14 +48,20 @@ class Trip:
     computes: tuple[bool, ...]
     nbytes: int
     params: int
+    ring: int = 0
+    """the virtual ring it walks (`Stream.ring`)"""
 
 
-def trajectories(sched: StepSchedule, plan: ShardPlan, ring: Ring, rule: str = "nearest") -> list[Trip]:
-    """Every shard's trip, in the global order (streams in order, shards by index); `rule` is a
-    trajectory rule of `ring.TRAJECTORIES` (FSE-DP: nearest)."""
+def trajectories(sched: StepSchedule, plan: ShardPlan, ring: Ring | Sequence[Ring],
+                 rule: str = "nearest") -> list[Trip]:
+    """Every shard's trip, in the global order (streams in order, shards by index); `ring`: the
+    target's virtual rings (or R1's alone); `rule` is a trajectory rule of `ring.TRAJECTORIES`
+    (FSE-DP: nearest)."""
+    rings = [ring] if isinstance(ring, Ring) else list(ring)
     trips: list[Trip] = []
     for index, stream in enumerate(sched.streams):
         e, members = stream.expert, stream.members
+        ring = rings[stream.ring]
         size, params = plan.shard_bytes(e), plan.shard_params(e)
         ways, entries, lengths = directed_routes(ring, members, stream.direction, rule)
         arcs: dict[int, tuple[tuple[int, ...], tuple[bool, ...]]] = {}  # per home: shards from it share it
@@ -68,7 +75,7 @@ def trajectories(sched: StepSchedule, plan: ShardPlan, ring: Ring, rule: str = "
                 # after its entry a shard computes at every member once (it may pass members before)
                 computes = tuple(i >= approach and bool(members >> c & 1) for i, c in enumerate(path))
                 arc = arcs[home] = (path, computes)
-            trips.append(Trip(len(trips), index, e, j, channel, d, arc[0], arc[1], size, params))
+            trips.append(Trip(len(trips), index, e, j, channel, d, arc[0], arc[1], size, params, stream.ring))
     return trips
 
 
@@ -162,7 +169,7 @@ def execute(trips: list[Trip], plan: ShardPlan, ring: Ring, cost: CostModel, tok
     in which a load needs two free buffers and a forward one (it can deadlock); the cross-check
     uses it for a schedule without the rules (`crosscheck_free.shortest_way`)."""
     n = ring.size
-    vn = [network_of(t.direction) for t in trips]
+    vn = [network_of(t.direction, t.ring) for t in trips]
     home = bubble_home(n, sorted({c for c, _ in plan.channels}))
     pools = Pools(n, plan.buffers, set(vn), home, plain=shared_pool)
     dma_q = engine_loads(trips)

@@ -85,6 +85,14 @@ class Target:
         return g
 
     @property
+    def rings(self) -> tuple[tuple[int, ...], ...]:
+        """The virtual rings: R1's ring, then edge-disjoint Hamiltonian cycles over the links it
+        leaves (`rings.py`)."""
+        from .rings import virtual_rings
+
+        return virtual_rings(self.num_chiplets, self.edges, self.ring)
+
+    @property
     def dram_channels_total(self) -> int:
         return len(self.dram_at) * self.chiplet.dram_channels
 
@@ -194,11 +202,18 @@ def search_hamiltonian_cycle(n: int, edges: Iterable[tuple[int, int]], budget: i
 
 
 def virtual_ring(topology: str, n: int, edges: tuple[tuple[int, int], ...]) -> tuple[int, ...] | None:
-    """The R1 virtual ring: ring and fully connected use index order, grids a boustrophedon
-    cycle, anything else a search. None when no Hamiltonian cycle is found."""
+    """The R1 virtual ring: ring and fully connected use index order, a torus the first of two
+    edge-disjoint Hamiltonian cycles (so a second ring uses the other links), meshes a
+    boustrophedon cycle, anything else a search. None when no Hamiltonian cycle is found."""
     if topology in ("ring", "full"):
         return tuple(range(n))
     grid = grid_shape(topology)
+    if grid is not None and grid[0] == "torus":
+        from .rings import decomposed_pair
+
+        pair = decomposed_pair(n, edges)  # a ring whose unused links form a second one
+        if pair is not None:
+            return pair[0]
     if grid is not None and (cycle := boustrophedon_cycle(grid[1], grid[2])) is not None:
         return cycle
     return search_hamiltonian_cycle(n, edges)
@@ -476,6 +491,7 @@ def target_to_json(t: Target) -> dict[str, Any]:
     return {
         "name": t.name, "description": t.description, "chiplets": t.num_chiplets, "topology": t.topology,
         "links": [list(e) for e in t.edges], "dram_at": list(t.dram_at), "ring": list(t.ring),
+        "rings": [list(r) for r in t.rings],
         "chiplet": {"tops": dict(c.tops), "sram_mib": c.sram_mib, "dram_channels": c.dram_channels,
                     "dram_gbps_per_channel": c.dram_gbps_per_channel, "dram_latency_ns": c.dram_latency_ns,
                     "dram_pj_per_bit": c.dram_pj_per_bit, "sram_pj_per_bit": c.sram_pj_per_bit,

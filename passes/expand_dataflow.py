@@ -45,6 +45,7 @@ def static_steps(ctx: LayerContext, target: Target) -> list[StepSchedule]:
     n = target.num_chiplets
     off, ex = op.prop_array("offsets"), op.prop_array("experts")
     dirs, est = op.prop_array("directions"), op.prop_array("estimated_ns")
+    rings = op.prop_array("rings")
     out = []
     for s in range(op.prop_int("steps")):
         streams = []
@@ -54,7 +55,7 @@ def static_steps(ctx: LayerContext, target: Target) -> list[StepSchedule]:
             for c, t in zip(chiplets.tolist(), counts.tolist()):
                 tokens[c] = t
             members = sum(1 << c for c in chiplets.tolist())
-            streams.append(Stream(int(ex[i]), members, int(dirs[i]), tuple(tokens)))
+            streams.append(Stream(int(ex[i]), members, int(dirs[i]), tuple(tokens), int(rings[i])))
         out.append(StepSchedule(ctx.spec.index, s, tuple(streams), int(est[s])))
     return out
 
@@ -62,15 +63,16 @@ def static_steps(ctx: LayerContext, target: Target) -> list[StepSchedule]:
 def step_instructions(sched: StepSchedule, ctx: LayerContext, ports: list[dict[int, int]], n: int,
                       layout: LayerLayout) -> list[list[tuple]]:
     """Per chiplet, the IR rows (`irrows`) of one step: the stream table, then per stream its ranges."""
-    plan, ring, rule = ctx.plan, ctx.ring, ctx.policy.trajectory
+    plan, rings, rule = ctx.plan, ctx.rings, ctx.policy.trajectory
     s = sched.step
     rows: list[list[tuple]] = [[] for _ in range(n)]
-    table = [r for st in sched.streams for r in stream_rows(s, st.expert, _DIR_BIT[st.direction], st.members)]
+    table = [r for st in sched.streams for r in stream_rows(s, st.expert, _DIR_BIT[st.direction], st.members,
+                                                             st.ring)]
     for c in range(n):
         rows[c].extend(table)
     channels, m = len(plan.channels), plan.num_shards
     for st in sched.streams:
-        e = st.expert
+        e, ring = st.expert, rings[st.ring]
         size = plan.shard_bytes(e)
         per_way = stream_counts(plan, ring, e, st.members, st.direction, rule)  # a SHORT stream: both ways
         ways, entries, lengths = directed_routes(ring, st.members, st.direction, rule)  # every home's, O(N)

@@ -53,7 +53,7 @@ class ScheduleStreamsPass(ModulePass):
         replace_routing(op, trace)
         positions = {index: pos for pos, index in enumerate(trace.layer_indices)}
         for ctx_ in layers:
-            plan, ring, policy = ctx_.plan, ctx_.ring, ctx_.policy
+            plan, ring, policy = ctx_.plan, ctx_.rings, ctx_.policy
             cost = CostModel(target, ctx_.spec.dtype)
             if ctx_.spec.index not in positions:
                 raise FsedpError(f"the trace has no routing for MoE layer {ctx_.spec.index}", path=self.trace)

@@ -24,7 +24,9 @@ class VirtualizeStreamsPass(ModulePass):
     `order` is the global stream order (R6): paired (heavy/light interleaved), work or id;
     `direction` is per-shard (each expert cw, ccw or every shard the shorter way round, to even out
     link load and shorten trips), balanced (one direction per expert) or cw (all clockwise);
-    `trajectory` is nearest (FSE-DP, R2), or an ablation: fullring or single-entry.
+    `trajectory` is nearest (FSE-DP, R2), or an ablation: fullring or single-entry; `rings` is
+    all (per-shard streams may follow every edge-disjoint virtual ring of the target, e.g. both of
+    a torus's) or one (R1's ring only).
     """
 
     name = "virtualize-streams"
@@ -32,6 +34,7 @@ class VirtualizeStreamsPass(ModulePass):
     order: str = "paired"
     direction: str = "per-shard"
     trajectory: str = "nearest"
+    rings: str = "all"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.order not in ORDERS:
@@ -42,11 +45,14 @@ class VirtualizeStreamsPass(ModulePass):
         if self.trajectory not in TRAJECTORIES:
             raise FsedpError(f"trajectory must be one of {', '.join(TRAJECTORIES)}, got '{self.trajectory}'",
                              field="trajectory")
+        if self.rings not in ("all", "one"):
+            raise FsedpError(f"rings must be all or one, got '{self.rings}'", field="rings")
         target = require_target(op, self.name)
         plans = [o for o in op.ops if isinstance(o, ShardPlanOp)]
         if not plans:
             raise FsedpError(f"{self.name} needs shard plans; run shard-experts first")
         invalidate_after(op, "plan")  # the old streams and everything derived from them
         for plan in plans:
-            streams = StreamsOp.build(plan.prop_int("layer"), target.ring, self.order, self.direction, self.trajectory)
+            streams = StreamsOp.build(plan.prop_int("layer"), target.ring, self.order, self.direction, self.trajectory,
+                                      self.rings)
             Rewriter.insert_op(streams, InsertPoint.after(plan))

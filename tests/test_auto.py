@@ -228,7 +228,7 @@ def test_compile_auto_prints_choice_runner_up_and_binding(fsedpc, tmp_path: Path
                "-o", str(out))
     assert r.code == 0, r.err
     words = " ".join(r.out.split())
-    assert "auto: per MoE layer, the fastest of 14 candidates whose plan fits the 8 MiB of SRAM" in words
+    assert "auto: per MoE layer, the fastest of 15 candidates whose plan fits the 8 MiB of SRAM" in words
     assert "the routing of tiny-moe-4c.npz (2 steps x 8 tokens)" in words
     for col in ("chosen", "est. step", "binds", "runner-up", "over SRAM (left out)"):
         assert col in r.out

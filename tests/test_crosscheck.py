@@ -223,7 +223,7 @@ def _twice(fsedpc, tmp_path: Path, *args: str) -> tuple[list[dict], str]:
 
 def test_crosscheck_cli_report_is_deterministic(fsedpc, tmp_path: Path) -> None:
     reports, out = _twice(fsedpc, tmp_path, "--target", "paper-2x2", "--random", "2", "--seed", "3",
-                          "--time-limit", "5", "--relaxed")
+                          "--work-limit", "5", "--relaxed")
     assert reports[0] == reports[1]
     row = reports[0]["instances"][0]
     assert {"heuristic_ns", "optimum_ns", "bound_ns", "status", "gap", "verified", "relaxed_ns",

@@ -82,7 +82,7 @@ def test_static_and_dynamic_runs_do_the_same_work(tmp_path: Path) -> None:
     _, dynamic_dir = build(tmp_path, "fsedp", "ring-8", None, "dynamic")
     static, dynamic = load_outdir(str(static_dir)), load_outdir(str(dynamic_dir))
     dyn_phases = {p.layer: p for p in split_phases(dynamic) if p.kind == "dynamic"}
-    traj = Trajectories(dynamic.target.ring)
+    trajs = [Trajectories(r) for r in dynamic.rings]
     latency = 0
     compared = 0
     fields = [f.name for f in dataclasses.fields(StreamStep) if f.name not in ("where", "error")]
@@ -93,7 +93,7 @@ def test_static_and_dynamic_runs_do_the_same_work(tmp_path: Path) -> None:
         pos = trace.layer_indices.index(phase.layer)
         routing = Routing.of(*trace.step(pos, phase.step), trace.token_chiplet, layer, 8)
         a = decode_stream(static, phase, routing)
-        b, ns = decode_dynamic(dynamic, dyn_phases[phase.layer], routing, phase.step, traj)
+        b, ns = decode_dynamic(dynamic, dyn_phases[phase.layer], routing, phase.step, trajs)
         for name in fields:
             assert getattr(a, name) == getattr(b, name), (phase.layer, phase.step, name)
         sched = schedule(StepRouting(*trace.step(pos, phase.step), trace.token_chiplet, phase.layer, phase.step),

@@ -92,9 +92,10 @@ def strategy_passes(strategy: str, *, trace: str | None, mode: str, order: str |
         if order or direction:
             raise FsedpError("--order and --direction are FSE-DP policies", field="--order" if order else "--direction")
         return passes + [LowerBaselinePass(strategy=strategy, trace=trace, hydra_skip_single=hydra_skip_single)]
-    s_order, s_direction, trajectory = STRATEGIES[strategy]
+    s_order, s_direction, trajectory, rings = STRATEGIES[strategy]
     return passes + [
-        VirtualizeStreamsPass(order=order or s_order, direction=direction or s_direction, trajectory=trajectory),
+        VirtualizeStreamsPass(order=order or s_order, direction=direction or s_direction, trajectory=trajectory,
+                              rings=rings),
         ScheduleStreamsPass(mode=mode, trace=trace or ""),
         LowerToDataflowPass(),
         ExpandDataflowPass(),

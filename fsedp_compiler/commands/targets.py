@@ -41,6 +41,7 @@ def target_summary(t: Target) -> dict[str, object]:
         "tops": dict(c.tops),
         "sram_mib": c.sram_mib,
         "ring": list(t.ring),
+        "rings": [list(r) for r in t.rings],
     }
 
 
@@ -51,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"targets": [target_summary(t) for t in targets]}, indent=2))
         return 0
     table = Table(title="chiplet systems", title_justify="left")
-    for col in ("name", "chiplets", "topology", "DRAM", "D2D link", "TOPS int8/bf16", "SRAM", "virtual ring (R1)"):
+    for col in ("name", "chiplets", "topology", "DRAM", "D2D link", "TOPS int8/bf16", "SRAM",
+                "virtual rings (R1 first)"):
         table.add_column(col, justify="right" if col in ("chiplets", "SRAM") else "left")
     for t in targets:
         c = t.chiplet
@@ -64,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             f"{t.link.gbps:g} GB/s, {t.link.latency_ns:g} ns",
             f"{c.tops_at('int8'):g}/{c.tops_at('bf16'):g}",
             f"{c.sram_mib:g} MiB",
-            " ".join(map(str, t.ring)),
+            "\n".join(" ".join(map(str, r)) for r in t.rings),
         )
     make_console().print(table)
     return 0

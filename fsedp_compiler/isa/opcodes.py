@@ -96,7 +96,7 @@ class Field(NamedTuple):
     Kinds: ``channel`` / ``port`` (unit, ``*`` = ANY_UNIT), ``tag`` (u16, ``*`` = CURRENT),
     ``chiplet`` / ``u16`` / ``u32`` (plain numbers), ``addr`` (u64 printed in hex, ``*`` =
     ANY_ADDR), ``mask`` (a chiplet set of any width, printed in hex), ``id`` (u32, optional in
-    text: omitted means 0, "no id"), ``flag`` (0 or 1, optional: printed only when 1), ``dir`` (``cw`` | ``ccw`` | ``short`` | ``short-ccw``), ``cond`` / ``policy`` (a bare word).
+    text: omitted means 0, "no id"), ``flag`` (0 or 1, optional: printed only when 1), ``ring`` (u8, optional: printed only when not 0), ``dir`` (``cw`` | ``ccw`` | ``short`` | ``short-ccw``), ``cond`` / ``policy`` (a bare word).
     """
 
     key: str
@@ -131,6 +131,8 @@ _PORT = Field("port", "unit", "port", "port of this chiplet (`*`: chosen at run 
 _DIR = Field("dir", "x", "dir", "ring direction on the virtual ring: `cw` (0), `ccw` (1), `short` (2: each "
              "shard the way round from its home that walks fewer links, equal ways `cw`) or `short-ccw` (3: "
              "equal ways `ccw`)")
+_RING = Field("ring", "unit", "ring", "which virtual ring the stream follows (0, omitted: R1's ring; the target's "
+              "further edge-disjoint rings follow in program.json's `target.rings`)")
 _L = Field("l", "layer", "tag", "layer (decoder block index)")
 _S = Field("s", "step", "tag", "layer step")
 _E = Field("e", "expert", "tag", "expert (routed 0..E-1, shared E..E+S-1)")
@@ -224,9 +226,9 @@ OPS: dict[int, OpInfo] = {
         OpInfo(WHERE, "where", "control", "dynamic", (_POLICY,),
                "Sets the port of the following `send port=*`: next = towards the next chiplet of "
                "the shard's trajectory."),
-        OpInfo(STREAM, "stream", "control", "stream", (_DIR, _L, _S, _E, _MEMBERS),
-               "One row of the step's stream table (global order, R6): expert `e` streams in "
-               "direction `dir` through S_e = `members`."),
+        OpInfo(STREAM, "stream", "control", "stream", (_DIR, _RING, _L, _S, _E, _MEMBERS),
+               "One row of the step's stream table (global order, R6): expert `e` streams on virtual "
+               "ring `ring` in direction `dir` through S_e = `members`."),
         OpInfo(MASK, "mask", "control", "stream", (_WORD, _BITS),
                "Continuation of the preceding STREAM's member set: 64 more chiplets per record "
                "(binary only; the text form prints the whole set on the stream line)."),

@@ -17,7 +17,7 @@ def _syntax(f: Field) -> str:
         return "|".join(POLICIES.values())
     if f.kind == "dir":
         return "dir=cw|ccw|short|short-ccw"
-    if f.kind == "id":
+    if f.kind in ("id", "ring"):
         return f"[{f.key}=N]"
     star = "|*" if f.kind in ("tag", "port", "channel", "addr") else ""
     return f"{f.key}=N{star}"

@@ -36,7 +36,7 @@ from .program import MAX_PORTS, Program, channel_message, port_message
 _MNEMONIC_WIDTH = 7
 _OMITTABLE = frozenset({"l", "s"})  # may be omitted (meaning *) in dynamic programs
 _MAX = {"flag": 1, "tag": 0xFFFF, "u16": 0xFFFF, "chiplet": 0xFFFF, "port": 0xFF, "channel": 0xFF, "u32": 0xFFFFFFFF,
-        "id": 0xFFFFFFFF, "addr": 0xFFFF_FFFF_FFFF_FFFF}
+        "id": 0xFFFFFFFF, "ring": 0xFF, "addr": 0xFFFF_FFFF_FFFF_FFFF}
 
 
 def _ports_comment(nports: int) -> str:
@@ -55,7 +55,7 @@ def _format_column(field: Field, values: np.ndarray, dynamic: bool) -> list[str]
         star = CURRENT if kind == "tag" else ANY_UNIT
         starred = "" if dynamic and key in _OMITTABLE else f" {key}=*"
         return [starred if v == star else f" {key}={v}" for v in vals]
-    if kind in ("id", "flag"):
+    if kind in ("id", "flag", "ring"):
         return [f" {key}={v}" if v else "" for v in vals]
     if kind in ("u16", "u32", "chiplet"):
         return [f" {key}={v}" for v in vals]
@@ -141,7 +141,7 @@ class _Syntax:
         self.index = {f.key: COLUMNS.index(f.column) for f in info.fields}
         self.bit = {f.key: 1 << k for k, f in enumerate(info.fields)}
         self.all_bits = (1 << len(info.fields)) - 1
-        self.optional_bits = sum(self.bit[f.key] for f in info.fields if f.kind in ("id", "flag"))
+        self.optional_bits = sum(self.bit[f.key] for f in info.fields if f.kind in ("id", "flag", "ring"))
 
 
 # MASK records exist only in the binary form

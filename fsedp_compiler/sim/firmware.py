@@ -119,19 +119,22 @@ class _Visits:
         self.loaded, self.templates, self.st, self.routing, self.l, self.step = loaded, templates, st, routing, l, step
         self.memo: dict[tuple[int, int], list[tuple[int, int, bool]]] = {}
         self.dma: dict[tuple[int, int], list[tuple]] = {}
-        ring = loaded.target.ring
-        n = len(ring)
-        where = {c: i for i, c in enumerate(ring)}
+        n = loaded.target.num_chiplets
         port_of = [{nb: p for p, nb in enumerate(st.neighbour[c])} for c in range(n)]
-        # [chiplet][direction bit]: the port to the next chiplet on the ring, and from the previous one
-        self.next_port = [[port_of[c][ring[(where[c] + 1) % n]], port_of[c][ring[(where[c] - 1) % n]]]
-                          for c in range(n)]
-        self.prev_port = [[self.next_port[c][1], self.next_port[c][0]] for c in range(n)]
+        # [chiplet][virtual network 2 x ring + direction bit]: the port to the next chiplet on that
+        # ring in that direction, and from the previous one
+        self.next_port: list[list[int]] = [[] for _ in range(n)]
+        for ring in loaded.rings:
+            where = {c: i for i, c in enumerate(ring)}
+            for c in range(n):
+                self.next_port[c] += [port_of[c][ring[(where[c] + 1) % n]], port_of[c][ring[(where[c] - 1) % n]]]
+        self.prev_port = [[row[v ^ 1] for v in range(len(row))] for row in self.next_port]
 
     def visit(self, c: int, bits: int, pos: int, e: int, k: int, js: list[int], entry: int, end: int, dirbit: int,
               nbytes: int, channels: list[int], addrs: list[int]) -> None:
         """`k` visits of one class (bits: 1 first chiplet, 2 computing at a member, 4 last) of
-        stream `pos`'s shards to chiplet c: the template's decisions for that class, k times over."""
+        stream `pos`'s shards to chiplet c: the template's decisions for that class, k times over.
+        `dirbit`: the shards' virtual network (2 x ring + direction bit)."""
         st = self.st
         acts = self.memo.get((c, bits))
         if acts is None:
@@ -157,7 +160,7 @@ class _Visits:
                     raise fail("send port=* without a WHERE before it" if not where else
                                "where next: the shard's trajectory ends here")
                 port = self.next_port[c][dirbit]
-                way = 2 * pos + dirbit
+                way = 2 * pos + (dirbit & 1)
                 if r[UNIT] not in (ANY_UNIT, port) or st.send_port[c][way] not in (-1, port):
                     raise fail(f"send on port {r[UNIT]}, but the next chiplet is behind port {port}"
                                if r[UNIT] not in (ANY_UNIT, port) else "shards of one stream leave a chiplet by two ports")
@@ -191,10 +194,11 @@ def _fail(loaded: Loaded, templates: list, c: int, i: int, l: int, step: int, e:
     return _error(loaded, c, templates[c][1] + i, f"layer {l} step {step}, shard e{e} j{j}: {message}")
 
 
-def _visit_stream(visits: _Visits, traj: Trajectories, pos: int, e: int, members: int, d: int, dirbit: int,
+def _visit_stream(visits: _Visits, traj: Trajectories, pos: int, e: int, members: int, d: int, network: int,
                   rule: str, group: dict[int, list[int]], by_home: dict[int, list[int]], nbytes: int,
                   channels: list[int], addrs: list[int]) -> None:
-    """The visits of the shards of stream `pos` homed in `group`, all walking direction d.
+    """The visits of the shards of stream `pos` homed in `group`, all walking direction d of
+    `traj`'s ring (virtual network `network`).
 
     Every WHEN and WHERE of a visit depends only on its class: (first chiplet of the trajectory,
     computing at a member, last chiplet). Visits are counted per chiplet and class: the home and
@@ -209,7 +213,7 @@ def _visit_stream(visits: _Visits, traj: Trajectories, pos: int, e: int, members
         entry, end, a1, a2 = traj.ends(home, members, d, rule, ahead, behind)
         at_entry = a1 == 0
         visits.visit(home, 1 | (2 if at_entry else 0) | (4 if at_entry and a2 == 0 else 0), pos, e, k, js,
-                     entry, end, dirbit, nbytes, channels, addrs)
+                     entry, end, network, nbytes, channels, addrs)
         if not at_entry:
             _arc(passing, ring_pos[home], d, a1 - 1, n, k)
             key = (entry, 2 | (4 if a2 == 0 else 0))
@@ -229,11 +233,11 @@ def _visit_stream(visits: _Visits, traj: Trajectories, pos: int, e: int, members
             key = (c, 2 if members >> c & 1 else 0)
             counts[key] = counts.get(key, 0) + run_b
     for (c, bits), k in counts.items():
-        visits.visit(c, bits, pos, e, k, by_home.get(c, [0]), -1, -1, dirbit, nbytes, channels, addrs)
+        visits.visit(c, bits, pos, e, k, by_home.get(c, [0]), -1, -1, network, nbytes, channels, addrs)
 
 
 def decode_dynamic(loaded: Loaded, phase: Phase, routing: Routing, step: int,
-                   traj: Trajectories) -> tuple[StreamStep, int]:
+                   trajs: list[Trajectories]) -> tuple[StreamStep, int]:
     """A dynamic layer step: the controller's table, each template run per shard visit; returns
     the engine work and the controller's latency (ns)."""
     l = phase.layer
@@ -243,9 +247,9 @@ def decode_dynamic(loaded: Loaded, phase: Phase, routing: Routing, step: int,
     n = loaded.target.num_chiplets
     cost = CostModel(loaded.target, layer.spec.dtype)
     sched = schedule(StepRouting(routing.experts, routing.weights, routing.token_chiplet, l, step), layer.plan,
-                     Ring(loaded.target.ring), cost, layer.policy)
+                     [Ring(r) for r in loaded.rings], cost, layer.policy)
     templates = [_template(loaded, phase, c) for c in range(n)]
-    table = [(s.expert, s.members, _DIR_BIT[s.direction]) for s in sched.streams]
+    table = [(s.expert, s.members, _DIR_BIT[s.direction], s.ring) for s in sched.streams]
     st = empty_stream_step(loaded, layer, l, step, table)
     st.error = loaded.error
     lay = layer.layout
@@ -261,13 +265,13 @@ def decode_dynamic(loaded: Loaded, phase: Phase, routing: Routing, step: int,
         by_home: dict[int, list[int]] = {}
         for j in range(m):
             by_home.setdefault(homes[j], []).append(j)
-        bit = _DIR_BIT[stream.direction]
-        ways = traj.ways(members, rule, bit - 2) if bit >= 2 else None  # SHORT: each home's way, own rule
+        bit, ring = _DIR_BIT[stream.direction], trajs[stream.ring]
+        ways = ring.ways(members, rule, bit - 2) if bit >= 2 else None  # SHORT: each home's way, own rule
         for dirbit in (0, 1):
             group = {h: js for h, js in by_home.items() if (ways[h] if ways is not None else bit) == dirbit}
             if group:
-                _visit_stream(visits, traj, pos, e, members, 1 if dirbit == 0 else -1, dirbit, rule, group, by_home,
-                              nbytes, channels, addrs)
+                _visit_stream(visits, ring, pos, e, members, 1 if dirbit == 0 else -1, 2 * stream.ring + dirbit, rule,
+                              group, by_home, nbytes, channels, addrs)
     for queue in dma.values():
         queue.sort(key=lambda load: (load[0], load[2]))  # table order, then shard order (R6)
     for c in range(n):  # errors about a role are reported at the template's instruction for it

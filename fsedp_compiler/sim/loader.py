@@ -68,6 +68,8 @@ class Loaded:
     dense: dict[int, DenseSpec] = field(default_factory=dict)
     trace: RoutingTrace | None = None
     """The routing a static program was compiled for (bundled)."""
+    rings: tuple[tuple[int, ...], ...] = ()
+    """The virtual rings (the target's ring first), checked to be edge-disjoint Hamiltonian cycles."""
 
     @property
     def mode(self) -> str:
@@ -144,6 +146,24 @@ def manifest_target(m: Manifest, path: str) -> Target:
                                         sram_pj_per_bit=c.sram_pj_per_bit,
                                         pj_per_mac=tuple((d, getattr(c.pj_per_mac, d)) for d in dtypes)),
                   link=LinkParams(t.link.gbps, t.link.latency_ns, t.link.pj_per_bit))
+
+
+def _rings(m: Manifest, target: Target, path: str) -> tuple[tuple[int, ...], ...]:
+    """The program's virtual rings: Hamiltonian cycles over the links, the first the target's
+    ring, no link in two of them (so no two virtual networks share a link)."""
+    rings = [tuple(r) for r in (m.target.rings or [target.ring])]
+    if rings[0] != target.ring:
+        raise _fail(path, "the first virtual ring must be the target's ring", "target.rings.0")
+    used: set[frozenset[int]] = set()
+    n = target.num_chiplets
+    for k, ring in enumerate(rings):
+        if (problem := ring_problem(n, target.edges, ring)) is not None:
+            raise _fail(path, problem, f"target.rings.{k}")
+        mine = {frozenset((ring[i], ring[(i + 1) % n])) for i in range(n)} if n > 2 else set()
+        if mine & used:
+            raise _fail(path, f"ring {k} shares a link with an earlier ring", f"target.rings.{k}")
+        used |= mine
+    return tuple(rings)
 
 
 def _layout(arrays: dict[str, np.ndarray], plan: ShardPlan, target: Target, path: str) -> Layout:
@@ -232,7 +252,7 @@ def load_outdir(outdir: str) -> Loaded:
         if sha256_hex(data) != digest:
             raise _fail(os.path.join(outdir, name), "SHA-256 does not match program.json (edited after compiling?)")
     programs = _programs(outdir, manifest, target)
-    loaded = Loaded(outdir, manifest, target, programs)
+    loaded = Loaded(outdir, manifest, target, programs, rings=_rings(manifest, target, path))
     if LAYOUT not in manifest.files:
         raise _fail(path, "the program's DRAM layout (layout.npz) is not listed", "files")
     arrays = _read_npz(_read_member(outdir, LAYOUT, 1 << 36, "layout"), os.path.join(outdir, LAYOUT))
@@ -244,7 +264,7 @@ def load_outdir(outdir: str) -> Loaded:
         seen.add(entry.index)
         spec, plan = _layer(entry, target, path, where)
         policy = None if entry.baseline else Policy(entry.order or "paired", entry.direction or "per-shard",
-                                                    entry.trajectory or "nearest")
+                                                    entry.trajectory or "nearest", entry.rings or "all")
         loaded.layers[spec.index] = LayerDesc(spec, plan, _layout(arrays, plan, target, os.path.join(outdir, LAYOUT)),
                                               policy, entry.baseline)
     for k, d in enumerate(manifest.dense):

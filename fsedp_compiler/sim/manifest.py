@@ -67,12 +67,16 @@ class TargetModel(_Strict):
     links: Annotated[list[tuple[Chiplet, Chiplet]], Field(min_length=1, max_length=MAX_CHIPLETS * 16)]
     dram_at: Annotated[list[Chiplet], Field(min_length=1, max_length=MAX_CHIPLETS)]
     ring: Annotated[list[Chiplet], Field(min_length=2, max_length=MAX_CHIPLETS)]
+    rings: Annotated[list[Annotated[list[Chiplet], Field(min_length=2, max_length=MAX_CHIPLETS)]],
+                     Field(min_length=1, max_length=8)] | None = None
+    """every virtual ring (the first is `ring`); absent: `ring` alone"""
     chiplet: ChipletModel
     link: LinkModel
 
 
 #: Every strategy a layer can run (`fsedp_compiler/strategies.py`); a program is one of them or `auto`.
-STRATEGIES = Literal["fsedp", "fsedp-fullring", "fsedp-nocomp", "fsedp-fixeddir", "fsedp-perexpert", "fsedp-unpaired",
+STRATEGIES = Literal["fsedp", "fsedp-fullring", "fsedp-nocomp", "fsedp-fixeddir", "fsedp-perexpert", "fsedp-onering",
+                     "fsedp-unpaired",
                      "ep", "ep-serial", "hydra", "ep-cache", "tp", "tp-per-expert", "dp", "fsdp"]
 
 
@@ -98,6 +102,7 @@ class LayerModel(_Strict):
     order: Literal["paired", "work", "id"] | None = None
     direction: Literal["per-shard", "balanced", "cw"] | None = None
     trajectory: Literal["nearest", "fullring", "single-entry"] | None = None
+    rings: Literal["all", "one"] | None = None
 
 
 class DenseModel(_Strict):

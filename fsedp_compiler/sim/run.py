@@ -104,7 +104,7 @@ def simulate(loaded: Loaded, trace: RoutingTrace | None = None, *, data=None, ke
     phases = split_phases(loaded)
     local = np.bincount(trace.token_chiplet, minlength=n).tolist()
     positions = {index: pos for pos, index in enumerate(trace.layer_indices)}
-    traj = Trajectories(target.ring)
+    trajs = [Trajectories(r) for r in loaded.rings]
     residency = Residency(n)
     totals = _Totals(n)
     result = SimResult({})
@@ -138,12 +138,13 @@ def simulate(loaded: Loaded, trace: RoutingTrace | None = None, *, data=None, ke
                     run = run_task_step(ts, residency, layer.spec.d_model, cost, loaded.error, data, keep_ops)
                 else:
                     if phase.kind == "dynamic":
-                        st, controller_ns = decode_dynamic(loaded, phase, routing, step, traj)
+                        st, controller_ns = decode_dynamic(loaded, phase, routing, step, trajs)
                         clock += controller_ns
                     else:
                         st = decode_stream(loaded, phase, routing)
                     run = run_stream_step(st, cost, data, keep_ops)
-                    run.bound = ring_bound(st, [traj], layer.policy.trajectory, cost)
+                    run.bound = ring_bound(st, trajs if layer.policy.rings == "all" else trajs[:1],
+                                           layer.policy.trajectory, cost)
                     for c, peak in enumerate(run.peak_bytes):
                         if peak > target.chiplet.sram_bytes:
                             raise FsedpError(f"chiplet {c} holds {peak} bytes of shards in layer {phase.layer} step "

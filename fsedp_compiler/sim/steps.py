@@ -199,8 +199,8 @@ class _Ring:
 
 
 def empty_stream_step(loaded: Loaded, layer: LayerDesc, l: int, s: int,
-                      table: list[tuple[int, int, int]]) -> StreamStep:
-    """A step with the given stream table (expert, S_e, direction bit) and no work yet."""
+                      table: list[tuple[int, ...]]) -> StreamStep:
+    """A step with the given stream table (expert, S_e, direction code, ring) and no work yet."""
     n = loaded.target.num_chiplets
     neighbour, back = _ports(loaded)
     k = len(table)
@@ -212,7 +212,7 @@ def empty_stream_step(loaded: Loaded, layer: LayerDesc, l: int, s: int,
         layer=l, step=s, num_chiplets=n, buffers=layer.plan.buffers,
         bubble_home=next((c for c in range(n - 1, -1, -1) if c not in loaded.target.dram_at), 0),
         dtype_bytes=layer.spec.dtype_bytes,
-        experts=[e for e, _, _ in table], members=[m for _, m, _ in table], dirs={d for _, _, d in table}, dma=[],
+        experts=[t[0] for t in table], members=[t[1] for t in table], dirs=set(), dma=[],
         neighbour=neighbour, back_port=back, send_port=[[-1] * (2 * k) for _ in range(n)],
         send_left=[[0] * (2 * k) for _ in range(n)], send_bytes=[[0] * (2 * k) for _ in range(n)], recv_left=[[[0] * k for _ in neighbour[c]] for c in range(n)],
         recv_bytes=[[[0] * k for _ in neighbour[c]] for c in range(n)], ffn_left=zeros(), ffn_tokens=zeros(),
@@ -227,14 +227,15 @@ def decode_stream(loaded: Loaded, phase: Phase, routing: Routing) -> StreamStep:
         raise _error(loaded, 0, phase.bounds[0][0], f"stream instructions for layer {l}, which is not an FSE-DP "
                                                     "MoE layer of this program")
     n = loaded.target.num_chiplets
-    ring = _Ring(loaded.target.ring)
+    rings = [_Ring(r) for r in loaded.rings]
+    allowed = len(rings) if layer.policy.rings == "all" else 1
     st: StreamStep | None = None
     lay = layer.layout
     m = layer.plan.num_shards
     tables = []
     dma: dict[tuple[int, int], list[tuple]] = {}
-    traj = Trajectories(loaded.target.ring)
-    short_ways: dict[tuple[int, int], list[int]] = {}
+    trajs = [Trajectories(r) for r in loaded.rings]
+    short_ways: dict[tuple[int, int, int], list[int]] = {}
     for c in range(n):
         a = phase.bounds[c][0]
         recs = records(loaded, c, phase.bounds[c])
@@ -242,7 +243,7 @@ def decode_stream(loaded: Loaded, phase: Phase, routing: Routing) -> StreamStep:
         def fail(i: int, message: str, c: int = c, a: int = a) -> ProgramError:
             return _error(loaded, c, a + i, message)
 
-        table: list[tuple[int, int, int]] = []
+        table: list[tuple[int, int, int, int]] = []
         rows: list[int] = []
         i = 0
         while i < len(recs) and recs[i][OP] in (STREAM, NOP):
@@ -259,7 +260,10 @@ def decode_stream(loaded: Loaded, phase: Phase, routing: Routing) -> StreamStep:
                     raise fail(i, f"expert {r[EXPERT]} does not exist in layer {l}")
                 if any(t[0] == r[EXPERT] for t in table):
                     raise fail(i, f"expert {r[EXPERT]} has two rows in the stream table")
-                table.append((r[EXPERT], members, r[X]))
+                if r[UNIT] >= allowed:
+                    raise fail(i, f"R1: ring {r[UNIT]}, but this layer's streams follow "
+                                  f"{'ring 0 only' if allowed == 1 else f'rings 0..{allowed - 1}'}")
+                table.append((r[EXPERT], members, r[X], r[UNIT]))
                 rows.append(a + i)
                 i += r[N]
             i += 1
@@ -268,9 +272,9 @@ def decode_stream(loaded: Loaded, phase: Phase, routing: Routing) -> StreamStep:
             raise fail(0, f"chiplet {c} sees a different stream table than chiplet 0 (R6: one global order)")
         if st is None:
             st = empty_stream_step(loaded, layer, l, s, table)
-        for (e, _, _), at in zip(table, rows):
+        for (e, *_), at in zip(table, rows):
             st.where[("stream", c, e)] = (c, at)
-        pos = {e: k for k, (e, _, _) in enumerate(table)}
+        pos = {t[0]: k for k, t in enumerate(table)}
         last = (-1, -1, -1)
         for i in range(i, len(recs)):
             r = recs[i]
@@ -290,16 +294,17 @@ def decode_stream(loaded: Loaded, phase: Phase, routing: Routing) -> StreamStep:
                 raise fail(i, f"{mnemonic} out of order: a step lists each stream's ranges in stream-table order "
                               "(R6), loads by channel, then receives and sends by port, then ffns and frees")
             last = key
-            d = table[pos[e]][2]
+            d, rid = table[pos[e]][2], table[pos[e]][3]
+            ring = rings[rid]
             k = pos[e]
             where = (c, a + i)
             if op == LOADS:
                 if d >= 2:  # SHORT: the machine's own rule decides which way this home's shards go
                     members = table[pos[e]][1]
-                    if (e, members) not in short_ways:
-                        short_ways[(e, members)] = traj.ways(members, layer.policy.trajectory, d - 2)
-                    d = short_ways[(e, members)][c]
-                _loads(loaded, layer, st, r, c, d, pos[e], fail, i, dma, m, lay)
+                    if (e, members, rid) not in short_ways:
+                        short_ways[(e, members, rid)] = trajs[rid].ways(members, layer.policy.trajectory, d - 2)
+                    d = short_ways[(e, members, rid)][c]
+                _loads(loaded, layer, st, r, c, 2 * rid + d, pos[e], fail, i, dma, m, lay)  # its virtual network
                 st.where[("loads", c, e, r[UNIT])] = where
             elif op in (RECVS, SENDS):
                 port = r[UNIT]

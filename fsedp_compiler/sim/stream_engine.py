@@ -57,7 +57,7 @@ class StreamStep:
     members: list[int]
     """S_e bitmask of each position"""
     dirs: set[int]
-    """direction bits present in the table (0 cw, 1 ccw)"""
+    """the virtual networks the step's shards use (2 x ring + direction bit: 0 cw, 1 ccw)"""
     dma: list[tuple[int, int, list[tuple]]]
     """(chiplet, channel, loads) per DMA engine, sorted; a load is (pos, e, j, bytes, entry, end, dir)"""
     neighbour: list[tuple[int, ...]]
@@ -101,14 +101,15 @@ class StepRun:
 def run_stream_step(st: StreamStep, cost, data=None, keep_ops: bool = False) -> StepRun:
     """Execute one step (module docstring); `data` (functional mode) sees every FFN."""
     n = st.num_chiplets
-    nets = sorted(st.dirs or {0})
+    nets = sorted(st.dirs or {0})  # virtual networks in use: 2 x ring + direction bit
     escape = len(nets) > 1
-    bubble = [-1, -1]  # chiplet of each network's critical bubble (-1: moving, or unused)
+    width = nets[-1] + 1
+    bubble = [-1] * width  # chiplet of each network's critical bubble (-1: moving, or unused)
     for d in nets:
         bubble[d] = st.bubble_home
-    moving: list = [None, None]  # the visit whose buffer's release lands the bubble
+    moving: list = [None] * width  # the visit whose buffer's release lands the bubble
     free = [st.buffers] * n
-    count = [[0, 0] for _ in range(n)]  # shards of each network held per chiplet
+    count = [[0] * width for _ in range(n)]  # shards of each network held per chiplet
     holds = [len(nets) if escape else 0 for _ in range(n)]  # free slots the networks hold
     holds[st.bubble_home] = len(nets)
     need = 2 if st.buffers >= len(nets) + 2 else 1  # free slots beyond the held ones a load needs
@@ -192,7 +193,7 @@ def run_stream_step(st: StreamStep, cost, data=None, keep_ops: bool = False) -> 
                 tail(v)
             uses = 1
         if not (computing and c == v[END]):
-            way = 2 * pos + v[DIR]
+            way = 2 * pos + (v[DIR] & 1)
             k = send_link[c][way]
             if k < 0:
                 raise err("sends", c, pos, f"shard e{v[EXPERT]} j{v[SHARD]} goes on past chiplet {c} but the program "
@@ -297,7 +298,7 @@ def run_stream_step(st: StreamStep, cost, data=None, keep_ops: bool = False) -> 
         posted[pos] -= 1
         c = link_from[k][0]
         nbytes = v[NBYTES]
-        moves = send_bytes[c][2 * pos + d]
+        moves = send_bytes[c][2 * pos + (d & 1)]
         if moves != nbytes:
             raise err("sends", c, pos, f"sends of expert {v[EXPERT]} move {moves} bytes per shard, its shards are "
                                        f"{nbytes} bytes")
@@ -462,7 +463,8 @@ def _deadlock_report(st, experts, dma, dma_head, free, holds, link_from, link_re
     for k, (c, ch, loads) in enumerate(dma):
         if dma_head[k] < len(loads):
             _, e, j, _, _, _, d = loads[dma_head[k]]
-            lines.append(f"  chiplet {c} dma{ch}: load e{e} j{j} ({names[d]}) waits for a free buffer "
+            way = names[d & 1] + (f" ring {d // 2}" if d > 1 else "")
+            lines.append(f"  chiplet {c} dma{ch}: load e{e} j{j} ({way}) waits for a free buffer "
                          f"(has {free[c]}, {holds[c]} held for forwards)")
     for k, (c, p) in enumerate(link_from):
         if link_ready[k]:

@@ -19,7 +19,7 @@ builtin.module attributes {moe.model = "m", moe.num_layers = 1 : i64, chiplet.sy
 
 builtin.module attributes {moe.model = "m", moe.num_layers = 1 : i64} {
   moe.layer 0 experts 4 top_k 2 d_model 16 d_ffn 32 swiglu bf16
-  fsedp.static_schedule layer 0 steps 1 shards 8 buffers 4 offsets array<i32: 0, 3> experts array<i32: 0, 2, 0> directions array<i8: 1, 1, 1> member_offsets array<i32: 0, 1, 2, 3> members array<i32: 0, 1, 2> tokens array<i32: 1, 1, 1> estimated_ns array<i64: 10>
+  fsedp.static_schedule layer 0 steps 1 shards 8 buffers 4 offsets array<i32: 0, 3> experts array<i32: 0, 2, 0> directions array<i8: 1, 1, 1> member_offsets array<i32: 0, 1, 2, 3> members array<i32: 0, 1, 2> tokens array<i32: 1, 1, 1> estimated_ns array<i64: 10> rings array<i8: 0, 0, 0>
 }
 // CHECK: fsedp-invalid.mlir:22:3: error: 'fsedp.static_schedule' R6: step 0 lists an expert twice; one global order has each stream once
 
@@ -27,7 +27,7 @@ builtin.module attributes {moe.model = "m", moe.num_layers = 1 : i64} {
 
 builtin.module attributes {moe.model = "m", moe.num_layers = 1 : i64} {
   moe.layer 0 experts 4 top_k 2 d_model 16 d_ffn 32 swiglu bf16
-  fsedp.static_schedule layer 0 steps 1 shards 8 buffers 4 offsets array<i32: 0, 2> experts array<i32: 0, 2> directions array<i8: 1, 1> member_offsets array<i32: 0, 0, 1> members array<i32: 1> tokens array<i32: 1> estimated_ns array<i64: 10>
+  fsedp.static_schedule layer 0 steps 1 shards 8 buffers 4 offsets array<i32: 0, 2> experts array<i32: 0, 2> directions array<i8: 1, 1> member_offsets array<i32: 0, 0, 1> members array<i32: 1> tokens array<i32: 1> estimated_ns array<i64: 10> rings array<i8: 0, 0>
 }
 // CHECK: fsedp-invalid.mlir:30:3: error: 'fsedp.static_schedule' R2/R3: every stream needs a non-empty needing set S_e
 
@@ -36,7 +36,7 @@ builtin.module attributes {moe.model = "m", moe.num_layers = 1 : i64} {
 builtin.module attributes {moe.model = "m", moe.num_layers = 1 : i64} {
   moe.layer 0 experts 4 top_k 2 d_model 16 d_ffn 32 swiglu bf16
   fsedp.shard_plan layer 0 shards 8 buffers 2 shard_bytes 384 shared_shard_bytes 0 channels [0] channel_ids [0]
-  fsedp.static_schedule layer 0 steps 1 shards 8 buffers 2 offsets array<i32: 0, 2> experts array<i32: 0, 2> directions array<i8: 1, -1> member_offsets array<i32: 0, 1, 2> members array<i32: 0, 1> tokens array<i32: 1, 1> estimated_ns array<i64: 10>
+  fsedp.static_schedule layer 0 steps 1 shards 8 buffers 2 offsets array<i32: 0, 2> experts array<i32: 0, 2> directions array<i8: 1, -1> member_offsets array<i32: 0, 1, 2> members array<i32: 0, 1> tokens array<i32: 1, 1> estimated_ns array<i64: 10> rings array<i8: 0, 0>
 }
 // CHECK: fsedp-invalid.mlir:39:3: error: 'fsedp.static_schedule' R4: streaming on 2 virtual networks needs a free slot per network and one to load into (buffers >= 3)
 
@@ -44,6 +44,6 @@ builtin.module attributes {moe.model = "m", moe.num_layers = 1 : i64} {
 
 builtin.module attributes {moe.model = "m", moe.num_layers = 1 : i64} {
   moe.layer 0 experts 4 top_k 2 d_model 16 d_ffn 32 swiglu bf16
-  fsedp.static_schedule layer 0 steps 1 shards 8 buffers 4 offsets array<i32: 0, 1> experts array<i32: 7> directions array<i8: 3> member_offsets array<i32: 0, 1> members array<i32: 0> tokens array<i32: 1> estimated_ns array<i64: 10>
+  fsedp.static_schedule layer 0 steps 1 shards 8 buffers 4 offsets array<i32: 0, 1> experts array<i32: 7> directions array<i8: 3> member_offsets array<i32: 0, 1> members array<i32: 0> tokens array<i32: 1> estimated_ns array<i64: 10> rings array<i8: 0>
 }
 // CHECK: fsedp-invalid.mlir:47:3: error: 'fsedp.static_schedule' R2: every stream follows the ring in direction 1 or -1, or each shard the shorter way round (0: equal ways clockwise, 2: counter-clockwise)
