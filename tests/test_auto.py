@@ -243,7 +243,7 @@ def test_compile_auto_prints_choice_runner_up_and_binding(fsedpc, tmp_path: Path
     assert r.code == 0, r.err
     words = " ".join(r.out.split())  # the line wraps at the console's width
     assert "a synthetic uniform routing (4 steps x 16 tokens, seed 0): no --trace was given" in words
-    assert "the fastest of 6 candidates" in words
+    assert "the fastest of 7 candidates" in words
 
 
 @pytest.mark.parametrize("args, message", [
