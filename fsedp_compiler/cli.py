@@ -4,12 +4,30 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import shlex
 import sys
 from collections.abc import Sequence
 
 from . import __version__
 from .commands import COMMANDS
 from .errors import EXIT_USER_ERROR, FsedpError
+
+EXIT_INTERNAL_ERROR = 1
+DEBUG_ENV = "FSEDPC_DEBUG"
+"""Set (to anything but "" or "0") to re-raise unexpected exceptions with their traceback (tests do)."""
+
+
+def _debugging() -> bool:
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def internal_error_message(argv: Sequence[str], err: BaseException) -> str:
+    """The one line an unexpected exception becomes: the command, its input, the advice to report it."""
+    what = f"{type(err).__name__}: {err}".strip().splitlines()[0][:300] if str(err) else type(err).__name__
+    return (f"fsedpc: internal error in `fsedpc {shlex.join(argv)}`: {what} -- this is a bug in fsedpc, "
+            f"not in your input; please report it to the fsedpc maintainers (issue tracker) with this "
+            f"command line and its input files ({DEBUG_ENV}=1 shows the traceback)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,6 +60,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one `fsedpc` command: 0 on success, 2 for bad input, 3 for a deadlock, 130 on Ctrl-C and
+    1 for a bug (an unexpected exception, reported in one line; FSEDPC_DEBUG=1 re-raises it)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(command if command in COMMANDS else None if command else "").parse_args(argv)
@@ -59,6 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fsedpc: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # a bug: one line and exit 1, or the traceback when debugging
+        if _debugging():
+            raise
+        print(internal_error_message(argv, err), file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
     return int(code or 0)
 
 

@@ -18,6 +18,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 # The test suite verifies the module after every pass of `compile` and `bench` (their default
 # is once, at the end, for speed): a pass that breaks the IR fails a test at that pass.
 os.environ.setdefault("FSEDPC_VERIFY_EACH", "1")
+# An unexpected exception in `fsedpc` is one line and exit 1 for users; tests re-raise it (with its
+# traceback), so a bug fails the test that hit it instead of passing as "exit code 1".
+os.environ.setdefault("FSEDPC_DEBUG", "1")
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"

@@ -1,0 +1,81 @@
+"""The CLI's last line of defence: an unexpected exception is one line and exit 1 (tests re-raise
+it through FSEDPC_DEBUG), Ctrl-C is exit 130, and neither leaves an output behind."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fsedp_compiler import cli
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = str(REPO / "examples" / "models" / "tiny-moe.mlir")
+
+
+def _boom(args) -> int:
+    raise ZeroDivisionError("division by zero")
+
+
+def test_unexpected_exception_is_one_line_naming_command_and_input(monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from fsedp_compiler.commands import inspect
+
+    monkeypatch.setattr(inspect, "run", _boom)
+    monkeypatch.setenv("FSEDPC_DEBUG", "0")
+    assert cli.main(["inspect", TINY]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "internal error in `fsedpc inspect " in err and "tiny-moe.mlir" in err
+    assert "ZeroDivisionError: division by zero" in err and "report it" in err and "FSEDPC_DEBUG=1" in err
+
+
+def test_tests_see_the_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fsedp_compiler.commands import inspect
+
+    monkeypatch.setattr(inspect, "run", _boom)
+    monkeypatch.setenv("FSEDPC_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        cli.main(["inspect", TINY])
+
+
+def test_interrupt_during_compile_exits_130_and_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Ctrl-C after chiplet_0 was written: exit 130, no OUTDIR, no hidden temporary sibling."""
+    import fsedp_compiler.backends.emit as emit_mod
+
+    real, calls = emit_mod.encode, []
+
+    def encode(program):
+        calls.append(program)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(program)
+
+    monkeypatch.setattr(emit_mod, "encode", encode)
+    out = tmp_path / "out"
+    assert cli.main(["compile", TINY, "--target", "paper-2x2", "-o", str(out)]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigint_exits_130(tmp_path: Path) -> None:
+    """A real SIGINT to a running `fsedpc` process: exit 130, one line, no output file."""
+    import signal
+    import time
+
+    out = tmp_path / "t.npz"
+    code = ("import time, fsedp_compiler.routing as r; from fsedp_compiler.cli import main\n"
+            "real = r.synth_trace\n"
+            "def slow(*a, **k):\n    print('ready', flush=True); time.sleep(30); return real(*a, **k)\n"
+            "r.synth_trace = slow\n"
+            f"raise SystemExit(main(['trace', 'synth', {TINY!r}, '--tokens', '4', '--steps', '1', "
+            f"'--chiplets', '2', '--seed', '1', '-o', {str(out)!r}]))\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and list(tmp_path.iterdir()) == []
