@@ -35,6 +35,10 @@ DTYPES: dict[str, str] = {
     "float8_e4m3fn": "fp8", "float8_e5m2": "fp8", "float8_e4m3fnuz": "fp8", "fp8": "fp8",
 }
 
+MAX_INT = 1 << 20
+"""Limit of any count or width in a config (hidden sizes, experts, heads); layers: MAX_LAYERS."""
+MAX_LAYERS = 65535
+
 
 class Fields:
     """One JSON object of a config and its dotted location; failed look-ups name the field."""
@@ -66,7 +70,7 @@ class Fields:
             raise self.error(key, f"must be a JSON object, got {_json_type(value)}")
         return Fields(value, self.path, self.name(key) + ".")
 
-    def int(self, key: str, *, minimum: int = 1) -> int:
+    def int(self, key: str, *, minimum: int = 1, maximum: int = MAX_INT) -> int:
         value = self.data.get(key)
         if value is None:
             raise self.error(key, "required field is missing")
@@ -74,6 +78,8 @@ class Fields:
             raise self.error(key, f"must be an integer, got {_json_type(value)} {value!r}")
         if value < minimum:
             raise self.error(key, f"must be >= {minimum}, got {value}")
+        if value > maximum:
+            raise self.error(key, f"must be at most {maximum} (the limit), got {value}")
         return value
 
     def opt_int(self, key: str, default: int, *, minimum: int = 0) -> int:

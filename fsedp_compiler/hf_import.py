@@ -19,17 +19,17 @@ and the router belongs to `MoeLayerSpec`. Token mixers are costed as follows (d 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from .errors import FsedpError, source_context
+from .errors import FsedpError
 from .fileio import STDIN_NAME, display_name, read_text
 from .hf_families import (
     EXPERT_FIELDS,
     GENERIC,
+    MAX_LAYERS,
     Family,
     Fields,
     detect_family,
@@ -38,6 +38,7 @@ from .hf_families import (
     parse_dtype,
     require_int,
 )
+from .jsonio import load_json
 from .model import MATRICES, DenseSpec, ModelSpec, MoeLayerSpec
 
 #: transformers' JambaConfig defaults for the layer-placement fields.
@@ -54,11 +55,7 @@ def import_hf_config(path: str, layers: int | None = None, *, name: str | None =
     `layers` blocks if given)."""
     text = read_text(path, "config file")
     path = display_name(path)
-    try:
-        cfg = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise FsedpError(f"invalid JSON: {err.msg}", path=path, line=err.lineno, col=err.colno,
-                         context=source_context(text, err.lineno, err.colno)) from None
+    cfg = load_json(text, path)
     if not isinstance(cfg, dict):
         raise FsedpError("expected a JSON object at the top level of a config.json", path=path)
     return spec_from_hf_dict(cfg, path, layers, name)
@@ -78,7 +75,7 @@ def spec_from_hf_dict(cfg: Mapping[str, object], path: str, layers: int | None =
         raise FsedpError(f"unknown model family '{label}': no expert-count field ({fields})",
                          path=path)
 
-    num_layers = text.int("num_hidden_layers")
+    num_layers = text.int("num_hidden_layers", maximum=MAX_LAYERS)
     expert, notes = _expert_shape(top, text, moe_src, family)
     moe_mask = _moe_layer_mask(text, num_layers, family)
     kept = num_layers if layers is None else min(layers, num_layers)

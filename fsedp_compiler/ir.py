@@ -37,11 +37,15 @@ def make_context() -> Context:
 
 
 class LocatingParser(Parser):
-    """An xDSL parser that records each operation's source position as its location."""
+    """An xDSL parser that records each operation's source position as its location; a value
+    an attribute cannot hold (an integer beyond i64, an opcode beyond i8) is a parse error there."""
 
     def parse_operation(self) -> Operation:
         start = self.pos
-        op = super().parse_operation()
+        try:
+            op = super().parse_operation()
+        except (VerifyException, ValueError, OverflowError) as err:
+            self.raise_error(str(err).removeprefix("Operation does not verify: ").splitlines()[0], start, self.pos)
         if not isinstance(op.location, FileLineColLoc):
             loc = Span(start, start, self.lexer.input).get_location()
             op.location = FileLineColLoc(StringAttr(loc.file), IntAttr(loc.line), IntAttr(loc.col))
@@ -105,6 +109,8 @@ def parse_module(text: str, path: str, ctx: Context | None = None, *, verify: bo
         loc = err.span.get_location()
         raise FsedpError(err.msg, path=path, line=loc.line, col=loc.col,
                          context=source_context(text, loc.line, loc.col)) from None
+    if not isinstance(module.location, FileLineColLoc):  # top-level ops without a module around them
+        module.location = FileLineColLoc(StringAttr(path), IntAttr(1), IntAttr(1))
     if verify:
         verify_module(module, text)
     return module

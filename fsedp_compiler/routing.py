@@ -37,12 +37,18 @@ from numpy.lib import format as npformat
 
 from .errors import FsedpError
 from .fileio import write_output
+from .jsonio import load_json
 from .model import ModelSpec
 
 TRACE_FORMAT = "fsedpc-trace"
 TRACE_VERSION = 1
 ARRAYS: tuple[str, ...] = ("experts", "weights", "token_chiplet", "meta")
 _META_INTS: tuple[str, ...] = ("num_experts", "top_k", "chiplets", "tokens", "steps")
+#: Limits of a trace (the machine's: program.json's MAX_* in sim/manifest.py), checked before any work.
+META_LIMITS: dict[str, int] = {"num_experts": 65534, "top_k": 65534, "chiplets": 4096, "tokens": 1 << 20,
+                               "steps": 65535}
+MAX_TRACE_ELEMENTS = 1 << 27
+"""Elements per array (experts: layers x steps x tokens x k), checked in the npy header before reading."""
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
@@ -141,12 +147,13 @@ def load_trace(path: str, model: ModelSpec | None = None) -> RoutingTrace:
             for name in ARRAYS:
                 if f"{name}.npy" not in names:
                     raise FsedpError("array missing from the trace", path=path, field=name)
-                with zf.open(f"{name}.npy") as handle:
-                    try:
+                try:
+                    _check_header(zf, f"{name}.npy", path, name)
+                    with zf.open(f"{name}.npy") as handle:
                         arrays[name] = npformat.read_array(handle, allow_pickle=False)
-                    except (ValueError, OSError, EOFError) as err:
-                        msg = f"unreadable array ({err})"
-                        raise FsedpError(msg, path=path, field=name) from None
+                except (ValueError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError) as err:
+                    msg = f"unreadable array ({err})"
+                    raise FsedpError(msg, path=path, field=name) from None
     except FileNotFoundError:
         raise FsedpError("trace file not found", path=path) from None
     except IsADirectoryError:
@@ -167,17 +174,35 @@ def _parse_meta(arr: np.ndarray, path: str | None) -> dict[str, Any]:
             f"expected a 0-d unicode array holding JSON, got {arr.dtype} with shape {arr.shape}",
             path=path, field="meta",
         )
-    try:
-        meta = json.loads(str(arr[()]))
-    except json.JSONDecodeError as err:
-        msg = f"not valid JSON ({err.msg} at char {err.pos})"
-        raise FsedpError(msg, path=path, field="meta") from None
+    meta = load_json(str(arr[()]), path, field="meta")
     if not isinstance(meta, dict):
         raise FsedpError("must be a JSON object", path=path, field="meta")
     return meta
 
 
 # --------------------------------------------------------------------------- validation
+
+
+def _check_header(zf: zipfile.ZipFile, member: str, path: str, name: str) -> None:
+    """Refuse an array before reading it when its npy header claims more than the file holds or
+    more than MAX_TRACE_ELEMENTS elements (a flipped bit must not allocate terabytes)."""
+    info = zf.getinfo(member)
+    with zf.open(info) as handle:
+        version = npformat.read_magic(handle)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"npy format version {version} is not supported")
+        read_header = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
+        shape, _, dtype = read_header(handle)
+        header_bytes = handle.tell()
+    if dtype.hasobject:
+        raise FsedpError("object arrays are not allowed in a trace", path=path, field=name)
+    count = math.prod(shape)
+    if count > MAX_TRACE_ELEMENTS:
+        raise FsedpError(f"header claims shape {shape} ({count} elements), more than the limit of "
+                         f"{MAX_TRACE_ELEMENTS} elements per array", path=path, field=name)
+    if count * dtype.itemsize > info.file_size - header_bytes:
+        raise FsedpError(f"header claims shape {shape} of {dtype} ({count * dtype.itemsize} bytes) but the "
+                         f"array holds {info.file_size - header_bytes} bytes (truncated?)", path=path, field=name)
 
 
 def _fail(path: str | None, fld: str, message: str) -> FsedpError:
@@ -199,6 +224,8 @@ def _validate_meta(meta: dict[str, Any], path: str | None) -> None:
     for key in _META_INTS:
         if not _is_int(meta[key]) or meta[key] < 1:
             raise _fail(path, f"meta.{key}", f"expected a positive integer, got {meta[key]!r}")
+        if meta[key] > META_LIMITS[key]:
+            raise _fail(path, f"meta.{key}", f"{meta[key]} exceeds the limit of {META_LIMITS[key]}")
     layers = meta["layers"]
     if not isinstance(layers, list) or not all(_is_int(i) and i >= 0 for i in layers):
         raise _fail(path, "meta.layers", "expected a list of non-negative layer indices")

@@ -8,6 +8,7 @@ are GB/s (10^9 bytes/s) per DRAM channel and per link direction, even where a fi
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from collections.abc import Iterable, Mapping
@@ -289,6 +290,11 @@ def load_target_file(path: str) -> Target:
     return parse_target_toml(read_text(path, "target file"), path)
 
 
+MAX_CHIPLETS = 4096
+MAX_DRAM_CHANNELS = 64
+MAX_NUMBER = 1e12
+"""Limits of a target (the machine's, as in program.json): chiplets, DRAM channels per chiplet, any number."""
+
 _TOP_KEYS = {"name", "description", "chiplets", "topology", "links", "dram_at", "ring", "chiplet", "link"}
 _CHIPLET_KEYS = {
     "tops", "clock_ghz", "macs_per_cycle", "sram_mib", "dram_channels", "dram_gbps_per_channel",
@@ -317,12 +323,14 @@ class _Fields:
         value = self.table[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.error(key, f"must be a number, got {value!r}")
+        if not math.isfinite(value) or value > MAX_NUMBER:
+            raise self.error(key, f"must be a finite number of at most {MAX_NUMBER:g}, got {value!r}")
         if value < minimum or (strict and value == minimum):
             bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
             raise self.error(key, f"must be {bound}, got {value!r}")
         return float(value)
 
-    def integer(self, key: str, *, minimum: int = 1, default: int | None = None) -> int:
+    def integer(self, key: str, *, minimum: int = 1, maximum: int = 1 << 31, default: int | None = None) -> int:
         if key not in self.table:
             if default is not None:
                 return default
@@ -332,6 +340,8 @@ class _Fields:
             raise self.error(key, f"must be an integer, got {value!r}")
         if value < minimum:
             raise self.error(key, f"must be >= {minimum}, got {value}")
+        if value > maximum:
+            raise self.error(key, f"must be at most {maximum} (the limit), got {value}")
         return value
 
     def per_dtype(self, key: str, *, strict: bool) -> tuple[tuple[str, float], ...]:
@@ -351,6 +361,8 @@ def parse_target_toml(text: str, path: str) -> Target:
     """Parse and validate a target TOML document; every error names the file and field."""
     try:
         doc = tomllib.loads(text)
+    except RecursionError:
+        raise FsedpError("invalid TOML: arrays or tables nested too deeply", path=path) from None
     except tomllib.TOMLDecodeError as err:
         m = re.search(r"\(at line (\d+), column (\d+)\)", str(err))
         msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(err)) or "invalid TOML"
@@ -363,7 +375,7 @@ def parse_target_toml(text: str, path: str) -> Target:
     description = doc.get("description", "")
     if not isinstance(description, str):
         raise top.error("description", "must be a string")
-    n = top.integer("chiplets")
+    n = top.integer("chiplets", minimum=2, maximum=MAX_CHIPLETS)
     topology = doc.get("topology")
     if not isinstance(topology, str):
         raise top.error("topology", "missing or not a string; expected ring, mesh:RxC, torus:RxC, full or links")
@@ -468,7 +480,7 @@ def _parse_chiplet(f: _Fields) -> ChipletParams:
     return ChipletParams(
         tops=tops,
         sram_mib=f.number("sram_mib"),
-        dram_channels=f.integer("dram_channels", default=1),
+        dram_channels=f.integer("dram_channels", maximum=MAX_DRAM_CHANNELS, default=1),
         dram_gbps_per_channel=f.number("dram_gbps_per_channel"),
         dram_latency_ns=f.number("dram_latency_ns", strict=False),
         dram_pj_per_bit=f.number("dram_pj_per_bit", strict=False),

@@ -21,7 +21,6 @@ several sequences at one position). So tokens are recovered from FILE ORDER:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ import numpy as np
 
 from .errors import FsedpError
 from .fileio import read_text
+from .jsonio import load_json
 from .model import ModelSpec
 from .routing import (
     TRACE_FORMAT,
@@ -154,11 +154,7 @@ def read_records(path: str, model: ModelSpec) -> tuple[list[_Record], ImportRepo
     for lineno, text in enumerate(read_text(path, "routing dump").splitlines(), start=1):
         if not text.strip():
             continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as err:
-            msg = f"invalid JSON: {err.msg}"
-            raise FsedpError(msg, path=path, line=lineno, col=err.colno) from None
+        obj = load_json(text, path, line=lineno)
         rec = _parse_record(obj, path, lineno, n_exp, k)
         report.records += 1
         if rec.layer not in moe:

@@ -168,7 +168,7 @@ BAD_CASES = [
     ("weight inf", "weights", "not finite"),
     ("weight negative", "weights", "negative"),
     ("chiplet out of range", "token_chiplet", "outside [0, 4)"),
-    ("meta bad json", "meta", "not valid JSON"),
+    ("meta bad json", "meta", "invalid JSON"),
     ("meta not string", "meta", "0-d unicode"),
     ("meta not object", "meta", "JSON object"),
     ("meta missing field", "meta.num_experts", "missing"),

@@ -204,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
         passes = compile_passes(args.strategy, target=target, trace=args.trace, mode=mode,
                                 shards_per_chiplet=args.shards_per_chiplet, buffers=args.buffers, order=args.order,
                                 direction=args.direction, hydra_skip_single=args.hydra_skip_single)
-        run_passes(ctx, module, passes, text=text, verify_each=verify_each)
+        run_passes(ctx, module, passes, text=text, path=display_name(args.model), verify_each=verify_each)
     final = print_module(module).encode()
     manifest = emit(module, args.output, extra_files={"final.mlir": final}, strategy=args.strategy,
                     layer_strategies=build.layer_strategies if build else None)

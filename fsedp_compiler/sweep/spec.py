@@ -272,6 +272,8 @@ def load_spec(path: str) -> SweepSpec:
 def parse_spec(text: str, path: str) -> SweepSpec:
     try:
         doc = tomllib.loads(text)
+    except RecursionError:
+        raise FsedpError("invalid TOML: arrays or tables nested too deeply", path=path) from None
     except tomllib.TOMLDecodeError as err:
         m = re.search(r"\(at line (\d+), column (\d+)\)", str(err))
         msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(err)) or "invalid TOML"
