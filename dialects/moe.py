@@ -24,6 +24,21 @@ MODEL_ATTR = "moe.model"
 NUM_LAYERS_ATTR = "moe.num_layers"
 
 
+#: Limits of a model (the machine's, as in program.json; sim/manifest.py), checked by the verifiers.
+MAX_LAYER_INDEX = 65535
+MAX_EXPERTS = 65534
+MAX_SHARED = 64
+MAX_DIM = 1 << 20
+MAX_COST = 1 << 50
+
+
+def _check_limits(spec: object, limits: dict[str, int]) -> None:
+    """Raise a VerifyException for the first field of `spec` above its limit."""
+    for field, limit in limits.items():
+        if getattr(spec, field) > limit:
+            raise VerifyException(f"{field} = {getattr(spec, field)} exceeds the limit of {limit}")
+
+
 def _int(value: int) -> IntegerAttr:
     return IntegerAttr(value, i64)
 
@@ -85,6 +100,8 @@ class LayerOp(IRDLOperation):
         for field in ("d_model", "d_ffn", "num_experts", "top_k"):
             if getattr(s, field) <= 0:
                 raise VerifyException(f"{field} must be > 0, got {getattr(s, field)}")
+        _check_limits(s, {"index": MAX_LAYER_INDEX, "num_experts": MAX_EXPERTS, "num_shared": MAX_SHARED,
+                          "d_model": MAX_DIM, "d_ffn": MAX_DIM, "d_ffn_shared": MAX_DIM})
         if s.top_k > s.num_experts:
             raise VerifyException(f"top_k ({s.top_k}) must be <= num_experts ({s.num_experts})")
         if s.num_shared < 0:
@@ -164,6 +181,7 @@ class DenseOp(IRDLOperation):
             raise VerifyException(f"layer index must be >= 0, got {s.index}")
         if s.flops_per_token < 0 or s.weight_bytes < 0:
             raise VerifyException("flops_per_token and weight_bytes must be >= 0")
+        _check_limits(s, {"index": MAX_LAYER_INDEX, "flops_per_token": MAX_COST, "weight_bytes": MAX_COST})
         if not s.kind:
             raise VerifyException("kind must not be empty")
 

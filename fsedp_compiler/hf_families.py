@@ -147,7 +147,9 @@ class Family:
         return _merge(self.top_k, TOP_K_FIELDS)
 
     def expert_ffn_fields(self) -> tuple[str, ...]:
-        return _merge(self.expert_ffn, EXPERT_FFN_FIELDS)
+        """A family that names its expert width has no fallback: in Qwen-MoE and DeepSeek configs
+        `intermediate_size` is the dense MLP's width, not the experts'."""
+        return self.expert_ffn or EXPERT_FFN_FIELDS
 
 
 GENERIC = Family("generic", (), (), gated=None)

@@ -20,7 +20,7 @@ from xdsl.utils.lexer import Span
 from fsedp_compiler.dialects.chiplet import SYSTEM_ATTR, Chiplet, SystemAttr
 from fsedp_compiler.dialects.dataflow import Dataflow
 from fsedp_compiler.dialects.fsedp import FSEDP
-from fsedp_compiler.dialects.moe import MODEL_ATTR, NUM_LAYERS_ATTR, DenseOp, LayerOp, MoE
+from fsedp_compiler.dialects.moe import MAX_LAYER_INDEX, MODEL_ATTR, NUM_LAYERS_ATTR, DenseOp, LayerOp, MoE
 
 from .errors import FsedpError, source_context
 from .fileio import display_name, read_text
@@ -172,6 +172,8 @@ def spec_from_module(module: ModuleOp, text: str | None = None) -> ModelSpec:
     declared = module.attributes.get(NUM_LAYERS_ATTR)
     top = max([*dense, *layers]) + 1
     num_layers = declared.value.data if isinstance(declared, IntegerAttr) else top
+    if num_layers > MAX_LAYER_INDEX + 1:
+        raise op_error(module, f"{NUM_LAYERS_ATTR} = {num_layers} exceeds the limit of {MAX_LAYER_INDEX + 1}", text)
     for op in [*dense.values(), *layers.values()]:
         if op.index.value.data >= num_layers:
             raise op_error(op, f"layer index {op.index.value.data} is not below {NUM_LAYERS_ATTR} = {num_layers}", text)

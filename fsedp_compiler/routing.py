@@ -47,6 +47,7 @@ _META_INTS: tuple[str, ...] = ("num_experts", "top_k", "chiplets", "tokens", "st
 #: Limits of a trace (the machine's: program.json's MAX_* in sim/manifest.py), checked before any work.
 META_LIMITS: dict[str, int] = {"num_experts": 65534, "top_k": 65534, "chiplets": 4096, "tokens": 1 << 20,
                                "steps": 65535}
+MAX_LAYER_INDEX = 65535
 MAX_TRACE_ELEMENTS = 1 << 27
 """Elements per array (experts: layers x steps x tokens x k), checked in the npy header before reading."""
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -219,7 +220,7 @@ def _validate_meta(meta: dict[str, Any], path: str | None) -> None:
             raise _fail(path, f"meta.{key}", "missing")
     if meta["format"] != TRACE_FORMAT:
         raise _fail(path, "meta.format", f"expected {TRACE_FORMAT!r}, got {meta['format']!r}")
-    if meta["version"] != TRACE_VERSION:
+    if not _is_int(meta["version"]) or meta["version"] != TRACE_VERSION:
         raise _fail(path, "meta.version", f"unsupported version {meta['version']!r} (expected 1)")
     for key in _META_INTS:
         if not _is_int(meta[key]) or meta[key] < 1:
@@ -227,8 +228,8 @@ def _validate_meta(meta: dict[str, Any], path: str | None) -> None:
         if meta[key] > META_LIMITS[key]:
             raise _fail(path, f"meta.{key}", f"{meta[key]} exceeds the limit of {META_LIMITS[key]}")
     layers = meta["layers"]
-    if not isinstance(layers, list) or not all(_is_int(i) and i >= 0 for i in layers):
-        raise _fail(path, "meta.layers", "expected a list of non-negative layer indices")
+    if not isinstance(layers, list) or not all(_is_int(i) and 0 <= i <= MAX_LAYER_INDEX for i in layers):
+        raise _fail(path, "meta.layers", f"expected a list of layer indices 0..{MAX_LAYER_INDEX}")
     if any(b <= a for a, b in zip(layers, layers[1:])):
         raise _fail(path, "meta.layers", f"layer indices must be strictly increasing: {layers}")
     for key in ("model", "source"):

@@ -133,6 +133,7 @@ def value_mutation(rng: random.Random, value: Any) -> tuple[str, Any, str]:
     elif isinstance(value, bool):
         options = [("flip", not value, ANY), ("string", "yes", INVALID), ("int", 2, INVALID)]
     elif isinstance(value, str):
+        options[0] = ("string", "bogus", ANY)
         options += [("other-string", value + "x", ANY), ("empty", "", ANY), ("number", 7, INVALID)]
     return rng.choice(options)
 
@@ -324,7 +325,7 @@ def _final_case(rng: random.Random, text: str) -> tuple[str, str, str]:
     return kind, data.decode("utf-8", "replace"), ANY
 
 
-TARGET_REQUIRED = {"name", "chiplets", "topology", "chiplet", "link", "sram_mib", "gbps", "latency_ns",
+TARGET_REQUIRED = {"chiplets", "topology", "chiplet", "link", "sram_mib", "gbps", "latency_ns",
                    "dram_gbps_per_channel"}
 
 
@@ -429,6 +430,14 @@ def make_case(rng: random.Random, kind: str, seeds: Path) -> Case:
             obj = tomllib.loads(data.decode())
             what, obj, validity = structured_mutation(
                 rng, obj, lambda p: not (p[0] == "description"), lambda p: p[-1] in TARGET_REQUIRED)
+            field = what.split(" ")[-1]
+            if what.startswith("fraction") and field not in ("chiplets", "chiplet.dram_channels") and \
+                    "macs_per_cycle" not in field:
+                validity = ANY  # a float field written as an integer in the seed
+            if what.startswith("list") and field in ("dram_at", "ring", "links"):
+                validity = ANY
+            if what.startswith(("string ", "other-string ", "empty ")) and field == "topology":
+                validity = INVALID
             if re.search(r"^(big|zero|other|huge-float|other-string|empty|flip) ", what) and \
                     what.split(" ")[1] not in ("chiplets", "dram_channels", "topology", "chiplet.dram_channels",
                                                "name"):
@@ -476,7 +485,7 @@ def make_case(rng: random.Random, kind: str, seeds: Path) -> Case:
         manifest = json.loads((prog / "program.json").read_text())
         if rng.random() < 0.15:
             what, data = bytes_mutation(rng, (prog / "program.json").read_bytes())
-            return Case(kind, what, {"prog/program.json": data}, _cmds_for(kind, seeds), ANY, ("program.json",),
+            return Case(kind, what, {"prog/program.json": data}, _cmds_for(kind, seeds), ANY, ("/prog",),
                         copy_prog=True)
         soft = ("model", "description", "name", "edited", "kind", "hydra_skip_single")
         what, manifest, validity = structured_mutation(
@@ -486,13 +495,14 @@ def make_case(rng: random.Random, kind: str, seeds: Path) -> Case:
         if re.match(r"(other|zero|big|huge-float|other-string|empty) ", what) and \
                 not re.search(r"\b(format|version|mode|strategy|dtype|activation|bin|fsa|trace)$", what):
             validity = ANY
-        if what.startswith("unknown field"):
+        if what.startswith("unknown field") or (what.startswith(("string ", "other-string ", "empty ")) and re.search(
+                r"\b(format|mode|strategy|dtype|activation|bin|fsa|trace|baseline|order|direction|trajectory)$", what)):
             validity = INVALID
         if what.startswith("huge-int"):
             path = what.split(" ")[1]
             _set_path(manifest, path, "__HUGE__")
         return Case(kind, what, {"prog/program.json": dump_json(manifest, rng)}, _cmds_for(kind, seeds), validity,
-                    ("program.json",), copy_prog=True)
+                    ("/prog",), copy_prog=True)
     if kind == "bin":
         data = (prog / "chiplet_1.bin").read_bytes()
         what, new = bytes_mutation(rng, data)
@@ -501,10 +511,10 @@ def make_case(rng: random.Random, kind: str, seeds: Path) -> Case:
 
         manifest["programs"][1]["bin_sha256"] = hashlib.sha256(new).hexdigest()  # past the hash: the decoder
         return Case(kind, what, {"prog/chiplet_1.bin": new, "prog/program.json": json.dumps(manifest).encode()},
-                    _cmds_for(kind, seeds), ANY, ("chiplet_1.bin", "chiplet_1.fsa", "program.json"), copy_prog=True)
+                    _cmds_for(kind, seeds), ANY, ("/prog",), copy_prog=True)
     data = (prog / "chiplet_1.fsa").read_bytes()
     what, new = bytes_mutation(rng, data)
-    return Case(kind, what, {"prog/chiplet_1.fsa": new}, _cmds_for(kind, seeds), ANY, ("chiplet_1.fsa",),
+    return Case(kind, what, {"prog/chiplet_1.fsa": new}, _cmds_for(kind, seeds), ANY, ("/prog",),
                 copy_prog=True)
 
 

@@ -358,9 +358,11 @@ def _loads(loaded: Loaded, layer: LayerDesc, st: StreamStep, r: tuple, c: int, d
         raise fail(i, f"entry and end must be chiplets 0..{n - 1}")
     if count == 0:
         raise fail(i, "loads of no shards")
-    js = j0 + stride * np.arange(count, dtype=np.int64)
-    if (count > 1 and stride == 0) or js[-1] >= m:
+    if (count > 1 and stride == 0) or int(j0) + int(stride) * (int(count) - 1) >= m:
         raise fail(i, f"shards {j0}, {j0}+{stride}, ... ({count} of them) run past the {m} shards of expert {e}")
+    if int(addr) + int(nbytes) * int(count) >= 1 << 63:
+        raise fail(i, f"addresses from {int(addr):#x} ({count} x {nbytes} bytes) run past the DRAM address space")
+    js = j0 + stride * np.arange(count, dtype=np.int64)
     want_addr = addr + nbytes * np.arange(count, dtype=np.int64)
     bad = (lay.chiplet[e, js] != c) | (lay.channel[e, js] != ch) | (lay.addr[e, js] != want_addr)
     if bad.any() or int(lay.tile_bytes[e]) != nbytes:
