@@ -17,6 +17,7 @@ from xdsl.ir import Attribute
 from xdsl.irdl import IRDLOperation
 from xdsl.parser import Parser
 from xdsl.printer import Printer
+from xdsl.utils.mlir_lexer import MLIRTokenKind
 
 _NP = {8: "<i1", 16: "<i2", 32: "<i4", 64: "<i8"}
 _TYPES = {8: i8, 16: i16, 32: i32, 64: i64}
@@ -48,6 +49,20 @@ def int_attr(value: int) -> IntegerAttr:
     return IntegerAttr(int(value), i64)
 
 
+
+def parse_word(parser: Parser, key: str) -> str:
+    """An identifier that may contain hyphens (`per-shard`, `single-entry`): xDSL's lexer splits
+    those into identifier, `-`, identifier, so the printed IR would not parse back otherwise."""
+    word = parser.parse_identifier(f" after '{key}'")
+    while parser._current_token.kind == MLIRTokenKind.MINUS:
+        minus = parser._current_token.span
+        parser._consume_token()
+        nxt = parser._current_token
+        if minus.start != nxt.span.start - 1 or nxt.kind != MLIRTokenKind.BARE_IDENT:
+            parser.raise_error(f"expected an identifier after '{word}-'", minus)
+        word += "-" + parser.parse_identifier()
+    return word
+
 class KeywordSyntax(IRDLOperation):
     """Mixin: custom format from `SYNTAX = (("key", "kind"), ...)` over the op's properties."""
 
@@ -66,7 +81,7 @@ class KeywordSyntax(IRDLOperation):
             if kind == "int":
                 props[key] = int_attr(parser.parse_integer(allow_boolean=False))
             elif kind == "ident":
-                props[key] = StringAttr(parser.parse_identifier(f" after '{key}'"))
+                props[key] = StringAttr(parse_word(parser, key))
             elif kind == "str":
                 props[key] = StringAttr(parser.parse_str_literal(f" after '{key}'"))
             elif kind == "ints":
@@ -90,8 +105,7 @@ class KeywordSyntax(IRDLOperation):
             else:  # pragma: no cover
                 raise AssertionError(kind)
         for key, default in cls.OPTIONAL:
-            props[key] = StringAttr(parser.parse_identifier(f" after '{key}'")
-                                    if parser.parse_optional_keyword(key) else default)
+            props[key] = StringAttr(parse_word(parser, key) if parser.parse_optional_keyword(key) else default)
         # before a region a bare `{` opens the region, so extra attributes need the keyword
         attr_dict = parser.parse_optional_attr_dict_with_keyword() if cls.HAS_REGION else None
         attrs = attr_dict.data if attr_dict is not None else ({} if cls.HAS_REGION else parser.parse_optional_attr_dict())

@@ -171,6 +171,8 @@ def spec_from_module(module: ModuleOp, text: str | None = None) -> ModelSpec:
         raise op_error(module, "contains no moe.layer", text)
     declared = module.attributes.get(NUM_LAYERS_ATTR)
     top = max([*dense, *layers]) + 1
+    if declared is not None and not (isinstance(declared, IntegerAttr) and isinstance(declared.value.data, int)):
+        raise op_error(module, f"needs an integer attribute '{NUM_LAYERS_ATTR}' (e.g. = 4 : i64), got {declared}", text)
     num_layers = declared.value.data if isinstance(declared, IntegerAttr) else top
     if num_layers > MAX_LAYER_INDEX + 1:
         raise op_error(module, f"{NUM_LAYERS_ATTR} = {num_layers} exceeds the limit of {MAX_LAYER_INDEX + 1}", text)

@@ -526,6 +526,15 @@ def _set_path(obj: Any, dotted: str, value: Any) -> None:
         pass
 
 
+def seed_case(kind: str, seeds: Path) -> Case:
+    """The unmutated seed of `kind`: every command must accept it (else the mutations test nothing)."""
+    files = {"mlir": "model.mlir", "final": "final.mlir", "toml": "target.toml", "npz": "trace.npz",
+             "jsonl": "routing.jsonl", "hf": "config.json"}
+    rel = files.get(kind)
+    return Case(kind, "seed", {rel: (seeds / rel).read_bytes()} if rel else {}, _cmds_for(kind, seeds), ANY,
+                (rel or "/prog",), copy_prog=rel is None)
+
+
 def cases(seeds: Path, n: int, seed: int, kinds: tuple[str, ...] = KINDS) -> list[Case]:
     """`n` cases spread evenly over `kinds`, the same for the same seed."""
     out = []
@@ -707,6 +716,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="fsedpc-fuzz-") as tmp:
         seeds = corpus(Path(tmp) / "seeds")
         preimport()
+        for kind in kinds:
+            for o in run_case(seed_case(kind, seeds), seeds, Path(tmp) / "work"):
+                if o.code != 0:
+                    print(f"seed of {kind} is not accepted: fsedpc {' '.join(o.argv)} -> {o.code}\n{o.err}")
+                    return 1
         results, start = [], time.perf_counter()
         for i, case in enumerate(cases(seeds, n, seed, kinds)):
             outcomes = run_case(case, seeds, Path(tmp) / "work")

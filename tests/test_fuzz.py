@@ -41,3 +41,10 @@ def test_fuzz(kind: str, chunk: int, seeds: Path, tmp_path: Path) -> None:
             if outcome.problems:
                 findings.append(fuzz.describe(case, outcome))
     assert not findings, "\n".join(findings)
+
+
+@pytest.mark.parametrize("kind", fuzz.KINDS)
+def test_seeds_are_accepted(kind: str, seeds: Path, tmp_path: Path) -> None:
+    """Every command accepts the unmutated seed, so the mutations reach past the first check."""
+    for outcome in fuzz.run_case(fuzz.seed_case(kind, seeds), seeds, tmp_path / "work"):
+        assert outcome.code == 0 and not outcome.problems, (outcome.argv, outcome.err)

@@ -61,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
             raise FsedpError(f"must be positive, got {value:g}", field=name)
     if (args.random is None) == (args.trace is None):
         raise FsedpError("give either --trace (with --layer and --step) or --random N", field="--random")
+    if args.random is not None and not 1 <= args.random <= 10_000:
+        raise FsedpError(f"must be 1..10000 random routings, got {args.random}", field="--random")
     if args.random is not None:
         instances = random_instances(model.moe[0], target, args.random, args.seed,
                                      shards_per_chiplet=args.shards_per_chiplet, buffers=args.buffers)
