@@ -25,12 +25,11 @@ def verify_each_default() -> bool:
 
 
 def run_passes(ctx: Context, module: ModuleOp, passes: Sequence[ModulePass], *, text: str | None = None,
-               path: str | None = None,
                verify_each: bool = True, verify_at_end: bool = True,
                before: Callable[[ModulePass, ModuleOp], None] | None = None,
                after: Callable[[ModulePass, ModuleOp], None] | None = None) -> list[tuple[str, float]]:
-    """Apply `passes` in order; errors name the pass (and the op's location when verifying, else
-    the input `path`). Returns (pass name, seconds) per pass."""
+    """Apply `passes` in order; errors name the pass (and the op's location when verifying).
+    Returns (pass name, seconds) per pass."""
     timings: list[tuple[str, float]] = []
     for p in passes:
         if before is not None:
@@ -40,7 +39,6 @@ def run_passes(ctx: Context, module: ModuleOp, passes: Sequence[ModulePass], *, 
             p.apply(ctx, module)
         except FsedpError as err:
             err.message = f"in pass '{p.name}': {err.message}"
-            err.path = err.path or path
             raise
         timings.append((p.name, time.perf_counter() - start))
         if verify_each:

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fuzz  # noqa: E402
 
 #: cases per format in `make test` (9 formats); FSEDPC_FUZZ_PER_KIND overrides.
-PER_KIND = int(os.environ.get("FSEDPC_FUZZ_PER_KIND", "24"))
+PER_KIND = int(os.environ.get("FSEDPC_FUZZ_PER_KIND", "32"))
 CHUNKS = 2
 
 

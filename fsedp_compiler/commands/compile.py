@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
     from fsedp_compiler.dialects.chiplet import SYSTEM_ATTR
     from fsedp_compiler.errors import FsedpError
     from fsedp_compiler.fileio import display_name, is_stdio, read_text
-    from fsedp_compiler.ir import make_context, parse_module, print_module
+    from fsedp_compiler.ir import make_context, parse_module, print_module, spec_from_module
     from fsedp_compiler.pipeline import run_passes, verify_each_default
 
     auto = args.strategy == AUTO
@@ -188,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
     text = read_text(args.model, "MLIR file")
     ctx = make_context()
     module = parse_module(text, display_name(args.model), ctx)
+    spec_from_module(module, text)  # the model is whole (a module with its name and layers) before any pass
     console = make_console(stderr=True)
     target = args.target
     if not target and SYSTEM_ATTR not in module.attributes:
@@ -204,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
         passes = compile_passes(args.strategy, target=target, trace=args.trace, mode=mode,
                                 shards_per_chiplet=args.shards_per_chiplet, buffers=args.buffers, order=args.order,
                                 direction=args.direction, hydra_skip_single=args.hydra_skip_single)
-        run_passes(ctx, module, passes, text=text, path=display_name(args.model), verify_each=verify_each)
+        run_passes(ctx, module, passes, text=text, verify_each=verify_each)
     final = print_module(module).encode()
     manifest = emit(module, args.output, extra_files={"final.mlir": final}, strategy=args.strategy,
                     layer_strategies=build.layer_strategies if build else None)

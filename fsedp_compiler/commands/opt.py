@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
             ctx = make_context()
             module = parse_module(chunk, path, ctx)
             timings += run_passes(
-                ctx, module, passes, text=chunk, path=path, verify_each=args.verify_each,
+                ctx, module, passes, text=chunk, verify_each=args.verify_each,
                 before=lambda p, m: _dump(f"IR Dump Before {p.name}", m, args.print_op_generic)
                 if p.name in args.print_ir_before else None,
                 after=lambda p, m: _dump(f"IR Dump After {p.name}", m, args.print_op_generic)
