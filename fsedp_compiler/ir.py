@@ -44,7 +44,7 @@ class LocatingParser(Parser):
         start = self.pos
         try:
             op = super().parse_operation()
-        except (VerifyException, ValueError, OverflowError) as err:
+        except (VerifyException, ValueError, OverflowError, NotImplementedError) as err:  # e.g. array<i72: ...>
             self.raise_error(str(err).removeprefix("Operation does not verify: ").splitlines()[0], start, self.pos)
         if not isinstance(op.location, FileLineColLoc):
             loc = Span(start, start, self.lexer.input).get_location()

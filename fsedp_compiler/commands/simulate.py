@@ -6,6 +6,9 @@ import argparse
 import json
 import time
 
+STATUS_EVERY = 10.0
+"""Seconds between the status lines `simulate` prints when stderr is not a terminal."""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -58,14 +61,20 @@ def run(args: argparse.Namespace) -> int:
         data = DataPlane(loaded, args.seed)
 
     console = make_console(stderr=True)
-    started = time.perf_counter()
+    started = last = time.perf_counter()
     with Progress(console=console, transient=True, auto_refresh=False) as bar:
         task = bar.add_task("simulating", total=None, visible=False)
 
         def progress(done: int, total: int) -> None:
-            if time.perf_counter() - started > 1.0:  # only runs longer than a second show a bar
+            nonlocal last
+            now = time.perf_counter()
+            if console.is_terminal and now - started > 1.0:  # only runs longer than a second show a bar
                 bar.update(task, completed=done, total=total, visible=True)
                 bar.refresh()
+            elif not console.is_terminal and now - last >= STATUS_EVERY:  # logs: a line now and then
+                last = now
+                console.print(f"fsedpc simulate: phase {done} of {total} ({done / max(total, 1):.0%}), "
+                              f"{now - started:.0f} s", highlight=False)
 
         result = simulate(loaded, trace, data=data, keep_ops=bool(args.timeline), progress=progress)
     m = result.metrics

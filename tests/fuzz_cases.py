@@ -1,0 +1,487 @@
+"""Mutations and cases of the fuzz harness (tests/fuzz.py): blind byte and line edits, type and
+range mutations of structured fields (TOML, JSON, npz arrays and meta, MLIR op values), each case
+marked invalid by construction or of unknown validity."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+ANY, INVALID = "any", "invalid"
+KINDS = ("mlir", "final", "toml", "npz", "jsonl", "hf", "manifest", "bin", "fsa")
+# --------------------------------------------------------------------------- generic mutations
+
+
+def _lines(data: bytes) -> list[bytes]:
+    return data.split(b"\n")
+
+
+def bytes_mutation(rng: random.Random, data: bytes) -> tuple[str, bytes]:
+    """A blind edit of the bytes or lines (its validity is unknown)."""
+    kind = rng.choice(["flip", "flip", "truncate", "delete-line", "dup-line", "swap-lines", "garbage", "zero"])
+    if not data:
+        return "empty", data
+    if kind == "flip":
+        b = bytearray(data)
+        for _ in range(rng.choice([1, 1, 2, 8])):
+            i = rng.randrange(len(b))
+            b[i] ^= 1 << rng.randrange(8)
+        return kind, bytes(b)
+    if kind == "truncate":
+        return kind, data[: rng.randrange(len(data))]
+    if kind == "garbage":
+        i = rng.randrange(len(data))
+        return kind, data[:i] + bytes(rng.randrange(256) for _ in range(rng.randrange(1, 16))) + data[i:]
+    if kind == "zero":
+        i = rng.randrange(len(data))
+        return kind, data[:i] + b"\0" * rng.randrange(1, 64) + data[i + 64:]
+    lines = _lines(data)
+    i, j = rng.randrange(len(lines)), rng.randrange(len(lines))
+    if kind == "delete-line":
+        del lines[i]
+    elif kind == "dup-line":
+        lines.insert(i, lines[j])
+    else:
+        lines[i], lines[j] = lines[j], lines[i]
+    return kind, b"\n".join(lines)
+
+
+HUGE_INT = 10**30
+DIGITS = "9" * 5000
+
+
+def value_mutation(rng: random.Random, value: Any) -> tuple[str, Any, str]:
+    """(name, new value, ANY or INVALID) for one numeric, string or boolean field."""
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    options: list[tuple[str, Any, str]] = [
+        ("string", "bogus", INVALID), ("list", [1, 2], INVALID), ("table", {"a": 1}, INVALID),
+        ("null", None, INVALID),
+    ]
+    if numeric:
+        options += [("negative", -abs(value) - 1, INVALID), ("nan", math.nan, INVALID), ("inf", math.inf, INVALID),
+                    ("-inf", -math.inf, INVALID), ("huge-int", HUGE_INT, INVALID), ("huge-float", 1e308, ANY),
+                    ("zero", 0 if isinstance(value, int) else 0.0, ANY), ("big", 10**9, ANY),
+                    ("other", value + 1 if isinstance(value, int) else value * 1.5, ANY),
+                    ("bool", True, INVALID)]
+        if isinstance(value, int):
+            options.append(("fraction", value + 0.5, INVALID))
+    elif isinstance(value, bool):
+        options = [("flip", not value, ANY), ("string", "yes", INVALID), ("int", 2, INVALID)]
+    elif isinstance(value, str):
+        options[0] = ("string", "bogus", ANY)
+        options += [("other-string", value + "x", ANY), ("empty", "", ANY), ("number", 7, INVALID)]
+    return rng.choice(options)
+
+
+def _leaves(obj: Any, path: tuple = ()) -> list[tuple]:
+    """Paths of the scalar leaves of a JSON-like object."""
+    if isinstance(obj, dict):
+        return [p for k, v in obj.items() for p in _leaves(v, path + (k,))]
+    if isinstance(obj, list):
+        return [p for i, v in enumerate(obj) for p in _leaves(v, path + (i,))] or [path]
+    return [path]
+
+
+def _get(obj: Any, path: tuple) -> Any:
+    for p in path:
+        obj = obj[p]
+    return obj
+
+
+def _set(obj: Any, path: tuple, value: Any) -> None:
+    _get(obj, path[:-1])[path[-1]] = value
+
+
+def structured_mutation(rng: random.Random, obj: Any, critical: Callable[[tuple], bool],
+                        required: Callable[[tuple], bool]) -> tuple[str, Any, str]:
+    """Mutate a copy of a JSON-like object: a field's type or range, a removed or unknown field,
+    deep nesting or an endless number. `critical(path)`: an invalid value there must be refused."""
+    obj = json.loads(json.dumps(obj))
+    leaves = [p for p in _leaves(obj) if p]
+    path = rng.choice(leaves)
+    kind = rng.random()
+    if kind < 0.1:  # remove a field
+        parent = _get(obj, path[:-1])
+        if isinstance(parent, dict):
+            del parent[path[-1]]
+            return f"remove {_name(path)}", obj, INVALID if required(path) else ANY
+    if kind < 0.18 and isinstance(_get(obj, path[:-1]), dict):
+        _get(obj, path[:-1])["unknown_field_x"] = 1
+        return f"unknown field beside {_name(path)}", obj, ANY
+    if kind < 0.24:
+        deep: Any = 1
+        for _ in range(rng.choice([50, 100_000])):
+            deep = [deep]
+        _set(obj, path, deep)
+        return f"deep {_name(path)}", obj, INVALID if critical(path) else ANY
+    name, value, validity = value_mutation(rng, _get(obj, path))
+    if name == "null" and not required(path):  # null often means "the default"
+        validity = ANY
+    _set(obj, path, value)
+    return f"{name} {_name(path)}", obj, validity if critical(path) else ANY
+
+
+def _name(path: tuple) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def dump_json(obj: Any, rng: random.Random) -> bytes:
+    text = json.dumps(obj, indent=2, default=str, check_circular=False) if _depth_ok(obj) else _deep_dump(obj)
+    return text.replace('"__HUGE__"', DIGITS).encode()
+
+
+def _depth_ok(obj: Any, depth: int = 0) -> bool:
+    if depth > 200:
+        return False
+    if isinstance(obj, dict):
+        return all(_depth_ok(v, depth + 1) for v in obj.values())
+    if isinstance(obj, list):
+        return all(_depth_ok(v, depth + 1) for v in obj)
+    return True
+
+
+def _deep_dump(obj: Any) -> str:
+    """json.dumps without recursion (for 100,000-deep nests)."""
+    if isinstance(obj, dict):
+        return "{" + ", ".join(f"{json.dumps(k)}: {_deep_dump(v)}" for k, v in obj.items()) + "}"
+    if isinstance(obj, list):
+        depth = 0
+        while isinstance(obj, list) and len(obj) == 1:
+            obj, depth = obj[0], depth + 1
+        if depth > 1:
+            return "[" * depth + _deep_dump(obj) + "]" * depth
+        return "[" + ", ".join(_deep_dump(v) for v in obj) + "]"
+    return json.dumps(obj)
+
+
+def dump_toml(obj: dict) -> bytes:
+    """A small TOML writer that also writes nan, inf, deep arrays and null (as a bad value)."""
+    def val(v: Any) -> str:
+        if v is None:
+            return "null"
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, float):
+            return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf") if math.isinf(v) else repr(v)
+        if isinstance(v, (int, str)):
+            return json.dumps(v) if isinstance(v, str) else str(v)
+        if isinstance(v, list):
+            return _deep_dump(v) if not _depth_ok(v) else "[" + ", ".join(val(x) for x in v) + "]"
+        return "{ " + ", ".join(f"{k} = {val(x)}" for k, x in v.items()) + " }"
+
+    top = [f"{k} = {val(v)}" for k, v in obj.items() if not (isinstance(v, dict) and k in ("chiplet", "link"))]
+    tables = [f"\n[{k}]\n" + "\n".join(f"{kk} = {val(vv)}" for kk, vv in v.items())
+              for k, v in obj.items() if isinstance(v, dict) and k in ("chiplet", "link")]
+    return ("\n".join(top) + "\n" + "\n".join(tables) + "\n").encode()
+
+
+# --------------------------------------------------------------------------- cases
+
+
+@dataclass
+class Case:
+    """One mutated input: where it goes, the commands that read it, whether it is invalid."""
+
+    kind: str
+    mutation: str
+    files: dict[str, bytes]
+    """relative path in the case directory -> bytes (a program directory is copied first)"""
+    commands: list[list[str]]
+    """argv lists; {case} is the case directory, {out} the (empty) output directory"""
+    validity: str
+    names: tuple[str, ...]
+    """what an error must name (a file name)"""
+    copy_prog: bool = False
+
+
+def _cmds_for(kind: str, c: Path) -> list[list[str]]:
+    m, t = str(c / "model.mlir"), str(c / "trace.npz")
+    return {
+        "mlir": [["inspect", "{case}/model.mlir"],
+                 ["compile", "{case}/model.mlir", "--target", "paper-2x2", "-o", "{out}/p"],
+                 ["opt", "{case}/model.mlir", "-p", "attach-target{target=paper-2x2}", "-o", "{out}/o.mlir"]],
+        "final": [["opt", "{case}/final.mlir", "-o", "{out}/o.mlir"],
+                  ["inspect", "{case}/final.mlir"]],
+        "toml": [["targets", "{case}/target.toml"],
+                 ["compile", m, "--target", "{case}/target.toml", "-o", "{out}/p"]],
+        "npz": [["trace", "stats", "{case}/trace.npz"],
+                ["compile", m, "--target", "paper-2x2", "--trace", "{case}/trace.npz", "-o", "{out}/p"]],
+        "jsonl": [["trace", "import", "{case}/routing.jsonl", "--model", str(c / "sample.mlir"), "--chiplets", "2",
+                   "--tokens-per-step", "2", "-o", "{out}/t.npz"]],
+        "hf": [["import-hf", "{case}/config.json", "--layers", "2", "-o", "{out}/m.mlir"],
+               ["import-hf", "{case}/config.json", "-o", "{out}/m.mlir"]],
+        "manifest": [["simulate", "{case}/prog", "--metrics", "{out}/m.json"]],
+        "bin": [["simulate", "{case}/prog", "--functional"], ["disasm", "{case}/prog/chiplet_1.bin"]],
+        "fsa": [["asm", "{case}/prog"]],
+    }[kind]
+
+
+def _mlir_cases(rng: random.Random, text: str) -> tuple[str, str, str]:
+    """A number, keyword or attribute of a `moe` op replaced, or a blind text edit."""
+    lines = text.split("\n")
+    numbered = [i for i, ln in enumerate(lines) if re.search(r"moe\.(layer|dense) \d", ln)]
+    r = rng.random()
+    if r < 0.5 and numbered:
+        i = rng.choice(numbered)
+        tokens = lines[i].split(" ")
+        spots = [k for k, tok in enumerate(tokens) if tok.isdigit()]
+        k = rng.choice(spots)
+        name = tokens[k - 1] if k > 0 else "?"
+        new, validity = rng.choice([("0", ANY), ("-1", INVALID), (str(2**63), INVALID), (str(2**64 + 5), INVALID),
+                                    (DIGITS[:40], INVALID), ("1e9", INVALID), ("0x10", ANY), ("1000000000", ANY),
+                                    ("nan", INVALID), ("x", INVALID)])
+        if name in ("experts", "top_k", "d_model", "d_ffn") and new == "0":
+            validity = INVALID
+        tokens[k] = new
+        lines[i] = " ".join(tokens)
+        return f"{name}={new}", "\n".join(lines), validity
+    if r < 0.6 and numbered:
+        i = rng.choice(numbered)
+        word = rng.choice(["swiglu", "bf16", "attention", "experts", "top_k"])
+        if word in lines[i]:
+            lines[i] = lines[i].replace(word, rng.choice(["bogus", "", '"x'] if word != "attention" else ['"x', "{"]), 1)
+            return f"replace {word}", "\n".join(lines), INVALID
+    if r < 0.7:
+        j = text.find('"')
+        if j >= 0:
+            return "unterminated string", text[: j + 1] + "x" * 40 + "\n" + text[text.find("\n", j) + 1:], INVALID
+    kind, data = bytes_mutation(rng, text.encode())
+    return kind, data.decode("utf-8", "replace"), ANY
+
+
+def _final_case(rng: random.Random, text: str) -> tuple[str, str, str]:
+    """Numbers in the compiled module's ops (dataflow opcodes, arrays) replaced, or blind edits."""
+    if rng.random() < 0.6:
+        spots = [m.span() for m in re.finditer(r"(?<![\w.])\d+(?![\w.])", text)]
+        a, b = rng.choice(spots)
+        new = rng.choice(["200", "-5", "99999999999", str(2**40), "0", "3"])
+        return f"number@{a}={new}", text[:a] + new + text[b:], ANY
+    kind, data = bytes_mutation(rng, text.encode())
+    return kind, data.decode("utf-8", "replace"), ANY
+
+
+TARGET_REQUIRED = {"chiplets", "topology", "chiplet", "link", "sram_mib", "gbps", "latency_ns",
+                   "dram_gbps_per_channel"}
+
+
+def _npz_case(rng: random.Random, seed: Path) -> tuple[str, bytes, str]:
+    """Arrays of wrong dtype, shape or values; meta fields mutated; a header claiming 10^12 elements."""
+    import io
+
+    import numpy as np
+
+    with np.load(seed) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["meta"]))
+    r = rng.random()
+    validity = INVALID
+    if r < 0.12:
+        name = rng.choice(["experts", "weights", "token_chiplet"])
+        arrays[name] = arrays[name].astype(rng.choice([np.float64, np.int64, np.uint8, np.complex64, np.bool_]))
+        what = f"dtype {name} {arrays[name].dtype}"
+        validity = ANY if arrays[name].dtype == np.int64 else INVALID
+    elif r < 0.24:
+        name = rng.choice(["experts", "weights", "token_chiplet", "meta"])
+        a = arrays[name]
+        arrays[name] = rng.choice([a.reshape(-1), a[..., None], a.reshape(-1)[:1], np.zeros((0,) * max(a.ndim, 1), a.dtype)])
+        what = f"shape {name} {arrays[name].shape}"
+        validity = ANY if arrays[name].shape == a.shape else INVALID
+    elif r < 0.4:
+        name = rng.choice(["experts", "weights", "token_chiplet"])
+        a = arrays[name].copy()
+        idx = tuple(rng.randrange(s) for s in a.shape)
+        if name == "weights":
+            a[idx] = rng.choice([np.nan, np.inf, -1.0, 1e38])
+            validity = ANY if a[idx] == np.float32(1e38) else INVALID
+        else:
+            a[idx] = rng.choice([-1, 8, 2**31 - 1, 99])
+            if name == "experts" and rng.random() < 0.3:  # a token picking the same expert twice
+                a[idx[:-1]] = a[idx[:-1]][0]
+        arrays[name] = a
+        what = f"value {name}{list(idx)}={a[idx]}"
+    elif r < 0.75:
+        what, meta2, validity = structured_mutation(
+            rng, meta, lambda p: p[0] in ("format", "version", "chiplets", "num_experts", "top_k", "tokens", "steps",
+                                          "layers"),
+            lambda p: p[0] in ("format", "version"))
+        arrays["meta"] = np.array(json.dumps(meta2, allow_nan=True, default=str) if _depth_ok(meta2)
+                                  else _deep_dump(meta2))
+        if "other" in what or "zero" in what or "big" in what or "huge-float" in what:
+            validity = ANY
+    elif r < 0.82:
+        name = rng.choice(list(arrays))
+        del arrays[name]
+        what = f"missing {name}"
+    else:
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        data = buf.getvalue()
+        if rng.random() < 0.5:  # an npy header claiming a giant shape
+            k = data.find(b"'shape': (")
+            end = data.find(b")", k)
+            data = data[: k + 10] + b"1000000, 1000000" + data[end:]
+            return "header shape 10^12", _fix_zip(data), INVALID
+        kind, data = bytes_mutation(rng, data)
+        return kind, data, ANY
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return what, buf.getvalue(), validity
+
+
+def _fix_zip(data: bytes) -> bytes:
+    """Re-zip the members of a zip whose member bytes were edited in place (CRCs recomputed)."""
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w") as dst:
+            for info in src.infolist():
+                with src.open(info) as member:
+                    member._expected_crc = None  # type: ignore[attr-defined]
+                    dst.writestr(info.filename, member.read())
+    except Exception:
+        return data
+    return out.getvalue()
+
+
+def make_case(rng: random.Random, kind: str, seeds: Path) -> Case:
+    """One seeded mutation of the seed of `kind`."""
+    names: tuple[str, ...]
+    if kind == "mlir":
+        what, text, validity = _mlir_cases(rng, (seeds / "model.mlir").read_text())
+        return Case(kind, what, {"model.mlir": text.encode()}, _cmds_for(kind, seeds), validity, ("model.mlir",))
+    if kind == "final":
+        what, text, validity = _final_case(rng, (seeds / "final.mlir").read_text())
+        return Case(kind, what, {"final.mlir": text.encode()}, _cmds_for(kind, seeds), validity, ("final.mlir",))
+    if kind == "toml":
+        import tomllib
+
+        data = (seeds / "target.toml").read_bytes()
+        if rng.random() < 0.25:
+            what, new = bytes_mutation(rng, data)
+            validity = ANY
+        else:
+            obj = tomllib.loads(data.decode())
+            what, obj, validity = structured_mutation(
+                rng, obj, lambda p: not (p[0] == "description"), lambda p: p[-1] in TARGET_REQUIRED)
+            field = what.split(" ")[-1]
+            if what.startswith("fraction") and field not in ("chiplets", "chiplet.dram_channels") and \
+                    "macs_per_cycle" not in field:
+                validity = ANY  # a float field written as an integer in the seed
+            if what.startswith("fraction") and "macs_per_cycle" in field:
+                validity = ANY  # a rate, not a count
+            if what.startswith("list") and field in ("dram_at", "ring", "links"):
+                validity = ANY
+            if what.startswith(("string ", "other-string ", "empty ")) and field == "topology":
+                validity = INVALID
+            if re.search(r"^(big|zero|other|huge-float|other-string|empty|flip) ", what) and \
+                    what.split(" ")[1] not in ("chiplets", "dram_channels", "topology", "chiplet.dram_channels",
+                                               "name"):
+                validity = ANY
+            new = dump_toml(obj)
+        return Case(kind, what, {"target.toml": new}, _cmds_for(kind, seeds), validity, ("target.toml",))
+    if kind == "npz":
+        what, data, validity = _npz_case(rng, seeds / "trace.npz")
+        return Case(kind, what, {"trace.npz": data}, _cmds_for(kind, seeds), validity, ("trace.npz",))
+    if kind == "jsonl":
+        lines = (seeds / "routing.jsonl").read_text().splitlines()
+        if rng.random() < 0.3:
+            what, data = bytes_mutation(rng, "\n".join(lines).encode())
+            return Case(kind, what, {"routing.jsonl": data}, _cmds_for(kind, seeds), ANY, ("routing.jsonl",))
+        i = rng.randrange(len(lines))
+        rec = json.loads(lines[i])
+        what, rec, validity = structured_mutation(
+            rng, rec, lambda p: p[0] in ("layer", "experts", "weights"), lambda p: False)
+        if re.match(r"(zero|big|other|huge-float|remove) ", what) or "weights" in what and "huge" in what or \
+                what == "huge-int layer":  # a layer the model lacks: dropped and reported
+            validity = ANY
+        lines[i] = _deep_dump(rec) if not _depth_ok(rec) else json.dumps(rec)
+        return Case(kind, f"line {i + 1}: {what}", {"routing.jsonl": "\n".join(lines).encode()},
+                    _cmds_for(kind, seeds), validity, ("routing.jsonl",))
+    if kind == "hf":
+        cfg = json.loads((seeds / "config.json").read_text())
+        if rng.random() < 0.2:
+            what, data = bytes_mutation(rng, json.dumps(cfg, indent=2).encode())
+            return Case(kind, what, {"config.json": data}, _cmds_for(kind, seeds), ANY, ("config.json",))
+        key = rng.choice(list(cfg))
+        critical = ("hidden_size", "num_hidden_layers", "num_experts", "num_experts_per_tok", "moe_intermediate_size",
+                    "num_attention_heads", "num_key_value_heads", "head_dim", "model_type", "architectures")
+        what, cfg, validity = structured_mutation(rng, {key: cfg[key], **{k: v for k, v in cfg.items() if k != key}},
+                                                  lambda p: p[0] in critical, lambda p: p[0] in critical[:5])
+        if re.match(r"(zero|big|other|huge-float|other-string|empty|remove|string|number) ", what) and \
+                "model_type" in what or "architectures" in what:
+            validity = ANY
+        if re.match(r"(big|other|huge-float) ", what) and what.split(" ")[1] != "num_hidden_layers":
+            validity = ANY
+        if what.startswith("huge-int"):
+            cfg[what.split(" ")[1].split(".")[0]] = "__HUGE__"
+        return Case(kind, what, {"config.json": dump_json(cfg, rng)}, _cmds_for(kind, seeds), validity,
+                    ("config.json",))
+    prog = seeds / "prog"
+    if kind == "manifest":
+        manifest = json.loads((prog / "program.json").read_text())
+        if rng.random() < 0.15:
+            what, data = bytes_mutation(rng, (prog / "program.json").read_bytes())
+            return Case(kind, what, {"prog/program.json": data}, _cmds_for(kind, seeds), ANY, ("/prog",),
+                        copy_prog=True)
+        soft = ("model", "description", "name", "edited", "kind", "hydra_skip_single")
+        what, manifest, validity = structured_mutation(
+            rng, manifest, lambda p: not any(s in p for s in soft),
+            lambda p: p[-1] not in ("description", "strategy", "baseline", "hydra_skip_single", "order", "direction",
+                                    "trajectory", "rings", "kind", "unknown_field_x") and not isinstance(p[-1], int))
+        if re.match(r"(other|zero|big|huge-float|other-string|empty) ", what) and \
+                not re.search(r"\b(format|version|mode|strategy|dtype|activation|bin|fsa|trace)$", what):
+            validity = ANY
+        if what.startswith("unknown field") or (what.startswith(("string ", "other-string ", "empty ")) and re.search(
+                r"\b(format|mode|strategy|dtype|activation|bin|fsa|trace|baseline|order|direction|trajectory)$", what)):
+            validity = INVALID
+        if what.startswith("huge-int"):
+            path = what.split(" ")[1]
+            _set_path(manifest, path, "__HUGE__")
+        return Case(kind, what, {"prog/program.json": dump_json(manifest, rng)}, _cmds_for(kind, seeds), validity,
+                    ("/prog",), copy_prog=True)
+    if kind == "bin":
+        data = (prog / "chiplet_1.bin").read_bytes()
+        what, new = bytes_mutation(rng, data)
+        manifest = json.loads((prog / "program.json").read_text())
+        import hashlib
+
+        manifest["programs"][1]["bin_sha256"] = hashlib.sha256(new).hexdigest()  # past the hash: the decoder
+        return Case(kind, what, {"prog/chiplet_1.bin": new, "prog/program.json": json.dumps(manifest).encode()},
+                    _cmds_for(kind, seeds), ANY, ("/prog",), copy_prog=True)
+    data = (prog / "chiplet_1.fsa").read_bytes()
+    what, new = bytes_mutation(rng, data)
+    return Case(kind, what, {"prog/chiplet_1.fsa": new}, _cmds_for(kind, seeds), ANY, ("/prog",),
+                copy_prog=True)
+
+
+def _set_path(obj: Any, dotted: str, value: Any) -> None:
+    parts: list[Any] = [int(p) if p.isdigit() else p for p in dotted.split(".")]
+    try:
+        _set(obj, tuple(parts), value)
+    except (KeyError, IndexError, TypeError):
+        pass
+
+
+def seed_case(kind: str, seeds: Path) -> Case:
+    """The unmutated seed of `kind`: every command must accept it (else the mutations test nothing)."""
+    files = {"mlir": "model.mlir", "final": "final.mlir", "toml": "target.toml", "npz": "trace.npz",
+             "jsonl": "routing.jsonl", "hf": "config.json"}
+    rel = files.get(kind)
+    return Case(kind, "seed", {rel: (seeds / rel).read_bytes()} if rel else {}, _cmds_for(kind, seeds), ANY,
+                (rel or "/prog",), copy_prog=rel is None)
+
+
+def cases(seeds: Path, n: int, seed: int, kinds: tuple[str, ...] = KINDS) -> list[Case]:
+    """`n` cases spread evenly over `kinds`, the same for the same seed."""
+    out = []
+    for i in range(n):
+        kind = kinds[i % len(kinds)]
+        out.append(make_case(random.Random(f"{seed}:{i}:{kind}"), kind, seeds))
+    return out
