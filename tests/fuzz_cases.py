@@ -66,6 +66,7 @@ def value_mutation(rng: random.Random, value: Any) -> tuple[str, Any, str]:
         options += [("negative", -abs(value) - 1, INVALID), ("nan", math.nan, INVALID), ("inf", math.inf, INVALID),
                     ("-inf", -math.inf, INVALID), ("huge-int", HUGE_INT, INVALID), ("huge-float", 1e308, ANY),
                     ("zero", 0 if isinstance(value, int) else 0.0, ANY), ("big", 10**9, ANY),
+                    ("tiny", 1e-300, INVALID if isinstance(value, int) else ANY),
                     ("other", value + 1 if isinstance(value, int) else value * 1.5, ANY),
                     ("bool", True, INVALID)]
         if isinstance(value, int):
@@ -311,7 +312,7 @@ def _npz_case(rng: random.Random, seed: Path) -> tuple[str, bytes, str]:
             lambda p: p[0] in ("format", "version"))
         arrays["meta"] = np.array(json.dumps(meta2, allow_nan=True, default=str) if _depth_ok(meta2)
                                   else _deep_dump(meta2))
-        if "other" in what or "zero" in what or "big" in what or "huge-float" in what:
+        if any(w in what for w in ("other", "zero", "big", "huge-float", "tiny")):
             validity = ANY
     elif r < 0.82:
         name = rng.choice(list(arrays))
@@ -380,7 +381,7 @@ def make_case(rng: random.Random, kind: str, seeds: Path) -> Case:
                 validity = ANY
             if what.startswith(("string ", "other-string ", "empty ")) and field == "topology":
                 validity = INVALID
-            if re.search(r"^(big|zero|other|huge-float|other-string|empty|flip) ", what) and \
+            if re.search(r"^(big|zero|tiny|other|huge-float|other-string|empty|flip) ", what) and \
                     what.split(" ")[1] not in ("chiplets", "dram_channels", "topology", "chiplet.dram_channels",
                                                "name"):
                 validity = ANY
@@ -398,7 +399,7 @@ def make_case(rng: random.Random, kind: str, seeds: Path) -> Case:
         rec = json.loads(lines[i])
         what, rec, validity = structured_mutation(
             rng, rec, lambda p: p[0] in ("layer", "experts", "weights"), lambda p: False)
-        if re.match(r"(zero|big|other|huge-float|remove) ", what) or "weights" in what and "huge" in what or \
+        if re.match(r"(zero|tiny|big|other|huge-float|remove) ", what) or "weights" in what and "huge" in what or \
                 what == "huge-int layer":  # a layer the model lacks: dropped and reported
             validity = ANY
         lines[i] = _deep_dump(rec) if not _depth_ok(rec) else json.dumps(rec)
@@ -435,7 +436,7 @@ def make_case(rng: random.Random, kind: str, seeds: Path) -> Case:
             rng, manifest, lambda p: not any(s in p for s in soft),
             lambda p: p[-1] not in ("description", "strategy", "baseline", "hydra_skip_single", "order", "direction",
                                     "trajectory", "rings", "kind", "unknown_field_x") and not isinstance(p[-1], int))
-        if re.match(r"(other|zero|big|huge-float|other-string|empty) ", what) and \
+        if re.match(r"(other|zero|tiny|big|huge-float|other-string|empty) ", what) and \
                 not re.search(r"\b(format|version|mode|strategy|dtype|activation|bin|fsa|trace)$", what):
             validity = ANY
         if what.startswith("unknown field") or (what.startswith(("string ", "other-string ", "empty ")) and re.search(

@@ -210,6 +210,7 @@ def test_bad_hf_configs(fsedpc, tmp_path: Path, edit, needle: str) -> None:
     (lambda m: m["layers"][0].update(d_ffn=-1), "layers.0.d_ffn"),
     (lambda m: m["dense"][0].update(flops_per_token=-5), "dense.0.flops_per_token"),
     (lambda m: m["target"]["link"].update(gbps=0), "target.link.gbps"),
+    (lambda m: m["target"]["chiplet"]["tops"].update(bf16=0), "target.chiplet.tops.bf16"),
     (lambda m: m.update(extra=1), "extra"),
     (lambda m: m.update(version=99), "version"),
     (lambda m: m.update(mode="bogus"), "mode"),

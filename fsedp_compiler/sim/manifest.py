@@ -42,8 +42,17 @@ class PerDtype(_Strict):
     fp8: NonNegFloat
 
 
+class PositivePerDtype(_Strict):
+    """Compute rates: a dtype at 0 TOPS would never finish (and divide by zero)."""
+
+    bf16: PosFloat
+    fp16: PosFloat
+    int8: PosFloat
+    fp8: PosFloat
+
+
 class ChipletModel(_Strict):
-    tops: PerDtype
+    tops: PositivePerDtype
     sram_mib: PosFloat
     dram_channels: Annotated[int, Field(ge=1, le=64)]
     dram_gbps_per_channel: PosFloat
