@@ -45,7 +45,8 @@ class LocatingParser(Parser):
         try:
             op = super().parse_operation()
         except (VerifyException, ValueError, OverflowError, NotImplementedError) as err:  # e.g. array<i72: ...>
-            self.raise_error(str(err).removeprefix("Operation does not verify: ").splitlines()[0], start, self.pos)
+            message = str(err).removeprefix("Operation does not verify: ").splitlines() or [type(err).__name__]
+            self.raise_error(message[0], start, self.pos)
         if not isinstance(op.location, FileLineColLoc):
             loc = Span(start, start, self.lexer.input).get_location()
             op.location = FileLineColLoc(StringAttr(loc.file), IntAttr(loc.line), IntAttr(loc.col))
