@@ -27,15 +27,22 @@ PAPER_MODELS = ("deepseek-moe-16b", "qwen3-30b-a3b", "phi-3.5-moe", "yuan2-m32")
 PAPER_TARGETS = ("paper-2x2", "paper-4x4")
 ROUTINGS = {"uniform": ("uniform", 0.0), "skewed": ("zipf:1.2", 0.5)}
 FAITHFUL = ("ep-serial", "hydra")
-STRATEGIES = ("fsedp", "ep", "ep-serial", "hydra", "tp", "dp", "fsdp", "ep-cache")
+STRATEGIES = ("fsedp", "ep", "ep-serial", "hydra", "tp", "tp-per-expert", "dp", "fsdp", "ep-cache")
 #: `fsedpc compile --strategy auto`: per MoE layer the fastest candidate that fits SRAM, by the estimator.
 AUTO = ("auto",)
-ABLATIONS = ("fsedp", "fsedp-fullring", "fsedp-nocomp", "fsedp-fixeddir", "fsedp-unpaired")
+ABLATIONS = ("fsedp", "fsedp-fullring", "fsedp-nocomp", "fsedp-fixeddir", "fsedp-perexpert", "fsedp-onering",
+             "fsedp-unpaired")
+#: the ablations on the paper's 2x2 mesh: it has one ring, so fsedp-onering is fsedp there
+PAPER_ABLATIONS = tuple(a for a in ABLATIONS if a != "fsedp-onering")
 #: Our larger systems, each model at its own dtype (bf16), 1 to 256 tokens.
 LARGER = (("mixtral-8x7b", "ring-8"), ("qwen3-30b-a3b", "mesh-4x4"), ("deepseek-moe-16b", "hbm-8"),
           ("olmoe-1b-7b", "torus-4x4"))
 
-BUFFERS = (2, 4, 6, 8, 12, 16)
+#: `--buffers B` on Qwen3-30B-A3B / mesh-4x4; 0 (every strategy sized from SRAM) is the large grid
+BUFFERS = (2, 4, 6, 8, 12, 16, 0)
+#: the regime map: paper-4x4's link bandwidth (GB/s per direction) against its 25.6 GB/s DRAM chiplets
+REGIME_GBPS = (12.8, 25.6, 51.2, 102.4, 204.8, 409.6)
+REGIME_STRATEGIES = ("fsedp", "ep", "tp", "tp-per-expert", "dp", "fsdp", "ep-cache")
 
 #: The FSE-DP authors' simulator on synthetic uniform routing (research/moeopt.md §4): model,
 #: tokens, mesh -> (paired vs EP, paired vs Hydra, peak-memory saving vs EP).
@@ -59,20 +66,24 @@ def configurations() -> list[dict[str, Any]]:
     for model in PAPER_MODELS:
         for target in PAPER_TARGETS:
             for routing in ROUTINGS:
-                ablations = ABLATIONS[1:] if target == "paper-2x2" and routing == "uniform" else ()
+                ablations = PAPER_ABLATIONS[1:] if target == "paper-2x2" and routing == "uniform" else ()
                 strategies = STRATEGIES + AUTO + ablations
                 configs.append({"name": f"paper-{model}-{target}-{routing}", "model": model, "target": target,
-                                "routing": routing, "tokens": tokens, "buffers": 6, "strategies": strategies})
+                                "routing": routing, "tokens": tokens, "buffers": 0, "strategies": strategies})
     for model, target in LARGER:
         for routing in ROUTINGS:
             configs.append({"name": f"large-{model}-{target}-{routing}", "model": model, "target": target,
-                            "routing": routing, "tokens": (1, 4, 16, 64, 256), "buffers": 6,
+                            "routing": routing, "tokens": (1, 4, 16, 64, 256), "buffers": 0,
                             "strategies": STRATEGIES + AUTO + ABLATIONS[1:]})
-    for b in BUFFERS:  # the buffers knob (B = 6 is in the large grid)
-        if b != 6:
+    for b in BUFFERS:  # the buffers knob (0, from SRAM, is the large grid)
+        if b:
             configs.append({"name": f"buffers-{b}", "model": "qwen3-30b-a3b", "target": "mesh-4x4",
                             "routing": "uniform", "tokens": (1, 16, 64), "buffers": b,
                             "strategies": ("fsedp", "ep", "tp", "dp")})
+    for gbps in REGIME_GBPS:
+        configs.append({"name": f"regime-{gbps:g}", "model": "qwen3-30b-a3b", "target": "paper-4x4",
+                        "routing": "uniform", "tokens": (1, 16, 64, 256), "buffers": 0, "gbps": gbps,
+                        "strategies": REGIME_STRATEGIES})
     return configs
 
 
@@ -83,7 +94,8 @@ def bench_report(config: dict[str, Any], index: dict[tuple, dict[str, Any]]) -> 
     rows = []
     for tokens in config["tokens"]:
         for strategy in config["strategies"]:
-            key = (config["model"], config["target"], config["routing"], config["buffers"], tokens, strategy)
+            key = (config["model"], config["target"], config["routing"], config["buffers"], config.get("gbps"),
+                   tokens, strategy)
             row = index.get(key)
             if row is None:
                 raise SystemExit(f"results.py: the store has no finished row for {key}; run the sweep first "
@@ -98,6 +110,7 @@ def bench_report(config: dict[str, Any], index: dict[tuple, dict[str, Any]]) -> 
         "rows": [{k: r[k] for k in ROW_KEYS} for r in rows],
     }
     report["routing_name"] = config["routing"]
+    report["link_gbps"], report["link_dram_ratio"] = r0["link.gbps"], r0["link_dram_ratio"]
     return report
 
 
@@ -105,7 +118,8 @@ def load_reports(store: str) -> dict[str, dict[str, Any]]:
     """Every configuration's bench report, from the store's finished rows."""
     from fsedp_compiler.sweep.report import load_rows
 
-    index = {(Path(r["model_file"]).stem, r["target"], r["routing"], r["buffers"], r["tokens"], r["strategy"]): r
+    index = {(Path(r["model_file"]).stem, r["target"], r["routing"], r["buffers"],
+              r["link.gbps"] if r["grid"] == "regime" else None, r["tokens"], r["strategy"]): r
              for r in load_rows(store) if r["status"] == "ok"}
     return {c["name"]: bench_report(c, index) for c in configurations()}
 
@@ -158,6 +172,11 @@ def _auto(report: dict[str, Any], tokens: int) -> str:
         return "–"
     best = _winner([r for r in report["rows"] if r["tokens"] == tokens])
     return f"{a['makespan_ns'] / best['makespan_ns']:.3f}× ({a['chosen']})"
+
+
+def _est(r: dict[str, Any]) -> str:
+    """The FSE-DP scheduler's step estimate over the simulated step."""
+    return "–" if r.get("sched_estimate") is None else f"{r['sched_estimate']:.3f}"
 
 
 def _binds(r: dict[str, Any]) -> str:
@@ -262,8 +281,8 @@ def regime_section(reports: dict[str, dict[str, Any]]) -> list[str]:
            "*tail* when none is busy 80% of the step; *auto* is `--strategy auto`'s step time over the winner's "
            "and its choice; energy is FSE-DP's over the best strong baseline's.", "",
            "| model | target | routing | tokens | winner | FSE-DP step (µs) | vs best strong (which) | FSE-DP "
-           "binds | best strong binds | auto (chose) | energy ratio | SRAM FSE-DP / best strong (MiB) |",
-           "|---|---|---|---:|---|---:|---|---|---|---|---:|---|"]
+           "binds | best strong binds | auto (chose) | energy ratio | SRAM FSE-DP / best strong (MiB) | sched. est. |",
+           "|---|---|---|---:|---|---:|---|---|---|---|---:|---|---:|"]
     for model, target in LARGER:
         for routing in ROUTINGS:
             rep = reports.get(f"large-{model}-{target}-{routing}")
@@ -278,16 +297,19 @@ def regime_section(reports: dict[str, dict[str, Any]]) -> list[str]:
                            f"{f['step_ns'] / 1e3:,.1f} | {_x(best['speedup_of_fsedp'])} ({name}) | "
                            f"{_binds(f)} | {_binds(best)} | {_auto(rep, tokens)} | "
                            f"{f['energy_pj'] / best['energy_pj']:.2f} | "
-                           f"{_mib(max(f['sram_peak_bytes']))} / {_mib(max(best['sram_peak_bytes']))} |")
+                           f"{_mib(max(f['sram_peak_bytes']))} / {_mib(max(best['sram_peak_bytes']))} | "
+                           f"{_est(f)} |")
     from fsedp_compiler.compare import binding
 
-    vs, wins, binds, energy, autos = [], 0, Counter(), [], []
+    vs, wins, binds, energy, autos, ests = [], 0, Counter(), [], [], []
     for key, rep in reports.items():
         if key.startswith("large-"):
             for tokens in sorted({r["tokens"] for r in rep["rows"]}):
                 f = _row(rep, "fsedp", tokens)
                 best = _best_strong(rep, tokens)[1]
                 vs.append(best["speedup_of_fsedp"])
+                if f.get("sched_estimate") is not None:
+                    ests.append(f["sched_estimate"])
                 wins += best["speedup_of_fsedp"] > 1.0
                 binds[binding(f["max_busy"])] += 1
                 energy.append(f["energy_pj"] / best["energy_pj"])
@@ -301,16 +323,48 @@ def regime_section(reports: dict[str, dict[str, Any]]) -> list[str]:
                 + ", ".join(f"{k} in {v}" for k, v in binds.most_common())
                 + f"; it spends {min(energy):.2f}–{max(energy):.2f}× the best strong baseline's energy."
                 + (f" `auto` comes within {max(autos):.3f}× of the winner in every run (the target: 1.01×)."
-                   if autos else "")]
+                   if autos else "")
+                + (f" The scheduler's own step estimate (*sched. est.*) is {min(ests):.3f}–{max(ests):.3f}× the "
+                   f"simulated step (median {sorted(ests)[len(ests) // 2]:.3f})." if ests else "")]
     return out + [""]
 
 
+def regime_map_section(reports: dict[str, dict[str, Any]]) -> list[str]:
+    out = ["## 4. The link ÷ DRAM bandwidth regime map", "",
+           "Qwen3-30B-A3B at INT8 on the paper's 4x4 mesh (DRAM on the four corner chiplets, 25.6 GB/s each), "
+           "its D2D link bandwidth swept; *r* = link GB/s ÷ a DRAM chiplet's GB/s (the paper's 288 GB/s links are "
+           "r = 11.25). Each cell: FSE-DP's speedup over the fastest strong baseline that fits SRAM (below 1: FSE-DP "
+           "loses), that baseline, and what binds FSE-DP / it.", ""]
+    reps = [(g, reports.get(f"regime-{g:g}")) for g in REGIME_GBPS]
+    reps = [(g, r) for g, r in reps if r is not None]
+    if not reps:
+        return []
+    tokens = sorted({r["tokens"] for r in reps[0][1]["rows"]})
+    out += ["| r (link GB/s) | " + " | ".join(f"{t} tokens" for t in tokens) + " |",
+            "|---|" + "---|" * len(tokens)]
+    for gbps, rep in reps:
+        cells = []
+        for t in tokens:
+            name, best = _best_strong(rep, t)
+            f = _row(rep, "fsedp", t)
+            cells.append(f"{_x(best['speedup_of_fsedp'])} {name.split(' ')[0]} ({_kind(f)} / {_kind(best)})")
+        out.append(f"| {rep['link_dram_ratio']:g} ({gbps:g}) | " + " | ".join(cells) + " |")
+    return out + [""]
+
+
+def _kind(r: dict[str, Any]) -> str:
+    from fsedp_compiler.compare import binding
+
+    return binding(r["max_busy"])
+
+
 def ablation_section(reports: dict[str, dict[str, Any]]) -> list[str]:
-    out = ["## 4. Ablations of FSE-DP and the buffers knob", "",
+    out = ["## 5. Ablations of FSE-DP and the buffers knob", "",
            "Step time of each ablation over FSE-DP's (above 1: the ablation is slower), and D2D bytes over "
            "FSE-DP's.", "",
-           "| setting | tokens | fullring | nocomp | fixeddir | unpaired | D2D fullring | D2D nocomp |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|"]
+           "| setting | tokens | fullring | nocomp | fixeddir | perexpert | onering | unpaired | D2D fullring | "
+           "D2D nocomp |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     keys = [f"paper-{m}-paper-2x2-uniform" for m in PAPER_MODELS] + \
            [f"large-{m}-{t}-uniform" for m, t in LARGER]
     for key in keys:
@@ -328,20 +382,26 @@ def ablation_section(reports: dict[str, dict[str, Any]]) -> list[str]:
                 r = _row(rep, a, tokens)
                 d2d.append("–" if r is None or not f["d2d_bytes"] else f"{r['d2d_bytes'] / f['d2d_bytes']:.2f}")
             out.append(f"| {rep['model']} on {rep['target']} | {tokens} | " + " | ".join(cells + d2d) + " |")
-    out += ["", "Buffers B per chiplet (Qwen3-30B-A3B, bf16, mesh-4x4, uniform): FSE-DP's step time, its efficiency "
+    out += ["", "*fixeddir*: every stream clockwise on R1's ring; *perexpert*: one direction per expert (round 1's "
+            "policy); *onering*: R1's ring only (the per-shard policy, without the target's other rings). "
+            "The paper's 2x2 mesh has one ring, so *onering* is not run there.", "",
+            "Buffers B per chiplet (Qwen3-30B-A3B, bf16, mesh-4x4, uniform): FSE-DP's step time, its efficiency "
             "against its lower bound, its speedup over ep / tp / dp given the same B, and its peak SRAM (32 MiB "
-            "per chiplet). More buffers let more shards be in flight on the ring (R4 splits B between the two "
-            "ring directions, and an injection needs two free).", "",
+            "per chiplet). *from SRAM* is the default (`--buffers 0`): each strategy sizes its own buffers from "
+            "the same SRAM (FSE-DP: as many shard buffers as fit half of it, 6 to 32). More buffers let more "
+            "shards be in flight on the rings (R4: one shared pool, an escape slot per virtual network, a load "
+            "needs two free beyond what transit holds).", "",
             "| B | tokens | FSE-DP step (µs) | efficiency | vs ep | vs tp | vs dp | FSE-DP peak SRAM (MiB) |",
             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for b in BUFFERS:
-        rep = reports.get(f"buffers-{b}") if b != 6 else reports.get("large-qwen3-30b-a3b-mesh-4x4-uniform")
+        rep = reports.get(f"buffers-{b}") if b else reports.get("large-qwen3-30b-a3b-mesh-4x4-uniform")
         if rep is None:
             continue
         for tokens in (1, 16, 64):
             f = _row(rep, "fsedp", tokens)
             vs = [_x(_row(rep, s, tokens)["speedup_of_fsedp"]) for s in ("ep", "tp", "dp")]
-            out.append(f"| {b} | {tokens} | {f['step_ns'] / 1e3:,.1f} | {f['efficiency']:.0%} | " + " | ".join(vs) +
+            out.append(f"| {b or 'from SRAM'} | {tokens} | {f['step_ns'] / 1e3:,.1f} | {f['efficiency']:.0%} | "
+                       + " | ".join(vs) +
                        f" | {_mib(max(f['sram_peak_bytes']))} |")
     return out + [""]
 
@@ -349,7 +409,7 @@ def ablation_section(reports: dict[str, dict[str, Any]]) -> list[str]:
 def figures(reports: dict[str, dict[str, Any]], outdir: Path) -> list[str]:
     from fsedp_compiler.plots import plot_report
 
-    out = ["## 5. Figures", "", "Step time vs tokens, peak SRAM and engine-busy bars at the largest token count "
+    out = ["## 6. Figures", "", "Step time vs tokens, peak SRAM and engine-busy bars at the largest token count "
            "(`fsedpc bench --plot`).", ""]
     for key in ("paper-deepseek-moe-16b-paper-2x2-uniform", "paper-qwen3-30b-a3b-paper-4x4-skewed",
                 "large-mixtral-8x7b-ring-8-uniform", "large-deepseek-moe-16b-hbm-8-skewed"):
@@ -375,7 +435,7 @@ def main() -> int:
     write_outputs([(raw / f"{name}.json", json.dumps(report, indent=1) + "\n") for name, report in reports.items()])
     lines = (Path(__file__).with_name("results_intro.md").read_text().splitlines()
              + [""] + paper_section(reports) + comparison_section(reports) + regime_section(reports)
-             + ablation_section(reports) + figures(reports, raw)
+             + regime_map_section(reports) + ablation_section(reports) + figures(reports, raw)
              + Path(__file__).with_name("results_outro.md").read_text().splitlines())
     atomic_write_text(out / "results.md", "\n".join(lines) + "\n")
     print(f"wrote {out / 'results.md'} ({len(reports)} configurations from {args.store}, "

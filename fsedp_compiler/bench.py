@@ -26,7 +26,7 @@ from .routing import RoutingTrace, load_trace, save_trace, synth_trace
 #: Row fields written by `--json` (besides the breakdowns), in table order.
 ROW_KEYS = ("strategy", "tokens", "steps", "makespan_ns", "step_ns", "lower_bound_ns", "efficiency", "dram_bytes",
             "d2d_bytes", "sram_peak_bytes", "sram_fits", "energy_pj", "speedup_of_fsedp", "sram_saving_of_fsedp",
-            "engine_busy", "max_busy", "bottleneck", "binds", "exact", "chosen")
+            "engine_busy", "max_busy", "bottleneck", "binds", "exact", "chosen", "sched_estimate")
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,7 @@ def run_one(cfg: BenchConfig, strategy: str, trace_path: str, trace: RoutingTrac
     m = simulate(loaded, data=DataPlane(loaded, strict=False) if cfg.functional else None).metrics
     exact = m["functional"]["exact"] if cfg.functional else None
     peaks = max_busy(m)
+    estimated = scheduler_estimates(module)
     return {
         "strategy": strategy, "tokens": m["tokens"], "steps": m["steps"], "makespan_ns": m["makespan_ns"],
         "step_ns": m["makespan_ns"] / max(m["steps"], 1), "lower_bound_ns": m["lower_bound_ns"],
@@ -142,7 +143,24 @@ def run_one(cfg: BenchConfig, strategy: str, trace_path: str, trace: RoutingTrac
         "sram_peak_bytes": m["sram_peak_bytes"], "sram_fits": m["sram_fits"],
         "energy_pj": m["energy_pj"]["total"], "engine_busy": engine_busy(m), "max_busy": peaks,
         "bottleneck": max(peaks, key=lambda k: peaks[k]), "binds": binding(peaks), "exact": exact, "chosen": chosen,
+        "sched_estimate": estimate_ratio(estimated, m),
     }
+
+
+def scheduler_estimates(module: Any) -> dict[int, int]:
+    """The scheduler's own step-time estimates (the schedule ops' `estimated_ns`), summed over the
+    steps, per FSE-DP MoE layer of a static module (baseline layers have none)."""
+    from .dialects.fsedp import StaticScheduleOp
+    from .layers import layer_contexts
+
+    return {c.spec.index: int(c.schedule_op.prop_array("estimated_ns").sum())
+            for c in layer_contexts(module) if isinstance(c.schedule_op, StaticScheduleOp)}
+
+
+def estimate_ratio(estimated: dict[int, int], metrics: dict[str, Any]) -> float | None:
+    """The scheduler's estimate / the simulated time of the same FSE-DP layers (None: no such layer)."""
+    simulated = sum(ns for index, ns in zip(metrics["layers"], metrics["per_layer_ns"]) if index in estimated)
+    return round(sum(estimated.values()) / simulated, 6) if estimated and simulated else None
 
 
 def run_point(cfg: BenchConfig, tokens: int, strategy: str, workdir: str) -> dict[str, Any]:

@@ -19,6 +19,12 @@ from math import ceil
 from .target import Target
 
 
+#: R7, cut-through: links move a shard in packets of this many bytes, and a chiplet forwards a
+#: shard that goes on as soon as its first packet has arrived (its FFN still waits for all of it).
+#: With every link of a target equally fast the onward transfer never overtakes the inbound one.
+PACKET_BYTES = 4096
+
+
 def _ceil_div(a: int, b: float) -> int:
     return int(ceil(a / b)) if a > 0 else 0
 

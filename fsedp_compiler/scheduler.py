@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .costmodel import CostModel
+from .costmodel import PACKET_BYTES, CostModel
 from .flowcontrol import min_buffers
 from .ring import CCW, CW, SHORT, SHORT_CCW, Ring, route_lengths, routes, walk_order
 from .shardplan import ShardPlan
@@ -224,6 +224,20 @@ _BY_VALUE: OrderedDict[tuple, _Tables] = OrderedDict()
 _KEPT_BY_ID, _KEPT_BY_VALUE = 256, 16
 
 
+def _pipelined_ns(plan: ShardPlan, cost: CostModel, per_member: np.ndarray, present: np.ndarray,
+                  bounds: tuple[int, int, int]) -> int:
+    """A step's time as a pipeline of DRAM, link and compute stages: each stage's busy time plus what
+    must happen before it starts (the first shard's load, its first packet's hop) and after it ends
+    (the last shard's remaining stages); the slowest of the three. Plus the DRAM and link latency."""
+    shard = plan.max_shard_bytes
+    ffn = int(per_member[present].max()) // plan.num_shards if present.any() else 0
+    load, link = cost.dram_busy_ns(shard), cost.link_busy_ns(shard)
+    packet = cost.link_busy_ns(min(shard, PACKET_BYTES))
+    dram_bound, link_bound, compute_bound = bounds
+    slowest = max(dram_bound + link + ffn, load + link_bound + ffn, load + packet + compute_bound)
+    return slowest + cost.dram_latency_ns + cost.link_latency_ns
+
+
 def _tables(plan: ShardPlan, ring: Ring, cost: CostModel) -> _Tables:
     """The cached `_Tables` of (plan, ring, cost); the identity cache holds the objects, so an
     id is not reused while cached."""
@@ -366,7 +380,7 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring | Sequence[Ring],
     masks = (chosen @ tables.pow2).tolist() if tables.pow2 is not None else _bitmasks(chosen)
     streams = tuple(map(Stream, active[rank].tolist(), masks, [direction[i] for i in ordered],
                         map(tuple, rows[rank].tolist()), [on_ring[i] for i in ordered]))
-    estimate = max(dram_bound, link_bound, compute_bound) + cost.dram_latency_ns + cost.link_latency_ns
+    estimate = _pipelined_ns(plan, cost, per_member, present, (dram_bound, link_bound, compute_bound))
     return StepSchedule(routing.layer, routing.step, streams, estimate, (dram_bound, link_bound, compute_bound))
 
 

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .costmodel import CostModel
+from .costmodel import PACKET_BYTES, CostModel
 from .errors import FsedpError
 from .flowcontrol import Pools, bubble_home, network_of
 from .ring import Ring, directed_routes
@@ -79,10 +79,6 @@ def trajectories(sched: StepSchedule, plan: ShardPlan, ring: Ring | Sequence[Rin
     return trips
 
 
-#: R7, cut-through: links move a shard in packets of this many bytes, and a chiplet forwards a
-#: shard that goes on as soon as its first packet has arrived (its FFN still waits for all of it).
-#: With every link of a target equally fast the onward transfer never overtakes the inbound one.
-PACKET_BYTES = 4096
 #: which part of a shard an arrival is (`execute`)
 WHOLE, HEAD_PART, TAIL_PART = 0, 1, 2
 

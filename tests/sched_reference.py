@@ -140,8 +140,14 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring, cost: CostModel,
             link_bound = cw_link_bound
     streams = tuple(Stream(e, masks[e], direction[e], tuple(int(t) for t in counts[e])) for e in ordered)
 
-    fill = cost.dram_latency_ns + cost.link_latency_ns if len(active) else 0
-    estimate = max(dram_bound, link_bound, compute_bound) + fill
+    # a pipeline of DRAM, link and compute stages: each stage's busy time plus what comes before
+    # it (the first shard's load, one packet's hop) and after it (the last shard's other stages)
+    shard = plan.max_shard_bytes
+    ffn = max((cost.ffn_ns(plan.shard_params(e), int(t)) for e in active.tolist() for t in counts[e] if t), default=0)
+    load, link = cost.dram_busy_ns(shard), cost.link_busy_ns(shard)
+    packet = cost.link_busy_ns(min(shard, 4096))
+    slowest = max(dram_bound + link + ffn, load + link_bound + ffn, load + packet + compute_bound)
+    estimate = slowest + cost.dram_latency_ns + cost.link_latency_ns if len(active) else 0
     return StepSchedule(routing.layer, routing.step, streams, estimate, (dram_bound, link_bound, compute_bound))
 
 

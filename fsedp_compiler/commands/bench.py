@@ -137,14 +137,15 @@ def to_csv(report: dict) -> str:
     w = csv.writer(buf, lineterminator="\n")
     cols = ["strategy", "tokens", "steps", "makespan_ns", "step_ns", "lower_bound_ns", "efficiency", "dram_bytes",
             "d2d_bytes", "sram_peak_max_bytes", "sram_fits", "energy_pj", "speedup_of_fsedp", "sram_saving_of_fsedp",
-            "busy_dram", "busy_link", "busy_compute", "binds", "exact", "chosen"]
+            "busy_dram", "busy_link", "busy_compute", "binds", "exact", "chosen", "sched_estimate"]
     w.writerow(cols)
     for r in report["rows"]:
         w.writerow([r["strategy"], r["tokens"], r["steps"], r["makespan_ns"], r["step_ns"], r["lower_bound_ns"],
                     r["efficiency"], r["dram_bytes"], r["d2d_bytes"], max(r["sram_peak_bytes"]), r["sram_fits"],
                     r["energy_pj"], r["speedup_of_fsedp"], r["sram_saving_of_fsedp"], r["engine_busy"]["dram"],
                     r["engine_busy"]["link"], r["engine_busy"]["compute"], r["binds"],
-                    "" if r["exact"] is None else r["exact"], r["chosen"] or ""])
+                    "" if r["exact"] is None else r["exact"], r["chosen"] or "",
+                    "" if r["sched_estimate"] is None else r["sched_estimate"]])
     return buf.getvalue()
 
 
@@ -161,7 +162,7 @@ def print_table(report: dict, console) -> None:
                   f"{', with dense blocks' if report['dense'] else ''}) on {report['target']}: {routing}")
     table = Table()
     for col in ("strategy", "tokens", "step time", "fsedp speedup", "efficiency", "binds", "DRAM/step", "D2D/step",
-                "peak SRAM", "fsedp SRAM saving", "energy/step"):
+                "peak SRAM", "fsedp SRAM saving", "energy/step", "sched. est."):
         table.add_column(col, justify="left" if col in ("strategy", "binds") else "right")
     for r in report["rows"]:
         steps = max(r["steps"], 1)
@@ -173,14 +174,16 @@ def print_table(report: dict, console) -> None:
         table.add_row(name, str(r["tokens"]), f"{r['step_ns'] / 1e3:,.2f} us",
                       "-" if speed is None else f"{speed:.2f}x", f"{r['efficiency']:.1%}", binding_text(r["max_busy"]),
                       human_bytes(r["dram_bytes"] / steps), human_bytes(r["d2d_bytes"] / steps), peak,
-                      "-" if saving is None else f"{saving:.1%}", f"{r['energy_pj'] / steps / 1e6:,.2f} uJ")
+                      "-" if saving is None else f"{saving:.1%}", f"{r['energy_pj'] / steps / 1e6:,.2f} uJ",
+                      "-" if r["sched_estimate"] is None else f"{r['sched_estimate']:.3f}")
     console.print(table)
     for b in report.get("best_strong", []):
         console.print(best_strong_line(b))
     console.print("speedup = strategy step time / fsedp step time on the same routing; efficiency = the "
                   "strategy's own lower bound / its step time; binds = the busiest DRAM channel, link or compute "
                   "engine when it is busy >= 80% of the time, else tail (dependencies, buffers, latency); "
-                  "(over SRAM) = peak SRAM above the chiplet's capacity: shown, never counted as the best")
+                  "(over SRAM) = peak SRAM above the chiplet's capacity: shown, never counted as the best; "
+                  "sched. est. = the FSE-DP scheduler's step estimate / the simulated step time")
 
 
 def best_strong_line(b: dict) -> str:
