@@ -1,46 +1,68 @@
 """CP-SAT cross-check of the lightweight scheduler on one layer step (DESIGN.md §1).
 
-The model has the simulator's step semantics (`streaming.execute`), with the durations of
-`costmodel.py`: per shard a DRAM load on its home channel; per hop of its trajectory a transfer
-on the directed link (arriving `busy + latency` after it starts); an FFN at every member of S_e
-once the shard has arrived; NoOverlap per DRAM channel, directed link and compute engine; per
-chiplet a cumulative of B shard buffers, held from the load (or the upstream send) until the
-later of its FFN and its onward send (R4's admission rules, `flowcontrol.py`, relaxed to that
-capacity: every run that follows them respects it); and R6: one stream order that every DMA channel loads in (a stream's
-shards on a channel in shard order), as the stream table every chiplet holds dictates. Uses:
+The model has the step semantics of the estimator (`streaming.execute`) with the durations of
+`costmodel.py`. **Exact** (as the rules and the estimator have them):
 
-* **evaluate/verify**: fix the heuristic's directions, stream order and the simulator's start
+* per shard a DRAM load on its home channel, then per hop of its trip a transfer on the
+  directed link (all of it arrives `busy + latency` after it starts), an FFN at every member of
+  S_e once all of it has arrived, an onward transfer once its first packet has (R7, cut-through:
+  `streaming.head_ns`); NoOverlap per DRAM channel, directed link and compute engine;
+* R1-R3 and R5: a shard walks the virtual ring one way from its home, enters S_e at the first
+  member reached, visits every member once and ends at the last (`crosscheck_trips.py`);
+* directions: one per stream, CW, CCW, SHORT or SHORT_CCW, as the stream table describes them
+  (each shard home's way follows from it, as in the scheduler's per-shard policy): a boolean
+  per (stream, direction) with exactly one set, and per (stream, shard home) the way that
+  home's shards walk, which the chosen direction determines;
+* R6: one stream order that every DMA channel loads in (a stream's shards on a channel in
+  shard order), as the stream table every chiplet holds dictates.
+
+**Relaxed** (every run under the rules satisfies the model, so its optimum and bounds are lower
+bounds and the gap an upper end): R4's admission rules (`flowcontrol.py`: an escape slot per
+ring direction, a critical bubble per direction, transit-first loads) become one cumulative of
+B buffers per chiplet, each held from the load (or the upstream send's start) until the later
+of its FFN and its onward send, plus, where the pool has room for R4's two free slots at a load
+and the chiplet has one DMA channel, a one-nanosecond phantom buffer at each load's start. A
+schedule the model finds may thus hold buffers the admission rules would refuse; every schedule
+it is given to verify follows them. Links and compute engines may serve shards in any order
+(the estimator serves the first ready): a relaxation too.
+
+Uses:
+
+* **evaluate/verify**: fix the heuristic's directions, stream order and the estimator's start
   times; CP-SAT must find them feasible with the same makespan; a violation names the
-  constraint and its ops;
-* **gap**: directions (one per shard home of each expert: CW, CCW and SHORT streams are such
-  choices), stream order and times free under R1-R6, seeded with the heuristic;
+  constraint and its ops. Only the fixed trips are built, so this stays a fast feasibility
+  check on real steps (thousands of shards);
+* **gap**: directions, stream order and times free under R1-R6, hinted with a complete
+  schedule under the rules, with the static bounds of `crosscheck_bounds.py` (DRAM channel,
+  compute, link, one global order) on the makespan and per link as linear cuts;
 * **price of virtualization**: the same step with R1-R3 dropped (any visiting order, any path,
   any entry member; `crosscheck_free.py`), measuring what the trajectory rules cost;
 * **price of one global order**: the same step with R6 dropped (each DMA channel loads in its
   own order), measuring what per-chiplet injection orders would buy.
 
 The uses and the report are in `crosscheck_report.py`. Solves run with `num_workers = 1` and a
-fixed seed under a wall-clock or a deterministic limit (`run_solver`).
+fixed seed under a wall-clock or a deterministic limit (`cpsat.run_solver`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from ortools.sat.python import cp_model
 
 from .costmodel import CostModel
-from .flowcontrol import min_buffers
-from .ring import CCW, CW, Ring
+from .cpsat import SEED, WORKERS, CheckResult, run_solver  # noqa: F401  (re-exported)
+from .crosscheck_bounds import Bounds, link_head_tail, link_usage, static_bounds
+from .crosscheck_trips import (Patterns, Variants, allowed_directions, direction_patterns, entry_of,  # noqa: F401
+                               pattern_of, trip_via, variants)
+from .flowcontrol import inject_need
+from .ring import CW, Ring
 from .scheduler import Policy, StepRouting, StepSchedule, schedule
 from .shardplan import ShardPlan
-from .streaming import LOAD, SEND, StepTimeline, Trip, execute, head_ns, trajectories, walk_ns
-
-SEED = 1
-WORKERS = 1
+from .streaming import LOAD, SEND, StepTimeline, Trip, execute, head_ns, trajectories
 
 
 @dataclass
@@ -57,111 +79,12 @@ class Instance:
         start = time.perf_counter()
         sched = schedule(self.routing, self.plan, self.ring, self.cost, self.policy)
         elapsed = time.perf_counter() - start
+        return (sched, *self.run(sched), elapsed)
+
+    def run(self, sched: StepSchedule) -> tuple[list[Trip], StepTimeline]:
+        """`sched`'s trips and the estimator's timeline of them (R4's admission rules)."""
         trips = trajectories(sched, self.plan, self.ring)
-        timeline = execute(trips, self.plan, self.ring, self.cost, {s.expert: s.tokens for s in sched.streams})
-        return sched, trips, timeline, elapsed
-
-
-@dataclass
-class CheckResult:
-    status: str
-    makespan: int | None
-    bound: int | None
-    solve_s: float
-    directions: dict[Any, int] = field(default_factory=dict)
-
-
-def entry_of(trip: Trip) -> int:
-    """The member where a trip starts computing (R2 makes it the first member from its home)."""
-    return trip.path[trip.computes.index(True)]
-
-
-def trip_via(ring: Ring, base: Trip, members: int, direction: int, entry: int) -> Trip:
-    """`base`'s shard walking `direction` from its home to `entry`, then every member once."""
-    home = base.path[0]
-    visits = ring.members_in_order(members, entry, direction)
-    approach = ring.dist(home, entry, direction)
-    path = tuple(ring.walk(home, approach + ring.dist(entry, visits[-1], direction), direction))
-    computes = tuple(i >= approach and bool(members >> c & 1) for i, c in enumerate(path))
-    return dataclasses.replace(base, direction=direction, path=path, computes=computes)
-
-
-def _variants(inst: Instance, sched: StepSchedule) -> dict[tuple[int, int], dict[tuple[int, int], Trip]]:
-    """Per (stream index, shard): the trips the model may choose, keyed (direction, entry): the
-    expert's direction, entering at the first member reached (R2)."""
-    out: dict[tuple[int, int], dict[tuple[int, int], Trip]] = {}
-    n = inst.ring.size
-    directions = [CW] if n < 3 or inst.plan.buffers < min_buffers(2) else [CW, CCW]  # R4: a slot per network
-    for t in trajectories(sched, inst.plan, inst.ring):
-        members = sched.streams[t.stream].members
-        opts: dict[tuple[int, int], Trip] = {}
-        for d in directions:
-            entry = inst.ring.first_member(members, t.path[0], d)
-            opts[(d, entry)] = trip_via(inst.ring, t, members, d, entry)
-        out[(t.stream, t.shard)] = opts
-    return out
-
-
-def static_lower_bound(inst: Instance, sched: StepSchedule, variants: dict) -> int:
-    """Single-machine relaxations CP-SAT cannot see quickly. Each DRAM channel runs its loads one
-    after another, and after each load the shard still needs its shortest possible tail (DRAM
-    latency, the hops to its last member, that member's FFN): the best order is largest tail
-    first (Jackson's rule). Each compute engine runs its FFNs one after another, none before its
-    shard can first arrive there: the best order is earliest arrival first."""
-    cost, n = inst.cost, inst.ring.size
-    loads: dict[tuple[int, int], list[tuple[int, int]]] = {}  # channel -> (busy, tail) per shard
-    ffns: list[list[tuple[int, int]]] = [[] for _ in range(n)]  # chiplet -> (release, duration)
-    for (si, _j), opts in variants.items():
-        stream = sched.streams[si]
-        any_trip = next(iter(opts.values()))
-        key = (any_trip.path[0], any_trip.channel)
-        tail = min(cost.dram_latency_ns + walk_ns(cost, t.nbytes, len(t.path) - 1)
-                   + cost.ffn_ns(t.params, stream.tokens[t.path[-1]]) for t in opts.values())
-        loads.setdefault(key, []).append((cost.dram_busy_ns(any_trip.nbytes), tail))
-        for c in range(n):
-            if stream.members >> c & 1:
-                arrive = cost.dram_ns(any_trip.nbytes) + min(
-                    walk_ns(cost, t.nbytes, t.path.index(c)) for t in opts.values() if c in t.path)
-                ffns[c].append((arrive, cost.ffn_ns(any_trip.params, stream.tokens[c])))
-    best = 0
-    for jobs in loads.values():
-        clock = 0
-        for busy, tail in sorted(jobs, key=lambda j: -j[1]):
-            clock += busy
-            best = max(best, clock + tail)
-    for jobs in ffns:
-        clock = 0
-        for release, dur in sorted(jobs):
-            clock = max(clock, release) + dur
-        best = max(best, clock)
-    return best
-
-
-def global_order_bound(inst: Instance, sched: StepSchedule, tails: dict[tuple[int, int], dict[int, int]]) -> int:
-    """R6 makes one stream the last on every DMA channel that holds it: each channel's loads run
-    back to back, so that stream's shards end no earlier than their channel's total busy time
-    (minus the busy of its own later shards), and then need their tails. `tails[(stream,
-    shard)][direction]` is a shard's shortest tail from its load's end in that direction."""
-    cost = inst.cost
-    channel_busy: dict[tuple[int, int], int] = {}
-    per_channel: dict[tuple[int, int], dict[int, list[int]]] = {}
-    homes = inst.plan
-    for si, stream in enumerate(sched.streams):
-        busy = cost.dram_busy_ns(homes.shard_bytes(stream.expert))
-        for j in range(homes.num_shards):
-            key = homes.home(stream.expert, j)
-            channel_busy[key] = channel_busy.get(key, 0) + busy
-            per_channel.setdefault(key, {}).setdefault(si, []).append(j)
-    best: int | None = None
-    for si, stream in enumerate(sched.streams):
-        busy = cost.dram_busy_ns(homes.shard_bytes(stream.expert))
-        directions = set.intersection(*(set(tails[(si, j)]) for j in range(homes.num_shards)))
-        last = min(max(channel_busy[key] - (len(shards) - 1 - i) * busy + tails[(si, j)][d]
-                       for key, streams in per_channel.items() if si in streams
-                       for shards in [streams[si]] for i, j in enumerate(shards))
-                   for d in directions)
-        best = last if best is None else min(best, last)
-    return best or 0
+        return trips, execute(trips, self.plan, self.ring, self.cost, {s.expert: s.tokens for s in sched.streams})
 
 
 def add_global_order(m: cp_model.CpModel, num_streams: int,
@@ -195,58 +118,89 @@ def add_global_order(m: cp_model.CpModel, num_streams: int,
     return pos, before
 
 
-def _tails(inst: Instance, sched: StepSchedule, variants: dict) -> dict[tuple[int, int], dict[int, int]]:
-    """Per shard and direction, its tail under the rules: DRAM latency, the hops to its last
-    member, that member's FFN (forwarding overlaps the FFNs before it)."""
-    cost = inst.cost
-    out: dict[tuple[int, int], dict[int, int]] = {}
-    for key, opts in variants.items():
-        stream = sched.streams[key[0]]
-        out[key] = {d: cost.dram_latency_ns + walk_ns(cost, t.nbytes, len(t.path) - 1)
-                    + cost.ffn_ns(t.params, stream.tokens[t.path[-1]]) for (d, _e), t in opts.items()}
+def ways_of(trips: list[Trip]) -> dict[int, dict[int, int]]:
+    """Per stream, the way each home's shards walk in `trips`."""
+    out: dict[int, dict[int, int]] = {}
+    for t in trips:
+        out.setdefault(t.stream, {})[t.path[0]] = t.direction
     return out
+
+
+def _fixed_patterns(patterns: Patterns, trips: list[Trip]) -> Patterns | None:
+    """Each stream's pattern restricted to the one `trips` walk; None if one is not allowed (R2)."""
+    out: Patterns = []
+    for si, ways in sorted(ways_of(trips).items()):
+        code = pattern_of(patterns, si, ways)
+        if code is None:
+            return None
+        out.append({code: patterns[si][code]})
+    return out if len(out) == len(patterns) else None
+
+
+def _directions(m: cp_model.CpModel, patterns: Patterns) -> tuple[dict[tuple[int, int], Any], dict[tuple[int, int], Any]]:
+    """Per (stream, direction) a boolean, exactly one per stream; per (stream, home) whose way
+    depends on it, the literal "this home's shards walk clockwise"."""
+    pick: dict[tuple[int, int], Any] = {}
+    cw: dict[tuple[int, int], Any] = {}
+    for si, options in enumerate(patterns):
+        if len(options) < 2:
+            continue
+        for code in options:
+            pick[(si, code)] = m.NewBoolVar(f"dir_{si}_{code}")
+        m.AddExactlyOne(pick[(si, code)] for code in options)
+        for home in next(iter(options.values())):
+            codes = [code for code, p in options.items() if p[home] == CW]
+            if 0 < len(codes) < len(options):
+                x = cw[(si, home)] = m.NewBoolVar(f"cw_{si}_{home}")
+                m.Add(x == sum(pick[(si, code)] for code in codes))
+    return pick, cw
 
 
 def solve(inst: Instance, sched: StepSchedule, *, fixed: StepTimeline | None = None,
           fixed_trips: list[Trip] | None = None, hint: StepTimeline | None = None, hint_trips: list[Trip] | None = None,
-          time_limit: float = 10.0, work_limit: float | None = None, global_order: bool = True) -> CheckResult:
+          time_limit: float = 10.0, work_limit: float | None = None, global_order: bool = True,
+          bounds: Bounds | None = None) -> CheckResult:
     """Build and solve the model. With `fixed` (and its trips) every direction and start time is
-    pinned to the simulator's (evaluate/verify); else directions, the stream order and times are
-    free. `global_order=False` drops R6: each DMA channel may load in its own order. Limits: see
-    `run_solver`."""
+    pinned to the estimator's (evaluate/verify: only those trips are built); else directions,
+    the stream order and times are free, with `bounds` (computed if not given) on the makespan.
+    `global_order=False` drops R6: each DMA channel may load in its own order. `directions` of
+    the result: per stream index the direction chosen. Limits: see `run_solver`."""
     m = cp_model.CpModel()
     cost, plan = inst.cost, inst.plan
     n = inst.ring.size
-    variants = _variants(inst, sched)
-    fixed_variant = {(t.stream, t.shard): (t.direction, entry_of(t)) for t in (fixed_trips or [])}
+    patterns = direction_patterns(inst, sched)
+    if fixed is not None and fixed_trips is not None:
+        bounds = bounds or Bounds(0, 0, 0, 0)
+        restricted = _fixed_patterns(patterns, fixed_trips)
+        if restricted is None:  # a home walks a way no CW, CCW or SHORT stream would
+            return CheckResult("INFEASIBLE", None, None, 0.0)
+        patterns = restricted
+    options = variants(inst, sched, patterns)
+    if fixed_trips is not None and fixed is not None and any(
+            (t.direction, entry_of(t)) not in options[(t.stream, t.shard)] for t in fixed_trips):
+        return CheckResult("INFEASIBLE", None, None, 0.0)  # R2: not the first member reached
+    bounds = bounds or static_bounds(inst, sched, options, patterns)
     # horizon: everything one after another is always enough
     total = 0
-    for (si, j), opts in variants.items():
+    for (si, j), opts in options.items():
         t = next(iter(opts.values()))
         total += cost.dram_ns(t.nbytes) + len(inst.ring.order) * cost.link_ns(t.nbytes)
         total += sum(cost.ffn_ns(t.params, sched.streams[si].tokens[c]) for c in range(n))
-    horizon = total + 1
-    if fixed is not None:
-        horizon = max(horizon, fixed.makespan + 1)
-    dir_var: dict[Any, cp_model.IntVar] = {}
-    lit: dict[tuple[int, int, tuple[int, int]], Any] = {}
-    for (si, j), opts in variants.items():
-        if len(opts) == 1:
-            (only,) = opts
-            lit[(si, j, only)] = m.NewConstant(1)
-        else:  # one direction per shard home of an expert (CW, CCW or SHORT choose per home)
-            key = (si, next(iter(opts.values())).path[0])
-            if key not in dir_var:
-                dir_var[key] = m.NewBoolVar(f"cw_{si}_{key[1]}")
-            for v in opts:
-                lit[(si, j, v)] = dir_var[key] if v[0] == CW else dir_var[key].Not()
+    horizon = max(total, fixed.makespan if fixed is not None else 0) + 1
+    pick, cw = _directions(m, patterns)
     resources: dict[tuple, list] = {}
-    pools: dict[tuple[int, int], list] = {}
+    pools: dict[int, list] = {}
     loads: dict[tuple[int, int], list[tuple[int, int, Any, int]]] = {}
     ends: list[Any] = []
     present_ends: list[tuple[Any, Any]] = []
     starts: dict[tuple, Any] = {}
-    for (si, j), opts in variants.items():
+    holds: list[tuple[Any, Any, list[tuple[Any, int]], Any]] = []  # (release, size, uses, reserve)
+    # R4: a load needs two slots free beyond those the networks hold whenever the pool has room
+    # for them (`flowcontrol.inject_need`): a one-nanosecond phantom buffer at its start, on
+    # chiplets with one DMA channel (two loads starting there at once would need only three)
+    phantom = inject_need(plan.buffers, len(allowed_directions(inst))) == 2
+    channels_at = Counter(c for c, _ in plan.channels)
+    for (si, j), opts in options.items():
         first = next(iter(opts.values()))
         home, channel = first.path[0], first.channel
         busy_d = cost.dram_busy_ns(first.nbytes)
@@ -254,6 +208,8 @@ def solve(inst: Instance, sched: StepSchedule, *, fixed: StepTimeline | None = N
         starts[("load", si, j)] = ls
         resources.setdefault(("dram", home, channel), []).append(m.NewFixedSizeIntervalVar(ls, busy_d, ""))
         loads.setdefault((home, channel), []).append((si, j, ls, busy_d))
+        if phantom and channels_at[home] == 1:
+            pools.setdefault(home, []).append(m.NewFixedSizeIntervalVar(ls, 1, ""))
         ends.append(ls + busy_d)
         ffn_start: dict[int, Any] = {}
         stream = sched.streams[si]
@@ -266,57 +222,53 @@ def solve(inst: Instance, sched: StepSchedule, *, fixed: StepTimeline | None = N
                 resources.setdefault(("compute", c), []).append(m.NewFixedSizeIntervalVar(cs, dur, ""))
                 ends.append(cs + dur)
         for vkey, trip in opts.items():
-            p = lit[(si, j, vkey)]
+            x = cw.get((si, home))
+            p = m.NewConstant(1) if x is None else x if vkey[0] == CW else x.Not()
             arrive = head = ls + busy_d + cost.dram_latency_ns  # a load arrives whole
             reserve = ls
             link_busy = cost.link_busy_ns(trip.nbytes)
             head_lag = head_ns(cost, trip.nbytes)
-            sends: list[Any] = []
             for hop, c in enumerate(trip.path):
-                release_after: list[Any] = []
+                uses: list[tuple[Any, int]] = []  # (start, duration) of the buffer's uses here
                 if trip.computes[hop]:
                     m.Add(ffn_start[c] >= arrive).OnlyEnforceIf(p)
-                    release_after.append(ffn_start[c] + cost.ffn_ns(trip.params, stream.tokens[c]))
+                    uses.append((ffn_start[c], cost.ffn_ns(trip.params, stream.tokens[c])))
+                send = None
                 if hop + 1 < len(trip.path):
-                    st = m.NewIntVar(0, horizon, f"send_{si}_{j}_{vkey}_{hop}")
-                    starts[("send", si, j, vkey, hop)] = st
+                    send = starts[("send", si, j, vkey, hop)] = m.NewIntVar(0, horizon, f"send_{si}_{j}_{vkey}_{hop}")
                     resources.setdefault(("link", c, trip.path[hop + 1]), []).append(
-                        m.NewOptionalFixedSizeIntervalVar(st, link_busy, p, ""))
-                    m.Add(st >= head).OnlyEnforceIf(p)  # R7: it goes on once its first packet is here
-                    release_after.append(st + link_busy)
-                    present_ends.append((st + link_busy, p))
-                    sends.append((st, p))
-                rel = m.NewIntVar(0, horizon, "")
-                m.AddMaxEquality(rel, release_after)
+                        m.NewOptionalFixedSizeIntervalVar(send, link_busy, p, ""))
+                    m.Add(send >= head).OnlyEnforceIf(p)  # R7: it goes on once its first packet is here
+                    uses.append((send, link_busy))
+                    present_ends.append((send + link_busy, p))
+                release = m.NewIntVar(0, horizon, "")
+                m.AddMaxEquality(release, [s + d for s, d in uses])
                 size = m.NewIntVar(0, horizon, "")
-                pools.setdefault(c, []).append(m.NewOptionalIntervalVar(reserve, size, rel, p, ""))
-                if hop + 1 < len(trip.path):
-                    reserve = sends[-1][0]
-                    arrive = sends[-1][0] + link_busy + cost.link_latency_ns
-                    head = sends[-1][0] + head_lag
-    for key, ivs in resources.items():
+                pools.setdefault(c, []).append(m.NewOptionalIntervalVar(reserve, size, release, p, ""))
+                holds.append((release, size, uses, reserve))
+                if send is not None:
+                    reserve = send
+                    arrive = send + link_busy + cost.link_latency_ns
+                    head = send + head_lag
+    for ivs in resources.values():
         m.AddNoOverlap(ivs)
-    # R4's escape slots and critical bubbles are admission rules of the run, not a capacity: a
-    # schedule that follows them never holds more than B, so one cumulative of B per chiplet
-    # is their relaxation (exact for verification, a lower bound for the gap)
-    for c, ivs in pools.items():
+    for ivs in pools.values():  # R4, relaxed to its capacity (module docstring)
         m.AddCumulative(ivs, [1] * len(ivs), plan.buffers)
     pos: list[Any] = []
     before: dict[tuple[int, int], Any] = {}
-    static_lb = static_lower_bound(inst, sched, variants)
     if global_order:
         pos, before = add_global_order(m, len(sched.streams), loads)
-        static_lb = max(static_lb, global_order_bound(inst, sched, _tails(inst, sched, variants)))
     mk = m.NewIntVar(0, horizon, "makespan")
+    static_lb = bounds.best(global_order)
     m.Add(mk >= static_lb)
     for end in ends:
         m.Add(mk >= end)
     for end, p in present_ends:
         m.Add(mk >= end).OnlyEnforceIf(p)
+    if fixed is None:
+        _add_link_cuts(m, inst, sched, options, cw, mk)
     m.Minimize(mk)
     if fixed is not None and fixed_trips is not None:
-        for (si, j, v), value in lit.items():
-            m.Add(value == int(fixed_variant[(si, j)] == v))
         for si, p in enumerate(pos):  # the heuristic's order is the stream table's
             m.Add(p == si)
         for op in fixed.ops:
@@ -328,49 +280,65 @@ def solve(inst: Instance, sched: StepSchedule, *, fixed: StepTimeline | None = N
             else:
                 m.Add(starts[("ffn", t.stream, t.shard, op.chiplet)] == op.start)
     elif hint is not None and hint_trips is not None:
-        hinted: set = set()
-        for t in hint_trips:
-            key = (t.stream, t.path[0])
-            if key in dir_var and key not in hinted:
-                hinted.add(key)
-                m.AddHint(dir_var[key], t.direction == CW)
-        for si, p in enumerate(pos):
-            m.AddHint(p, si)
-        for x in before.values():
-            m.AddHint(x, True)
-        for op in hint.ops:
-            t = hint_trips[op.trip]
-            name = (("load", t.stream, t.shard) if op.kind == LOAD else
-                    ("send", t.stream, t.shard, (t.direction, entry_of(t)), op.hop) if op.kind == SEND else
-                    ("ffn", t.stream, t.shard, op.chiplet))
-            if name in starts:
-                m.AddHint(starts[name], op.start)
-        m.AddHint(mk, hint.makespan)
+        _add_hint(m, hint, hint_trips, patterns, pick, cw, pos, before, starts, holds, mk)
     solver, result = run_solver(m, mk, time_limit, work_limit)
     if result.makespan is not None:
-        result.directions = {k: int(solver.Value(v)) for k, v in dir_var.items()}
+        result.directions = {si: code for (si, code), x in pick.items() if solver.Value(x)}
         result.bound = max(result.bound or 0, static_lb) if fixed is None else result.makespan
     elif result.bound is not None:
         result.bound = max(result.bound, static_lb)
     return result
 
 
-def run_solver(m: cp_model.CpModel, mk: Any, time_limit: float,
-               work_limit: float | None = None) -> tuple[cp_model.CpSolver, CheckResult]:
-    """Solve with WORKERS and SEED: the status, makespan `mk` when a solution was found, the best
-    bound unless infeasible, and the solve time. `time_limit` is wall-clock seconds, so a solve
-    it cuts short depends on the machine's speed and load; `work_limit` replaces it with CP-SAT's
-    deterministic time, which makes every result reproducible."""
-    solver = cp_model.CpSolver()
-    solver.parameters.num_workers = WORKERS
-    solver.parameters.random_seed = SEED
-    if work_limit is None:
-        solver.parameters.max_time_in_seconds = time_limit
-    else:
-        solver.parameters.max_deterministic_time = work_limit
-    began = time.perf_counter()
-    status = solver.Solve(m)
-    elapsed = time.perf_counter() - began
-    found = status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
-    bound = int(solver.BestObjectiveBound()) if status != cp_model.INFEASIBLE else None
-    return solver, CheckResult(solver.StatusName(status), int(solver.Value(mk)) if found else None, bound, elapsed)
+def _add_link_cuts(m: cp_model.CpModel, inst: Instance, sched: StepSchedule, options: Variants,
+                   dir_var: dict[Any, Any], mk: Any) -> None:
+    """Per directed link, the makespan covers its transfers back to back with the head and tail
+    of `crosscheck_bounds.link_bound`: linear in the direction literals, so CP-SAT's LP sees
+    which directions load which link."""
+    head, tail = link_head_tail(inst, sched, options)
+    terms: dict[tuple[int, int], list[Any]] = {}
+    for key, opts in link_usage(inst, options).items():
+        for d, per_link in opts.items():
+            x = dir_var.get(key)
+            for link, busy in per_link.items():
+                terms.setdefault(link, []).append(busy if x is None else busy * (x if d == CW else 1 - x))
+    for items in terms.values():
+        m.Add(mk >= head + sum(items) + tail)
+
+
+def _add_hint(m: cp_model.CpModel, hint: StepTimeline, hint_trips: list[Trip], patterns: Patterns,
+              pick: dict[tuple[int, int], Any], cw: dict[tuple[int, int], Any], pos: list[Any],
+              before: dict[tuple[int, int], Any], starts: dict[tuple, Any],
+              holds: list[tuple[Any, Any, list[tuple[Any, int]], Any]], mk: Any) -> None:
+    """A schedule under the rules as CP-SAT's starting point: its directions, stream order (the
+    table's), start times and every buffer's hold. The hint is complete (the transfers of the
+    trips not taken start at 0), so CP-SAT starts from it at once on real steps too, where
+    completing a partial hint alone runs out of the work limit."""
+    for si, ways in ways_of(hint_trips).items():
+        code = pattern_of(patterns, si, ways)
+        for (sj, c), x in pick.items():
+            if sj == si:
+                m.AddHint(x, c == code)
+        for home, d in ways.items():
+            if (si, home) in cw:
+                m.AddHint(cw[(si, home)], d == CW)
+    for si, p in enumerate(pos):
+        m.AddHint(p, si)
+    for x in before.values():
+        m.AddHint(x, True)
+    value: dict[int, int] = {}
+    for op in hint.ops:
+        t = hint_trips[op.trip]
+        name = (("load", t.stream, t.shard) if op.kind == LOAD else
+                ("send", t.stream, t.shard, (t.direction, entry_of(t)), op.hop) if op.kind == SEND else
+                ("ffn", t.stream, t.shard, op.chiplet))
+        if name in starts:
+            value[starts[name].Index()] = op.start
+    for var in starts.values():
+        value.setdefault(var.Index(), 0)
+        m.AddHint(var, value[var.Index()])
+    for release, size, uses, reserve in holds:
+        end = max(value[x.Index()] + d for x, d in uses)
+        m.AddHint(release, end)
+        m.AddHint(size, max(0, end - value[reserve.Index()]))
+    m.AddHint(mk, hint.makespan)

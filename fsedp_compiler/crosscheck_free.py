@@ -23,7 +23,8 @@ from typing import Any
 
 from ortools.sat.python import cp_model
 
-from .crosscheck import CheckResult, Instance, add_global_order, global_order_bound, run_solver, trip_via
+from .crosscheck import CheckResult, Instance, add_global_order, run_solver, trip_via
+from .crosscheck_bounds import global_order_bound
 from .ring import CCW, CW, Ring
 from .scheduler import StepSchedule
 from .streaming import FFN, LOAD, SEND, DeadlockError, StepTimeline, Trip, execute, head_ns, trajectories, walk_ns

@@ -215,15 +215,15 @@ def _twice(fsedpc, tmp_path: Path, *args: str) -> tuple[list[dict], str]:
         for key in ("median_solver_s", "median_heuristic_s"):
             data.pop(key)
         for row in data["instances"]:
-            row.pop("solver_s")
-            row.pop("heuristic_s")
+            for key in ("solver_s", "heuristic_s", "verify_s"):
+                row.pop(key)
         reports.append(data)
     return reports, r.out
 
 
 def test_crosscheck_cli_report_is_deterministic(fsedpc, tmp_path: Path) -> None:
-    reports, out = _twice(fsedpc, tmp_path, "--target", "paper-2x2", "--random", "2", "--seed", "3",
-                          "--work-limit", "5", "--relaxed")
+    reports, out = _twice(fsedpc, tmp_path, "--target", "paper-2x2", "--random", "1", "--seed", "3",
+                          "--work-limit", "0.2", "--relaxed")
     assert reports[0] == reports[1]
     row = reports[0]["instances"][0]
     assert {"heuristic_ns", "optimum_ns", "bound_ns", "status", "gap", "verified", "relaxed_ns",
@@ -237,7 +237,7 @@ def test_a_work_limit_makes_solves_cut_short_reproducible(fsedpc, tmp_path: Path
     """CP-SAT's deterministic time instead of wall-clock: a solve stopped by the limit reports
     the same solution and bound every time."""
     reports, out = _twice(fsedpc, tmp_path, "--target", "ring-8", "--random", "1", "--seed", "1",
-                          "--work-limit", "0.05", "--relaxed")
+                          "--work-limit", "0.05")
     assert reports[0] == reports[1]
     row = reports[0]["instances"][0]
     assert row["status"] == "FEASIBLE" and row["bound_ns"] < row["best_ns"]
@@ -301,3 +301,48 @@ def test_model_verifies_schedules_whose_shards_go_both_ways() -> None:
         result = solve(inst, sched, fixed=timeline, fixed_trips=trips, time_limit=20)
         assert (result.status, result.makespan) == ("OPTIMAL", timeline.makespan)
     assert seen_short
+
+
+def test_patterns_are_the_stream_table_directions() -> None:
+    """The model's direction choices per stream are CW, CCW, SHORT and SHORT_CCW, each home's way
+    as `ring.directed_routes` has it (equal patterns kept once); one way only without the buffers
+    for a second network (R4)."""
+    from fsedp_compiler.crosscheck_trips import direction_patterns
+    from fsedp_compiler.ring import CCW, CW, SHORT, SHORT_CCW, directed_routes
+
+    layer = MoeLayerSpec(0, d_model=16, d_ffn=64, num_experts=6, top_k=2)
+    target = load_preset("ring-8")
+    for buffers, allowed in ((6, {CW, CCW, SHORT, SHORT_CCW}), (2, {CW})):
+        inst = random_instances(layer, target, 1, 4, buffers=buffers, max_tokens_per_chiplet=1)[0]
+        sched = inst.heuristic()[0]
+        patterns = direction_patterns(inst, sched)
+        for stream, options in zip(sched.streams, patterns):
+            assert set(options) <= allowed and CW in options
+            for d, ways in options.items():
+                assert ways == {h: directed_routes(inst.ring, stream.members, d)[0][h] for h in ways}
+            assert len({tuple(sorted(w.items())) for w in options.values()}) == len(options)
+
+
+def test_real_step_is_verified_and_bounded() -> None:
+    """A real step (`crosscheck_steps`: tiny-moe on mesh-4x4, 16 synthetic tokens, the compiler's
+    plan): the heuristic is verified exactly, and bound <= best found <= heuristic, with the
+    static bounds below the bound; a small work limit keeps it fast."""
+    from fsedp_compiler.crosscheck_report import crosscheck
+    from fsedp_compiler.crosscheck_steps import step_instances, synth_steps
+    from fsedp_compiler.ir import load_model_spec
+
+    model = load_model_spec(str(REPO / "examples/models/tiny-moe.mlir"))
+    target = load_preset("mesh-4x4")
+    (inst,) = step_instances(model, target, synth_steps(model, target, 16, 1))
+    row = crosscheck(inst, work_limit=0.02, relaxed=False)
+    assert row["verified"] and row["shards"] == len(inst.heuristic()[1])
+    assert max(row["bounds"].values()) <= row["bound_ns"] <= row["best_ns"] <= row["heuristic_ns"]
+    assert row["gap"] >= row["gap_to_best"] >= 0
+
+
+def test_crosscheck_real_steps_need_one_source(fsedpc) -> None:
+    model = str(REPO / "examples/models/tiny-moe.mlir")
+    r = fsedpc("crosscheck", model, "--target", "mesh-4x4", "--tokens", "16", "--random", "1")
+    assert r.code == 2 and "give one of --random N, --trace FILE or --tokens T" in r.err
+    r = fsedpc("crosscheck", model, "--target", "mesh-4x4", "--tokens", "16", "--steps", "0")
+    assert r.code == 2 and "--steps: must be at least 1" in r.err and "Traceback" not in r.err
