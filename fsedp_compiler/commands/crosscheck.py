@@ -59,6 +59,8 @@ def _instances(args: argparse.Namespace, model: Any, target: Any) -> tuple[list[
         raise FsedpError("give one of --random N, --trace FILE or --tokens T", field="--random")
     meta: dict[str, Any] = {"model": model.name, "target": target.name}
     if args.random is not None:
+        if not 1 <= args.random <= 10_000:
+            raise FsedpError(f"must be 1..10000 random routings, got {args.random}", field="--random")
         g, b = args.shards_per_chiplet or 1, 6 if args.buffers is None else args.buffers
         instances = random_instances(model.moe[0], target, args.random, args.seed, shards_per_chiplet=g, buffers=b)
         meta.update(source="random", count=args.random, seed=args.seed, layer=model.moe[0].index)
