@@ -39,7 +39,7 @@ fuzz: $(STAMP)
 	FSEDPC_FUZZ_CASES=$(FSEDPC_FUZZ_CASES) FSEDPC_FUZZ_SEED=$(FSEDPC_FUZZ_SEED) $(BIN)/python tests/fuzz.py
 
 # The strategy comparison report: docs/results.md, docs/results/*.json and figures, from the sweep
-# benchmarks/results.toml (1060 points, about 20 minutes on 2 cores). The sweep's store, out/results,
+# benchmarks/results.toml (1420 points, about 30 minutes on 2 cores). The sweep's store, out/results,
 # is kept: an interrupted run resumes, and a changed fsedpc source runs every point again.
 results: $(STAMP)
 	rm -rf docs/results docs/results.md

@@ -81,7 +81,7 @@ def configurations() -> list[dict[str, Any]]:
                             "routing": "uniform", "tokens": (1, 16, 64), "buffers": b,
                             "strategies": ("fsedp", "ep", "tp", "dp")})
     for gbps in REGIME_GBPS:
-        configs.append({"name": f"regime-{gbps:g}", "model": "qwen3-30b-a3b", "target": "paper-4x4",
+        configs.append({"name": f"regime-{gbps:g}", "model": "qwen3-30b-a3b", "target": f"paper-4x4[link.gbps={gbps:g}]",
                         "routing": "uniform", "tokens": (1, 16, 64, 256), "buffers": 0, "gbps": gbps,
                         "strategies": REGIME_STRATEGIES})
     return configs
@@ -142,17 +142,21 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:.2f}"
 
 
-def _best_strong(report: dict[str, Any], tokens: int) -> tuple[str, dict[str, Any]]:
+def _best_strong(report: dict[str, Any], tokens: int) -> tuple[str, dict[str, Any] | None]:
     """The fastest strong baseline whose plan fits SRAM (`fsedp_compiler.compare`), named with the
-    strong baselines left out for not fitting: `tp`, or `tp (ep-cache over SRAM)`."""
+    strong baselines left out for not fitting: `tp`, or `tp (ep-cache over SRAM)`; None when none fits."""
     from fsedp_compiler.compare import best_strong
 
     pick = best_strong([r for r in report["rows"] if r["tokens"] == tokens], report["sram_capacity_bytes"])
     if pick.best is None:
-        raise SystemExit(f"results.py: no strong baseline fits SRAM in {report['model']} on {report['target']} at "
-                         f"{tokens} tokens: {pick.excluded}")
+        return "none fits SRAM", None
     left = ", ".join(pick.excluded)
     return pick.best["strategy"] + (f" ({left} over SRAM)" if left else ""), pick.best
+
+
+def _vs(best: dict[str, Any] | None) -> str:
+    """FSE-DP's speedup over the best strong baseline (– when none fits)."""
+    return "–" if best is None else _x(best["speedup_of_fsedp"])
 
 
 def _winner(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -179,10 +183,10 @@ def _est(r: dict[str, Any]) -> str:
     return "–" if r.get("sched_estimate") is None else f"{r['sched_estimate']:.3f}"
 
 
-def _binds(r: dict[str, Any]) -> str:
+def _binds(r: dict[str, Any] | None) -> str:
     from fsedp_compiler.compare import binding_text
 
-    return binding_text(r["max_busy"])
+    return "–" if r is None else binding_text(r["max_busy"])
 
 
 def paper_section(reports: dict[str, dict[str, Any]]) -> list[str]:
@@ -220,7 +224,7 @@ def paper_section(reports: dict[str, dict[str, Any]]) -> list[str]:
 
                     out.append(f"| {model} | {target} | {routing} | {tokens} | {f['step_ns'] / 1e3:,.1f} | "
                                f"{_x(es['speedup_of_fsedp'])} | {_x(hy['speedup_of_fsedp'])} | {name} | "
-                               f"{_x(best['speedup_of_fsedp'])} | {_binds(best)} | {_binds(f)} | "
+                               f"{_vs(best)} | {_binds(best)} | {_binds(f)} | "
                                f"{_auto(rep, tokens)} | "
                                f"{_mib(max(f['sram_peak_bytes']))} | {mem(es)} | {mem(hy)} |")
     return out + [""]
@@ -243,7 +247,7 @@ def comparison_section(reports: dict[str, dict[str, Any]]) -> list[str]:
         name, best = _best_strong(rep, tokens)
         out.append(f"| {model} | {tokens} | {mesh} | {a_ep:.2f}× / {a_hy:.2f}× / {a_mem:.0%} | "
                    f"{_x(es['speedup_of_fsedp'])} / {_x(hy['speedup_of_fsedp'])} / "
-                   f"{_pct(es['sram_saving_of_fsedp'])} | {_x(best['speedup_of_fsedp'])} ({name}) |")
+                   f"{_pct(es['sram_saving_of_fsedp'])} | {_vs(best)} ({name}) |")
     out.append("")
     speed = {"ep-serial": [], "hydra": [], "strong": []}
     for key, rep in reports.items():
@@ -254,7 +258,8 @@ def comparison_section(reports: dict[str, dict[str, Any]]) -> list[str]:
                 r = _row(rep, s, tokens)
                 if r is not None:
                     speed[s].append(r["speedup_of_fsedp"])
-            speed["strong"].append(_best_strong(rep, tokens)[1]["speedup_of_fsedp"])
+            if (best := _best_strong(rep, tokens)[1]) is not None:
+                speed["strong"].append(best["speedup_of_fsedp"])
     vs_ep: dict[str, list[float]] = {"uniform": [], "skewed": []}
     for key, rep in reports.items():
         if key.startswith("paper-"):
@@ -294,10 +299,11 @@ def regime_section(reports: dict[str, dict[str, Any]]) -> list[str]:
                 f = _row(rep, "fsedp", tokens)
                 name, best = _best_strong(rep, tokens)
                 out.append(f"| {model} | {target} | {routing} | {tokens} | {win['strategy']} | "
-                           f"{f['step_ns'] / 1e3:,.1f} | {_x(best['speedup_of_fsedp'])} ({name}) | "
+                           f"{f['step_ns'] / 1e3:,.1f} | {_vs(best)} ({name}) | "
                            f"{_binds(f)} | {_binds(best)} | {_auto(rep, tokens)} | "
-                           f"{f['energy_pj'] / best['energy_pj']:.2f} | "
-                           f"{_mib(max(f['sram_peak_bytes']))} / {_mib(max(best['sram_peak_bytes']))} | "
+                           f"{'–' if best is None else format(f['energy_pj'] / best['energy_pj'], '.2f')} | "
+                           f"{_mib(max(f['sram_peak_bytes']))} / "
+                           f"{'–' if best is None else _mib(max(best['sram_peak_bytes']))} | "
                            f"{_est(f)} |")
     from fsedp_compiler.compare import binding
 
@@ -307,6 +313,8 @@ def regime_section(reports: dict[str, dict[str, Any]]) -> list[str]:
             for tokens in sorted({r["tokens"] for r in rep["rows"]}):
                 f = _row(rep, "fsedp", tokens)
                 best = _best_strong(rep, tokens)[1]
+                if best is None:
+                    continue
                 vs.append(best["speedup_of_fsedp"])
                 if f.get("sched_estimate") is not None:
                     ests.append(f["sched_estimate"])
@@ -347,7 +355,8 @@ def regime_map_section(reports: dict[str, dict[str, Any]]) -> list[str]:
         for t in tokens:
             name, best = _best_strong(rep, t)
             f = _row(rep, "fsedp", t)
-            cells.append(f"{_x(best['speedup_of_fsedp'])} {name.split(' ')[0]} ({_kind(f)} / {_kind(best)})")
+            cells.append("none fits SRAM" if best is None else
+                         f"{_x(best['speedup_of_fsedp'])} {name.split(' ')[0]} ({_kind(f)} / {_kind(best)})")
         out.append(f"| {rep['link_dram_ratio']:g} ({gbps:g}) | " + " | ".join(cells) + " |")
     return out + [""]
 

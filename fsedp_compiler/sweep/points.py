@@ -49,7 +49,7 @@ class Point:
     locality: float = 0.0
     seed: int = 0
     trace: bytes | None = None
-    buffers: int = 6
+    buffers: int = 0
     shards_per_chiplet: int = 0
     functional: bool = False
     hydra_skip_single: bool = False

@@ -35,7 +35,7 @@ else:  # pragma: no cover
 MAX_RANGE = 10_000
 #: `fsedpc bench`'s defaults, used where neither the grid nor the top level says otherwise.
 DEFAULTS: dict[str, list[Any]] = {
-    "target": ["paper-2x2"], "tokens": [16, 64, 256], "steps": [4], "buffers": [6], "shards_per_chiplet": [0],
+    "target": ["paper-2x2"], "tokens": [16, 64, 256], "steps": [4], "buffers": [0], "shards_per_chiplet": [0],
     "seed": [0], "dtype": [None], "moe_layers": [None], "dense": [True],
 }
 DEFAULT_STRATEGIES = ("fsedp", "ep", "ep-serial", "hydra", "tp", "dp", "fsdp", "ep-cache")
