@@ -443,38 +443,39 @@ def _balance_rings(both: list[np.ndarray], short: list[tuple[np.ndarray, np.ndar
                    ordered: list[int]) -> tuple[list[int], list[int], int]:
     """`_balance_shards` over several rings: each stream takes the (ring, direction) option that
     keeps the busiest link of any ring lowest (ties: fewer bytes moved, the earlier ring, then CW,
-    CCW, SHORT, SHORT_CCW); O(R·A·N). Returns directions, rings and the busiest link's bytes."""
-    n = both[0].shape[1]
-    rank = (CW, CCW, SHORT, SHORT_CCW)
-    whole = [b.reshape(-1, 2, n) for b in both]
-    split = [(s[0].reshape(-1, 2, n), s[1].reshape(-1, 2, n)) for s in short]
-    load = np.zeros((len(both), 2, n), dtype=np.int64)
-    peak = np.zeros(len(both), dtype=np.int64)  # busiest link of each ring so far
+    CCW, SHORT, SHORT_CCW); O(R·A·N), one numpy evaluation of every option per stream. Returns
+    directions, rings and the busiest link's bytes."""
+    rings, n = len(both), both[0].shape[1]
+    ways = (CW, CCW, SHORT, SHORT_CCW)
+    # every option's bytes per link: [R, A, 4 ways, 2 directions, N]
+    opts = np.zeros((rings, both[0].shape[0] // 2, 4, 2, n), dtype=np.int64)
+    for r in range(rings):
+        arcs = both[r].reshape(-1, 2, n)
+        opts[r, :, 0, 0], opts[r, :, 1, 1] = arcs[:, 0], arcs[:, 1]
+        opts[r, :, 2], opts[r, :, 3] = short[r][0].reshape(-1, 2, n), short[r][1].reshape(-1, 2, n)
+    added = np.add.reduce(opts.reshape(*opts.shape[:3], -1), axis=3).tolist()  # [R][A][4]: bytes moved
+    load = np.zeros((rings, 2, n), dtype=np.int64)
+    peak = [0] * rings  # busiest link of each ring so far
     direction = [CW] * len(ordered)
     on_ring = [0] * len(ordered)
+    cand = np.empty((rings, 4, 2, n), dtype=np.int64)
     for i in ordered:
+        np.add(load[:, None], opts[:, i], out=cand)
+        peaks = np.maximum.reduce(cand.reshape(rings, 4, -1), axis=2).tolist()
         best = None
-        for r in range(len(both)):
-            others = int(np.maximum.reduce(np.delete(peak, r))) if len(both) > 1 else 0
-            arcs, parts_cw, parts_ccw = whole[r][i], split[r][0][i], split[r][1][i]
-            rp_cw, rp_ccw = np.maximum.reduce(load[r], axis=1).tolist()
-            options = [
-                (max(int(np.maximum.reduce(load[r][0] + arcs[0])), rp_ccw), int(arcs[0].sum()), CW, arcs * [[1], [0]]),
-                (max(rp_cw, int(np.maximum.reduce(load[r][1] + arcs[1]))), int(arcs[1].sum()), CCW, arcs * [[0], [1]]),
-                (int(np.maximum.reduce(load[r] + parts_cw, axis=None)), int(parts_cw.sum()), SHORT, parts_cw),
-            ]
-            if not np.array_equal(parts_cw, parts_ccw):
-                options.append((int(np.maximum.reduce(load[r] + parts_ccw, axis=None)), int(parts_ccw.sum()),
-                                SHORT_CCW, parts_ccw))
-            for p, added, way, add in options:
-                key = (max(p, others), added, r, rank.index(way))
-                if best is None or key < best[0]:
-                    best = (key, r, way, add)
-        _, r, way, add = best
-        load[r] += add
-        peak[r] = int(np.maximum.reduce(load[r], axis=None))
-        direction[i], on_ring[i] = way, r
-    return direction, on_ring, int(np.maximum.reduce(peak))
+        for r in range(rings):
+            others = max(peak[:r] + peak[r + 1:], default=0)
+            for w in range(4):
+                # SHORT_CCW equal to SHORT ties with it and loses on rank, as if not offered
+                key = (max(peaks[r][w], others), added[r][i][w], r, w)
+                if best is None or key < best:
+                    best = key
+        assert best is not None
+        _, _, r, w = best
+        load[r] += opts[r, i, w]
+        peak[r] = peaks[r][w]
+        direction[i], on_ring[i] = ways[w], r
+    return direction, on_ring, max(peak)
 
 
 def _bitmasks(present: np.ndarray) -> list[int]:
