@@ -11,7 +11,8 @@ controller at run time (dynamic mode, inside the simulator). Per step it:
    busiest link least loaded (streams close in the order run at the same time); then, because
    each direction in use holds an escape slot on every chiplet (R4, `flowcontrol.py`), streams
    everything one way whenever that does not make the links the bottleneck;
-4. estimates the step time from the busiest DRAM channel, link and compute engine.
+4. estimates the step time as a pipeline of DRAM, link and compute stages (`_pipelined_ns`):
+   each stage's busiest unit plus the fill before and the drain after it.
 
 Cost: O(T·k) to count tokens, then O(A·N + A log A) for A active experts on N chiplets, however
 finely experts are cut: every step is an [A, N] numpy operation except the sort and the direction
