@@ -37,6 +37,23 @@ def test_compiling_twice_gives_identical_bytes(fsedpc, tmp_path: Path) -> None:
     assert not mismatch and not errors
 
 
+def test_relative_and_absolute_input_paths_give_identical_bytes(fsedpc, tmp_path: Path, monkeypatch) -> None:
+    """Paths stored in outputs are relative to the output (the bundled trace is `trace.npz`), so
+    how the inputs were named does not change a byte."""
+    import shutil
+
+    shutil.copy(MODEL, tmp_path / "m.mlir")
+    shutil.copy(TRACE, tmp_path / "t.npz")
+    monkeypatch.chdir(tmp_path)
+    for out, model, trace in (("rel", "m.mlir", "t.npz"), ("abs", str(tmp_path / "m.mlir"), str(tmp_path / "t.npz"))):
+        r = fsedpc("compile", model, "--target", "paper-2x2", "--trace", trace, "-o", out)
+        assert r.code == 0, r.err
+    names = sorted(os.listdir(tmp_path / "rel"))
+    assert names == sorted(os.listdir(tmp_path / "abs"))
+    match, mismatch, errors = filecmp.cmpfiles(tmp_path / "rel", tmp_path / "abs", names, shallow=False)
+    assert not mismatch and not errors
+
+
 def test_manifest_hashes_and_binary_match_text(fsedpc, tmp_path: Path) -> None:
     import hashlib
 
