@@ -9,10 +9,15 @@ kinds into opcodes and adds the layer back. `wide` (addresses, member sets) is k
 from __future__ import annotations
 
 from fsedp_compiler.dialects.dataflow import KINDS
-from fsedp_compiler.isa import record
+from fsedp_compiler.isa import OPCODE, OPS, record
 
 _U64 = 1 << 64
 _KIND = {name: i for i, name in enumerate(KINDS)}
+#: record column -> IR row position: the opcode and the layer column (3) are not in the row
+_IR_POS = {1: 1, 2: 2, 4: 3, 5: 4, 6: 5, 7: 6, 8: 7, 9: 8, 10: 9, 11: 10}
+#: per kind, each text key's IR row position (None: the layer column, which the IR leaves out)
+_KEY_POS = {name: {f.key: _IR_POS.get(record(name, **{f.key: 1}).index(1, 1)) for f in OPS[OPCODE[name]].fields}
+            for name in KINDS if name in OPCODE}
 
 
 def signed64(value: int) -> int:
@@ -21,11 +26,16 @@ def signed64(value: int) -> int:
 
 
 def ir_row(kind: str, **keys: int) -> tuple[int, ...]:
-    """One IR row of instruction `kind` from its field names (those of docs/isa.md)."""
-    rec = record(kind, **keys)
-    wide = rec[11]
-    return (_KIND[kind], rec[1], rec[2], rec[4], rec[5], rec[6], rec[7], rec[8], rec[9], rec[10],
-            wide - _U64 if wide >= 1 << 63 else wide)
+    """One IR row of instruction `kind` from its field names (those of docs/isa.md); the same as
+    `record` without its layer column, built directly (the static expansion makes millions)."""
+    positions = _KEY_POS[kind]
+    row = [_KIND[kind], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    for key, value in keys.items():
+        if (pos := positions[key]) is not None:
+            row[pos] = value
+    if row[10] >= 1 << 63:
+        row[10] -= _U64
+    return tuple(row)
 
 
 def stream_rows(step: int, expert: int, direction_bit: int, members: int, ring: int = 0) -> list[tuple[int, ...]]:
