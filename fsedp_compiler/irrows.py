@@ -9,14 +9,14 @@ kinds into opcodes and adds the layer back. `wide` (addresses, member sets) is k
 from __future__ import annotations
 
 from fsedp_compiler.dialects.dataflow import KINDS
-from fsedp_compiler.isa import OPCODE, OPS, record
+from fsedp_compiler.isa import COLUMNS, OPCODE, OPS
 
 _U64 = 1 << 64
 _KIND = {name: i for i, name in enumerate(KINDS)}
 #: record column -> IR row position: the opcode and the layer column (3) are not in the row
 _IR_POS = {1: 1, 2: 2, 4: 3, 5: 4, 6: 5, 7: 6, 8: 7, 9: 8, 10: 9, 11: 10}
 #: per kind, each text key's IR row position (None: the layer column, which the IR leaves out)
-_KEY_POS = {name: {f.key: _IR_POS.get(record(name, **{f.key: 1}).index(1, 1)) for f in OPS[OPCODE[name]].fields}
+_KEY_POS = {name: {f.key: _IR_POS.get(COLUMNS.index(f.column)) for f in OPS[OPCODE[name]].fields}
             for name in KINDS if name in OPCODE}
 
 

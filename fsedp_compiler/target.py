@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -18,12 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FsedpError
+from .tomlio import loads_toml
 from .fileio import read_text
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 DTYPES: tuple[str, ...] = ("int8", "fp8", "bf16", "fp16")
 #: A dtype missing from a per-dtype table takes the value of its same-width partner.
@@ -359,15 +354,7 @@ class _Fields:
 
 def parse_target_toml(text: str, path: str) -> Target:
     """Parse and validate a target TOML document; every error names the file and field."""
-    try:
-        doc = tomllib.loads(text)
-    except RecursionError:
-        raise FsedpError("invalid TOML: arrays or tables nested too deeply", path=path) from None
-    except tomllib.TOMLDecodeError as err:
-        m = re.search(r"\(at line (\d+), column (\d+)\)", str(err))
-        msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(err)) or "invalid TOML"
-        raise FsedpError(msg, path=path, line=int(m.group(1)) if m else None,
-                         col=int(m.group(2)) if m else None) from None
+    doc = loads_toml(text, path)
     top = _Fields(doc, path, "", _TOP_KEYS)
     name = doc.get("name", Path(path).stem)
     if not isinstance(name, str) or not name:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import difflib
 import math
 import re
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,14 +21,10 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictBool,
                       ValidationError, field_validator, model_validator)
 
 from ..errors import FsedpError
+from ..tomlio import loads_toml
 from ..fileio import read_text
 from ..model import DTYPE_BYTES
 from .locate import line_of, normalize
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 #: Most values one range may expand to (a typo like `factor = 1.0001` should not hang the sweep).
 MAX_RANGE = 10_000
@@ -270,15 +265,7 @@ def load_spec(path: str) -> SweepSpec:
 
 
 def parse_spec(text: str, path: str) -> SweepSpec:
-    try:
-        doc = tomllib.loads(text)
-    except RecursionError:
-        raise FsedpError("invalid TOML: arrays or tables nested too deeply", path=path) from None
-    except tomllib.TOMLDecodeError as err:
-        m = re.search(r"\(at line (\d+), column (\d+)\)", str(err))
-        msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(err)) or "invalid TOML"
-        raise FsedpError(msg, path=path, line=int(m.group(1)) if m else None,
-                         col=int(m.group(2)) if m else None) from None
+    doc = loads_toml(text, path)
     try:
         spec = SweepSpecModel.model_validate(doc)
     except ValidationError as err:
