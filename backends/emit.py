@@ -21,13 +21,13 @@ from xdsl.passes import ModulePass
 from fsedp_compiler.baselines import placement
 from fsedp_compiler.dialects import dataflow as df
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.fileio import atomic_directory
-from fsedp_compiler.ir import require_target, spec_from_module
+from fsedp_compiler.files.fileio import atomic_directory
+from fsedp_compiler.pipeline.ir import require_target, spec_from_module
 from fsedp_compiler.isa import ANY_ADDR, ANY_UNIT, CONDITIONS, CURRENT, INSTR_DTYPE, OPCODE, OPS, POLICIES, Program, neighbours, encode, record, sha256_hex, to_text
-from fsedp_compiler.layers import layer_contexts, module_routing
-from fsedp_compiler.layout import build_layouts, fsedp_placement, layouts_to_npz
-from fsedp_compiler.routing import trace_bytes
-from fsedp_compiler.target import Target, target_to_json
+from fsedp_compiler.pipeline.layers import layer_contexts, module_routing
+from fsedp_compiler.pipeline.layout import build_layouts, fsedp_placement, layouts_to_npz
+from fsedp_compiler.inputs.traces import trace_bytes
+from fsedp_compiler.inputs.target import Target, target_to_json
 
 #: `dataflow.when` conditions and `dataflow.where` policies, by name, as the ISA encodes them
 WHEN_CODES = {name: code for code, name in CONDITIONS.items()}

@@ -7,7 +7,7 @@
                     ring = [0, 1, 3, 2], chiplet = #chiplet.chiplet<...>, link = #chiplet.link<...>>
 
 `ring` is the R1 virtual ring (DESIGN.md §1), a Hamiltonian cycle over `links`.
-Units as in `fsedp_compiler.target`: GB/s, ns, TOPS, MiB, pJ.
+Units as in `fsedp_compiler.inputs.target`: GB/s, ns, TOPS, MiB, pJ.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from xdsl.parser import AttrParser
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import VerifyException
 
-from fsedp_compiler.target import (
+from fsedp_compiler.inputs.target import (
     DTYPES,
     ChipletParams,
     LinkParams,

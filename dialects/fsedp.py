@@ -28,14 +28,14 @@ from xdsl.utils.exceptions import VerifyException
 from fsedp_compiler.dialects.chiplet import SYSTEM_ATTR, SystemAttr
 from fsedp_compiler.dialects.moe import LayerOp
 from fsedp_compiler.dialects.syntax import KeywordSyntax, dense, int_attr
-from fsedp_compiler.model import MoeLayerSpec
-from fsedp_compiler.routing import RoutingTrace
-from fsedp_compiler.scheduler import DIRECTIONS, ORDERS
-from fsedp_compiler.ring import TRAJECTORIES
-from fsedp_compiler.flowcontrol import MIN_BUFFERS, min_buffers
-from fsedp_compiler.shardplan import ShardPlan
+from fsedp_compiler.inputs.model import MoeLayerSpec
+from fsedp_compiler.inputs.traces import RoutingTrace
+from fsedp_compiler.fsedp.scheduler import DIRECTIONS, ORDERS
+from fsedp_compiler.fsedp.ring import TRAJECTORIES
+from fsedp_compiler.fsedp.flowcontrol import MIN_BUFFERS, min_buffers
+from fsedp_compiler.fsedp.shardplan import ShardPlan
 from fsedp_compiler.strategies import BASELINES
-from fsedp_compiler.target import Target, ring_problem
+from fsedp_compiler.inputs.target import Target, ring_problem
 
 
 def enclosing_module(op: Operation) -> ModuleOp | None:

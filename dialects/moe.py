@@ -18,7 +18,7 @@ from xdsl.parser import Parser
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import VerifyException
 
-from fsedp_compiler.model import ACTIVATIONS, DTYPE_BYTES, DenseSpec, MoeLayerSpec
+from fsedp_compiler.inputs.model import ACTIVATIONS, DTYPE_BYTES, DenseSpec, MoeLayerSpec
 
 MODEL_ATTR = "moe.model"
 NUM_LAYERS_ATTR = "moe.num_layers"

@@ -9,9 +9,9 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from . import __version__
-from .commands import COMMANDS
-from .errors import EXIT_USER_ERROR, FsedpError
+from fsedp_compiler import __version__
+from fsedp_compiler.commands import COMMANDS
+from fsedp_compiler.errors import EXIT_USER_ERROR, FsedpError
 
 EXIT_INTERNAL_ERROR = 1
 DEBUG_ENV = "FSEDPC_DEBUG"

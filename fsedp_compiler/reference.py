@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.model import ACTIVATIONS, MoeLayerSpec
+from fsedp_compiler.inputs.model import ACTIVATIONS, MoeLayerSpec
 
 __all__ = [
     "ExpertWeights",

@@ -40,7 +40,7 @@ STRONG: tuple[str, ...] = ("ep", "ep-cache", "tp", "tp-per-expert", "dp", "fsdp"
 
 AUTO = "auto"
 """Not a plan but a choice: per MoE layer, the fastest plan that fits SRAM by the compiler's
-estimator (`fsedp_compiler/auto.py`)."""
+estimator (`fsedp_compiler/pipeline/auto.py`)."""
 
 NAMES: tuple[str, ...] = (*ALL, AUTO)
 """Every name `--strategy` and `--strategies` accept."""

@@ -23,15 +23,15 @@ from fsedp_compiler.dialects import dataflow as df
 from fsedp_compiler.dialects.dataflow import FIELDS
 from fsedp_compiler.dialects.fsedp import StaticScheduleOp
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.ir import require_target
-from fsedp_compiler.layers import LayerContext, layer_contexts
-from fsedp_compiler.irrows import ir_row, stream_rows
+from fsedp_compiler.pipeline.ir import require_target
+from fsedp_compiler.pipeline.layers import LayerContext, layer_contexts
+from fsedp_compiler.pipeline.irrows import ir_row, stream_rows
 from fsedp_compiler.isa import port_maps
-from fsedp_compiler.layout import LayerLayout, build_layouts, fsedp_placement
-from fsedp_compiler.ring import CCW, CW, SHORT, SHORT_CCW, directed_routes
-from fsedp_compiler.scheduler import Stream, StepSchedule
-from fsedp_compiler.streaming import StreamCounts, stream_counts
-from fsedp_compiler.target import Target
+from fsedp_compiler.pipeline.layout import LayerLayout, build_layouts, fsedp_placement
+from fsedp_compiler.fsedp.ring import CCW, CW, SHORT, SHORT_CCW, directed_routes
+from fsedp_compiler.fsedp.scheduler import Stream, StepSchedule
+from fsedp_compiler.fsedp.streaming import StreamCounts, stream_counts
+from fsedp_compiler.inputs.target import Target
 
 #: the ISA's direction of a stream row (`isa.opcodes.DIRECTIONS`)
 _DIR_BIT = {CW: 0, CCW: 1, SHORT: 2, SHORT_CCW: 3}

@@ -22,14 +22,14 @@ from fsedp_compiler.baselines.encode import graph_rows
 from fsedp_compiler.dialects import dataflow as df
 from fsedp_compiler.dialects.fsedp import BaselineOp
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.ir import require_target
-from fsedp_compiler.layers import cached_trace, invalidate_after, layer_contexts, module_model
+from fsedp_compiler.pipeline.ir import require_target
+from fsedp_compiler.pipeline.layers import cached_trace, invalidate_after, layer_contexts, module_model
 from fsedp_compiler.isa import port_maps
-from fsedp_compiler.layout import build_layouts
-from fsedp_compiler.ring import Ring
+from fsedp_compiler.pipeline.layout import build_layouts
+from fsedp_compiler.fsedp.ring import Ring
 
-from .expand_dataflow import _columns
-from .schedule_streams import replace_routing
+from fsedp_compiler.passes.expand_dataflow import _columns
+from fsedp_compiler.passes.schedule_streams import replace_routing
 
 
 @dataclass(frozen=True)

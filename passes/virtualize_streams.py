@@ -11,10 +11,10 @@ from xdsl.rewriter import InsertPoint, Rewriter
 
 from fsedp_compiler.dialects.fsedp import ShardPlanOp, StreamsOp
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.ir import require_target
-from fsedp_compiler.ring import TRAJECTORIES
-from fsedp_compiler.scheduler import DIRECTIONS, ORDERS
-from fsedp_compiler.layers import invalidate_after
+from fsedp_compiler.pipeline.ir import require_target
+from fsedp_compiler.fsedp.ring import TRAJECTORIES
+from fsedp_compiler.fsedp.scheduler import DIRECTIONS, ORDERS
+from fsedp_compiler.pipeline.layers import invalidate_after
 
 
 @dataclass(frozen=True)

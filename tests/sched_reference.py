@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from fsedp_compiler.costmodel import CostModel
-from fsedp_compiler.ring import CCW, CW, Ring
-from fsedp_compiler.scheduler import Policy, Stream, StepRouting, StepSchedule
-from fsedp_compiler.shardplan import ShardPlan
-from fsedp_compiler.streaming import Trip
+from fsedp_compiler.cost.model import CostModel
+from fsedp_compiler.fsedp.ring import CCW, CW, Ring
+from fsedp_compiler.fsedp.scheduler import Policy, Stream, StepRouting, StepSchedule
+from fsedp_compiler.fsedp.shardplan import ShardPlan
+from fsedp_compiler.fsedp.streaming import Trip
 
 
 def route(ring: Ring, home: int, members: int, direction: int, rule: str = "nearest") -> tuple[int, int]:

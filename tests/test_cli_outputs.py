@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from fsedp_compiler import fileio
+from fsedp_compiler.files import fileio
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = REPO / "examples" / "models" / "tiny-moe.mlir"
@@ -261,7 +261,7 @@ def test_missing_output_directory_fails_before_the_work(fsedpc, program: Path, t
 
 
 def test_bench_writes_nothing_when_the_plot_fails(fsedpc, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import fsedp_compiler.plots as plots
+    import fsedp_compiler.bench.plots as plots
     from fsedp_compiler.errors import FsedpError
 
     def broken(report: dict) -> bytes:

@@ -10,15 +10,15 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fsedp_compiler.costmodel import CostModel
-from fsedp_compiler.crosscheck import Instance, solve
-from fsedp_compiler.crosscheck_report import explain_violation, random_instances
-from fsedp_compiler.model import MoeLayerSpec
-from fsedp_compiler.ring import Ring
-from fsedp_compiler.scheduler import StepRouting
-from fsedp_compiler.shardplan import ShardPlan
-from fsedp_compiler.streaming import FFN, LOAD
-from fsedp_compiler.target import load_preset, parse_target_toml
+from fsedp_compiler.cost.model import CostModel
+from fsedp_compiler.crosscheck.instance import Instance, solve
+from fsedp_compiler.crosscheck.report import explain_violation, random_instances
+from fsedp_compiler.inputs.model import MoeLayerSpec
+from fsedp_compiler.fsedp.ring import Ring
+from fsedp_compiler.fsedp.scheduler import StepRouting
+from fsedp_compiler.fsedp.shardplan import ShardPlan
+from fsedp_compiler.fsedp.streaming import FFN, LOAD
+from fsedp_compiler.inputs.target import load_preset, parse_target_toml
 
 from test_simulator import TOML  # tests/ is on sys.path (pytest rootdir-relative imports)
 
@@ -101,7 +101,7 @@ def test_model_evaluates_the_heuristic_exactly_as_the_simulator(inst) -> None:
 def test_relaxed_is_never_worse_than_constrained() -> None:
     """Dropping R1-R3 (or R6) only adds schedules: the relaxed models' bounds are at most the
     optimum under the rules, and their best (hinted with the heuristic) at most the heuristic's."""
-    from fsedp_compiler.crosscheck_free import solve_free
+    from fsedp_compiler.crosscheck.free import solve_free
 
     layer = MoeLayerSpec(0, d_model=16, d_ffn=64, num_experts=4, top_k=2)
     for inst in random_instances(layer, load_preset("paper-2x2"), 2, 3):
@@ -118,7 +118,7 @@ def test_relaxed_is_never_worse_than_constrained() -> None:
 def test_schedules_under_the_rules_and_the_shortest_way_witness_solve_the_free_model() -> None:
     """The free model admits the heuristic's schedule and the shortest-way witness exactly, with
     their makespans; the witness walks no shard further than the rules do."""
-    from fsedp_compiler.crosscheck_free import shortest_way, solve_free
+    from fsedp_compiler.crosscheck.free import shortest_way, solve_free
 
     layer = MoeLayerSpec(0, d_model=16, d_ffn=64, num_experts=4, top_k=2)
     for target in ("paper-2x2", "ring-8"):
@@ -136,8 +136,8 @@ def test_free_model_takes_the_short_way_the_rules_forbid() -> None:
     homed one per chiplet. With B = 2 the rules send everything clockwise, so the shard homed on
     chiplet 1 walks 1 -> 3 -> 2 -> 0; without R1-R3 it takes the link 1 -> 0, and the step ends
     a hop earlier."""
-    from fsedp_compiler.crosscheck_free import solve_free
-    from fsedp_compiler.shardplan import make_shard_plan
+    from fsedp_compiler.crosscheck.free import solve_free
+    from fsedp_compiler.fsedp.shardplan import make_shard_plan
 
     target = load_preset("paper-2x2")
     layer = MoeLayerSpec(0, d_model=16, d_ffn=64, num_experts=4, top_k=1)
@@ -279,7 +279,7 @@ def _bfs_cover(n: int, home: int, members: frozenset[int]) -> int:
                                                      st.sets(st.integers(0, n - 1), min_size=1))))
 def test_cover_hops_is_the_shortest_walk_over_the_members(case) -> None:
     """The free model's tail bound walks the fewest hops that reach every member (on a ring)."""
-    from fsedp_compiler.crosscheck_free import cover_hops
+    from fsedp_compiler.crosscheck.free import cover_hops
 
     n, home, members = case
     order = tuple(np.random.default_rng(n + home).permutation(n).tolist())  # any Hamiltonian order
@@ -307,8 +307,8 @@ def test_patterns_are_the_stream_table_directions() -> None:
     """The model's direction choices per stream are CW, CCW, SHORT and SHORT_CCW, each home's way
     as `ring.directed_routes` has it (equal patterns kept once); one way only without the buffers
     for a second network (R4)."""
-    from fsedp_compiler.crosscheck_trips import direction_patterns
-    from fsedp_compiler.ring import CCW, CW, SHORT, SHORT_CCW, directed_routes
+    from fsedp_compiler.crosscheck.trips import direction_patterns
+    from fsedp_compiler.fsedp.ring import CCW, CW, SHORT, SHORT_CCW, directed_routes
 
     layer = MoeLayerSpec(0, d_model=16, d_ffn=64, num_experts=6, top_k=2)
     target = load_preset("ring-8")
@@ -327,9 +327,9 @@ def test_real_step_is_verified_and_bounded() -> None:
     """A real step (`crosscheck_steps`: tiny-moe on mesh-4x4, 16 synthetic tokens, the compiler's
     plan): the heuristic is verified exactly, and bound <= best found <= heuristic, with the
     static bounds below the bound; a small work limit keeps it fast."""
-    from fsedp_compiler.crosscheck_report import crosscheck
-    from fsedp_compiler.crosscheck_steps import step_instances, synth_steps
-    from fsedp_compiler.ir import load_model_spec
+    from fsedp_compiler.crosscheck.report import crosscheck
+    from fsedp_compiler.crosscheck.steps import step_instances, synth_steps
+    from fsedp_compiler.pipeline.ir import load_model_spec
 
     model = load_model_spec(str(REPO / "examples/models/tiny-moe.mlir"))
     target = load_preset("mesh-4x4")

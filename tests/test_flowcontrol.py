@@ -11,15 +11,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fsedp_compiler.costmodel import CostModel
-from fsedp_compiler.crosscheck import trip_via
-from fsedp_compiler.flowcontrol import Pools, bubble_home, min_buffers
-from fsedp_compiler.model import MoeLayerSpec
-from fsedp_compiler.ring import Ring
-from fsedp_compiler.scheduler import Policy, StepRouting, schedule
-from fsedp_compiler.shardplan import make_shard_plan
-from fsedp_compiler.streaming import FFN, DeadlockError, execute, trajectories
-from fsedp_compiler.target import load_preset
+from fsedp_compiler.cost.model import CostModel
+from fsedp_compiler.crosscheck.instance import trip_via
+from fsedp_compiler.fsedp.flowcontrol import Pools, bubble_home, min_buffers
+from fsedp_compiler.inputs.model import MoeLayerSpec
+from fsedp_compiler.fsedp.ring import Ring
+from fsedp_compiler.fsedp.scheduler import Policy, StepRouting, schedule
+from fsedp_compiler.fsedp.shardplan import make_shard_plan
+from fsedp_compiler.fsedp.streaming import FFN, DeadlockError, execute, trajectories
+from fsedp_compiler.inputs.target import load_preset
 
 
 def mixed_step(preset: str, experts: int, g: int, buffers: int, seed: int, tokens: int):
@@ -95,8 +95,8 @@ def test_bubble_home_avoids_dram_chiplets(preset, dram, home) -> None:
 def test_cut_through_forwards_on_the_first_packet() -> None:
     """R7: on ring-8, a shard loaded at chiplet 0 for a member 3 hops on arrives after one DRAM
     load, two packet times and one shard time (each with its link latency), not three shard times."""
-    from fsedp_compiler.scheduler import StepSchedule, Stream
-    from fsedp_compiler.streaming import PACKET_BYTES, head_ns, walk_ns
+    from fsedp_compiler.fsedp.scheduler import StepSchedule, Stream
+    from fsedp_compiler.fsedp.streaming import PACKET_BYTES, head_ns, walk_ns
 
     target = load_preset("ring-8")
     layer = MoeLayerSpec(0, d_model=64, d_ffn=8 * 64, num_experts=1, top_k=1)

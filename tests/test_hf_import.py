@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from fsedp_compiler import cli
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.hf_import import import_hf_config, spec_from_hf_dict
+from fsedp_compiler.inputs.hf_import import import_hf_config, spec_from_hf_dict
 
 HF = Path(__file__).resolve().parent.parent / "examples" / "hf"
 
@@ -293,9 +293,9 @@ def test_cli_missing_file(cli_main: Any, tmp_path: Path,
 
 def test_cli_writes_a_module_that_reads_back(cli_main: Any, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    ir = pytest.importorskip("fsedp_compiler.ir")
+    ir = pytest.importorskip("fsedp_compiler.pipeline.ir")
     if not hasattr(ir, "module_text_from_spec"):
-        pytest.skip("fsedp_compiler.ir.module_text_from_spec not written yet")
+        pytest.skip("fsedp_compiler.pipeline.ir.module_text_from_spec not written yet")
     out = tmp_path / "model.mlir"
     src = str(HF / "jamba-v0.1.json")
     assert cli_main(["import-hf", src, "-o", str(out), "--layers", "6", "--name", "jamba"]) == 0

@@ -14,16 +14,16 @@ import pytest
 
 from fsedp_compiler.backends.emit import emit
 from fsedp_compiler.baselines import BASELINES
-from fsedp_compiler.bench import restrict_model
+from fsedp_compiler.bench.runner import restrict_model
 from fsedp_compiler.commands.compile import STRATEGIES, compile_passes
-from fsedp_compiler.estimate import estimate_module
-from fsedp_compiler.ir import load_model_spec, make_context, module_from_spec
-from fsedp_compiler.pipeline import run_passes
-from fsedp_compiler.routing import load_trace, save_trace, synth_trace
+from fsedp_compiler.cost.estimate import estimate_module
+from fsedp_compiler.pipeline.ir import load_model_spec, make_context, module_from_spec
+from fsedp_compiler.pipeline.driver import run_passes
+from fsedp_compiler.inputs.traces import load_trace, save_trace, synth_trace
 from fsedp_compiler.sim.data import DataPlane
 from fsedp_compiler.sim.loader import load_outdir
 from fsedp_compiler.sim.run import simulate
-from fsedp_compiler.target import resolve_target
+from fsedp_compiler.inputs.target import resolve_target
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = restrict_model(load_model_spec(str(REPO / "examples" / "models" / "tiny-moe.mlir")), 1, True, None)
@@ -67,9 +67,9 @@ def test_machine_equals_estimator_on_every_strategy(target: str, tmp_path: Path)
 def test_static_and_dynamic_runs_do_the_same_work(tmp_path: Path) -> None:
     """Per MoE step the dynamic template, run by the controller against the scheduler's table,
     gives the engines exactly the work of the static ranges; only the controller's latency differs."""
-    from fsedp_compiler.costmodel import CostModel
-    from fsedp_compiler.scheduler import StepRouting, schedule
-    from fsedp_compiler.ring import Ring
+    from fsedp_compiler.cost.model import CostModel
+    from fsedp_compiler.fsedp.scheduler import StepRouting, schedule
+    from fsedp_compiler.fsedp.ring import Ring
     from fsedp_compiler.sim.firmware import decode_dynamic
     from fsedp_compiler.sim.trajectory import Trajectories
     from fsedp_compiler.sim.steps import Routing, decode_stream, split_phases
@@ -115,8 +115,8 @@ def test_simulator_imports_no_compiler_internals() -> None:
     ms, modules = json.loads(out)
     forbidden = [m for m in modules if m.split(".")[0] == "xdsl" or m.startswith((
         "fsedp_compiler.passes", "fsedp_compiler.dialects", "fsedp_compiler.baselines", "fsedp_compiler.backends",
-        "fsedp_compiler.streaming", "fsedp_compiler.taskgraph", "fsedp_compiler.estimate", "fsedp_compiler.ir",
-        "fsedp_compiler.layers", "networkx"))]
+        "fsedp_compiler.fsedp.streaming", "fsedp_compiler.cost.taskgraph", "fsedp_compiler.cost.estimate", "fsedp_compiler.pipeline.ir",
+        "fsedp_compiler.pipeline.layers", "networkx"))]
     assert forbidden == []
     assert ms < 5000  # a sanity ceiling, not a benchmark (the README reports the measured figure)
 

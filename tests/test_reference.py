@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from fsedp_compiler import reference as ref
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.model import MoeLayerSpec
+from fsedp_compiler.inputs.model import MoeLayerSpec
 
 RTOL, ATOL = 1e-5, 1e-5  # float32 sums in another order differ by ~1e-6 where terms cancel
 

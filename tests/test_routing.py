@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from fsedp_compiler.cli import main
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.model import ModelSpec, MoeLayerSpec
-from fsedp_compiler.routing import (
+from fsedp_compiler.inputs.model import ModelSpec, MoeLayerSpec
+from fsedp_compiler.inputs.traces import (
     RoutingTrace,
     load_trace,
     parse_skew,

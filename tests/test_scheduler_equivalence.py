@@ -12,15 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sched_reference as ref
-from fsedp_compiler import scheduler
-from fsedp_compiler.costmodel import CostModel
-from fsedp_compiler.model import MoeLayerSpec
-from fsedp_compiler.ring import TRAJECTORIES, Ring
-from fsedp_compiler.scheduler import (DIRECTIONS, ORDERS, Policy, StepRouting, StepSchedule, local_tokens,
+from fsedp_compiler.fsedp import scheduler
+from fsedp_compiler.cost.model import CostModel
+from fsedp_compiler.inputs.model import MoeLayerSpec
+from fsedp_compiler.fsedp.ring import TRAJECTORIES, Ring
+from fsedp_compiler.fsedp.scheduler import (DIRECTIONS, ORDERS, Policy, StepRouting, StepSchedule, local_tokens,
                                       schedule, stream_link_bytes)
-from fsedp_compiler.shardplan import ShardPlan, make_shard_plan
-from fsedp_compiler.streaming import stream_counts, trajectories
-from fsedp_compiler.target import Target, resolve_target, topology_edges
+from fsedp_compiler.fsedp.shardplan import ShardPlan, make_shard_plan
+from fsedp_compiler.fsedp.streaming import stream_counts, trajectories
+from fsedp_compiler.inputs.target import Target, resolve_target, topology_edges
 
 PRESETS = ["ring-8", "mesh-4x4", "paper-2x2", "torus-4x4", "hbm-8", "paper-4x4"]
 #: the old algorithm's policies (the per-shard policy is newer: tests/test_scheduler.py, test_per_shard.py)

@@ -197,7 +197,7 @@ def test_interrupted_sweep_resumes_without_redoing_points(fsedpc, tmp_path: Path
 
 
 def test_failures_are_recorded_and_crashes_retried(fsedpc, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import fsedp_compiler.bench as bench
+    import fsedp_compiler.bench.runner as bench
 
     real = bench.run_point
 

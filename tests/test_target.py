@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.target import (
+from fsedp_compiler.inputs.target import (
     boustrophedon_cycle,
     load_preset,
     parse_target_toml,

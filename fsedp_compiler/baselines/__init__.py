@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from fsedp_compiler.layout import Placement, fsedp_placement
-from fsedp_compiler.model import MoeLayerSpec
-from fsedp_compiler.ring import Ring
-from fsedp_compiler.routing import RoutingTrace
-from fsedp_compiler.shardplan import ShardPlan
+from fsedp_compiler.pipeline.layout import Placement, fsedp_placement
+from fsedp_compiler.inputs.model import MoeLayerSpec
+from fsedp_compiler.fsedp.ring import Ring
+from fsedp_compiler.inputs.traces import RoutingTrace
+from fsedp_compiler.fsedp.shardplan import ShardPlan
 from fsedp_compiler.strategies import BASELINES, INEXACT
-from fsedp_compiler.target import Target
-from fsedp_compiler.taskgraph import TaskGraph
+from fsedp_compiler.inputs.target import Target
+from fsedp_compiler.cost.taskgraph import TaskGraph
 
-from .common import Builder, Options, StepRoute, Topology
-from .dp import plan_dp, plan_fsdp
-from .ep import EpState, plan_ep, plan_serial
-from .tp import plan_tp, plan_tp_per_expert
+from fsedp_compiler.baselines.common import Builder, Options, StepRoute, Topology
+from fsedp_compiler.baselines.dp import plan_dp, plan_fsdp
+from fsedp_compiler.baselines.ep import EpState, plan_ep, plan_serial
+from fsedp_compiler.baselines.tp import plan_tp, plan_tp_per_expert
 
 __all__ = ["BASELINES", "INEXACT", "Options", "placement", "plan_layer"]
 

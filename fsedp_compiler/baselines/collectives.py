@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fsedp_compiler.isa import ALL_EXPERTS
-from fsedp_compiler.ring import Ring
-from fsedp_compiler.taskgraph import REDUCE, TOKSEND
+from fsedp_compiler.fsedp.ring import Ring
+from fsedp_compiler.cost.taskgraph import REDUCE, TOKSEND
 
-from .common import Builder, StepRoute
+from fsedp_compiler.baselines.common import Builder, StepRoute
 
 #: Tokens per collective message: the all-gather and reduce-scatter of a large token set are
 #: pipelined in chunks of this many tokens (each chunk moves hop by hop on its own).

@@ -12,9 +12,9 @@ each chiplet's own tokens where they are, so no token moves.
 
 from __future__ import annotations
 
-from fsedp_compiler.taskgraph import SEND
+from fsedp_compiler.cost.taskgraph import SEND
 
-from .common import Builder, StepRoute, paired_order
+from fsedp_compiler.baselines.common import Builder, StepRoute, paired_order
 
 
 def plan_dp(b: Builder, route: StepRoute) -> None:

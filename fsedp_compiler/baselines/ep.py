@@ -35,11 +35,11 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from fsedp_compiler.ring import Ring
-from fsedp_compiler.taskgraph import FREE, REDUCE, SEND, TOKSEND, Task
+from fsedp_compiler.fsedp.ring import Ring
+from fsedp_compiler.cost.taskgraph import FREE, REDUCE, SEND, TOKSEND, Task
 
-from .collectives import Gathered, all_gather, reduce_scatter
-from .common import Builder, Options, StepRoute, paired_order
+from fsedp_compiler.baselines.collectives import Gathered, all_gather, reduce_scatter
+from fsedp_compiler.baselines.common import Builder, Options, StepRoute, paired_order
 
 
 def ep_owner(expert: int, dram: tuple[int, ...]) -> int:

@@ -19,11 +19,11 @@ prefill steps end up to 0.5% sooner (README, the baselines).
 
 from __future__ import annotations
 
-from fsedp_compiler.ring import Ring
-from fsedp_compiler.taskgraph import REDUCE, SEND, TOKSEND
+from fsedp_compiler.fsedp.ring import Ring
+from fsedp_compiler.cost.taskgraph import REDUCE, SEND, TOKSEND
 
-from .collectives import all_gather, chunks, reduce_scatter, ring_at, ring_halves
-from .common import Builder, StepRoute, paired_order
+from fsedp_compiler.baselines.collectives import all_gather, chunks, reduce_scatter, ring_at, ring_halves
+from fsedp_compiler.baselines.common import Builder, StepRoute, paired_order
 
 
 def _slice_ffn(b: Builder, seq: list[int], c: int, e: int, toks: tuple[int, ...], deps: tuple[int, ...],

@@ -76,11 +76,11 @@ def parse_tokens(text: str) -> tuple[int, ...]:
 def run(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
-    from fsedp_compiler.bench import BenchConfig, restrict_model, run_bench
+    from fsedp_compiler.bench.runner import BenchConfig, restrict_model, run_bench
     from fsedp_compiler.console import make_console
     from fsedp_compiler.errors import FsedpError
-    from fsedp_compiler.fileio import check_outputs, is_stdio, write_outputs
-    from fsedp_compiler.ir import load_model_spec
+    from fsedp_compiler.files.fileio import check_outputs, is_stdio, write_outputs
+    from fsedp_compiler.pipeline.ir import load_model_spec
 
     if args.steps < 1:
         raise FsedpError(f"must be >= 1, got {args.steps}", field="--steps")
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
                       hydra_skip_single=args.hydra_skip_single)
     check_outputs([args.json, args.csv, args.plot])  # fail before the runs, not after them
     if args.plot:
-        from fsedp_compiler.plots import _pyplot
+        from fsedp_compiler.bench.plots import _pyplot
 
         _pyplot()  # likewise when matplotlib is missing
     console = make_console(stderr=True)
@@ -123,7 +123,7 @@ def bench_outputs(report: dict, json_path: str | None, csv_path: str | None,
     if csv_path:
         outputs.append((csv_path, to_csv(report)))
     if plot_path:
-        from fsedp_compiler.plots import render_report
+        from fsedp_compiler.bench.plots import render_report
 
         outputs.append((plot_path, render_report(report)))
     return outputs
@@ -152,7 +152,7 @@ def to_csv(report: dict) -> str:
 def print_table(report: dict, console) -> None:
     from rich.table import Table
 
-    from fsedp_compiler.compare import binding_text
+    from fsedp_compiler.bench.compare import binding_text
     from fsedp_compiler.console import human_bytes
 
     r0 = report["routing"]

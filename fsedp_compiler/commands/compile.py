@@ -118,7 +118,7 @@ class AutoBuild:
     @property
     def chosen(self) -> str:
         """The choice in words: `tp`, or per layer `1:tp 3:fsedp`."""
-        from fsedp_compiler.auto import chosen_text
+        from fsedp_compiler.pipeline.auto import chosen_text
 
         return chosen_text(self.choices)
 
@@ -128,15 +128,15 @@ def compile_auto(ctx, module, *, target: str | None, trace: str | None, mode: st
                  text: str | None = None) -> AutoBuild:
     """Shard `module`, estimate every candidate per MoE layer on the routing (`trace`, or in dynamic
     mode without one a synthetic uniform trace), and compile the fastest plan that fits SRAM per
-    layer (fsedp_compiler/auto.py)."""
+    layer (fsedp_compiler/pipeline/auto.py)."""
     import os
 
-    from fsedp_compiler.auto import SYNTH_SEED, SYNTH_STEPS, SYNTH_TOKENS, evaluate, lower_picks, parse_candidates
+    from fsedp_compiler.pipeline.auto import SYNTH_SEED, SYNTH_STEPS, SYNTH_TOKENS, evaluate, lower_picks, parse_candidates
     from fsedp_compiler.errors import FsedpError
-    from fsedp_compiler.ir import require_target, verify_module
-    from fsedp_compiler.layers import cached_trace, module_model
-    from fsedp_compiler.pipeline import run_passes
-    from fsedp_compiler.routing import synth_trace
+    from fsedp_compiler.pipeline.ir import require_target, verify_module
+    from fsedp_compiler.pipeline.layers import cached_trace, module_model
+    from fsedp_compiler.pipeline.driver import run_passes
+    from fsedp_compiler.inputs.traces import synth_trace
 
     names = parse_candidates(candidates, mode)
     run_passes(ctx, module, plan_passes(target=target, shards_per_chiplet=shards_per_chiplet, buffers=buffers),
@@ -166,9 +166,9 @@ def run(args: argparse.Namespace) -> int:
     from fsedp_compiler.console import human_bytes, make_console
     from fsedp_compiler.dialects.chiplet import SYSTEM_ATTR
     from fsedp_compiler.errors import FsedpError
-    from fsedp_compiler.fileio import display_name, is_stdio, read_text
-    from fsedp_compiler.ir import make_context, parse_module, print_module, spec_from_module
-    from fsedp_compiler.pipeline import run_passes, verify_each_default
+    from fsedp_compiler.files.fileio import display_name, is_stdio, read_text
+    from fsedp_compiler.pipeline.ir import make_context, parse_module, print_module, spec_from_module
+    from fsedp_compiler.pipeline.driver import run_passes, verify_each_default
 
     auto = args.strategy == AUTO
     mode = args.mode or ("static" if args.trace else "dynamic")
@@ -249,7 +249,7 @@ def print_summary(module, manifest, console, human_bytes) -> None:
 
     from fsedp_compiler.dialects import dataflow as df
     from fsedp_compiler.dialects.fsedp import StaticScheduleOp
-    from fsedp_compiler.layers import layer_contexts
+    from fsedp_compiler.pipeline.layers import layer_contexts
 
     t = manifest["target"]
     console.print(f"compiled {manifest['model']} for {t['name']} ({t['chiplets']} chiplets), {manifest['strategy']}, "

@@ -48,10 +48,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _instances(args: argparse.Namespace, model: Any, target: Any) -> tuple[list[Any], dict[str, Any]]:
     """The instances the arguments name, and what they are for the report."""
-    from fsedp_compiler.crosscheck_report import random_instances
-    from fsedp_compiler.crosscheck_steps import step_instances, synth_steps
+    from fsedp_compiler.crosscheck.report import random_instances
+    from fsedp_compiler.crosscheck.steps import step_instances, synth_steps
     from fsedp_compiler.errors import FsedpError
-    from fsedp_compiler.routing import load_trace
+    from fsedp_compiler.inputs.traces import load_trace
 
     sources = [name for name, value in (("--random", args.random), ("--trace", args.trace), ("--tokens", args.tokens))
                if value is not None]
@@ -88,11 +88,11 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
     from fsedp_compiler.console import make_console
-    from fsedp_compiler.crosscheck_report import crosscheck, summary
+    from fsedp_compiler.crosscheck.report import crosscheck, summary
     from fsedp_compiler.errors import FsedpError
-    from fsedp_compiler.fileio import check_output_path, is_stdio, write_output
-    from fsedp_compiler.ir import load_model_spec
-    from fsedp_compiler.target import resolve_target
+    from fsedp_compiler.files.fileio import check_output_path, is_stdio, write_output
+    from fsedp_compiler.pipeline.ir import load_model_spec
+    from fsedp_compiler.inputs.target import resolve_target
 
     if args.json:
         check_output_path(args.json)  # before the solves, not after them

@@ -28,12 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Import the config and print the module, or write it atomically with `-o`."""
-    from ..fileio import check_output_path, write_output
-    from ..hf_import import import_hf_config
+    from fsedp_compiler.files.fileio import check_output_path, write_output
+    from fsedp_compiler.inputs.hf_import import import_hf_config
 
     check_output_path(args.output)  # before any work
     spec = import_hf_config(args.config, args.layers, name=args.name)
-    from ..ir import module_text_from_spec  # lazy: keeps `fsedpc --help` free of xDSL start-up
+    from fsedp_compiler.pipeline.ir import module_text_from_spec  # lazy: keeps `fsedpc --help` free of xDSL start-up
 
     write_output(args.output, module_text_from_spec(spec))
     return 0

@@ -7,9 +7,9 @@ import json
 
 from rich.table import Table
 
-from ..console import human_bytes, human_count, make_console
-from ..ir import load_model_spec
-from ..model import ModelSpec
+from fsedp_compiler.console import human_bytes, human_count, make_console
+from fsedp_compiler.pipeline.ir import load_model_spec
+from fsedp_compiler.inputs.model import ModelSpec
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

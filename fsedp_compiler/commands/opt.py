@@ -12,7 +12,7 @@ import dataclasses
 import sys
 from typing import TextIO
 
-from ..errors import FsedpError
+from fsedp_compiler.errors import FsedpError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -86,9 +86,9 @@ def run(args: argparse.Namespace) -> int:
     if args.list_passes:
         list_passes(sys.stdout)
         return 0
-    from fsedp_compiler.fileio import check_output_path, display_name, read_text, write_output
-    from fsedp_compiler.ir import make_context, parse_module, print_module
-    from fsedp_compiler.pipeline import run_passes
+    from fsedp_compiler.files.fileio import check_output_path, display_name, read_text, write_output
+    from fsedp_compiler.pipeline.ir import make_context, parse_module, print_module
+    from fsedp_compiler.pipeline.driver import run_passes
 
     passes = _parse_pipeline(args.passes) if args.passes else ()
     known = {p.name for p in passes}
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _dump(title: str, module, generic: bool) -> None:
-    from fsedp_compiler.ir import print_module
+    from fsedp_compiler.pipeline.ir import print_module
 
     sys.stderr.write(f"// -----// {title} //----- //\n{print_module(module, generic=generic)}\n")
 

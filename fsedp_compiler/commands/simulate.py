@@ -34,8 +34,8 @@ def run(args: argparse.Namespace) -> int:
 
     from fsedp_compiler.console import human_bytes, make_console
     from fsedp_compiler.errors import FsedpError
-    from fsedp_compiler.fileio import check_outputs, is_stdio, write_outputs
-    from fsedp_compiler.routing import load_trace
+    from fsedp_compiler.files.fileio import check_outputs, is_stdio, write_outputs
+    from fsedp_compiler.inputs.traces import load_trace
     from fsedp_compiler.sim.loader import load_outdir
     from fsedp_compiler.sim.run import deterministic_metrics, np_default, simulate
     from fsedp_compiler.sim.timeline import chrome_trace

@@ -142,7 +142,7 @@ def run_report(args: argparse.Namespace) -> int:
 
     from fsedp_compiler.console import make_console
     from fsedp_compiler.errors import FsedpError
-    from fsedp_compiler.fileio import atomic_directory, check_outputs, is_stdio, write_outputs
+    from fsedp_compiler.files.fileio import atomic_directory, check_outputs, is_stdio, write_outputs
     from fsedp_compiler.sweep.report import load_rows, param_keys, print_report, report_json
 
     check_outputs([args.json])

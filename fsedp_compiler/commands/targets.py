@@ -7,8 +7,8 @@ import json
 
 from rich.table import Table
 
-from ..console import make_console
-from ..target import Target, preset_names, resolve_target
+from fsedp_compiler.console import make_console
+from fsedp_compiler.inputs.target import Target, preset_names, resolve_target
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

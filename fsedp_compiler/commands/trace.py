@@ -9,8 +9,8 @@ from typing import Any
 
 from rich.table import Table
 
-from ..console import make_console
-from ..fileio import STDOUT_NAME, check_output_path, is_stdio
+from fsedp_compiler.console import make_console
+from fsedp_compiler.files.fileio import STDOUT_NAME, check_output_path, is_stdio
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load_model(path: str) -> Any:
-    from ..ir import load_model_spec  # lazy: pulls in xDSL
+    from fsedp_compiler.pipeline.ir import load_model_spec  # lazy: pulls in xDSL
 
     return load_model_spec(path)
 
@@ -87,7 +87,7 @@ def _written(output: str) -> str:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from ..routing import save_trace, synth_trace
+    from fsedp_compiler.inputs.traces import save_trace, synth_trace
 
     check_output_path(args.output)  # before any work
     model = _load_model(args.model)
@@ -102,8 +102,8 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from ..routing import save_trace
-    from ..trace_import import import_routing_jsonl
+    from fsedp_compiler.inputs.traces import save_trace
+    from fsedp_compiler.inputs.trace_import import import_routing_jsonl
 
     check_output_path(args.output)  # before any work
     model = _load_model(args.model)
@@ -128,7 +128,7 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from ..routing import load_trace, trace_stats
+    from fsedp_compiler.inputs.traces import load_trace, trace_stats
 
     stats = trace_stats(load_trace(args.trace))
     if args.json:

@@ -5,13 +5,13 @@ it in step). This package is the format only: what the instructions mean is exec
 machine in `fsedp_compiler.sim`, and written by the compiler's `emit-isa` pass.
 """
 
-from . import opcodes as _opcodes
-from .binary import HEADER_SIZE, decode, encode, header_size, sha256_hex
-from .opcodes import *  # noqa: F403
-from .opcodes import OPCODE, OPS, Field, OpInfo, instr, record
-from .ports import neighbours, port_maps
-from .program import MAX_PORTS, Program, find_problem
-from .text import format_record, parse_text, parse_text_lines, stream_members, to_text
+from fsedp_compiler.isa import opcodes as _opcodes
+from fsedp_compiler.isa.binary import HEADER_SIZE, decode, encode, header_size, sha256_hex
+from fsedp_compiler.isa.opcodes import *  # noqa: F403
+from fsedp_compiler.isa.opcodes import OPCODE, OPS, Field, OpInfo, instr, record
+from fsedp_compiler.isa.ports import neighbours, port_maps
+from fsedp_compiler.isa.program import MAX_PORTS, Program, find_problem
+from fsedp_compiler.isa.text import format_record, parse_text, parse_text_lines, stream_members, to_text
 
 __all__ = [
     "HEADER_SIZE", "MAX_PORTS", "OPCODE", "OPS", "Field", "OpInfo", "Program", "decode", "encode",

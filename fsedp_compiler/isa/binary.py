@@ -24,8 +24,8 @@ import numpy as np
 
 from fsedp_compiler.errors import FsedpError
 
-from .opcodes import INSTR_DTYPE, MAGIC, MODES, RECORD_SIZE, VERSION
-from .program import MAX_PORTS, Program, find_problem
+from fsedp_compiler.isa.opcodes import INSTR_DTYPE, MAGIC, MODES, RECORD_SIZE, VERSION
+from fsedp_compiler.isa.program import MAX_PORTS, Program, find_problem
 
 _HEADER = struct.Struct("<4sHHBBHI")  # magic, version, chiplet, mode, channels, ports, count
 HEADER_SIZE = _HEADER.size  # 16

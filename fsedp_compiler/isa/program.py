@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .opcodes import (
+from fsedp_compiler.isa.opcodes import (
     ANY_UNIT,
     COLUMNS,
     CONDITIONS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .opcodes import CONDITIONS, INSTR_DTYPE, OPS, POLICIES, Field
+from fsedp_compiler.isa.opcodes import CONDITIONS, INSTR_DTYPE, OPS, POLICIES, Field
 
 BEGIN = "<!-- BEGIN generated opcode reference: python -m fsedp_compiler.isa.reference -->"
 END = "<!-- END generated opcode reference -->"

@@ -14,7 +14,7 @@ import numpy as np
 
 from fsedp_compiler.errors import FsedpError, source_context
 
-from .opcodes import (
+from fsedp_compiler.isa.opcodes import (
     ANY_ADDR,
     ANY_UNIT,
     COLUMNS,
@@ -31,7 +31,7 @@ from .opcodes import (
     Field,
     OpInfo,
 )
-from .program import MAX_PORTS, Program, channel_message, port_message
+from fsedp_compiler.isa.program import MAX_PORTS, Program, channel_message, port_message
 
 _MNEMONIC_WIDTH = 7
 _OMITTABLE = frozenset({"l", "s"})  # may be omitted (meaning *) in dynamic programs

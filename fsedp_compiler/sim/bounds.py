@@ -22,8 +22,8 @@ figure says how close a program comes to what the rings allow, not to its own bu
 
 from __future__ import annotations
 
-from .stream_engine import StreamStep
-from .trajectory import Trajectories
+from fsedp_compiler.sim.stream_engine import StreamStep
+from fsedp_compiler.sim.trajectory import Trajectories
 
 
 def ring_bound(st: StreamStep, rings: list[Trajectories], rule: str, cost) -> int:

@@ -29,9 +29,9 @@ from fsedp_compiler.reference import (
     token_activations,
 )
 
-from .errors import ProgramError
-from .loader import LayerDesc, Loaded
-from .steps import Routing
+from fsedp_compiler.sim.errors import ProgramError
+from fsedp_compiler.sim.loader import LayerDesc, Loaded
+from fsedp_compiler.sim.steps import Routing
 
 RTOL = 1e-5
 ATOL = 1e-5

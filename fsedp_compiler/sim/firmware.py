@@ -13,7 +13,7 @@ of each home's shards and applied to all of them: the same result, O(homes x pat
 
 from __future__ import annotations
 
-from fsedp_compiler.costmodel import CostModel
+from fsedp_compiler.cost.model import CostModel
 from fsedp_compiler.isa import (
     ANY_ADDR,
     ANY_UNIT,
@@ -36,14 +36,14 @@ from fsedp_compiler.isa import (
     WHEN_VISIT,
     WHERE,
 )
-from fsedp_compiler.ring import Ring
-from fsedp_compiler.scheduler import StepRouting, schedule
+from fsedp_compiler.fsedp.ring import Ring
+from fsedp_compiler.fsedp.scheduler import StepRouting, schedule
 
-from .errors import ProgramError
-from .loader import LayerDesc, Loaded
-from .stream_engine import StreamStep
-from .trajectory import Trajectories
-from .steps import ARG, EXPERT, LAYER, N, OP, SHARD, STEP, UNIT, WIDE, X, Phase, Routing, _error, empty_stream_step, records
+from fsedp_compiler.sim.errors import ProgramError
+from fsedp_compiler.sim.loader import LayerDesc, Loaded
+from fsedp_compiler.sim.stream_engine import StreamStep
+from fsedp_compiler.sim.trajectory import Trajectories
+from fsedp_compiler.sim.steps import ARG, EXPERT, LAYER, N, OP, SHARD, STEP, UNIT, WIDE, X, Phase, Routing, _error, empty_stream_step, records
 
 _LEAVES = {LOAD, RECV, SEND, FFN, FREE}
 #: the ISA's direction of a scheduled stream (cw, ccw, short)

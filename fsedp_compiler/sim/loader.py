@@ -20,14 +20,14 @@ import numpy as np
 
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.isa import Program, decode, format_record, header_size, neighbours, parse_text_lines, sha256_hex
-from fsedp_compiler.model import DTYPE_BYTES, MATRICES, DenseSpec, MoeLayerSpec
-from fsedp_compiler.routing import RoutingTrace, load_trace
-from fsedp_compiler.scheduler import Policy
-from fsedp_compiler.shardplan import ShardPlan, dram_channels
-from fsedp_compiler.target import ChipletParams, LinkParams, Target, ring_problem, topology_problem
+from fsedp_compiler.inputs.model import DTYPE_BYTES, MATRICES, DenseSpec, MoeLayerSpec
+from fsedp_compiler.inputs.traces import RoutingTrace, load_trace
+from fsedp_compiler.fsedp.scheduler import Policy
+from fsedp_compiler.fsedp.shardplan import ShardPlan, dram_channels
+from fsedp_compiler.inputs.target import ChipletParams, LinkParams, Target, ring_problem, topology_problem
 
 if TYPE_CHECKING:  # the schema (pydantic) is imported when a directory is loaded, not before
-    from .manifest import Manifest
+    from fsedp_compiler.sim.manifest import Manifest
 
 MANIFEST = "program.json"
 LAYOUT = "layout.npz"
@@ -99,7 +99,7 @@ class Loaded:
 
     def error(self, chiplet: int, index: int, message: str) -> FsedpError:
         """A located error about record `index` of a chiplet's program (exit 2)."""
-        from .errors import ProgramError
+        from fsedp_compiler.sim.errors import ProgramError
 
         path, line, what = self.locate(chiplet, index)
         return ProgramError(f"{what}: {message}", path=path, line=line)
@@ -228,7 +228,7 @@ def load_outdir(outdir: str) -> Loaded:
         if "missing" in err.message:
             raise _fail(outdir, "no program.json here; give the output directory of `fsedpc compile`") from None
         raise
-    from .manifest import parse_manifest
+    from fsedp_compiler.sim.manifest import parse_manifest
 
     try:
         text = raw.decode("utf-8")

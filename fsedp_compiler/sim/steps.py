@@ -46,10 +46,10 @@ from fsedp_compiler.isa import (
     WAIT,
 )
 
-from .errors import ProgramError
-from .loader import LayerDesc, Loaded
-from .stream_engine import StreamStep
-from .trajectory import Trajectories
+from fsedp_compiler.sim.errors import ProgramError
+from fsedp_compiler.sim.loader import LayerDesc, Loaded
+from fsedp_compiler.sim.stream_engine import StreamStep
+from fsedp_compiler.sim.trajectory import Trajectories
 
 STREAM_OPS = frozenset({STREAM, MASK, LOADS, RECVS, SENDS, FFNS, FREES})
 TASK_OPS = frozenset({LOAD, SEND, RECV, TOKSEND, TOKRECV, REDUCE, FFN, ACC, FREE, WAIT})

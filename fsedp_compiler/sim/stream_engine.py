@@ -30,7 +30,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 
-from .errors import DeadlockError, ProgramError
+from fsedp_compiler.sim.errors import DeadlockError, ProgramError
 
 # event kinds
 _DMA_FREE, _ARRIVE, _SENT, _COMPUTED, _HEAD = 0, 1, 2, 3, 4

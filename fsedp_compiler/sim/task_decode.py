@@ -27,10 +27,10 @@ from fsedp_compiler.isa import (
     WAIT,
 )
 
-from .errors import ProgramError
-from .loader import Loaded
-from .steps import ARG, EXPERT, LAYER, N, OP, SHARD, STEP, UNIT, WIDE, X, Y, Z, Phase, Routing, _error, _ports, records
-from .task_engine import Task, TaskStep
+from fsedp_compiler.sim.errors import ProgramError
+from fsedp_compiler.sim.loader import Loaded
+from fsedp_compiler.sim.steps import ARG, EXPERT, LAYER, N, OP, SHARD, STEP, UNIT, WIDE, X, Y, Z, Phase, Routing, _error, _ports, records
+from fsedp_compiler.sim.task_engine import Task, TaskStep
 
 #: Opcodes whose rows may be of whole token sets (`e=*`).
 WHOLE_SET_OPS = frozenset({TOKSEND, TOKRECV, REDUCE, ACC})

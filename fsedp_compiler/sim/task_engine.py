@@ -15,8 +15,8 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 
-from .errors import DeadlockError
-from .stream_engine import StepRun
+from fsedp_compiler.sim.errors import DeadlockError
+from fsedp_compiler.sim.stream_engine import StepRun
 
 LOAD, SEND, TOKSEND, REDUCE, FFN, ACC, FREE = "load", "send", "toksend", "reduce", "ffn", "acc", "free"
 TRANSFERS = (SEND, TOKSEND, REDUCE)

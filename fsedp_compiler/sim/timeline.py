@@ -7,7 +7,7 @@ from typing import Any
 
 from fsedp_compiler.isa import ALL_EXPERTS
 
-from .run import TimedOp
+from fsedp_compiler.sim.run import TimedOp
 
 
 def chrome_trace(ops: list[TimedOp], num_chiplets: int, title: str) -> dict[str, Any]:

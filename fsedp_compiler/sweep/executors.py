@@ -13,9 +13,9 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from ..errors import FsedpError
-from .points import Point
-from .worker import crash_result, run_point
+from fsedp_compiler.errors import FsedpError
+from fsedp_compiler.sweep.points import Point
+from fsedp_compiler.sweep.worker import crash_result, run_point
 
 Result = tuple[Point, dict[str, Any]]
 

@@ -12,9 +12,9 @@ import math
 from collections import Counter, defaultdict
 from typing import Any
 
-from ..plots import _pyplot
-from ..compare import binding, fastest
-from .report import BINDS, axes, fmt, geomean, groups, numeric, sort_key, strategies, table_axes, value
+from fsedp_compiler.bench.plots import _pyplot
+from fsedp_compiler.bench.compare import binding, fastest
+from fsedp_compiler.sweep.report import BINDS, axes, fmt, geomean, groups, numeric, sort_key, strategies, table_axes, value
 
 #: Axes preferred for heatmaps, first the hardware ones (what an architect varies), then the load.
 _PREFERRED = ("link_dram_ratio", "link.gbps", "chiplet.dram_gbps_per_channel", "chiplet.sram_mib", "chiplets",

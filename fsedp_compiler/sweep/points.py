@@ -22,10 +22,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..errors import FsedpError
-from ..model import ModelSpec
-from ..target import PRESET_PACKAGE, Target, parse_target_toml, preset_names, target_to_json
-from .spec import Grid, RoutingSpec, SweepSpec
+from fsedp_compiler.errors import FsedpError
+from fsedp_compiler.inputs.model import ModelSpec
+from fsedp_compiler.inputs.target import PRESET_PACKAGE, Target, parse_target_toml, preset_names, target_to_json
+from fsedp_compiler.sweep.spec import Grid, RoutingSpec, SweepSpec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -63,7 +63,7 @@ def code_fingerprint() -> str:
     by other code is another point. Workers report theirs, so a mixed cluster shows up."""
     from importlib.util import find_spec
 
-    from .. import __version__
+    from fsedp_compiler import __version__
 
     roots: dict[str, Path] = {}
     for name in ("fsedp_compiler", "fsedp_compiler.dialects", "fsedp_compiler.passes", "fsedp_compiler.backends",
@@ -119,11 +119,11 @@ class Inputs:
             if not p.is_file():
                 raise self.spec.error(loc, f"model file not found: {p}")
             if p.suffix == ".json":
-                from ..hf_import import import_hf_config
+                from fsedp_compiler.inputs.hf_import import import_hf_config
 
                 self._models[value] = import_hf_config(str(p))
             else:
-                from ..ir import load_model_spec
+                from fsedp_compiler.pipeline.ir import load_model_spec
 
                 self._models[value] = load_model_spec(str(p))
         return self._models[value]
@@ -172,7 +172,7 @@ class Inputs:
 
     def trace(self, value: str, model: ModelSpec, loc: tuple[str | int, ...]) -> tuple[bytes, Any]:
         """(file bytes, loaded trace) of an imported trace, checked against the model."""
-        from ..routing import load_trace
+        from fsedp_compiler.inputs.traces import load_trace
 
         if value not in self._traces:
             p = self.path(value)
@@ -180,7 +180,7 @@ class Inputs:
                 raise self.spec.error(loc, f"trace file not found: {p}")
             self._traces[value] = (p.read_bytes(), load_trace(str(p)))
         data, trace = self._traces[value]
-        from ..routing import validate_trace
+        from fsedp_compiler.inputs.traces import validate_trace
 
         try:
             validate_trace(trace, model, str(self.path(value)))
@@ -224,7 +224,7 @@ def expand(spec: SweepSpec) -> list[Point]:
 
 
 def _grid_points(spec: SweepSpec, grid: Grid, inputs: Inputs) -> Iterator[Point]:
-    from ..bench import restrict_model
+    from fsedp_compiler.bench.runner import restrict_model
 
     code = code_fingerprint()
     ax = grid.axes

@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .points import human_duration
+from fsedp_compiler.sweep.points import human_duration
 
 
 class SweepProgress:

@@ -13,8 +13,8 @@ import re
 from collections import Counter, defaultdict
 from typing import Any
 
-from ..compare import TAIL, best_strong, binding, binding_text, fastest
-from .store import latest, read_rows
+from fsedp_compiler.bench.compare import TAIL, best_strong, binding, binding_text, fastest
+from fsedp_compiler.sweep.store import latest, read_rows
 
 #: Row fields that describe the point (candidates for axes), in the order tables show them.
 PARAMS: tuple[str, ...] = ("model", "moe_layers", "dtype", "dense", "target", "chiplets", "topology", "dram_chiplets",
@@ -44,7 +44,7 @@ def load_rows(store: str) -> list[dict[str, Any]]:
 
 def strategy_rank() -> dict[str, int]:
     """FSE-DP, its ablations, the baselines, then auto, as `fsedpc compile --help` lists them."""
-    from ..strategies import NAMES
+    from fsedp_compiler.strategies import NAMES
 
     return {s: i for i, s in enumerate(NAMES)}
 
@@ -80,7 +80,7 @@ def param_keys(rows: list[dict[str, Any]]) -> list[str]:
     """Every parameter field of the rows: the known ones, then target overrides (e.g. `dram_at`)."""
     seen = {k for r in rows for k in r}
     known = [k for k in PARAMS if k in seen]
-    from ..bench import ROW_KEYS
+    from fsedp_compiler.bench.runner import ROW_KEYS
 
     extra = sorted(k for k in seen if k not in PARAMS and k not in _NOT_PARAMS and k not in ROW_KEYS
                    and k not in ADDED)

@@ -10,10 +10,10 @@ from typing import Any
 
 from rich.console import Console
 
-from .points import Point, code_fingerprint
-from .progress import SweepProgress
-from .store import is_final, latest, open_store, read_rows
-from .worker import crash_result
+from fsedp_compiler.sweep.points import Point, code_fingerprint
+from fsedp_compiler.sweep.progress import SweepProgress
+from fsedp_compiler.sweep.store import is_final, latest, open_store, read_rows
+from fsedp_compiler.sweep.worker import crash_result
 
 
 @dataclass
@@ -59,7 +59,7 @@ def run_sweep(points: list[Point], store_path: str, spec_text: str, *, executor:
               jobs: int | None = None, address: str | None = None, console: Console | None = None,
               every: float = 10.0) -> SweepResult:
     """Run the points not yet done into the store; Ctrl-C stops it with every finished row kept."""
-    from .executors import default_jobs, run_local, run_ray
+    from fsedp_compiler.sweep.executors import default_jobs, run_local, run_ray
 
     console = console or Console(stderr=True)
     with open_store(store_path) as store:

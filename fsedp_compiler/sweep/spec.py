@@ -20,11 +20,11 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr,
                       ValidationError, field_validator, model_validator)
 
-from ..errors import FsedpError
-from ..tomlio import loads_toml
-from ..fileio import read_text
-from ..model import DTYPE_BYTES
-from .locate import line_of, normalize
+from fsedp_compiler.errors import FsedpError
+from fsedp_compiler.files.tomlio import loads_toml
+from fsedp_compiler.files.fileio import read_text
+from fsedp_compiler.inputs.model import DTYPE_BYTES
+from fsedp_compiler.sweep.locate import line_of, normalize
 
 #: Most values one range may expand to (a typo like `factor = 1.0001` should not hang the sweep).
 MAX_RANGE = 10_000
@@ -112,7 +112,7 @@ class RoutingSpec(BaseModel):
     @field_validator("skew")
     @classmethod
     def _skew(cls, value: str) -> str:
-        from ..routing import parse_skew
+        from fsedp_compiler.inputs.traces import parse_skew
 
         try:
             parse_skew(value)
@@ -170,7 +170,7 @@ class GridSpec(BaseModel):
     @classmethod
     def _strategies(cls, value: Any) -> Any:
         if isinstance(value, list):
-            from ..strategies import NAMES
+            from fsedp_compiler.strategies import NAMES
 
             known = NAMES
             _nonempty(value)
@@ -309,7 +309,7 @@ def _resolve(axis: str, value: Any) -> list[Any]:
         if value is None or value == "default":
             return list(DEFAULT_STRATEGIES)
         if value == "all":
-            from ..commands.compile import all_strategies
+            from fsedp_compiler.commands.compile import all_strategies
 
             return list(all_strategies())
         return list(value)

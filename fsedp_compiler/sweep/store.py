@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import FsedpError
-from ..fileio import AppendLog, atomic_write_text, read_text
+from fsedp_compiler.errors import FsedpError
+from fsedp_compiler.files.fileio import AppendLog, atomic_write_text, read_text
 
 ROWS = "rows.jsonl"
 SPEC = "spec.toml"

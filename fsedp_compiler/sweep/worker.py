@@ -14,8 +14,8 @@ import time
 import traceback
 from typing import Any
 
-from ..errors import FsedpError
-from .points import Point, code_fingerprint
+from fsedp_compiler.errors import FsedpError
+from fsedp_compiler.sweep.points import Point, code_fingerprint
 
 #: Row fields that vary from run to run (left out when two runs are compared).
 TIMING_KEYS = ("seconds", "host", "code")
@@ -23,8 +23,8 @@ TIMING_KEYS = ("seconds", "host", "code")
 
 def run_point(point: Point) -> dict[str, Any]:
     """The bench fields of `point` plus `status`, `error`, `error_kind`, `seconds`, `host`, `code`."""
-    from ..bench import ROW_KEYS, BenchConfig, run_point as bench_point
-    from ..fileio import atomic_write_bytes, atomic_write_text
+    from fsedp_compiler.bench.runner import ROW_KEYS, BenchConfig, run_point as bench_point
+    from fsedp_compiler.files.fileio import atomic_write_bytes, atomic_write_text
 
     start = time.perf_counter()
     out: dict[str, Any] = {"status": "ok", "error": None, "error_kind": None}

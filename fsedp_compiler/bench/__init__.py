@@ -1,0 +1,1 @@
+"""`fsedpc bench`: running strategies on one workload, comparing them fairly, plotting."""

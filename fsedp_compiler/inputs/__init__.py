@@ -1,0 +1,1 @@
+"""What users bring: model specs, targets (TOML and presets), routing traces, Hugging Face configs."""

@@ -1,0 +1,171 @@
+"""`--strategy auto`: per MoE layer, the fastest plan that fits SRAM by the compiler's estimator.
+
+Every candidate strategy (FSE-DP, its ablations and the baselines; in dynamic mode FSE-DP and
+its ablations, the only strategies with routing-independent programs) is timed per MoE layer on
+the routing with the compiler's own estimator (`estimate.py`: the scheduler's plan or the
+baseline's task graphs, executed with the cost model), without lowering it. Layers are separated
+by barriers, so a program's time is the sum of its layers' and each layer can be chosen alone:
+the fastest candidate whose peak SRAM fits the chiplet wins (ties: the earlier candidate in
+`strategies.ALL` order, FSE-DP first). The chosen strategies are then compiled as usual and
+their layers spliced into one program (`automerge.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.passes import ModulePass
+
+from fsedp_compiler.bench.compare import binding, binding_text
+from fsedp_compiler.cost.model import CostModel
+from fsedp_compiler.errors import FsedpError
+from fsedp_compiler.cost.estimate import LayerEstimate, baseline_layer, fsedp_layer, fsedp_schedules
+from fsedp_compiler.pipeline.ir import require_target
+from fsedp_compiler.pipeline.layers import layer_contexts
+from fsedp_compiler.fsedp.ring import Ring
+from fsedp_compiler.inputs.traces import RoutingTrace
+from fsedp_compiler.fsedp.scheduler import Policy
+from fsedp_compiler.strategies import ALL, AUTO, BASELINES, FSEDP
+
+#: The synthetic routing a dynamic program's choice is estimated on when no trace is given.
+SYNTH_TOKENS, SYNTH_STEPS, SYNTH_SEED = 16, 4, 0
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One strategy's plan of one layer: its estimate and whether it fits the chiplet's SRAM."""
+
+    strategy: str
+    estimate: LayerEstimate
+    fits: bool
+
+    @property
+    def total_ns(self) -> int:
+        return self.estimate.total_ns
+
+    @property
+    def step_ns(self) -> float:
+        """Mean estimated step time (ns)."""
+        return self.total_ns / max(len(self.estimate.steps_ns), 1)
+
+    @property
+    def binds(self) -> str:
+        return binding(self.estimate.busy_fraction())
+
+    @property
+    def binds_text(self) -> str:
+        return binding_text(self.estimate.busy_fraction())
+
+
+@dataclass(frozen=True)
+class LayerChoice:
+    """The candidates of one MoE layer (in candidate order), the chosen one and the runner-up."""
+
+    layer: int
+    candidates: tuple[Candidate, ...]
+    chosen: Candidate
+    runner_up: Candidate | None
+
+    @property
+    def over_sram(self) -> list[Candidate]:
+        return [c for c in self.candidates if not c.fits]
+
+    @property
+    def ties(self) -> list[str]:
+        """Other candidates exactly as fast as the chosen one (it won by coming first)."""
+        return [c.strategy for c in self.candidates if c.fits and c is not self.chosen
+                and c.total_ns == self.chosen.total_ns]
+
+
+def choose(candidates: Sequence[Candidate]) -> tuple[Candidate, Candidate | None]:
+    """The fastest candidate that fits SRAM and the next fastest that fits (ties: the earlier in
+    `candidates`); an error when none fits."""
+    ranked = sorted((c for c in candidates if c.fits), key=lambda c: c.total_ns)  # stable: ties keep order
+    if not ranked:
+        raise FsedpError("no candidate plan fits the chiplet's SRAM: "
+                         + ", ".join(f"{c.strategy} peaks at {max(c.estimate.peak_bytes) / 2**20:.2f} MiB"
+                                     for c in candidates), field="--strategy")
+    return ranked[0], (ranked[1] if len(ranked) > 1 else None)
+
+
+def default_candidates(mode: str) -> tuple[str, ...]:
+    """Static: every strategy (FSE-DP, its ablations, the baselines); dynamic: FSE-DP and its ablations."""
+    return ALL if mode == "static" else tuple(FSEDP)
+
+
+def parse_candidates(text: str | None, mode: str) -> tuple[str, ...]:
+    """`--candidates a,b,c` (default: `default_candidates(mode)`), checked against the mode."""
+    if not text:
+        return default_candidates(mode)
+    names = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+    bad = [s for s in names if s not in ALL]
+    if bad or not names:
+        what = f"'{bad[0]}'" if bad else "(none)"
+        hint = " (auto chooses among them)" if AUTO in bad else ""
+        raise FsedpError(f"unknown candidate {what}{hint}; known: {', '.join(ALL)}", field="--candidates")
+    if mode != "static" and (static_only := [s for s in names if s in BASELINES]):
+        raise FsedpError(f"{static_only[0]} compiles static programs only: give --trace for a static program, "
+                         f"or leave the baselines out of --candidates", field="--candidates")
+    return tuple(s for s in ALL if s in names)  # candidate order decides ties: always ALL's
+
+
+def evaluate(module: ModuleOp, trace: RoutingTrace, candidates: Sequence[str], mode: str) -> list[LayerChoice]:
+    """Per MoE layer of a sharded module (after shard-experts), every candidate's estimate on
+    `trace`, and the choice. Dynamic mode adds the controller's latency to FSE-DP's steps."""
+    target = require_target(module, "auto")
+    contexts = layer_contexts(module)
+    positions = {index: pos for pos, index in enumerate(trace.layer_indices)}
+    capacity = target.chiplet.sram_bytes
+    rings = [Ring(r) for r in target.rings]  # R1's first; a policy with rings "one" keeps to it
+    out = []
+    for ctx in contexts:
+        index = ctx.spec.index
+        if index not in positions:
+            raise FsedpError(f"the trace has no routing for MoE layer {index}", field="--trace")
+        pos, plan = positions[index], ctx.plan
+        cost = CostModel(target, ctx.spec.dtype)
+        cands = []
+        for strategy in candidates:
+            if strategy in FSEDP:
+                policy = Policy(*FSEDP[strategy])
+                scheds = fsedp_schedules(ctx.spec, plan, rings, cost, policy, trace, pos)
+                est = fsedp_layer(scheds, plan, rings, cost, policy.trajectory, controller=mode == "dynamic")
+            else:
+                est = baseline_layer(strategy, ctx.spec, plan, target, trace, pos, moe_layers=len(contexts))
+            cands.append(Candidate(strategy, est, est.fits(capacity)))
+        try:
+            chosen, runner_up = choose(cands)
+        except FsedpError as err:
+            err.message = f"MoE layer {index}: {err.message}"
+            raise
+        out.append(LayerChoice(index, tuple(cands), chosen, runner_up))
+    return out
+
+
+def lower_picks(ctx: Context, module: ModuleOp, picks: dict[int, str],
+                passes_of: Callable[[str], list[ModulePass]]) -> ModuleOp:
+    """Compile each picked strategy (MoE layer -> strategy) from the sharded `module` (a clone
+    each; `passes_of` gives a strategy's passes after shard-experts) and splice the layers
+    together: one strategy's module as it is, several as `automerge.splice` joins them."""
+    from fsedp_compiler.pipeline.automerge import splice
+    from fsedp_compiler.pipeline.driver import run_passes
+
+    built: dict[str, ModuleOp] = {}
+    for strategy in dict.fromkeys(picks.values()):
+        clone = module.clone()
+        run_passes(ctx, clone, passes_of(strategy), verify_each=False, verify_at_end=False)
+        built[strategy] = clone
+    if len(built) == 1:
+        return next(iter(built.values()))
+    return splice(built, picks)
+
+
+def chosen_text(choices: Sequence[LayerChoice]) -> str:
+    """The choice in one word when every layer made the same (`tp`), else per layer (`1:tp 3:fsedp`)."""
+    picks = [c.chosen.strategy for c in choices]
+    if len(set(picks)) == 1:
+        return picks[0]
+    return " ".join(f"{c.layer}:{c.chosen.strategy}" for c in choices)
