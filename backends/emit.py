@@ -9,23 +9,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation
-from xdsl.passes import ModulePass
 
 from fsedp_compiler.baselines import placement
 from fsedp_compiler.dialects import dataflow as df
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.files.fileio import atomic_directory
-from fsedp_compiler.pipeline.ir import require_target, spec_from_module
+from fsedp_compiler.ir.modules import require_target, spec_from_module
 from fsedp_compiler.isa import ANY_ADDR, ANY_UNIT, CONDITIONS, CURRENT, INSTR_DTYPE, OPCODE, OPS, POLICIES, Program, neighbours, encode, record, sha256_hex, to_text
-from fsedp_compiler.pipeline.layers import layer_contexts, module_routing
-from fsedp_compiler.pipeline.layout import build_layouts, fsedp_placement, layouts_to_npz
+from fsedp_compiler.ir.layers import layer_contexts, module_routing
+from fsedp_compiler.ir.layout import build_layouts, fsedp_placement, layouts_to_npz
 from fsedp_compiler.inputs.traces import trace_bytes
 from fsedp_compiler.inputs.target import Target, target_to_json
 
@@ -231,15 +228,3 @@ def emit(module: ModuleOp, outdir: str, extra_files: dict[str, bytes] | None = N
                     "programs": files, "files": extras}
         (work / "program.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return manifest
-
-
-@dataclass(frozen=True)
-class EmitIsaPass(ModulePass):
-    """Write the per-chiplet instruction streams and program.json into `output-dir`."""
-
-    name = "emit-isa"
-
-    output_dir: str
-
-    def apply(self, ctx: Context, op: ModuleOp) -> None:
-        emit(op, self.output_dir)

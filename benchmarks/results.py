@@ -143,9 +143,9 @@ def _mib(n: int) -> str:
 
 
 def _best_strong(report: dict[str, Any], tokens: int) -> tuple[str, dict[str, Any] | None]:
-    """The fastest strong baseline whose plan fits SRAM (`fsedp_compiler.bench.compare`), named with the
+    """The fastest strong baseline whose plan fits SRAM (`fsedp_compiler.pipeline.compare`), named with the
     strong baselines left out for not fitting: `tp`, or `tp (ep-cache over SRAM)`; None when none fits."""
-    from fsedp_compiler.bench.compare import best_strong
+    from fsedp_compiler.pipeline.compare import best_strong
 
     pick = best_strong([r for r in report["rows"] if r["tokens"] == tokens], report["sram_capacity_bytes"])
     if pick.best is None:
@@ -161,7 +161,7 @@ def _vs(best: dict[str, Any] | None) -> str:
 
 def _winner(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The fastest plan of a group that fits SRAM (auto, a choice among plans, left out)."""
-    from fsedp_compiler.bench.compare import fastest
+    from fsedp_compiler.pipeline.compare import fastest
 
     best = fastest(rows).best
     if best is None:
@@ -184,7 +184,7 @@ def _est(r: dict[str, Any]) -> str:
 
 
 def _binds(r: dict[str, Any] | None) -> str:
-    from fsedp_compiler.bench.compare import binding_text
+    from fsedp_compiler.pipeline.compare import binding_text
 
     return "–" if r is None else binding_text(r["max_busy"])
 
@@ -305,7 +305,7 @@ def regime_section(reports: dict[str, dict[str, Any]]) -> list[str]:
                            f"{_mib(max(f['sram_peak_bytes']))} / "
                            f"{'–' if best is None else _mib(max(best['sram_peak_bytes']))} | "
                            f"{_est(f)} |")
-    from fsedp_compiler.bench.compare import binding
+    from fsedp_compiler.pipeline.compare import binding
 
     vs, wins, binds, energy, autos, ests = [], 0, Counter(), [], [], []
     for key, rep in reports.items():
@@ -362,7 +362,7 @@ def regime_map_section(reports: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def _kind(r: dict[str, Any]) -> str:
-    from fsedp_compiler.bench.compare import binding
+    from fsedp_compiler.pipeline.compare import binding
 
     return binding(r["max_busy"])
 

@@ -6,6 +6,8 @@
                     links = [[0, 1], [0, 2], [1, 3], [2, 3]], dram_at = [0, 1, 2, 3],
                     ring = [0, 1, 3, 2], chiplet = #chiplet.chiplet<...>, link = #chiplet.link<...>>
 
+and, when the target sets its [cost] table, a trailing `cost = #chiplet.cost<...>`.
+
 `ring` is the R1 virtual ring (DESIGN.md §1), a Hamiltonian cycle over `links`.
 Units as in `fsedp_compiler.inputs.target`: GB/s, ns, TOPS, MiB, pJ.
 """
@@ -22,14 +24,8 @@ from xdsl.parser import AttrParser
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import VerifyException
 
-from fsedp_compiler.inputs.target import (
-    DTYPES,
-    ChipletParams,
-    LinkParams,
-    Target,
-    ring_problem,
-    topology_problem,
-)
+from fsedp_compiler.inputs.target import DTYPES, ChipletParams, CostParams, LinkParams, Target
+from fsedp_compiler.inputs.topology import ring_problem, topology_problem
 
 SYSTEM_ATTR = "chiplet.system"
 
@@ -84,6 +80,9 @@ class _KeyValueAttr(ParametrizedAttribute):
     time so a bad value is reported at its file:line:col."""
 
     FIELDS: ClassVar[tuple[tuple[str, Callable[[AttrParser], Attribute]], ...]] = ()
+    #: Trailing fields that may be left out: (key, parse, default). Printed only when they differ
+    #: from the default, so adding one keeps the text of every attribute that leaves it out.
+    OPTIONAL: ClassVar[tuple[tuple[str, Callable[[AttrParser], Attribute], Callable[[], Attribute]], ...]] = ()
 
     @classmethod
     def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
@@ -96,6 +95,13 @@ class _KeyValueAttr(ParametrizedAttribute):
                 parser.parse_keyword(key, f" (field {i + 1} of {cls.name})")
                 parser.parse_punctuation("=")
                 values.append(parse_value(parser))
+            for key, parse_value, default in cls.OPTIONAL:
+                if parser.parse_optional_punctuation(",") is None:
+                    values.append(default())
+                    continue
+                parser.parse_keyword(key, f" (optional field of {cls.name})")
+                parser.parse_punctuation("=")
+                values.append(parse_value(parser))
         try:
             cls.check(values)
         except VerifyException as err:
@@ -104,7 +110,11 @@ class _KeyValueAttr(ParametrizedAttribute):
 
     def print_parameters(self, printer: Printer) -> None:
         printer.print_string("<")
-        for i, ((key, _), value) in enumerate(zip(self.FIELDS, self.parameters)):
+        keys = [key for key, _ in self.FIELDS] + [key for key, _, _ in self.OPTIONAL]
+        defaults = [None] * len(self.FIELDS) + [default() for _, _, default in self.OPTIONAL]
+        for i, (key, value, default) in enumerate(zip(keys, self.parameters, defaults)):
+            if default is not None and value == default:
+                continue
             printer.print_string(f"{', ' if i else ''}{key} = ")
             if isinstance(value, _KeyValueAttr):
                 printer.print_attribute(value)
@@ -223,6 +233,35 @@ class LinkAttr(_KeyValueAttr):
 
 
 @irdl_attr_definition
+class CostAttr(_KeyValueAttr):
+    """The cost model's utilisation knobs (a target's [cost] table): FFN ops charged at least
+    `min_tokens` token slots plus `op_overhead_ns`; the dynamic scheduler's ns per active expert."""
+
+    name = "chiplet.cost"
+
+    min_tokens: IntAttr
+    op_overhead_ns: IntAttr
+    scheduler_ns_per_expert: IntAttr
+
+    FIELDS = (("min_tokens", _parse_int), ("op_overhead_ns", _parse_int), ("scheduler_ns_per_expert", _parse_int))
+
+    @classmethod
+    def check(cls, values: Sequence[Attribute]) -> None:
+        min_tokens, overhead, per_expert = (_value(v) for v in values)
+        if min_tokens < 1:
+            raise VerifyException(f"min_tokens must be >= 1, got {min_tokens}")
+        if overhead < 0 or per_expert < 0:
+            raise VerifyException("op_overhead_ns and scheduler_ns_per_expert must be >= 0")
+
+    @staticmethod
+    def from_params(p: CostParams) -> CostAttr:
+        return CostAttr(IntAttr(p.min_tokens), IntAttr(p.op_overhead_ns), IntAttr(p.scheduler_ns_per_expert))
+
+    def params(self) -> CostParams:
+        return CostParams(self.min_tokens.data, self.op_overhead_ns.data, self.scheduler_ns_per_expert.data)
+
+
+@irdl_attr_definition
 class SystemAttr(_KeyValueAttr):
     """A chiplet system: topology, links, DRAM placement, the R1 virtual ring and parameters."""
 
@@ -236,6 +275,7 @@ class SystemAttr(_KeyValueAttr):
     ring: ArrayAttr[IntAttr]
     chiplet: ChipletAttr
     link: LinkAttr
+    cost: CostAttr
 
     FIELDS = (
         ("name", _parse_str),
@@ -247,10 +287,11 @@ class SystemAttr(_KeyValueAttr):
         ("chiplet", _parse_attr),
         ("link", _parse_attr),
     )
+    OPTIONAL = (("cost", _parse_attr, lambda: CostAttr.from_params(CostParams())),)
 
     @classmethod
     def check(cls, values: Sequence[Attribute]) -> None:
-        _, chiplets, _, links, dram_at, ring, chiplet, link = values
+        _, chiplets, _, links, dram_at, ring, chiplet, link, cost = values
         n = _value(chiplets)
         if n < 1:
             raise VerifyException(f"chiplets must be >= 1, got {n}")
@@ -270,6 +311,8 @@ class SystemAttr(_KeyValueAttr):
             raise VerifyException("chiplet must be a #chiplet.chiplet attribute")
         if not isinstance(link, LinkAttr):
             raise VerifyException("link must be a #chiplet.link attribute")
+        if not isinstance(cost, CostAttr):
+            raise VerifyException("cost must be a #chiplet.cost attribute")
 
     @staticmethod
     def from_target(t: Target) -> SystemAttr:
@@ -282,6 +325,7 @@ class SystemAttr(_KeyValueAttr):
             ArrayAttr([IntAttr(c) for c in t.ring]),
             ChipletAttr.from_params(t.chiplet),
             LinkAttr.from_params(t.link),
+            CostAttr.from_params(t.cost),
         )
 
     def target(self) -> Target:
@@ -294,6 +338,7 @@ class SystemAttr(_KeyValueAttr):
             ring=tuple(_value(self.ring)),
             chiplet=self.chiplet.params(),
             link=self.link.params(),
+            cost=self.cost.params(),
         )
 
 
@@ -306,4 +351,4 @@ def _value(attr: Attribute) -> Any:
     return attr
 
 
-Chiplet = Dialect("chiplet", [], [SystemAttr, ChipletAttr, LinkAttr])
+Chiplet = Dialect("chiplet", [], [SystemAttr, ChipletAttr, LinkAttr, CostAttr])

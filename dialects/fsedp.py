@@ -30,12 +30,12 @@ from fsedp_compiler.dialects.moe import LayerOp
 from fsedp_compiler.dialects.syntax import KeywordSyntax, dense, int_attr
 from fsedp_compiler.inputs.model import MoeLayerSpec
 from fsedp_compiler.inputs.traces import RoutingTrace
-from fsedp_compiler.fsedp.scheduler import DIRECTIONS, ORDERS
-from fsedp_compiler.fsedp.ring import TRAJECTORIES
+from fsedp_compiler.fsedp.policy import DIRECTIONS, ORDERS, RINGS, TRAJECTORIES
 from fsedp_compiler.fsedp.flowcontrol import MIN_BUFFERS, min_buffers
 from fsedp_compiler.fsedp.shardplan import ShardPlan
 from fsedp_compiler.strategies import BASELINES
-from fsedp_compiler.inputs.target import Target, ring_problem
+from fsedp_compiler.inputs.target import Target
+from fsedp_compiler.inputs.topology import ring_problem
 
 
 def enclosing_module(op: Operation) -> ModuleOp | None:
@@ -162,7 +162,7 @@ class StreamsOp(KeywordSyntax):
             raise VerifyException(f"direction must be one of {', '.join(DIRECTIONS)}")
         if self.prop_str("trajectory") not in TRAJECTORIES:
             raise VerifyException(f"trajectory must be one of {', '.join(TRAJECTORIES)}")
-        if self.prop_str("rings") not in ("all", "one"):
+        if self.prop_str("rings") not in RINGS:
             raise VerifyException("rings must be all or one")
         ring = tuple(self.prop_array("ring").tolist())
         target = module_target_of(self)

@@ -9,8 +9,8 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
 from fsedp_compiler.dialects.chiplet import SYSTEM_ATTR, SystemAttr
-from fsedp_compiler.inputs.target import resolve_target
-from fsedp_compiler.pipeline.layers import invalidate_after
+from fsedp_compiler.inputs.target_files import resolve_target
+from fsedp_compiler.ir.layers import invalidate_after
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,11 @@ from fsedp_compiler.dialects import dataflow as df
 from fsedp_compiler.dialects.dataflow import FIELDS
 from fsedp_compiler.dialects.fsedp import StaticScheduleOp
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.pipeline.ir import require_target
-from fsedp_compiler.pipeline.layers import LayerContext, layer_contexts
-from fsedp_compiler.pipeline.irrows import ir_row, stream_rows
+from fsedp_compiler.ir.modules import require_target
+from fsedp_compiler.ir.layers import LayerContext, layer_contexts
+from fsedp_compiler.ir.rows import ir_row, stream_rows
 from fsedp_compiler.isa import port_maps
-from fsedp_compiler.pipeline.layout import LayerLayout, build_layouts, fsedp_placement
+from fsedp_compiler.ir.layout import LayerLayout, build_layouts, fsedp_placement
 from fsedp_compiler.fsedp.ring import CCW, CW, SHORT, SHORT_CCW, directed_routes
 from fsedp_compiler.fsedp.scheduler import Stream, StepSchedule
 from fsedp_compiler.fsedp.streaming import StreamCounts, stream_counts

@@ -50,7 +50,7 @@ def _lower_baseline() -> type[ModulePass]:
 
 
 def _emit_isa() -> type[ModulePass]:
-    from fsedp_compiler.backends.emit import EmitIsaPass
+    from fsedp_compiler.passes.emit_isa import EmitIsaPass
 
     return EmitIsaPass
 

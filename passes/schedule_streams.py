@@ -9,12 +9,12 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 
-from fsedp_compiler.cost.model import CostModel
+from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.dialects.fsedp import DynamicScheduleOp, RoutingOp, StaticScheduleOp
 from fsedp_compiler.dialects.syntax import int_attr
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.pipeline.ir import require_target
-from fsedp_compiler.pipeline.layers import cached_trace, invalidate_after, layer_contexts, module_model
+from fsedp_compiler.ir.modules import require_target
+from fsedp_compiler.ir.layers import cached_trace, invalidate_after, layer_contexts, module_model
 from fsedp_compiler.fsedp.scheduler import StepRouting, schedule
 
 

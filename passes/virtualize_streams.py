@@ -11,10 +11,9 @@ from xdsl.rewriter import InsertPoint, Rewriter
 
 from fsedp_compiler.dialects.fsedp import ShardPlanOp, StreamsOp
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.pipeline.ir import require_target
-from fsedp_compiler.fsedp.ring import TRAJECTORIES
-from fsedp_compiler.fsedp.scheduler import DIRECTIONS, ORDERS
-from fsedp_compiler.pipeline.layers import invalidate_after
+from fsedp_compiler.ir.modules import require_target
+from fsedp_compiler.fsedp.policy import DIRECTIONS, ORDERS, RINGS, TRAJECTORIES
+from fsedp_compiler.ir.layers import invalidate_after
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,7 @@ class VirtualizeStreamsPass(ModulePass):
         if self.trajectory not in TRAJECTORIES:
             raise FsedpError(f"trajectory must be one of {', '.join(TRAJECTORIES)}, got '{self.trajectory}'",
                              field="trajectory")
-        if self.rings not in ("all", "one"):
+        if self.rings not in RINGS:
             raise FsedpError(f"rings must be all or one, got '{self.rings}'", field="rings")
         target = require_target(op, self.name)
         plans = [o for o in op.ops if isinstance(o, ShardPlanOp)]

@@ -57,8 +57,9 @@ def corpus(root: Path) -> Path:
     """Write the valid seeds into `root` (a model, a target, a trace, a routing dump, an HF config,
     a static program directory); returns `root`."""
     from fsedp_compiler.cli import main
-    from fsedp_compiler.pipeline.ir import load_model_spec
-    from fsedp_compiler.inputs.traces import save_trace, synth_trace
+    from fsedp_compiler.ir.modules import load_model_spec
+    from fsedp_compiler.inputs.traces import save_trace
+    from fsedp_compiler.inputs.trace_synth import synth_trace
 
     root.mkdir(parents=True, exist_ok=True)
     (root / "model.mlir").write_text(TINY_MLIR)
@@ -169,7 +170,7 @@ def preimport() -> None:
     """Import what the commands import lazily, once, so that every forked case starts warm."""
     import fsedp_compiler.commands.compile  # noqa: F401
     import fsedp_compiler.inputs.hf_import  # noqa: F401
-    import fsedp_compiler.pipeline.ir  # noqa: F401
+    import fsedp_compiler.ir.modules  # noqa: F401
     import fsedp_compiler.sim.manifest  # noqa: F401
     import fsedp_compiler.sim.run  # noqa: F401
     import fsedp_compiler.inputs.trace_import  # noqa: F401

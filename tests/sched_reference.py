@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fsedp_compiler.cost.model import CostModel
+from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.fsedp.ring import CCW, CW, Ring
 from fsedp_compiler.fsedp.scheduler import Policy, Stream, StepRouting, StepSchedule
 from fsedp_compiler.fsedp.shardplan import ShardPlan

@@ -15,12 +15,13 @@ from hypothesis import strategies as st
 from fsedp_compiler.baselines import BASELINES, Options, plan_layer
 from fsedp_compiler.baselines.common import StepRoute
 from fsedp_compiler.baselines.ep import ep_owner
-from fsedp_compiler.pipeline.ir import load_model_spec
+from fsedp_compiler.ir.modules import load_model_spec
 from fsedp_compiler.passes.shard_experts import auto_plan
 from fsedp_compiler.fsedp.ring import Ring
-from fsedp_compiler.inputs.traces import save_trace, synth_trace
-from fsedp_compiler.inputs.target import resolve_target
-from fsedp_compiler.cost.taskgraph import FFN, LOAD, SEND, execute, lower_bound
+from fsedp_compiler.inputs.traces import save_trace
+from fsedp_compiler.inputs.trace_synth import synth_trace
+from fsedp_compiler.inputs.target_files import resolve_target
+from fsedp_compiler.baselines.taskgraph import FFN, LOAD, SEND, execute, lower_bound
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = REPO / "examples" / "models" / "tiny-moe.mlir"
@@ -189,7 +190,7 @@ def test_tp_collectives_move_in_chunks(fsedpc, tmp_path: Path) -> None:
     """Large token groups cross each hop in chunks of CHUNK_TOKENS (pipelined), and the result
     is still exact."""
     from fsedp_compiler.baselines.collectives import CHUNK_TOKENS
-    from fsedp_compiler.cost.taskgraph import REDUCE, TOKSEND
+    from fsedp_compiler.baselines.taskgraph import REDUCE, TOKSEND
 
     t, plan, trace, graphs = _graphs("tp", "paper-2x2", 160, "zipf:1.5", 2)
     token_bytes = SPEC.moe[0].d_model * 2
@@ -209,7 +210,7 @@ def test_tp_gathers_and_reduces_each_token_once_per_step(target: str) -> None:
     partial outputs cross N-1 hops once, summed over its experts; tp-per-expert moves each token
     once per active expert it is routed to."""
     from fsedp_compiler.isa import ALL_EXPERTS
-    from fsedp_compiler.cost.taskgraph import REDUCE, TOKSEND
+    from fsedp_compiler.baselines.taskgraph import REDUCE, TOKSEND
 
     for strategy in ("tp", "tp-per-expert"):
         t, plan, trace, graphs = _graphs(strategy, target, 40, "zipf:1.0", 4)
@@ -237,7 +238,7 @@ def test_tp_gathers_and_reduces_each_token_once_per_step(target: str) -> None:
 
 
 def test_fsedp_reads_each_active_shard_once_and_fullring_visits_every_chiplet() -> None:
-    from fsedp_compiler.cost.model import CostModel
+    from fsedp_compiler.costmodel import CostModel
     from fsedp_compiler.fsedp.scheduler import Policy, StepRouting, schedule
     from fsedp_compiler.fsedp.streaming import trajectories
 

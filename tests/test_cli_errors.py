@@ -67,7 +67,7 @@ def test_sigint_exits_130(tmp_path: Path) -> None:
     import time
 
     out = tmp_path / "t.npz"
-    code = ("import time, fsedp_compiler.inputs.traces as r; from fsedp_compiler.cli import main\n"
+    code = ("import time, fsedp_compiler.inputs.trace_synth as r; from fsedp_compiler.cli import main\n"
             "real = r.synth_trace\n"
             "def slow(*a, **k):\n    print('ready', flush=True); time.sleep(30); return real(*a, **k)\n"
             "r.synth_trace = slow\n"

@@ -10,15 +10,16 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fsedp_compiler.cost.model import CostModel
-from fsedp_compiler.crosscheck.instance import Instance, solve
+from fsedp_compiler.costmodel import CostModel
+from fsedp_compiler.crosscheck.instance import Instance
+from fsedp_compiler.crosscheck.model import solve
 from fsedp_compiler.crosscheck.report import explain_violation, random_instances
 from fsedp_compiler.inputs.model import MoeLayerSpec
 from fsedp_compiler.fsedp.ring import Ring
 from fsedp_compiler.fsedp.scheduler import StepRouting
 from fsedp_compiler.fsedp.shardplan import ShardPlan
 from fsedp_compiler.fsedp.streaming import FFN, LOAD
-from fsedp_compiler.inputs.target import load_preset, parse_target_toml
+from fsedp_compiler.inputs.target_files import load_preset, parse_target_toml
 
 from test_simulator import TOML  # tests/ is on sys.path (pytest rootdir-relative imports)
 
@@ -329,7 +330,7 @@ def test_real_step_is_verified_and_bounded() -> None:
     static bounds below the bound; a small work limit keeps it fast."""
     from fsedp_compiler.crosscheck.report import crosscheck
     from fsedp_compiler.crosscheck.steps import step_instances, synth_steps
-    from fsedp_compiler.pipeline.ir import load_model_spec
+    from fsedp_compiler.ir.modules import load_model_spec
 
     model = load_model_spec(str(REPO / "examples/models/tiny-moe.mlir"))
     target = load_preset("mesh-4x4")

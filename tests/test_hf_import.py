@@ -293,9 +293,9 @@ def test_cli_missing_file(cli_main: Any, tmp_path: Path,
 
 def test_cli_writes_a_module_that_reads_back(cli_main: Any, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    ir = pytest.importorskip("fsedp_compiler.pipeline.ir")
+    ir = pytest.importorskip("fsedp_compiler.ir.modules")
     if not hasattr(ir, "module_text_from_spec"):
-        pytest.skip("fsedp_compiler.pipeline.ir.module_text_from_spec not written yet")
+        pytest.skip("fsedp_compiler.ir.modules.module_text_from_spec not written yet")
     out = tmp_path / "model.mlir"
     src = str(HF / "jamba-v0.1.json")
     assert cli_main(["import-hf", src, "-o", str(out), "--layers", "6", "--name", "jamba"]) == 0

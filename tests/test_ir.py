@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.pipeline.ir import (
+from fsedp_compiler.ir.modules import (
     load_model_spec,
     module_from_spec,
     module_text_from_spec,
@@ -204,7 +204,7 @@ def test_pre_scan_agrees_with_xdsl_on_short_strings(body: str) -> None:
     enough for xDSL's backtracking to stay cheap)."""
     from xdsl.utils.mlir_lexer import MLIRLexer
 
-    from fsedp_compiler.pipeline.ir import check_string_literals
+    from fsedp_compiler.ir.modules import check_string_literals
 
     text = '"' + body
     xdsl_ok = MLIRLexer._unescaped_characters_regex.match(text) is not None
@@ -233,7 +233,7 @@ def test_verify_each_names_the_pass_that_broke_the_module() -> None:
 
     from fsedp_compiler.dialects.fsedp import StreamsOp
     from fsedp_compiler.errors import FsedpError
-    from fsedp_compiler.pipeline.ir import make_context, parse_module
+    from fsedp_compiler.ir.modules import make_context, parse_module
     from fsedp_compiler.passes.attach_target import AttachTargetPass
     from fsedp_compiler.pipeline.driver import run_passes
 

@@ -15,15 +15,16 @@ import pytest
 from fsedp_compiler.backends.emit import emit
 from fsedp_compiler.baselines import BASELINES
 from fsedp_compiler.bench.runner import restrict_model
-from fsedp_compiler.commands.compile import STRATEGIES, compile_passes
-from fsedp_compiler.cost.estimate import estimate_module
-from fsedp_compiler.pipeline.ir import load_model_spec, make_context, module_from_spec
+from fsedp_compiler.pipeline.compile import STRATEGIES, compile_passes
+from fsedp_compiler.pipeline.estimate import estimate_module
+from fsedp_compiler.ir.modules import load_model_spec, make_context, module_from_spec
 from fsedp_compiler.pipeline.driver import run_passes
-from fsedp_compiler.inputs.traces import load_trace, save_trace, synth_trace
+from fsedp_compiler.inputs.traces import load_trace, save_trace
+from fsedp_compiler.inputs.trace_synth import synth_trace
 from fsedp_compiler.sim.data import DataPlane
 from fsedp_compiler.sim.loader import load_outdir
 from fsedp_compiler.sim.run import simulate
-from fsedp_compiler.inputs.target import resolve_target
+from fsedp_compiler.inputs.target_files import resolve_target
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = restrict_model(load_model_spec(str(REPO / "examples" / "models" / "tiny-moe.mlir")), 1, True, None)
@@ -67,7 +68,7 @@ def test_machine_equals_estimator_on_every_strategy(target: str, tmp_path: Path)
 def test_static_and_dynamic_runs_do_the_same_work(tmp_path: Path) -> None:
     """Per MoE step the dynamic template, run by the controller against the scheduler's table,
     gives the engines exactly the work of the static ranges; only the controller's latency differs."""
-    from fsedp_compiler.cost.model import CostModel
+    from fsedp_compiler.costmodel import CostModel
     from fsedp_compiler.fsedp.scheduler import StepRouting, schedule
     from fsedp_compiler.fsedp.ring import Ring
     from fsedp_compiler.sim.firmware import decode_dynamic
@@ -115,8 +116,30 @@ def test_simulator_imports_no_compiler_internals() -> None:
     ms, modules = json.loads(out)
     forbidden = [m for m in modules if m.split(".")[0] == "xdsl" or m.startswith((
         "fsedp_compiler.passes", "fsedp_compiler.dialects", "fsedp_compiler.baselines", "fsedp_compiler.backends",
-        "fsedp_compiler.fsedp.streaming", "fsedp_compiler.cost.taskgraph", "fsedp_compiler.cost.estimate", "fsedp_compiler.pipeline.ir",
-        "fsedp_compiler.pipeline.layers", "networkx"))]
+        "fsedp_compiler.fsedp.streaming", "fsedp_compiler.baselines.taskgraph", "fsedp_compiler.pipeline.estimate", "fsedp_compiler.ir.modules",
+        "fsedp_compiler.ir.layers", "networkx"))]
     assert forbidden == []
     assert ms < 5000  # a sanity ceiling, not a benchmark (the README reports the measured figure)
 
+
+
+def test_the_targets_cost_knobs_reach_the_estimator_and_the_machine(tmp_path: Path) -> None:
+    """A target's [cost] table (min_tokens, op_overhead_ns) slows FFN ops for the compiler's
+    estimator and the machine alike: program.json carries it, and the two stay equal."""
+    base = (REPO / "examples" / "targets" / "paper-2x2.toml").read_text()
+    toml = tmp_path / "slow-array.toml"
+    toml.write_text(base.replace('name = "paper-2x2"', 'name = "slow-array"')
+                    + "\n[cost]\nmin_tokens = 64\nop_overhead_ns = 500\n")
+    path = tmp_path / "t.npz"
+    save_trace(synth_trace(SPEC, 8, 2, 4, "uniform", 0.0, 3), str(path))
+    times = {}
+    for target in ("paper-2x2", str(toml)):
+        module, out = build(tmp_path, "fsedp", target, path, Path(target).stem)
+        manifest = json.loads((out / "program.json").read_text())
+        loaded = load_outdir(str(out))
+        machine = simulate(loaded).metrics["makespan_ns"]
+        assert machine == estimate_module(module).makespan
+        times[target] = (machine, manifest["target"].get("cost"))
+    assert times["paper-2x2"][1] is None  # defaults leave program.json as it was
+    assert times[str(toml)][1] == {"min_tokens": 64, "op_overhead_ns": 500, "scheduler_ns_per_expert": 2}
+    assert times[str(toml)][0] > times["paper-2x2"][0]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fsedp_compiler.pipeline.ir import make_context, parse_module, print_module
+from fsedp_compiler.ir.modules import make_context, parse_module, print_module
 
 MODELS = sorted((Path(__file__).resolve().parent.parent / "examples" / "models").glob("*.mlir"))
 

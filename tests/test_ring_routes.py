@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fsedp_compiler.fsedp.ring import TRAJECTORIES, Ring, route, route_lengths, routes, short_routes, walk_order
+from fsedp_compiler.fsedp.policy import TRAJECTORIES
+from fsedp_compiler.fsedp.ring import Ring, route, route_lengths, routes, short_routes, walk_order
 
 
 @st.composite

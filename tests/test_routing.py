@@ -13,15 +13,9 @@ from hypothesis import strategies as st
 from fsedp_compiler.cli import main
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.inputs.model import ModelSpec, MoeLayerSpec
-from fsedp_compiler.inputs.traces import (
-    RoutingTrace,
-    load_trace,
-    parse_skew,
-    save_trace,
-    synth_trace,
-    trace_stats,
-    validate_trace,
-)
+from fsedp_compiler.inputs.trace_stats import trace_stats
+from fsedp_compiler.inputs.trace_synth import parse_skew, synth_trace
+from fsedp_compiler.inputs.traces import RoutingTrace, load_trace, save_trace, validate_trace
 
 TINY_MLIR = Path(__file__).resolve().parent.parent / "examples" / "models" / "tiny-moe.mlir"
 

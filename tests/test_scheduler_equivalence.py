@@ -13,14 +13,18 @@ from hypothesis import strategies as st
 
 import sched_reference as ref
 from fsedp_compiler.fsedp import scheduler
-from fsedp_compiler.cost.model import CostModel
+from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.inputs.model import MoeLayerSpec
-from fsedp_compiler.fsedp.ring import TRAJECTORIES, Ring
-from fsedp_compiler.fsedp.scheduler import (DIRECTIONS, ORDERS, Policy, StepRouting, StepSchedule, local_tokens,
+from fsedp_compiler.fsedp.policy import TRAJECTORIES
+from fsedp_compiler.fsedp.ring import Ring
+from fsedp_compiler.fsedp.policy import DIRECTIONS, ORDERS
+from fsedp_compiler.fsedp.scheduler import (Policy, StepRouting, StepSchedule, local_tokens,
                                       schedule, stream_link_bytes)
 from fsedp_compiler.fsedp.shardplan import ShardPlan, make_shard_plan
 from fsedp_compiler.fsedp.streaming import stream_counts, trajectories
-from fsedp_compiler.inputs.target import Target, resolve_target, topology_edges
+from fsedp_compiler.inputs.target import CostParams, Target
+from fsedp_compiler.inputs.target_files import resolve_target
+from fsedp_compiler.inputs.topology import topology_edges
 
 PRESETS = ["ring-8", "mesh-4x4", "paper-2x2", "torus-4x4", "hbm-8", "paper-4x4"]
 #: the old algorithm's policies (the per-shard policy is newer: tests/test_scheduler.py, test_per_shard.py)
@@ -48,8 +52,9 @@ def steps(draw, targets=st.sampled_from(PRESETS).map(resolve_target), max_tokens
                          top_k=top_k, num_shared=shared, d_ffn_shared=8 * g * n if shared else 0,
                          dtype=draw(st.sampled_from(["bf16", "int8"])))
     plan = make_shard_plan(layer, target, g, draw(st.integers(2, 8)))
-    cost = CostModel(target, layer.dtype, min_tokens=draw(st.integers(1, 4)),
-                     op_overhead_ns=draw(st.integers(0, 3)))
+    target = dataclasses.replace(target, cost=CostParams(min_tokens=draw(st.integers(1, 4)),
+                                                         op_overhead_ns=draw(st.integers(0, 3))))
+    cost = CostModel(target, layer.dtype)
     tokens = draw(st.integers(1, max_tokens_per_chiplet * n))
     rng = np.random.default_rng(draw(st.integers(0, 2**20)))
     # Zipf-skewed top-k like real routers (hot experts), tokens spread over the chiplets

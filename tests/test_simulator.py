@@ -11,13 +11,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fsedp_compiler.cost.model import CostModel
+from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.inputs.model import MoeLayerSpec
 from fsedp_compiler.fsedp.ring import CCW, CW, Ring
 from fsedp_compiler.fsedp.scheduler import StepSchedule, Stream
 from fsedp_compiler.fsedp.shardplan import ShardPlan
 from fsedp_compiler.fsedp.streaming import execute, trajectories
-from fsedp_compiler.inputs.target import parse_target_toml
+from fsedp_compiler.inputs.target_files import parse_target_toml
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = REPO / "examples" / "models" / "tiny-moe.mlir"
@@ -120,9 +120,10 @@ def small_models(draw):
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(small_models())
 def test_functional_equality_on_random_small_models(fsedpc, tmp_path_factory, case) -> None:
-    from fsedp_compiler.pipeline.ir import module_text_from_spec
+    from fsedp_compiler.ir.modules import module_text_from_spec
     from fsedp_compiler.inputs.model import DenseSpec, ModelSpec
-    from fsedp_compiler.inputs.traces import save_trace, synth_trace
+    from fsedp_compiler.inputs.traces import save_trace
+    from fsedp_compiler.inputs.trace_synth import synth_trace
 
     experts, top_k, shared, act, tokens, steps, seed, target, mode = case
     tmp = tmp_path_factory.mktemp("func")
@@ -215,8 +216,9 @@ def test_faults_are_clear_errors(fsedpc, tmp_path: Path) -> None:
 @pytest.mark.parametrize("strategy", ["fsedp", "fsedp-fullring", "fsedp-nocomp", "fsedp-fixeddir", "fsedp-unpaired"])
 @pytest.mark.parametrize("mode", ["static", "dynamic"])
 def test_fsedp_ablations_are_exact_and_move_what_they_should(fsedpc, tmp_path: Path, strategy: str, mode: str) -> None:
-    from fsedp_compiler.inputs.traces import load_trace, synth_trace, save_trace
-    from fsedp_compiler.pipeline.ir import load_model_spec
+    from fsedp_compiler.inputs.traces import load_trace, save_trace
+    from fsedp_compiler.inputs.trace_synth import synth_trace
+    from fsedp_compiler.ir.modules import load_model_spec
     from fsedp_compiler.fsedp.scheduler import StepRouting, local_tokens
     from fsedp_compiler.fsedp.shardplan import ShardPlan
 

@@ -9,15 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.inputs.target import (
-    boustrophedon_cycle,
-    load_preset,
-    parse_target_toml,
-    preset_names,
-    ring_problem,
-    search_hamiltonian_cycle,
-    topology_edges,
-)
+from fsedp_compiler.inputs.target_files import load_preset, parse_target_toml, preset_names
+from fsedp_compiler.inputs.topology import boustrophedon_cycle, ring_problem, search_hamiltonian_cycle, topology_edges
 
 BASE = """
 name = "t"
@@ -107,11 +100,41 @@ def _err(text: str) -> FsedpError:
         ("tops = { int8 = 8.0, bf16 = 4.0 }", "tops = { int8 = 8.0 }", "chiplet.tops.bf16: missing required field"),
         ("[link]", "[lnk]", "lnk: unknown field"),
         ('topology = "mesh:2x2"', 'topology = "links"\nlinks = [[0, 1], [2, 3]]', "links: topology is not connected"),
+        ("pj_per_bit = 0.3", "pj_per_bit = 0.3\n[cost]\nmin_tokens = 0", "cost.min_tokens: must be >= 1, got 0"),
+        ("pj_per_bit = 0.3", "pj_per_bit = 0.3\n[cost]\nop_overhead_ns = 1.5", "cost.op_overhead_ns: must be an integer"),
+        ("pj_per_bit = 0.3", "pj_per_bit = 0.3\n[cost]\nwarmup = 3", "cost.warmup: unknown field"),
+        ('name = "t"\n', 'name = "t"\ncost = 3\n', "cost: must be a table"),
     ],
 )
 def test_toml_errors_name_the_field(old: str, new: str, expected: str) -> None:
     assert old in BASE
     assert expected in str(_err(BASE.replace(old, new, 1)))
+
+
+def test_the_cost_table_reaches_the_module_and_round_trips_through_mlir_text() -> None:
+    """[cost] sets the cost model's knobs; the module attribute prints them only when set, so a
+    target without [cost] keeps its text."""
+    from fsedp_compiler.costmodel import CostModel
+    from fsedp_compiler.dialects.chiplet import SystemAttr
+    from fsedp_compiler.ir.modules import make_context
+    from xdsl.parser import Parser
+    from xdsl.printer import Printer
+    import io
+
+    plain = parse_target_toml(BASE, "t.toml")
+    tuned = parse_target_toml(BASE + "[cost]\nmin_tokens = 16\nop_overhead_ns = 40\n", "t.toml")
+    assert CostModel(plain).ffn_ns(1000, 1) < CostModel(tuned).ffn_ns(1000, 1)
+    assert (CostModel(tuned).min_tokens, CostModel(tuned).op_overhead_ns) == (16, 40)
+    texts = {}
+    for name, target in (("plain", plain), ("tuned", tuned)):
+        out = io.StringIO()
+        Printer(stream=out).print_attribute(SystemAttr.from_target(target))
+        texts[name] = out.getvalue()
+        parsed = Parser(make_context(), texts[name]).parse_attribute()
+        assert isinstance(parsed, SystemAttr) and parsed.target() == target
+    assert "cost" not in texts["plain"]
+    assert texts["tuned"].endswith(
+        "cost = #chiplet.cost<min_tokens = 16, op_overhead_ns = 40, scheduler_ns_per_expert = 2>>")
 
 
 def test_toml_syntax_error_has_line_and_column() -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from fsedp_compiler.isa import ALL_EXPERTS
 from fsedp_compiler.fsedp.ring import Ring
-from fsedp_compiler.cost.taskgraph import REDUCE, TOKSEND
+from fsedp_compiler.baselines.taskgraph import REDUCE, TOKSEND
 
 from fsedp_compiler.baselines.common import Builder, StepRoute
 

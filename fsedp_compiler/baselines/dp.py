@@ -12,7 +12,7 @@ each chiplet's own tokens where they are, so no token moves.
 
 from __future__ import annotations
 
-from fsedp_compiler.cost.taskgraph import SEND
+from fsedp_compiler.baselines.taskgraph import SEND
 
 from fsedp_compiler.baselines.common import Builder, StepRoute, paired_order
 

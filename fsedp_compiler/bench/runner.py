@@ -18,10 +18,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fsedp_compiler.bench.compare import binding, strong_summary
+from fsedp_compiler.pipeline.compare import binding, strong_summary
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.inputs.model import ModelSpec
-from fsedp_compiler.inputs.traces import RoutingTrace, load_trace, save_trace, synth_trace
+from fsedp_compiler.inputs.traces import RoutingTrace, load_trace, save_trace
+from fsedp_compiler.inputs.trace_synth import synth_trace
 
 #: Row fields written by `--json` (besides the breakdowns), in table order.
 ROW_KEYS = ("strategy", "tokens", "steps", "makespan_ns", "step_ns", "lower_bound_ns", "efficiency", "dram_bytes",
@@ -109,8 +110,8 @@ def trace_for(cfg: BenchConfig, tokens: int, chiplets: int, workdir: str) -> str
 def run_one(cfg: BenchConfig, strategy: str, trace_path: str, trace: RoutingTrace, outdir: str) -> dict[str, Any]:
     """Compile `strategy` for the trace into `outdir`, simulate it; the row (without ratios)."""
     from fsedp_compiler.backends.emit import emit
-    from fsedp_compiler.commands.compile import compile_auto, compile_passes
-    from fsedp_compiler.pipeline.ir import make_context, module_from_spec
+    from fsedp_compiler.pipeline.compile import compile_auto, compile_passes
+    from fsedp_compiler.ir.modules import make_context, module_from_spec
     from fsedp_compiler.pipeline.driver import run_passes, verify_each_default
     from fsedp_compiler.sim.data import DataPlane
     from fsedp_compiler.sim.loader import load_outdir
@@ -151,7 +152,7 @@ def scheduler_estimates(module: Any) -> dict[int, int]:
     """The scheduler's own step-time estimates (the schedule ops' `estimated_ns`), summed over the
     steps, per FSE-DP MoE layer of a static module (baseline layers have none)."""
     from fsedp_compiler.dialects.fsedp import StaticScheduleOp
-    from fsedp_compiler.pipeline.layers import layer_contexts
+    from fsedp_compiler.ir.layers import layer_contexts
 
     return {c.spec.index: int(c.schedule_op.prop_array("estimated_ns").sum())
             for c in layer_contexts(module) if isinstance(c.schedule_op, StaticScheduleOp)}
@@ -166,7 +167,7 @@ def estimate_ratio(estimated: dict[int, int], metrics: dict[str, Any]) -> float 
 def run_point(cfg: BenchConfig, tokens: int, strategy: str, workdir: str) -> dict[str, Any]:
     """One (tokens, strategy) row of `run_bench` without its ratios, computed alone (a sweep point):
     the same routing (synthesised from the same seed) and the same tool chain give the same row."""
-    from fsedp_compiler.inputs.target import resolve_target
+    from fsedp_compiler.inputs.target_files import resolve_target
 
     trace_path = trace_for(cfg, tokens, resolve_target(cfg.target).num_chiplets, workdir)
     return run_one(cfg, strategy, trace_path, load_trace(trace_path), os.path.join(workdir, f"{strategy}-{tokens}"))
@@ -184,7 +185,7 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
 
 def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Every (tokens, strategy) row; `progress(label)` is called before each run."""
-    from fsedp_compiler.inputs.target import resolve_target
+    from fsedp_compiler.inputs.target_files import resolve_target
 
     target = resolve_target(cfg.target)
     if cfg.trace:

@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def parse_strategies(text: str) -> tuple[str, ...]:
-    from fsedp_compiler.commands.compile import all_strategies
+    from fsedp_compiler.pipeline.compile import all_strategies
     from fsedp_compiler.errors import FsedpError
     from fsedp_compiler.strategies import NAMES
 
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from fsedp_compiler.console import make_console
     from fsedp_compiler.errors import FsedpError
     from fsedp_compiler.files.fileio import check_outputs, is_stdio, write_outputs
-    from fsedp_compiler.pipeline.ir import load_model_spec
+    from fsedp_compiler.ir.modules import load_model_spec
 
     if args.steps < 1:
         raise FsedpError(f"must be >= 1, got {args.steps}", field="--steps")
@@ -152,7 +152,7 @@ def to_csv(report: dict) -> str:
 def print_table(report: dict, console) -> None:
     from rich.table import Table
 
-    from fsedp_compiler.bench.compare import binding_text
+    from fsedp_compiler.pipeline.compare import binding_text
     from fsedp_compiler.console import human_bytes
 
     r0 = report["routing"]

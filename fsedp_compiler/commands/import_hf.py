@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_output_path(args.output)  # before any work
     spec = import_hf_config(args.config, args.layers, name=args.name)
-    from fsedp_compiler.pipeline.ir import module_text_from_spec  # lazy: keeps `fsedpc --help` free of xDSL start-up
+    from fsedp_compiler.ir.modules import module_text_from_spec  # lazy: keeps `fsedpc --help` free of xDSL start-up
 
     write_output(args.output, module_text_from_spec(spec))
     return 0

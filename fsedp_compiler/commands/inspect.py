@@ -8,7 +8,7 @@ import json
 from rich.table import Table
 
 from fsedp_compiler.console import human_bytes, human_count, make_console
-from fsedp_compiler.pipeline.ir import load_model_spec
+from fsedp_compiler.ir.modules import load_model_spec
 from fsedp_compiler.inputs.model import ModelSpec
 
 

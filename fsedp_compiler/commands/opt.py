@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         list_passes(sys.stdout)
         return 0
     from fsedp_compiler.files.fileio import check_output_path, display_name, read_text, write_output
-    from fsedp_compiler.pipeline.ir import make_context, parse_module, print_module
+    from fsedp_compiler.ir.modules import make_context, parse_module, print_module
     from fsedp_compiler.pipeline.driver import run_passes
 
     passes = _parse_pipeline(args.passes) if args.passes else ()
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _dump(title: str, module, generic: bool) -> None:
-    from fsedp_compiler.pipeline.ir import print_module
+    from fsedp_compiler.ir.modules import print_module
 
     sys.stderr.write(f"// -----// {title} //----- //\n{print_module(module, generic=generic)}\n")
 

@@ -8,7 +8,8 @@ import json
 from rich.table import Table
 
 from fsedp_compiler.console import make_console
-from fsedp_compiler.inputs.target import Target, preset_names, resolve_target
+from fsedp_compiler.inputs.target import Target
+from fsedp_compiler.inputs.target_files import preset_names, resolve_target
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load_model(path: str) -> Any:
-    from fsedp_compiler.pipeline.ir import load_model_spec  # lazy: pulls in xDSL
+    from fsedp_compiler.ir.modules import load_model_spec  # lazy: pulls in xDSL
 
     return load_model_spec(path)
 
@@ -87,7 +87,8 @@ def _written(output: str) -> str:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from fsedp_compiler.inputs.traces import save_trace, synth_trace
+    from fsedp_compiler.inputs.traces import save_trace
+    from fsedp_compiler.inputs.trace_synth import synth_trace
 
     check_output_path(args.output)  # before any work
     model = _load_model(args.model)
@@ -128,7 +129,8 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from fsedp_compiler.inputs.traces import load_trace, trace_stats
+    from fsedp_compiler.inputs.traces import load_trace
+    from fsedp_compiler.inputs.trace_stats import trace_stats
 
     stats = trace_stats(load_trace(args.trace))
     if args.json:

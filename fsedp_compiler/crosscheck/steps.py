@@ -12,12 +12,13 @@ gap solve is cut short by the work limit and reads [best found, bound].
 
 from __future__ import annotations
 
-from fsedp_compiler.cost.model import CostModel
+from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.crosscheck.instance import Instance
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.inputs.model import ModelSpec, MoeLayerSpec
 from fsedp_compiler.fsedp.ring import Ring
-from fsedp_compiler.inputs.traces import RoutingTrace, synth_trace
+from fsedp_compiler.inputs.traces import RoutingTrace
+from fsedp_compiler.inputs.trace_synth import synth_trace
 from fsedp_compiler.fsedp.scheduler import StepRouting
 from fsedp_compiler.fsedp.shardplan import ShardPlan, make_shard_plan
 from fsedp_compiler.inputs.target import Target

@@ -61,12 +61,6 @@ class Ring:
         raise ValueError("empty member set")
 
 
-#: How a shard's trajectory is chosen. `nearest` is FSE-DP (R2: enter S_e at the first member
-#: reached from the DRAM home, visit each member once, stop at the last); the others are the
-#: ablations of `fsedpc compile --strategy`: `fullring` (every shard walks the whole ring, as in
-#: the FSE-DP authors' simulator) and `single-entry` (all of an expert's shards enter S_e at one
-#: member, the first after ring position 0: no complementary streams).
-TRAJECTORIES = ("nearest", "fullring", "single-entry")
 
 
 def route(ring: Ring, home: int, members: int, direction: int, rule: str = "nearest") -> tuple[int, int]:

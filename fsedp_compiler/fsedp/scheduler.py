@@ -34,15 +34,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fsedp_compiler.cost.model import PACKET_BYTES, CostModel
+from fsedp_compiler.costmodel import PACKET_BYTES, CostModel
 from fsedp_compiler.fsedp.flowcontrol import min_buffers
 from fsedp_compiler.fsedp.ring import CCW, CW, SHORT, SHORT_CCW, Ring, route_lengths, routes, walk_order
 from fsedp_compiler.fsedp.shardplan import ShardPlan
 
-ORDERS = ("paired", "work", "id")
-#: per-shard: each expert clockwise, counter-clockwise or SHORT (every shard the shorter way from its
-#: home), whichever keeps the busiest link lowest; balanced: per expert only (round 1); cw: one way
-DIRECTIONS = ("per-shard", "balanced", "cw")
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from fsedp_compiler.cost.model import PACKET_BYTES, CostModel
+from fsedp_compiler.costmodel import PACKET_BYTES, CostModel
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.fsedp.flowcontrol import Pools, bubble_home, network_of
 from fsedp_compiler.fsedp.ring import Ring, directed_routes

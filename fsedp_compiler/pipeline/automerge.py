@@ -21,7 +21,7 @@ from xdsl.ir import Operation
 from xdsl.rewriter import InsertPoint, Rewriter
 
 from fsedp_compiler.dialects import dataflow as df
-from fsedp_compiler.pipeline.layers import LayerContext, layer_contexts
+from fsedp_compiler.ir.layers import LayerContext, layer_contexts
 
 _LOADS = [df.KINDS.index("load"), df.KINDS.index("loads")]
 

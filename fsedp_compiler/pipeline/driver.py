@@ -16,7 +16,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.pipeline.ir import verify_module
+from fsedp_compiler.ir.modules import verify_module
 
 
 def verify_each_default() -> bool:

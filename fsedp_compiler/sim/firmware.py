@@ -13,7 +13,7 @@ of each home's shards and applied to all of them: the same result, O(homes x pat
 
 from __future__ import annotations
 
-from fsedp_compiler.cost.model import CostModel
+from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.isa import (
     ANY_ADDR,
     ANY_UNIT,

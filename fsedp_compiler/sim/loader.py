@@ -24,7 +24,8 @@ from fsedp_compiler.inputs.model import DTYPE_BYTES, MATRICES, DenseSpec, MoeLay
 from fsedp_compiler.inputs.traces import RoutingTrace, load_trace
 from fsedp_compiler.fsedp.scheduler import Policy
 from fsedp_compiler.fsedp.shardplan import ShardPlan, dram_channels
-from fsedp_compiler.inputs.target import ChipletParams, LinkParams, Target, ring_problem, topology_problem
+from fsedp_compiler.inputs.target import ChipletParams, CostParams, LinkParams, Target
+from fsedp_compiler.inputs.topology import ring_problem, topology_problem
 
 if TYPE_CHECKING:  # the schema (pydantic) is imported when a directory is loaded, not before
     from fsedp_compiler.sim.manifest import Manifest
@@ -145,7 +146,8 @@ def manifest_target(m: Manifest, path: str) -> Target:
                                         dram_latency_ns=c.dram_latency_ns, dram_pj_per_bit=c.dram_pj_per_bit,
                                         sram_pj_per_bit=c.sram_pj_per_bit,
                                         pj_per_mac=tuple((d, getattr(c.pj_per_mac, d)) for d in dtypes)),
-                  link=LinkParams(t.link.gbps, t.link.latency_ns, t.link.pj_per_bit))
+                  link=LinkParams(t.link.gbps, t.link.latency_ns, t.link.pj_per_bit),
+                  cost=CostParams(**t.cost.model_dump()) if t.cost else CostParams())
 
 
 def _rings(m: Manifest, target: Target, path: str) -> tuple[tuple[int, ...], ...]:

@@ -68,6 +68,12 @@ class LinkModel(_Strict):
     pj_per_bit: NonNegFloat
 
 
+class CostKnobs(_Strict):
+    min_tokens: Annotated[int, Field(ge=1, le=1 << 20)] = 1
+    op_overhead_ns: Annotated[int, Field(ge=0, le=10**9)] = 0
+    scheduler_ns_per_expert: Annotated[int, Field(ge=0, le=10**9)] = 2
+
+
 class TargetModel(_Strict):
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     description: Annotated[str, StringConstraints(max_length=10_000)] = ""
@@ -81,6 +87,8 @@ class TargetModel(_Strict):
     """every virtual ring (the first is `ring`); absent: `ring` alone"""
     chiplet: ChipletModel
     link: LinkModel
+    cost: CostKnobs | None = None
+    """the cost model's knobs (the target's [cost] table); absent: the defaults"""
 
 
 #: Every strategy a layer can run (`fsedp_compiler/strategies.py`); a program is one of them or `auto`.

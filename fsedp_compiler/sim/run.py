@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from fsedp_compiler.cost.model import CostModel
+from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.isa import CURRENT, DENSE
 from fsedp_compiler.inputs.traces import RoutingTrace

@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from fsedp_compiler.bench.plots import _pyplot
-from fsedp_compiler.bench.compare import binding, fastest
+from fsedp_compiler.pipeline.compare import binding, fastest
 from fsedp_compiler.sweep.report import BINDS, axes, fmt, geomean, groups, numeric, sort_key, strategies, table_axes, value
 
 #: Axes preferred for heatmaps, first the hardware ones (what an architect varies), then the load.

@@ -24,7 +24,8 @@ from typing import Any
 
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.inputs.model import ModelSpec
-from fsedp_compiler.inputs.target import PRESET_PACKAGE, Target, parse_target_toml, preset_names, target_to_json
+from fsedp_compiler.inputs.target import Target, target_to_json
+from fsedp_compiler.inputs.target_files import PRESET_PACKAGE, parse_target_toml, preset_names
 from fsedp_compiler.sweep.spec import Grid, RoutingSpec, SweepSpec
 
 if sys.version_info >= (3, 11):
@@ -123,7 +124,7 @@ class Inputs:
 
                 self._models[value] = import_hf_config(str(p))
             else:
-                from fsedp_compiler.pipeline.ir import load_model_spec
+                from fsedp_compiler.ir.modules import load_model_spec
 
                 self._models[value] = load_model_spec(str(p))
         return self._models[value]

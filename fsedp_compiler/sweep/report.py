@@ -13,7 +13,7 @@ import re
 from collections import Counter, defaultdict
 from typing import Any
 
-from fsedp_compiler.bench.compare import TAIL, best_strong, binding, binding_text, fastest
+from fsedp_compiler.pipeline.compare import TAIL, best_strong, binding, binding_text, fastest
 from fsedp_compiler.sweep.store import latest, read_rows
 
 #: Row fields that describe the point (candidates for axes), in the order tables show them.

@@ -112,7 +112,7 @@ class RoutingSpec(BaseModel):
     @field_validator("skew")
     @classmethod
     def _skew(cls, value: str) -> str:
-        from fsedp_compiler.inputs.traces import parse_skew
+        from fsedp_compiler.inputs.trace_synth import parse_skew
 
         try:
             parse_skew(value)
@@ -309,7 +309,7 @@ def _resolve(axis: str, value: Any) -> list[Any]:
         if value is None or value == "default":
             return list(DEFAULT_STRATEGIES)
         if value == "all":
-            from fsedp_compiler.commands.compile import all_strategies
+            from fsedp_compiler.pipeline.compile import all_strategies
 
             return list(all_strategies())
         return list(value)

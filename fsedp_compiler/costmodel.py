@@ -8,7 +8,8 @@ long after the transfer ends); a resource can start its next transfer when occup
 Compute: an FFN op on T tokens with P weights does T·P MACs (2 ops each) at the chiplet's TOPS
 for the dtype. Low-batch utilisation model: the array is charged at least `min_tokens` token
 slots per op (a weight tile loaded for fewer tokens idles part of the array) plus a fixed
-`op_overhead_ns` (tile load and pipeline fill); both default to the optimistic 1 and 0.
+`op_overhead_ns` (tile load and pipeline fill); both default to the optimistic 1 and 0 and are set
+in the target's `[cost]` table (`inputs/target.py: CostParams`).
 """
 
 from __future__ import annotations
@@ -35,10 +36,21 @@ class CostModel:
 
     target: Target
     dtype: str = "bf16"
-    min_tokens: int = 1
-    op_overhead_ns: int = 0
-    #: Latency the controller's scheduler adds on the critical path per layer step (dynamic mode).
-    scheduler_ns_per_expert: int = 2
+
+    # The utilisation knobs come from the target (its [cost] table), so every user of the cost
+    # model (scheduler, estimator, machine, cross-check) sees the same ones.
+    @property
+    def min_tokens(self) -> int:
+        return self.target.cost.min_tokens
+
+    @property
+    def op_overhead_ns(self) -> int:
+        return self.target.cost.op_overhead_ns
+
+    @property
+    def scheduler_ns_per_expert(self) -> int:
+        """Latency the controller's scheduler adds on the critical path per active expert (dynamic mode)."""
+        return self.target.cost.scheduler_ns_per_expert
 
     # --- DRAM ---
     def dram_busy_ns(self, nbytes: int) -> int:

@@ -19,7 +19,7 @@ import heapq
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from fsedp_compiler.cost.model import CostModel
+from fsedp_compiler.costmodel import CostModel
 
 #: Task kinds (each becomes one instruction on `chiplet`, plus a receive on `peer` for transfers).
 LOAD, SEND, FFN, TOKSEND, REDUCE, ACC, FREE = "load", "send", "ffn", "toksend", "reduce", "acc", "free"
