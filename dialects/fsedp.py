@@ -61,6 +61,16 @@ def layer_of(op: Operation, index: int) -> MoeLayerSpec | None:
     return None
 
 
+def check_layer_exists(op: Operation) -> None:
+    """A per-layer op names its `moe.layer` by index: in a module, that layer must exist (an op
+    left for a layer the module no longer has is stale)."""
+    index = op.properties["layer"]
+    assert isinstance(index, IntegerAttr)
+    module = enclosing_module(op)
+    if module is not None and layer_of(op, index.value.data) is None:
+        raise VerifyException(f"layer {index.value.data}: the module has no moe.layer with this index")
+
+
 def shard_plan_of(op: Operation, index: int) -> ShardPlanOp | None:
     module = enclosing_module(op)
     if module is None:
@@ -105,6 +115,7 @@ class ShardPlanOp(KeywordSyntax):
         return ShardPlan(layer=layer, num_shards=self.prop_int("shards"), buffers=self.prop_int("buffers"), channels=chans)
 
     def verify_(self) -> None:
+        check_layer_exists(self)
         m, b = self.prop_int("shards"), self.prop_int("buffers")
         if m < 1:
             raise VerifyException(f"shards must be >= 1, got {m}")
@@ -156,6 +167,7 @@ class StreamsOp(KeywordSyntax):
                                             "trajectory": StringAttr(trajectory), "rings": StringAttr(rings)})
 
     def verify_(self) -> None:
+        check_layer_exists(self)
         if self.prop_str("order") not in ORDERS:
             raise VerifyException(f"R6: order must be one of {', '.join(ORDERS)}, got '{self.prop_str('order')}'")
         if self.prop_str("direction") not in DIRECTIONS:
@@ -221,6 +233,7 @@ class StaticScheduleOp(KeywordSyntax):
         return self.prop_array("members")[lo:hi], self.prop_array("tokens")[lo:hi]
 
     def verify_(self) -> None:
+        check_layer_exists(self)
         steps = self.prop_int("steps")
         off, ex = self.prop_array("offsets"), self.prop_array("experts")
         dirs, est = self.prop_array("directions"), self.prop_array("estimated_ns")
@@ -327,6 +340,9 @@ class DynamicScheduleOp(KeywordSyntax):
 
     layer = prop_def(IntegerAttr[I64])
 
+    def verify_(self) -> None:
+        check_layer_exists(self)
+
 
 @irdl_op_definition
 class BaselineOp(KeywordSyntax):
@@ -351,6 +367,7 @@ class BaselineOp(KeywordSyntax):
             "skip_single": int_attr(int(skip_single))})
 
     def verify_(self) -> None:
+        check_layer_exists(self)
         if self.prop_str("strategy") not in BASELINES:
             raise VerifyException(f"unknown baseline strategy '{self.prop_str('strategy')}'; "
                                   f"expected one of {', '.join(BASELINES)}")

@@ -255,3 +255,19 @@ def test_verify_each_names_the_pass_that_broke_the_module() -> None:
     with pytest.raises(FsedpError, match="verification failed after the pipeline: 'fsedp.streams' R1"):
         run_passes(ctx, parse_module(text, "m.mlir", ctx), [AttachTargetPass(target="paper-2x2"), BreakRing()],
                    verify_each=False)
+
+
+def test_a_per_layer_op_must_name_an_existing_moe_layer(fsedpc, tmp_path: Path) -> None:
+    """fsedp ops are tied to their moe.layer by its index: one naming a layer the module does not
+    have is an error at its line, not silently ignored."""
+    sharded = tmp_path / "sharded.mlir"
+    r = fsedpc("opt", str(EXAMPLES / "models" / "tiny-moe.mlir"), "-p", "attach-target{target=paper-2x2},shard-experts",
+               "-o", str(sharded))
+    assert r.code == 0, r.err
+    text = sharded.read_text()
+    line = next(i for i, l in enumerate(text.split("\n"), 1) if "fsedp.shard_plan layer 1 " in l)
+    bad = tmp_path / "bad.mlir"
+    bad.write_text(text.replace("fsedp.shard_plan layer 1 ", "fsedp.shard_plan layer 9 ", 1))
+    r = fsedpc("opt", str(bad), "-p", "lower-to-dataflow")
+    assert r.code == 2
+    assert f"bad.mlir:{line}:" in r.err and "layer 9: the module has no moe.layer with this index" in r.err
