@@ -387,8 +387,9 @@ def _per_shard(tables: list[_Tables], present: np.ndarray, active: np.ndarray, o
     balanced on it, each expert CW, CCW, SHORT or SHORT_CCW on any of the rings, balanced), the one
     with the least estimated time: the busiest of DRAM, compute (`other_bound`) and links, plus
     the longest trajectory's hops of one shard (the tail after the last loads). Ties: fewer
-    virtual networks. `tables` per ring (R1's first); rings whose extra networks would not fit
-    the buffers (R4) are left out. Returns the directions, rings and link bound."""
+    virtual networks, unless another tied plan relieves busy links (`_tie_break`). `tables` per
+    ring (R1's first); rings whose extra networks would not fit the buffers (R4) are left out.
+    Returns the directions, rings and link bound."""
     count = len(active)
     plan = tables[0].plan
     usable = [t for r, t in enumerate(tables) if plan.buffers >= min_buffers(2 * (r + 1))]
@@ -406,8 +407,28 @@ def _per_shard(tables: list[_Tables], present: np.ndarray, active: np.ndarray, o
         (shards, on_ring, shard_peaks,
          max(int(longest[on_ring[i]][i, way[d]]) for i, d in enumerate(shards))),
     )
-    best = min(plans, key=lambda p: max(other_bound, cost.link_busy_ns(p[2])) + p[3] * hop_ns)
+    scores = [max(other_bound, cost.link_busy_ns(p[2])) + p[3] * hop_ns for p in plans]
+    best = plans[_tie_break(scores, [cost.link_busy_ns(p[2]) for p in plans], other_bound)]
     return best[0], best[1], cost.link_busy_ns(best[2])
+
+
+#: Of plans with the same estimate, a later one (more directions) is taken when it lowers the
+#: busiest link by at least this fraction of the step's DRAM/compute bound, the links of the
+#: earlier one being at least half as busy as that bound: shards queue on a busy link, and a
+#: direction costs an escape slot (R4) that only pays where it spreads real load.
+LINK_RELIEF, LINK_BUSY = 0.1, 0.5
+
+
+def _tie_break(scores: list[int], link_ns: list[int], other_bound: int) -> int:
+    """The plan to take: the least estimate, fewer directions (the earlier plan) on ties unless a
+    tied plan relieves busy links (`LINK_RELIEF`)."""
+    first = min(range(len(scores)), key=scores.__getitem__)
+    tied = [i for i in range(len(scores)) if scores[i] == scores[first]]
+    relief = min(tied, key=lambda i: (link_ns[i], i))
+    bound = max(other_bound, 1)
+    if link_ns[first] >= LINK_BUSY * bound and link_ns[first] - link_ns[relief] >= LINK_RELIEF * bound:
+        return relief
+    return first
 
 
 
