@@ -1,0 +1,115 @@
+"""The per-shard policy's candidate plans and the greedy balances that build them.
+
+`per_shard` picks, of three plans (everything clockwise on R1's ring, whole experts balanced on
+it, each expert CW, CCW, SHORT or SHORT_CCW on any ring, balanced), the one with the least
+estimated time. The balances are sequential in the global order (each stream sees the streams
+before it), so they cost a few operations per stream: on short rings pure Python on lists (numpy's
+per-call overhead dominates there), on long ones numpy; both add the same integers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .costmodel import CostModel
+from .flowcontrol import min_buffers
+from .ring import CCW, CW, SHORT, SHORT_CCW
+from .schedtables import Tables, link_bytes, short_link_bytes
+
+
+def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ordered: list[int], rule: str,
+               cost: CostModel, other_bound: int) -> tuple[list[int], list[int], int]:
+    """The per-shard policy: of three plans (everything clockwise on R1's ring, whole experts
+    balanced on it, each expert CW, CCW, SHORT or SHORT_CCW on any of the rings, balanced), the one
+    with the least estimated time: the busiest of DRAM, compute (`other_bound`) and links, plus
+    the longest trajectory's hops of one shard (the tail after the last loads). Ties: fewer
+    virtual networks. `tables` per ring (R1's first); rings whose extra networks would not fit
+    the buffers (R4) are left out. Returns the directions, rings and link bound."""
+    count = len(active)
+    plan = tables[0].plan
+    usable = [t for r, t in enumerate(tables) if plan.buffers >= min_buffers(2 * (r + 1))]
+    link = [link_bytes(t, present, active, 2, rule) for t in usable]
+    shorts = [short_link_bytes(t, present, active, rule) for t in usable]
+    hop_ns = cost.link_ns(plan.max_shard_bytes)
+    cw = np.add.reduce(link[0][::2], axis=0)
+    balanced, peaks = balance(link[0], list(ordered))
+    shards, on_ring, shard_peaks = _balance_rings(link, [(s[0], s[1]) for s in shorts], ordered)
+    way = {CW: 0, CCW: 1, SHORT: 2, SHORT_CCW: 2}
+    longest = [s[2] for s in shorts]
+    plans = (
+        ([CW] * count, [0] * count, int(np.maximum.reduce(cw)), int(np.maximum.reduce(longest[0][:, 0]))),
+        (balanced, [0] * count, max(peaks), max(int(longest[0][i, way[d]]) for i, d in enumerate(balanced))),
+        (shards, on_ring, shard_peaks,
+         max(int(longest[on_ring[i]][i, way[d]]) for i, d in enumerate(shards))),
+    )
+    best = min(plans, key=lambda p: max(other_bound, cost.link_busy_ns(p[2])) + p[3] * hop_ns)
+    return best[0], best[1], cost.link_busy_ns(best[2])
+
+
+
+
+def _balance_rings(both: list[np.ndarray], short: list[tuple[np.ndarray, np.ndarray]],
+                   ordered: list[int]) -> tuple[list[int], list[int], int]:
+    """`_balance_shards` over several rings: each stream takes the (ring, direction) option that
+    keeps the busiest link of any ring lowest (ties: fewer bytes moved, the earlier ring, then CW,
+    CCW, SHORT, SHORT_CCW); O(R·A·N), one numpy evaluation of every option per stream. Returns
+    directions, rings and the busiest link's bytes."""
+    rings, n = len(both), both[0].shape[1]
+    ways = (CW, CCW, SHORT, SHORT_CCW)
+    # every option's bytes per link: [R, A, 4 ways, 2 directions, N]
+    opts = np.zeros((rings, both[0].shape[0] // 2, 4, 2, n), dtype=np.int64)
+    for r in range(rings):
+        arcs = both[r].reshape(-1, 2, n)
+        opts[r, :, 0, 0], opts[r, :, 1, 1] = arcs[:, 0], arcs[:, 1]
+        opts[r, :, 2], opts[r, :, 3] = short[r][0].reshape(-1, 2, n), short[r][1].reshape(-1, 2, n)
+    added = np.add.reduce(opts.reshape(*opts.shape[:3], -1), axis=3).tolist()  # [R][A][4]: bytes moved
+    load = np.zeros((rings, 2, n), dtype=np.int64)
+    peak = [0] * rings  # busiest link of each ring so far
+    direction = [CW] * len(ordered)
+    on_ring = [0] * len(ordered)
+    cand = np.empty((rings, 4, 2, n), dtype=np.int64)
+    for i in ordered:
+        np.add(load[:, None], opts[:, i], out=cand)
+        peaks = np.maximum.reduce(cand.reshape(rings, 4, -1), axis=2).tolist()
+        best = None
+        for r in range(rings):
+            others = max(peak[:r] + peak[r + 1:], default=0)
+            for w in range(4):
+                # SHORT_CCW equal to SHORT ties with it and loses on rank, as if not offered
+                key = (max(peaks[r][w], others), added[r][i][w], r, w)
+                if best is None or key < best:
+                    best = key
+        assert best is not None
+        _, _, r, w = best
+        load[r] += opts[r, i, w]
+        peak[r] = peaks[r][w]
+        direction[i], on_ring[i] = ways[w], r
+    return direction, on_ring, max(peak)
+
+
+
+def balance(both: np.ndarray, ordered: list[int]) -> tuple[list[int], tuple[int, int]]:
+    """Directions in the global order: each stream takes the direction whose busiest link stays
+    lowest given the streams before it (ties: less load so far, then clockwise); O(A·N), a few
+    numpy calls per stream. `both` holds each expert's link bytes clockwise (row 2a) and
+    counter-clockwise (2a + 1); returns the directions and each direction's busiest link bytes."""
+    n = both.shape[1]
+    arcs = both.reshape(-1, 2, n)[ordered]  # in the global order
+    totals = np.add.reduce(arcs, axis=2).tolist()
+    direction = [CW] * len(ordered)
+    sum_cw = sum_ccw = 0
+    load = np.zeros((2, n), dtype=np.int64)  # bytes per link so far, clockwise and counter-
+    nxt = np.empty((2, n), dtype=np.int64)
+    for i, arc, (total_cw, total_ccw) in zip(ordered, arcs, totals):
+        np.add(load, arc, out=nxt)
+        peak_cw, peak_ccw = np.maximum.reduce(nxt, axis=1).tolist()
+        if peak_cw < peak_ccw or (peak_cw == peak_ccw and sum_cw <= sum_ccw):
+            load[0] = nxt[0]
+            sum_cw += total_cw
+        else:
+            load[1] = nxt[1]
+            sum_ccw += total_ccw
+            direction[i] = CCW
+    peaks = np.maximum.reduce(load, axis=1).tolist()
+    return direction, (peaks[0], peaks[1])
+
