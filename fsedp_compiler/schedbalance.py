@@ -14,38 +14,61 @@ import numpy as np
 from .costmodel import CostModel
 from .flowcontrol import min_buffers
 from .ring import CCW, CW, SHORT, SHORT_CCW
-from .schedtables import Tables, link_bytes, short_link_bytes
+from .schedtables import Tables, arc_lengths, link_bytes, short_link_bytes
 
 
 def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ordered: list[int], rule: str,
-               cost: CostModel, other_bound: int) -> tuple[list[int], list[int], int]:
+              cost: CostModel, other_bound: int, prune: bool = True) -> tuple[list[int], list[int], int]:
     """The per-shard policy: of three plans (everything clockwise on R1's ring, whole experts
     balanced on it, each expert CW, CCW, SHORT or SHORT_CCW on any of the rings, balanced), the one
     with the least estimated time: the busiest of DRAM, compute (`other_bound`) and links, plus
     the longest trajectory's hops of one shard (the tail after the last loads). Ties: fewer
-    virtual networks. `tables` per ring (R1's first); rings whose extra networks would not fit
-    the buffers (R4) are left out. Returns the directions, rings and link bound."""
+    virtual networks (the earlier plan). `tables` per ring (R1's first); rings whose extra
+    networks would not fit the buffers (R4) are left out. Returns the directions, rings and link
+    bound.
+
+    `prune`: plans are built in order and a plan is not built when it provably cannot score
+    strictly lower than the best so far (the result is the same; `prune=False` builds all three,
+    tests compare). A plan's score is at least `other_bound` plus the hops of its longest
+    trajectory, and a stream's longest trajectory is at least its shortest option's: for the
+    balanced plan min(clockwise, counter-clockwise) on R1's ring, for the per-shard plan the
+    shorter way (never longer than either direction) on the best ring. The maximum over streams
+    of those minima is a floor of the plan's hop term."""
     count = len(active)
     plan = tables[0].plan
     usable = [t for r, t in enumerate(tables) if plan.buffers >= min_buffers(2 * (r + 1))]
-    link = [link_bytes(t, present, active, 2, rule) for t in usable]
-    shorts = [short_link_bytes(t, present, active, rule) for t in usable]
     hop_ns = cost.link_ns(plan.max_shard_bytes)
-    cw = np.add.reduce(link[0][::2], axis=0)
-    balanced, peaks = balance(link[0], list(ordered))
-    shards, on_ring, shard_peaks = _balance_rings(link, [(s[0], s[1]) for s in shorts], ordered)
+    link0 = link_bytes(usable[0], present, active, 2, rule)
+    arcs = [arc_lengths(t, present, active, rule) for t in usable]
+    longest = [a[2] for a in arcs]
+
+    def score(p: tuple[list[int], list[int], int, int]) -> int:
+        return max(other_bound, cost.link_busy_ns(p[2])) + p[3] * hop_ns
+
+    cw = np.add.reduce(link0[::2], axis=0)
+    best = ([CW] * count, [0] * count, int(np.maximum.reduce(cw)), int(np.maximum.reduce(longest[0][:, 0])))
+    best_score = score(best)
+    if prune:
+        first = longest[0]
+        floor_balanced = other_bound + int(np.maximum.reduce(np.minimum(first[:, 0], first[:, 1]))) * hop_ns
+        shortest = longest[0][:, 2] if len(longest) == 1 else np.minimum.reduce([h[:, 2] for h in longest])
+        floor_shards = other_bound + int(np.maximum.reduce(shortest)) * hop_ns
     way = {CW: 0, CCW: 1, SHORT: 2, SHORT_CCW: 2}
-    longest = [s[2] for s in shorts]
-    plans = (
-        ([CW] * count, [0] * count, int(np.maximum.reduce(cw)), int(np.maximum.reduce(longest[0][:, 0]))),
-        (balanced, [0] * count, max(peaks), max(int(longest[0][i, way[d]]) for i, d in enumerate(balanced))),
-        (shards, on_ring, shard_peaks,
-         max(int(longest[on_ring[i]][i, way[d]]) for i, d in enumerate(shards))),
-    )
-    best = min(plans, key=lambda p: max(other_bound, cost.link_busy_ns(p[2])) + p[3] * hop_ns)
+    if not prune or best_score > floor_balanced:
+        balanced, peaks = balance(link0, list(ordered))
+        candidate = (balanced, [0] * count, max(peaks),
+                     max(int(longest[0][i, way[d]]) for i, d in enumerate(balanced)))
+        if score(candidate) < best_score:
+            best, best_score = candidate, score(candidate)
+    if not prune or best_score > floor_shards:
+        link = [link0] + [link_bytes(t, present, active, 2, rule) for t in usable[1:]]
+        shorts = [short_link_bytes(t, a[0], a[1]) for t, a in zip(usable, arcs)]
+        shards, on_ring, shard_peaks = _balance_rings(link, shorts, ordered)
+        candidate = (shards, on_ring, shard_peaks,
+                     max(int(longest[on_ring[i]][i, way[d]]) for i, d in enumerate(shards)))
+        if score(candidate) < best_score:
+            best = candidate
     return best[0], best[1], cost.link_busy_ns(best[2])
-
-
 
 
 def _balance_rings(both: list[np.ndarray], short: list[tuple[np.ndarray, np.ndarray]],

@@ -149,28 +149,33 @@ def link_bytes(tables: Tables, present: np.ndarray, active: np.ndarray, ways: in
 
 
 
-def short_link_bytes(tables: Tables, present: np.ndarray, active: np.ndarray,
-                      rule: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """[2A, N] bytes each active expert sends over each link (walk index of the sender) when every
-    shard takes the shorter way round from its home, rows (a, cw), (a, ccw): equally long ways
-    clockwise (SHORT), then counter-clockwise (SHORT_CCW); and [A, 3] the most links any of its
-    shards walks clockwise, counter-clockwise and the shorter way."""
+def arc_lengths(tables: Tables, present: np.ndarray, active: np.ndarray,
+                rule: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Links each shard walks from its home: [2A, N] by the home's walk index, rows (a, cw),
+    (a, ccw); the [2A, N] bytes homed there; and [A, 3] the most links any of an expert's shards
+    walks clockwise, counter-clockwise and the shorter way (column 2 <= columns 0 and 1)."""
     n, count = present.shape[1], len(active)
     walk_members = present[:, tables.walk[2]].reshape(2 * count, n)
     lengths = route_lengths(walk_members, tables.directions[2][:2 * count], rule)  # by the home's walk index
     # clockwise walk index = ring position; counter-clockwise = N - 1 - position
     weights = tables.home_bytes[active, :2 * n].reshape(2 * count, n)
-    homed = weights > 0
+    homed = weights[0::2] > 0
     cw_len, ccw_len = lengths[0::2], lengths[1::2, ::-1]  # by ring position
-    longest = np.stack([np.maximum.reduce(np.where(homed[0::2], cw_len, 0), axis=1),
-                        np.maximum.reduce(np.where(homed[0::2], ccw_len, 0), axis=1),
-                        np.maximum.reduce(np.where(homed[0::2], np.minimum(cw_len, ccw_len), 0), axis=1)], axis=1)
+    longest = np.stack([np.maximum.reduce(np.where(homed, cw_len, 0), axis=1),
+                        np.maximum.reduce(np.where(homed, ccw_len, 0), axis=1),
+                        np.maximum.reduce(np.where(homed, np.minimum(cw_len, ccw_len), 0), axis=1)], axis=1)
+    return lengths, weights, longest
+
+
+def short_link_bytes(tables: Tables, lengths: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[2A, N] bytes each active expert sends over each link (walk index of the sender) when every
+    shard takes the shorter way round from its home, rows (a, cw), (a, ccw): equally long ways
+    clockwise (SHORT), then counter-clockwise (SHORT_CCW). `lengths`, `weights`: `arc_lengths`'."""
+    cw_len, ccw_len = lengths[0::2], lengths[1::2, ::-1]  # by ring position
     out = []
     for take_cw in (cw_len <= ccw_len, cw_len < ccw_len):
         part = weights.copy()
         part[0::2] *= take_cw
         part[1::2] *= ~take_cw[:, ::-1]
         out.append(walk_link_bytes(part, lengths, tables.exact))
-    return out[0], out[1], longest
-
-
+    return out[0], out[1]
