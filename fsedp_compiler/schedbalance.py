@@ -37,7 +37,7 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
     count = len(active)
     plan = tables[0].plan
     usable = [t for r, t in enumerate(tables) if plan.buffers >= min_buffers(2 * (r + 1))]
-    hop_ns = cost.link_ns(plan.max_shard_bytes)
+    hop_ns = tables[0].hop_ns
     link0 = link_bytes(usable[0], present, active, 2, rule)
     arcs = [arc_lengths(t, present, active, rule) for t in usable]
     longest = [a[2] for a in arcs]

@@ -14,7 +14,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .costmodel import CostModel
+from .costmodel import PACKET_BYTES, CostModel
 from .ring import CCW, CW, Ring, route_lengths, walk_order
 from .shardplan import ShardPlan
 
@@ -61,6 +61,18 @@ class Tables:
         self.pow2 = (np.int64(1) << np.arange(n, dtype=np.int64)) if n <= 62 else None
         self.exact = streams * m * plan.max_shard_bytes < 2**53  # float64 bincount sums exactly
         self._ffn: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * 2
+        homed = home_walk[:, :n] > 0
+        #: [S, N] whether the expert has bytes homed at each ring position; None: every expert everywhere
+        self.homed = None if homed.all() else homed
+        shard = plan.max_shard_bytes
+        # the cost model's constants of a step (`CostModel` is a pure function of the target)
+        self.dram_latency_ns = cost.dram_latency_ns
+        #: one shard's DRAM load, link transfer and first packet, and the latencies after them
+        self.shard_load_ns, self.shard_link_ns = cost.dram_busy_ns(shard), cost.link_busy_ns(shard)
+        self.packet_ns = cost.link_busy_ns(min(shard, PACKET_BYTES))
+        self.latency_ns = cost.dram_latency_ns + cost.link_latency_ns
+        #: one shard's hop, latency included (`per_shard`'s tail estimate)
+        self.hop_ns = cost.link_ns(shard)
 
     def ffn(self, shared: bool, rows: np.ndarray, tokens: int) -> np.ndarray:
         """[t] an expert's compute on a member with t local tokens (all M shards), for every t
@@ -159,12 +171,11 @@ def arc_lengths(tables: Tables, present: np.ndarray, active: np.ndarray,
     lengths = route_lengths(walk_members, tables.directions[2][:2 * count], rule)  # by the home's walk index
     # clockwise walk index = ring position; counter-clockwise = N - 1 - position
     weights = tables.home_bytes[active, :2 * n].reshape(2 * count, n)
-    homed = weights[0::2] > 0
     cw_len, ccw_len = lengths[0::2], lengths[1::2, ::-1]  # by ring position
-    longest = np.stack([np.maximum.reduce(np.where(homed, cw_len, 0), axis=1),
-                        np.maximum.reduce(np.where(homed, ccw_len, 0), axis=1),
-                        np.maximum.reduce(np.where(homed, np.minimum(cw_len, ccw_len), 0), axis=1)], axis=1)
-    return lengths, weights, longest
+    ways = np.stack((cw_len, ccw_len, np.minimum(cw_len, ccw_len)), axis=1)  # [A, 3, N]
+    if tables.homed is not None:  # lengths are >= 0: a home without bytes counts as 0
+        ways *= tables.homed[active][:, None, :]
+    return lengths, weights, np.maximum.reduce(ways, axis=2)
 
 
 def short_link_bytes(tables: Tables, lengths: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -32,11 +32,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .costmodel import PACKET_BYTES, CostModel
+from .costmodel import CostModel
 from .flowcontrol import min_buffers
 from .ring import CCW, CW, SHORT, Ring, routes
 from .schedbalance import balance, per_shard
-from .schedtables import link_bytes, tables_for
+from .schedtables import Tables, link_bytes, tables_for
 from .shardplan import ShardPlan
 
 ORDERS = ("paired", "work", "id")
@@ -164,18 +164,17 @@ def stream_link_bytes(ring: Ring, plan: ShardPlan, expert: int, members: int, di
 
 
 
-def _pipelined_ns(plan: ShardPlan, cost: CostModel, per_member: np.ndarray, present: np.ndarray,
-                  bounds: tuple[int, int, int]) -> int:
+def _pipelined_ns(tables: Tables, busiest: np.ndarray, bounds: tuple[int, int, int]) -> int:
     """A step's time as a pipeline of DRAM, link and compute stages: each stage's busy time plus what
     must happen before it starts (the first shard's load, its first packet's hop) and after it ends
-    (the last shard's remaining stages); the slowest of the three. Plus the DRAM and link latency."""
-    shard = plan.max_shard_bytes
-    ffn = int(per_member[present].max()) // plan.num_shards if present.any() else 0
-    load, link = cost.dram_busy_ns(shard), cost.link_busy_ns(shard)
-    packet = cost.link_busy_ns(min(shard, PACKET_BYTES))
+    (the last shard's remaining stages); the slowest of the three. Plus the DRAM and link latency.
+    `busiest`: each active expert's compute on its busiest member (all M shards)."""
+    # a non-member's compute is ffn_ns(0) = 0, so the busiest member of all is the busiest of S_e
+    ffn = int(np.maximum.reduce(busiest)) // tables.plan.num_shards
+    load, link, packet = tables.shard_load_ns, tables.shard_link_ns, tables.packet_ns
     dram_bound, link_bound, compute_bound = bounds
     slowest = max(dram_bound + link + ffn, load + link_bound + ffn, load + packet + compute_bound)
-    return slowest + cost.dram_latency_ns + cost.link_latency_ns
+    return slowest + tables.latency_ns
 
 
 @functools.lru_cache(maxsize=1024)
@@ -211,7 +210,8 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring | Sequence[Ring],
     compute = np.add.reduce(per_member, axis=0)
     channel_busy = np.add.reduce(tables.channel_busy[active], axis=0)
     # an expert's work: its busiest member's compute plus its share of DRAM time
-    work = np.maximum.reduce(per_member, axis=1) + tables.dram_share[active]
+    busiest = np.maximum.reduce(per_member, axis=1)
+    work = busiest + tables.dram_share[active]
 
     by_work = (-work).argsort(kind="stable")  # ties: expert id (active is ascending)
     if policy.order == "paired":
@@ -222,7 +222,7 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring | Sequence[Ring],
         ordered = list(range(count))
 
     present = rows > 0
-    dram_bound = int(np.maximum.reduce(channel_busy)) + cost.dram_latency_ns
+    dram_bound = int(np.maximum.reduce(channel_busy)) + tables.dram_latency_ns
     compute_bound = int(np.maximum.reduce(compute))
     on_ring = [0] * count
     # two virtual networks need a free slot each and one to load into (R4, flowcontrol.py)
@@ -253,7 +253,7 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring | Sequence[Ring],
     masks = (chosen @ tables.pow2).tolist() if tables.pow2 is not None else _bitmasks(chosen)
     streams = tuple(map(Stream, active[rank].tolist(), masks, [direction[i] for i in ordered],
                         map(tuple, rows[rank].tolist()), [on_ring[i] for i in ordered]))
-    estimate = _pipelined_ns(plan, cost, per_member, present, (dram_bound, link_bound, compute_bound))
+    estimate = _pipelined_ns(tables, busiest, (dram_bound, link_bound, compute_bound))
     return StepSchedule(routing.layer, routing.step, streams, estimate, (dram_bound, link_bound, compute_bound))
 
 
