@@ -14,7 +14,7 @@ import numpy as np
 from .costmodel import CostModel
 from .flowcontrol import min_buffers
 from .ring import CCW, CW, SHORT, SHORT_CCW
-from .schedtables import Tables, arc_lengths, link_bytes, short_link_bytes
+from .schedtables import Tables, arc_lengths, link_bytes_and_lengths, short_link_bytes
 
 
 def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ordered: list[int], rule: str,
@@ -38,9 +38,9 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
     plan = tables[0].plan
     usable = [t for r, t in enumerate(tables) if plan.buffers >= min_buffers(2 * (r + 1))]
     hop_ns = tables[0].hop_ns
-    link0 = link_bytes(usable[0], present, active, 2, rule)
-    arcs = [arc_lengths(t, present, active, rule) for t in usable]
-    longest = [a[2] for a in arcs]
+    link, lengths = zip(*(link_bytes_and_lengths(t, present, active, rule) for t in usable))
+    link0 = link[0]
+    weights, longest = zip(*(arc_lengths(t, h, active) for t, h in zip(usable, lengths)))
 
     def score(p: tuple[list[int], list[int], int, int]) -> int:
         return max(other_bound, cost.link_busy_ns(p[2])) + p[3] * hop_ns
@@ -57,15 +57,15 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
     if not prune or best_score > floor_balanced:
         balanced, peaks = balance(link0, list(ordered))
         candidate = (balanced, [0] * count, max(peaks),
-                     max(int(longest[0][i, way[d]]) for i, d in enumerate(balanced)))
+                     max(map(lambda row, d: row[way[d]], longest[0].tolist(), balanced)))
         if score(candidate) < best_score:
             best, best_score = candidate, score(candidate)
     if not prune or best_score > floor_shards:
-        link = [link0] + [link_bytes(t, present, active, 2, rule) for t in usable[1:]]
-        shorts = [short_link_bytes(t, a[0], a[1]) for t, a in zip(usable, arcs)]
-        shards, on_ring, shard_peaks = _balance_rings(link, shorts, ordered)
+        shorts = [short_link_bytes(t, h, w) for t, h, w in zip(usable, lengths, weights)]
+        shards, on_ring, shard_peaks = _balance_rings(list(link), shorts, ordered)
+        rows = [h.tolist() for h in longest]
         candidate = (shards, on_ring, shard_peaks,
-                     max(int(longest[on_ring[i]][i, way[d]]) for i, d in enumerate(shards)))
+                     max(map(lambda i, d: rows[on_ring[i]][i][way[d]], range(count), shards)))
         if score(candidate) < best_score:
             best = candidate
     return best[0], best[1], cost.link_busy_ns(best[2])

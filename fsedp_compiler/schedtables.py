@@ -130,9 +130,11 @@ def walk_link_bytes(weights: np.ndarray, lengths: np.ndarray, exact: bool) -> np
     return walked[:, :n] + walked[:, n:]  # the second lap of long arcs onto the first
 
 
-def nearest_link_bytes(tables: Tables, present: np.ndarray, active: np.ndarray, ways: int) -> np.ndarray:
+def nearest_link_bytes(tables: Tables, present: np.ndarray, active: np.ndarray, ways: int,
+                       lengths: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """[ways·A, N] bytes over each link (walk index of the sender) under the `nearest` rule, rows
-    interleaved by direction (`ways` = 1: clockwise only). O(A·N), a few numpy calls.
+    interleaved by direction (`ways` = 1: clockwise only), and with `lengths` (`ways` = 2) the
+    links each home walks (`route_lengths`'). O(A·N), a few numpy calls.
 
     A shard homed at walk index h walks from h to the last member strictly before h (ring.py),
     so link w carries every home's bytes except those of the homes in (w, next member after w]:
@@ -145,14 +147,22 @@ def nearest_link_bytes(tables: Tables, present: np.ndarray, active: np.ndarray, 
     seen = np.maximum.accumulate(doubled * tables.rev_rank, axis=1)
     after = seen[:, n - 1:2 * n - 1][:, ::-1]  # v = w + 1 for w = 0..N-1; first member in (w, w + N]
     prefix = tables.home_prefix[active, :2 * n * ways].reshape(rows, 2 * n)
-    return prefix[:, n - 1:n] - prefix.ravel()[tables.row_end[:rows] - after] + prefix[:, :n]
+    link = prefix[:, n - 1:n] - prefix.ravel()[tables.row_end[:rows] - after] + prefix[:, :n]
+    if not lengths:
+        return link, None
+    # The next member strictly after w is d = 2N - after[w] - w links on (1 <= d <= N). The last
+    # member strictly before a home, where its walk ends, is the next member after the same
+    # chiplet in the other direction's walk (walk index N - 1 - w there), d links back: the home
+    # walks N - d links (0 when it is the only member). Rows swap pairwise, columns reverse.
+    ahead = after + (tables.rev_rank[:n] - (n + 1))  # after[w] + w - N = N - d
+    return link, ahead.reshape(-1, 2, n)[:, ::-1, ::-1].reshape(rows, n)
 
 
 def link_bytes(tables: Tables, present: np.ndarray, active: np.ndarray, ways: int, rule: str) -> np.ndarray:
     """[ways·A, N] bytes each active expert sends over each link in walk order, interleaved by
     direction (`ways` = 2) or clockwise only (`ways` = 1), under a trajectory rule."""
     if rule == "nearest":
-        return nearest_link_bytes(tables, present, active, ways)
+        return nearest_link_bytes(tables, present, active, ways)[0]
     n, rows = present.shape[1], ways * len(active)
     walk_members = present[:, tables.walk[ways]].reshape(rows, n)
     lengths = route_lengths(walk_members, tables.directions[ways][:rows], rule)
@@ -160,22 +170,33 @@ def link_bytes(tables: Tables, present: np.ndarray, active: np.ndarray, ways: in
     return walk_link_bytes(weights, lengths, tables.exact)
 
 
+def link_bytes_and_lengths(tables: Tables, present: np.ndarray, active: np.ndarray,
+                           rule: str) -> tuple[np.ndarray, np.ndarray]:
+    """`link_bytes` both ways, and the links each shard walks from its home: [2A, N] by the home's
+    walk index, rows (a, cw), (a, ccw) (`route_lengths`')."""
+    if rule == "nearest":
+        link, lengths = nearest_link_bytes(tables, present, active, 2, lengths=True)
+        assert lengths is not None
+        return link, lengths
+    n, rows = present.shape[1], 2 * len(active)
+    walk_members = present[:, tables.walk[2]].reshape(rows, n)
+    lengths = route_lengths(walk_members, tables.directions[2][:rows], rule)
+    weights = tables.home_bytes[active, :2 * n].reshape(rows, n)
+    return walk_link_bytes(weights, lengths, tables.exact), lengths
 
-def arc_lengths(tables: Tables, present: np.ndarray, active: np.ndarray,
-                rule: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Links each shard walks from its home: [2A, N] by the home's walk index, rows (a, cw),
-    (a, ccw); the [2A, N] bytes homed there; and [A, 3] the most links any of an expert's shards
-    walks clockwise, counter-clockwise and the shorter way (column 2 <= columns 0 and 1)."""
-    n, count = present.shape[1], len(active)
-    walk_members = present[:, tables.walk[2]].reshape(2 * count, n)
-    lengths = route_lengths(walk_members, tables.directions[2][:2 * count], rule)  # by the home's walk index
+
+def arc_lengths(tables: Tables, lengths: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The [2A, N] bytes homed at each walk index, rows (a, cw), (a, ccw); and [A, 3] the most links
+    any of an expert's shards walks clockwise, counter-clockwise and the shorter way (column 2
+    <= columns 0 and 1). `lengths`: `link_bytes_and_lengths`'."""
+    n = lengths.shape[1]
     # clockwise walk index = ring position; counter-clockwise = N - 1 - position
-    weights = tables.home_bytes[active, :2 * n].reshape(2 * count, n)
+    weights = tables.home_bytes[active, :2 * n].reshape(lengths.shape)
     cw_len, ccw_len = lengths[0::2], lengths[1::2, ::-1]  # by ring position
     ways = np.stack((cw_len, ccw_len, np.minimum(cw_len, ccw_len)), axis=1)  # [A, 3, N]
     if tables.homed is not None:  # lengths are >= 0: a home without bytes counts as 0
         ways *= tables.homed[active][:, None, :]
-    return lengths, weights, np.maximum.reduce(ways, axis=2)
+    return weights, np.maximum.reduce(ways, axis=2)
 
 
 def short_link_bytes(tables: Tables, lengths: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
