@@ -46,13 +46,17 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
         return max(other_bound, cost.link_busy_ns(p[2])) + p[3] * hop_ns
 
     cw = np.add.reduce(link0[::2], axis=0)
-    best = ([CW] * count, [0] * count, int(np.maximum.reduce(cw)), int(np.maximum.reduce(longest[0][:, 0])))
+    first = longest[0]
+    # the most links of any stream clockwise, counter-clockwise and the shorter way, on R1's ring
+    most = np.maximum.reduce(first, axis=0).tolist()
+    best = ([CW] * count, [0] * count, int(np.maximum.reduce(cw)), most[0])
     best_score = score(best)
     if prune:
-        first = longest[0]
-        floor_balanced = other_bound + int(np.maximum.reduce(np.minimum(first[:, 0], first[:, 1]))) * hop_ns
-        shortest = longest[0][:, 2] if len(longest) == 1 else np.minimum.reduce([h[:, 2] for h in longest])
-        floor_shards = other_bound + int(np.maximum.reduce(shortest)) * hop_ns
+        # max over streams of min(clockwise, counter-clockwise): between most[2] and most[0]
+        either = most[0] if most[2] == most[0] else int(np.maximum.reduce(np.minimum(first[:, 0], first[:, 1])))
+        floor_balanced = other_bound + either * hop_ns
+        shortest = most[2] if len(longest) == 1 else int(np.maximum.reduce(np.minimum.reduce([h[:, 2] for h in longest])))
+        floor_shards = other_bound + shortest * hop_ns
     way = {CW: 0, CCW: 1, SHORT: 2, SHORT_CCW: 2}
     if not prune or best_score > floor_balanced:
         balanced, peaks = balance(link0, list(ordered))

@@ -231,7 +231,7 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring | Sequence[Ring],
         direction = [CW] * count
         link_bound = cost.link_busy_ns(int(np.maximum.reduce(np.add.reduce(link, axis=0))))
     elif policy.direction == "per-shard":
-        direction, on_ring, link_bound = per_shard([tables_for(plan, r, cost) for r in rings], present, active,
+        direction, on_ring, link_bound = per_shard([tables] + [tables_for(plan, r, cost) for r in rings[1:]], present, active,
                                                     ordered, policy.trajectory, cost, max(dram_bound, compute_bound))
     elif policy.direction == "balanced":
         # each expert's bytes on every link, both ways (rows 2a, 2a + 1), for the choice
@@ -248,11 +248,12 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring | Sequence[Ring],
     else:
         raise KeyError(policy.direction)
 
-    rank = np.asarray(ordered)
-    chosen = present[rank]
-    masks = (chosen @ tables.pow2).tolist() if tables.pow2 is not None else _bitmasks(chosen)
-    streams = tuple(map(Stream, active[rank].tolist(), masks, [direction[i] for i in ordered],
-                        map(tuple, rows[rank].tolist()), [on_ring[i] for i in ordered]))
+    # gathered in the global order as Python lists (a few numpy calls for any A)
+    masks = (present @ tables.pow2).tolist() if tables.pow2 is not None else _bitmasks(present)
+    ids, local = active.tolist(), rows.tolist()
+    streams = tuple(map(Stream, [ids[i] for i in ordered], [masks[i] for i in ordered],
+                        [direction[i] for i in ordered], [tuple(local[i]) for i in ordered],
+                        [on_ring[i] for i in ordered]))
     estimate = _pipelined_ns(tables, busiest, (dram_bound, link_bound, compute_bound))
     return StepSchedule(routing.layer, routing.step, streams, estimate, (dram_bound, link_bound, compute_bound))
 
