@@ -77,66 +77,71 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
 
 def _balance_rings(both: list[np.ndarray], short: list[tuple[np.ndarray, np.ndarray]],
                    ordered: list[int]) -> tuple[list[int], list[int], int]:
-    """`_balance_shards` over several rings: each stream takes the (ring, direction) option that
-    keeps the busiest link of any ring lowest (ties: fewer bytes moved, the earlier ring, then CW,
-    CCW, SHORT, SHORT_CCW); O(R·A·N), one numpy evaluation of every option per stream. Returns
-    directions, rings and the busiest link's bytes."""
+    """The per-shard plan's balance over several rings: each stream takes the (ring, direction)
+    option that keeps the busiest link of any ring lowest (ties: fewer bytes moved, the earlier
+    ring, then CW, CCW, SHORT, SHORT_CCW); O(R·A·N), one numpy evaluation of every option per
+    stream. Returns directions, rings and the busiest link's bytes."""
     rings, n = len(both), both[0].shape[1]
+    count = both[0].shape[0] // 2
     ways = (CW, CCW, SHORT, SHORT_CCW)
-    # every option's bytes per link: [R, A, 4 ways, 2 directions, N]
-    opts = np.zeros((rings, both[0].shape[0] // 2, 4, 2, n), dtype=np.int64)
+    # every option's bytes per link: [A, R, 4 ways, 2 directions, N], one stream's options contiguous
+    opts = np.zeros((count, rings, 4, 2, n), dtype=np.int64)
     for r in range(rings):
         arcs = both[r].reshape(-1, 2, n)
-        opts[r, :, 0, 0], opts[r, :, 1, 1] = arcs[:, 0], arcs[:, 1]
-        opts[r, :, 2], opts[r, :, 3] = short[r][0].reshape(-1, 2, n), short[r][1].reshape(-1, 2, n)
-    added = np.add.reduce(opts.reshape(*opts.shape[:3], -1), axis=3).tolist()  # [R][A][4]: bytes moved
-    load = np.zeros((rings, 2, n), dtype=np.int64)
+        opts[:, r, 0, 0], opts[:, r, 1, 1] = arcs[:, 0], arcs[:, 1]
+        opts[:, r, 2], opts[:, r, 3] = short[r][0].reshape(-1, 2, n), short[r][1].reshape(-1, 2, n)
+    opts = opts.reshape(count, rings, 4, 2 * n)
+    added = np.add.reduce(opts, axis=3).tolist()  # [A][R][4]: bytes moved
+    load = np.zeros((rings, 2 * n), dtype=np.int64)
+    spread = load[:, None, :]  # a view: every way's candidate adds to its ring's load
     peak = [0] * rings  # busiest link of each ring so far
     direction = [CW] * len(ordered)
     on_ring = [0] * len(ordered)
-    cand = np.empty((rings, 4, 2, n), dtype=np.int64)
+    cand = np.empty((rings, 4, 2 * n), dtype=np.int64)
+    order = range(4)
     for i in ordered:
-        np.add(load[:, None], opts[:, i], out=cand)
-        peaks = np.maximum.reduce(cand.reshape(rings, 4, -1), axis=2).tolist()
-        best = None
-        for r in range(rings):
-            others = max(peak[:r] + peak[r + 1:], default=0)
-            for w in range(4):
-                # SHORT_CCW equal to SHORT ties with it and loses on rank, as if not offered
-                key = (max(peaks[r][w], others), added[r][i][w], r, w)
-                if best is None or key < best:
-                    best = key
-        assert best is not None
+        np.add(spread, opts[i], out=cand)
+        peaks = np.maximum.reduce(cand, axis=2).tolist()
+        moved = added[i]
+        if rings == 1:  # no other ring: the key's busiest link is the way's own (bytes are >= 0)
+            best = min(zip(peaks[0], moved[0], (0, 0, 0, 0), order))
+        else:
+            keys = []
+            for r in range(rings):
+                others = max(peak[:r] + peak[r + 1:])
+                keys += zip([max(p, others) for p in peaks[r]], moved[r], (r, r, r, r), order)
+            # SHORT_CCW equal to SHORT ties with it and loses on rank, as if not offered
+            best = min(keys)
         _, _, r, w = best
-        load[r] += opts[r, i, w]
+        load[r] = cand[r, w]
         peak[r] = peaks[r][w]
         direction[i], on_ring[i] = ways[w], r
     return direction, on_ring, max(peak)
 
 
-
 def balance(both: np.ndarray, ordered: list[int]) -> tuple[list[int], tuple[int, int]]:
     """Directions in the global order: each stream takes the direction whose busiest link stays
-    lowest given the streams before it (ties: less load so far, then clockwise); O(A·N), a few
+    lowest given the streams before it (ties: less load so far, then clockwise); O(A·N), two
     numpy calls per stream. `both` holds each expert's link bytes clockwise (row 2a) and
     counter-clockwise (2a + 1); returns the directions and each direction's busiest link bytes."""
     n = both.shape[1]
-    arcs = both.reshape(-1, 2, n)[ordered]  # in the global order
-    totals = np.add.reduce(arcs, axis=2).tolist()
+    arcs = both.reshape(-1, 2 * n)[ordered]  # in the global order, clockwise half then counter-
+    totals = np.add.reduce(arcs.reshape(-1, 2, n), axis=2).tolist()
     direction = [CW] * len(ordered)
     sum_cw = sum_ccw = 0
-    load = np.zeros((2, n), dtype=np.int64)  # bytes per link so far, clockwise and counter-
-    nxt = np.empty((2, n), dtype=np.int64)
+    load = np.zeros(2 * n, dtype=np.int64)  # bytes per link so far, clockwise then counter-
+    nxt = np.empty(2 * n, dtype=np.int64)
+    load_cw, load_ccw, nxt_cw, nxt_ccw = load[:n], load[n:], nxt[:n], nxt[n:]
+    halves, busiest = np.asarray([0, n]), np.maximum.reduceat
     for i, arc, (total_cw, total_ccw) in zip(ordered, arcs, totals):
         np.add(load, arc, out=nxt)
-        peak_cw, peak_ccw = np.maximum.reduce(nxt, axis=1).tolist()
+        peak_cw, peak_ccw = busiest(nxt, halves).tolist()
         if peak_cw < peak_ccw or (peak_cw == peak_ccw and sum_cw <= sum_ccw):
-            load[0] = nxt[0]
+            load_cw[:] = nxt_cw
             sum_cw += total_cw
         else:
-            load[1] = nxt[1]
+            load_ccw[:] = nxt_ccw
             sum_ccw += total_ccw
             direction[i] = CCW
-    peaks = np.maximum.reduce(load, axis=1).tolist()
+    peaks = busiest(load, halves).tolist()
     return direction, (peaks[0], peaks[1])
-

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections import Counter
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sched_pershard_reference as frozen
+from fsedp_compiler import schedbalance, scheduler
 from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.model import MoeLayerSpec
-from fsedp_compiler.ring import TRAJECTORIES, Ring, route_lengths
+from fsedp_compiler.ring import CCW, CW, TRAJECTORIES, Ring, route_lengths
 from fsedp_compiler.schedtables import link_bytes, link_bytes_and_lengths, tables_for
 from fsedp_compiler.scheduler import DIRECTIONS, ORDERS, Policy, StepRouting, schedule
 from fsedp_compiler.shardplan import make_shard_plan
@@ -77,9 +79,21 @@ def bench_like_steps(n: int, experts: int, top_k: int, shared: int, tokens: int,
         yield plan, StepRouting(chosen, np.full(chosen.shape, 1.0 / top_k, np.float32), where, 0, step)
 
 
-def test_schedule_equals_the_frozen_scheduler_on_bench_sized_steps() -> None:
+def test_schedule_equals_the_frozen_scheduler_on_bench_sized_steps(monkeypatch) -> None:
     """Seeded steps with up to a hundred active experts, on rings, tori and fully connected
-    targets, links from slow (the links bind: no plan skipped) to fast (the first plan wins)."""
+    targets, links from slow (the links bind: no plan skipped) to fast (the first plan wins);
+    every plan wins somewhere, and plans are skipped (the frozen scheduler builds all three)."""
+    built: Counter[str] = Counter()
+    for name in ("balance", "_balance_rings", "per_shard"):
+        def counted(*args, _name=name, _f=getattr(schedbalance, name), **kwargs):
+            built[_name] += 1
+            out = _f(*args, **kwargs)
+            if _name == "per_shard":
+                built["won " + ("cw" if set(out[0]) == {CW} else "balanced" if set(out[0]) <= {CW, CCW} and
+                                not any(out[1]) else "per-shard")] += 1
+            return out
+        monkeypatch.setattr(schedbalance, name, counted)
+    monkeypatch.setattr(scheduler, "per_shard", schedbalance.per_shard)
     per_shard = [Policy(direction="per-shard"), Policy(direction="per-shard", order="id", trajectory="single-entry"),
                  Policy(direction="per-shard", trajectory="fullring")]
     shapes = [(8, 2, 0, 16), (64, 6, 1, 32), (96, 8, 1, 24)]
@@ -90,6 +104,8 @@ def test_schedule_equals_the_frozen_scheduler_on_bench_sized_steps() -> None:
         cost = CostModel(target)
         for plan, routing in bench_like_steps(target.num_chiplets, experts, top_k, shared, tokens, seed, target):
             check_all_policies(plan, cost, routing, per_shard)
+    assert built["won cw"] and built["won balanced"] and built["won per-shard"]
+    assert built["per_shard"] > max(built["balance"], built["_balance_rings"]) > 0
 
 
 @settings(max_examples=60, deadline=None)
