@@ -54,8 +54,9 @@ class Tables:
         #: each gathered row's direction
         self.directions = {1: np.full(streams, CW, dtype=np.int64),
                            2: np.tile(np.asarray([CW, CCW], dtype=np.int64), streams)}
-        #: rank + 1 of each column of a reversed doubled walk (0 marks "no member yet")
-        self.rev_rank = np.arange(1, 2 * n + 1, dtype=np.int64)
+        #: rank + 1 of each column of a reversed doubled walk (0 marks "no member yet"); int32: the
+        #: running max over [A, 2N] of it is ~3x faster than in int64 at N = 128
+        self.rev_rank = np.arange(1, 2 * n + 1, dtype=np.int32 if 2 * n < 2**31 else np.int64)
         #: per gathered row r, the flat index of the end of its doubled walk: r·2N + 2N
         self.row_end = (np.arange(1, 2 * streams + 1, dtype=np.int64) * (2 * n))[:, None]
         self.pow2 = (np.int64(1) << np.arange(n, dtype=np.int64)) if n <= 62 else None
