@@ -9,12 +9,17 @@ per-call overhead dominates there), on long ones numpy; both add the same intege
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from .costmodel import CostModel
 from .flowcontrol import min_buffers
 from .ring import CCW, CW, SHORT, SHORT_CCW
 from .schedtables import Tables, arc_lengths, link_bytes_and_lengths, short_link_bytes
+
+#: a candidate plan: directions, rings, busiest link's bytes, most links of one shard's trajectory
+Plan = tuple[list[int], list[int], int, int]
 
 
 def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ordered: list[int], rule: str,
@@ -27,13 +32,14 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
     networks would not fit the buffers (R4) are left out. Returns the directions, rings and link
     bound.
 
-    `prune`: plans are built in order and a plan is not built when it provably cannot score
-    strictly lower than the best so far (the result is the same; `prune=False` builds all three,
-    tests compare). A plan's score is at least `other_bound` plus the hops of its longest
-    trajectory, and a stream's longest trajectory is at least its shortest option's: for the
-    balanced plan min(clockwise, counter-clockwise) on R1's ring, for the per-shard plan the
-    shorter way (never longer than either direction) on the best ring. The maximum over streams
-    of those minima is a floor of the plan's hop term."""
+    `prune`: the least (score, plan index) wins, so a plan whose (floor, index) exceeds the best's
+    (score, index) so far cannot win and is not built (the result is the same; `prune=False`
+    builds all three, tests compare against the frozen scheduler). A plan's score is at least
+    `other_bound` plus the hops of its longest trajectory, and a stream's longest trajectory is
+    at least its shortest option's: for the balanced plan min(clockwise, counter-clockwise) on
+    R1's ring, for the per-shard plan the shorter way (never longer than either direction) on the
+    best ring; the maximum over streams of those minima bounds the plan's hop term from below.
+    The plan with the lower floor is built first."""
     count = len(active)
     plan = tables[0].plan
     usable = [t for r, t in enumerate(tables) if plan.buffers >= min_buffers(2 * (r + 1))]
@@ -42,36 +48,45 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
     link0 = link[0]
     weights, longest = zip(*(arc_lengths(t, h, active) for t, h in zip(usable, lengths)))
 
-    def score(p: tuple[list[int], list[int], int, int]) -> int:
+    def score(p: Plan) -> int:
         return max(other_bound, cost.link_busy_ns(p[2])) + p[3] * hop_ns
+
+    way = {CW: 0, CCW: 1, SHORT: 2, SHORT_CCW: 2}
+
+    def balanced() -> Plan:
+        directions, peaks = balance(link0, list(ordered))
+        return (directions, [0] * count, max(peaks),
+                max(map(lambda row, d: row[way[d]], longest[0].tolist(), directions)))
+
+    def shards() -> Plan:
+        shorts = [short_link_bytes(t, h, w) for t, h, w in zip(usable, lengths, weights)]
+        directions, on_ring, peak = _balance_rings(list(link), shorts, ordered)
+        rows = [h.tolist() for h in longest]
+        return (directions, on_ring, peak,
+                max(map(lambda i, d: rows[on_ring[i]][i][way[d]], range(count), directions)))
 
     cw = np.add.reduce(link0[::2], axis=0)
     first = longest[0]
     # the most links of any stream clockwise, counter-clockwise and the shorter way, on R1's ring
     most = np.maximum.reduce(first, axis=0).tolist()
-    best = ([CW] * count, [0] * count, int(np.maximum.reduce(cw)), most[0])
-    best_score = score(best)
+    best: Plan = ([CW] * count, [0] * count, int(np.maximum.reduce(cw)), most[0])
+    rank = (score(best), 0)  # a plan's (score, index): the least wins
+    later: list[tuple[int, int, Callable[[], Plan]]] = [(0, 1, balanced), (0, 2, shards)]
     if prune:
         # max over streams of min(clockwise, counter-clockwise): between most[2] and most[0]
-        either = most[0] if most[2] == most[0] else int(np.maximum.reduce(np.minimum(first[:, 0], first[:, 1])))
-        floor_balanced = other_bound + either * hop_ns
-        shortest = most[2] if len(longest) == 1 else int(np.maximum.reduce(np.minimum.reduce([h[:, 2] for h in longest])))
-        floor_shards = other_bound + shortest * hop_ns
-    way = {CW: 0, CCW: 1, SHORT: 2, SHORT_CCW: 2}
-    if not prune or best_score > floor_balanced:
-        balanced, peaks = balance(link0, list(ordered))
-        candidate = (balanced, [0] * count, max(peaks),
-                     max(map(lambda row, d: row[way[d]], longest[0].tolist(), balanced)))
-        if score(candidate) < best_score:
-            best, best_score = candidate, score(candidate)
-    if not prune or best_score > floor_shards:
-        shorts = [short_link_bytes(t, h, w) for t, h, w in zip(usable, lengths, weights)]
-        shards, on_ring, shard_peaks = _balance_rings(list(link), shorts, ordered)
-        rows = [h.tolist() for h in longest]
-        candidate = (shards, on_ring, shard_peaks,
-                     max(map(lambda i, d: rows[on_ring[i]][i][way[d]], range(count), shards)))
-        if score(candidate) < best_score:
-            best = candidate
+        either = most[0] if most[2] == most[0] else \
+            int(np.maximum.reduce(np.minimum(first[:, 0], first[:, 1])))
+        shortest = most[2] if len(longest) == 1 else \
+            int(np.maximum.reduce(np.minimum.reduce([h[:, 2] for h in longest])))
+        # the lower floor first: the plan it builds may let the other be skipped
+        later = sorted([(other_bound + either * hop_ns, 1, balanced),
+                        (other_bound + shortest * hop_ns, 2, shards)], key=lambda c: c[:2])
+    for floor, index, build in later:
+        if prune and (floor, index) > rank:  # its (score, index) >= (floor, index) > the best's
+            continue
+        candidate = build()
+        if (score(candidate), index) < rank:
+            best, rank = candidate, (score(candidate), index)
     return best[0], best[1], cost.link_busy_ns(best[2])
 
 
