@@ -35,10 +35,12 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
     `prune`: the least (score, plan index) wins, so a plan whose (floor, index) exceeds the best's
     (score, index) so far cannot win and is not built (the result is the same; `prune=False`
     builds all three, tests compare against the frozen scheduler). A plan's score is at least
-    `other_bound` plus the hops of its longest trajectory, and a stream's longest trajectory is
-    at least its shortest option's: for the balanced plan min(clockwise, counter-clockwise) on
-    R1's ring, for the per-shard plan the shorter way (never longer than either direction) on the
-    best ring; the maximum over streams of those minima bounds the plan's hop term from below.
+    the busiest of `other_bound` and the links plus the hops of its longest trajectory. Its
+    busiest link carries at least the average over the links of its rings of the bytes times
+    links its streams move, and a stream moves least, and walks its longest trajectory shortest,
+    with its least option: for the balanced plan min(clockwise, counter-clockwise) on R1's ring,
+    for the per-shard plan the shorter way (never longer than either direction) on the best
+    ring. Sums and maxima over streams of those minima bound the score from below (the floor).
     The plan with the lower floor is built first."""
     count = len(active)
     plan = tables[0].plan
@@ -46,7 +48,7 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
     hop_ns = tables[0].hop_ns
     link, lengths = zip(*(link_bytes_and_lengths(t, present, active, rule) for t in usable))
     link0 = link[0]
-    weights, longest = zip(*(arc_lengths(t, h, active) for t, h in zip(usable, lengths)))
+    weights, longest, moved = zip(*(arc_lengths(t, h, active) for t, h in zip(usable, lengths)))
 
     def score(p: Plan) -> int:
         return max(other_bound, cost.link_busy_ns(p[2])) + p[3] * hop_ns
@@ -78,9 +80,16 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
             int(np.maximum.reduce(np.minimum(first[:, 0], first[:, 1])))
         shortest = most[2] if len(longest) == 1 else \
             int(np.maximum.reduce(np.minimum.reduce([h[:, 2] for h in longest])))
+        # The busiest link carries at least the average: the bytes times links moved over the
+        # links of the plan's rings (2N each). A stream moves the least the shorter way round.
+        n = link0.shape[1]
+        totals = np.add.reduce(link0, axis=1)  # [2A]: each stream's bytes x links, cw and ccw
+        least = int(np.add.reduce(np.minimum(totals[0::2], totals[1::2])))
+        floor_balanced = max(other_bound, cost.link_busy_ns(-(-least // (2 * n)))) + either * hop_ns
+        least = int(np.add.reduce(moved[0] if len(moved) == 1 else np.minimum.reduce(moved)))
+        floor_shards = max(other_bound, cost.link_busy_ns(-(-least // (2 * n * len(usable))))) + shortest * hop_ns
         # the lower floor first: the plan it builds may let the other be skipped
-        later = sorted([(other_bound + either * hop_ns, 1, balanced),
-                        (other_bound + shortest * hop_ns, 2, shards)], key=lambda c: c[:2])
+        later = sorted([(floor_balanced, 1, balanced), (floor_shards, 2, shards)], key=lambda c: c[:2])
     for floor, index, build in later:
         if prune and (floor, index) > rank:  # its (score, index) >= (floor, index) > the best's
             continue

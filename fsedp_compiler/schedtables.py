@@ -186,10 +186,12 @@ def link_bytes_and_lengths(tables: Tables, present: np.ndarray, active: np.ndarr
     return walk_link_bytes(weights, lengths, tables.exact), lengths
 
 
-def arc_lengths(tables: Tables, lengths: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The [2A, N] bytes homed at each walk index, rows (a, cw), (a, ccw); and [A, 3] the most links
+def arc_lengths(tables: Tables, lengths: np.ndarray,
+                active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The [2A, N] bytes homed at each walk index, rows (a, cw), (a, ccw); [A, 3] the most links
     any of an expert's shards walks clockwise, counter-clockwise and the shorter way (column 2
-    <= columns 0 and 1). `lengths`: `link_bytes_and_lengths`'."""
+    <= columns 0 and 1); and [A] the bytes times links an expert moves when every shard takes
+    the shorter way (the least of any direction). `lengths`: `link_bytes_and_lengths`'."""
     n = lengths.shape[1]
     # clockwise walk index = ring position; counter-clockwise = N - 1 - position
     weights = tables.home_bytes[active, :2 * n].reshape(lengths.shape)
@@ -197,7 +199,7 @@ def arc_lengths(tables: Tables, lengths: np.ndarray, active: np.ndarray) -> tupl
     ways = np.stack((cw_len, ccw_len, np.minimum(cw_len, ccw_len)), axis=1)  # [A, 3, N]
     if tables.homed is not None:  # lengths are >= 0: a home without bytes counts as 0
         ways *= tables.homed[active][:, None, :]
-    return weights, np.maximum.reduce(ways, axis=2)
+    return weights, np.maximum.reduce(ways, axis=2), np.add.reduce(weights[0::2] * ways[:, 2], axis=1)
 
 
 def short_link_bytes(tables: Tables, lengths: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
