@@ -46,7 +46,7 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
     plan = tables[0].plan
     usable = [t for r, t in enumerate(tables) if plan.buffers >= min_buffers(2 * (r + 1))]
     hop_ns = tables[0].hop_ns
-    link, lengths = zip(*(link_bytes_and_lengths(t, present, active, rule) for t in usable))
+    link, lengths, after = zip(*(link_bytes_and_lengths(t, present, active, rule) for t in usable))
     link0 = link[0]
     weights, longest, moved = zip(*(arc_lengths(t, h, active) for t, h in zip(usable, lengths)))
 
@@ -61,7 +61,7 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
                 max(map(lambda row, d: row[way[d]], longest[0].tolist(), directions)))
 
     def shards() -> Plan:
-        shorts = [short_link_bytes(t, h, w) for t, h, w in zip(usable, lengths, weights)]
+        shorts = [short_link_bytes(t, h, w, a) for t, h, w, a in zip(usable, lengths, weights, after)]
         directions, on_ring, peak = _balance_rings(list(link), shorts, ordered)
         rows = [h.tolist() for h in longest]
         return (directions, on_ring, peak,

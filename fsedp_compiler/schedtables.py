@@ -132,10 +132,11 @@ def walk_link_bytes(weights: np.ndarray, lengths: np.ndarray, exact: bool) -> np
 
 
 def nearest_link_bytes(tables: Tables, present: np.ndarray, active: np.ndarray, ways: int,
-                       lengths: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+                       lengths: bool = False) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """[ways·A, N] bytes over each link (walk index of the sender) under the `nearest` rule, rows
-    interleaved by direction (`ways` = 1: clockwise only), and with `lengths` (`ways` = 2) the
-    links each home walks (`route_lengths`'). O(A·N), a few numpy calls.
+    interleaved by direction (`ways` = 1: clockwise only); with `lengths` (`ways` = 2) the links
+    each home walks (`route_lengths`'); and the sweep's `after` ([ways·A, N]: 2N - the first
+    member strictly after each walk index, on the doubled walk). O(A·N), a few numpy calls.
 
     A shard homed at walk index h walks from h to the last member strictly before h (ring.py),
     so link w carries every home's bytes except those of the homes in (w, next member after w]:
@@ -150,13 +151,13 @@ def nearest_link_bytes(tables: Tables, present: np.ndarray, active: np.ndarray, 
     prefix = tables.home_prefix[active, :2 * n * ways].reshape(rows, 2 * n)
     link = prefix[:, n - 1:n] - prefix.ravel()[tables.row_end[:rows] - after] + prefix[:, :n]
     if not lengths:
-        return link, None
+        return link, None, after
     # The next member strictly after w is d = 2N - after[w] - w links on (1 <= d <= N). The last
     # member strictly before a home, where its walk ends, is the next member after the same
     # chiplet in the other direction's walk (walk index N - 1 - w there), d links back: the home
     # walks N - d links (0 when it is the only member). Rows swap pairwise, columns reverse.
     ahead = after + (tables.rev_rank[:n] - (n + 1))  # after[w] + w - N = N - d
-    return link, ahead.reshape(-1, 2, n)[:, ::-1, ::-1].reshape(rows, n)
+    return link, ahead.reshape(-1, 2, n)[:, ::-1, ::-1].reshape(rows, n), after
 
 
 def link_bytes(tables: Tables, present: np.ndarray, active: np.ndarray, ways: int, rule: str) -> np.ndarray:
@@ -172,18 +173,19 @@ def link_bytes(tables: Tables, present: np.ndarray, active: np.ndarray, ways: in
 
 
 def link_bytes_and_lengths(tables: Tables, present: np.ndarray, active: np.ndarray,
-                           rule: str) -> tuple[np.ndarray, np.ndarray]:
-    """`link_bytes` both ways, and the links each shard walks from its home: [2A, N] by the home's
-    walk index, rows (a, cw), (a, ccw) (`route_lengths`')."""
+                           rule: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """`link_bytes` both ways; the links each shard walks from its home: [2A, N] by the home's
+    walk index, rows (a, cw), (a, ccw) (`route_lengths`'); under `nearest` the sweep's `after`
+    (for `short_link_bytes`), else None."""
     if rule == "nearest":
-        link, lengths = nearest_link_bytes(tables, present, active, 2, lengths=True)
+        link, lengths, after = nearest_link_bytes(tables, present, active, 2, lengths=True)
         assert lengths is not None
-        return link, lengths
+        return link, lengths, after
     n, rows = present.shape[1], 2 * len(active)
     walk_members = present[:, tables.walk[2]].reshape(rows, n)
     lengths = route_lengths(walk_members, tables.directions[2][:rows], rule)
     weights = tables.home_bytes[active, :2 * n].reshape(rows, n)
-    return walk_link_bytes(weights, lengths, tables.exact), lengths
+    return walk_link_bytes(weights, lengths, tables.exact), lengths, None
 
 
 def arc_lengths(tables: Tables, lengths: np.ndarray,
@@ -202,15 +204,31 @@ def arc_lengths(tables: Tables, lengths: np.ndarray,
     return weights, np.maximum.reduce(ways, axis=2), np.add.reduce(weights[0::2] * ways[:, 2], axis=1)
 
 
-def short_link_bytes(tables: Tables, lengths: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def short_link_bytes(tables: Tables, lengths: np.ndarray, weights: np.ndarray,
+                     after: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """[2A, N] bytes each active expert sends over each link (walk index of the sender) when every
     shard takes the shorter way round from its home, rows (a, cw), (a, ccw): equally long ways
-    clockwise (SHORT), then counter-clockwise (SHORT_CCW). `lengths`, `weights`: `arc_lengths`'."""
+    clockwise (SHORT), then counter-clockwise (SHORT_CCW). `lengths`, `weights`, `after`:
+    `link_bytes_and_lengths`' and `arc_lengths`'; with `after` (the `nearest` rule), a sweep."""
     cw_len, ccw_len = lengths[0::2], lengths[1::2, ::-1]  # by ring position
-    out = []
+    parts = []
     for take_cw in (cw_len <= ccw_len, cw_len < ccw_len):
         part = weights.copy()
         part[0::2] *= take_cw
         part[1::2] *= ~take_cw[:, ::-1]
-        out.append(walk_link_bytes(part, lengths, tables.exact))
+        parts.append(part)
+    if after is None:
+        return walk_link_bytes(parts[0], lengths, tables.exact), walk_link_bytes(parts[1], lengths, tables.exact)
+    # Under `nearest` a shard's trajectory does not depend on the way its neighbours take: each
+    # way's bytes are `nearest_link_bytes`' sweep over only the homes that take it,
+    # load[w] = P'[N - 1] - P'[f(w)] + P'[w] with P' the prefix sums over the doubled walk and
+    # f(w) = 2N - after[w] in (w, w + N]. With P the prefix sums over one lap and T = P[N - 1],
+    # P'[f] = P[f mod N] + T [f >= N], so load[w] = T [f < N] - P[f mod N] + P[w].
+    rows, n = after.shape
+    lap = after > n  # f(w) < N
+    flat = (2 * n - after) - n * ~lap + np.arange(0, rows * n, n, dtype=np.int64)[:, None]
+    out = []
+    for part in parts:
+        prefix = np.cumsum(part, axis=1)
+        out.append(np.where(lap, prefix[:, -1:], 0) - prefix.ravel()[flat] + prefix)
     return out[0], out[1]

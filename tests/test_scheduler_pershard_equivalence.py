@@ -18,7 +18,8 @@ from fsedp_compiler import schedbalance, scheduler
 from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.model import MoeLayerSpec
 from fsedp_compiler.ring import CCW, CW, TRAJECTORIES, Ring, route_lengths
-from fsedp_compiler.schedtables import link_bytes, link_bytes_and_lengths, tables_for
+from fsedp_compiler.schedtables import (arc_lengths, link_bytes, link_bytes_and_lengths, short_link_bytes,
+                                       tables_for)
 from fsedp_compiler.scheduler import DIRECTIONS, ORDERS, Policy, StepRouting, schedule
 from fsedp_compiler.shardplan import make_shard_plan
 from fsedp_compiler.target import Target, resolve_target, topology_edges
@@ -110,8 +111,9 @@ def test_schedule_equals_the_frozen_scheduler_on_bench_sized_steps(monkeypatch) 
 
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 12), st.integers(0, 2**20))
-def test_nearest_lengths_from_the_link_sweep_equal_route_lengths(n: int, seed: int) -> None:
-    """The links each home walks, read off the `nearest` link-byte sweep, are `route_lengths`'."""
+def test_nearest_lengths_and_short_bytes_from_the_link_sweep_equal_the_walks(n: int, seed: int) -> None:
+    """The links each home walks, read off the `nearest` link-byte sweep, are `route_lengths`';
+    the SHORT ways' bytes swept are those of their arcs walked."""
     target = full_target(n) if n >= 3 else resolve_target("ring-8")
     n = target.num_chiplets
     layer = MoeLayerSpec(0, d_model=4, d_ffn=n, num_experts=6, top_k=1)
@@ -121,7 +123,11 @@ def test_nearest_lengths_from_the_link_sweep_equal_route_lengths(n: int, seed: i
     present = rng.random((6, n)) < rng.random()
     present[np.arange(6), rng.integers(0, n, 6)] = True  # no empty member set
     active = np.sort(rng.choice(plan.num_streams, 6, replace=False))
-    link, lengths = link_bytes_and_lengths(tables, present, active, "nearest")
+    link, lengths, after = link_bytes_and_lengths(tables, present, active, "nearest")
     walk_members = present[:, tables.walk[2]].reshape(12, n)
     assert (lengths == route_lengths(walk_members, tables.directions[2][:12], "nearest")).all()
     assert (link == link_bytes(tables, present, active, 2, "nearest")).all()
+    # the SHORT ways' bytes by the sweep equal the arcs walked
+    weights = arc_lengths(tables, lengths, active)[0]
+    swept, walked = short_link_bytes(tables, lengths, weights, after), short_link_bytes(tables, lengths, weights)
+    assert all((a == b).all() and a.dtype == np.int64 for a, b in zip(swept, walked))
