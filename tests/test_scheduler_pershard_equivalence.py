@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import pickle
 from collections import Counter
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,10 +19,10 @@ import sched_pershard_reference as frozen
 from fsedp_compiler import schedbalance, scheduler
 from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.model import MoeLayerSpec
-from fsedp_compiler.ring import CCW, CW, TRAJECTORIES, Ring, route_lengths
+from fsedp_compiler.ring import CCW, CW, SHORT_CCW, TRAJECTORIES, Ring, route_lengths
 from fsedp_compiler.schedtables import (arc_lengths, link_bytes, link_bytes_and_lengths, short_link_bytes,
                                        tables_for)
-from fsedp_compiler.scheduler import DIRECTIONS, ORDERS, Policy, StepRouting, schedule
+from fsedp_compiler.scheduler import DIRECTIONS, ORDERS, Policy, StepRouting, Stream, schedule
 from fsedp_compiler.shardplan import make_shard_plan
 from fsedp_compiler.target import Target, resolve_target, topology_edges
 from test_scheduler_equivalence import PRESETS, assert_same, slow_links, steps
@@ -131,3 +133,17 @@ def test_nearest_lengths_and_short_bytes_from_the_link_sweep_equal_the_walks(n: 
     weights = arc_lengths(tables, lengths, active)[0]
     swept, walked = short_link_bytes(tables, lengths, weights, after), short_link_bytes(tables, lengths, weights)
     assert all((a == b).all() and a.dtype == np.int64 for a, b in zip(swept, walked))
+
+
+def test_streams_built_without_init_are_streams() -> None:
+    """`scheduler._streams` fills the instance dict directly: the same fields, equality, hash,
+    repr, pickling and `dataclasses.replace` as streams built by `Stream(...)`."""
+    fields = [(3, 0b1011, CW, (1, 2, 0, 4), 0), (7, 1, SHORT_CCW, (0, 5), 2)]
+    built = scheduler._streams(fields)
+    for got, f in zip(built, fields):
+        want = Stream(*f)
+        assert type(got) is Stream and got == want and hash(got) == hash(want) and repr(got) == repr(want)
+        assert dataclasses.astuple(got) == f and pickle.loads(pickle.dumps(got)) == want
+        assert dataclasses.replace(got, ring=1) == dataclasses.replace(want, ring=1)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            got.ring = 1  # type: ignore[misc]
