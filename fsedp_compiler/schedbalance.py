@@ -2,9 +2,10 @@
 
 `per_shard` picks, of three plans (everything clockwise on R1's ring, whole experts balanced on
 it, each expert CW, CCW, SHORT or SHORT_CCW on any ring, balanced), the one with the least
-estimated time. The balances are sequential in the global order (each stream sees the streams
-before it), so they cost a few operations per stream: on short rings pure Python on lists (numpy's
-per-call overhead dominates there), on long ones numpy; both add the same integers.
+estimated time, building a plan only when a lower bound of its score (`per_shard`) leaves it a
+chance. The balances are sequential in the global order (each stream sees the streams before
+it), so their cost is numpy's per-call overhead times the streams: two calls per stream (one
+add of every option's candidate loads, one reduction of their halves) and a few Python compares.
 """
 
 from __future__ import annotations

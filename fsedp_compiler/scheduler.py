@@ -10,17 +10,19 @@ controller at run time (dynamic mode, inside the simulator). Per step it:
 3. picks a direction per expert on the virtual ring, in that order, the one that keeps the
    busiest link least loaded (streams close in the order run at the same time); then, because
    each direction in use holds an escape slot on every chiplet (R4, `flowcontrol.py`), streams
-   everything one way whenever that does not make the links the bottleneck;
+   everything one way whenever that does not make the links the bottleneck (the per-shard
+   policy, `schedbalance.py`: the best of three candidate plans, on every virtual ring);
 4. estimates the step time as a pipeline of DRAM, link and compute stages (`_pipelined_ns`):
    each stage's busiest unit plus the fill before and the drain after it.
 
 Cost: O(T·k) to count tokens, then O(A·N + A log A) for A active experts on N chiplets, however
 finely experts are cut: every step is an [A, N] numpy operation except the sort and the direction
-loop (a few numpy calls per expert). A shard's trajectory depends only on its home, and all homes'
+loop (two numpy calls per expert). A shard's trajectory depends only on its home, and all homes'
 link loads come from one sweep per (expert, direction) over the doubled walk (see `ring.py`) and
-prefix sums of the bytes homed along it. What does not depend on the routing (per expert: home
-bytes, channel load, compute per local token count) is tabulated once per (plan, ring, cost
-model). No solver. `benchmarks/sched_bench.py` measures it.
+prefix sums of the bytes homed along it (`schedtables.py`). What does not depend on the routing
+(per expert: home bytes, channel load, compute per local token count; the cost model's per-shard
+constants) is tabulated once per (plan, ring, cost model). No solver. `benchmarks/sched_bench.py`
+measures it; tests/sched_pershard_reference.py is the slower version it must equal.
 """
 
 from __future__ import annotations
