@@ -17,7 +17,7 @@ import numpy as np
 from .costmodel import CostModel
 from .flowcontrol import min_buffers
 from .ring import CCW, CW, SHORT, SHORT_CCW
-from .schedtables import Tables, arc_lengths, link_bytes_and_lengths, short_link_bytes
+from .schedtables import Tables, arc_lengths, home_weights, link_bytes_and_lengths, short_link_bytes
 
 #: a candidate plan: directions, rings, busiest link's bytes, most links of one shard's trajectory
 Plan = tuple[list[int], list[int], int, int]
@@ -49,7 +49,8 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
     hop_ns = tables[0].hop_ns
     link, lengths, after = zip(*(link_bytes_and_lengths(t, present, active, rule) for t in usable))
     link0 = link[0]
-    weights, longest, moved = zip(*(arc_lengths(t, h, active) for t, h in zip(usable, lengths)))
+    longest, shorter = zip(*(arc_lengths(t, h, active) for t, h in zip(usable, lengths)))
+    weights: list[np.ndarray] = []  # per ring, `home_weights`, when a plan needs them
 
     def score(p: Plan) -> int:
         return max(other_bound, cost.link_busy_ns(p[2])) + p[3] * hop_ns
@@ -62,6 +63,7 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
                 max(map(lambda row, d: row[way[d]], longest[0].tolist(), directions)))
 
     def shards() -> Plan:
+        weights[:] = weights or [home_weights(t, active) for t in usable]
         shorts = [short_link_bytes(t, h, w, a) for t, h, w, a in zip(usable, lengths, weights, after)]
         directions, on_ring, peak = _balance_rings(list(link), shorts, ordered)
         rows = [h.tolist() for h in longest]
@@ -81,12 +83,17 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
             int(np.maximum.reduce(np.minimum(first[:, 0], first[:, 1])))
         shortest = most[2] if len(longest) == 1 else \
             int(np.maximum.reduce(np.minimum.reduce([h[:, 2] for h in longest])))
+        floor_balanced, floor_shards = other_bound + either * hop_ns, other_bound + shortest * hop_ns
+        if (floor_balanced, 1) > rank and (floor_shards, 2) > rank:
+            return best[0], best[1], cost.link_busy_ns(best[2])  # the link terms only raise the floors
         # The busiest link carries at least the average: the bytes times links moved over the
         # links of the plan's rings (2N each). A stream moves the least the shorter way round.
         n = link0.shape[1]
         totals = np.add.reduce(link0, axis=1)  # [2A]: each stream's bytes x links, cw and ccw
         least = int(np.add.reduce(np.minimum(totals[0::2], totals[1::2])))
         floor_balanced = max(other_bound, cost.link_busy_ns(-(-least // (2 * n)))) + either * hop_ns
+        weights[:] = [home_weights(t, active) for t in usable]
+        moved = [np.add.reduce(w[0::2] * h, axis=1) for w, h in zip(weights, shorter)]
         least = int(np.add.reduce(moved[0] if len(moved) == 1 else np.minimum.reduce(moved)))
         floor_shards = max(other_bound, cost.link_busy_ns(-(-least // (2 * n * len(usable))))) + shortest * hop_ns
         # the lower floor first: the plan it builds may let the other be skipped

@@ -63,6 +63,7 @@ class Tables:
         self.exact = streams * m * plan.max_shard_bytes < 2**53  # float64 bincount sums exactly
         self._ffn: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * 2
         homed = home_walk[:, :n] > 0
+        self.chiplets = n
         #: [S, N] whether the expert has bytes homed at each ring position; None: every expert everywhere
         self.homed = None if homed.all() else homed
         shard = plan.max_shard_bytes
@@ -188,20 +189,22 @@ def link_bytes_and_lengths(tables: Tables, present: np.ndarray, active: np.ndarr
     return walk_link_bytes(weights, lengths, tables.exact), lengths, None
 
 
-def arc_lengths(tables: Tables, lengths: np.ndarray,
-                active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The [2A, N] bytes homed at each walk index, rows (a, cw), (a, ccw); [A, 3] the most links
-    any of an expert's shards walks clockwise, counter-clockwise and the shorter way (column 2
-    <= columns 0 and 1); and [A] the bytes times links an expert moves when every shard takes
-    the shorter way (the least of any direction). `lengths`: `link_bytes_and_lengths`'."""
-    n = lengths.shape[1]
-    # clockwise walk index = ring position; counter-clockwise = N - 1 - position
-    weights = tables.home_bytes[active, :2 * n].reshape(lengths.shape)
+def arc_lengths(tables: Tables, lengths: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[A, 3] the most links any of an expert's shards walks clockwise, counter-clockwise and the
+    shorter way (column 2 <= columns 0 and 1); and [A, N] the links each home walks the shorter
+    way, by ring position (0 where it holds no bytes). `lengths`: `link_bytes_and_lengths`'."""
     cw_len, ccw_len = lengths[0::2], lengths[1::2, ::-1]  # by ring position
     ways = np.stack((cw_len, ccw_len, np.minimum(cw_len, ccw_len)), axis=1)  # [A, 3, N]
     if tables.homed is not None:  # lengths are >= 0: a home without bytes counts as 0
         ways *= tables.homed[active][:, None, :]
-    return weights, np.maximum.reduce(ways, axis=2), np.add.reduce(weights[0::2] * ways[:, 2], axis=1)
+    return np.maximum.reduce(ways, axis=2), ways[:, 2]
+
+
+def home_weights(tables: Tables, active: np.ndarray) -> np.ndarray:
+    """[2A, N] the bytes homed at each walk index, rows (a, cw), (a, ccw) (clockwise walk index =
+    ring position; counter-clockwise = N - 1 - position)."""
+    n = tables.chiplets
+    return tables.home_bytes[active, :2 * n].reshape(2 * len(active), n)
 
 
 def short_link_bytes(tables: Tables, lengths: np.ndarray, weights: np.ndarray,
@@ -209,7 +212,7 @@ def short_link_bytes(tables: Tables, lengths: np.ndarray, weights: np.ndarray,
     """[2A, N] bytes each active expert sends over each link (walk index of the sender) when every
     shard takes the shorter way round from its home, rows (a, cw), (a, ccw): equally long ways
     clockwise (SHORT), then counter-clockwise (SHORT_CCW). `lengths`, `weights`, `after`:
-    `link_bytes_and_lengths`' and `arc_lengths`'; with `after` (the `nearest` rule), a sweep."""
+    `link_bytes_and_lengths`' and `home_weights`'; with `after` (the `nearest` rule), a sweep."""
     cw_len, ccw_len = lengths[0::2], lengths[1::2, ::-1]  # by ring position
     parts = []
     for take_cw in (cw_len <= ccw_len, cw_len < ccw_len):

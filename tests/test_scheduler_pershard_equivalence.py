@@ -20,7 +20,7 @@ from fsedp_compiler import schedbalance, scheduler
 from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.model import MoeLayerSpec
 from fsedp_compiler.ring import CCW, CW, SHORT_CCW, TRAJECTORIES, Ring, route_lengths
-from fsedp_compiler.schedtables import (arc_lengths, link_bytes, link_bytes_and_lengths, short_link_bytes,
+from fsedp_compiler.schedtables import (home_weights, link_bytes, link_bytes_and_lengths, short_link_bytes,
                                        tables_for)
 from fsedp_compiler.scheduler import DIRECTIONS, ORDERS, Policy, StepRouting, Stream, schedule
 from fsedp_compiler.shardplan import make_shard_plan
@@ -130,7 +130,7 @@ def test_nearest_lengths_and_short_bytes_from_the_link_sweep_equal_the_walks(n: 
     assert (lengths == route_lengths(walk_members, tables.directions[2][:12], "nearest")).all()
     assert (link == link_bytes(tables, present, active, 2, "nearest")).all()
     # the SHORT ways' bytes by the sweep equal the arcs walked
-    weights = arc_lengths(tables, lengths, active)[0]
+    weights = home_weights(tables, active)
     swept, walked = short_link_bytes(tables, lengths, weights, after), short_link_bytes(tables, lengths, weights)
     assert all((a == b).all() and a.dtype == np.int64 for a, b in zip(swept, walked))
 
