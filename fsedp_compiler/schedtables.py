@@ -194,7 +194,7 @@ def arc_lengths(tables: Tables, lengths: np.ndarray, active: np.ndarray) -> tupl
     shorter way (column 2 <= columns 0 and 1); and [A, N] the links each home walks the shorter
     way, by ring position (0 where it holds no bytes). `lengths`: `link_bytes_and_lengths`'."""
     cw_len, ccw_len = lengths[0::2], lengths[1::2, ::-1]  # by ring position
-    ways = np.stack((cw_len, ccw_len, np.minimum(cw_len, ccw_len)), axis=1)  # [A, 3, N]
+    ways = np.concatenate((cw_len, ccw_len, np.minimum(cw_len, ccw_len)), axis=1).reshape(len(cw_len), 3, -1)
     if tables.homed is not None:  # lengths are >= 0: a home without bytes counts as 0
         ways *= tables.homed[active][:, None, :]
     return np.maximum.reduce(ways, axis=2), ways[:, 2]
