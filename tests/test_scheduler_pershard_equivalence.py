@@ -147,3 +147,28 @@ def test_streams_built_without_init_are_streams() -> None:
         assert dataclasses.replace(got, ring=1) == dataclasses.replace(want, ring=1)
         with pytest.raises(dataclasses.FrozenInstanceError):
             got.ring = 1  # type: ignore[misc]
+
+
+def test_skipping_plans_changes_nothing(monkeypatch) -> None:
+    """`per_shard` with the plans it proves cannot win skipped returns what building all three
+    returns, on the seeded bench-shaped steps (every policy order and trajectory, all rings)."""
+    unpruned = schedbalance.per_shard
+    calls = Counter()
+
+    def both(*args, **kwargs):
+        pruned = unpruned(*args, **kwargs)
+        assert pruned == unpruned(*args, **kwargs, prune=False)
+        calls["compared"] += 1
+        return pruned
+
+    monkeypatch.setattr(scheduler, "per_shard", both)
+    policies = [Policy(o, "per-shard", t) for o in ORDERS for t in TRAJECTORIES]
+    for seed, (target, gbps) in enumerate(itertools.product(
+            [resolve_target("torus-4x4"), full_target(6), resolve_target("ring-8")], (2.0, 34.1, 400.0))):
+        target = slow_links(target, gbps)
+        cost = CostModel(target)
+        rings = [Ring(r) for r in target.rings]
+        for plan, routing in bench_like_steps(target.num_chiplets, 48, 6, 1, 24, 100 + seed, target):
+            for policy in policies:
+                schedule(routing, plan, rings, cost, policy)
+    assert calls["compared"] == 9 * 4 * len(policies)
