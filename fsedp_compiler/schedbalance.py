@@ -35,8 +35,9 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
 
     `prune`: the least (score, plan index) wins, so a plan whose (floor, index) exceeds the best's
     (score, index) so far cannot win and is not built (the result is the same; `prune=False`
-    builds all three: tests compare the two, and the schedules with the frozen scheduler). A plan's score is at least
-    the busiest of `other_bound` and the links plus the hops of its longest trajectory. Its
+    builds all three: tests compare the two, and the schedules with the frozen scheduler).
+    A plan's score is the busiest of `other_bound` and the links plus the hops of its longest
+    trajectory. Its
     busiest link carries at least the average over the links of its rings of the bytes times
     links its streams move, and a stream moves least, and walks its longest trajectory shortest,
     with its least option: for the balanced plan min(clockwise, counter-clockwise) on R1's ring,
