@@ -180,16 +180,16 @@ def test_one_way_when_links_do_not_bind() -> None:
 
 
 def test_tied_plans_keep_fewer_directions_unless_another_relieves_busy_links() -> None:
-    """`_tie_break`: the least estimate wins; on a tie the earlier plan (fewer directions) unless
+    """`tie_break`: the least estimate wins; on a tie the earlier plan (fewer directions) unless
     a tied plan lowers the busiest link by >= 10% of the DRAM/compute bound while the earlier
     plan's links are >= half as busy as that bound."""
-    from fsedp_compiler.fsedp.scheduler import _tie_break
+    from fsedp_compiler.fsedp.schedbalance import tie_break
 
-    assert _tie_break([100, 90, 95], [50, 60, 10], 80) == 1        # no tie: the least estimate
-    assert _tie_break([100, 100, 100], [70, 60, 20], 100) == 2     # busy links, relieved by 50%
-    assert _tie_break([100, 100, 100], [70, 65, 62], 100) == 0     # relief below 10%: fewer directions
-    assert _tie_break([100, 100, 100], [40, 10, 5], 100) == 0      # links not busy: fewer directions
-    assert _tie_break([100, 100, 120], [90, 50, 10], 100) == 1     # only tied plans count
+    assert tie_break([100, 90, 95], [50, 60, 10], 80) == 1        # no tie: the least estimate
+    assert tie_break([100, 100, 100], [70, 60, 20], 100) == 2     # busy links, relieved by 50%
+    assert tie_break([100, 100, 100], [70, 65, 62], 100) == 0     # relief below 10%: fewer directions
+    assert tie_break([100, 100, 100], [40, 10, 5], 100) == 0      # links not busy: fewer directions
+    assert tie_break([100, 100, 120], [90, 50, 10], 100) == 1     # only tied plans count
 
 
 def test_relieving_busy_links_brings_ring8_steps_near_the_cp_sat_optimum() -> None:

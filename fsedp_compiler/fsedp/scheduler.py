@@ -10,33 +10,35 @@ controller at run time (dynamic mode, inside the simulator). Per step it:
 3. picks a direction per expert on the virtual ring, in that order, the one that keeps the
    busiest link least loaded (streams close in the order run at the same time); then, because
    each direction in use holds an escape slot on every chiplet (R4, `flowcontrol.py`), streams
-   everything one way whenever that does not make the links the bottleneck;
+   everything one way whenever that does not make the links the bottleneck (the per-shard
+   policy, `schedbalance.py`: the best of three candidate plans, on every virtual ring);
 4. estimates the step time as a pipeline of DRAM, link and compute stages (`_pipelined_ns`):
    each stage's busiest unit plus the fill before and the drain after it.
 
 Cost: O(T·k) to count tokens, then O(A·N + A log A) for A active experts on N chiplets, however
 finely experts are cut: every step is an [A, N] numpy operation except the sort and the direction
-loop (a few numpy calls per expert). A shard's trajectory depends only on its home, and all homes'
+loop (two numpy calls per expert). A shard's trajectory depends only on its home, and all homes'
 link loads come from one sweep per (expert, direction) over the doubled walk (see `ring.py`) and
-prefix sums of the bytes homed along it. What does not depend on the routing (per expert: home
-bytes, channel load, compute per local token count) is tabulated once per (plan, ring, cost
-model). No solver. `benchmarks/sched_bench.py` measures it.
+prefix sums of the bytes homed along it (`schedtables.py`). What does not depend on the routing
+(per expert: home bytes, channel load, compute per local token count; the cost model's per-shard
+constants) is tabulated once per (plan, ring, cost model). No solver. `benchmarks/sched_bench.py`
+measures it; tests/sched_pershard_reference.py is the slower version it must equal.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from fsedp_compiler.costmodel import PACKET_BYTES, CostModel
+from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.fsedp.flowcontrol import min_buffers
-from fsedp_compiler.fsedp.ring import CCW, CW, SHORT, SHORT_CCW, Ring, route_lengths, routes, walk_order
+from fsedp_compiler.fsedp.ring import CCW, CW, SHORT, Ring, routes
+from fsedp_compiler.fsedp.schedbalance import balance, per_shard
+from fsedp_compiler.fsedp.schedtables import Tables, link_bytes, tables_for
 from fsedp_compiler.fsedp.shardplan import ShardPlan
 
 
@@ -158,148 +160,19 @@ def stream_link_bytes(ring: Ring, plan: ShardPlan, expert: int, members: int, di
     return walked[::-1].copy()  # back to sender ring positions
 
 
-class _Tables:
-    """What `schedule` needs that does not depend on the routing, for one (plan, ring, cost): per
-    stream id, DRAM time and home bytes (as prefix sums along the walk orders), compute per
-    local token count; built once, O(S·(C + N)) for S streams and C channels."""
-
-    def __init__(self, plan: ShardPlan, ring: Ring, cost: CostModel) -> None:
-        n, m, streams = ring.size, plan.num_shards, plan.num_streams
-        self.plan, self.cost = plan, cost
-        busy = [cost.dram_busy_ns(plan.shard_bytes(e)) for e in range(streams)]
-        #: [S] an expert's share of DRAM time (its work beyond compute)
-        self.dram_share = np.asarray([b * m // max(len(plan.channels), 1) for b in busy], dtype=np.int64)
-        channel_busy = np.zeros((streams, len(plan.channels)), dtype=np.int64)
-        homes = np.zeros((streams, n), dtype=np.int64)
-        for e in range(streams):
-            for index, k in plan.channel_counts(e).items():
-                channel_busy[e, index] = busy[e] * k
-                homes[e, plan.channels[index][0]] += plan.shard_bytes(e) * k
-        #: [S, C] DRAM busy time the expert's shards put on each channel
-        self.channel_busy = channel_busy
-        cw, ccw = list(walk_order(ring, CW)), list(walk_order(ring, CCW))
-        # Gathers in walk order: an [A, k·N] gather reshaped to [k·A, N] (or [k·A, 2N] when the
-        # walk is doubled to unroll the wrap) interleaves the directions: rows (a, cw), (a, ccw).
-        self.walk = {1: np.asarray(cw, dtype=np.int64), 2: np.asarray(cw + ccw, dtype=np.int64)}
-        #: doubled walks, reversed (the scan for the next member becomes a forward running max)
-        self.walk_rev2 = {1: np.asarray((cw + cw)[::-1], dtype=np.int64),
-                          2: np.asarray((cw + cw)[::-1] + (ccw + ccw)[::-1], dtype=np.int64)}
-        #: [S, 2N] bytes of the expert's shards homed at each walk index, clockwise then counter-
-        home_walk = homes[:, self.walk[2]]
-        self.home_bytes = home_walk
-        #: [S, 4N] inclusive prefix sums of those bytes over the doubled walk, per direction
-        self.home_prefix = np.concatenate([np.cumsum(np.concatenate((h, h), axis=1), axis=1)
-                                           for h in (home_walk[:, :n], home_walk[:, n:])], axis=1)
-        #: each gathered row's direction
-        self.directions = {1: np.full(streams, CW, dtype=np.int64),
-                           2: np.tile(np.asarray([CW, CCW], dtype=np.int64), streams)}
-        #: rank + 1 of each column of a reversed doubled walk (0 marks "no member yet")
-        self.rev_rank = np.arange(1, 2 * n + 1, dtype=np.int64)
-        #: per gathered row r, the flat index of the end of its doubled walk: r·2N + 2N
-        self.row_end = (np.arange(1, 2 * streams + 1, dtype=np.int64) * (2 * n))[:, None]
-        self.pow2 = (np.int64(1) << np.arange(n, dtype=np.int64)) if n <= 62 else None
-        self.exact = streams * m * plan.max_shard_bytes < 2**53  # float64 bincount sums exactly
-        self._ffn: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * 2
-
-    def ffn(self, shared: bool, rows: np.ndarray, tokens: int) -> np.ndarray:
-        """[t] an expert's compute on a member with t local tokens (all M shards), for every t
-        in `rows` (none above `tokens`): `CostModel.ffn_ns`, tabulated."""
-        table = self._ffn[shared]
-        if len(table) <= tokens and len(table) <= int(rows.max()):
-            e = self.plan.layer.num_experts if shared else 0
-            params, m = self.plan.shard_params(e), self.plan.num_shards
-            size = max(int(rows.max()) + 1, 2 * len(table))
-            table = self._ffn[shared] = np.asarray([self.cost.ffn_ns(params, t) * m for t in range(size)],
-                                                   dtype=np.int64)
-        return table
 
 
-#: `_Tables` by the identity of (plan, ring, cost) (O(1) to look up), then by value (hashing the
-#: target is O(N); callers may build a fresh CostModel per step, and layers of one shape share).
-_BY_ID: OrderedDict[tuple[int, int, int], tuple[ShardPlan, Ring, CostModel, _Tables]] = OrderedDict()
-_BY_VALUE: OrderedDict[tuple, _Tables] = OrderedDict()
-_KEPT_BY_ID, _KEPT_BY_VALUE = 256, 16
-
-
-def _pipelined_ns(plan: ShardPlan, cost: CostModel, per_member: np.ndarray, present: np.ndarray,
-                  bounds: tuple[int, int, int]) -> int:
+def _pipelined_ns(tables: Tables, busiest: np.ndarray, bounds: tuple[int, int, int]) -> int:
     """A step's time as a pipeline of DRAM, link and compute stages: each stage's busy time plus what
     must happen before it starts (the first shard's load, its first packet's hop) and after it ends
-    (the last shard's remaining stages); the slowest of the three. Plus the DRAM and link latency."""
-    shard = plan.max_shard_bytes
-    ffn = int(per_member[present].max()) // plan.num_shards if present.any() else 0
-    load, link = cost.dram_busy_ns(shard), cost.link_busy_ns(shard)
-    packet = cost.link_busy_ns(min(shard, PACKET_BYTES))
+    (the last shard's remaining stages); the slowest of the three. Plus the DRAM and link latency.
+    `busiest`: each active expert's compute on its busiest member (all M shards)."""
+    # a non-member's compute is ffn_ns(0) = 0, so the busiest member of all is the busiest of S_e
+    ffn = int(np.maximum.reduce(busiest)) // tables.plan.num_shards
+    load, link, packet = tables.shard_load_ns, tables.shard_link_ns, tables.packet_ns
     dram_bound, link_bound, compute_bound = bounds
     slowest = max(dram_bound + link + ffn, load + link_bound + ffn, load + packet + compute_bound)
-    return slowest + cost.dram_latency_ns + cost.link_latency_ns
-
-
-def _tables(plan: ShardPlan, ring: Ring, cost: CostModel) -> _Tables:
-    """The cached `_Tables` of (plan, ring, cost); the identity cache holds the objects, so an
-    id is not reused while cached."""
-    key = (id(plan), id(ring), id(cost))
-    hit = _BY_ID.get(key)
-    if hit is not None and hit[0] is plan and hit[1] is ring and hit[2] is cost:
-        return hit[3]
-    value = (dataclasses.replace(plan.layer, index=0), plan.num_shards, plan.buffers, plan.channels,
-             ring.order, cost)
-    tables = _BY_VALUE.get(value)
-    if tables is None:
-        tables = _BY_VALUE[value] = _Tables(plan, ring, cost)
-        if len(_BY_VALUE) > _KEPT_BY_VALUE:
-            _BY_VALUE.popitem(last=False)
-    _BY_ID[key] = (plan, ring, cost, tables)
-    if len(_BY_ID) > _KEPT_BY_ID:
-        _BY_ID.popitem(last=False)
-    return tables
-
-
-def _walk_link_bytes(weights: np.ndarray, lengths: np.ndarray, exact: bool) -> np.ndarray:
-    """[rows, N] bytes over each link (walk index of the sender) of arcs starting at every walk
-    index with `weights` bytes and `lengths` links (< 2N): a difference array, O(rows x N).
-    `exact`: the byte sums stay below 2**53, so a float64 bincount adds them exactly."""
-    rows, n = weights.shape
-    ends = (lengths + np.arange(n)) + (np.arange(rows) * (2 * n))[:, None]
-    if exact:
-        minus = np.bincount(ends.ravel(), weights=weights.ravel(), minlength=rows * 2 * n).astype(np.int64)
-    else:
-        minus = np.zeros(rows * 2 * n, dtype=np.int64)
-        np.add.at(minus, ends.ravel(), weights.ravel())
-    diff = -minus.reshape(rows, 2 * n)
-    diff[:, :n] += weights
-    walked = np.add.accumulate(diff, axis=1)
-    return walked[:, :n] + walked[:, n:]  # the second lap of long arcs onto the first
-
-
-def _nearest_link_bytes(tables: _Tables, present: np.ndarray, active: np.ndarray, ways: int) -> np.ndarray:
-    """[ways·A, N] bytes over each link (walk index of the sender) under the `nearest` rule, rows
-    interleaved by direction (`ways` = 1: clockwise only). O(A·N), a few numpy calls.
-
-    A shard homed at walk index h walks from h to the last member strictly before h (ring.py),
-    so link w carries every home's bytes except those of the homes in (w, next member after w]:
-    load[w] = total - (P[next(w)] - P[w]) with P the prefix sums over the doubled walk."""
-    n = present.shape[1]
-    rows = ways * len(active)
-    # first member at or after v on the doubled walk, scanning it reversed (column j is
-    # v = 2N-1-j): the running max of (j + 1) over members is 2N - (that first member)
-    doubled = present[:, tables.walk_rev2[ways]].reshape(rows, 2 * n)
-    seen = np.maximum.accumulate(doubled * tables.rev_rank, axis=1)
-    after = seen[:, n - 1:2 * n - 1][:, ::-1]  # v = w + 1 for w = 0..N-1; first member in (w, w + N]
-    prefix = tables.home_prefix[active, :2 * n * ways].reshape(rows, 2 * n)
-    return prefix[:, n - 1:n] - prefix.ravel()[tables.row_end[:rows] - after] + prefix[:, :n]
-
-
-def _link_bytes(tables: _Tables, present: np.ndarray, active: np.ndarray, ways: int, rule: str) -> np.ndarray:
-    """[ways·A, N] bytes each active expert sends over each link in walk order, interleaved by
-    direction (`ways` = 2) or clockwise only (`ways` = 1), under a trajectory rule."""
-    if rule == "nearest":
-        return _nearest_link_bytes(tables, present, active, ways)
-    n, rows = present.shape[1], ways * len(active)
-    walk_members = present[:, tables.walk[ways]].reshape(rows, n)
-    lengths = route_lengths(walk_members, tables.directions[ways][:rows], rule)
-    weights = tables.home_bytes[active, :n * ways].reshape(rows, n)
-    return _walk_link_bytes(weights, lengths, tables.exact)
+    return slowest + tables.latency_ns
 
 
 @functools.lru_cache(maxsize=1024)
@@ -320,7 +193,7 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring | Sequence[Ring],
     if policy.rings == "one":
         rings = rings[:1]
     n = ring.size
-    tables = _tables(plan, ring, cost)
+    tables = tables_for(plan, ring, cost)
     counts = local_tokens(routing, plan, n)
     active = np.add.reduce(counts, axis=1).nonzero()[0]
     count = len(active)
@@ -335,7 +208,8 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring | Sequence[Ring],
     compute = np.add.reduce(per_member, axis=0)
     channel_busy = np.add.reduce(tables.channel_busy[active], axis=0)
     # an expert's work: its busiest member's compute plus its share of DRAM time
-    work = np.maximum.reduce(per_member, axis=1) + tables.dram_share[active]
+    busiest = np.maximum.reduce(per_member, axis=1)
+    work = busiest + tables.dram_share[active]
 
     by_work = (-work).argsort(kind="stable")  # ties: expert id (active is ascending)
     if policy.order == "paired":
@@ -346,21 +220,21 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring | Sequence[Ring],
         ordered = list(range(count))
 
     present = rows > 0
-    dram_bound = int(np.maximum.reduce(channel_busy)) + cost.dram_latency_ns
+    dram_bound = int(np.maximum.reduce(channel_busy)) + tables.dram_latency_ns
     compute_bound = int(np.maximum.reduce(compute))
     on_ring = [0] * count
     # two virtual networks need a free slot each and one to load into (R4, flowcontrol.py)
     if policy.direction == "cw" or n < 3 or plan.buffers < min_buffers(2):
-        link = _link_bytes(tables, present, active, 1, policy.trajectory)
+        link = link_bytes(tables, present, active, 1, policy.trajectory)
         direction = [CW] * count
         link_bound = cost.link_busy_ns(int(np.maximum.reduce(np.add.reduce(link, axis=0))))
     elif policy.direction == "per-shard":
-        direction, on_ring, link_bound = _per_shard([_tables(plan, r, cost) for r in rings], present, active,
+        direction, on_ring, link_bound = per_shard([tables] + [tables_for(plan, r, cost) for r in rings[1:]], present, active,
                                                     ordered, policy.trajectory, cost, max(dram_bound, compute_bound))
     elif policy.direction == "balanced":
         # each expert's bytes on every link, both ways (rows 2a, 2a + 1), for the choice
-        link = _link_bytes(tables, present, active, 2, policy.trajectory)
-        direction, peaks = _balance(link, ordered)
+        link = link_bytes(tables, present, active, 2, policy.trajectory)
+        direction, peaks = balance(link, ordered)
         link_bound = max(cost.link_busy_ns(peaks[0]), cost.link_busy_ns(peaks[1]))
         if CCW in direction or SHORT in direction:
             # a second direction holds a second escape slot on every chiplet (R4): stream one
@@ -372,128 +246,24 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring | Sequence[Ring],
     else:
         raise KeyError(policy.direction)
 
-    rank = np.asarray(ordered)
-    chosen = present[rank]
-    masks = (chosen @ tables.pow2).tolist() if tables.pow2 is not None else _bitmasks(chosen)
-    streams = tuple(map(Stream, active[rank].tolist(), masks, [direction[i] for i in ordered],
-                        map(tuple, rows[rank].tolist()), [on_ring[i] for i in ordered]))
-    estimate = _pipelined_ns(plan, cost, per_member, present, (dram_bound, link_bound, compute_bound))
+    # gathered in the global order as Python lists (a few numpy calls for any A)
+    masks = (present @ tables.pow2).tolist() if tables.pow2 is not None else _bitmasks(present)
+    ids, local = active.tolist(), rows.tolist()
+    streams = _streams([(ids[i], masks[i], direction[i], tuple(local[i]), on_ring[i]) for i in ordered])
+    estimate = _pipelined_ns(tables, busiest, (dram_bound, link_bound, compute_bound))
     return StepSchedule(routing.layer, routing.step, streams, estimate, (dram_bound, link_bound, compute_bound))
 
 
-def _per_shard(tables: list[_Tables], present: np.ndarray, active: np.ndarray, ordered: list[int], rule: str,
-               cost: CostModel, other_bound: int) -> tuple[list[int], list[int], int]:
-    """The per-shard policy: of three plans (everything clockwise on R1's ring, whole experts
-    balanced on it, each expert CW, CCW, SHORT or SHORT_CCW on any of the rings, balanced), the one
-    with the least estimated time: the busiest of DRAM, compute (`other_bound`) and links, plus
-    the longest trajectory's hops of one shard (the tail after the last loads). Ties: fewer
-    virtual networks, unless another tied plan relieves busy links (`_tie_break`). `tables` per
-    ring (R1's first); rings whose extra networks would not fit the buffers (R4) are left out.
-    Returns the directions, rings and link bound."""
-    count = len(active)
-    plan = tables[0].plan
-    usable = [t for r, t in enumerate(tables) if plan.buffers >= min_buffers(2 * (r + 1))]
-    link = [_link_bytes(t, present, active, 2, rule) for t in usable]
-    shorts = [_short_link_bytes(t, present, active, rule) for t in usable]
-    hop_ns = cost.link_ns(plan.max_shard_bytes)
-    cw = np.add.reduce(link[0][::2], axis=0)
-    balanced, peaks = _balance(link[0], list(ordered))
-    shards, on_ring, shard_peaks = _balance_rings(link, [(s[0], s[1]) for s in shorts], ordered)
-    way = {CW: 0, CCW: 1, SHORT: 2, SHORT_CCW: 2}
-    longest = [s[2] for s in shorts]
-    plans = (
-        ([CW] * count, [0] * count, int(np.maximum.reduce(cw)), int(np.maximum.reduce(longest[0][:, 0]))),
-        (balanced, [0] * count, max(peaks), max(int(longest[0][i, way[d]]) for i, d in enumerate(balanced))),
-        (shards, on_ring, shard_peaks,
-         max(int(longest[on_ring[i]][i, way[d]]) for i, d in enumerate(shards))),
-    )
-    scores = [max(other_bound, cost.link_busy_ns(p[2])) + p[3] * hop_ns for p in plans]
-    best = plans[_tie_break(scores, [cost.link_busy_ns(p[2]) for p in plans], other_bound)]
-    return best[0], best[1], cost.link_busy_ns(best[2])
-
-
-#: Of plans with the same estimate, a later one (more directions) is taken when it lowers the
-#: busiest link by at least this fraction of the step's DRAM/compute bound, the links of the
-#: earlier one being at least half as busy as that bound: shards queue on a busy link, and a
-#: direction costs an escape slot (R4) that only pays where it spreads real load.
-LINK_RELIEF, LINK_BUSY = 0.1, 0.5
-
-
-def _tie_break(scores: list[int], link_ns: list[int], other_bound: int) -> int:
-    """The plan to take: the least estimate, fewer directions (the earlier plan) on ties unless a
-    tied plan relieves busy links (`LINK_RELIEF`)."""
-    first = min(range(len(scores)), key=scores.__getitem__)
-    tied = [i for i in range(len(scores)) if scores[i] == scores[first]]
-    relief = min(tied, key=lambda i: (link_ns[i], i))
-    bound = max(other_bound, 1)
-    if link_ns[first] >= LINK_BUSY * bound and link_ns[first] - link_ns[relief] >= LINK_RELIEF * bound:
-        return relief
-    return first
-
-
-
-def _short_link_bytes(tables: _Tables, present: np.ndarray, active: np.ndarray,
-                      rule: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """[2A, N] bytes each active expert sends over each link (walk index of the sender) when every
-    shard takes the shorter way round from its home, rows (a, cw), (a, ccw): equally long ways
-    clockwise (SHORT), then counter-clockwise (SHORT_CCW); and [A, 3] the most links any of its
-    shards walks clockwise, counter-clockwise and the shorter way."""
-    n, count = present.shape[1], len(active)
-    walk_members = present[:, tables.walk[2]].reshape(2 * count, n)
-    lengths = route_lengths(walk_members, tables.directions[2][:2 * count], rule)  # by the home's walk index
-    # clockwise walk index = ring position; counter-clockwise = N - 1 - position
-    weights = tables.home_bytes[active, :2 * n].reshape(2 * count, n)
-    homed = weights > 0
-    cw_len, ccw_len = lengths[0::2], lengths[1::2, ::-1]  # by ring position
-    longest = np.stack([np.maximum.reduce(np.where(homed[0::2], cw_len, 0), axis=1),
-                        np.maximum.reduce(np.where(homed[0::2], ccw_len, 0), axis=1),
-                        np.maximum.reduce(np.where(homed[0::2], np.minimum(cw_len, ccw_len), 0), axis=1)], axis=1)
-    out = []
-    for take_cw in (cw_len <= ccw_len, cw_len < ccw_len):
-        part = weights.copy()
-        part[0::2] *= take_cw
-        part[1::2] *= ~take_cw[:, ::-1]
-        out.append(_walk_link_bytes(part, lengths, tables.exact))
-    return out[0], out[1], longest
-
-
-def _balance_rings(both: list[np.ndarray], short: list[tuple[np.ndarray, np.ndarray]],
-                   ordered: list[int]) -> tuple[list[int], list[int], int]:
-    """`_balance_shards` over several rings: each stream takes the (ring, direction) option that
-    keeps the busiest link of any ring lowest (ties: fewer bytes moved, the earlier ring, then CW,
-    CCW, SHORT, SHORT_CCW); O(R·A·N), one numpy evaluation of every option per stream. Returns
-    directions, rings and the busiest link's bytes."""
-    rings, n = len(both), both[0].shape[1]
-    ways = (CW, CCW, SHORT, SHORT_CCW)
-    # every option's bytes per link: [R, A, 4 ways, 2 directions, N]
-    opts = np.zeros((rings, both[0].shape[0] // 2, 4, 2, n), dtype=np.int64)
-    for r in range(rings):
-        arcs = both[r].reshape(-1, 2, n)
-        opts[r, :, 0, 0], opts[r, :, 1, 1] = arcs[:, 0], arcs[:, 1]
-        opts[r, :, 2], opts[r, :, 3] = short[r][0].reshape(-1, 2, n), short[r][1].reshape(-1, 2, n)
-    added = np.add.reduce(opts.reshape(*opts.shape[:3], -1), axis=3).tolist()  # [R][A][4]: bytes moved
-    load = np.zeros((rings, 2, n), dtype=np.int64)
-    peak = [0] * rings  # busiest link of each ring so far
-    direction = [CW] * len(ordered)
-    on_ring = [0] * len(ordered)
-    cand = np.empty((rings, 4, 2, n), dtype=np.int64)
-    for i in ordered:
-        np.add(load[:, None], opts[:, i], out=cand)
-        peaks = np.maximum.reduce(cand.reshape(rings, 4, -1), axis=2).tolist()
-        best = None
-        for r in range(rings):
-            others = max(peak[:r] + peak[r + 1:], default=0)
-            for w in range(4):
-                # SHORT_CCW equal to SHORT ties with it and loses on rank, as if not offered
-                key = (max(peaks[r][w], others), added[r][i][w], r, w)
-                if best is None or key < best:
-                    best = key
-        assert best is not None
-        _, _, r, w = best
-        load[r] += opts[r, i, w]
-        peak[r] = peaks[r][w]
-        direction[i], on_ring[i] = ways[w], r
-    return direction, on_ring, max(peak)
+def _streams(fields: list[tuple[int, int, int, tuple[int, ...], int]]) -> tuple[Stream, ...]:
+    """`Stream(*f)` for each f, without the frozen dataclass's `__init__` (an `object.__setattr__`
+    per field, half the cost of building a stream; a step builds one per active expert): the
+    instance dict is filled directly, which is all that `__init__` does (no `__post_init__`)."""
+    new, out = object.__new__, []
+    for expert, members, direction, tokens, ring in fields:
+        s = new(Stream)
+        s.__dict__.update(expert=expert, members=members, direction=direction, tokens=tokens, ring=ring)
+        out.append(s)
+    return tuple(out)
 
 
 def _bitmasks(present: np.ndarray) -> list[int]:
@@ -503,27 +273,3 @@ def _bitmasks(present: np.ndarray) -> list[int]:
     return [int.from_bytes(raw[i * width:(i + 1) * width], "little") for i in range(present.shape[0])]
 
 
-def _balance(both: np.ndarray, ordered: list[int]) -> tuple[list[int], tuple[int, int]]:
-    """Directions in the global order: each stream takes the direction whose busiest link stays
-    lowest given the streams before it (ties: less load so far, then clockwise); O(A·N), a few
-    numpy calls per stream. `both` holds each expert's link bytes clockwise (row 2a) and
-    counter-clockwise (2a + 1); returns the directions and each direction's busiest link bytes."""
-    n = both.shape[1]
-    arcs = both.reshape(-1, 2, n)[ordered]  # in the global order
-    totals = np.add.reduce(arcs, axis=2).tolist()
-    direction = [CW] * len(ordered)
-    sum_cw = sum_ccw = 0
-    load = np.zeros((2, n), dtype=np.int64)  # bytes per link so far, clockwise and counter-
-    nxt = np.empty((2, n), dtype=np.int64)
-    for i, arc, (total_cw, total_ccw) in zip(ordered, arcs, totals):
-        np.add(load, arc, out=nxt)
-        peak_cw, peak_ccw = np.maximum.reduce(nxt, axis=1).tolist()
-        if peak_cw < peak_ccw or (peak_cw == peak_ccw and sum_cw <= sum_ccw):
-            load[0] = nxt[0]
-            sum_cw += total_cw
-        else:
-            load[1] = nxt[1]
-            sum_ccw += total_ccw
-            direction[i] = CCW
-    peaks = np.maximum.reduce(load, axis=1).tolist()
-    return direction, (peaks[0], peaks[1])

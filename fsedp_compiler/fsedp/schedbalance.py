@@ -1,0 +1,266 @@
+"""The per-shard policy's candidate plans and the greedy balances that build them.
+
+`per_shard` picks, of three plans (everything clockwise on R1's ring, whole experts balanced on
+it, each expert CW, CCW, SHORT or SHORT_CCW on any ring, balanced), the one with the least
+estimated time, building a plan only when a lower bound of its score (`per_shard`) leaves it a
+chance. The balances are sequential in the global order (each stream sees the streams before
+it), so their cost is numpy's per-call overhead times the streams: two calls per stream (one
+add of every option's candidate loads, one reduction of their halves) and a few Python compares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from fsedp_compiler.costmodel import CostModel
+from fsedp_compiler.fsedp.flowcontrol import min_buffers
+from fsedp_compiler.fsedp.ring import CCW, CW, SHORT, SHORT_CCW
+from fsedp_compiler.fsedp.schedtables import Tables, arc_lengths, home_weights, link_bytes_and_lengths, short_link_bytes
+
+#: a candidate plan: directions, rings, busiest link's bytes, most links of one shard's trajectory
+Plan = tuple[list[int], list[int], int, int]
+
+
+def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ordered: list[int], rule: str,
+              cost: CostModel, other_bound: int, prune: bool = True) -> tuple[list[int], list[int], int]:
+    """The per-shard policy: of three plans (everything clockwise on R1's ring, whole experts
+    balanced on it, each expert CW, CCW, SHORT or SHORT_CCW on any of the rings, balanced), the one
+    with the least estimated time: the busiest of DRAM, compute (`other_bound`) and links, plus
+    the longest trajectory's hops of one shard (the tail after the last loads). Ties: fewer
+    virtual networks (the earlier plan), unless a tied plan relieves busy links (`tie_break`).
+    `tables` per ring (R1's first); rings whose extra networks would not fit the buffers (R4) are
+    left out. Returns the directions, rings and link bound.
+
+    `prune`: a plan that provably cannot change the choice (its floor above the least score so
+    far, or a tie it would lose by index and could not win by relief) is not built (the result
+    is the same; `prune=False` builds all three: tests compare the two, and the schedules with
+    the frozen scheduler). A plan's score is the busiest of `other_bound` and the links plus the
+    hops of its longest trajectory. Its busiest link carries at least the average over the links of its rings of the bytes times
+    links its streams move, and a stream moves least, and walks its longest trajectory shortest,
+    with its least option: for the balanced plan min(clockwise, counter-clockwise) on R1's ring,
+    for the per-shard plan the shorter way (never longer than either direction) on the best
+    ring. Sums and maxima over streams of those minima bound the score from below (the floor).
+    The plan with the lower floor is built first."""
+    count = len(active)
+    plan = tables[0].plan
+    usable = [t for r, t in enumerate(tables) if plan.buffers >= min_buffers(2 * (r + 1))]
+    hop_ns = tables[0].hop_ns
+    link, lengths, after = zip(*(link_bytes_and_lengths(t, present, active, rule) for t in usable))
+    link0 = link[0]
+    longest, shorter = zip(*(arc_lengths(t, h, active) for t, h in zip(usable, lengths)))
+    weights: list[np.ndarray] = []  # per ring, `home_weights`, when a plan needs them
+
+    def score(p: Plan) -> int:
+        return max(other_bound, cost.link_busy_ns(p[2])) + p[3] * hop_ns
+
+    way = {CW: 0, CCW: 1, SHORT: 2, SHORT_CCW: 2}
+
+    def balanced() -> Plan:
+        directions, peaks = balance(link0, list(ordered))
+        return (directions, [0] * count, max(peaks),
+                max(map(lambda row, d: row[way[d]], longest[0].tolist(), directions)))
+
+    def shards() -> Plan:
+        weights[:] = weights or [home_weights(t, active) for t in usable]
+        shorts = [short_link_bytes(t, h, w, a) for t, h, w, a in zip(usable, lengths, weights, after)]
+        directions, on_ring, peak = _balance_rings(list(link), shorts, ordered)
+        rows = [h.tolist() for h in longest]
+        return (directions, on_ring, peak,
+                max(map(lambda i, d: rows[on_ring[i]][i][way[d]], range(count), directions)))
+
+    cw = np.add.reduce(link0[::2], axis=0)
+    first = longest[0]
+    # the most links of any stream clockwise, counter-clockwise and the shorter way, on R1's ring
+    most = np.maximum.reduce(first, axis=0).tolist()
+    built: dict[int, tuple[int, int, Plan]] = {}  # plan index -> (score, link ns, plan)
+
+    def add(index: int, p: Plan) -> None:
+        built[index] = (score(p), cost.link_busy_ns(p[2]), p)
+
+    add(0, ([CW] * count, [0] * count, int(np.maximum.reduce(cw)), most[0]))
+    bound = max(other_bound, 1)
+
+    def needed(floor: int, link_floor: int, index: int) -> bool:
+        """Whether a plan whose score is >= `floor` and busiest link >= `link_floor` ns can
+        change the choice (`_tie_break`) among the plans built so far."""
+        least = min(s for s, _, _ in built.values())
+        if floor != least:
+            return floor < least
+        tied = [i for i, (s, _, _) in built.items() if s == least]
+        if index < min(tied):  # it would be the earlier plan of the tie
+            return True
+        link = built[min(tied)][1]
+        # it can only be taken as the tied plan with the least busiest link (`tie_break`)
+        relief = min(built[i][1] for i in tied)
+        return (link >= LINK_BUSY * bound and link - link_floor >= LINK_RELIEF * bound
+                and link_floor <= relief)
+
+    later: list[tuple[int, int, int, Callable[[], Plan]]] = [(0, 0, 1, balanced), (0, 0, 2, shards)]
+    if prune:
+        # max over streams of min(clockwise, counter-clockwise): between most[2] and most[0]
+        either = most[0] if most[2] == most[0] else \
+            int(np.maximum.reduce(np.minimum(first[:, 0], first[:, 1])))
+        shortest = most[2] if len(longest) == 1 else \
+            int(np.maximum.reduce(np.minimum.reduce([h[:, 2] for h in longest])))
+        floor_balanced, floor_shards = other_bound + either * hop_ns, other_bound + shortest * hop_ns
+        if not needed(floor_balanced, 0, 1) and not needed(floor_shards, 0, 2):
+            return _chosen(built, other_bound)  # the link terms only raise the floors
+        # The busiest link carries at least the average: the bytes times links moved over the
+        # links of the plan's rings (2N each). A stream moves the least the shorter way round.
+        n = link0.shape[1]
+        totals = np.add.reduce(link0, axis=1)  # [2A]: each stream's bytes x links, cw and ccw
+        least = int(np.add.reduce(np.minimum(totals[0::2], totals[1::2])))
+        link_balanced = cost.link_busy_ns(-(-least // (2 * n)))
+        floor_balanced = max(other_bound, link_balanced) + either * hop_ns
+        weights[:] = [home_weights(t, active) for t in usable]
+        moved = [np.add.reduce(w[0::2] * h, axis=1) for w, h in zip(weights, shorter)]
+        least = int(np.add.reduce(moved[0] if len(moved) == 1 else np.minimum.reduce(moved)))
+        link_shards = cost.link_busy_ns(-(-least // (2 * n * len(usable))))
+        floor_shards = max(other_bound, link_shards) + shortest * hop_ns
+        # the lower floor first: the plan it builds may let the other be skipped
+        later = sorted([(floor_balanced, link_balanced, 1, balanced), (floor_shards, link_shards, 2, shards)],
+                       key=lambda c: (c[0], c[2]))
+    for floor, link_floor, index, build in later:
+        if prune and not needed(floor, link_floor, index):
+            continue
+        add(index, build())
+    return _chosen(built, other_bound)
+
+
+#: Of plans with the same estimate, a later one (more directions) is taken when it lowers the
+#: busiest link by at least this fraction of the step's DRAM/compute bound, the links of the
+#: earlier one being at least half as busy as that bound: shards queue on a busy link although
+#: the estimate (the busiest resource) does not see it, and a direction costs an escape slot
+#: (R4) that only pays where it spreads real load.
+LINK_RELIEF, LINK_BUSY = 0.1, 0.5
+
+
+def tie_break(scores: list[int], link_ns: list[int], other_bound: int) -> int:
+    """The plan to take: the least estimate, the earlier plan (fewer directions) on ties unless a
+    tied plan relieves busy links (`LINK_RELIEF`, `LINK_BUSY`)."""
+    first = min(range(len(scores)), key=scores.__getitem__)
+    tied = [i for i in range(len(scores)) if scores[i] == scores[first]]
+    relief = min(tied, key=lambda i: (link_ns[i], i))
+    bound = max(other_bound, 1)
+    if link_ns[first] >= LINK_BUSY * bound and link_ns[first] - link_ns[relief] >= LINK_RELIEF * bound:
+        return relief
+    return first
+
+
+def _chosen(built: dict[int, tuple[int, int, Plan]], other_bound: int) -> tuple[list[int], list[int], int]:
+    """`tie_break` over the plans built (in plan order); its directions, rings and link ns."""
+    order = sorted(built)
+    pick = order[tie_break([built[i][0] for i in order], [built[i][1] for i in order], other_bound)]
+    _, link, p = built[pick]
+    return p[0], p[1], link
+
+
+def _balance_rings(both: list[np.ndarray], short: list[tuple[np.ndarray, np.ndarray]],
+                   ordered: list[int]) -> tuple[list[int], list[int], int]:
+    """The per-shard plan's balance over several rings: each stream takes the (ring, direction)
+    option that keeps the busiest link of any ring lowest (ties: fewer bytes moved, the earlier
+    ring, then CW, CCW, SHORT, SHORT_CCW); O(R·A·N), one numpy evaluation of every option per
+    stream. Returns directions, rings and the busiest link's bytes."""
+    if len(both) == 1:
+        return _balance_one_ring(both[0], short[0], ordered)
+    rings, n = len(both), both[0].shape[1]
+    count = both[0].shape[0] // 2
+    ways = (CW, CCW, SHORT, SHORT_CCW)
+    # every option's bytes per link: [A, R, 4 ways, 2 directions, N], one stream's options contiguous
+    opts = np.zeros((count, rings, 4, 2, n), dtype=np.int64)
+    for r in range(rings):
+        arcs = both[r].reshape(-1, 2, n)
+        opts[:, r, 0, 0], opts[:, r, 1, 1] = arcs[:, 0], arcs[:, 1]
+        opts[:, r, 2], opts[:, r, 3] = short[r][0].reshape(-1, 2, n), short[r][1].reshape(-1, 2, n)
+    opts = opts.reshape(count, rings, 4, 2 * n)
+    added = np.add.reduce(opts, axis=3).tolist()  # [A][R][4]: bytes moved
+    load = np.zeros((rings, 2 * n), dtype=np.int64)
+    spread = load[:, None, :]  # a view: every way's candidate adds to its ring's load
+    peak = [0] * rings  # busiest link of each ring so far
+    direction = [CW] * len(ordered)
+    on_ring = [0] * len(ordered)
+    cand = np.empty((rings, 4, 2 * n), dtype=np.int64)
+    order = range(4)
+    for i in ordered:
+        np.add(spread, opts[i], out=cand)
+        peaks = np.maximum.reduce(cand, axis=2).tolist()
+        moved = added[i]
+        keys = []
+        for r in range(rings):
+            others = max(peak[:r] + peak[r + 1:])
+            keys += zip([max(p, others) for p in peaks[r]], moved[r], (r, r, r, r), order)
+        # SHORT_CCW equal to SHORT ties with it and loses on rank, as if not offered
+        _, _, r, w = min(keys)
+        load[r] = cand[r, w]
+        peak[r] = peaks[r][w]
+        direction[i], on_ring[i] = ways[w], r
+    return direction, on_ring, max(peak)
+
+
+def _balance_one_ring(both: np.ndarray, short: tuple[np.ndarray, np.ndarray],
+                      ordered: list[int]) -> tuple[list[int], list[int], int]:
+    """`_balance_rings` on one ring, the same choices with a quarter less work: CW leaves the
+    counter-clockwise links as they are and CCW the clockwise ones, so a stream's options are
+    six half-rings of candidate loads ([CW's clockwise, CCW's counter-clockwise], SHORT's two
+    halves, SHORT_CCW's two) and each option's busiest link is the larger of its halves' (an
+    untouched half's is the busiest link so far that way). Bytes are >= 0, so no other ring's
+    busiest link enters the key: (busiest link, bytes moved, way)."""
+    n = both.shape[1]
+    count = len(both) // 2
+    opts = np.concatenate((both.reshape(count, 2 * n), short[0].reshape(count, 2 * n),
+                           short[1].reshape(count, 2 * n)), axis=1).reshape(count, 3, 2 * n)
+    half = np.add.reduce(opts.reshape(count, 6, n), axis=2).tolist()
+    load = np.zeros(2 * n, dtype=np.int64)
+    load_cw, load_ccw = load[:n], load[n:]
+    top_cw = top_ccw = 0  # busiest link so far, clockwise and counter-clockwise
+    halves, busiest = np.arange(0, 6 * n, n), np.maximum.reduceat
+    ways = (CW, CCW, SHORT, SHORT_CCW)
+    order = range(4)
+    direction = [CW] * len(ordered)
+    for i in ordered:
+        cand = opts[i] + load  # [3, 2N]
+        m = busiest(cand.ravel(), halves).tolist()
+        h = half[i]
+        peaks = (max(m[0], top_ccw), max(top_cw, m[1]), max(m[2], m[3]), max(m[4], m[5]))
+        _, _, w = min(zip(peaks, (h[0], h[1], h[2] + h[3], h[4] + h[5]), order))
+        if w == 0:
+            load_cw[:] = cand[0, :n]
+            top_cw = m[0]
+        elif w == 1:
+            load_ccw[:] = cand[0, n:]
+            top_ccw = m[1]
+        else:
+            load[:] = cand[w - 1]
+            top_cw, top_ccw = m[2 * w - 2], m[2 * w - 1]
+        direction[i] = ways[w]
+    return direction, [0] * len(ordered), max(top_cw, top_ccw)
+
+
+def balance(both: np.ndarray, ordered: list[int]) -> tuple[list[int], tuple[int, int]]:
+    """Directions in the global order: each stream takes the direction whose busiest link stays
+    lowest given the streams before it (ties: less load so far, then clockwise); O(A·N), two
+    numpy calls per stream. `both` holds each expert's link bytes clockwise (row 2a) and
+    counter-clockwise (2a + 1); returns the directions and each direction's busiest link bytes."""
+    n = both.shape[1]
+    arcs = both.reshape(-1, 2 * n)[ordered]  # in the global order, clockwise half then counter-
+    totals = np.add.reduce(arcs.reshape(-1, 2, n), axis=2).tolist()
+    direction = [CW] * len(ordered)
+    sum_cw = sum_ccw = 0
+    load = np.zeros(2 * n, dtype=np.int64)  # bytes per link so far, clockwise then counter-
+    nxt = np.empty(2 * n, dtype=np.int64)
+    load_cw, load_ccw, nxt_cw, nxt_ccw = load[:n], load[n:], nxt[:n], nxt[n:]
+    halves, busiest = np.asarray([0, n]), np.maximum.reduceat
+    for i, arc, (total_cw, total_ccw) in zip(ordered, arcs, totals):
+        np.add(load, arc, out=nxt)
+        peak_cw, peak_ccw = busiest(nxt, halves).tolist()
+        if peak_cw < peak_ccw or (peak_cw == peak_ccw and sum_cw <= sum_ccw):
+            load_cw[:] = nxt_cw
+            sum_cw += total_cw
+        else:
+            load_ccw[:] = nxt_ccw
+            sum_ccw += total_ccw
+            direction[i] = CCW
+    peaks = busiest(load, halves).tolist()
+    return direction, (peaks[0], peaks[1])

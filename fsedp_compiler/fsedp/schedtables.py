@@ -1,0 +1,237 @@
+"""What the scheduler computes from the shard plan and ring alone, and the link bytes of many
+streams at once.
+
+`Tables` holds, per (plan, ring, cost model), what does not depend on the routing (home bytes as
+prefix sums along the walk orders, DRAM and compute per expert), built once and cached. The link
+byte functions turn an [A, N] member matrix into each expert's bytes on every link, for every
+direction, in a few numpy calls (O(A·N)); `scheduler.py` and `schedbalance.py` use them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+
+import numpy as np
+
+from fsedp_compiler.costmodel import PACKET_BYTES, CostModel
+from fsedp_compiler.fsedp.ring import CCW, CW, Ring, route_lengths, walk_order
+from fsedp_compiler.fsedp.shardplan import ShardPlan
+
+
+class Tables:
+    """What `schedule` needs that does not depend on the routing, for one (plan, ring, cost): per
+    stream id, DRAM time and home bytes (as prefix sums along the walk orders), compute per
+    local token count; built once, O(S·(C + N)) for S streams and C channels."""
+
+    def __init__(self, plan: ShardPlan, ring: Ring, cost: CostModel) -> None:
+        n, m, streams = ring.size, plan.num_shards, plan.num_streams
+        self.plan, self.cost = plan, cost
+        busy = [cost.dram_busy_ns(plan.shard_bytes(e)) for e in range(streams)]
+        #: [S] an expert's share of DRAM time (its work beyond compute)
+        self.dram_share = np.asarray([b * m // max(len(plan.channels), 1) for b in busy], dtype=np.int64)
+        channel_busy = np.zeros((streams, len(plan.channels)), dtype=np.int64)
+        homes = np.zeros((streams, n), dtype=np.int64)
+        for e in range(streams):
+            for index, k in plan.channel_counts(e).items():
+                channel_busy[e, index] = busy[e] * k
+                homes[e, plan.channels[index][0]] += plan.shard_bytes(e) * k
+        #: [S, C] DRAM busy time the expert's shards put on each channel
+        self.channel_busy = channel_busy
+        cw, ccw = list(walk_order(ring, CW)), list(walk_order(ring, CCW))
+        # Gathers in walk order: an [A, k·N] gather reshaped to [k·A, N] (or [k·A, 2N] when the
+        # walk is doubled to unroll the wrap) interleaves the directions: rows (a, cw), (a, ccw).
+        self.walk = {1: np.asarray(cw, dtype=np.int64), 2: np.asarray(cw + ccw, dtype=np.int64)}
+        #: doubled walks, reversed (the scan for the next member becomes a forward running max)
+        self.walk_rev2 = {1: np.asarray((cw + cw)[::-1], dtype=np.int64),
+                          2: np.asarray((cw + cw)[::-1] + (ccw + ccw)[::-1], dtype=np.int64)}
+        #: [S, 2N] bytes of the expert's shards homed at each walk index, clockwise then counter-
+        home_walk = homes[:, self.walk[2]]
+        self.home_bytes = home_walk
+        #: [S, 4N] inclusive prefix sums of those bytes over the doubled walk, per direction
+        self.home_prefix = np.concatenate([np.cumsum(np.concatenate((h, h), axis=1), axis=1)
+                                           for h in (home_walk[:, :n], home_walk[:, n:])], axis=1)
+        #: each gathered row's direction
+        self.directions = {1: np.full(streams, CW, dtype=np.int64),
+                           2: np.tile(np.asarray([CW, CCW], dtype=np.int64), streams)}
+        #: rank + 1 of each column of a reversed doubled walk (0 marks "no member yet"); int32: the
+        #: running max over [A, 2N] of it is ~3x faster than in int64 at N = 128
+        self.rev_rank = np.arange(1, 2 * n + 1, dtype=np.int32 if 2 * n < 2**31 else np.int64)
+        #: per gathered row r, the flat index of the end of its doubled walk: r·2N + 2N
+        self.row_end = (np.arange(1, 2 * streams + 1, dtype=np.int64) * (2 * n))[:, None]
+        self.pow2 = (np.int64(1) << np.arange(n, dtype=np.int64)) if n <= 62 else None
+        self.exact = streams * m * plan.max_shard_bytes < 2**53  # float64 bincount sums exactly
+        self._ffn: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * 2
+        homed = home_walk[:, :n] > 0
+        self.chiplets = n
+        #: [S, N] whether the expert has bytes homed at each ring position; None: every expert everywhere
+        self.homed = None if homed.all() else homed
+        shard = plan.max_shard_bytes
+        # the cost model's constants of a step (`CostModel` is a pure function of the target)
+        self.dram_latency_ns = cost.dram_latency_ns
+        #: one shard's DRAM load, link transfer and first packet, and the latencies after them
+        self.shard_load_ns, self.shard_link_ns = cost.dram_busy_ns(shard), cost.link_busy_ns(shard)
+        self.packet_ns = cost.link_busy_ns(min(shard, PACKET_BYTES))
+        self.latency_ns = cost.dram_latency_ns + cost.link_latency_ns
+        #: one shard's hop, latency included (`per_shard`'s tail estimate)
+        self.hop_ns = cost.link_ns(shard)
+
+    def ffn(self, shared: bool, rows: np.ndarray, tokens: int) -> np.ndarray:
+        """[t] an expert's compute on a member with t local tokens (all M shards), for every t
+        in `rows` (none above `tokens`): `CostModel.ffn_ns`, tabulated."""
+        table = self._ffn[shared]
+        if len(table) <= tokens and len(table) <= int(rows.max()):
+            e = self.plan.layer.num_experts if shared else 0
+            params, m = self.plan.shard_params(e), self.plan.num_shards
+            size = max(int(rows.max()) + 1, 2 * len(table))
+            table = self._ffn[shared] = np.asarray([self.cost.ffn_ns(params, t) * m for t in range(size)],
+                                                   dtype=np.int64)
+        return table
+
+
+#: `Tables` by the identity of (plan, ring, cost) (O(1) to look up), then by value (hashing the
+#: target is O(N); callers may build a fresh CostModel per step, and layers of one shape share).
+_BY_ID: OrderedDict[tuple[int, int, int], tuple[ShardPlan, Ring, CostModel, Tables]] = OrderedDict()
+_BY_VALUE: OrderedDict[tuple, Tables] = OrderedDict()
+_KEPT_BY_ID, _KEPT_BY_VALUE = 256, 16
+
+def tables_for(plan: ShardPlan, ring: Ring, cost: CostModel) -> Tables:
+    """The cached `Tables` of (plan, ring, cost); the identity cache holds the objects, so an
+    id is not reused while cached."""
+    key = (id(plan), id(ring), id(cost))
+    hit = _BY_ID.get(key)
+    if hit is not None and hit[0] is plan and hit[1] is ring and hit[2] is cost:
+        return hit[3]
+    value = (dataclasses.replace(plan.layer, index=0), plan.num_shards, plan.buffers, plan.channels,
+             ring.order, cost)
+    tables = _BY_VALUE.get(value)
+    if tables is None:
+        tables = _BY_VALUE[value] = Tables(plan, ring, cost)
+        if len(_BY_VALUE) > _KEPT_BY_VALUE:
+            _BY_VALUE.popitem(last=False)
+    _BY_ID[key] = (plan, ring, cost, tables)
+    if len(_BY_ID) > _KEPT_BY_ID:
+        _BY_ID.popitem(last=False)
+    return tables
+
+
+def walk_link_bytes(weights: np.ndarray, lengths: np.ndarray, exact: bool) -> np.ndarray:
+    """[rows, N] bytes over each link (walk index of the sender) of arcs starting at every walk
+    index with `weights` bytes and `lengths` links (< 2N): a difference array, O(rows x N).
+    `exact`: the byte sums stay below 2**53, so a float64 bincount adds them exactly."""
+    rows, n = weights.shape
+    ends = (lengths + np.arange(n)) + (np.arange(rows) * (2 * n))[:, None]
+    if exact:
+        minus = np.bincount(ends.ravel(), weights=weights.ravel(), minlength=rows * 2 * n).astype(np.int64)
+    else:
+        minus = np.zeros(rows * 2 * n, dtype=np.int64)
+        np.add.at(minus, ends.ravel(), weights.ravel())
+    diff = -minus.reshape(rows, 2 * n)
+    diff[:, :n] += weights
+    walked = np.add.accumulate(diff, axis=1)
+    return walked[:, :n] + walked[:, n:]  # the second lap of long arcs onto the first
+
+
+def nearest_link_bytes(tables: Tables, present: np.ndarray, active: np.ndarray, ways: int,
+                       lengths: bool = False) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """[ways·A, N] bytes over each link (walk index of the sender) under the `nearest` rule, rows
+    interleaved by direction (`ways` = 1: clockwise only); with `lengths` (`ways` = 2) the links
+    each home walks (`route_lengths`'); and the sweep's `after` ([ways·A, N]: 2N - the first
+    member strictly after each walk index, on the doubled walk). O(A·N), a few numpy calls.
+
+    A shard homed at walk index h walks from h to the last member strictly before h (ring.py),
+    so link w carries every home's bytes except those of the homes in (w, next member after w]:
+    load[w] = total - (P[next(w)] - P[w]) with P the prefix sums over the doubled walk."""
+    n = present.shape[1]
+    rows = ways * len(active)
+    # first member at or after v on the doubled walk, scanning it reversed (column j is
+    # v = 2N-1-j): the running max of (j + 1) over members is 2N - (that first member)
+    doubled = present[:, tables.walk_rev2[ways]].reshape(rows, 2 * n)
+    seen = np.maximum.accumulate(doubled * tables.rev_rank, axis=1)
+    after = seen[:, n - 1:2 * n - 1][:, ::-1]  # v = w + 1 for w = 0..N-1; first member in (w, w + N]
+    prefix = tables.home_prefix[active, :2 * n * ways].reshape(rows, 2 * n)
+    link = prefix[:, n - 1:n] - prefix.ravel()[tables.row_end[:rows] - after] + prefix[:, :n]
+    if not lengths:
+        return link, None, after
+    # The next member strictly after w is d = 2N - after[w] - w links on (1 <= d <= N). The last
+    # member strictly before a home, where its walk ends, is the next member after the same
+    # chiplet in the other direction's walk (walk index N - 1 - w there), d links back: the home
+    # walks N - d links (0 when it is the only member). Rows swap pairwise, columns reverse.
+    ahead = after + (tables.rev_rank[:n] - (n + 1))  # after[w] + w - N = N - d
+    return link, ahead.reshape(-1, 2, n)[:, ::-1, ::-1].reshape(rows, n), after
+
+
+def link_bytes(tables: Tables, present: np.ndarray, active: np.ndarray, ways: int, rule: str) -> np.ndarray:
+    """[ways·A, N] bytes each active expert sends over each link in walk order, interleaved by
+    direction (`ways` = 2) or clockwise only (`ways` = 1), under a trajectory rule."""
+    if rule == "nearest":
+        return nearest_link_bytes(tables, present, active, ways)[0]
+    n, rows = present.shape[1], ways * len(active)
+    walk_members = present[:, tables.walk[ways]].reshape(rows, n)
+    lengths = route_lengths(walk_members, tables.directions[ways][:rows], rule)
+    weights = tables.home_bytes[active, :n * ways].reshape(rows, n)
+    return walk_link_bytes(weights, lengths, tables.exact)
+
+
+def link_bytes_and_lengths(tables: Tables, present: np.ndarray, active: np.ndarray,
+                           rule: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """`link_bytes` both ways; the links each shard walks from its home: [2A, N] by the home's
+    walk index, rows (a, cw), (a, ccw) (`route_lengths`'); under `nearest` the sweep's `after`
+    (for `short_link_bytes`), else None."""
+    if rule == "nearest":
+        link, lengths, after = nearest_link_bytes(tables, present, active, 2, lengths=True)
+        assert lengths is not None
+        return link, lengths, after
+    n, rows = present.shape[1], 2 * len(active)
+    walk_members = present[:, tables.walk[2]].reshape(rows, n)
+    lengths = route_lengths(walk_members, tables.directions[2][:rows], rule)
+    weights = tables.home_bytes[active, :2 * n].reshape(rows, n)
+    return walk_link_bytes(weights, lengths, tables.exact), lengths, None
+
+
+def arc_lengths(tables: Tables, lengths: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[A, 3] the most links any of an expert's shards walks clockwise, counter-clockwise and the
+    shorter way (column 2 <= columns 0 and 1); and [A, N] the links each home walks the shorter
+    way, by ring position (0 where it holds no bytes). `lengths`: `link_bytes_and_lengths`'."""
+    cw_len, ccw_len = lengths[0::2], lengths[1::2, ::-1]  # by ring position
+    ways = np.concatenate((cw_len, ccw_len, np.minimum(cw_len, ccw_len)), axis=1).reshape(len(cw_len), 3, -1)
+    if tables.homed is not None:  # lengths are >= 0: a home without bytes counts as 0
+        ways *= tables.homed[active][:, None, :]
+    return np.maximum.reduce(ways, axis=2), ways[:, 2]
+
+
+def home_weights(tables: Tables, active: np.ndarray) -> np.ndarray:
+    """[2A, N] the bytes homed at each walk index, rows (a, cw), (a, ccw) (clockwise walk index =
+    ring position; counter-clockwise = N - 1 - position)."""
+    n = tables.chiplets
+    return tables.home_bytes[active, :2 * n].reshape(2 * len(active), n)
+
+
+def short_link_bytes(tables: Tables, lengths: np.ndarray, weights: np.ndarray,
+                     after: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """[2A, N] bytes each active expert sends over each link (walk index of the sender) when every
+    shard takes the shorter way round from its home, rows (a, cw), (a, ccw): equally long ways
+    clockwise (SHORT), then counter-clockwise (SHORT_CCW). `lengths`, `weights`, `after`:
+    `link_bytes_and_lengths`' and `home_weights`'; with `after` (the `nearest` rule), a sweep."""
+    cw_len, ccw_len = lengths[0::2], lengths[1::2, ::-1]  # by ring position
+    parts = []
+    for take_cw in (cw_len <= ccw_len, cw_len < ccw_len):
+        part = weights.copy()
+        part[0::2] *= take_cw
+        part[1::2] *= ~take_cw[:, ::-1]
+        parts.append(part)
+    if after is None:
+        return walk_link_bytes(parts[0], lengths, tables.exact), walk_link_bytes(parts[1], lengths, tables.exact)
+    # Under `nearest` a shard's trajectory does not depend on the way its neighbours take: each
+    # way's bytes are `nearest_link_bytes`' sweep over only the homes that take it,
+    # load[w] = P'[N - 1] - P'[f(w)] + P'[w] with P' the prefix sums over the doubled walk and
+    # f(w) = 2N - after[w] in (w, w + N]. With P the prefix sums over one lap and T = P[N - 1],
+    # P'[f] = P[f mod N] + T [f >= N], so load[w] = T [f < N] - P[f mod N] + P[w].
+    rows, n = after.shape
+    lap = after > n  # f(w) < N
+    flat = (2 * n - after) - n * ~lap + np.arange(0, rows * n, n, dtype=np.int64)[:, None]
+    out = []
+    for part in parts:
+        prefix = np.cumsum(part, axis=1)
+        out.append(np.where(lap, prefix[:, -1:], 0) - prefix.ravel()[flat] + prefix)
+    return out[0], out[1]
