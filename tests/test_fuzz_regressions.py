@@ -224,7 +224,10 @@ def test_bad_program_json(fsedpc, static_dir: Path, tmp_path: Path, edit, needle
     shutil.copytree(static_dir, d)
     manifest = json.loads((d / "program.json").read_text())
     replaced = edit(manifest)
-    (d / "program.json").write_text(json.dumps(replaced if isinstance(replaced, list) else manifest))
+    from fsedp_compiler.digest import with_digest
+
+    # re-digested, so that the check under test is reached (the digest check is tests/test_tamper.py's)
+    (d / "program.json").write_text(json.dumps(replaced if isinstance(replaced, list) else with_digest(manifest)))
     _fails(fsedpc("simulate", str(d), "--metrics", str(tmp_path / "m.json")), "program.json", needle)
     assert not (tmp_path / "m.json").exists()
 
