@@ -266,7 +266,7 @@ def _final_case(rng: random.Random, text: str) -> tuple[str, str, str]:
     return kind, data.decode("utf-8", "replace"), ANY
 
 
-TARGET_REQUIRED = {"chiplets", "topology", "chiplet", "link", "sram_mib", "gbps", "latency_ns",
+TARGET_REQUIRED = {"name", "chiplets", "topology", "chiplet", "link", "sram_mib", "gbps", "latency_ns",
                    "dram_gbps_per_channel"}
 
 
@@ -380,6 +380,8 @@ def make_case(rng: random.Random, kind: str, seeds: Path) -> Case:
             if what.startswith("list") and field in ("dram_at", "ring", "links"):
                 validity = ANY
             if what.startswith(("string ", "other-string ", "empty ")) and field == "topology":
+                validity = INVALID
+            if what in ("empty name", "remove name"):  # a target must be named (issue 14)
                 validity = INVALID
             if re.search(r"^(big|zero|tiny|other|huge-float|other-string|empty|flip) ", what) and \
                     what.split(" ")[1] not in ("chiplets", "dram_channels", "topology", "chiplet.dram_channels",

@@ -26,6 +26,7 @@ GOLDEN = REPO / "tests" / "golden" / "metrics-tiny-moe.json"
 
 # DRAM 10 GB/s + 100 ns; links 100 GB/s + 5 ns; 1.5 TOPS at bf16 (1500 ops/ns).
 TOML = """
+name = "hand"
 chiplets = {n}
 topology = "ring"
 dram_at = [0]

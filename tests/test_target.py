@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -18,6 +19,8 @@ from fsedp_compiler.target import (
     search_hamiltonian_cycle,
     topology_edges,
 )
+
+EXAMPLES_TINY = Path(__file__).resolve().parent.parent / "examples" / "models" / "tiny-moe.mlir"
 
 BASE = """
 name = "t"
@@ -112,6 +115,29 @@ def _err(text: str) -> FsedpError:
 def test_toml_errors_name_the_field(old: str, new: str, expected: str) -> None:
     assert old in BASE
     assert expected in str(_err(BASE.replace(old, new, 1)))
+
+
+@pytest.mark.parametrize("old,new,expected", [
+    ('name = "t"\n', "", "bad.toml: error: name: missing required field"),
+    ('name = "t"', 'name = ""', "bad.toml: error: name: must be a non-empty string"),
+    ('name = "t"', "name = 7", "bad.toml: error: name: must be a non-empty string"),
+    ('name = "t"', 'name = "' + "x" * 201 + '"', "at most 200 characters"),
+])
+def test_a_target_needs_a_name(old: str, new: str, expected: str) -> None:
+    """Issue 14: a target without a name was given its file's stem; now the name is required."""
+    assert old in BASE
+    assert expected in str(_err(BASE.replace(old, new, 1)))
+
+
+def test_a_target_file_without_a_name_is_exit_2(fsedpc, tmp_path) -> None:
+    path = tmp_path / "noname.toml"
+    path.write_text(BASE.replace('name = "t"\n', ""))
+    for args in (("targets", str(path)), ("compile", str(EXAMPLES_TINY), "--target", str(path),
+                                           "-o", str(tmp_path / "o"))):
+        r = fsedpc(*args)
+        assert r.code == 2 and "noname.toml: error: name: " in r.err and "missing required field" in r.err, r.err
+        assert "Traceback" not in r.err
+    assert not (tmp_path / "o").exists()
 
 
 def test_toml_syntax_error_has_line_and_column() -> None:
