@@ -84,12 +84,10 @@ def test_sigint_exits_130(tmp_path: Path) -> None:
 def test_simulate_prints_status_lines_when_not_a_terminal(fsedpc, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 14 item 5: a long `simulate --functional` in a log shows a periodic one-line status."""
-    from fsedp_compiler.commands import simulate
-
     out = tmp_path / "p"
     assert fsedpc("compile", TINY, "--target", "paper-2x2", "--trace",
                   str(REPO / "examples" / "traces" / "tiny-moe-4c.npz"), "-o", str(out)).code == 0
-    monkeypatch.setattr(simulate, "STATUS_EVERY", 0.0)
+    monkeypatch.setenv("FSEDPC_STATUS_EVERY", "0")  # fsedp_compiler/progress.py
     r = fsedpc("simulate", str(out), "--functional")
     assert r.code == 0, r.err
     lines = [ln for ln in r.err.splitlines() if ln.startswith("fsedpc simulate: phase ")]
