@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from fsedp_compiler.fileio import check_outputs, is_stdio, write_outputs
     from fsedp_compiler.progress import RunProgress
     from fsedp_compiler.routing import load_trace
+    from fsedp_compiler.sim.errors import DeadlockError
     from fsedp_compiler.sim.loader import load_outdir
     from fsedp_compiler.sim.run import deterministic_metrics, np_default, simulate
     from fsedp_compiler.sim.timeline import chrome_trace
@@ -60,8 +61,12 @@ def run(args: argparse.Namespace) -> int:
             progress.update(label="functional set-up")
             data = DataPlane(loaded, args.seed)
         progress.update(label="functional (weights and reference per step)" if args.functional else "")
-        result = simulate(loaded, trace, data=data, keep_ops=bool(args.timeline),
-                          progress=lambda done, total: progress.update(done, total))
+        try:
+            result = simulate(loaded, trace, data=data, keep_ops=bool(args.timeline),
+                              progress=lambda done, total: progress.update(done, total))
+        except DeadlockError as err:  # exit 3, naming the program directory (the report names the chiplets)
+            err.path = err.path or args.outdir
+            raise
     m = result.metrics
     outputs = []
     if args.metrics:
