@@ -2,7 +2,7 @@
 
 `bench`, `compile`, `crosscheck` and `simulate` can run for minutes on big models; none may look
 hung. On a terminal (stderr) a transient bar appears once a run has taken `BAR_DELAY` seconds;
-when stderr is a log or a pipe, a line `fsedpc CMD: UNIT i of N (P%), T s[: what]` is printed
+when stderr is a log or a pipe, a line `fsedpc CMD: i of N UNITs done (P%), T s[; now: what]` is printed
 every `FSEDPC_STATUS_EVERY` seconds (default 10), also while one unit of work is still running,
 and a last one when the command ends, if any was printed. A run shorter than that prints nothing,
 so outputs and logs of short runs do not change. Everything goes to stderr: stdout stays the
@@ -71,8 +71,8 @@ class RunProgress:
         if self._ticker is not None:
             self._ticker.join()
         with self._lock:
-            if exc_type is None and self.total is not None:
-                self.done = self.total  # a command that returned finished its work
+            if exc_type is None:  # a command that returned finished its work
+                self.done, self.label = self.total if self.total is not None else self.done, ""
             if self._bar is not None:
                 self._bar.__exit__(exc_type, exc, tb)
             elif not self.terminal and exc_type is None and self._printed is not None \
@@ -104,13 +104,13 @@ class RunProgress:
 
     # --- display
     def status(self) -> str:
-        """The one-line status: `fsedpc CMD: UNIT i of N (P%), T s: what`."""
+        """The one-line status: `fsedpc CMD: i of N UNITs done (P%), T s; now: what`."""
         elapsed = time.perf_counter() - self.start
         if self.total:
-            count = f"{self.unit} {self.done} of {self.total} ({self.done / self.total:.0%}), "
+            count = f"{self.done} of {self.total} {self.unit}s done ({self.done / self.total:.0%}), "
         else:
             count = f"{self.done} {self.unit}s done, " if self.done else ""
-        return f"fsedpc {self.command}: {count}{elapsed:.0f} s" + (f": {self.label}" if self.label else "")
+        return f"fsedpc {self.command}: {count}{elapsed:.0f} s" + (f"; now: {self.label}" if self.label else "")
 
     def _state(self) -> tuple:
         return (self.done, self.total, self.label)

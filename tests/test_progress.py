@@ -28,9 +28,9 @@ def test_status_lines_off_a_terminal() -> None:
         p.begin("fsedp @ 16 tokens")
         p.begin("ep @ 16 tokens")
     lines = buf.getvalue().splitlines()
-    assert lines[0].startswith("fsedpc bench: run 0 of 3 (0%), ") and lines[0].endswith(": fsedp @ 16 tokens")
-    assert lines[1].startswith("fsedpc bench: run 1 of 3 (33%), ") and lines[1].endswith(": ep @ 16 tokens")
-    assert lines[-1].startswith("fsedpc bench: run 3 of 3 (100%), ")
+    assert lines[0].startswith("fsedpc bench: 0 of 3 runs done (0%), ") and lines[0].endswith("; now: fsedp @ 16 tokens")
+    assert lines[1].startswith("fsedpc bench: 1 of 3 runs done (33%), ") and lines[1].endswith("; now: ep @ 16 tokens")
+    assert lines[-1].startswith("fsedpc bench: 3 of 3 runs done (100%), ")
 
 
 def test_a_short_run_prints_nothing() -> None:
@@ -51,7 +51,7 @@ def test_a_long_unit_still_reports() -> None:
         p.update(0, label="solving instance 0")
         time.sleep(0.5)
     lines = buf.getvalue().splitlines()
-    assert len(lines) >= 3 and all(ln.endswith("solving instance 0") for ln in lines[:-1])
+    assert len(lines) >= 3 and all(ln.endswith("; now: solving instance 0") for ln in lines[:-1])
 
 
 def test_a_bar_on_a_terminal() -> None:
@@ -60,7 +60,7 @@ def test_a_bar_on_a_terminal() -> None:
         p.begin("fsedp @ 16 tokens")
         p.begin("ep @ 16 tokens")
     out = buf.getvalue()
-    assert "fsedpc bench" in out and "runs" in out and "fsedpc bench: run" not in out
+    assert "fsedpc bench" in out and "runs" in out and "runs done" not in out
 
 
 def test_an_interrupted_run_prints_no_final_line() -> None:
@@ -111,7 +111,7 @@ def test_commands_print_status_lines_off_a_terminal(fsedpc, tmp_path: Path, monk
     assert loud.code == 0, loud.err
     lines = _status(loud.err, command)
     assert len(lines) >= 2, loud.err
-    assert re.match(rf"fsedpc {command}: {UNIT[command]} (\d+) of \1 \(100%\), \d+ s", lines[-1]), lines
+    assert re.match(rf"fsedpc {command}: (\d+) of \1 {UNIT[command]}s done \(100%\), \d+ s$", lines[-1]), lines
     assert not _status(loud.out, command)
     if command == "crosscheck":  # solver seconds vary run to run: the same table rows otherwise
         assert len(loud.out.splitlines()) == len(quiet.out.splitlines())
