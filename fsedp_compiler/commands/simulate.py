@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
 
             progress.update(label="functional set-up")
             data = DataPlane(loaded, args.seed)
-        progress.update(label="functional (weights and reference per step)" if args.functional else "")
+        progress.update(label="simulating, functional: weights and the reference per step" if args.functional
+                        else "simulating")
         try:
             result = simulate(loaded, trace, data=data, keep_ops=bool(args.timeline),
                               progress=lambda done, total: progress.update(done, total))
