@@ -583,8 +583,8 @@ def _sweep_case(rng: random.Random, seeds: Path) -> Case:
         validity = INVALID if last in ("start", "stop", "factor") else ANY
     elif numeric or mutation in ("list", "flip"):
         validity = ANY
-    if mutation == "huge-float" and last == "factor":
-        validity = ANY  # the second value overflows to inf, past stop: a range of one value
+    if mutation in ("huge-float", "huge-int") and last == "factor":
+        validity = ANY  # the second value is past stop: a range of one value
     if mutation == "huge-int" and in_set:
         validity = INVALID
     return Case("sweep", what, {"spec.toml": dump_toml_inline(spec)}, cmds, validity, names)
