@@ -17,6 +17,7 @@ from xdsl.ir import Operation
 
 from fsedp_compiler.baselines import placement
 from fsedp_compiler.dialects import dataflow as df
+from fsedp_compiler.files.digest import with_digest
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.files.fileio import atomic_directory
 from fsedp_compiler.ir.modules import require_target, spec_from_module
@@ -226,5 +227,6 @@ def emit(module: ModuleOp, outdir: str, extra_files: dict[str, bytes] | None = N
                     "num_layers": model.num_layers, "strategy": strategy, "edited": False,
                     **info, "target": target_to_json(target), "layers": layers, "dense": dense,
                     "programs": files, "files": extras}
+        manifest = with_digest(manifest)  # program.json's own fields are covered too (manifest_sha256)
         (work / "program.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return manifest

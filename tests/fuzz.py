@@ -1,7 +1,8 @@
 """Seeded mutation fuzzing of every input format through the CLI (issue 14).
 
 `corpus(dir)` writes one valid seed per format; `cases(corpus, n, seed)` derives `n` mutated
-inputs, each with the `fsedpc` commands that read it and whether it is invalid by construction;
+inputs, each with the `fsedpc` commands that read it and whether it is invalid by construction
+(or, for the deadlock kind, must deadlock: exit 3 with a report naming the chiplets);
 `run_case` runs them in a forked child (time limit, memory cap, fresh output directory) and
 classifies the outcome. `python tests/fuzz.py` (`make fuzz`) prints the counts.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import select
 import shutil
@@ -23,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fuzz_cases import ANY, INVALID, KINDS, Case, cases, make_case, seed_case  # noqa: E402
+from fuzz_cases import ANY, DEADLOCK, INVALID, KINDS, Case, cases, make_case, seed_case  # noqa: E402
 
-__all__ = ["ANY", "INVALID", "KINDS", "Case", "cases", "make_case", "seed_case", "corpus", "preimport",
+__all__ = ["ANY", "DEADLOCK", "INVALID", "KINDS", "Case", "cases", "make_case", "seed_case", "corpus", "preimport",
            "run_case", "describe", "tally", "main"]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,7 +57,7 @@ TINY_MLIR = """builtin.module attributes {moe.model = "tiny", moe.num_layers = 2
 
 def corpus(root: Path) -> Path:
     """Write the valid seeds into `root` (a model, a target, a trace, a routing dump, an HF config,
-    a static program directory); returns `root`."""
+    a static and a dynamic program directory; the sweep spec is made from these); returns `root`."""
     from fsedp_compiler.cli import main
     from fsedp_compiler.ir.modules import load_model_spec
     from fsedp_compiler.inputs.traces import save_trace
@@ -73,6 +75,9 @@ def corpus(root: Path) -> Path:
             "--trace", str(root / "trace.npz"), "-o", str(root / "prog")]
     assert main(argv) == 0, argv
     shutil.copy(root / "prog" / "final.mlir", root / "final.mlir")
+    argv = ["compile", str(root / "model.mlir"), "--target", "paper-2x2", "--shards-per-chiplet", "1",
+            "-o", str(root / "dprog")]
+    assert main(argv) == 0, argv
     return root
 
 
@@ -188,13 +193,17 @@ def run_case(case: Case, seeds: Path, workdir: Path, timeout: float = 20.0) -> l
     cdir.mkdir(parents=True)
     odir.mkdir()
     if case.copy_prog:
-        shutil.copytree(seeds / "prog", cdir / "prog")
+        shutil.copytree(seeds / case.prog, cdir / case.prog)
     for rel, data in case.files.items():
         (cdir / rel).write_bytes(data)
     outcomes = []
     for template in case.commands:
         argv = [a.replace("{case}", str(cdir)).replace("{out}", str(odir)) for a in template]
         o = run_command(argv, workdir, timeout)
+        if case.validity == DEADLOCK and o.code != 3:
+            o.problems.append(f"missed-deadlock (exit {o.code})")
+        elif case.validity == DEADLOCK and not ("deadlock" in o.err and re.search(r"chiplet \d+", o.err)):
+            o.problems.append("missed-deadlock (the report names no chiplet)")
         if o.code == 0 and case.validity == INVALID:
             o.problems.append("accepted-invalid")
         elif o.code not in (None, 0, 2, 3):
@@ -215,7 +224,7 @@ def run_case(case: Case, seeds: Path, workdir: Path, timeout: float = 20.0) -> l
     return outcomes
 
 
-CATEGORIES = ("traceback", "hang", "accepted-invalid", "partial output", "unlocated", "exit")
+CATEGORIES = ("traceback", "hang", "accepted-invalid", "missed-deadlock", "partial output", "unlocated", "exit")
 
 
 def tally(results: list[tuple[Case, list[Outcome]]]) -> Counter:
@@ -266,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"fuzz: {counts['cases']} cases ({', '.join(kinds)}), {counts['runs']} runs, seed {seed}, "
           f"{time.perf_counter() - start:.0f} s: exit 0 {counts['exit 0']}, exit 2 {counts['exit 2']}, "
           f"exit 3 {counts['exit 3']}; tracebacks {counts['traceback']}, hangs {counts['hang']}, "
-          f"accepted-invalid {counts['accepted-invalid']}, partial outputs {counts['partial output']}, "
+          f"accepted-invalid {counts['accepted-invalid']}, missed deadlocks {counts['missed-deadlock']}, "
+          f"partial outputs {counts['partial output']}, "
           f"unlocated errors {counts['unlocated']}, other exit codes {counts['exit']}")
     bad = sum(counts[c] for c in CATEGORIES)
     return 1 if bad else 0

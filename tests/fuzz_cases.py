@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-ANY, INVALID = "any", "invalid"
-KINDS = ("mlir", "final", "toml", "npz", "jsonl", "hf", "manifest", "bin", "fsa")
+ANY, INVALID, DEADLOCK = "any", "invalid", "deadlock"
+"""Validity of a case: may be valid (exit 0 allowed), invalid (exit 2), a deadlock (exit 3 required)."""
+KINDS = ("mlir", "final", "toml", "npz", "jsonl", "hf", "manifest", "bin", "fsa", "sweep", "dmanifest", "dbin",
+         "deadlock")
 # --------------------------------------------------------------------------- generic mutations
 
 
@@ -181,6 +183,45 @@ def dump_toml(obj: dict) -> bytes:
     return ("\n".join(top) + "\n" + "\n".join(tables) + "\n").encode()
 
 
+def dump_toml_inline(obj: dict) -> bytes:
+    """Any JSON-like document as TOML with every table inline (`grid = [{ ... }]`), keys quoted
+    when not bare; writes nan, inf, deep arrays and null (as a bad value) too."""
+    def key(k: str) -> str:
+        return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k)
+
+    def val(v: Any) -> str:
+        if v is None:
+            return "null"
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, float):
+            return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf") if math.isinf(v) else repr(v)
+        if isinstance(v, int):
+            return str(v)
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, list):
+            return _deep_dump(v) if not _depth_ok(v) else "[" + ", ".join(val(x) for x in v) + "]"
+        return "{ " + ", ".join(f"{key(k)} = {val(x)}" for k, x in v.items()) + " }"
+
+    return "".join(f"{key(k)} = {val(v)}\n" for k, v in obj.items()).encode()
+
+
+def sweep_seed(seeds: Path) -> dict:
+    """A tiny sweep spec over the seeds (absolute paths: the case directory holds the spec alone)."""
+    return {
+        "name": "fuzz", "description": "a tiny sweep", "model": str(seeds / "model.mlir"), "moe_layers": 1,
+        "dense": False, "steps": 1, "seed": 0, "buffers": 6, "strategies": ["fsedp", "ep"],
+        "tokens": {"start": 4, "stop": 16, "factor": 4},
+        "grid": [
+            {"name": "systems", "target": ["paper-2x2", str(seeds / "target.toml")],
+             "routing": ["uniform", {"name": "skewed", "skew": "zipf:1.2", "locality": 0.5}],
+             "set": {"link.gbps": [64, 288]}},
+            {"name": "trace", "target": "paper-2x2", "dtype": "int8", "moe_layers": 2, "routing": {"trace": str(seeds / "trace.npz")}},
+        ],
+    }
+
+
 # --------------------------------------------------------------------------- cases
 
 
@@ -198,6 +239,8 @@ class Case:
     names: tuple[str, ...]
     """what an error must name (a file name)"""
     copy_prog: bool = False
+    prog: str = "prog"
+    """the seed program directory copied first: `prog` (static) or `dprog` (dynamic)"""
 
 
 def _cmds_for(kind: str, c: Path) -> list[list[str]]:
@@ -219,6 +262,11 @@ def _cmds_for(kind: str, c: Path) -> list[list[str]]:
         "manifest": [["simulate", "{case}/prog", "--metrics", "{out}/m.json"]],
         "bin": [["simulate", "{case}/prog", "--functional"], ["disasm", "{case}/prog/chiplet_1.bin"]],
         "fsa": [["asm", "{case}/prog"]],
+        "sweep": [["sweep", "{case}/spec.toml", "--dry-run"]],
+        "dmanifest": [["simulate", "{case}/dprog", "--trace", t, "--metrics", "{out}/m.json"]],
+        "dbin": [["simulate", "{case}/dprog", "--trace", t, "--functional"],
+                 ["disasm", "{case}/dprog/chiplet_1.bin"]],
+        "deadlock": [["simulate", "{case}/prog", "--metrics", "{out}/m.json"]],
     }[kind]
 
 
@@ -266,7 +314,7 @@ def _final_case(rng: random.Random, text: str) -> tuple[str, str, str]:
     return kind, data.decode("utf-8", "replace"), ANY
 
 
-TARGET_REQUIRED = {"chiplets", "topology", "chiplet", "link", "sram_mib", "gbps", "latency_ns",
+TARGET_REQUIRED = {"name", "chiplets", "topology", "chiplet", "link", "sram_mib", "gbps", "latency_ns",
                    "dram_gbps_per_channel"}
 
 
@@ -381,6 +429,8 @@ def make_case(rng: random.Random, kind: str, seeds: Path) -> Case:
                 validity = ANY
             if what.startswith(("string ", "other-string ", "empty ")) and field == "topology":
                 validity = INVALID
+            if what in ("empty name", "remove name"):  # a target must be named (issue 14)
+                validity = INVALID
             if re.search(r"^(big|zero|tiny|other|huge-float|other-string|empty|flip) ", what) and \
                     what.split(" ")[1] not in ("chiplets", "dram_channels", "topology", "chiplet.dram_channels",
                                                "name"):
@@ -425,44 +475,151 @@ def make_case(rng: random.Random, kind: str, seeds: Path) -> Case:
             cfg[what.split(" ")[1].split(".")[0]] = "__HUGE__"
         return Case(kind, what, {"config.json": dump_json(cfg, rng)}, _cmds_for(kind, seeds), validity,
                     ("config.json",))
-    prog = seeds / "prog"
-    if kind == "manifest":
-        manifest = json.loads((prog / "program.json").read_text())
-        if rng.random() < 0.15:
-            what, data = bytes_mutation(rng, (prog / "program.json").read_bytes())
-            return Case(kind, what, {"prog/program.json": data}, _cmds_for(kind, seeds), ANY, ("/prog",),
-                        copy_prog=True)
-        soft = ("model", "description", "name", "edited", "kind", "hydra_skip_single")
-        what, manifest, validity = structured_mutation(
-            rng, manifest, lambda p: not any(s in p for s in soft),
-            lambda p: p[-1] not in ("description", "strategy", "baseline", "hydra_skip_single", "order", "direction",
-                                    "trajectory", "rings", "kind", "unknown_field_x") and not isinstance(p[-1], int))
-        if re.match(r"(other|zero|tiny|big|huge-float|other-string|empty) ", what) and \
-                not re.search(r"\b(format|version|mode|strategy|dtype|activation|bin|fsa|trace)$", what):
-            validity = ANY
-        if what.startswith("unknown field") or (what.startswith(("string ", "other-string ", "empty ")) and re.search(
-                r"\b(format|mode|strategy|dtype|activation|bin|fsa|trace|baseline|order|direction|trajectory)$", what)):
-            validity = INVALID
-        if re.match(r"remove files\.(final\.mlir|unknown_field_x)$", what):
-            validity = ANY  # final.mlir is for people; the machine does not read it
-        if what.startswith("huge-int"):
-            path = what.split(" ")[1]
-            _set_path(manifest, path, "__HUGE__")
-        return Case(kind, what, {"prog/program.json": dump_json(manifest, rng)}, _cmds_for(kind, seeds), validity,
-                    ("/prog",), copy_prog=True)
-    if kind == "bin":
+    if kind == "sweep":
+        return _sweep_case(rng, seeds)
+    if kind in ("manifest", "dmanifest"):
+        return _manifest_case(rng, kind, seeds, "prog" if kind == "manifest" else "dprog")
+    if kind in ("bin", "dbin"):
+        name = "prog" if kind == "bin" else "dprog"
+        prog = seeds / name
         data = (prog / "chiplet_1.bin").read_bytes()
         what, new = bytes_mutation(rng, data)
         manifest = json.loads((prog / "program.json").read_text())
         import hashlib
 
         manifest["programs"][1]["bin_sha256"] = hashlib.sha256(new).hexdigest()  # past the hash: the decoder
-        return Case(kind, what, {"prog/chiplet_1.bin": new, "prog/program.json": json.dumps(manifest).encode()},
-                    _cmds_for(kind, seeds), ANY, ("/prog",), copy_prog=True)
+        return Case(kind, what, {f"{name}/chiplet_1.bin": new, f"{name}/program.json": _signed(manifest)},
+                    _cmds_for(kind, seeds), ANY, (f"/{name}",), copy_prog=True, prog=name)
+    if kind == "deadlock":
+        return _deadlock_case(rng, seeds)
+    prog = seeds / "prog"
     data = (prog / "chiplet_1.fsa").read_bytes()
     what, new = bytes_mutation(rng, data)
     return Case(kind, what, {"prog/chiplet_1.fsa": new}, _cmds_for(kind, seeds), ANY, ("/prog",),
                 copy_prog=True)
+
+
+def _signed(manifest: dict) -> bytes:
+    """program.json text with its digest recomputed (as `fsedpc asm` does), so that a mutation
+    reaches the checks behind the digest check."""
+    from fsedp_compiler.files.digest import with_digest
+
+    return json.dumps(with_digest(manifest), indent=2).encode()
+
+
+def _manifest_case(rng: random.Random, kind: str, seeds: Path, name: str) -> Case:
+    """A mutated program.json: most re-digested (the schema and cross-field checks behind the
+    digest), some not (the digest check itself: then any change of meaning is invalid)."""
+    from fsedp_compiler.files.digest import canonical_json, manifest_digest
+
+    prog = seeds / name
+    cmds, names = _cmds_for(kind, seeds), (f"/{name}",)
+    original = json.loads((prog / "program.json").read_text())
+    if rng.random() < 0.15:
+        what, data = bytes_mutation(rng, (prog / "program.json").read_bytes())
+        return Case(kind, what, {f"{name}/program.json": data}, cmds, ANY, names, copy_prog=True, prog=name)
+    soft = ("model", "description", "name", "edited", "kind", "hydra_skip_single")
+    what, manifest, validity = structured_mutation(
+        rng, original, lambda p: not any(s in p for s in soft),
+        lambda p: p[-1] not in ("description", "strategy", "baseline", "hydra_skip_single", "order", "direction",
+                                "trajectory", "rings", "kind", "unknown_field_x") and not isinstance(p[-1], int))
+    if re.match(r"(other|zero|tiny|big|huge-float|other-string|empty) ", what) and \
+            not re.search(r"\b(format|version|mode|strategy|dtype|activation|bin|fsa|trace)$", what):
+        validity = ANY
+    if what.startswith("unknown field") or (what.startswith(("string ", "other-string ", "empty ")) and re.search(
+            r"\b(format|mode|strategy|dtype|activation|bin|fsa|trace|baseline|order|direction|trajectory)$", what)):
+        validity = INVALID
+    if re.match(r"remove files\.(final\.mlir|unknown_field_x)$", what):
+        validity = ANY  # final.mlir is for people; the machine does not read it
+    if what.endswith("manifest_sha256"):
+        validity = INVALID  # the digest itself replaced
+    signed = rng.random() < 0.8 and not what.endswith("manifest_sha256")
+    if signed:
+        from fsedp_compiler.files.digest import DIGEST_FIELD
+
+        try:
+            manifest[DIGEST_FIELD] = manifest_digest(json.loads(json.dumps(manifest)))
+            what += " (re-digested)"
+        except (ValueError, RecursionError, TypeError):  # NaN or a deep nest: no digest can cover it
+            signed = False
+    if not signed:
+        try:
+            same = canonical_json(manifest) == canonical_json(original)
+        except (ValueError, RecursionError, TypeError):
+            same = False
+        validity = ANY if same else INVALID  # any change of meaning fails the digest check
+    if what.startswith("huge-int"):
+        _set_path(manifest, what.split(" ")[1], "__HUGE__")
+    return Case(kind, what, {f"{name}/program.json": dump_json(manifest, rng)}, cmds, validity, names,
+                copy_prog=True, prog=name)
+
+
+def _sweep_case(rng: random.Random, seeds: Path) -> Case:
+    """A mutated tiny sweep spec given to `fsedpc sweep --dry-run` (which validates it, expands the
+    points and resolves every model, target and trace). Blind edits, or a field mutated."""
+    spec = sweep_seed(seeds)
+    cmds, names = _cmds_for("sweep", seeds), ("spec.toml",)
+    if rng.random() < 0.2:
+        what, data = bytes_mutation(rng, dump_toml_inline(spec))
+        return Case("sweep", what, {"spec.toml": data}, cmds, ANY, names)
+    what, spec, validity = structured_mutation(rng, spec, lambda p: True,
+                                               lambda p: p[-1] in ("start", "stop", "factor", "model"))
+    mutation, _, field = what.partition(" ")
+    last = field.split(".")[-1]
+    in_set = ".set." in f".{field}."
+    free = last in ("name", "description")  # names and descriptions are free text
+    numeric = mutation in ("negative", "nan", "inf", "-inf", "huge-int", "huge-float", "zero", "big", "tiny", "other",
+                           "bool", "fraction")
+    if free:
+        validity = INVALID if mutation in ("number", "list", "table", "null", "deep") else ANY
+    elif mutation in ("null", "table", "string", "number", "bool", "nan", "inf", "-inf", "negative", "huge-float",
+                      "huge-int", "other-string", "empty", "int"):
+        validity = INVALID  # a wrong type, a non-finite or out-of-range number, an unknown name or path
+    elif mutation == "deep" or what.startswith("unknown field"):
+        validity = INVALID
+    elif mutation == "fraction":  # a range's bounds may be fractional (its values need not be)
+        validity = ANY if in_set or last in ("start", "stop", "step", "factor") else INVALID
+    elif mutation == "remove":
+        validity = INVALID if last in ("start", "stop", "factor") else ANY
+    elif numeric or mutation in ("list", "flip"):
+        validity = ANY
+    if mutation in ("huge-float", "huge-int") and last == "factor":
+        validity = ANY  # the second value is past stop: a range of one value
+    if mutation == "huge-int" and in_set:
+        validity = INVALID
+    return Case("sweep", what, {"spec.toml": dump_toml_inline(spec)}, cmds, validity, names)
+
+
+def _deadlock_case(rng: random.Random, seeds: Path) -> Case:
+    """A static program in which one chiplet posts too few receives for a stream (a `recvs` dropped
+    or its count lowered), reassembled as `fsedpc asm` would: its neighbour's sends wait forever.
+    The machine must stop with exit 3 and a report naming the chiplets and what waits on what."""
+    from fsedp_compiler.files.digest import with_digest
+    from fsedp_compiler.isa import encode, parse_text, sha256_hex
+
+    prog = seeds / "prog"
+    c = rng.randrange(4)
+    lines = (prog / f"chiplet_{c}.fsa").read_text().splitlines()
+    spots = [i for i, line in enumerate(lines) if line.startswith("recvs")]
+    i = rng.choice(spots)
+    n = int(re.search(r" n=(\d+)", lines[i]).group(1))
+    if n > 1 and rng.random() < 0.5:
+        new = max(1, n - rng.randrange(1, n))
+        lines[i] = re.sub(r" n=\d+", f" n={new}", lines[i])
+        what = f"chiplet {c} line {i + 1}: recvs n={n} -> {new}"
+    else:
+        del lines[i]
+        what = f"chiplet {c} line {i + 1}: recvs dropped"
+    text = "\n".join(lines) + "\n"
+    program = parse_text(text, f"chiplet_{c}.fsa")
+    data = encode(program)
+    manifest = json.loads((prog / "program.json").read_text())
+    manifest["programs"][c].update(bin_sha256=sha256_hex(data), fsa_sha256=sha256_hex(text.encode()),
+                                   instructions=len(program))
+    manifest["edited"] = True
+    files = {f"prog/chiplet_{c}.fsa": text.encode(), f"prog/chiplet_{c}.bin": data,
+             "prog/program.json": json.dumps(with_digest(manifest), indent=2).encode()}
+    return Case("deadlock", what, files, _cmds_for("deadlock", seeds), DEADLOCK, ("/prog",), copy_prog=True)
 
 
 def _set_path(obj: Any, dotted: str, value: Any) -> None:
@@ -474,12 +631,17 @@ def _set_path(obj: Any, dotted: str, value: Any) -> None:
 
 
 def seed_case(kind: str, seeds: Path) -> Case:
-    """The unmutated seed of `kind`: every command must accept it (else the mutations test nothing)."""
+    """The unmutated seed of `kind`: every command must accept it (else the mutations test nothing);
+    the deadlock kind's seed is the program it mutates."""
     files = {"mlir": "model.mlir", "final": "final.mlir", "toml": "target.toml", "npz": "trace.npz",
              "jsonl": "routing.jsonl", "hf": "config.json"}
+    if kind == "sweep":
+        return Case(kind, "seed", {"spec.toml": dump_toml_inline(sweep_seed(seeds))}, _cmds_for(kind, seeds), ANY,
+                    ("spec.toml",))
     rel = files.get(kind)
+    prog = "dprog" if kind in ("dmanifest", "dbin") else "prog"
     return Case(kind, "seed", {rel: (seeds / rel).read_bytes()} if rel else {}, _cmds_for(kind, seeds), ANY,
-                (rel or "/prog",), copy_prog=rel is None)
+                (rel or f"/{prog}",), copy_prog=rel is None, prog=prog)
 
 
 def cases(seeds: Path, n: int, seed: int, kinds: tuple[str, ...] = KINDS) -> list[Case]:

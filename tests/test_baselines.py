@@ -97,7 +97,9 @@ def test_simulator_rejects_an_ffn_on_tokens_that_never_arrive(fsedpc, tmp_path: 
     (out / "chiplet_0.fsa").write_text(isa.to_text(isa.decode(data)))
     manifest["programs"][0]["bin_sha256"] = isa.sha256_hex(data)
     manifest["programs"][0]["fsa_sha256"] = isa.sha256_hex((out / "chiplet_0.fsa").read_bytes())
-    (out / "program.json").write_text(json.dumps(manifest))
+    from fsedp_compiler.files.digest import with_digest
+
+    (out / "program.json").write_text(json.dumps(with_digest(manifest)))  # past the digest check
     r = fsedpc("simulate", str(out))
     assert r.code == 2, r.err
     assert f"chiplet_0.fsa:{ffn + 6}: error: instruction {ffn} `ffn" in r.err and "reach this chiplet in this step" in r.err

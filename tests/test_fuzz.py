@@ -1,6 +1,7 @@
 """The mutation fuzz suite in `make test` (issue 14): a few hundred seeded malformed inputs of every
 format through the commands that read them. Each must end in exit 0 (only if it may still be
-valid), 2 or 3 naming the file, never a traceback or a hang, and leave no output behind on failure.
+valid), 2 or 3 naming the file (3, a deadlock report, for the deadlock kind), never a traceback or
+a hang, and leave no output behind on failure.
 `make fuzz` runs thousands (tests/fuzz.py)."""
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fuzz  # noqa: E402
 
-#: cases per format in `make test` (9 formats); FSEDPC_FUZZ_PER_KIND overrides.
-PER_KIND = int(os.environ.get("FSEDPC_FUZZ_PER_KIND", "32"))
+#: cases per format in `make test` (13 formats: 312 cases); FSEDPC_FUZZ_PER_KIND overrides.
+PER_KIND = int(os.environ.get("FSEDPC_FUZZ_PER_KIND", "24"))
 CHUNKS = 2
 
 

@@ -224,7 +224,10 @@ def test_bad_program_json(fsedpc, static_dir: Path, tmp_path: Path, edit, needle
     shutil.copytree(static_dir, d)
     manifest = json.loads((d / "program.json").read_text())
     replaced = edit(manifest)
-    (d / "program.json").write_text(json.dumps(replaced if isinstance(replaced, list) else manifest))
+    from fsedp_compiler.files.digest import with_digest
+
+    # re-digested, so that the check under test is reached (the digest check is tests/test_tamper.py's)
+    (d / "program.json").write_text(json.dumps(replaced if isinstance(replaced, list) else with_digest(manifest)))
     _fails(fsedpc("simulate", str(d), "--metrics", str(tmp_path / "m.json")), "program.json", needle)
     assert not (tmp_path / "m.json").exists()
 
@@ -246,3 +249,45 @@ def test_expand_dataflow_on_a_dynamic_module(fsedpc, tmp_path: Path) -> None:
     r = fsedpc("opt", str(TINY), "-p", "attach-target{target=paper-2x2},shard-experts,virtualize-streams,"
                "schedule-streams,lower-to-dataflow,expand-dataflow", "-o", str(tmp_path / "o.mlir"))
     assert r.code in (0, 2) and "Traceback" not in r.err
+
+
+# --------------------------------------------------------------------------- sweep specs
+
+
+@pytest.mark.parametrize(("line", "field", "needle"), [
+    ("steps = 1000000000000000000000000000000", "steps", "must be <= 65535"),
+    ("tokens = 1000000000", "tokens", "must be <= 1048576"),
+    ("tokens = { start = 4, stop = 100000000, factor = 4 }", "tokens", "must be <= 1048576"),
+    ("buffers = 1000000000", "buffers", "must be <= 65536"),
+    ("seed = 100000000000000000000000000000", "seed", "must be <= 9223372036854775807"),
+    ("moe_layers = 1000000", "moe_layers", "must be <= 65535"),
+])
+def test_sweep_sizes_are_limited_before_any_work(fsedpc, tmp_path: Path, line: str, field: str, needle: str) -> None:
+    """The fuzzer's finding: `steps = 10^30` in a sweep spec passed --dry-run (and every point
+    would fail late); sizes are capped at the machine's limits in the spec's schema."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text(f'model = "{TINY}"\ntarget = "paper-2x2"\n{line}\n')
+    r = fsedpc("sweep", str(spec), "--dry-run")
+    assert r.code == 2 and f"spec.toml:3: error: {field}" in r.err and needle in r.err, r.err
+    assert "Traceback" not in r.err
+
+
+# --------------------------------------------------------------------------- deadlocks
+
+
+def test_a_deadlock_names_the_program_and_the_chiplets(fsedpc, static_dir: Path, tmp_path: Path) -> None:
+    """A chiplet posting one receive too few (reassembled with asm): exit 3, the report names the
+    program directory, the chiplet whose send waits and the one that never posted the receive."""
+    import re
+
+    d = tmp_path / "p"
+    shutil.copytree(static_dir, d)
+    fsa = d / "chiplet_0.fsa"
+    lines = fsa.read_text().splitlines()
+    i = next(k for k, line in enumerate(lines) if line.startswith("recvs"))
+    fsa.write_text("\n".join(lines[:i] + lines[i + 1:]) + "\n")
+    assert fsedpc("asm", str(d)).code == 0
+    r = fsedpc("simulate", str(d), "--metrics", str(tmp_path / "m.json"))
+    assert r.code == 3, r.err
+    assert f"{d}: error: deadlock in layer " in r.err and re.search(r"waits for a receive posted by chiplet 0", r.err)
+    assert not (tmp_path / "m.json").exists() and "Traceback" not in r.err

@@ -26,6 +26,7 @@ GOLDEN = REPO / "tests" / "golden" / "metrics-tiny-moe.json"
 
 # DRAM 10 GB/s + 100 ns; links 100 GB/s + 5 ns; 1.5 TOPS at bf16 (1500 ops/ns).
 TOML = """
+name = "hand"
 chiplets = {n}
 topology = "ring"
 dram_at = [0]
@@ -178,7 +179,9 @@ def test_deadlock_is_reported_not_hung(fsedpc, tmp_path: Path) -> None:
     manifest = json.loads((out / "program.json").read_text())
     for layer in manifest["layers"]:
         layer["buffers"] = 2
-    (out / "program.json").write_text(json.dumps(manifest))
+    from fsedp_compiler.files.digest import with_digest
+
+    (out / "program.json").write_text(json.dumps(with_digest(manifest)))  # re-digested: past the integrity check
     r = fsedpc("simulate", str(out))
     assert r.code == 3
     assert "no engine can start while work remains" in r.err
@@ -206,7 +209,9 @@ def test_faults_are_clear_errors(fsedpc, tmp_path: Path) -> None:
     import hashlib
 
     manifest["programs"][1]["bin_sha256"] = hashlib.sha256(bytes(raw)).hexdigest()
-    (tmp_path / "program.json").write_text(json.dumps(manifest))
+    from fsedp_compiler.files.digest import with_digest
+
+    (tmp_path / "program.json").write_text(json.dumps(with_digest(manifest)))  # past the digest check
     r = fsedpc("simulate", str(tmp_path))
     assert r.code == 2 and "references missing port 5" in r.err, r.err
     r = fsedpc("simulate", str(tmp_path / "nowhere"))

@@ -243,3 +243,114 @@ def test_opcode_coverage_of_the_suite() -> None:
     leftover = set(OPCODE) - static - tasks - dynamic - {"nop", "halt", "mask"}
     assert leftover == set(), leftover
     assert all(OPS[OPCODE[m]].fields or m in ("nop", "halt") for m in static | tasks)
+
+
+# --------------------------------------------------------------------------- program.json itself
+
+
+def _copy(programs, tmp: Path, name: str) -> Path:
+    d = tmp / f"copy-{name}"
+    if d.exists():
+        shutil.rmtree(d)
+    shutil.copytree(programs[name][0], d)
+    return d
+
+
+def _simulate(fsedpc, programs, d: Path, name: str, tmp: Path):
+    args = ["simulate", str(d), "--metrics", str(tmp / "m.json")]
+    if name == "dynamic":
+        args += ["--trace", str(programs[name][2])]
+    return fsedpc(*args)
+
+
+#: (program, dotted field, new value): each is a change of meaning the schema alone accepts.
+MANIFEST_EDITS = [
+    ("fsedp", "target.link.gbps", 1.0),
+    ("fsedp", "target.link.latency_ns", 0.0),
+    ("fsedp", "target.chiplet.sram_mib", 1.0),
+    ("fsedp", "target.chiplet.tops.bf16", 100.0),
+    ("fsedp", "target.name", "other"),
+    ("fsedp", "layers.0.shards", 8),
+    ("fsedp", "layers.0.buffers", 3),
+    ("fsedp", "layers.0.order", "id"),
+    ("fsedp", "dense.0.flops_per_token", 1),
+    ("fsedp", "steps", 2),
+    ("fsedp", "tokens", 4),
+    ("fsedp", "num_layers", 5),
+    ("fsedp", "model", "other"),
+    ("fsedp", "edited", True),
+    ("fsedp", "strategy", "fsedp-fullring"),
+    ("fsedp", "programs.0.instructions", 1),
+    ("fsedp", "files.layout.npz", "0" * 64),
+    ("ep", "layers.0.hydra_skip_single", True),
+    ("dynamic", "target.link.gbps", 1.0),
+    ("dynamic", "layers.0.direction", "cw"),
+    ("dynamic", "mode", "static"),
+]
+
+
+def _set_dotted(doc: dict, dotted: str, value) -> None:
+    parts = dotted.split(".")
+    if dotted.startswith("files."):
+        parts = ["files", dotted[len("files."):]]
+    obj = doc
+    for p in parts[:-1]:
+        obj = obj[int(p)] if isinstance(obj, list) else obj[p]
+    obj[parts[-1]] = value
+
+
+@pytest.mark.parametrize("name,field,value", MANIFEST_EDITS, ids=[f"{n}:{f}" for n, f, _ in MANIFEST_EDITS])
+def test_an_edited_program_json_field_is_refused(fsedpc, programs, tmp_path: Path, name: str, field: str,
+                                                  value) -> None:
+    """Editing a meaning-carrying field of program.json is exit 2 naming program.json and the
+    digest check, for `simulate` and for `asm` (which must not bless it by re-digesting)."""
+    d = _copy(programs, tmp_path, name)
+    doc = json.loads((d / "program.json").read_text())
+    _set_dotted(doc, field, value)
+    (d / "program.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    before = (d / "program.json").read_bytes()
+    r = _simulate(fsedpc, programs, d, name, tmp_path)
+    assert r.code == 2 and "program.json: error: manifest_sha256: program.json's digest check failed" in r.err, r.err
+    assert r.err.count("\n") == 1 and not (tmp_path / "m.json").exists()
+    r = fsedpc("asm", str(d))
+    assert r.code == 2 and "digest check failed" in r.err, r.err
+    assert (d / "program.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("name", ["fsedp", "dynamic", "ep"])
+def test_an_untouched_or_reformatted_program_json_runs(fsedpc, programs, tmp_path: Path, name: str) -> None:
+    """The digest is over canonical JSON: re-indenting or reordering program.json changes nothing."""
+    d = _copy(programs, tmp_path, name)
+    r = _simulate(fsedpc, programs, d, name, tmp_path)
+    assert r.code == 0, r.err
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    doc = json.loads((d / "program.json").read_text())
+    (d / "program.json").write_text(json.dumps(dict(reversed(list(doc.items()))), separators=(",", ":")))
+    r = _simulate(fsedpc, programs, d, name, tmp_path)
+    assert r.code == 0, r.err
+    assert json.loads((tmp_path / "m.json").read_text()) == metrics
+
+
+def test_a_program_json_without_its_digest_is_refused(fsedpc, programs, tmp_path: Path) -> None:
+    d = _copy(programs, tmp_path, "fsedp")
+    doc = json.loads((d / "program.json").read_text())
+    del doc["manifest_sha256"]
+    (d / "program.json").write_text(json.dumps(doc))
+    r = _simulate(fsedpc, programs, d, "fsedp", tmp_path)
+    assert r.code == 2 and "program.json: error: manifest_sha256: missing" in r.err and "recompile" in r.err, r.err
+
+
+def test_asm_re_digests_and_marks_edited(fsedpc, programs, tmp_path: Path) -> None:
+    """`asm` is the sanctioned edit: the reassembled program says `edited` and passes the digest
+    check; flipping `edited` back by hand afterwards does not."""
+    from fsedp_compiler.files.digest import manifest_digest
+
+    d = _copy(programs, tmp_path, "fsedp")
+    assert fsedpc("asm", str(d)).code == 0
+    doc = json.loads((d / "program.json").read_text())
+    assert doc["edited"] is True and doc["manifest_sha256"] == manifest_digest(doc)
+    assert _simulate(fsedpc, programs, d, "fsedp", tmp_path).code == 0
+    doc["edited"] = False
+    (d / "program.json").write_text(json.dumps(doc))
+    r = _simulate(fsedpc, programs, d, "fsedp", tmp_path)
+    assert r.code == 2 and "digest check failed" in r.err, r.err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -11,6 +12,8 @@ from hypothesis import strategies as st
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.inputs.target_files import load_preset, parse_target_toml, preset_names
 from fsedp_compiler.inputs.topology import boustrophedon_cycle, ring_problem, search_hamiltonian_cycle, topology_edges
+
+EXAMPLES_TINY = Path(__file__).resolve().parent.parent / "examples" / "models" / "tiny-moe.mlir"
 
 BASE = """
 name = "t"
@@ -135,6 +138,29 @@ def test_the_cost_table_reaches_the_module_and_round_trips_through_mlir_text() -
     assert "cost" not in texts["plain"]
     assert texts["tuned"].endswith(
         "cost = #chiplet.cost<min_tokens = 16, op_overhead_ns = 40, scheduler_ns_per_expert = 2>>")
+
+
+@pytest.mark.parametrize("old,new,expected", [
+    ('name = "t"\n', "", "bad.toml: error: name: missing required field"),
+    ('name = "t"', 'name = ""', "bad.toml: error: name: must be a non-empty string"),
+    ('name = "t"', "name = 7", "bad.toml: error: name: must be a non-empty string"),
+    ('name = "t"', 'name = "' + "x" * 201 + '"', "at most 200 characters"),
+])
+def test_a_target_needs_a_name(old: str, new: str, expected: str) -> None:
+    """Issue 14: a target without a name was given its file's stem; now the name is required."""
+    assert old in BASE
+    assert expected in str(_err(BASE.replace(old, new, 1)))
+
+
+def test_a_target_file_without_a_name_is_exit_2(fsedpc, tmp_path) -> None:
+    path = tmp_path / "noname.toml"
+    path.write_text(BASE.replace('name = "t"\n', ""))
+    for args in (("targets", str(path)), ("compile", str(EXAMPLES_TINY), "--target", str(path),
+                                           "-o", str(tmp_path / "o"))):
+        r = fsedpc(*args)
+        assert r.code == 2 and "noname.toml: error: name: " in r.err and "missing required field" in r.err, r.err
+        assert "Traceback" not in r.err
+    assert not (tmp_path / "o").exists()
 
 
 def test_toml_syntax_error_has_line_and_column() -> None:

@@ -1,9 +1,11 @@
 """`fsedpc asm OUTDIR` and `fsedpc disasm FILE.bin`: the two forms of a program, by hand.
 
 `asm` reassembles every `chiplet_<i>.fsa` of a program directory into its `.bin` and records the
-new hashes in program.json, marked `"edited": true`; the simulator then runs the edited program
-(and refuses a directory whose `.fsa` no longer matches its `.bin`). `disasm` prints a `.bin` as
-text.
+new hashes in program.json, marked `"edited": true`, and re-digests program.json (its
+`manifest_sha256`); the simulator then runs the edited program (and refuses a directory whose
+`.fsa` no longer matches its `.bin`). `asm` changes instructions only: it first checks that
+program.json's own fields are as compiled, so it cannot bless a hand-edited target or layer.
+`disasm` prints a `.bin` as text.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "asm", help="reassemble a program directory's edited .fsa files into .bin",
         description="Parse every chiplet_<i>.fsa of OUTDIR (errors at file:line:col), check it fits its chiplet "
         "(ports, DRAM channels), write its .bin and update program.json (hashes, instruction counts, "
-        "\"edited\": true).")
+        "\"edited\": true, its digest). program.json itself must be as compiled.")
     p.add_argument("outdir", metavar="OUTDIR")
     p.set_defaults(func=run_asm)
     d = subparsers.add_parser("disasm", help="print an ISA binary (.bin) as text",
@@ -29,10 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_asm(args: argparse.Namespace) -> int:
+    from fsedp_compiler.files.digest import with_digest
     from fsedp_compiler.errors import FsedpError
     from fsedp_compiler.files.fileio import atomic_write_bytes, atomic_write_text, read_text
     from fsedp_compiler.isa import encode, parse_text, sha256_hex
-    from fsedp_compiler.sim.loader import chiplet_ports, manifest_target
+    from fsedp_compiler.sim.loader import check_digest, chiplet_ports, manifest_target
     from fsedp_compiler.sim.manifest import parse_manifest
 
     outdir = args.outdir
@@ -44,6 +47,7 @@ def run_asm(args: argparse.Namespace) -> int:
         checked = parse_manifest(text)
     except ValueError as err:
         raise FsedpError(str(err), path=path) from None
+    check_digest(text, path)
     manifest = json.loads(text)
     target = manifest_target(checked, path)
     binaries = []
@@ -64,7 +68,7 @@ def run_asm(args: argparse.Namespace) -> int:
         atomic_write_bytes(bin_path, data)
         entry.update(bin_sha256=sha256_hex(data), fsa_sha256=sha256_hex(source.encode("utf-8")), instructions=count)
     manifest["edited"] = True
-    atomic_write_text(path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(path, json.dumps(with_digest(manifest), indent=2, sort_keys=True) + "\n")
     print(f"assembled {len(binaries)} programs into {outdir}; program.json marks them as edited")
     return 0
 

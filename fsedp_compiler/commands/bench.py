@@ -74,13 +74,12 @@ def parse_tokens(text: str) -> tuple[int, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.progress import Progress
-
     from fsedp_compiler.bench.runner import BenchConfig, restrict_model, run_bench
     from fsedp_compiler.console import make_console
     from fsedp_compiler.errors import FsedpError
     from fsedp_compiler.files.fileio import check_outputs, is_stdio, write_outputs
     from fsedp_compiler.ir.modules import load_model_spec
+    from fsedp_compiler.progress import RunProgress
 
     if args.steps < 1:
         raise FsedpError(f"must be >= 1, got {args.steps}", field="--steps")
@@ -95,19 +94,9 @@ def run(args: argparse.Namespace) -> int:
         from fsedp_compiler.bench.plots import _pyplot
 
         _pyplot()  # likewise when matplotlib is missing
-    console = make_console(stderr=True)
     runs = len(cfg.strategies) * (1 if cfg.trace else len(cfg.tokens))
-    with Progress(console=console, transient=True) as bar:
-        task = bar.add_task("bench", total=runs)
-        started = [False]
-
-        def step(label: str) -> None:
-            if started[0]:  # the previous run is done
-                bar.advance(task)
-            started[0] = True
-            bar.update(task, description=label)
-
-        report = run_bench(cfg, step)
+    with RunProgress("bench", total=runs, unit="run") as progress:  # a bar, or a status line every 10 s
+        report = run_bench(cfg, progress.begin)
     outputs = bench_outputs(report, args.json, args.csv, args.plot)
     write_outputs(outputs)  # all or nothing: each is complete before the first is renamed
     print_table(report, make_console(stderr=any(is_stdio(path) for path, _ in outputs)))

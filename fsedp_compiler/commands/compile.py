@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from fsedp_compiler.files.fileio import display_name, is_stdio, read_text
     from fsedp_compiler.ir.modules import make_context, parse_module, print_module, spec_from_module
     from fsedp_compiler.pipeline.driver import run_passes, verify_each_default
+    from fsedp_compiler.progress import RunProgress
 
     auto = args.strategy == AUTO
     mode = args.mode or ("static" if args.trace else "dynamic")
@@ -81,19 +82,26 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"fsedpc: no --target given; using the default preset '{DEFAULT_TARGET}'")
     verify_each = args.verify_each or verify_each_default()
     build = None
-    if auto:
-        build = compile_auto(ctx, module, target=target, trace=args.trace, mode=mode,
-                             shards_per_chiplet=args.shards_per_chiplet, buffers=args.buffers,
-                             candidates=args.candidates, verify_each=verify_each, text=text)
-        module = build.module
-    else:
-        passes = compile_passes(args.strategy, target=target, trace=args.trace, mode=mode,
-                                shards_per_chiplet=args.shards_per_chiplet, buffers=args.buffers, order=args.order,
-                                direction=args.direction, hydra_skip_single=args.hydra_skip_single)
-        run_passes(ctx, module, passes, text=text, verify_each=verify_each)
-    final = print_module(module).encode()
-    manifest = emit(module, args.output, extra_files={"final.mlir": final}, strategy=args.strategy,
-                    layer_strategies=build.layer_strategies if build else None)
+    passes = [] if auto else compile_passes(args.strategy, target=target, trace=args.trace, mode=mode,
+                                            shards_per_chiplet=args.shards_per_chiplet, buffers=args.buffers,
+                                            order=args.order, direction=args.direction,
+                                            hydra_skip_single=args.hydra_skip_single)
+    # a bar on a terminal, else a status line every 10 s: a static compile of a big model takes a while
+    with RunProgress("compile", total=(1 if auto else len(passes)) + 2, unit="stage") as progress:
+        if auto:
+            progress.begin("choosing each layer's strategy (auto)")
+            build = compile_auto(ctx, module, target=target, trace=args.trace, mode=mode,
+                                 shards_per_chiplet=args.shards_per_chiplet, buffers=args.buffers,
+                                 candidates=args.candidates, verify_each=verify_each, text=text)
+            module = build.module
+        else:
+            run_passes(ctx, module, passes, text=text, verify_each=verify_each,
+                       before=lambda p, _: progress.begin(f"pass {p.name}"))
+        progress.begin("printing final.mlir")
+        final = print_module(module).encode()
+        progress.begin("writing the program (emit-isa)")
+        manifest = emit(module, args.output, extra_files={"final.mlir": final}, strategy=args.strategy,
+                        layer_strategies=build.layer_strategies if build else None)
     out = make_console()
     print_summary(module, manifest, out, human_bytes)
     if build is not None:

@@ -85,13 +85,12 @@ def _instances(args: argparse.Namespace, model: Any, target: Any) -> tuple[list[
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.progress import Progress
-
     from fsedp_compiler.console import make_console
     from fsedp_compiler.crosscheck.report import crosscheck, summary
     from fsedp_compiler.errors import FsedpError
     from fsedp_compiler.files.fileio import check_output_path, is_stdio, write_output
     from fsedp_compiler.ir.modules import load_model_spec
+    from fsedp_compiler.progress import RunProgress
     from fsedp_compiler.inputs.target_files import resolve_target
 
     if args.json:
@@ -101,14 +100,16 @@ def run(args: argparse.Namespace) -> int:
     for name, value in (("--time-limit", args.time_limit), ("--work-limit", args.work_limit)):
         if value is not None and not value > 0:
             raise FsedpError(f"must be positive, got {value:g}", field=name)
-    instances, meta = _instances(args, model, target)
     rows = []
-    with Progress(console=make_console(stderr=True), transient=True) as bar:
-        task = bar.add_task("cross-checking", total=len(instances))
-        for inst in instances:
+    # a bar on a terminal, else a status line every 10 s: one instance is a random routing or a layer step
+    with RunProgress("crosscheck", unit="instance") as progress:
+        progress.update(label="building the instances")
+        instances, meta = _instances(args, model, target)
+        progress.update(0, len(instances), label="")
+        for i, inst in enumerate(instances):
+            progress.update(i, label=f"solving instance {i}")
             rows.append(crosscheck(inst, time_limit=args.time_limit, work_limit=args.work_limit,
                                    relaxed=args.relaxed))
-            bar.advance(task)
     limit = f"{args.time_limit:g} s limit" if args.work_limit is None else f"work limit {args.work_limit:g}"
     meta.update(limit=limit, relaxed=args.relaxed)
     report = {**meta, "instances": rows, **summary(rows)}

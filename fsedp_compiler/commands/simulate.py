@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
-
-STATUS_EVERY = 10.0
-"""Seconds between the status lines `simulate` prints when stderr is not a terminal."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,54 +25,49 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.progress import Progress
     from rich.table import Table
 
     from fsedp_compiler.console import human_bytes, make_console
     from fsedp_compiler.errors import FsedpError
     from fsedp_compiler.files.fileio import check_outputs, is_stdio, write_outputs
+    from fsedp_compiler.progress import RunProgress
     from fsedp_compiler.inputs.traces import load_trace
+    from fsedp_compiler.sim.errors import DeadlockError
     from fsedp_compiler.sim.loader import load_outdir
     from fsedp_compiler.sim.run import deterministic_metrics, np_default, simulate
     from fsedp_compiler.sim.timeline import chrome_trace
 
     check_outputs([args.metrics, args.timeline])  # before the run, not after it
-    loaded = load_outdir(args.outdir)
-    trace = None
-    if loaded.mode == "static" and args.trace:
-        given, bundled = load_trace(args.trace), loaded.trace
-        assert bundled is not None
-        same = (given.layer_indices == bundled.layer_indices and given.experts.shape == bundled.experts.shape
-                and (given.experts == bundled.experts).all() and (given.weights == bundled.weights).all()
-                and (given.token_chiplet == bundled.token_chiplet).all())
-        if not same:
-            raise FsedpError("a static program runs the routing it was compiled for; this trace differs",
-                             path=args.trace, field="--trace")
-    elif args.trace:
-        trace = load_trace(args.trace)
-    data = None
-    if args.functional:
-        from fsedp_compiler.sim.data import DataPlane
+    # a bar on a terminal, else a status line every 10 s (big programs take a while to load too)
+    with RunProgress("simulate", unit="phase") as progress:
+        progress.update(label="loading the program")
+        loaded = load_outdir(args.outdir)
+        trace = None
+        if loaded.mode == "static" and args.trace:
+            given, bundled = load_trace(args.trace), loaded.trace
+            assert bundled is not None
+            same = (given.layer_indices == bundled.layer_indices and given.experts.shape == bundled.experts.shape
+                    and (given.experts == bundled.experts).all() and (given.weights == bundled.weights).all()
+                    and (given.token_chiplet == bundled.token_chiplet).all())
+            if not same:
+                raise FsedpError("a static program runs the routing it was compiled for; this trace differs",
+                                 path=args.trace, field="--trace")
+        elif args.trace:
+            trace = load_trace(args.trace)
+        data = None
+        if args.functional:
+            from fsedp_compiler.sim.data import DataPlane
 
-        data = DataPlane(loaded, args.seed)
-
-    console = make_console(stderr=True)
-    started = last = time.perf_counter()
-    with Progress(console=console, transient=True, auto_refresh=False) as bar:
-        task = bar.add_task("simulating", total=None, visible=False)
-
-        def progress(done: int, total: int) -> None:
-            nonlocal last
-            now = time.perf_counter()
-            if console.is_terminal and now - started > 1.0:  # only runs longer than a second show a bar
-                bar.update(task, completed=done, total=total, visible=True)
-                bar.refresh()
-            elif not console.is_terminal and now - last >= STATUS_EVERY:  # logs: a line now and then
-                last = now
-                console.print(f"fsedpc simulate: phase {done} of {total} ({done / max(total, 1):.0%}), "
-                              f"{now - started:.0f} s", highlight=False)
-
-        result = simulate(loaded, trace, data=data, keep_ops=bool(args.timeline), progress=progress)
+            progress.update(label="functional set-up")
+            data = DataPlane(loaded, args.seed)
+        progress.update(label="simulating, functional: weights and the reference per step" if args.functional
+                        else "simulating")
+        try:
+            result = simulate(loaded, trace, data=data, keep_ops=bool(args.timeline),
+                              progress=lambda done, total: progress.update(done, total))
+        except DeadlockError as err:  # exit 3, naming the program directory (the report names the chiplets)
+            err.path = err.path or args.outdir
+            raise
     m = result.metrics
     outputs = []
     if args.metrics:

@@ -123,9 +123,11 @@ def parse_target_toml(text: str, path: str) -> Target:
     """Parse and validate a target TOML document; every error names the file and field."""
     doc = loads_toml(text, path)
     top = _Fields(doc, path, "", _TOP_KEYS)
-    name = doc.get("name", Path(path).stem)
-    if not isinstance(name, str) or not name:
-        raise top.error("name", "must be a non-empty string")
+    if "name" not in doc:  # a name is what reports, program.json and sweeps call the target by
+        raise top.error("name", 'missing required field; give the target a name (name = "my-target")')
+    name = doc["name"]
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise top.error("name", f"must be a non-empty string of at most 200 characters, got {name!r:.60}")
     description = doc.get("description", "")
     if not isinstance(description, str):
         raise top.error("description", "must be a string")

@@ -239,6 +239,7 @@ def load_outdir(outdir: str) -> Loaded:
         raise _fail(path, "not UTF-8 text") from None
     except ValueError as err:
         raise _fail(path, str(err)) from None
+    check_digest(text, path)
     target = manifest_target(manifest, path)
     n = target.num_chiplets
     if len(target.ring) != n:
@@ -276,6 +277,24 @@ def load_outdir(outdir: str) -> Loaded:
     if manifest.mode == "static":
         loaded.trace = _bundled_trace(outdir, manifest, loaded, path)
     return loaded
+
+
+def check_digest(text: str, path: str) -> None:
+    """program.json's own fields (target, layers, steps...) must be as compiled: its
+    `manifest_sha256` is the digest of all the others. `text` passed the schema already."""
+    import json
+
+    from fsedp_compiler.files.digest import DIGEST_FIELD, manifest_digest
+
+    try:
+        doc = json.loads(text)
+        ok = doc[DIGEST_FIELD] == manifest_digest(doc)
+    except (ValueError, KeyError, TypeError, RecursionError):
+        ok = False
+    if not ok:
+        raise _fail(path, "program.json's digest check failed: its fields were changed after compiling (the "
+                          f"{DIGEST_FIELD} of every other field does not match); recompile, or reassemble edited "
+                          ".fsa files with `fsedpc asm`, which is the only way to change a program", DIGEST_FIELD)
 
 
 def _check_strategy(m: Manifest, path: str) -> None:

@@ -154,6 +154,8 @@ class Manifest(_Strict):
     trace: FileName | None = None
     steps: Annotated[int, Field(ge=1, le=MAX_STEPS)] | None = None
     tokens: Annotated[int, Field(ge=1, le=MAX_TOKENS)] | None = None
+    manifest_sha256: Sha
+    """SHA-256 of the canonical JSON of every other field (`fsedp_compiler/digest.py`), checked by the loader."""
 
 
 def parse_manifest(text: str) -> Manifest:
@@ -163,4 +165,7 @@ def parse_manifest(text: str) -> Manifest:
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        if first["loc"] == ("manifest_sha256",) and first["type"] == "missing":
+            raise ValueError(f"{where}: missing: program.json has no digest of its own fields (written by hand or "
+                             "by an older fsedpc); recompile") from None
         raise ValueError(f"{where}: {first['msg']}") from None

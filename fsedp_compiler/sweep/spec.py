@@ -28,6 +28,13 @@ from fsedp_compiler.sweep.locate import line_of, normalize
 
 #: Most values one range may expand to (a typo like `factor = 1.0001` should not hang the sweep).
 MAX_RANGE = 10_000
+#: Limits of a point's sizes (the machine's, as program.json and traces have them), checked before any work.
+MAX_TOKENS = 1 << 20
+MAX_STEPS = 65535
+MAX_BUFFERS = 1 << 16
+MAX_SHARDS = 65534
+MAX_LAYERS = 65535
+MAX_SEED = (1 << 63) - 1
 #: `fsedpc bench`'s defaults, used where neither the grid nor the top level says otherwise.
 DEFAULTS: dict[str, list[Any]] = {
     "target": ["paper-2x2"], "tokens": [16, 64, 256], "steps": [4], "buffers": [0], "shards_per_chiplet": [0],
@@ -151,15 +158,16 @@ class GridSpec(BaseModel):
     name: StrictStr | None = None
     model: _axis(StrictStr) | None = None  # type: ignore[valid-type]
     target: _axis(StrictStr) | None = None  # type: ignore[valid-type]
-    tokens: _axis(Annotated[StrictInt, Field(ge=1)]) | None = None  # type: ignore[valid-type]
-    steps: _axis(Annotated[StrictInt, Field(ge=1)]) | None = None  # type: ignore[valid-type]
+    tokens: _axis(Annotated[StrictInt, Field(ge=1, le=MAX_TOKENS)]) | None = None  # type: ignore[valid-type]
+    steps: _axis(Annotated[StrictInt, Field(ge=1, le=MAX_STEPS)]) | None = None  # type: ignore[valid-type]
     strategies: Union[Literal["all", "default"], list[StrictStr]] | None = None
-    buffers: _axis(Annotated[StrictInt, Field(ge=0)]) | None = None  # type: ignore[valid-type]
-    shards_per_chiplet: _axis(Annotated[StrictInt, Field(ge=0)]) | None = None  # type: ignore[valid-type]
-    seed: _axis(Annotated[StrictInt, Field(ge=0)]) | None = None  # type: ignore[valid-type]
+    buffers: _axis(Annotated[StrictInt, Field(ge=0, le=MAX_BUFFERS)]) | None = None  # type: ignore[valid-type]
+    shards_per_chiplet: _axis(Annotated[StrictInt, Field(ge=0, le=MAX_SHARDS)]) | None = None  # type: ignore[valid-type]
+    seed: _axis(Annotated[StrictInt, Field(ge=0, le=MAX_SEED)]) | None = None  # type: ignore[valid-type]
     dtype: _axis(Dtype) | None = None  # type: ignore[valid-type]
-    moe_layers: _axis(Union[Annotated[StrictInt, Field(ge=1)],  # type: ignore[valid-type]
-                            Annotated[list[Annotated[StrictInt, Field(ge=0)]], Field(min_length=1)]]) | None = None
+    moe_layers: _axis(Union[Annotated[StrictInt, Field(ge=1, le=MAX_LAYERS)],  # type: ignore[valid-type]
+                            Annotated[list[Annotated[StrictInt, Field(ge=0, le=MAX_LAYERS)]],
+                                      Field(min_length=1)]]) | None = None
     dense: _axis(StrictBool) | None = None  # type: ignore[valid-type]
     routing: _axis(RoutingSpec) | None = None  # type: ignore[valid-type]
     functional: StrictBool | None = None

@@ -49,6 +49,7 @@
 // MANIFEST: "layout.npz": "{{[0-9a-f]+}}"
 // MANIFEST: "trace.npz": "{{[0-9a-f]+}}"
 // MANIFEST: "format": "fsedpc-program"
+// MANIFEST: "manifest_sha256": "{{[0-9a-f]+}}"
 // MANIFEST: "mode": "static"
 // MANIFEST: "bin": "chiplet_0.bin"
 
