@@ -20,17 +20,16 @@ from xdsl.passes import ModulePass
 from xdsl.rewriter import Rewriter
 
 from fsedp_compiler.dialects import dataflow as df
-from fsedp_compiler.dialects.dataflow import FIELDS
 from fsedp_compiler.dialects.fsedp import StaticScheduleOp
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.ir import require_target
 from fsedp_compiler.layers import LayerContext, layer_contexts
-from fsedp_compiler.irrows import ir_row, stream_rows
+from fsedp_compiler.expand_columns import LayerSchedule, layer_columns
+from fsedp_compiler.irrows import stream_rows
 from fsedp_compiler.isa import port_maps
-from fsedp_compiler.layout import LayerLayout, build_layouts, fsedp_placement
-from fsedp_compiler.ring import CCW, CW, SHORT, SHORT_CCW, directed_routes
+from fsedp_compiler.layout import build_layouts, fsedp_placement
+from fsedp_compiler.ring import CCW, CW, SHORT, SHORT_CCW
 from fsedp_compiler.scheduler import Stream, StepSchedule
-from fsedp_compiler.streaming import StreamCounts, stream_counts
 from fsedp_compiler.target import Target
 
 #: the ISA's direction of a stream row (`isa.opcodes.DIRECTIONS`)
@@ -60,45 +59,24 @@ def static_steps(ctx: LayerContext, target: Target) -> list[StepSchedule]:
     return out
 
 
-def step_instructions(sched: StepSchedule, ctx: LayerContext, ports: list[dict[int, int]], n: int,
-                      layout: LayerLayout) -> list[list[tuple]]:
-    """Per chiplet, the IR rows (`irrows`) of one step: the stream table, then per stream its ranges."""
-    plan, rings, rule = ctx.plan, ctx.rings, ctx.policy.trajectory
-    s = sched.step
-    rows: list[list[tuple]] = [[] for _ in range(n)]
-    table = [r for st in sched.streams for r in stream_rows(s, st.expert, _DIR_BIT[st.direction], st.members,
-                                                             st.ring)]
-    for c in range(n):
-        rows[c].extend(table)
-    channels, m = len(plan.channels), plan.num_shards
-    for st in sched.streams:
-        e, ring = st.expert, rings[st.ring]
-        size = plan.shard_bytes(e)
-        per_way = stream_counts(plan, ring, e, st.members, st.direction, rule)  # a SHORT stream: both ways
-        ways, entries, lengths = directed_routes(ring, st.members, st.direction, rule)  # every home's, O(N)
-        for index, k in sorted(plan.channel_counts(e).items(), key=lambda ik: plan.channels[ik[0]]):
-            if not k:
-                continue
-            c, ch = plan.channels[index]
-            end = ring.order[(ring.pos(c) + ways[c] * lengths[c]) % ring.size]
-            j0 = (index - e * m) % channels  # shards j0, j0 + C, ... are dealt to this channel
-            rows[c].append(ir_row("loads", ch=ch, s=s, e=e, j=j0, stride=channels, n=k, bytes=size,
-                                  addr=int(layout.addr[e, j0]), entry=entries[c], end=end))
-        for c in range(n):
-            visits = sum(counts.visits[c] for counts in per_way.values())
-            if not visits:
-                continue
-            for role, k_of, side in (("recvs", StreamCounts.recvs, -1), ("sends", StreamCounts.sends, 1)):
-                by_port = sorted((ports[c][ring.step(c, side * d)], k) for d, counts in per_way.items()
-                                 if (k := k_of(counts, c)))
-                for port, k in by_port:
-                    rows[c].append(ir_row(role, port=port, s=s, e=e, n=k, bytes=size))
-            if st.tokens[c]:
-                rows[c].append(ir_row("ffns", s=s, e=e, n=m, tokens=st.tokens[c]))
-            rows[c].append(ir_row("frees", s=s, e=e, n=visits))
-    for c in range(n):
-        rows[c].append(ir_row("sync", s=s))
-    return rows
+def layer_schedule(ctx: LayerContext, n: int) -> LayerSchedule:
+    """The layer's static schedule as arrays (one row per stream, all steps)."""
+    op = ctx.schedule_op
+    assert isinstance(op, StaticScheduleOp)
+    off = op.prop_array("offsets").astype(np.int64)
+    moff = op.prop_array("member_offsets").astype(np.int64)
+    streams = int(off[-1])
+    tokens = np.zeros((streams, n), dtype=np.int64)
+    tokens[np.repeat(np.arange(streams), np.diff(moff)), op.prop_array("members")] = op.prop_array("tokens")
+    return LayerSchedule(op.prop_int("steps"), np.repeat(np.arange(len(off) - 1), np.diff(off)),
+                         op.prop_array("experts").astype(np.int64), op.prop_array("directions").astype(np.int64),
+                         op.prop_array("rings").astype(np.int64), tokens)
+
+
+def table_rows(sched: LayerSchedule, layer_steps: list[StepSchedule]) -> list[list[tuple[int, ...]]]:
+    """Per step, its stream table as IR rows (STREAM rows in R6 order, MASK continuations)."""
+    return [[r for st in s.streams for r in stream_rows(s.step, st.expert, _DIR_BIT[st.direction], st.members, st.ring)]
+            for s in layer_steps]
 
 
 @dataclass(frozen=True)
@@ -122,14 +100,11 @@ class ExpandDataflowPass(ModulePass):
         for lctx in contexts:
             if not isinstance(lctx.schedule_op, StaticScheduleOp):
                 raise FsedpError(f"layer {lctx.spec.index} has no static schedule; run schedule-streams{{mode=static}}")
-            chip_rows: list[list[tuple]] = [[] for _ in range(n)]
-            chip_offsets: list[list[int]] = [[0] for _ in range(n)]
-            for sched in static_steps(lctx, target):
-                for c, rows in enumerate(step_instructions(sched, lctx, ports, n, layouts[lctx.spec.index])):
-                    chip_rows[c].extend(rows)
-                    chip_offsets[c].append(len(chip_rows[c]))
-            per_layer[lctx.spec.index] = [_columns(rows) for rows in chip_rows]
-            per_layer_offsets[lctx.spec.index] = [np.asarray(o) for o in chip_offsets]
+            sched = layer_schedule(lctx, n)
+            cols, offsets = layer_columns(sched, lctx.plan, lctx.rings, lctx.policy.trajectory, ports,
+                                          layouts[lctx.spec.index], table_rows(sched, static_steps(lctx, target)))
+            per_layer[lctx.spec.index] = cols
+            per_layer_offsets[lctx.spec.index] = offsets
         for program in programs:
             c = program.prop_int("chiplet")
             for layer_op in [o for o in program.body.block.ops if isinstance(o, df.LayerOp)]:
@@ -139,9 +114,3 @@ class ExpandDataflowPass(ModulePass):
         for template in [o for o in op.ops if isinstance(o, df.TemplateOp)]:
             Rewriter.erase_op(template)  # folded into every step's instructions
 
-
-def _columns(rows: list[tuple]) -> dict[str, np.ndarray]:
-    if not rows:
-        return {f: np.zeros(0, dtype=np.int64) for f, _ in FIELDS}
-    arr = np.asarray(rows, dtype=np.int64)
-    return {f: arr[:, i] for i, (f, _) in enumerate(FIELDS)}
