@@ -1,12 +1,13 @@
 """expand-dataflow: fold when/where against the static schedule into explicit instructions.
 
-For every routed step each chiplet gets the step's stream table (STREAM rows, R6 order) and,
-per stream, one range instruction per role it plays: LOADS per DRAM channel holding shards
-(naming the shards, their DRAM address from the program's layout, and where their trajectory
-starts computing and ends), RECVS/SENDS per port the shards arrive/leave by, FFNS when it is in
-S_e, FREES for the shards that visit it; then SYNC. The counts come from each shard home's arc on the ring
-(`streaming.stream_counts`), so expansion costs O(streams x chiplets) per step however many shards
-an expert has; the instructions live in `dataflow.instructions` dense arrays (coarse IR).
+For every routed step each chiplet gets a `table` row naming the step's stream table (held once,
+in the layer's `fsedp.static_schedule`; emit-isa writes it to `streams.bin`) and, per stream, one
+range instruction per role it plays: LOADS per DRAM channel holding shards (naming the shards,
+their DRAM address from the program's layout, and where their trajectory starts computing and
+ends), RECVS/SENDS per port the shards arrive/leave by, FFNS when it is in S_e, FREES for the
+shards that visit it; then SYNC. The counts come from each shard home's arc on the ring, for all
+streams of a layer at once as numpy columns (`expand_columns`); the instructions live in
+`dataflow.instructions` dense arrays (coarse IR).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from fsedp_compiler.target import Target
 
 #: the ISA's direction of a stream row (`isa.opcodes.DIRECTIONS`)
 _DIR_BIT = {CW: 0, CCW: 1, SHORT: 2, SHORT_CCW: 3}
+_TABLE = df.KINDS.index("table")
 
 
 def static_steps(ctx: LayerContext, target: Target) -> list[StepSchedule]:
@@ -73,10 +75,17 @@ def layer_schedule(ctx: LayerContext, n: int) -> LayerSchedule:
                          op.prop_array("rings").astype(np.int64), tokens)
 
 
-def table_rows(sched: LayerSchedule, layer_steps: list[StepSchedule]) -> list[list[tuple[int, ...]]]:
-    """Per step, its stream table as IR rows (STREAM rows in R6 order, MASK continuations)."""
-    return [[r for st in s.streams for r in stream_rows(s.step, st.expert, _DIR_BIT[st.direction], st.members, st.ring)]
-            for s in layer_steps]
+def table_refs(sched: LayerSchedule) -> list[list[tuple[int, ...]]]:
+    """Per step, the row that opens it on every chiplet: `table` (n = its streams), naming the
+    step's stream table, which the program stores once (emit-isa's `streams.bin`)."""
+    counts = np.bincount(sched.step, minlength=sched.steps).tolist()
+    return [[(_TABLE, 0, 0, s, 0, 0, 0, 0, k, 0, 0)] for s, k in enumerate(counts)]
+
+
+def step_table_rows(sched: StepSchedule) -> list[tuple[int, ...]]:
+    """One step's stream table as IR rows (STREAM rows in R6 order, MASK continuations)."""
+    return [r for st in sched.streams for r in stream_rows(sched.step, st.expert, _DIR_BIT[st.direction], st.members,
+                                                            st.ring)]
 
 
 @dataclass(frozen=True)
@@ -93,24 +102,21 @@ class ExpandDataflowPass(ModulePass):
             return
         ports = port_maps(target.edges, target.num_chiplets)
         n = target.num_chiplets
-        per_layer: dict[int, list[dict[str, np.ndarray]]] = {}
-        per_layer_offsets: dict[int, list[np.ndarray]] = {}
+        slots = {(p.prop_int("chiplet"), o.prop_int("layer")): o for p in programs for o in p.body.block.ops
+                 if isinstance(o, df.LayerOp)}
         contexts = layer_contexts(op)
         layouts = build_layouts([c.plan for c in contexts], [fsedp_placement(c.plan) for c in contexts])
-        for lctx in contexts:
+        for lctx in contexts:  # one layer at a time: only its IR arrays outlive it
             if not isinstance(lctx.schedule_op, StaticScheduleOp):
                 raise FsedpError(f"layer {lctx.spec.index} has no static schedule; run schedule-streams{{mode=static}}")
+            index = lctx.spec.index
             sched = layer_schedule(lctx, n)
             cols, offsets = layer_columns(sched, lctx.plan, lctx.rings, lctx.policy.trajectory, ports,
-                                          layouts[lctx.spec.index], table_rows(sched, static_steps(lctx, target)))
-            per_layer[lctx.spec.index] = cols
-            per_layer_offsets[lctx.spec.index] = offsets
-        for program in programs:
-            c = program.prop_int("chiplet")
-            for layer_op in [o for o in program.body.block.ops if isinstance(o, df.LayerOp)]:
-                index = layer_op.prop_int("layer")
-                new = df.InstructionsOp.build(index, per_layer_offsets[index][c], per_layer[index][c])
-                Rewriter.replace_op(layer_op, new)
+                                          layouts[index], table_refs(sched))
+            for c in range(n):
+                if (c, index) in slots:
+                    Rewriter.replace_op(slots.pop((c, index)), df.InstructionsOp.build(index, offsets[c], cols[c]))
+            del cols, offsets
         for template in [o for o in op.ops if isinstance(o, df.TemplateOp)]:
             Rewriter.erase_op(template)  # folded into every step's instructions
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 ANY, INVALID = "any", "invalid"
-KINDS = ("mlir", "final", "toml", "npz", "jsonl", "hf", "manifest", "bin", "fsa")
+KINDS = ("mlir", "final", "toml", "npz", "jsonl", "hf", "manifest", "bin", "fsa", "tables")
 # --------------------------------------------------------------------------- generic mutations
 
 
@@ -219,6 +219,7 @@ def _cmds_for(kind: str, c: Path) -> list[list[str]]:
         "manifest": [["simulate", "{case}/prog", "--metrics", "{out}/m.json"]],
         "bin": [["simulate", "{case}/prog", "--functional"], ["disasm", "{case}/prog/chiplet_1.bin"]],
         "fsa": [["asm", "{case}/prog"]],
+        "tables": [["simulate", "{case}/prog", "--functional"], ["disasm", "{case}/prog/streams.bin"]],
     }[kind]
 
 
@@ -458,6 +459,15 @@ def make_case(rng: random.Random, kind: str, seeds: Path) -> Case:
 
         manifest["programs"][1]["bin_sha256"] = hashlib.sha256(new).hexdigest()  # past the hash: the decoder
         return Case(kind, what, {"prog/chiplet_1.bin": new, "prog/program.json": json.dumps(manifest).encode()},
+                    _cmds_for(kind, seeds), ANY, ("/prog",), copy_prog=True)
+    if kind == "tables":  # the shared stream tables, past their hash: the table decoder and the machine
+        data = (prog / "streams.bin").read_bytes()
+        what, new = bytes_mutation(rng, data)
+        manifest = json.loads((prog / "program.json").read_text())
+        import hashlib
+
+        manifest["files"]["streams.bin"] = hashlib.sha256(new).hexdigest()
+        return Case(kind, what, {"prog/streams.bin": new, "prog/program.json": json.dumps(manifest).encode()},
                     _cmds_for(kind, seeds), ANY, ("/prog",), copy_prog=True)
     data = (prog / "chiplet_1.fsa").read_bytes()
     what, new = bytes_mutation(rng, data)

@@ -14,7 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fuzz  # noqa: E402
 
-#: cases per format in `make test` (9 formats); FSEDPC_FUZZ_PER_KIND overrides.
+#: cases per format in `make test` (10 formats); FSEDPC_FUZZ_PER_KIND overrides.
 PER_KIND = int(os.environ.get("FSEDPC_FUZZ_PER_KIND", "32"))
 CHUNKS = 2
 

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.isa import Program, decode, format_record, header_size, neighbours, parse_text_lines, sha256_hex
+from fsedp_compiler.isa import (TABLES_FILE, Program, StreamTables, decode, decode_tables, format_record, header_size,
+                                neighbours, parse_text_lines, sha256_hex)
 from fsedp_compiler.model import DTYPE_BYTES, MATRICES, DenseSpec, MoeLayerSpec
 from fsedp_compiler.routing import RoutingTrace, load_trace
 from fsedp_compiler.scheduler import Policy
@@ -70,6 +71,8 @@ class Loaded:
     """The routing a static program was compiled for (bundled)."""
     rings: tuple[tuple[int, ...], ...] = ()
     """The virtual rings (the target's ring first), checked to be edge-disjoint Hamiltonian cycles."""
+    tables: StreamTables | None = None
+    """A static FSE-DP program's stream tables (`streams.bin`), stored once for every chiplet."""
 
     @property
     def mode(self) -> str:
@@ -96,6 +99,15 @@ class Loaded:
         except (OSError, FsedpError, IndexError, UnicodeDecodeError):
             pass
         return path, line, f"instruction {index} `{text}`"
+
+    def table_error(self, index: int, message: str) -> FsedpError:
+        """A located error about record `index` of the shared stream-table file (exit 2)."""
+        from .errors import ProgramError
+
+        assert self.tables is not None
+        rec = self.tables.instrs[index]
+        return ProgramError(f"record {index} `{format_record(rec)}`: {message}",
+                            path=os.path.join(self.outdir, TABLES_FILE))
 
     def error(self, chiplet: int, index: int, message: str) -> FsedpError:
         """A located error about record `index` of a chiplet's program (exit 2)."""
@@ -273,7 +285,23 @@ def load_outdir(outdir: str) -> Loaded:
         loaded.dense[d.index] = DenseSpec(d.index, d.flops_per_token, d.weight_bytes, d.kind)
     if manifest.mode == "static":
         loaded.trace = _bundled_trace(outdir, manifest, loaded, path)
+        if TABLES_FILE in manifest.files:  # hashed above, like every listed file
+            data = _read_member(outdir, TABLES_FILE, 1 << 36, "stream tables")
+            if sha256_hex(data) != manifest.files[TABLES_FILE]:
+                raise _fail(os.path.join(outdir, TABLES_FILE), "SHA-256 does not match program.json")
+            loaded.tables = _tables(decode_tables(data, os.path.join(outdir, TABLES_FILE)), manifest,
+                                    os.path.join(outdir, TABLES_FILE))
     return loaded
+
+
+def _tables(tables: StreamTables, m: Manifest, path: str) -> StreamTables:
+    """The stream tables must be of the program's FSE-DP layers and steps."""
+    fsedp = {layer.index for layer in m.layers if layer.baseline is None}
+    for layer, step in tables.index:
+        if layer not in fsedp or m.steps is None or step >= m.steps:
+            raise _fail(path, f"a stream table for l={layer} s={step}, which is not a step of an FSE-DP layer of "
+                              f"this program ({m.steps} steps)")
+    return tables
 
 
 def _check_strategy(m: Manifest, path: str) -> None:
