@@ -162,9 +162,27 @@ def layer_strategies_of(module: ModuleOp) -> dict[int, str]:
     return out
 
 
+#: `fsedpc compile --text auto` writes the text forms (.fsa, final.mlir) of programs up to this
+#: many instructions; beyond it the `.bin` alone (what runs), which `fsedpc disasm` prints.
+TEXT_LIMIT = 1_000_000
+
+
+def instruction_count(module: ModuleOp) -> int:
+    """About how many instructions the module's programs hold (their expanded steps), to decide
+    on the text forms before writing anything."""
+    return sum(len(op.prop_array("kind")) for op in module.walk() if isinstance(op, df.InstructionsOp))
+
+
+def write_text(module: ModuleOp, choice: str) -> bool:
+    """Whether `--text choice` (auto, always, never) writes the text forms of this module's program."""
+    return choice == "always" or (choice == "auto" and instruction_count(module) <= TEXT_LIMIT)
+
+
 def emit(module: ModuleOp, outdir: str, extra_files: dict[str, bytes] | None = None,
-         strategy: str | None = None, layer_strategies: dict[int, str] | None = None) -> dict[str, Any]:
-    """Write chiplet_<i>.fsa/.bin, layout.npz, the trace and stream tables (static), any `extra_files` and
+         strategy: str | None = None, layer_strategies: dict[int, str] | None = None,
+         text: bool = True) -> dict[str, Any]:
+    """Write chiplet_<i>.bin and (`text`) chiplet_<i>.fsa, layout.npz, the trace and stream tables
+    (static), any `extra_files` and
     program.json into `outdir`, as one whole directory: it is built beside `outdir` and swapped
     in when complete, so a failure leaves an earlier output as it was and no stale file of an
     earlier, larger program survives. `strategy` names the program's strategy (by default the
@@ -189,12 +207,16 @@ def emit(module: ModuleOp, outdir: str, extra_files: dict[str, bytes] | None = N
     with atomic_directory(outdir) as work:
         files: list[dict[str, Any]] = []
         for p in programs:
-            text, data = to_text(p), encode(p)
-            fsa, binf = f"chiplet_{p.chiplet}.fsa", f"chiplet_{p.chiplet}.bin"
-            (work / fsa).write_text(text, encoding="utf-8")
+            data = encode(p)
+            binf = f"chiplet_{p.chiplet}.bin"
             (work / binf).write_bytes(data)
-            files.append({"chiplet": p.chiplet, "fsa": fsa, "bin": binf, "instructions": int(len(p.instrs)),
-                          "fsa_sha256": sha256_hex(text.encode()), "bin_sha256": sha256_hex(data)})
+            files.append({"chiplet": p.chiplet, "bin": binf, "instructions": int(len(p.instrs)),
+                          "bin_sha256": sha256_hex(data)})
+            if text:  # the program's text form (absent: compiled without it, `fsedpc disasm` prints it)
+                fsa, source = f"chiplet_{p.chiplet}.fsa", to_text(p).encode()
+                (work / fsa).write_bytes(source)
+                files[-1].update(fsa=fsa, fsa_sha256=sha256_hex(source))
+            del p, data
         extras = {}
         for name, data in sorted(extra_files.items()):
             (work / name).write_bytes(data)

@@ -1,5 +1,5 @@
 """The shared stream-table file of static programs (`streams.bin`): round trip, golden text, every
-decode error located."""
+decode error located, and the text forms written on request (`fsedpc compile --text`)."""
 
 from __future__ import annotations
 
@@ -86,3 +86,32 @@ def test_golden_stream_tables(fsedpc, tmp_path: Path) -> None:
     assert r.code == 0 and r.out == (GOLDEN / "streams.txt").read_text()
     manifest = json.loads((tmp_path / "p" / "program.json").read_text())
     assert "streams.bin" in manifest["files"]
+
+
+def test_text_forms_on_request(fsedpc, tmp_path: Path, monkeypatch) -> None:
+    """--text never writes the .bin alone (same program, same machine results); errors then name
+    the .bin and its record; asm refuses; auto skips the text of programs above the limit."""
+    runs = {}
+    for choice in ("always", "never"):
+        out = tmp_path / choice
+        r = fsedpc("compile", str(MODEL), "--target", "paper-2x2", "--trace", str(TRACE), "-o", str(out),
+                   "--text", choice)
+        assert r.code == 0, r.err
+        r = fsedpc("simulate", str(out), "--functional", "--metrics", str(tmp_path / f"{choice}.json"))
+        assert r.code == 0, r.err
+        runs[choice] = json.loads((tmp_path / f"{choice}.json").read_text())
+        assert (out / "chiplet_0.fsa").exists() == (choice == "always")
+        assert (out / "final.mlir").exists() == (choice == "always")
+    assert runs["always"] == runs["never"]
+    for i in range(4):
+        assert (tmp_path / "always" / f"chiplet_{i}.bin").read_bytes() == (tmp_path / "never" / f"chiplet_{i}.bin").read_bytes()
+    manifest = json.loads((tmp_path / "never" / "program.json").read_text())
+    assert all("fsa" not in p and "fsa_sha256" not in p for p in manifest["programs"])
+    r = fsedpc("asm", str(tmp_path / "never"))
+    assert r.code == 2 and "compiled without its text form" in r.err
+    import fsedp_compiler.backends.emit as emit_mod
+
+    monkeypatch.setattr(emit_mod, "TEXT_LIMIT", 10)
+    r = fsedpc("compile", str(MODEL), "--target", "paper-2x2", "--trace", str(TRACE), "-o", str(tmp_path / "auto"))
+    assert r.code == 0 and "without their text forms" in r.err
+    assert not (tmp_path / "auto" / "chiplet_0.fsa").exists()

@@ -49,6 +49,9 @@ def run_asm(args: argparse.Namespace) -> int:
     target = manifest_target(checked, path)
     binaries = []
     for entry, model in zip(manifest["programs"], checked.programs):
+        if model.fsa is None:
+            raise FsedpError(f"chiplet {model.chiplet}'s program was compiled without its text form (.fsa); "
+                             "recompile with --text always to edit it", path=path, field=f"programs.{model.chiplet}")
         fsa = os.path.join(outdir, model.fsa)
         source = read_text(fsa, "program text")
         program = parse_text(source, fsa)

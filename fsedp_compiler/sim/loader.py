@@ -90,6 +90,8 @@ class Loaded:
         entry = self.manifest.programs[chiplet]
         program = self.programs[chiplet]
         text = format_record(program.instrs[index], program.mode == "dynamic") if index < len(program) else "end"
+        if entry.fsa is None:  # compiled without its text form: the binary and the record index say where
+            return os.path.join(self.outdir, entry.bin), None, f"instruction {index} `{text}`"
         path = os.path.join(self.outdir, entry.fsa)
         line = None
         try:
@@ -255,7 +257,7 @@ def load_outdir(outdir: str) -> Loaded:
         raise _fail(path, f"ring lists {len(target.ring)} chiplets, target has {n}", "target.ring")
     if sorted(p.chiplet for p in manifest.programs) != list(range(n)):
         raise _fail(path, f"needs one program per chiplet 0..{n - 1}", "programs")
-    names = [p.bin for p in manifest.programs] + [p.fsa for p in manifest.programs] + list(manifest.files)
+    names = [p.bin for p in manifest.programs] + [p.fsa for p in manifest.programs if p.fsa] + list(manifest.files)
     if len(set(names)) != len(names) or MANIFEST in names:
         raise _fail(path, "file names must be distinct (and not program.json)", "programs")
     _check_strategy(manifest, path)
@@ -341,8 +343,11 @@ def _programs(outdir: str, m: Manifest, target: Target) -> list[Program]:
         bin_path = os.path.join(outdir, entry.bin)
         if sha256_hex(data) != entry.bin_sha256:
             raise _fail(bin_path, "SHA-256 does not match program.json (edited or truncated after compiling?)")
-        fsa = _read_member(outdir, entry.fsa, 1 << 36, "program text")
-        if sha256_hex(fsa) != entry.fsa_sha256:
+        if (entry.fsa is None) != (entry.fsa_sha256 is None):
+            raise _fail(os.path.join(outdir, MANIFEST), "a program's text (fsa) and its SHA-256 come together",
+                        f"programs.{c}.fsa")
+        fsa = _read_member(outdir, entry.fsa, 1 << 36, "program text") if entry.fsa is not None else None
+        if fsa is not None and sha256_hex(fsa) != entry.fsa_sha256:
             raise _fail(os.path.join(outdir, entry.fsa),
                         f"edited after assembling: it no longer matches {entry.bin}; run `fsedpc asm {outdir}` to "
                         "reassemble it")
