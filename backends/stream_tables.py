@@ -14,9 +14,11 @@ from fsedp_compiler.dialects import dataflow as df
 from fsedp_compiler.dialects.fsedp import StaticScheduleOp
 from fsedp_compiler.ir import require_target
 from fsedp_compiler.irrows import rows_to_columns
-from fsedp_compiler.isa import INSTR_DTYPE, OPCODE, OPS, encode_tables
-from fsedp_compiler.layers import layer_contexts
-from fsedp_compiler.passes.expand_dataflow import static_steps, step_table_rows
+from fsedp_compiler.expand_columns import DIR_BIT
+from fsedp_compiler.isa import INSTR_DTYPE, OPCODE, OPS, STREAM, encode_tables
+from fsedp_compiler.layers import LayerContext, layer_contexts
+from fsedp_compiler.passes.expand_dataflow import layer_schedule, static_steps, step_table_rows
+from fsedp_compiler.target import Target
 
 #: dataflow instruction kind (by index) -> ISA opcode: the one place the IR meets opcode numbers
 _OPCODE_OF_KIND = np.array([OPCODE[name] for name in df.KINDS], dtype=np.uint8)
@@ -40,6 +42,22 @@ def instruction_records(layer: int, cols: dict[str, np.ndarray], lo: int, hi: in
     return arr
 
 
+def _layer_tables(ctx: LayerContext, target: Target) -> list[np.ndarray]:
+    """Per step, one layer's stream table as ISA records (numpy columns; Python rows only for
+    member sets wider than 64 chiplets, which need MASK records)."""
+    n, layer = target.num_chiplets, ctx.spec.index
+    if n > 64:
+        return [instruction_records(layer, rows_to_columns(rows), 0, len(rows)) if (rows := step_table_rows(s))
+                else np.zeros(0, INSTR_DTYPE) for s in static_steps(ctx, target)]
+    sched = layer_schedule(ctx, n)
+    recs = np.zeros(len(sched.expert), dtype=INSTR_DTYPE)
+    recs["opcode"], recs["layer"], recs["step"], recs["expert"] = STREAM, layer, sched.step, sched.expert
+    recs["x"], recs["unit"] = DIR_BIT[sched.direction + 1], sched.ring
+    bits = np.left_shift(np.uint64(1), np.arange(n, dtype=np.uint64))
+    recs["wide"] = np.bitwise_or.reduce(np.where(sched.tokens > 0, bits, np.uint64(0)), axis=1)
+    return np.split(recs, np.searchsorted(sched.step, np.arange(1, sched.steps)))
+
+
 def module_stream_tables(module: ModuleOp) -> bytes | None:
     """The `streams.bin` bytes of a static module with FSE-DP layers (None: it has none)."""
     target = require_target(module, "emit-isa")
@@ -47,11 +65,7 @@ def module_stream_tables(module: ModuleOp) -> bytes | None:
                       key=lambda c: c.spec.index)
     if not contexts:
         return None
-    per_layer = [(c.spec.index, static_steps(c, target)) for c in contexts]
-    tables = []
-    for s in range(max(len(steps) for _, steps in per_layer)):
-        for layer, steps in per_layer:
-            rows = step_table_rows(steps[s]) if s < len(steps) else []
-            if rows:
-                tables.append((layer, s, instruction_records(layer, rows_to_columns(rows), 0, len(rows))))
+    per_layer = [(c.spec.index, _layer_tables(c, target)) for c in contexts]
+    tables = [(layer, s, steps[s]) for s in range(max(len(steps) for _, steps in per_layer))
+              for layer, steps in per_layer if s < len(steps) and len(steps[s])]
     return encode_tables(tables)

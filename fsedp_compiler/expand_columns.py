@@ -21,9 +21,9 @@ from fsedp_compiler.shardplan import ShardPlan
 
 _K = {name: i for i, name in enumerate(KINDS)}
 #: the ISA's direction of a stream row (`isa.opcodes.DIRECTIONS`), indexed by scheduler code + 1
-_DIR_BIT = np.zeros(4, dtype=np.int64)
+DIR_BIT = np.zeros(4, dtype=np.int64)
 for _code, _bit in ((CW, 0), (CCW, 1), (SHORT, 2), (SHORT_CCW, 3)):
-    _DIR_BIT[_code + 1] = _bit
+    DIR_BIT[_code + 1] = _bit
 #: role order of a stream's ranges on one chiplet (R6: loads, receives, sends, FFN, frees)
 _LOADS, _RECVS, _SENDS, _FFNS, _FREES = range(5)
 #: at most this many [streams x homes x chiplets] cells per block (bounds memory at any chiplet count)
