@@ -12,12 +12,12 @@ from xdsl.dialects.builtin import ModuleOp
 
 from fsedp_compiler.dialects import dataflow as df
 from fsedp_compiler.dialects.fsedp import StaticScheduleOp
+from fsedp_compiler.expand_columns import DIR_BIT
 from fsedp_compiler.ir import require_target
 from fsedp_compiler.irrows import rows_to_columns
-from fsedp_compiler.expand_columns import DIR_BIT
 from fsedp_compiler.isa import INSTR_DTYPE, OPCODE, OPS, STREAM, encode_tables
 from fsedp_compiler.layers import LayerContext, layer_contexts
-from fsedp_compiler.passes.expand_dataflow import layer_schedule, static_steps, step_table_rows
+from fsedp_compiler.static_schedule import layer_schedule, static_steps, step_table_rows
 from fsedp_compiler.target import Target
 
 #: dataflow instruction kind (by index) -> ISA opcode: the one place the IR meets opcode numbers

@@ -16,9 +16,9 @@ from fsedp_compiler.isa import port_maps
 from fsedp_compiler.layers import layer_contexts
 from fsedp_compiler.layout import build_layouts, fsedp_placement
 from fsedp_compiler.model import DenseSpec, ModelSpec, MoeLayerSpec
-from fsedp_compiler.passes.expand_dataflow import static_steps
 from fsedp_compiler.pipeline import run_passes
 from fsedp_compiler.routing import save_trace, synth_trace
+from fsedp_compiler.static_schedule import static_steps
 from fsedp_compiler.strategies import FSEDP
 
 REPO = Path(__file__).resolve().parent.parent
