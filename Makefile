@@ -30,7 +30,7 @@ lit: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -n 2
 
-# The mutation fuzzer at scale (tests/fuzz.py; `make test` runs 312 of its cases): FSEDPC_FUZZ_CASES
+# The mutation fuzzer at scale (tests/fuzz.py; `make test` runs 336 of its cases): FSEDPC_FUZZ_CASES
 # seeded malformed inputs (default 2000, about 4 minutes) of every format through the commands that
 # read them; prints every finding and the counts (tracebacks, hangs, accepted-invalid, partial outputs).
 FSEDPC_FUZZ_CASES ?= 2000

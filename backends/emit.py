@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,11 +23,13 @@ from fsedp_compiler.files.digest import with_digest
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.files.fileio import atomic_directory
 from fsedp_compiler.ir.modules import require_target, spec_from_module
-from fsedp_compiler.isa import ANY_ADDR, ANY_UNIT, CONDITIONS, CURRENT, INSTR_DTYPE, OPCODE, OPS, POLICIES, Program, neighbours, encode, record, sha256_hex, to_text
+from fsedp_compiler.isa import ANY_ADDR, ANY_UNIT, CONDITIONS, CURRENT, INSTR_DTYPE, POLICIES, TABLES_FILE, Program, encode, neighbours, record, sha256_hex, to_text
 from fsedp_compiler.ir.layers import layer_contexts, module_routing
 from fsedp_compiler.ir.layout import build_layouts, fsedp_placement, layouts_to_npz
 from fsedp_compiler.inputs.traces import trace_bytes
 from fsedp_compiler.inputs.target import Target, target_to_json
+
+from fsedp_compiler.backends.stream_tables import instruction_records, module_stream_tables
 
 #: `dataflow.when` conditions and `dataflow.where` policies, by name, as the ISA encodes them
 WHEN_CODES = {name: code for code, name in CONDITIONS.items()}
@@ -89,8 +93,9 @@ def _static_trace(module: ModuleOp):
     return trace
 
 
-def build_programs(module: ModuleOp) -> tuple[list[Program], dict[str, Any]]:
-    """The ISA program of every chiplet, and facts for the manifest (mode, steps, tokens).
+def build_programs(module: ModuleOp) -> tuple[Iterator[Program], dict[str, Any]]:
+    """The ISA program of every chiplet (made one at a time, in chiplet order, so that a big
+    static program is never all in memory twice), and facts for the manifest (mode, steps, tokens).
 
     A block step is its dense part (`dense`, then a `sync` barrier) and, on MoE blocks, the
     step's MoE instructions ending in their own `sync`; a dynamic program is one step's worth,
@@ -109,7 +114,11 @@ def build_programs(module: ModuleOp) -> tuple[list[Program], dict[str, Any]]:
         local = np.bincount(trace.token_chiplet, minlength=target.num_chiplets).tolist()
         info.update(trace=TRACE_FILE, steps=steps, tokens=trace.num_tokens)
     templates = {o.prop_str("name"): o for o in module.ops if isinstance(o, df.TemplateOp)}
-    out: list[Program] = []
+    return _programs(target, programs, templates, mode, steps, local), info
+
+
+def _programs(target: Target, programs: list[df.ProgramOp], templates: dict[str, df.TemplateOp], mode: str,
+              steps: int, local: list[int]) -> Iterator[Program]:
     for prog in sorted(programs, key=lambda p: p.prop_int("chiplet")):
         c = prog.prop_int("chiplet")
         parts: list[np.ndarray] = []
@@ -123,21 +132,7 @@ def build_programs(module: ModuleOp) -> tuple[list[Program], dict[str, Any]]:
                     parts.append(_array(rows + [record("sync", l=layer, s=step)]))
                 elif isinstance(op, df.InstructionsOp):
                     off = op.prop_array("offsets")
-                    cols = op.columns()
-                    lo, hi = int(off[s]), int(off[s + 1])
-                    arr = np.zeros(hi - lo, dtype=INSTR_DTYPE)
-                    for name in INSTR_DTYPE.names:
-                        if name == "layer":
-                            arr[name] = op.prop_int("layer")
-                        elif name == "opcode":
-                            arr[name] = _OPCODE_OF_KIND[cols["kind"][lo:hi]]
-                        elif name == "wide":
-                            arr[name] = cols[name][lo:hi].view(np.uint64)
-                        else:
-                            arr[name] = cols[name][lo:hi]
-                    # WAIT, MASK and other layer-less records keep layer 0 (unused columns are 0)
-                    arr["layer"][~_USES_LAYER[arr["opcode"]]] = 0
-                    parts.append(arr)
+                    parts.append(instruction_records(op.prop_int("layer"), op.columns(), int(off[s]), int(off[s + 1])))
                 elif isinstance(op, df.LayerOp):
                     if mode == "static":
                         raise FsedpError("static programs must be expanded first; run expand-dataflow")
@@ -145,15 +140,9 @@ def build_programs(module: ModuleOp) -> tuple[list[Program], dict[str, Any]]:
                     parts.append(_array([r for o in templates[op.prop_str("template")].body.block.ops
                                          for r in _flatten(o, layer)]))
         parts.append(_array([record("halt")]))
-        out.append(Program(chiplet=c, mode=mode, ports=neighbours(target.edges, target.num_chiplets)[c],
-                           channels=target.chiplet.dram_channels if c in target.dram_at else 0,
-                           instrs=np.concatenate(parts)))
-    return out, info
-
-
-#: dataflow instruction kind (by index) -> ISA opcode: the one place the IR meets opcode numbers
-_OPCODE_OF_KIND = np.array([OPCODE[name] for name in df.KINDS], dtype=np.uint8)
-_USES_LAYER = np.array([v in OPS and "layer" in OPS[v].columns for v in range(256)])
+        yield Program(chiplet=c, mode=mode, ports=neighbours(target.edges, target.num_chiplets)[c],
+                      channels=target.chiplet.dram_channels if c in target.dram_at else 0,
+                      instrs=np.concatenate(parts))
 
 
 def layer_strategies_of(module: ModuleOp) -> dict[int, str]:
@@ -172,9 +161,27 @@ def layer_strategies_of(module: ModuleOp) -> dict[int, str]:
     return out
 
 
+#: `fsedpc compile --text auto` writes the text forms (.fsa, final.mlir) of programs up to this
+#: many instructions; beyond it the `.bin` alone (what runs), which `fsedpc disasm` prints.
+TEXT_LIMIT = 1_000_000
+
+
+def instruction_count(module: ModuleOp) -> int:
+    """About how many instructions the module's programs hold (their expanded steps), to decide
+    on the text forms before writing anything."""
+    return sum(len(op.prop_array("kind")) for op in module.walk() if isinstance(op, df.InstructionsOp))
+
+
+def write_text(module: ModuleOp, choice: str) -> bool:
+    """Whether `--text choice` (auto, always, never) writes the text forms of this module's program."""
+    return choice == "always" or (choice == "auto" and instruction_count(module) <= TEXT_LIMIT)
+
+
 def emit(module: ModuleOp, outdir: str, extra_files: dict[str, bytes] | None = None,
-         strategy: str | None = None, layer_strategies: dict[int, str] | None = None) -> dict[str, Any]:
-    """Write chiplet_<i>.fsa/.bin, layout.npz, the trace (static), any `extra_files` and
+         strategy: str | None = None, layer_strategies: dict[int, str] | None = None,
+         text: bool = True) -> dict[str, Any]:
+    """Write chiplet_<i>.bin and (`text`) chiplet_<i>.fsa, layout.npz, the trace and stream tables
+    (static), any `extra_files` and
     program.json into `outdir`, as one whole directory: it is built beside `outdir` and swapped
     in when complete, so a failure leaves an earlier output as it was and no stale file of an
     earlier, larger program survives. `strategy` names the program's strategy (by default the
@@ -193,15 +200,22 @@ def emit(module: ModuleOp, outdir: str, extra_files: dict[str, bytes] | None = N
     extra_files[LAYOUT_FILE] = layouts_to_npz(module_layouts(module))
     if info["mode"] == "static":
         extra_files[TRACE_FILE] = trace_bytes(_static_trace(module))
+        tables = module_stream_tables(module)
+        if tables is not None:  # the stream tables, once for every chiplet (their steps name them)
+            extra_files[TABLES_FILE] = tables
     with atomic_directory(outdir) as work:
         files: list[dict[str, Any]] = []
         for p in programs:
-            text, data = to_text(p), encode(p)
-            fsa, binf = f"chiplet_{p.chiplet}.fsa", f"chiplet_{p.chiplet}.bin"
-            (work / fsa).write_text(text, encoding="utf-8")
+            data = encode(p)
+            binf = f"chiplet_{p.chiplet}.bin"
             (work / binf).write_bytes(data)
-            files.append({"chiplet": p.chiplet, "fsa": fsa, "bin": binf, "instructions": int(len(p.instrs)),
-                          "fsa_sha256": sha256_hex(text.encode()), "bin_sha256": sha256_hex(data)})
+            files.append({"chiplet": p.chiplet, "bin": binf, "instructions": int(len(p.instrs)),
+                          "bin_sha256": sha256_hex(data)})
+            if text:  # the program's text form (absent: compiled without it, `fsedpc disasm` prints it)
+                fsa, source = f"chiplet_{p.chiplet}.fsa", to_text(p).encode()
+                (work / fsa).write_bytes(source)
+                files[-1].update(fsa=fsa, fsa_sha256=sha256_hex(source))
+            del p, data
         extras = {}
         for name, data in sorted(extra_files.items()):
             (work / name).write_bytes(data)

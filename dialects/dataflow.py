@@ -46,9 +46,11 @@ CONDITIONS = ("home", "inbound", "member", "forward", "visit")
 POLICIES = ("next",)
 #: The kinds of expanded instruction `dataflow.instructions` holds, by name (stored as indices
 #: into this table; `emit-isa` maps them to the ISA's opcodes, the only place that knows those).
+#: A static FSE-DP step opens with a `table` row (n = its streams): the step's stream table itself
+#: is the layer's one `fsedp.static_schedule`, shared by every chiplet.
 KINDS: tuple[str, ...] = (
     "nop", "stream", "mask", "loads", "recvs", "sends", "ffns", "frees", "sync", "dense",
-    "load", "send", "recv", "toksend", "tokrecv", "reduce", "ffn", "acc", "free", "wait",
+    "load", "send", "recv", "toksend", "tokrecv", "reduce", "ffn", "acc", "free", "wait", "table",
 )
 #: The instruction fields of `dataflow.instructions`, with their array widths in bits: the kind,
 #: then the ISA's record columns without the layer (stored once on the op). `wide` holds 64-bit

@@ -42,7 +42,7 @@ class RunProgress:
 
     def __init__(self, command: str, total: int | None = None, unit: str = "step", *, every: float | None = None,
                  console: Any = None, delay: float = BAR_DELAY) -> None:
-        from .console import make_console
+        from fsedp_compiler.console import make_console
 
         self.command, self.total, self.unit = command, total, unit
         self.every = status_every() if every is None else every

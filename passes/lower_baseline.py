@@ -24,11 +24,11 @@ from fsedp_compiler.dialects.fsedp import BaselineOp
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.ir.modules import require_target
 from fsedp_compiler.ir.layers import cached_trace, invalidate_after, layer_contexts, module_model
+from fsedp_compiler.ir.rows import rows_to_columns
 from fsedp_compiler.isa import port_maps
 from fsedp_compiler.ir.layout import build_layouts
 from fsedp_compiler.fsedp.ring import Ring
 
-from fsedp_compiler.passes.expand_dataflow import _columns
 from fsedp_compiler.passes.schedule_streams import replace_routing
 
 
@@ -81,7 +81,7 @@ class LowerBaselinePass(ModulePass):
                 for c, rows in enumerate(graph_rows(graph, ports, n, layouts[index])):
                     chip_rows[c].extend(rows)
                     offsets[c].append(len(chip_rows[c]))
-            per_layer[index] = [(np.asarray(offsets[c]), _columns(chip_rows[c])) for c in range(n)]
+            per_layer[index] = [(np.asarray(offsets[c]), rows_to_columns(chip_rows[c])) for c in range(n)]
             assert lctx.plan_op is not None
             Rewriter.insert_op(BaselineOp.build(index, self.strategy, trace.num_steps, self.hydra_skip_single),
                                InsertPoint.after(lctx.plan_op))

@@ -14,8 +14,8 @@ from typing import Any, Callable
 
 ANY, INVALID, DEADLOCK = "any", "invalid", "deadlock"
 """Validity of a case: may be valid (exit 0 allowed), invalid (exit 2), a deadlock (exit 3 required)."""
-KINDS = ("mlir", "final", "toml", "npz", "jsonl", "hf", "manifest", "bin", "fsa", "sweep", "dmanifest", "dbin",
-         "deadlock")
+KINDS = ("mlir", "final", "toml", "npz", "jsonl", "hf", "manifest", "bin", "fsa", "tables", "sweep", "dmanifest",
+         "dbin", "deadlock")
 # --------------------------------------------------------------------------- generic mutations
 
 
@@ -267,6 +267,7 @@ def _cmds_for(kind: str, c: Path) -> list[list[str]]:
         "dbin": [["simulate", "{case}/dprog", "--trace", t, "--functional"],
                  ["disasm", "{case}/dprog/chiplet_1.bin"]],
         "deadlock": [["simulate", "{case}/prog", "--metrics", "{out}/m.json"]],
+        "tables": [["simulate", "{case}/prog", "--functional"], ["disasm", "{case}/prog/streams.bin"]],
     }[kind]
 
 
@@ -493,6 +494,15 @@ def make_case(rng: random.Random, kind: str, seeds: Path) -> Case:
     if kind == "deadlock":
         return _deadlock_case(rng, seeds)
     prog = seeds / "prog"
+    if kind == "tables":  # the shared stream tables, past their hash: the table decoder and the machine
+        data = (prog / "streams.bin").read_bytes()
+        what, new = bytes_mutation(rng, data)
+        manifest = json.loads((prog / "program.json").read_text())
+        import hashlib
+
+        manifest["files"]["streams.bin"] = hashlib.sha256(new).hexdigest()
+        return Case(kind, what, {"prog/streams.bin": new, "prog/program.json": _signed(manifest)},
+                    _cmds_for(kind, seeds), ANY, ("/prog",), copy_prog=True)
     data = (prog / "chiplet_1.fsa").read_bytes()
     what, new = bytes_mutation(rng, data)
     return Case(kind, what, {"prog/chiplet_1.fsa": new}, _cmds_for(kind, seeds), ANY, ("/prog",),

@@ -15,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fuzz  # noqa: E402
 
-#: cases per format in `make test` (13 formats: 312 cases); FSEDPC_FUZZ_PER_KIND overrides.
+#: cases per format in `make test` (14 formats: 336 cases); FSEDPC_FUZZ_PER_KIND overrides.
 PER_KIND = int(os.environ.get("FSEDPC_FUZZ_PER_KIND", "24"))
 CHUNKS = 2
 

@@ -65,7 +65,7 @@ def static_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize(("pattern", "value"), [
-    (r"kind \[(stream)", "200"), (r"kind \[(stream)", "-5"), (r"kind \[(stream)", "bogus"),
+    (r"kind \[(table)", "200"), (r"kind \[(table)", "-5"), (r"kind \[(table)", "bogus"),
     (r"unit array<i16: (-?\d+)", "99999"), (r" n array<i64: (-?\d+)", "99999999999999999999"),
 ])
 def test_bad_instruction_in_final_mlir(fsedpc, static_dir: Path, tmp_path: Path, pattern: str, value: str) -> None:

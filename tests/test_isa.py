@@ -1,4 +1,4 @@
-"""The per-chiplet ISA (FSA v2): binary and text round trips, goldens, and every decode / parse error."""
+"""The per-chiplet ISA (FSA v3): binary and text round trips, goldens, and every decode / parse error."""
 
 from __future__ import annotations
 
@@ -12,30 +12,7 @@ from hypothesis import strategies as st
 
 from fsedp_compiler import isa
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.isa import (
-    ANY_ADDR,
-    ANY_UNIT,
-    CCW,
-    CONDITIONS,
-    CURRENT,
-    CW,
-    ENGINES,
-    INSTR_DTYPE,
-    OPCODE,
-    OPS,
-    WHEN_FORWARD,
-    WHEN_HOME,
-    WHEN_INBOUND,
-    WHEN_MEMBER,
-    WHEN_VISIT,
-    WHERE_NEXT,
-    Program,
-    decode,
-    encode,
-    parse_text,
-    sha256_hex,
-    to_text,
-)
+from fsedp_compiler.isa import ANY_ADDR, ANY_UNIT, CCW, CONDITIONS, CURRENT, CW, ENGINES, INSTR_DTYPE, OPCODE, OPS, WHEN_FORWARD, WHEN_HOME, WHEN_INBOUND, WHEN_MEMBER, WHEN_VISIT, WHERE_NEXT, Program, decode, encode, parse_text, sha256_hex, to_text
 from fsedp_compiler.isa import record as r
 from fsedp_compiler.isa.reference import BEGIN, END, render
 
@@ -249,7 +226,7 @@ GOLDEN_DYNAMIC = Program(1, "dynamic", (0, 2), 1, [
 
 
 GOLDEN_STATIC_TEXT = """\
-# fsedpc ISA v2
+# fsedpc ISA v3
 .chiplet 0
 .mode static
 .channels 2
@@ -271,7 +248,7 @@ halt
 """
 
 GOLDEN_STATIC_HEX = (
-    "4653413202000000000202000e00000001000300000000000000000000000000"
+    "4653413303000000000202000e00000001000300000000000000000000000000"
     "0800000000000000000000000000000000000000040000000000000000000000"
     "0900000000000000000000000000000000000000000000000000000000000000"
     "1400000000000000050000000000000000000000000000000b00000000000000"
@@ -289,7 +266,7 @@ GOLDEN_STATIC_HEX = (
 )
 
 GOLDEN_TASKS_TEXT = """\
-# fsedpc ISA v2
+# fsedpc ISA v3
 .chiplet 2
 .mode static
 .channels 1
@@ -314,7 +291,7 @@ halt
 """
 
 GOLDEN_TASKS_HEX = (
-    "4653413202000200000102001100000000000300000000000000000000000000"
+    "4653413303000200000102001100000000000300000000000000000000000000"
     "0100000001000000060002000000000001000000001800000030000000000000"
     "0c00000000000000000000000000000001000000000000000000000000000000"
     "0201000001000000060002000000000002000000001800000000000000000000"
@@ -335,7 +312,7 @@ GOLDEN_TASKS_HEX = (
 )
 
 GOLDEN_DYNAMIC_TEXT = """\
-# fsedpc ISA v2
+# fsedpc ISA v3
 .chiplet 1
 .mode dynamic
 .channels 1
@@ -360,7 +337,7 @@ halt
 """
 
 GOLDEN_DYNAMIC_HEX = (
-    "4653413202000100010102001100000000000200000000000000000000000000"
+    "4653413303000100010102001100000000000200000000000000000000000000"
     "080000000000ffff000000000000000000000000000000000000000000000000"
     "090000000000ffff000000000000000000000000000000000000000000000000"
     "100000000000ffff000000000000000000000000000000000000000000000000"
@@ -398,7 +375,7 @@ def test_empty_program_and_no_ports() -> None:
     p = Program(7, "static", (), 0, np.zeros(0, INSTR_DTYPE))
     assert decode(encode(p)) == p
     assert len(encode(p)) == 32
-    assert to_text(p) == "# fsedpc ISA v2\n.chiplet 7\n.mode static\n.channels 0\n.ports                # no ports\n"
+    assert to_text(p) == "# fsedpc ISA v3\n.chiplet 7\n.mode static\n.channels 0\n.ports                # no ports\n"
     assert parse_text(to_text(p)) == p
     assert parse_text(".mode static\n.chiplet 7\n") == p
 
@@ -413,7 +390,7 @@ def test_opcode_table() -> None:
         "reduce": (0x07, "link_out"), "dense": (0x08, "compute"), "sync": (0x09, "control"),
         "toksend": (0x0A, "link_out"), "tokrecv": (0x0B, "link_in"), "wait": (0x0C, "control"),
         "streams": (0x10, "control"), "foreach": (0x11, "control"), "when": (0x12, "control"),
-        "where": (0x13, "control"), "stream": (0x14, "control"), "mask": (0x15, "control"),
+        "where": (0x13, "control"), "stream": (0x14, "control"), "mask": (0x15, "control"), "table": (0x16, "control"),
         "halt": (0x1F, "control"), "loads": (0x21, "dma"), "sends": (0x22, "link_out"),
         "recvs": (0x23, "link_in"), "ffns": (0x24, "compute"), "frees": (0x25, "control"),
     }  # fmt: skip
@@ -483,11 +460,11 @@ def test_decode_truncated() -> None:
 def test_decode_header_errors() -> None:
     data = encode(GOLDEN_STATIC)
     assert _decode_error(b"ELF\x7f" + data[4:]) == (
-        "prog.bin: error: byte offset 0: bad magic b'ELF\\x7f': not an fsedpc ISA binary (expected b'FSA2')")
+        "prog.bin: error: byte offset 0: bad magic b'ELF\\x7f': not an fsedpc ISA binary (expected b'FSA3')")
     assert "ISA binary of another version (b'FSA1')" in _decode_error(b"FSA1" + data[4:])
     raw = bytearray(data)
-    struct.pack_into("<H", raw, 4, 3)
-    assert _decode_error(bytes(raw)) == "prog.bin: error: byte offset 4: unsupported ISA version 3 (this fsedpc reads version 2)"
+    struct.pack_into("<H", raw, 4, 4)
+    assert _decode_error(bytes(raw)) == "prog.bin: error: byte offset 4: unsupported ISA version 4 (this fsedpc reads version 3)"
     raw = bytearray(data)
     raw[8] = 2
     assert _decode_error(bytes(raw)) == "prog.bin: error: byte offset 8: bad mode byte 2 (0 static, 1 dynamic)"

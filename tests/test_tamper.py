@@ -10,8 +10,10 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from fsedp_compiler.files.digest import with_digest
 from fsedp_compiler.bench.runner import restrict_model
 from fsedp_compiler.ir.modules import load_model_spec, module_text_from_spec
 from fsedp_compiler.isa import OPCODE, OPS
@@ -19,7 +21,7 @@ from fsedp_compiler.inputs.traces import save_trace
 from fsedp_compiler.inputs.trace_synth import synth_trace
 
 REPO = Path(__file__).resolve().parent.parent
-HEADER_LINES = 5  # `# fsedpc ISA v2` and the four directives: record i is on line i + 6
+HEADER_LINES = 5  # `# fsedpc ISA v3` and the four directives: record i is on line i + 6
 
 
 @pytest.fixture(scope="module")
@@ -70,11 +72,12 @@ def _run(fsedpc, programs, tmp: Path, name: str, chiplet: int, edit) -> tuple[in
 
 
 def _caught(code: int, err: str, chiplet: int) -> bool:
-    """A located error naming a program file and line, a deadlock report or a functional mismatch."""
+    """A located error naming a program file (and line) or the stream-table file, a deadlock report
+    or a functional mismatch."""
     if code == 3:
         return "deadlock" in err
-    return code == 2 and ("functional mismatch" in err or re.search(r"chiplet_\d\.(fsa|bin)(:\d+)*: error: ", err)
-                          is not None)
+    return code == 2 and ("functional mismatch" in err or re.search(r"(chiplet_\d\.(fsa|bin)(:\d+)*|streams\.bin): "
+                                                                    r"error: ", err) is not None)
 
 
 def _step_lines(lines: list[str], first_sync: int = 1) -> range:
@@ -126,7 +129,87 @@ def test_every_field_of_every_stream_instruction_is_checked(fsedpc, programs, tm
                 continue
             assert _caught(code, err, 1), (lines[i], "->", edited, code, err)
     kinds = {m for m, _ in seen}
-    assert kinds >= {"dense", "sync", "stream", "loads", "recvs", "sends", "ffns", "frees"}
+    assert kinds >= {"dense", "sync", "table", "loads", "recvs", "sends", "ffns", "frees"}
+
+
+def test_every_field_of_every_stream_table_row_is_checked(fsedpc, programs, tmp_path: Path) -> None:
+    """The shared stream table (streams.bin): every field of every row of the first table edited,
+    rows dropped, duplicated and swapped: each caught (a located error naming streams.bin or a
+    chiplet's program, a deadlock, or a functional mismatch)."""
+    import hashlib
+
+    from fsedp_compiler.isa import OPS, STREAM, decode_tables, encode_tables
+
+    base, metrics, _ = programs["fsedp"]
+    tables = decode_tables((base / "streams.bin").read_bytes())
+    (layer, step), (lo, hi) = next(iter(tables.index.items()))
+    rows = tables.instrs[lo:hi].copy()
+    edits = []
+    for i in range(len(rows)):
+        assert rows["opcode"][i] == STREAM
+        for f in OPS[STREAM].fields:
+            edited = rows.copy()
+            if f.key == "dir":
+                edited["x"][i] ^= 1
+            elif f.key == "members":
+                edited["wide"][i] ^= 1
+            else:
+                edited[f.column][i] += 1
+            edits.append((f"row {i} {f.key}", edited))
+        edits.append((f"drop row {i}", np.delete(rows, i)))
+        edits.append((f"duplicate row {i}", np.insert(rows, i, rows[i])))
+        if i + 1 < len(rows):
+            swapped = rows.copy()
+            swapped[[i, i + 1]] = swapped[[i + 1, i]]
+            edits.append((f"swap rows {i}, {i + 1}", swapped))
+    for what, edited in edits:
+        d = tmp_path / "edited"
+        if d.exists():
+            shutil.rmtree(d)
+        shutil.copytree(base, d)
+        data = encode_tables([(l, s, edited if (l, s) == (layer, step) else tables.records(l, s)[1])
+                              for l, s in tables.index])
+        (d / "streams.bin").write_bytes(data)
+        manifest = json.loads((d / "program.json").read_text())
+        manifest["files"]["streams.bin"] = hashlib.sha256(data).hexdigest()
+        (d / "program.json").write_text(json.dumps(with_digest(manifest)))
+        r = fsedpc("simulate", str(d), "--functional", "--metrics", str(tmp_path / "m.json"))
+        assert "Traceback" not in r.err
+        if r.code == 0 and what.endswith(" dir") and rows["x"][int(what.split()[1])] >= 2:
+            # short <-> short-ccw differ only where a home's two ways are equally long: the same program
+            assert json.loads((tmp_path / "m.json").read_text()) == metrics, what
+            continue
+        assert _caught(r.code, r.err, 0), (what, r.code, r.err)
+    assert len(edits) > 20
+
+
+def test_stream_table_errors_are_located(fsedpc, programs, tmp_path: Path) -> None:
+    """A bad stream row names streams.bin and the record; a chiplet's table record naming the wrong
+    stream count names its .fsa line."""
+    import hashlib
+
+    from fsedp_compiler.isa import decode_tables, encode_tables
+
+    base, _, _ = programs["fsedp"]
+    d = tmp_path / "edited"
+    shutil.copytree(base, d)
+    tables = decode_tables((base / "streams.bin").read_bytes())
+    (layer, step), (lo, hi) = next(iter(tables.index.items()))
+    rows = tables.instrs[lo:hi].copy()
+    rows["expert"][1] = 999
+    data = encode_tables([(layer, step, rows)] + [(l, s, tables.records(l, s)[1]) for l, s in list(tables.index)[1:]])
+    (d / "streams.bin").write_bytes(data)
+    manifest = json.loads((d / "program.json").read_text())
+    manifest["files"]["streams.bin"] = hashlib.sha256(data).hexdigest()
+    (d / "program.json").write_text(json.dumps(with_digest(manifest)))
+    r = fsedpc("simulate", str(d))
+    assert r.code == 2 and "streams.bin: error: record 1 `stream" in r.err and "expert 999 does not exist" in r.err
+    lines = (base / "chiplet_2.fsa").read_text().splitlines()
+    i = next(k for k, line in enumerate(lines) if line.startswith("table"))
+    code, err, _ = _run(fsedpc, programs, tmp_path, "fsedp", 2,
+                        lambda ls: ls[:i] + [re.sub(r"n=\d+", "n=99", ls[i])] + ls[i + 1:])
+    assert code == 2 and f"chiplet_2.fsa:{i + 1}: error: instruction {i - HEADER_LINES}" in err
+    assert "table of 99 streams" in err
 
 
 def test_wrong_tokens_is_a_located_error(fsedpc, programs, tmp_path: Path) -> None:
@@ -237,7 +320,7 @@ def test_waits_order_tasks(fsedpc, programs, tmp_path: Path) -> None:
 
 def test_opcode_coverage_of_the_suite() -> None:
     """The kinds the suite edits cover every instruction of static and task programs."""
-    static = {"dense", "sync", "stream", "loads", "recvs", "sends", "ffns", "frees"}
+    static = {"dense", "sync", "table", "stream", "loads", "recvs", "sends", "ffns", "frees"}
     tasks = {"load", "send", "recv", "toksend", "tokrecv", "reduce", "ffn", "acc", "free", "wait"}
     dynamic = {"streams", "foreach", "when", "where", "load", "recv", "send", "ffn", "free"}
     leftover = set(OPCODE) - static - tasks - dynamic - {"nop", "halt", "mask"}

@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("outdir", metavar="OUTDIR")
     p.set_defaults(func=run_asm)
     d = subparsers.add_parser("disasm", help="print an ISA binary (.bin) as text",
-                              description="Decode FILE.bin and print its .fsa text.")
+                              description="Decode FILE.bin (a chiplet program, or a static program's "
+                                          "streams.bin) and print it as text.")
     d.add_argument("binary", metavar="FILE.bin")
     d.set_defaults(func=run_disasm)
 
@@ -52,6 +53,9 @@ def run_asm(args: argparse.Namespace) -> int:
     target = manifest_target(checked, path)
     binaries = []
     for entry, model in zip(manifest["programs"], checked.programs):
+        if model.fsa is None:
+            raise FsedpError(f"chiplet {model.chiplet}'s program was compiled without its text form (.fsa); "
+                             "recompile with --text always to edit it", path=path, field=f"programs.{model.chiplet}")
         fsa = os.path.join(outdir, model.fsa)
         source = read_text(fsa, "program text")
         program = parse_text(source, fsa)
@@ -75,12 +79,15 @@ def run_asm(args: argparse.Namespace) -> int:
 
 def run_disasm(args: argparse.Namespace) -> int:
     from fsedp_compiler.errors import FsedpError
-    from fsedp_compiler.isa import decode, to_text
+    from fsedp_compiler.isa import TABLES_MAGIC, decode, decode_tables, tables_text, to_text
 
     try:
         with open(args.binary, "rb") as handle:
             data = handle.read()
     except OSError as err:
         raise FsedpError(f"cannot read: {err.strerror}", path=args.binary) from None
-    sys.stdout.write(to_text(decode(data, args.binary)))
+    if data[:4] == TABLES_MAGIC:  # a static program's shared stream tables (streams.bin)
+        sys.stdout.write(tables_text(decode_tables(data, args.binary)))
+    else:
+        sys.stdout.write(to_text(decode(data, args.binary)))
     return 0

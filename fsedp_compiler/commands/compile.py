@@ -17,8 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="compile a moe model to per-chiplet instruction streams",
         description="Run attach-target, shard-experts, virtualize-streams, schedule-streams, lower-to-dataflow, "
         "expand-dataflow and emit-isa. With --trace the schedule is static (per routed step); without, "
-        "dynamic (the controller schedules at run time). Writes OUTDIR/chiplet_<i>.fsa/.bin, program.json "
-        "and final.mlir.",
+        "dynamic (the controller schedules at run time). Writes OUTDIR/chiplet_<i>.bin, program.json and, "
+        "for programs up to 1,000,000 instructions (--text), the text forms chiplet_<i>.fsa and final.mlir.",
     )
     p.add_argument("model", metavar="MODEL.mlir", help="input module ('-' for stdin)")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output directory")
@@ -41,13 +41,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--direction", choices=("per-shard", "balanced", "cw"),
                    help="ring direction policy (overrides the strategy): per-shard (each expert cw, ccw or every "
                         "shard the shorter way), balanced (one direction per expert), cw")
+    p.add_argument("--text", choices=("auto", "always", "never"), default="auto",
+                   help="write the programs' text forms (chiplet_<i>.fsa, final.mlir): auto (default) for programs "
+                        "up to 1,000,000 instructions; the .bin is what runs, `fsedpc disasm` prints one")
     p.add_argument("--verify-each", action="store_true",
                    help="verify the whole module after every pass (debugging; default: once, at the end)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from fsedp_compiler.backends.emit import emit
+    from fsedp_compiler.backends.emit import TEXT_LIMIT, emit, instruction_count, write_text
     from fsedp_compiler.console import human_bytes, make_console
     from fsedp_compiler.dialects.chiplet import SYSTEM_ATTR
     from fsedp_compiler.errors import FsedpError
@@ -97,11 +100,16 @@ def run(args: argparse.Namespace) -> int:
         else:
             run_passes(ctx, module, passes, text=text, verify_each=verify_each,
                        before=lambda p, _: progress.begin(f"pass {p.name}"))
-        progress.begin("printing final.mlir")
-        final = print_module(module).encode()
+        text_forms = write_text(module, args.text)
+        progress.begin("printing final.mlir" if text_forms else "without the text forms (--text)")
+        extra = {"final.mlir": print_module(module).encode()} if text_forms else {}
         progress.begin("writing the program (emit-isa)")
-        manifest = emit(module, args.output, extra_files={"final.mlir": final}, strategy=args.strategy,
-                        layer_strategies=build.layer_strategies if build else None)
+        manifest = emit(module, args.output, extra_files=extra, strategy=args.strategy,
+                        layer_strategies=build.layer_strategies if build else None, text=text_forms)
+    if not text_forms and args.text == "auto":
+        console.print(f"fsedpc: {instruction_count(module):,} instructions, more than {TEXT_LIMIT:,}: wrote the .bin "
+                      "programs without their text forms (.fsa, final.mlir); --text always writes them, `fsedpc "
+                      "disasm OUTDIR/chiplet_<i>.bin` prints one")
     out = make_console()
     print_summary(module, manifest, out, human_bytes)
     if build is not None:
@@ -184,5 +192,7 @@ def print_summary(module, manifest, console, human_bytes) -> None:
         table.add_row(*row)
     console.print(table)
     files = manifest["programs"]
-    console.print(f"wrote {len(files)} chiplet programs ({sum(f['instructions'] for f in files)} instructions), "
-                  "program.json and final.mlir")
+    text = all("fsa" in f for f in files)
+    console.print(f"wrote {len(files)} chiplet programs ({sum(f['instructions'] for f in files)} instructions"
+                  + (", .bin and .fsa" if text else ", .bin only") + "), program.json"
+                  + (" and final.mlir" if text else ""))

@@ -8,7 +8,9 @@ kinds into opcodes and adds the layer back. `wide` (addresses, member sets) is k
 
 from __future__ import annotations
 
-from fsedp_compiler.dialects.dataflow import KINDS
+import numpy as np
+
+from fsedp_compiler.dialects.dataflow import FIELDS, KINDS
 from fsedp_compiler.isa import COLUMNS, OPCODE, OPS
 
 _U64 = 1 << 64
@@ -50,3 +52,11 @@ def stream_rows(step: int, expert: int, direction_bit: int, members: int, ring: 
     for w, bits in enumerate(words, 1):
         out.append((_KIND["mask"], 0, 0, 0, 0, 0, 0, 0, w, 0, signed64(bits)))
     return out
+
+
+def rows_to_columns(rows: list[tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """IR rows as the column arrays of `dataflow.instructions`."""
+    if not rows:
+        return {f: np.zeros(0, dtype=np.int64) for f, _ in FIELDS}
+    arr = np.asarray(rows, dtype=np.int64)
+    return {f: arr[:, i] for i, (f, _) in enumerate(FIELDS)}

@@ -1,4 +1,4 @@
-"""The FSA v2 record layout and opcode table: one source for the codec, the text form and docs/isa.md.
+"""The FSA v3 record layout and opcode table: one source for the codec, the text form and docs/isa.md.
 
 Every instruction is one 32-byte little-endian record (`INSTR_DTYPE`). The columns are generic
 slots; `OPS` says, per opcode, which named field lives in which column, so the binary codec,
@@ -12,8 +12,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-VERSION = 2
-MAGIC = b"FSA2"
+VERSION = 3
+MAGIC = b"FSA3"
 
 INSTR_DTYPE = np.dtype(
     [
@@ -82,6 +82,7 @@ WHEN = 0x12
 WHERE = 0x13
 STREAM = 0x14
 MASK = 0x15
+TABLE = 0x16
 HALT = 0x1F
 LOADS = 0x21
 SENDS = 0x22
@@ -155,6 +156,7 @@ _BYTES = Field("bytes", "arg", "u32", "bytes moved (0 in a FOREACH body: the cur
 _TOKENS = Field("tokens", "arg", "u32", "token rows computed (0 in a FOREACH body: the local group's size)")
 _ADDR = Field("addr", "wide", "addr", "DRAM byte address (of the first element of a range)")
 _MEMBERS = Field("members", "wide", "mask", "S_e: the chiplets needing the expert (bit c = chiplet c)")
+_TABLE_N = Field("n", "n", "u32", "streams (STREAM rows) in the step's table")
 _COND = Field("cond", "x", "cond", "condition: home, member, forward, last, inbound, visit")
 _POLICY = Field("policy", "x", "policy", "policy: next")
 _WORD = Field("word", "n", "u32", "which 64 chiplets: bits of chiplets 64*word .. 64*word+63")
@@ -227,11 +229,16 @@ OPS: dict[int, OpInfo] = {
                "Sets the port of the following `send port=*`: next = towards the next chiplet of "
                "the shard's trajectory."),
         OpInfo(STREAM, "stream", "control", "stream", (_DIR, _RING, _L, _S, _E, _MEMBERS),
-               "One row of the step's stream table (global order, R6): expert `e` streams on virtual "
-               "ring `ring` in direction `dir` through S_e = `members`."),
+               "One row of a step's stream table (global order, R6): expert `e` streams on virtual "
+               "ring `ring` in direction `dir` through S_e = `members`. Static programs keep the tables "
+               "once, in the shared stream-table file (`streams.bin`), not in a chiplet's program."),
         OpInfo(MASK, "mask", "control", "stream", (_WORD, _BITS),
                "Continuation of the preceding STREAM's member set: 64 more chiplets per record "
                "(binary only; the text form prints the whole set on the stream line)."),
+        OpInfo(TABLE, "table", "control", "stream", (_L, _S, _TABLE_N),
+               "Opens a static step: layer `l` step `s` runs the stream table the program directory stores "
+               "once for every chiplet (`streams.bin`, R6: one global order), which must hold `n` streams "
+               "for that step. The step's ranges follow."),
         OpInfo(LOADS, "loads", "dma", "stream",
                (_CH, _L, _S, _E, _J0, _STRIDE, _N, _BYTES, _ADDR, _ENTRY, _END),
                "LOAD of shards j, j+stride, ... (`n` of them) of expert `e` from consecutive "

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.isa import Program, decode, format_record, header_size, neighbours, parse_text_lines, sha256_hex
+from fsedp_compiler.isa import TABLES_FILE, Program, StreamTables, decode, decode_tables, format_record, header_size, neighbours, parse_text_lines, sha256_hex
 from fsedp_compiler.inputs.model import DTYPE_BYTES, MATRICES, DenseSpec, MoeLayerSpec
 from fsedp_compiler.inputs.traces import RoutingTrace, load_trace
 from fsedp_compiler.fsedp.scheduler import Policy
@@ -71,6 +71,8 @@ class Loaded:
     """The routing a static program was compiled for (bundled)."""
     rings: tuple[tuple[int, ...], ...] = ()
     """The virtual rings (the target's ring first), checked to be edge-disjoint Hamiltonian cycles."""
+    tables: StreamTables | None = None
+    """A static FSE-DP program's stream tables (`streams.bin`), stored once for every chiplet."""
 
     @property
     def mode(self) -> str:
@@ -88,6 +90,8 @@ class Loaded:
         entry = self.manifest.programs[chiplet]
         program = self.programs[chiplet]
         text = format_record(program.instrs[index], program.mode == "dynamic") if index < len(program) else "end"
+        if entry.fsa is None:  # compiled without its text form: the binary and the record index say where
+            return os.path.join(self.outdir, entry.bin), None, f"instruction {index} `{text}`"
         path = os.path.join(self.outdir, entry.fsa)
         line = None
         try:
@@ -97,6 +101,15 @@ class Loaded:
         except (OSError, FsedpError, IndexError, UnicodeDecodeError):
             pass
         return path, line, f"instruction {index} `{text}`"
+
+    def table_error(self, index: int, message: str) -> FsedpError:
+        """A located error about record `index` of the shared stream-table file (exit 2)."""
+        from fsedp_compiler.sim.errors import ProgramError
+
+        assert self.tables is not None
+        rec = self.tables.instrs[index]
+        return ProgramError(f"record {index} `{format_record(rec)}`: {message}",
+                            path=os.path.join(self.outdir, TABLES_FILE))
 
     def error(self, chiplet: int, index: int, message: str) -> FsedpError:
         """A located error about record `index` of a chiplet's program (exit 2)."""
@@ -246,7 +259,7 @@ def load_outdir(outdir: str) -> Loaded:
         raise _fail(path, f"ring lists {len(target.ring)} chiplets, target has {n}", "target.ring")
     if sorted(p.chiplet for p in manifest.programs) != list(range(n)):
         raise _fail(path, f"needs one program per chiplet 0..{n - 1}", "programs")
-    names = [p.bin for p in manifest.programs] + [p.fsa for p in manifest.programs] + list(manifest.files)
+    names = [p.bin for p in manifest.programs] + [p.fsa for p in manifest.programs if p.fsa] + list(manifest.files)
     if len(set(names)) != len(names) or MANIFEST in names:
         raise _fail(path, "file names must be distinct (and not program.json)", "programs")
     _check_strategy(manifest, path)
@@ -276,6 +289,12 @@ def load_outdir(outdir: str) -> Loaded:
         loaded.dense[d.index] = DenseSpec(d.index, d.flops_per_token, d.weight_bytes, d.kind)
     if manifest.mode == "static":
         loaded.trace = _bundled_trace(outdir, manifest, loaded, path)
+        if TABLES_FILE in manifest.files:  # hashed above, like every listed file
+            data = _read_member(outdir, TABLES_FILE, 1 << 36, "stream tables")
+            if sha256_hex(data) != manifest.files[TABLES_FILE]:
+                raise _fail(os.path.join(outdir, TABLES_FILE), "SHA-256 does not match program.json")
+            loaded.tables = _tables(decode_tables(data, os.path.join(outdir, TABLES_FILE)), manifest,
+                                    os.path.join(outdir, TABLES_FILE))
     return loaded
 
 
@@ -295,6 +314,16 @@ def check_digest(text: str, path: str) -> None:
         raise _fail(path, "program.json's digest check failed: its fields were changed after compiling (the "
                           f"{DIGEST_FIELD} of every other field does not match); recompile, or reassemble edited "
                           ".fsa files with `fsedpc asm`, which is the only way to change a program", DIGEST_FIELD)
+
+
+def _tables(tables: StreamTables, m: Manifest, path: str) -> StreamTables:
+    """The stream tables must be of the program's FSE-DP layers and steps."""
+    fsedp = {layer.index for layer in m.layers if layer.baseline is None}
+    for layer, step in tables.index:
+        if layer not in fsedp or m.steps is None or step >= m.steps:
+            raise _fail(path, f"a stream table for l={layer} s={step}, which is not a step of an FSE-DP layer of "
+                              f"this program ({m.steps} steps)")
+    return tables
 
 
 def _check_strategy(m: Manifest, path: str) -> None:
@@ -334,8 +363,11 @@ def _programs(outdir: str, m: Manifest, target: Target) -> list[Program]:
         bin_path = os.path.join(outdir, entry.bin)
         if sha256_hex(data) != entry.bin_sha256:
             raise _fail(bin_path, "SHA-256 does not match program.json (edited or truncated after compiling?)")
-        fsa = _read_member(outdir, entry.fsa, 1 << 36, "program text")
-        if sha256_hex(fsa) != entry.fsa_sha256:
+        if (entry.fsa is None) != (entry.fsa_sha256 is None):
+            raise _fail(os.path.join(outdir, MANIFEST), "a program's text (fsa) and its SHA-256 come together",
+                        f"programs.{c}.fsa")
+        fsa = _read_member(outdir, entry.fsa, 1 << 36, "program text") if entry.fsa is not None else None
+        if fsa is not None and sha256_hex(fsa) != entry.fsa_sha256:
             raise _fail(os.path.join(outdir, entry.fsa),
                         f"edited after assembling: it no longer matches {entry.bin}; run `fsedpc asm {outdir}` to "
                         "reassemble it")

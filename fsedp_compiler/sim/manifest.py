@@ -131,10 +131,11 @@ class DenseModel(_Strict):
 
 class ProgramEntry(_Strict):
     chiplet: Chiplet
-    fsa: FileName
+    fsa: FileName | None = None
+    """the program's text form; absent when compiled without it (`fsedpc compile --text`)"""
     bin: FileName
     instructions: Annotated[int, Field(ge=0, le=1 << 32)]
-    fsa_sha256: Sha
+    fsa_sha256: Sha | None = None
     bin_sha256: Sha
 
 

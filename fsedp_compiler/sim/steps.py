@@ -5,7 +5,8 @@ chiplet runs at the same time and ends at the barrier, whose (layer, step) tag m
 all chiplets. A phase is one of: dense (DENSE only), a static stream step (a STREAM table and
 range instructions), a dynamic stream step (STREAMS + FOREACH template) or a task step (ids
 and WAITs). Decoding checks what can be checked before time starts: the canonical order of a
-static step (the stream table first, then per stream in table order its loads, receives,
+static step (a TABLE record naming the step's stream table, which the program directory stores
+once for all chiplets in `streams.bin`, then per stream in table order its loads, receives,
 sends, FFN and frees: R6 on every engine), R1 (sends go to the next chiplet of the stream's
 direction on the virtual ring, receives come from the previous one), loads against the DRAM
 image and FFN token counts against the routing (task steps: `task_decode.py`).
@@ -18,40 +19,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fsedp_compiler.isa import (
-    ACC,
-    ANY_ADDR,
-    ANY_UNIT,
-    DENSE,
-    FFN,
-    FFNS,
-    FREE,
-    FREES,
-    HALT,
-    LOAD,
-    LOADS,
-    MASK,
-    NOP,
-    OPS,
-    RECV,
-    RECVS,
-    REDUCE,
-    SEND,
-    SENDS,
-    STREAM,
-    STREAMS,
-    SYNC,
-    TOKRECV,
-    TOKSEND,
-    WAIT,
-)
+from fsedp_compiler.isa import ACC, ANY_ADDR, ANY_UNIT, DENSE, FFN, FFNS, FREE, FREES, HALT, LOAD, LOADS, MASK, NOP, OPS, RECV, RECVS, REDUCE, SEND, SENDS, STREAM, STREAMS, SYNC, TABLE, TOKRECV, TOKSEND, WAIT
 
 from fsedp_compiler.sim.errors import ProgramError
 from fsedp_compiler.sim.loader import LayerDesc, Loaded
 from fsedp_compiler.sim.stream_engine import StreamStep
 from fsedp_compiler.sim.trajectory import Trajectories
 
-STREAM_OPS = frozenset({STREAM, MASK, LOADS, RECVS, SENDS, FFNS, FREES})
+STREAM_OPS = frozenset({TABLE, STREAM, MASK, LOADS, RECVS, SENDS, FFNS, FREES})
 TASK_OPS = frozenset({LOAD, SEND, RECV, TOKSEND, TOKRECV, REDUCE, FFN, ACC, FREE, WAIT})
 _ROLE = {LOADS: 0, RECVS: 1, SENDS: 2, FFNS: 3, FREES: 4}
 # record columns
@@ -229,13 +204,13 @@ def decode_stream(loaded: Loaded, phase: Phase, routing: Routing) -> StreamStep:
     n = loaded.target.num_chiplets
     rings = [_Ring(r) for r in loaded.rings]
     allowed = len(rings) if layer.policy.rings == "all" else 1
-    st: StreamStep | None = None
     lay = layer.layout
     m = layer.plan.num_shards
-    tables = []
     dma: dict[tuple[int, int], list[tuple]] = {}
     trajs = [Trajectories(r) for r in loaded.rings]
     short_ways: dict[tuple[int, int, int], list[int]] = {}
+    table = _shared_table(loaded, layer, l, s, allowed, phase, routing)
+    st = empty_stream_step(loaded, layer, l, s, table)
     for c in range(n):
         a = phase.bounds[c][0]
         recs = records(loaded, c, phase.bounds[c])
@@ -243,37 +218,22 @@ def decode_stream(loaded: Loaded, phase: Phase, routing: Routing) -> StreamStep:
         def fail(i: int, message: str, c: int = c, a: int = a) -> ProgramError:
             return _error(loaded, c, a + i, message)
 
-        table: list[tuple[int, int, int, int]] = []
-        rows: list[int] = []
         i = 0
-        while i < len(recs) and recs[i][OP] in (STREAM, NOP):
-            r = recs[i]
-            if r[OP] == STREAM:
-                if (r[LAYER], r[STEP]) != (l, s):
-                    raise fail(i, f"stream row tagged l={r[LAYER]} s={r[STEP]} in the phase of l={l} s={s}")
-                members = r[WIDE]
-                for w in range(1, r[N] + 1):
-                    members |= recs[i + w][WIDE] << (64 * w)
-                if members == 0 or members >> n:
-                    raise fail(i, f"S_e must be a non-empty set of chiplets 0..{n - 1}")
-                if r[EXPERT] >= layer.plan.num_streams:
-                    raise fail(i, f"expert {r[EXPERT]} does not exist in layer {l}")
-                if any(t[0] == r[EXPERT] for t in table):
-                    raise fail(i, f"expert {r[EXPERT]} has two rows in the stream table")
-                if r[UNIT] >= allowed:
-                    raise fail(i, f"R1: ring {r[UNIT]}, but this layer's streams follow "
-                                  f"{'ring 0 only' if allowed == 1 else f'rings 0..{allowed - 1}'}")
-                table.append((r[EXPERT], members, r[X], r[UNIT]))
-                rows.append(a + i)
-                i += r[N]
+        while i < len(recs) and recs[i][OP] == NOP:
             i += 1
-        tables.append(table)
-        if c and table != tables[0]:
-            raise fail(0, f"chiplet {c} sees a different stream table than chiplet 0 (R6: one global order)")
-        if st is None:
-            st = empty_stream_step(loaded, layer, l, s, table)
-        for (e, *_), at in zip(table, rows):
-            st.where[("stream", c, e)] = (c, at)
+        r = recs[i] if i < len(recs) else None
+        if r is None or r[OP] != TABLE:
+            if r is not None and r[OP] in (STREAM, MASK):
+                raise fail(i, "stream rows live in the program's shared stream-table file (streams.bin), not in a "
+                              "chiplet's program; a static step opens with `table l= s= n=`")
+            raise fail(min(i, max(len(recs) - 1, 0)), f"a static step opens with `table l={l} s={s} n=...`")
+        if (r[LAYER], r[STEP]) != (l, s):
+            raise fail(i, f"table tagged l={r[LAYER]} s={r[STEP]} in the phase of l={l} s={s}")
+        if r[N] != len(table):
+            raise fail(i, f"table of {r[N]} streams, but the program's stream table of l={l} s={s} holds {len(table)}")
+        for e, *_ in table:
+            st.where[("stream", c, e)] = (c, a + i)
+        i += 1
         pos = {t[0]: k for k, t in enumerate(table)}
         last = (-1, -1, -1)
         for i in range(i, len(recs)):
@@ -282,8 +242,9 @@ def decode_stream(loaded: Loaded, phase: Phase, routing: Routing) -> StreamStep:
             if op == NOP:
                 continue
             mnemonic = OPS[op].mnemonic
-            if op in (STREAM, MASK):
-                raise fail(i, "stream rows must come before the step's ranges")
+            if op in (STREAM, MASK, TABLE):
+                raise fail(i, "a static step opens with its one table record; stream rows live in the program's "
+                              "shared stream-table file (streams.bin)")
             if (r[LAYER], r[STEP]) != (l, s):
                 raise fail(i, f"{mnemonic} tagged l={r[LAYER]} s={r[STEP]} in the phase of l={l} s={s}")
             e = r[EXPERT]
@@ -340,11 +301,47 @@ def decode_stream(loaded: Loaded, phase: Phase, routing: Routing) -> StreamStep:
             else:
                 st.free_left[c][k] = r[N]
                 st.where[("frees", c, e)] = where
-    assert st is not None
     st.dma = [(c, ch, loads) for (c, ch), loads in sorted(dma.items())]
     st.dirs = {load[6] for _, _, loads in st.dma for load in loads}  # the virtual networks in use (R4)
     st.error = loaded.error
     return st
+
+
+def _shared_table(loaded: Loaded, layer: LayerDesc, l: int, s: int, allowed: int, phase: Phase,
+                  routing: Routing) -> list[tuple[int, int, int, int]]:
+    """The step's stream table from the program's stream-table file, checked: (expert, S_e,
+    direction code, ring) per row in the global order (R6); S_e must be the chiplets holding
+    tokens routed to the expert (R2)."""
+    if loaded.tables is None:
+        raise _error(loaded, 0, phase.bounds[0][0], "a static step names its stream table, but program.json lists "
+                                                    "no stream-table file (streams.bin)")
+    n = loaded.target.num_chiplets
+    lo, recs = loaded.tables.records(l, s)
+    rows = recs.tolist()
+    table: list[tuple[int, int, int, int]] = []
+    seen: set[int] = set()
+    for i, r in enumerate(rows):
+        if r[OP] != STREAM:
+            continue
+        members = r[WIDE]
+        for w in range(1, r[N] + 1):
+            members |= rows[i + w][WIDE] << (64 * w)
+        if members == 0 or members >> n:
+            raise loaded.table_error(lo + i, f"S_e must be a non-empty set of chiplets 0..{n - 1}")
+        if r[EXPERT] >= layer.plan.num_streams:
+            raise loaded.table_error(lo + i, f"expert {r[EXPERT]} does not exist in layer {l}")
+        if r[EXPERT] in seen:
+            raise loaded.table_error(lo + i, f"expert {r[EXPERT]} has two rows in the stream table")
+        if r[UNIT] >= allowed:
+            raise loaded.table_error(lo + i, f"R1: ring {r[UNIT]}, but this layer's streams follow "
+                                             f"{'ring 0 only' if allowed == 1 else f'rings 0..{allowed - 1}'}")
+        need = sum(1 << c for c in range(n) if routing.size(c, r[EXPERT]))
+        if members != need:
+            raise loaded.table_error(lo + i, f"S_e = {members:#x}, but the chiplets holding tokens routed to expert "
+                                             f"{r[EXPERT]} are {need:#x}")
+        seen.add(r[EXPERT])
+        table.append((r[EXPERT], members, r[X], r[UNIT]))
+    return table
 
 
 def _loads(loaded: Loaded, layer: LayerDesc, st: StreamStep, r: tuple, c: int, d: int, pos: int,

@@ -1,0 +1,62 @@
+"""A layer's static schedule read back from the IR (`fsedp.static_schedule`): per step as the
+scheduler's `StepSchedule`s, as numpy arrays over all streams, and a step's stream table as IR
+rows. Shared by expand-dataflow, emit-isa's stream tables and the estimator.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fsedp_compiler.dialects.fsedp import StaticScheduleOp
+from fsedp_compiler.ir.expand_columns import LayerSchedule
+from fsedp_compiler.ir.rows import stream_rows
+from fsedp_compiler.ir.layers import LayerContext
+from fsedp_compiler.fsedp.ring import CCW, CW, SHORT, SHORT_CCW
+from fsedp_compiler.fsedp.scheduler import Stream, StepSchedule
+from fsedp_compiler.inputs.target import Target
+
+#: the ISA's direction of a stream row (`isa.opcodes.DIRECTIONS`)
+_DIR_BIT = {CW: 0, CCW: 1, SHORT: 2, SHORT_CCW: 3}
+
+
+def static_steps(ctx: LayerContext, target: Target) -> list[StepSchedule]:
+    """Each step's schedule, rebuilt from the IR alone (the static schedule holds every decision
+    and each member's local token count)."""
+    op = ctx.schedule_op
+    assert isinstance(op, StaticScheduleOp)
+    n = target.num_chiplets
+    off, ex = op.prop_array("offsets"), op.prop_array("experts")
+    dirs, est = op.prop_array("directions"), op.prop_array("estimated_ns")
+    rings = op.prop_array("rings")
+    out = []
+    for s in range(op.prop_int("steps")):
+        streams = []
+        for i in range(int(off[s]), int(off[s + 1])):
+            chiplets, counts = op.stream_members(i)
+            tokens = [0] * n
+            for c, t in zip(chiplets.tolist(), counts.tolist()):
+                tokens[c] = t
+            members = sum(1 << c for c in chiplets.tolist())
+            streams.append(Stream(int(ex[i]), members, int(dirs[i]), tuple(tokens), int(rings[i])))
+        out.append(StepSchedule(ctx.spec.index, s, tuple(streams), int(est[s])))
+    return out
+
+
+def layer_schedule(ctx: LayerContext, n: int) -> LayerSchedule:
+    """The layer's static schedule as arrays (one row per stream, all steps)."""
+    op = ctx.schedule_op
+    assert isinstance(op, StaticScheduleOp)
+    off = op.prop_array("offsets").astype(np.int64)
+    moff = op.prop_array("member_offsets").astype(np.int64)
+    streams = int(off[-1])
+    tokens = np.zeros((streams, n), dtype=np.int64)
+    tokens[np.repeat(np.arange(streams), np.diff(moff)), op.prop_array("members")] = op.prop_array("tokens")
+    return LayerSchedule(op.prop_int("steps"), np.repeat(np.arange(len(off) - 1), np.diff(off)),
+                         op.prop_array("experts").astype(np.int64), op.prop_array("directions").astype(np.int64),
+                         op.prop_array("rings").astype(np.int64), tokens)
+
+
+def step_table_rows(sched: StepSchedule) -> list[tuple[int, ...]]:
+    """One step's stream table as IR rows (STREAM rows in R6 order, MASK continuations)."""
+    return [r for st in sched.streams for r in stream_rows(sched.step, st.expert, _DIR_BIT[st.direction], st.members,
+                                                            st.ring)]
