@@ -19,15 +19,15 @@ from xdsl.ir import Operation
 
 from fsedp_compiler.baselines import placement
 from fsedp_compiler.dialects import dataflow as df
-from fsedp_compiler.files.digest import with_digest
 from fsedp_compiler.errors import FsedpError
+from fsedp_compiler.files.digest import with_digest
 from fsedp_compiler.files.fileio import atomic_directory
-from fsedp_compiler.ir.modules import require_target, spec_from_module
-from fsedp_compiler.isa import ANY_ADDR, ANY_UNIT, CONDITIONS, CURRENT, INSTR_DTYPE, POLICIES, TABLES_FILE, Program, encode, neighbours, record, sha256_hex, to_text
+from fsedp_compiler.inputs.target import Target, target_to_json
+from fsedp_compiler.inputs.traces import trace_bytes
 from fsedp_compiler.ir.layers import layer_contexts, module_routing
 from fsedp_compiler.ir.layout import build_layouts, fsedp_placement, layouts_to_npz
-from fsedp_compiler.inputs.traces import trace_bytes
-from fsedp_compiler.inputs.target import Target, target_to_json
+from fsedp_compiler.ir.modules import require_target, spec_from_module
+from fsedp_compiler.isa import ANY_ADDR, ANY_UNIT, CONDITIONS, CURRENT, INSTR_DTYPE, POLICIES, TABLES_FILE, Program, encode, neighbours, record, sha256_hex, to_text
 
 from fsedp_compiler.backends.stream_tables import instruction_records, module_stream_tables
 

@@ -12,13 +12,13 @@ from xdsl.dialects.builtin import ModuleOp
 
 from fsedp_compiler.dialects import dataflow as df
 from fsedp_compiler.dialects.fsedp import StaticScheduleOp
+from fsedp_compiler.inputs.target import Target
 from fsedp_compiler.ir.expand_columns import DIR_BIT
+from fsedp_compiler.ir.layers import LayerContext, layer_contexts
 from fsedp_compiler.ir.modules import require_target
 from fsedp_compiler.ir.rows import rows_to_columns
-from fsedp_compiler.isa import INSTR_DTYPE, OPCODE, OPS, STREAM, encode_tables
-from fsedp_compiler.ir.layers import LayerContext, layer_contexts
 from fsedp_compiler.ir.static_schedule import layer_schedule, static_steps, step_table_rows
-from fsedp_compiler.inputs.target import Target
+from fsedp_compiler.isa import INSTR_DTYPE, OPCODE, OPS, STREAM, encode_tables
 
 #: dataflow instruction kind (by index) -> ISA opcode: the one place the IR meets opcode numbers
 _OPCODE_OF_KIND = np.array([OPCODE[name] for name in df.KINDS], dtype=np.uint8)

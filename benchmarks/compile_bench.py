@@ -24,13 +24,13 @@ from rich.console import Console
 from rich.table import Table
 
 from fsedp_compiler.costmodel import CostModel
-from fsedp_compiler.ir.modules import load_model_spec
-from fsedp_compiler.passes.shard_experts import auto_plan
 from fsedp_compiler.fsedp.ring import Ring
-from fsedp_compiler.inputs.traces import save_trace
-from fsedp_compiler.inputs.trace_synth import synth_trace
 from fsedp_compiler.fsedp.scheduler import StepRouting, schedule
 from fsedp_compiler.inputs.target_files import load_preset
+from fsedp_compiler.inputs.trace_synth import synth_trace
+from fsedp_compiler.inputs.traces import save_trace
+from fsedp_compiler.ir.modules import load_model_spec
+from fsedp_compiler.passes.shard_experts import auto_plan
 
 REPO = Path(__file__).resolve().parent.parent
 CASES = (("mixtral-8x7b", "ring-8"), ("deepseek-v3", "mesh-4x4"))

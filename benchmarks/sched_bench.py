@@ -26,15 +26,15 @@ from pathlib import Path
 import numpy as np
 
 from fsedp_compiler.costmodel import CostModel
-from fsedp_compiler.ir.modules import load_model_spec
-from fsedp_compiler.inputs.model import ModelSpec
-from fsedp_compiler.passes.shard_experts import auto_plan
 from fsedp_compiler.fsedp.ring import Ring
-from fsedp_compiler.inputs.trace_synth import synth_trace
 from fsedp_compiler.fsedp.scheduler import StepRouting, schedule
+from fsedp_compiler.inputs.model import ModelSpec
 from fsedp_compiler.inputs.target import Target
 from fsedp_compiler.inputs.target_files import load_preset
 from fsedp_compiler.inputs.topology import topology_edges
+from fsedp_compiler.inputs.trace_synth import synth_trace
+from fsedp_compiler.ir.modules import load_model_spec
+from fsedp_compiler.passes.shard_experts import auto_plan
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = ("mixtral-8x7b", "deepseek-v3")

@@ -35,9 +35,9 @@ import json, resource, sys, tempfile, time
 from pathlib import Path
 from fsedp_compiler.cli import main as fsedpc
 from fsedp_compiler.inputs.hf_import import import_hf_config
-from fsedp_compiler.ir.modules import module_text_from_spec
-from fsedp_compiler.inputs.traces import load_trace, save_trace
 from fsedp_compiler.inputs.trace_synth import synth_trace
+from fsedp_compiler.inputs.traces import load_trace, save_trace
+from fsedp_compiler.ir.modules import module_text_from_spec
 from fsedp_compiler.sim.loader import load_outdir
 from fsedp_compiler.sim.run import simulate
 name, config, layers, tokens, steps, target, chiplets, mode = json.loads(sys.argv[1])

@@ -28,14 +28,14 @@ from xdsl.utils.exceptions import VerifyException
 from fsedp_compiler.dialects.chiplet import SYSTEM_ATTR, SystemAttr
 from fsedp_compiler.dialects.moe import LayerOp
 from fsedp_compiler.dialects.syntax import KeywordSyntax, dense, int_attr
-from fsedp_compiler.inputs.model import MoeLayerSpec
-from fsedp_compiler.inputs.traces import RoutingTrace
-from fsedp_compiler.fsedp.policy import DIRECTIONS, ORDERS, RINGS, TRAJECTORIES
 from fsedp_compiler.fsedp.flowcontrol import MIN_BUFFERS, min_buffers
+from fsedp_compiler.fsedp.policy import DIRECTIONS, ORDERS, RINGS, TRAJECTORIES
 from fsedp_compiler.fsedp.shardplan import ShardPlan
-from fsedp_compiler.strategies import BASELINES
+from fsedp_compiler.inputs.model import MoeLayerSpec
 from fsedp_compiler.inputs.target import Target
 from fsedp_compiler.inputs.topology import ring_problem
+from fsedp_compiler.inputs.traces import RoutingTrace
+from fsedp_compiler.strategies import BASELINES
 
 
 def enclosing_module(op: Operation) -> ModuleOp | None:

@@ -22,12 +22,12 @@ from fsedp_compiler.baselines.encode import graph_rows
 from fsedp_compiler.dialects import dataflow as df
 from fsedp_compiler.dialects.fsedp import BaselineOp
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.ir.modules import require_target
+from fsedp_compiler.fsedp.ring import Ring
 from fsedp_compiler.ir.layers import cached_trace, invalidate_after, layer_contexts, module_model
+from fsedp_compiler.ir.layout import build_layouts
+from fsedp_compiler.ir.modules import require_target
 from fsedp_compiler.ir.rows import rows_to_columns
 from fsedp_compiler.isa import port_maps
-from fsedp_compiler.ir.layout import build_layouts
-from fsedp_compiler.fsedp.ring import Ring
 
 from fsedp_compiler.passes.schedule_streams import replace_routing
 

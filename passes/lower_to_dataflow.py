@@ -11,8 +11,8 @@ from xdsl.passes import ModulePass
 
 from fsedp_compiler.dialects import dataflow as df
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.ir.modules import require_target
 from fsedp_compiler.ir.layers import invalidate_after, layer_contexts, module_mode, module_model
+from fsedp_compiler.ir.modules import require_target
 
 
 #: The name of the FSE-DP template every chiplet's layers run.

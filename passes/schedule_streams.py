@@ -13,9 +13,9 @@ from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.dialects.fsedp import DynamicScheduleOp, RoutingOp, StaticScheduleOp
 from fsedp_compiler.dialects.syntax import int_attr
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.ir.modules import require_target
-from fsedp_compiler.ir.layers import cached_trace, invalidate_after, layer_contexts, module_model
 from fsedp_compiler.fsedp.scheduler import StepRouting, schedule
+from fsedp_compiler.ir.layers import cached_trace, invalidate_after, layer_contexts, module_model
+from fsedp_compiler.ir.modules import require_target
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,12 @@ from xdsl.rewriter import InsertPoint, Rewriter
 from fsedp_compiler.dialects.fsedp import ShardPlanOp
 from fsedp_compiler.dialects.moe import LayerOp
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.ir.modules import op_error, require_target
-from fsedp_compiler.inputs.model import MoeLayerSpec
 from fsedp_compiler.fsedp.flowcontrol import MIN_BUFFERS
 from fsedp_compiler.fsedp.shardplan import ShardPlan, make_shard_plan
+from fsedp_compiler.inputs.model import MoeLayerSpec
 from fsedp_compiler.inputs.target import Target
 from fsedp_compiler.ir.layers import invalidate_after
+from fsedp_compiler.ir.modules import op_error, require_target
 
 #: shards-per-chiplet tried by the automatic choice (0), smallest first.
 AUTO_CANDIDATES = tuple(range(1, 65))

@@ -11,9 +11,9 @@ from xdsl.rewriter import InsertPoint, Rewriter
 
 from fsedp_compiler.dialects.fsedp import ShardPlanOp, StreamsOp
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.ir.modules import require_target
 from fsedp_compiler.fsedp.policy import DIRECTIONS, ORDERS, RINGS, TRAJECTORIES
 from fsedp_compiler.ir.layers import invalidate_after
+from fsedp_compiler.ir.modules import require_target
 
 
 @dataclass(frozen=True)

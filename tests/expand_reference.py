@@ -3,12 +3,12 @@ the specification `fsedp_compiler.ir.expand_columns` must reproduce exactly (tes
 
 from __future__ import annotations
 
-from fsedp_compiler.ir.rows import ir_row
-from fsedp_compiler.ir.layers import LayerContext
-from fsedp_compiler.ir.layout import LayerLayout
 from fsedp_compiler.fsedp.ring import directed_routes
 from fsedp_compiler.fsedp.scheduler import StepSchedule
 from fsedp_compiler.fsedp.streaming import StreamCounts, stream_counts
+from fsedp_compiler.ir.layers import LayerContext
+from fsedp_compiler.ir.layout import LayerLayout
+from fsedp_compiler.ir.rows import ir_row
 
 
 def step_ranges(sched: StepSchedule, ctx: LayerContext, ports: list[dict[int, int]], n: int,

@@ -59,9 +59,9 @@ def corpus(root: Path) -> Path:
     """Write the valid seeds into `root` (a model, a target, a trace, a routing dump, an HF config,
     a static and a dynamic program directory; the sweep spec is made from these); returns `root`."""
     from fsedp_compiler.cli import main
-    from fsedp_compiler.ir.modules import load_model_spec
-    from fsedp_compiler.inputs.traces import save_trace
     from fsedp_compiler.inputs.trace_synth import synth_trace
+    from fsedp_compiler.inputs.traces import save_trace
+    from fsedp_compiler.ir.modules import load_model_spec
 
     root.mkdir(parents=True, exist_ok=True)
     (root / "model.mlir").write_text(TINY_MLIR)
@@ -173,13 +173,13 @@ def run_command(argv: list[str], workdir: Path, timeout: float, mem_bytes: int =
 
 def preimport() -> None:
     """Import what the commands import lazily, once, so that every forked case starts warm."""
+    from fsedp_compiler.cli import build_parser
     import fsedp_compiler.commands.compile  # noqa: F401
     import fsedp_compiler.inputs.hf_import  # noqa: F401
+    import fsedp_compiler.inputs.trace_import  # noqa: F401
     import fsedp_compiler.ir.modules  # noqa: F401
     import fsedp_compiler.sim.manifest  # noqa: F401
     import fsedp_compiler.sim.run  # noqa: F401
-    import fsedp_compiler.inputs.trace_import  # noqa: F401
-    from fsedp_compiler.cli import build_parser
 
     build_parser()
 

@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from fsedp_compiler.pipeline.auto import Candidate, choose, lower_picks, parse_candidates
 from fsedp_compiler.backends.emit import emit
 from fsedp_compiler.bench.runner import restrict_model
-from fsedp_compiler.pipeline.compile import compile_auto, compile_passes, plan_passes, strategy_passes
-from fsedp_compiler.pipeline.compare import best_strong, binding, binding_text, fastest, strong_summary
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.pipeline.estimate import LayerEstimate, estimate_layers, estimate_module
-from fsedp_compiler.ir.modules import load_model_spec, make_context, module_from_spec, parse_module, verify_module
-from fsedp_compiler.pipeline.driver import run_passes
-from fsedp_compiler.inputs.traces import load_trace, save_trace
 from fsedp_compiler.inputs.trace_synth import synth_trace
+from fsedp_compiler.inputs.traces import load_trace, save_trace
+from fsedp_compiler.ir.modules import load_model_spec, make_context, module_from_spec, parse_module, verify_module
+from fsedp_compiler.pipeline.auto import Candidate, choose, lower_picks, parse_candidates
+from fsedp_compiler.pipeline.compare import best_strong, binding, binding_text, fastest, strong_summary
+from fsedp_compiler.pipeline.compile import compile_auto, compile_passes, plan_passes, strategy_passes
+from fsedp_compiler.pipeline.driver import run_passes
+from fsedp_compiler.pipeline.estimate import LayerEstimate, estimate_layers, estimate_module
 from fsedp_compiler.sim.data import DataPlane
 from fsedp_compiler.sim.loader import load_outdir
 from fsedp_compiler.sim.run import simulate

@@ -15,13 +15,13 @@ from hypothesis import strategies as st
 from fsedp_compiler.baselines import BASELINES, Options, plan_layer
 from fsedp_compiler.baselines.common import StepRoute
 from fsedp_compiler.baselines.ep import ep_owner
+from fsedp_compiler.baselines.taskgraph import FFN, LOAD, SEND, execute, lower_bound
+from fsedp_compiler.fsedp.ring import Ring
+from fsedp_compiler.inputs.target_files import resolve_target
+from fsedp_compiler.inputs.trace_synth import synth_trace
+from fsedp_compiler.inputs.traces import save_trace
 from fsedp_compiler.ir.modules import load_model_spec
 from fsedp_compiler.passes.shard_experts import auto_plan
-from fsedp_compiler.fsedp.ring import Ring
-from fsedp_compiler.inputs.traces import save_trace
-from fsedp_compiler.inputs.trace_synth import synth_trace
-from fsedp_compiler.inputs.target_files import resolve_target
-from fsedp_compiler.baselines.taskgraph import FFN, LOAD, SEND, execute, lower_bound
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = REPO / "examples" / "models" / "tiny-moe.mlir"
@@ -211,8 +211,8 @@ def test_tp_gathers_and_reduces_each_token_once_per_step(target: str) -> None:
     """tp: every token reaches every other chiplet once per step (not once per expert), and its
     partial outputs cross N-1 hops once, summed over its experts; tp-per-expert moves each token
     once per active expert it is routed to."""
-    from fsedp_compiler.isa import ALL_EXPERTS
     from fsedp_compiler.baselines.taskgraph import REDUCE, TOKSEND
+    from fsedp_compiler.isa import ALL_EXPERTS
 
     for strategy in ("tp", "tp-per-expert"):
         t, plan, trace, graphs = _graphs(strategy, target, 40, "zipf:1.0", 4)

@@ -14,11 +14,11 @@ from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.crosscheck.instance import Instance
 from fsedp_compiler.crosscheck.model import solve
 from fsedp_compiler.crosscheck.report import explain_violation, random_instances
-from fsedp_compiler.inputs.model import MoeLayerSpec
 from fsedp_compiler.fsedp.ring import Ring
 from fsedp_compiler.fsedp.scheduler import StepRouting
 from fsedp_compiler.fsedp.shardplan import ShardPlan
 from fsedp_compiler.fsedp.streaming import FFN, LOAD
+from fsedp_compiler.inputs.model import MoeLayerSpec
 from fsedp_compiler.inputs.target_files import load_preset, parse_target_toml
 
 from test_simulator import TOML  # tests/ is on sys.path (pytest rootdir-relative imports)

@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 
 import expand_reference as ref
-from fsedp_compiler.pipeline.compile import compile_passes
 from fsedp_compiler.dialects import dataflow as df
-from fsedp_compiler.ir.modules import make_context, module_from_spec, require_target
-from fsedp_compiler.isa import port_maps
+from fsedp_compiler.inputs.model import DenseSpec, ModelSpec, MoeLayerSpec
+from fsedp_compiler.inputs.trace_synth import synth_trace
+from fsedp_compiler.inputs.traces import save_trace
 from fsedp_compiler.ir.layers import layer_contexts
 from fsedp_compiler.ir.layout import build_layouts, fsedp_placement
-from fsedp_compiler.inputs.model import DenseSpec, ModelSpec, MoeLayerSpec
-from fsedp_compiler.pipeline.driver import run_passes
-from fsedp_compiler.inputs.traces import save_trace
-from fsedp_compiler.inputs.trace_synth import synth_trace
+from fsedp_compiler.ir.modules import make_context, module_from_spec, require_target
 from fsedp_compiler.ir.static_schedule import static_steps
+from fsedp_compiler.isa import port_maps
+from fsedp_compiler.pipeline.compile import compile_passes
+from fsedp_compiler.pipeline.driver import run_passes
 from fsedp_compiler.strategies import FSEDP
 
 REPO = Path(__file__).resolve().parent.parent

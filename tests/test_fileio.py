@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from fsedp_compiler.files import fileio
 from fsedp_compiler.errors import FsedpError
+from fsedp_compiler.files import fileio
 from fsedp_compiler.files.fileio import (
     atomic_directory,
     check_outputs,

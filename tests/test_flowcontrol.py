@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.crosscheck.model import trip_via
 from fsedp_compiler.fsedp.flowcontrol import Pools, bubble_home, min_buffers
-from fsedp_compiler.inputs.model import MoeLayerSpec
 from fsedp_compiler.fsedp.ring import Ring
 from fsedp_compiler.fsedp.scheduler import Policy, StepRouting, schedule
 from fsedp_compiler.fsedp.shardplan import make_shard_plan
 from fsedp_compiler.fsedp.streaming import FFN, DeadlockError, execute, trajectories
+from fsedp_compiler.inputs.model import MoeLayerSpec
 from fsedp_compiler.inputs.target_files import load_preset
 
 

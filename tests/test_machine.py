@@ -15,16 +15,16 @@ import pytest
 from fsedp_compiler.backends.emit import emit
 from fsedp_compiler.baselines import BASELINES
 from fsedp_compiler.bench.runner import restrict_model
-from fsedp_compiler.pipeline.compile import STRATEGIES, compile_passes
-from fsedp_compiler.pipeline.estimate import estimate_module
-from fsedp_compiler.ir.modules import load_model_spec, make_context, module_from_spec
-from fsedp_compiler.pipeline.driver import run_passes
-from fsedp_compiler.inputs.traces import load_trace, save_trace
+from fsedp_compiler.inputs.target_files import resolve_target
 from fsedp_compiler.inputs.trace_synth import synth_trace
+from fsedp_compiler.inputs.traces import load_trace, save_trace
+from fsedp_compiler.ir.modules import load_model_spec, make_context, module_from_spec
+from fsedp_compiler.pipeline.compile import STRATEGIES, compile_passes
+from fsedp_compiler.pipeline.driver import run_passes
+from fsedp_compiler.pipeline.estimate import estimate_module
 from fsedp_compiler.sim.data import DataPlane
 from fsedp_compiler.sim.loader import load_outdir
 from fsedp_compiler.sim.run import simulate
-from fsedp_compiler.inputs.target_files import resolve_target
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = restrict_model(load_model_spec(str(REPO / "examples" / "models" / "tiny-moe.mlir")), 1, True, None)
@@ -69,12 +69,12 @@ def test_static_and_dynamic_runs_do_the_same_work(tmp_path: Path) -> None:
     """Per MoE step the dynamic template, run by the controller against the scheduler's table,
     gives the engines exactly the work of the static ranges; only the controller's latency differs."""
     from fsedp_compiler.costmodel import CostModel
-    from fsedp_compiler.fsedp.scheduler import StepRouting, schedule
     from fsedp_compiler.fsedp.ring import Ring
+    from fsedp_compiler.fsedp.scheduler import StepRouting, schedule
     from fsedp_compiler.sim.firmware import decode_dynamic
-    from fsedp_compiler.sim.trajectory import Trajectories
     from fsedp_compiler.sim.steps import Routing, decode_stream, split_phases
     from fsedp_compiler.sim.stream_engine import StreamStep
+    from fsedp_compiler.sim.trajectory import Trajectories
 
     path = tmp_path / "t.npz"
     save_trace(synth_trace(SPEC, 16, 3, 8, "zipf:0.9", 0.3, 5), str(path))

@@ -9,11 +9,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fsedp_compiler.costmodel import CostModel
-from fsedp_compiler.inputs.model import MoeLayerSpec
 from fsedp_compiler.fsedp.ring import SHORT, SHORT_CCW, Ring, route
 from fsedp_compiler.fsedp.scheduler import Policy, StepRouting, local_tokens, schedule
 from fsedp_compiler.fsedp.shardplan import make_shard_plan
 from fsedp_compiler.fsedp.streaming import FFN, LOAD, execute, trajectories
+from fsedp_compiler.inputs.model import MoeLayerSpec
 from fsedp_compiler.inputs.target_files import load_preset
 
 TARGETS = ["paper-2x2", "paper-4x4", "ring-8", "mesh-4x4", "hbm-8"]
@@ -229,9 +229,9 @@ def test_the_estimate_predicts_the_step_time_at_automatic_buffers() -> None:
     2% above, median within 4%, at 1 to 256 tokens."""
     from pathlib import Path
 
+    from fsedp_compiler.inputs.trace_synth import synth_trace
     from fsedp_compiler.ir.modules import load_model_spec
     from fsedp_compiler.passes.shard_experts import auto_buffers_plan
-    from fsedp_compiler.inputs.trace_synth import synth_trace
 
     root = Path(__file__).resolve().parent.parent / "examples" / "models"
     ratios = []

@@ -12,12 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sched_reference as ref
-from fsedp_compiler.fsedp import schedtables
 from fsedp_compiler.costmodel import CostModel
-from fsedp_compiler.inputs.model import MoeLayerSpec
+from fsedp_compiler.fsedp import schedtables
 from fsedp_compiler.fsedp.policy import TRAJECTORIES
-from fsedp_compiler.fsedp.ring import Ring
 from fsedp_compiler.fsedp.policy import DIRECTIONS, ORDERS
+from fsedp_compiler.fsedp.ring import Ring
+from fsedp_compiler.inputs.model import MoeLayerSpec
 from fsedp_compiler.fsedp.scheduler import (Policy, StepRouting, StepSchedule, local_tokens,
                                       schedule, stream_link_bytes)
 from fsedp_compiler.fsedp.shardplan import ShardPlan, make_shard_plan

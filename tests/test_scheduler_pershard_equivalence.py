@@ -16,16 +16,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sched_pershard_reference as frozen
+from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.fsedp import schedbalance
 from fsedp_compiler.fsedp import scheduler
-from fsedp_compiler.costmodel import CostModel
-from fsedp_compiler.inputs.model import MoeLayerSpec
-from fsedp_compiler.fsedp.ring import CCW, CW, SHORT_CCW, Ring, route_lengths
 from fsedp_compiler.fsedp.policy import TRAJECTORIES
-from fsedp_compiler.fsedp.schedtables import home_weights, link_bytes, link_bytes_and_lengths, short_link_bytes, tables_for
 from fsedp_compiler.fsedp.policy import DIRECTIONS, ORDERS
+from fsedp_compiler.fsedp.ring import CCW, CW, SHORT_CCW, Ring, route_lengths
+from fsedp_compiler.fsedp.schedtables import home_weights, link_bytes, link_bytes_and_lengths, short_link_bytes, tables_for
 from fsedp_compiler.fsedp.scheduler import Policy, StepRouting, Stream, schedule
 from fsedp_compiler.fsedp.shardplan import make_shard_plan
+from fsedp_compiler.inputs.model import MoeLayerSpec
 from fsedp_compiler.inputs.target import Target
 from fsedp_compiler.inputs.target_files import resolve_target
 from fsedp_compiler.inputs.topology import topology_edges

@@ -12,21 +12,21 @@ import pytest
 from fsedp_compiler.backends.emit import emit
 from fsedp_compiler.baselines import BASELINES, Options, plan_layer
 from fsedp_compiler.baselines.common import StepRoute, Topology
+from fsedp_compiler.baselines.taskgraph import FFN, LOAD, TOKSEND
 from fsedp_compiler.bench.runner import restrict_model
-from fsedp_compiler.pipeline.compile import compile_passes
-from fsedp_compiler.pipeline.estimate import estimate_module
+from fsedp_compiler.fsedp.ring import Ring
+from fsedp_compiler.inputs.target_files import resolve_target
+from fsedp_compiler.inputs.trace_synth import synth_trace
+from fsedp_compiler.inputs.traces import save_trace
 from fsedp_compiler.ir.modules import load_model_spec, make_context, module_from_spec
 from fsedp_compiler.isa import ALL_EXPERTS
 from fsedp_compiler.passes.shard_experts import auto_plan
+from fsedp_compiler.pipeline.compile import compile_passes
 from fsedp_compiler.pipeline.driver import run_passes
-from fsedp_compiler.fsedp.ring import Ring
-from fsedp_compiler.inputs.traces import save_trace
-from fsedp_compiler.inputs.trace_synth import synth_trace
+from fsedp_compiler.pipeline.estimate import estimate_module
 from fsedp_compiler.sim.data import DataPlane
 from fsedp_compiler.sim.loader import load_outdir
 from fsedp_compiler.sim.run import simulate
-from fsedp_compiler.inputs.target_files import resolve_target
-from fsedp_compiler.baselines.taskgraph import FFN, LOAD, TOKSEND
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = restrict_model(load_model_spec(str(REPO / "examples" / "models" / "tiny-moe.mlir")), 1, False, None)

@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fsedp_compiler.costmodel import CostModel
-from fsedp_compiler.inputs.model import MoeLayerSpec
 from fsedp_compiler.fsedp.ring import CCW, CW, Ring
 from fsedp_compiler.fsedp.scheduler import StepSchedule, Stream
 from fsedp_compiler.fsedp.shardplan import ShardPlan
 from fsedp_compiler.fsedp.streaming import execute, trajectories
+from fsedp_compiler.inputs.model import MoeLayerSpec
 from fsedp_compiler.inputs.target_files import parse_target_toml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -121,10 +121,10 @@ def small_models(draw):
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(small_models())
 def test_functional_equality_on_random_small_models(fsedpc, tmp_path_factory, case) -> None:
-    from fsedp_compiler.ir.modules import module_text_from_spec
     from fsedp_compiler.inputs.model import DenseSpec, ModelSpec
-    from fsedp_compiler.inputs.traces import save_trace
     from fsedp_compiler.inputs.trace_synth import synth_trace
+    from fsedp_compiler.inputs.traces import save_trace
+    from fsedp_compiler.ir.modules import module_text_from_spec
 
     experts, top_k, shared, act, tokens, steps, seed, target, mode = case
     tmp = tmp_path_factory.mktemp("func")
@@ -221,11 +221,11 @@ def test_faults_are_clear_errors(fsedpc, tmp_path: Path) -> None:
 @pytest.mark.parametrize("strategy", ["fsedp", "fsedp-fullring", "fsedp-nocomp", "fsedp-fixeddir", "fsedp-unpaired"])
 @pytest.mark.parametrize("mode", ["static", "dynamic"])
 def test_fsedp_ablations_are_exact_and_move_what_they_should(fsedpc, tmp_path: Path, strategy: str, mode: str) -> None:
-    from fsedp_compiler.inputs.traces import load_trace, save_trace
-    from fsedp_compiler.inputs.trace_synth import synth_trace
-    from fsedp_compiler.ir.modules import load_model_spec
     from fsedp_compiler.fsedp.scheduler import StepRouting, local_tokens
     from fsedp_compiler.fsedp.shardplan import ShardPlan
+    from fsedp_compiler.inputs.trace_synth import synth_trace
+    from fsedp_compiler.inputs.traces import load_trace, save_trace
+    from fsedp_compiler.ir.modules import load_model_spec
 
     spec = load_model_spec(str(MODEL))
     save_trace(synth_trace(spec, 16, 2, 8, "zipf:0.6", 0.2, 3), str(tmp_path / "t.npz"))

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fsedp_compiler.files.digest import with_digest
 from fsedp_compiler.bench.runner import restrict_model
+from fsedp_compiler.files.digest import with_digest
+from fsedp_compiler.inputs.trace_synth import synth_trace
+from fsedp_compiler.inputs.traces import save_trace
 from fsedp_compiler.ir.modules import load_model_spec, module_text_from_spec
 from fsedp_compiler.isa import OPCODE, OPS
-from fsedp_compiler.inputs.traces import save_trace
-from fsedp_compiler.inputs.trace_synth import synth_trace
 
 REPO = Path(__file__).resolve().parent.parent
 HEADER_LINES = 5  # `# fsedpc ISA v3` and the four directives: record i is on line i + 6

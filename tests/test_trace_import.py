@@ -11,8 +11,8 @@ import pytest
 from fsedp_compiler.cli import main
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.inputs.model import ModelSpec, MoeLayerSpec
-from fsedp_compiler.inputs.traces import load_trace, save_trace
 from fsedp_compiler.inputs.trace_import import import_routing_jsonl
+from fsedp_compiler.inputs.traces import load_trace, save_trace
 
 SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "traces" / "sample_routing.jsonl"
 

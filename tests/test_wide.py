@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from fsedp_compiler.backends.emit import emit
-from fsedp_compiler.pipeline.compile import compile_passes
-from fsedp_compiler.pipeline.estimate import estimate_module
+from fsedp_compiler.inputs.model import DenseSpec, ModelSpec, MoeLayerSpec
+from fsedp_compiler.inputs.trace_synth import synth_trace
+from fsedp_compiler.inputs.traces import load_trace, save_trace
 from fsedp_compiler.ir.modules import make_context, module_from_spec
 from fsedp_compiler.isa import MASK, decode_tables, tables_text
-from fsedp_compiler.inputs.model import DenseSpec, ModelSpec, MoeLayerSpec
+from fsedp_compiler.pipeline.compile import compile_passes
 from fsedp_compiler.pipeline.driver import run_passes
-from fsedp_compiler.inputs.traces import load_trace, save_trace
-from fsedp_compiler.inputs.trace_synth import synth_trace
+from fsedp_compiler.pipeline.estimate import estimate_module
 from fsedp_compiler.sim.data import DataPlane
 from fsedp_compiler.sim.loader import load_outdir
 from fsedp_compiler.sim.run import simulate

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from fsedp_compiler.ir.layout import Placement, fsedp_placement
-from fsedp_compiler.inputs.model import MoeLayerSpec
-from fsedp_compiler.fsedp.ring import Ring
-from fsedp_compiler.inputs.traces import RoutingTrace
-from fsedp_compiler.fsedp.shardplan import ShardPlan
-from fsedp_compiler.strategies import BASELINES, INEXACT
-from fsedp_compiler.inputs.target import Target
 from fsedp_compiler.baselines.taskgraph import TaskGraph
+from fsedp_compiler.fsedp.ring import Ring
+from fsedp_compiler.fsedp.shardplan import ShardPlan
+from fsedp_compiler.inputs.model import MoeLayerSpec
+from fsedp_compiler.inputs.target import Target
+from fsedp_compiler.inputs.traces import RoutingTrace
+from fsedp_compiler.ir.layout import Placement, fsedp_placement
+from fsedp_compiler.strategies import BASELINES, INEXACT
 
 from fsedp_compiler.baselines.common import Builder, Options, StepRoute, Topology
 from fsedp_compiler.baselines.dp import plan_dp, plan_fsdp

@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fsedp_compiler.isa import ALL_EXPERTS
-from fsedp_compiler.fsedp.ring import Ring
 from fsedp_compiler.baselines.taskgraph import REDUCE, TOKSEND
+from fsedp_compiler.fsedp.ring import Ring
+from fsedp_compiler.isa import ALL_EXPERTS
 
 from fsedp_compiler.baselines.common import Builder, StepRoute
 

@@ -13,11 +13,11 @@ from functools import cached_property
 
 import numpy as np
 
-from fsedp_compiler.costmodel import CostModel
-from fsedp_compiler.inputs.model import MoeLayerSpec
-from fsedp_compiler.fsedp.shardplan import ShardPlan
-from fsedp_compiler.inputs.target import Target
 from fsedp_compiler.baselines.taskgraph import ACC, FFN, LOAD, Task, TaskGraph, transfer_cost
+from fsedp_compiler.costmodel import CostModel
+from fsedp_compiler.fsedp.shardplan import ShardPlan
+from fsedp_compiler.inputs.model import MoeLayerSpec
+from fsedp_compiler.inputs.target import Target
 
 
 ACTIVATION_BYTES = 2

@@ -10,9 +10,9 @@ on the one that filled it finishes (cache fills: when a FREE names them). Rows a
 
 from __future__ import annotations
 
-from fsedp_compiler.ir.rows import ir_row as _row
-from fsedp_compiler.ir.layout import LayerLayout
 from fsedp_compiler.baselines.taskgraph import ACC, FFN, FREE, LOAD, REDUCE, SEND, TOKSEND, TaskGraph
+from fsedp_compiler.ir.layout import LayerLayout
+from fsedp_compiler.ir.rows import ir_row as _row
 
 _RECV = {SEND: "recv", TOKSEND: "tokrecv", REDUCE: "tokrecv"}
 

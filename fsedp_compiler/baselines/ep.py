@@ -35,8 +35,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from fsedp_compiler.fsedp.ring import Ring
 from fsedp_compiler.baselines.taskgraph import FREE, REDUCE, SEND, TOKSEND, Task
+from fsedp_compiler.fsedp.ring import Ring
 
 from fsedp_compiler.baselines.collectives import Gathered, all_gather, reduce_scatter
 from fsedp_compiler.baselines.common import Builder, Options, StepRoute, paired_order

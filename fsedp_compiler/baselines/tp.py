@@ -19,8 +19,8 @@ prefill steps end up to 0.5% sooner (README, the baselines).
 
 from __future__ import annotations
 
-from fsedp_compiler.fsedp.ring import Ring
 from fsedp_compiler.baselines.taskgraph import REDUCE, SEND, TOKSEND
+from fsedp_compiler.fsedp.ring import Ring
 
 from fsedp_compiler.baselines.collectives import all_gather, chunks, reduce_scatter, ring_at, ring_halves
 from fsedp_compiler.baselines.common import Builder, StepRoute, paired_order

@@ -18,11 +18,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fsedp_compiler.pipeline.compare import binding, strong_summary
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.inputs.model import ModelSpec
-from fsedp_compiler.inputs.traces import RoutingTrace, load_trace, save_trace
 from fsedp_compiler.inputs.trace_synth import synth_trace
+from fsedp_compiler.inputs.traces import RoutingTrace, load_trace, save_trace
+from fsedp_compiler.pipeline.compare import binding, strong_summary
 
 #: Row fields written by `--json` (besides the breakdowns), in table order.
 ROW_KEYS = ("strategy", "tokens", "steps", "makespan_ns", "step_ns", "lower_bound_ns", "efficiency", "dram_bytes",
@@ -110,8 +110,8 @@ def trace_for(cfg: BenchConfig, tokens: int, chiplets: int, workdir: str) -> str
 def run_one(cfg: BenchConfig, strategy: str, trace_path: str, trace: RoutingTrace, outdir: str) -> dict[str, Any]:
     """Compile `strategy` for the trace into `outdir`, simulate it; the row (without ratios)."""
     from fsedp_compiler.backends.emit import emit
-    from fsedp_compiler.pipeline.compile import compile_auto, compile_passes
     from fsedp_compiler.ir.modules import make_context, module_from_spec
+    from fsedp_compiler.pipeline.compile import compile_auto, compile_passes
     from fsedp_compiler.pipeline.driver import run_passes, verify_each_default
     from fsedp_compiler.sim.data import DataPlane
     from fsedp_compiler.sim.loader import load_outdir

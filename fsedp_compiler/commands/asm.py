@@ -32,8 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_asm(args: argparse.Namespace) -> int:
-    from fsedp_compiler.files.digest import with_digest
     from fsedp_compiler.errors import FsedpError
+    from fsedp_compiler.files.digest import with_digest
     from fsedp_compiler.files.fileio import atomic_write_bytes, atomic_write_text, read_text
     from fsedp_compiler.isa import encode, parse_text, sha256_hex
     from fsedp_compiler.sim.loader import check_digest, chiplet_ports, manifest_target

@@ -45,8 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def parse_strategies(text: str) -> tuple[str, ...]:
-    from fsedp_compiler.pipeline.compile import all_strategies
     from fsedp_compiler.errors import FsedpError
+    from fsedp_compiler.pipeline.compile import all_strategies
     from fsedp_compiler.strategies import NAMES
 
     known = NAMES
@@ -141,8 +141,8 @@ def to_csv(report: dict) -> str:
 def print_table(report: dict, console) -> None:
     from rich.table import Table
 
-    from fsedp_compiler.pipeline.compare import binding_text
     from fsedp_compiler.console import human_bytes
+    from fsedp_compiler.pipeline.compare import binding_text
 
     r0 = report["routing"]
     routing = (f"trace {r0['trace']}" if "trace" in r0 else

@@ -89,9 +89,9 @@ def run(args: argparse.Namespace) -> int:
     from fsedp_compiler.crosscheck.report import crosscheck, summary
     from fsedp_compiler.errors import FsedpError
     from fsedp_compiler.files.fileio import check_output_path, is_stdio, write_output
+    from fsedp_compiler.inputs.target_files import resolve_target
     from fsedp_compiler.ir.modules import load_model_spec
     from fsedp_compiler.progress import RunProgress
-    from fsedp_compiler.inputs.target_files import resolve_target
 
     if args.json:
         check_output_path(args.json)  # before the solves, not after them

@@ -8,8 +8,8 @@ import json
 from rich.table import Table
 
 from fsedp_compiler.console import human_bytes, human_count, make_console
-from fsedp_compiler.ir.modules import load_model_spec
 from fsedp_compiler.inputs.model import ModelSpec
+from fsedp_compiler.ir.modules import load_model_spec
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -30,8 +30,8 @@ def run(args: argparse.Namespace) -> int:
     from fsedp_compiler.console import human_bytes, make_console
     from fsedp_compiler.errors import FsedpError
     from fsedp_compiler.files.fileio import check_outputs, is_stdio, write_outputs
-    from fsedp_compiler.progress import RunProgress
     from fsedp_compiler.inputs.traces import load_trace
+    from fsedp_compiler.progress import RunProgress
     from fsedp_compiler.sim.errors import DeadlockError
     from fsedp_compiler.sim.loader import load_outdir
     from fsedp_compiler.sim.run import deterministic_metrics, np_default, simulate

@@ -87,8 +87,8 @@ def _written(output: str) -> str:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from fsedp_compiler.inputs.traces import save_trace
     from fsedp_compiler.inputs.trace_synth import synth_trace
+    from fsedp_compiler.inputs.traces import save_trace
 
     check_output_path(args.output)  # before any work
     model = _load_model(args.model)
@@ -103,8 +103,8 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from fsedp_compiler.inputs.traces import save_trace
     from fsedp_compiler.inputs.trace_import import import_routing_jsonl
+    from fsedp_compiler.inputs.traces import save_trace
 
     check_output_path(args.output)  # before any work
     model = _load_model(args.model)
@@ -129,8 +129,8 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from fsedp_compiler.inputs.traces import load_trace
     from fsedp_compiler.inputs.trace_stats import trace_stats
+    from fsedp_compiler.inputs.traces import load_trace
 
     stats = trace_stats(load_trace(args.trace))
     if args.json:

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from fsedp_compiler.costmodel import CostModel
-from fsedp_compiler.crosscheck.instance import Instance
-from fsedp_compiler.crosscheck.model import solve
 from fsedp_compiler.crosscheck.bounds import balanced_directions, static_bounds
 from fsedp_compiler.crosscheck.free import shortest_way, solve_free
+from fsedp_compiler.crosscheck.instance import Instance
+from fsedp_compiler.crosscheck.model import solve
 from fsedp_compiler.crosscheck.trips import allowed_directions, direction_patterns, variants, with_directions
 from fsedp_compiler.fsedp.flowcontrol import inject_need
 from fsedp_compiler.fsedp.ring import SHORT, Ring

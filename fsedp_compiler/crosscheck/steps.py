@@ -15,13 +15,13 @@ from __future__ import annotations
 from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.crosscheck.instance import Instance
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.inputs.model import ModelSpec, MoeLayerSpec
 from fsedp_compiler.fsedp.ring import Ring
-from fsedp_compiler.inputs.traces import RoutingTrace
-from fsedp_compiler.inputs.trace_synth import synth_trace
 from fsedp_compiler.fsedp.scheduler import StepRouting
 from fsedp_compiler.fsedp.shardplan import ShardPlan, make_shard_plan
+from fsedp_compiler.inputs.model import ModelSpec, MoeLayerSpec
 from fsedp_compiler.inputs.target import Target
+from fsedp_compiler.inputs.trace_synth import synth_trace
+from fsedp_compiler.inputs.traces import RoutingTrace
 
 
 def step_plan(layer: MoeLayerSpec, target: Target, shards_per_chiplet: int = 0, buffers: int = 0) -> ShardPlan:

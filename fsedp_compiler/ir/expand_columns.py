@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from fsedp_compiler.dialects.dataflow import FIELDS, KINDS
-from fsedp_compiler.ir.layout import LayerLayout
 from fsedp_compiler.fsedp.ring import CCW, CW, SHORT, SHORT_CCW, Ring, route_lengths, walk_order
 from fsedp_compiler.fsedp.shardplan import ShardPlan
+from fsedp_compiler.ir.layout import LayerLayout
 
 _K = {name: i for i, name in enumerate(KINDS)}
 #: the ISA's direction of a stream row (`isa.opcodes.DIRECTIONS`), indexed by scheduler code + 1

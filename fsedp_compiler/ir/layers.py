@@ -12,12 +12,12 @@ from fsedp_compiler.dialects.fsedp import (BaselineOp, DynamicScheduleOp, Routin
 from fsedp_compiler.dialects.moe import LayerOp
 
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.ir.modules import spec_from_module
-from fsedp_compiler.inputs.model import ModelSpec, MoeLayerSpec
 from fsedp_compiler.fsedp.ring import Ring
-from fsedp_compiler.inputs.traces import RoutingTrace, load_trace
 from fsedp_compiler.fsedp.scheduler import Policy
 from fsedp_compiler.fsedp.shardplan import ShardPlan
+from fsedp_compiler.inputs.model import ModelSpec, MoeLayerSpec
+from fsedp_compiler.inputs.traces import RoutingTrace, load_trace
+from fsedp_compiler.ir.modules import spec_from_module
 
 
 @dataclass

@@ -8,12 +8,12 @@ from __future__ import annotations
 import numpy as np
 
 from fsedp_compiler.dialects.fsedp import StaticScheduleOp
-from fsedp_compiler.ir.expand_columns import LayerSchedule
-from fsedp_compiler.ir.rows import stream_rows
-from fsedp_compiler.ir.layers import LayerContext
 from fsedp_compiler.fsedp.ring import CCW, CW, SHORT, SHORT_CCW
 from fsedp_compiler.fsedp.scheduler import Stream, StepSchedule
 from fsedp_compiler.inputs.target import Target
+from fsedp_compiler.ir.expand_columns import LayerSchedule
+from fsedp_compiler.ir.layers import LayerContext
+from fsedp_compiler.ir.rows import stream_rows
 
 #: the ISA's direction of a stream row (`isa.opcodes.DIRECTIONS`)
 _DIR_BIT = {CW: 0, CCW: 1, SHORT: 2, SHORT_CCW: 3}

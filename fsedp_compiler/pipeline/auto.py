@@ -19,15 +19,15 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
-from fsedp_compiler.pipeline.compare import binding, binding_text
 from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.pipeline.estimate import LayerEstimate, baseline_layer, fsedp_layer, fsedp_schedules
-from fsedp_compiler.ir.modules import require_target
-from fsedp_compiler.ir.layers import layer_contexts
 from fsedp_compiler.fsedp.ring import Ring
-from fsedp_compiler.inputs.traces import RoutingTrace
 from fsedp_compiler.fsedp.scheduler import Policy
+from fsedp_compiler.inputs.traces import RoutingTrace
+from fsedp_compiler.ir.layers import layer_contexts
+from fsedp_compiler.ir.modules import require_target
+from fsedp_compiler.pipeline.compare import binding, binding_text
+from fsedp_compiler.pipeline.estimate import LayerEstimate, baseline_layer, fsedp_layer, fsedp_schedules
 from fsedp_compiler.strategies import ALL, AUTO, BASELINES, FSEDP
 
 #: The synthetic routing a dynamic program's choice is estimated on when no trace is given.

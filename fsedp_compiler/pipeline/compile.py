@@ -94,12 +94,12 @@ def compile_auto(ctx, module, *, target: str | None, trace: str | None, mode: st
     layer (fsedp_compiler/pipeline/auto.py)."""
     import os
 
-    from fsedp_compiler.pipeline.auto import SYNTH_SEED, SYNTH_STEPS, SYNTH_TOKENS, evaluate, lower_picks, parse_candidates
     from fsedp_compiler.errors import FsedpError
-    from fsedp_compiler.ir.modules import require_target, verify_module
-    from fsedp_compiler.ir.layers import cached_trace, module_model
-    from fsedp_compiler.pipeline.driver import run_passes
     from fsedp_compiler.inputs.trace_synth import synth_trace
+    from fsedp_compiler.ir.layers import cached_trace, module_model
+    from fsedp_compiler.ir.modules import require_target, verify_module
+    from fsedp_compiler.pipeline.auto import SYNTH_SEED, SYNTH_STEPS, SYNTH_TOKENS, evaluate, lower_picks, parse_candidates
+    from fsedp_compiler.pipeline.driver import run_passes
 
     names = parse_candidates(candidates, mode)
     run_passes(ctx, module, plan_passes(target=target, shards_per_chiplet=shards_per_chiplet, buffers=buffers),

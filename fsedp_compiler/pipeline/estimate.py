@@ -19,18 +19,18 @@ from dataclasses import dataclass, field
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
+from fsedp_compiler.baselines.taskgraph import execute as execute_graph
 from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.dialects.fsedp import StaticScheduleOp
-from fsedp_compiler.ir.modules import require_target, spec_from_module
-from fsedp_compiler.ir.layers import LayerContext, layer_contexts, module_routing
-from fsedp_compiler.inputs.model import MoeLayerSpec
 from fsedp_compiler.fsedp.ring import Ring
-from fsedp_compiler.inputs.traces import RoutingTrace
 from fsedp_compiler.fsedp.scheduler import Policy, StepRouting, StepSchedule, schedule
 from fsedp_compiler.fsedp.shardplan import ShardPlan
 from fsedp_compiler.fsedp.streaming import FFN, LOAD, execute, trajectories
+from fsedp_compiler.inputs.model import MoeLayerSpec
 from fsedp_compiler.inputs.target import Target
-from fsedp_compiler.baselines.taskgraph import execute as execute_graph
+from fsedp_compiler.inputs.traces import RoutingTrace
+from fsedp_compiler.ir.layers import LayerContext, layer_contexts, module_routing
+from fsedp_compiler.ir.modules import require_target, spec_from_module
 
 #: Resource kinds, as `bench` names them (DRAM channels, directed links, compute engines).
 KINDS = ("dram", "link", "compute")

@@ -41,9 +41,9 @@ from fsedp_compiler.fsedp.scheduler import StepRouting, schedule
 
 from fsedp_compiler.sim.errors import ProgramError
 from fsedp_compiler.sim.loader import LayerDesc, Loaded
+from fsedp_compiler.sim.steps import ARG, EXPERT, LAYER, N, OP, SHARD, STEP, UNIT, WIDE, X, Phase, Routing, _error, empty_stream_step, records
 from fsedp_compiler.sim.stream_engine import StreamStep
 from fsedp_compiler.sim.trajectory import Trajectories
-from fsedp_compiler.sim.steps import ARG, EXPERT, LAYER, N, OP, SHARD, STEP, UNIT, WIDE, X, Phase, Routing, _error, empty_stream_step, records
 
 _LEAVES = {LOAD, RECV, SEND, FFN, FREE}
 #: the ISA's direction of a scheduled stream (cw, ccw, short)

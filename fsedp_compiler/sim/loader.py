@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.isa import TABLES_FILE, Program, StreamTables, decode, decode_tables, format_record, header_size, neighbours, parse_text_lines, sha256_hex
-from fsedp_compiler.inputs.model import DTYPE_BYTES, MATRICES, DenseSpec, MoeLayerSpec
-from fsedp_compiler.inputs.traces import RoutingTrace, load_trace
 from fsedp_compiler.fsedp.scheduler import Policy
 from fsedp_compiler.fsedp.shardplan import ShardPlan, dram_channels
+from fsedp_compiler.inputs.model import DTYPE_BYTES, MATRICES, DenseSpec, MoeLayerSpec
 from fsedp_compiler.inputs.target import ChipletParams, CostParams, LinkParams, Target
 from fsedp_compiler.inputs.topology import ring_problem, topology_problem
+from fsedp_compiler.inputs.traces import RoutingTrace, load_trace
+from fsedp_compiler.isa import TABLES_FILE, Program, StreamTables, decode, decode_tables, format_record, header_size, neighbours, parse_text_lines, sha256_hex
 
 if TYPE_CHECKING:  # the schema (pydantic) is imported when a directory is loaded, not before
     from fsedp_compiler.sim.manifest import Manifest

@@ -19,17 +19,17 @@ import numpy as np
 
 from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.isa import CURRENT, DENSE
 from fsedp_compiler.inputs.traces import RoutingTrace
+from fsedp_compiler.isa import CURRENT, DENSE
 
-from fsedp_compiler.sim.firmware import decode_dynamic
 from fsedp_compiler.sim.bounds import ring_bound
-from fsedp_compiler.sim.trajectory import Trajectories
+from fsedp_compiler.sim.firmware import decode_dynamic
 from fsedp_compiler.sim.loader import Loaded, check_trace
-from fsedp_compiler.sim.stream_engine import StepRun, run_stream_step
 from fsedp_compiler.sim.steps import ARG, LAYER, OP, STEP, Phase, Routing, _error, decode_stream, records, split_phases
+from fsedp_compiler.sim.stream_engine import StepRun, run_stream_step
 from fsedp_compiler.sim.task_decode import decode_tasks
 from fsedp_compiler.sim.task_engine import Residency, run_task_step
+from fsedp_compiler.sim.trajectory import Trajectories
 
 
 @dataclass

@@ -21,8 +21,8 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictBool,
                       ValidationError, field_validator, model_validator)
 
 from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.files.tomlio import loads_toml
 from fsedp_compiler.files.fileio import read_text
+from fsedp_compiler.files.tomlio import loads_toml
 from fsedp_compiler.inputs.model import DTYPE_BYTES
 from fsedp_compiler.sweep.locate import line_of, normalize
 
