@@ -233,7 +233,7 @@ def paper_section(reports: dict[str, dict[str, Any]]) -> list[str]:
 def comparison_section(reports: dict[str, dict[str, Any]]) -> list[str]:
     out = ["## 2. Side by side: the paper, the authors' simulator, our paper-faithful and strong baselines", "",
            "The paper claims 1.22–2.00× over EP/Hydra and up to 78.8% less on-chip memory. The authors' "
-           "simulator column is from `research/moeopt.md` §4 (their code, synthetic uniform routing, FSE-DP-"
+           "simulator column is from runs of their code (synthetic uniform routing, FSE-DP-"
            "paired; memory saving vs EP with 16 slices). Ours: uniform routing, same models, tokens and "
            "meshes.", "",
            "| model | tokens | mesh | authors' sim: vs EP / vs Hydra / mem. saving | ours: vs ep-serial / vs hydra "

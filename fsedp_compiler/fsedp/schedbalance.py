@@ -84,7 +84,7 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
 
     def needed(floor: int, link_floor: int, index: int) -> bool:
         """Whether a plan whose score is >= `floor` and busiest link >= `link_floor` ns can
-        change the choice (`_tie_break`) among the plans built so far."""
+        change the choice (`tie_break`) among the plans built so far."""
         least = min(s for s, _, _ in built.values())
         if floor != least:
             return floor < least
