@@ -12,16 +12,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sched_reference as ref
+from expand_reference import stream_counts
 from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.fsedp import schedtables
-from fsedp_compiler.fsedp.policy import TRAJECTORIES
-from fsedp_compiler.fsedp.policy import DIRECTIONS, ORDERS
+from fsedp_compiler.fsedp.policy import DIRECTIONS, ORDERS, TRAJECTORIES
 from fsedp_compiler.fsedp.ring import Ring
-from fsedp_compiler.inputs.model import MoeLayerSpec
 from fsedp_compiler.fsedp.scheduler import (Policy, StepRouting, StepSchedule, local_tokens,
-                                      schedule, stream_link_bytes)
+                                            schedule, stream_link_bytes)
 from fsedp_compiler.fsedp.shardplan import ShardPlan, make_shard_plan
-from fsedp_compiler.fsedp.streaming import stream_counts, trajectories
+from fsedp_compiler.fsedp.streaming import trajectories
+from fsedp_compiler.inputs.model import MoeLayerSpec
 from fsedp_compiler.inputs.target import CostParams, Target
 from fsedp_compiler.inputs.target_files import resolve_target
 from fsedp_compiler.inputs.topology import topology_edges

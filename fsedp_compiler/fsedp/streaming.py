@@ -5,7 +5,7 @@ walks the virtual ring in its expert's direction (a SHORT expert: each shard the
 from its home), entering S_e at the first member it reaches
 (R2), visiting every member once in ring order and only forwarding elsewhere (R3), and ends at
 the last member (R5). Both take every home's route from one O(N) sweep per stream
-(`ring.routes`); `stream_counts` gives the same trips' per-chiplet counts in O(M + N).
+(`ring.routes`).
 
 `execute` runs the trips with the cost model, as a static program runs: every DRAM channel,
 directed link and compute engine serves one op at a time (DMA in the stream table's order,
@@ -351,69 +351,3 @@ def _deadlock_report(trips, dma_q, dma_head, pools, link_todo, compute_todo) -> 
         if left:
             lines.append(f"  chiplet {c} compute: {sum(left.values())} FFNs left, waiting for shards to arrive")
     return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class StreamCounts:
-    """Per chiplet, how many of one stream's shards start there (DRAM home, per channel),
-    pass through or stop there (visits) and end there; O(M + N) to compute, no per-hop work."""
-
-    loads: dict[tuple[int, int], int]
-    visits: list[int]
-    ends: list[int]
-    loaded: list[int]
-    """Per chiplet, the shards loaded there (`loads` summed over its channels)."""
-
-    def recvs(self, chiplet: int) -> int:
-        return self.visits[chiplet] - self.loaded[chiplet]
-
-    def sends(self, chiplet: int) -> int:
-        return self.visits[chiplet] - self.ends[chiplet]
-
-
-def stream_counts(plan: ShardPlan, ring: Ring, expert: int, members: int, direction: int,
-                  rule: str = "nearest") -> dict[int, StreamCounts]:
-    """The shard counts of one stream (see `StreamCounts`) per direction its shards walk (a SHORT
-    stream may walk both), from each home's arc on the ring."""
-    ways, _, lengths = directed_routes(ring, members, direction, rule)
-    out = {}
-    for d in sorted({ways[c] for c in plan.home_counts(expert)}, reverse=True):
-        out[d] = _counts(plan, ring, expert, d, lengths, [c for c in plan.home_counts(expert) if ways[c] == d])
-    return out
-
-
-def _counts(plan: ShardPlan, ring: Ring, expert: int, direction: int, lengths: list[int],
-            homes: list[int]) -> StreamCounts:
-    """The counts of the shards of `expert` homed at `homes`, all walking `direction`."""
-    n = ring.size
-    loads = {plan.channels[index]: k for index, k in plan.channel_counts(expert).items()
-             if k and plan.channels[index][0] in homes}
-    loaded = [0] * n
-    for (c, _), k in loads.items():
-        loaded[c] += k
-    per_home = {c: k for c, k in plan.home_counts(expert).items() if c in homes}
-    visits_walk = [0] * (n + 1)  # difference array over walk index w (ring position along `direction`)
-    ends = [0] * n
-    laps = 0
-    for home, k in per_home.items():
-        length = lengths[home]
-        last = ring.order[(ring.pos(home) + direction * length) % n]
-        full, rest = divmod(length + 1, n)  # the arc covers length + 1 chiplets, maybe lapping
-        laps += full * k
-        start = ring.pos(home) if direction > 0 else n - 1 - ring.pos(home)
-        end = start + rest
-        visits_walk[start] += k
-        if end <= n:
-            visits_walk[end] -= k
-        else:
-            visits_walk[n] -= k
-            visits_walk[0] += k
-            visits_walk[end - n] -= k
-        ends[last] += k
-    visits = [0] * n
-    acc = laps
-    for w in range(n):
-        acc += visits_walk[w]
-        pos = w if direction > 0 else n - 1 - w
-        visits[ring.order[pos]] = acc
-    return StreamCounts(loads, visits, ends, loaded)
