@@ -27,7 +27,7 @@ from fsedp_compiler.ir.expand_columns import LayerSchedule, layer_columns
 from fsedp_compiler.ir.layers import layer_contexts
 from fsedp_compiler.ir.layout import build_layouts, fsedp_placement
 from fsedp_compiler.ir.modules import require_target
-from fsedp_compiler.ir.static_schedule import layer_schedule, static_steps  # noqa: F401 (the estimator imports it here)
+from fsedp_compiler.ir.static_schedule import layer_schedule
 from fsedp_compiler.isa import port_maps
 
 _TABLE = df.KINDS.index("table")

@@ -162,49 +162,39 @@ def _deep_dump(obj: Any) -> str:
     return json.dumps(obj)
 
 
-def dump_toml(obj: dict) -> bytes:
-    """A small TOML writer that also writes nan, inf, deep arrays and null (as a bad value)."""
-    def val(v: Any) -> str:
-        if v is None:
-            return "null"
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, float):
-            return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf") if math.isinf(v) else repr(v)
-        if isinstance(v, (int, str)):
-            return json.dumps(v) if isinstance(v, str) else str(v)
-        if isinstance(v, list):
-            return _deep_dump(v) if not _depth_ok(v) else "[" + ", ".join(val(x) for x in v) + "]"
-        return "{ " + ", ".join(f"{k} = {val(x)}" for k, x in v.items()) + " }"
+def _toml_key(k: str) -> str:
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k)
 
-    top = [f"{k} = {val(v)}" for k, v in obj.items() if not (isinstance(v, dict) and k in ("chiplet", "link"))]
-    tables = [f"\n[{k}]\n" + "\n".join(f"{kk} = {val(vv)}" for kk, vv in v.items())
+
+def _toml_value(v: Any) -> str:
+    """A TOML value that may be invalid on purpose: nan, inf, deep arrays, null (a bad value)."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf") if math.isinf(v) else repr(v)
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return _deep_dump(v) if not _depth_ok(v) else "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
+
+
+def dump_toml(obj: dict) -> bytes:
+    """A target-shaped document as TOML: `[chiplet]` and `[link]` as tables, the rest inline."""
+    top = [f"{k} = {_toml_value(v)}" for k, v in obj.items() if not (isinstance(v, dict) and k in ("chiplet", "link"))]
+    tables = [f"\n[{k}]\n" + "\n".join(f"{kk} = {_toml_value(vv)}" for kk, vv in v.items())
               for k, v in obj.items() if isinstance(v, dict) and k in ("chiplet", "link")]
     return ("\n".join(top) + "\n" + "\n".join(tables) + "\n").encode()
 
 
 def dump_toml_inline(obj: dict) -> bytes:
     """Any JSON-like document as TOML with every table inline (`grid = [{ ... }]`), keys quoted
-    when not bare; writes nan, inf, deep arrays and null (as a bad value) too."""
-    def key(k: str) -> str:
-        return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k)
-
-    def val(v: Any) -> str:
-        if v is None:
-            return "null"
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, float):
-            return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf") if math.isinf(v) else repr(v)
-        if isinstance(v, int):
-            return str(v)
-        if isinstance(v, str):
-            return json.dumps(v)
-        if isinstance(v, list):
-            return _deep_dump(v) if not _depth_ok(v) else "[" + ", ".join(val(x) for x in v) + "]"
-        return "{ " + ", ".join(f"{key(k)} = {val(x)}" for k, x in v.items()) + " }"
-
-    return "".join(f"{key(k)} = {val(v)}\n" for k, v in obj.items()).encode()
+    when not bare."""
+    return "".join(f"{_toml_key(k)} = {_toml_value(v)}\n" for k, v in obj.items()).encode()
 
 
 def sweep_seed(seeds: Path) -> dict:

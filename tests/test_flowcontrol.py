@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fsedp_compiler.costmodel import CostModel
-from fsedp_compiler.crosscheck.model import trip_via
+from fsedp_compiler.crosscheck.trips import trip_via
 from fsedp_compiler.fsedp.flowcontrol import Pools, bubble_home, min_buffers
 from fsedp_compiler.fsedp.ring import Ring
 from fsedp_compiler.fsedp.scheduler import Policy, StepRouting, schedule

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from fsedp_compiler.pipeline.compile import STRATEGIES, AutoBuild, all_strategies, compile_auto, compile_passes
+from fsedp_compiler.pipeline.compile import AutoBuild, compile_auto, compile_passes
 from fsedp_compiler.strategies import AUTO, NAMES
 
 DEFAULT_TARGET = "paper-2x2"

@@ -25,7 +25,9 @@ from ortools.sat.python import cp_model
 
 from fsedp_compiler.crosscheck.bounds import global_order_bound
 from fsedp_compiler.crosscheck.instance import Instance
-from fsedp_compiler.crosscheck.model import CheckResult, add_global_order, run_solver, trip_via
+from fsedp_compiler.crosscheck.cpsat import CheckResult, run_solver
+from fsedp_compiler.crosscheck.model import add_global_order
+from fsedp_compiler.crosscheck.trips import trip_via
 from fsedp_compiler.fsedp.ring import CCW, CW, Ring
 from fsedp_compiler.fsedp.scheduler import StepSchedule
 from fsedp_compiler.fsedp.streaming import FFN, LOAD, SEND, DeadlockError, StepTimeline, Trip, execute, head_ns, trajectories, walk_ns

@@ -52,9 +52,9 @@ from typing import Any
 from ortools.sat.python import cp_model
 
 from fsedp_compiler.crosscheck.bounds import Bounds, link_head_tail, link_usage, static_bounds
-from fsedp_compiler.crosscheck.cpsat import SEED, WORKERS, CheckResult, run_solver  # noqa: F401  (re-exported)
-from fsedp_compiler.crosscheck.trips import (Patterns, Variants, allowed_directions, direction_patterns, entry_of,  # noqa: F401
-                               pattern_of, trip_via, variants)
+from fsedp_compiler.crosscheck.cpsat import CheckResult, run_solver
+from fsedp_compiler.crosscheck.trips import (Patterns, Variants, allowed_directions, direction_patterns, entry_of,
+                                             pattern_of, variants)
 from fsedp_compiler.crosscheck.instance import Instance
 from fsedp_compiler.fsedp.flowcontrol import inject_need
 from fsedp_compiler.fsedp.ring import CW

@@ -136,7 +136,7 @@ def context_layer(ctx: LayerContext, target: Target, trace: RoutingTrace, layer_
         return baseline_layer(ctx.baseline_op.prop_str("strategy"), ctx.spec, ctx.plan, target, trace, layer_pos,
                               bool(ctx.baseline_op.prop_int("skip_single")), moe_layers)
     if isinstance(ctx.schedule_op, StaticScheduleOp):
-        from fsedp_compiler.passes.expand_dataflow import static_steps
+        from fsedp_compiler.ir.static_schedule import static_steps
 
         return fsedp_layer(static_steps(ctx, target), ctx.plan, ctx.rings, cost, ctx.policy.trajectory)
     scheds = fsedp_schedules(ctx.spec, ctx.plan, ctx.rings, cost, ctx.policy, trace, layer_pos)
