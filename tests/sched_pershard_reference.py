@@ -18,7 +18,7 @@ import numpy as np
 from fsedp_compiler.costmodel import PACKET_BYTES, CostModel
 from fsedp_compiler.fsedp.flowcontrol import min_buffers
 from fsedp_compiler.fsedp.ring import CCW, CW, SHORT, SHORT_CCW, Ring, route_lengths, walk_order
-from fsedp_compiler.fsedp.schedbalance import tie_break
+from fsedp_compiler.fsedp.schedbalance import networks_of, pool_allows, tie_break
 from fsedp_compiler.fsedp.scheduler import Policy, StepRouting, StepSchedule, Stream
 from fsedp_compiler.fsedp.shardplan import ShardPlan
 
@@ -249,8 +249,11 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring | Sequence[Ring],
         direction = [CW] * count
         link_bound = cost.link_busy_ns(int(np.maximum.reduce(np.add.reduce(link, axis=0))))
     elif policy.direction == "per-shard":
+        hot = any(int(w) > int(b.max()) for w, b in zip(np.maximum.reduce(per_member, axis=1),
+                                                         tables.channel_busy[active]))
         direction, on_ring, link_bound = _per_shard([_tables(plan, r, cost) for r in rings], present, active,
-                                                    ordered, policy.trajectory, cost, max(dram_bound, compute_bound))
+                                                    ordered, policy.trajectory, cost, max(dram_bound, compute_bound),
+                                                    hot)
     elif policy.direction == "balanced":
         # each expert's bytes on every link, both ways (rows 2a, 2a + 1), for the choice
         link = _link_bytes(tables, present, active, 2, policy.trajectory)
@@ -276,7 +279,7 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring | Sequence[Ring],
 
 
 def _per_shard(tables: list[_Tables], present: np.ndarray, active: np.ndarray, ordered: list[int], rule: str,
-               cost: CostModel, other_bound: int) -> tuple[list[int], list[int], int]:
+               cost: CostModel, other_bound: int, hot: bool = False) -> tuple[list[int], list[int], int]:
     """The per-shard policy: of three plans (everything clockwise on R1's ring, whole experts
     balanced on it, each expert CW, CCW, SHORT or SHORT_CCW on any of the rings, balanced), the one
     with the least estimated time: the busiest of DRAM, compute (`other_bound`) and links, plus
@@ -302,7 +305,8 @@ def _per_shard(tables: list[_Tables], present: np.ndarray, active: np.ndarray, o
     )
     # the tie rule of the scheduler (schedbalance.tie_break), applied to all three plans
     scores = [max(other_bound, cost.link_busy_ns(p[2])) + p[3] * hop_ns for p in plans]
-    best = plans[tie_break(scores, [cost.link_busy_ns(p[2]) for p in plans], other_bound)]
+    allowed = [pool_allows(plan.buffers, networks_of(p[0], p[1]), hot) for p in plans]
+    best = plans[tie_break(scores, [cost.link_busy_ns(p[2]) for p in plans], other_bound, allowed)]
     return best[0], best[1], cost.link_busy_ns(best[2])
 
 

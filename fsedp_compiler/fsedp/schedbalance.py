@@ -24,14 +24,16 @@ Plan = tuple[list[int], list[int], int, int]
 
 
 def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ordered: list[int], rule: str,
-              cost: CostModel, other_bound: int, prune: bool = True) -> tuple[list[int], list[int], int]:
+              cost: CostModel, other_bound: int, prune: bool = True,
+              hot: bool = False) -> tuple[list[int], list[int], int]:
     """The per-shard policy: of three plans (everything clockwise on R1's ring, whole experts
     balanced on it, each expert CW, CCW, SHORT or SHORT_CCW on any of the rings, balanced), the one
     with the least estimated time: the busiest of DRAM, compute (`other_bound`) and links, plus
     the longest trajectory's hops of one shard (the tail after the last loads). Ties: fewer
-    virtual networks (the earlier plan), unless a tied plan relieves busy links (`tie_break`).
-    `tables` per ring (R1's first); rings whose extra networks would not fit the buffers (R4) are
-    left out. Returns the directions, rings and link bound.
+    virtual networks (the earlier plan), unless a tied plan relieves busy links (`tie_break`)
+    and its networks leave the pool room (`pool_allows`; `hot`: a stream computes longer at a
+    member than it loads). `tables` per ring (R1's first); rings whose extra networks would not
+    fit the buffers (R4) are left out. Returns the directions, rings and link bound.
 
     `prune`: a plan that provably cannot change the choice (its floor above the least score so
     far, or a tie it would lose by index and could not win by relief) is not built (the result
@@ -94,8 +96,9 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
         link = built[min(tied)][1]
         # it can only be taken as the tied plan with the least busiest link (`tie_break`)
         relief = min(built[i][1] for i in tied)
+        # a plan that relieves links needs a second network, and a hot step's pool may refuse it
         return (link >= LINK_BUSY * bound and link - link_floor >= LINK_RELIEF * bound
-                and link_floor <= relief)
+                and link_floor <= relief and pool_allows(plan.buffers, 2, hot))
 
     later: list[tuple[int, int, int, Callable[[], Plan]]] = [(0, 0, 1, balanced), (0, 0, 2, shards)]
     if prune:
@@ -106,7 +109,7 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
             int(np.maximum.reduce(np.minimum.reduce([h[:, 2] for h in longest])))
         floor_balanced, floor_shards = other_bound + either * hop_ns, other_bound + shortest * hop_ns
         if not needed(floor_balanced, 0, 1) and not needed(floor_shards, 0, 2):
-            return _chosen(built, other_bound)  # the link terms only raise the floors
+            return _chosen(built, other_bound, plan.buffers, hot)  # the link terms only raise the floors
         # The busiest link carries at least the average: the bytes times links moved over the
         # links of the plan's rings (2N each). A stream moves the least the shorter way round.
         n = link0.shape[1]
@@ -126,7 +129,7 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
         if prune and not needed(floor, link_floor, index):
             continue
         add(index, build())
-    return _chosen(built, other_bound)
+    return _chosen(built, other_bound, plan.buffers, hot)
 
 
 #: Of plans with the same estimate, a later one (more directions) is taken when it lowers the
@@ -136,12 +139,36 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
 #: (R4) that only pays where it spreads real load.
 LINK_RELIEF, LINK_BUSY = 0.1, 0.5
 
+#: In a hot step (a stream computes longer at its busiest member than its shards take to load),
+#: shards wait in that member's buffers and the pool binds; then a relieving plan is taken only
+#: if the pool holds POOL_SLACK times the slots its networks hold plus a load's two (R4). On
+#: ring-8 (Mixtral, 256 skewed tokens, B = 6) the two-way plan that relieves 93%-busy links runs
+#: 0.5-6% slower than all clockwise: its second escape slot is one of the four a load may use.
+POOL_SLACK = 2
 
-def tie_break(scores: list[int], link_ns: list[int], other_bound: int) -> int:
+
+def pool_allows(buffers: int, networks: int, hot: bool) -> bool:
+    """Whether a plan on `networks` virtual networks may be taken for link relief (`POOL_SLACK`)."""
+    return not hot or buffers >= POOL_SLACK * (networks + 2)
+
+
+def networks_of(directions: list[int], rings: list[int]) -> int:
+    """The virtual networks a plan uses: a (ring, direction) pair each, SHORT ways both of its ring's."""
+    used = set()
+    for d, r in zip(directions, rings):
+        used.update(((r, CW), (r, CCW)) if d in (SHORT, SHORT_CCW) else ((r, d),))
+    return len(used)
+
+
+def tie_break(scores: list[int], link_ns: list[int], other_bound: int,
+              allowed: list[bool] | None = None) -> int:
     """The plan to take: the least estimate, the earlier plan (fewer directions) on ties unless a
-    tied plan relieves busy links (`LINK_RELIEF`, `LINK_BUSY`)."""
+    tied plan relieves busy links (`LINK_RELIEF`, `LINK_BUSY`); `allowed[i]`: plan i may be taken
+    for relief (`pool_allows`; default all)."""
     first = min(range(len(scores)), key=scores.__getitem__)
-    tied = [i for i in range(len(scores)) if scores[i] == scores[first]]
+    tied = [i for i in range(len(scores)) if scores[i] == scores[first] and (allowed is None or allowed[i])]
+    if not tied:
+        return first
     relief = min(tied, key=lambda i: (link_ns[i], i))
     bound = max(other_bound, 1)
     if link_ns[first] >= LINK_BUSY * bound and link_ns[first] - link_ns[relief] >= LINK_RELIEF * bound:
@@ -149,10 +176,12 @@ def tie_break(scores: list[int], link_ns: list[int], other_bound: int) -> int:
     return first
 
 
-def _chosen(built: dict[int, tuple[int, int, Plan]], other_bound: int) -> tuple[list[int], list[int], int]:
+def _chosen(built: dict[int, tuple[int, int, Plan]], other_bound: int, buffers: int,
+            hot: bool) -> tuple[list[int], list[int], int]:
     """`tie_break` over the plans built (in plan order); its directions, rings and link ns."""
     order = sorted(built)
-    pick = order[tie_break([built[i][0] for i in order], [built[i][1] for i in order], other_bound)]
+    allowed = [not hot or pool_allows(buffers, networks_of(built[i][2][0], built[i][2][1]), hot) for i in order]
+    pick = order[tie_break([built[i][0] for i in order], [built[i][1] for i in order], other_bound, allowed)]
     _, link, p = built[pick]
     return p[0], p[1], link
 

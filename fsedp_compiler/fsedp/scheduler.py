@@ -229,8 +229,11 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring | Sequence[Ring],
         direction = [CW] * count
         link_bound = cost.link_busy_ns(int(np.maximum.reduce(np.add.reduce(link, axis=0))))
     elif policy.direction == "per-shard":
-        direction, on_ring, link_bound = per_shard([tables] + [tables_for(plan, r, cost) for r in rings[1:]], present, active,
-                                                    ordered, policy.trajectory, cost, max(dram_bound, compute_bound))
+        # hot: a stream computes longer on its busiest member than its busiest channel loads it
+        hot = bool(np.greater(busiest, np.maximum.reduce(tables.channel_busy[active], axis=1)).any())
+        direction, on_ring, link_bound = per_shard([tables] + [tables_for(plan, r, cost) for r in rings[1:]], present,
+                                                    active, ordered, policy.trajectory, cost,
+                                                    max(dram_bound, compute_bound), hot=hot)
     elif policy.direction == "balanced":
         # each expert's bytes on every link, both ways (rows 2a, 2a + 1), for the choice
         link = link_bytes(tables, present, active, 2, policy.trajectory)
