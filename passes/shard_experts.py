@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 
+from fsedp_compiler.costmodel import PACKET_BYTES, CostModel
 from fsedp_compiler.dialects.fsedp import ShardPlanOp
 from fsedp_compiler.dialects.moe import LayerOp
 from fsedp_compiler.errors import FsedpError
@@ -16,7 +18,8 @@ from fsedp_compiler.fsedp.flowcontrol import MIN_BUFFERS
 from fsedp_compiler.fsedp.shardplan import ShardPlan, make_shard_plan
 from fsedp_compiler.inputs.model import MoeLayerSpec
 from fsedp_compiler.inputs.target import Target
-from fsedp_compiler.ir.layers import invalidate_after
+from fsedp_compiler.inputs.traces import RoutingTrace
+from fsedp_compiler.ir.layers import cached_trace, invalidate_after, module_model
 from fsedp_compiler.ir.modules import op_error, require_target
 
 #: shards-per-chiplet tried by the automatic choice (0), smallest first.
@@ -29,18 +32,70 @@ AUTO_BASE_BUFFERS = 6
 AUTO_MAX_BUFFERS = 32
 AUTO_SRAM_SHARE = 0.5
 
+#: buffers=0 and shards-per-chiplet=0: shards small enough that the last wave of a step with the
+#: fewest active experts converges in at most this share of the step (`convergence_tail`).
+AUTO_TAIL_SHARE = 0.03
 
-def auto_buffers_plan(layer: MoeLayerSpec, target: Target, shards_per_chiplet: int) -> ShardPlan:
-    """buffers=0 (the default): the shard size of B = 6, then as many buffers as fit in half the
-    SRAM (6 to 32). Every strategy gets this B (FSE-DP's shard buffers, the baselines' tile
-    buffers) from the same SRAM. More buffers keep more shards in flight on a long ring: with
-    R4's transit-first loads, FSE-DP reaches 96-98% of its schedule's bound at 16 buffers where 6
-    give 78-92% (16-256 tokens on mesh-4x4, torus-4x4, hbm-8)."""
+
+def convergence_tail(plan: ShardPlan, target: Target, active: int) -> float:
+    """The share of a step with `active` experts, each needed by one chiplet (the fewest tokens),
+    that its last wave of loads takes to reach that chiplet: every channel's last load (R6: the
+    same stream everywhere) goes to the one member, whose in-links on the rings (two per ring)
+    take ceil(C / in-links) shard transfers in turn, after each channel loaded active x
+    ceil(M / C) shards. Both scale with the shard, so the share falls as 1 / g."""
+    cost = CostModel(target, plan.layer.dtype)
+    channels = len(plan.channels)
+    tail = -(-channels // (2 * max(1, len(target.rings)))) * cost.link_busy_ns(plan.max_shard_bytes)
+    step = max(1, active) * -(-plan.num_shards // channels) * cost.dram_busy_ns(plan.max_shard_bytes)
+    return tail / max(step, 1)
+
+
+def tail_plan(layer: MoeLayerSpec, target: Target, base: ShardPlan, active: int | None) -> ShardPlan:
+    """From `base` up, the fewest shards per chiplet whose `convergence_tail` is at most
+    `AUTO_TAIL_SHARE` (else the smallest tail found) and whose base buffers fit, never cutting a
+    shard below one packet (R7's 4 KiB: finer, descriptors and headers would dominate, which
+    the cost model's default op overhead of 0 does not see). `active`: the fewest experts a
+    step activates (default top-k plus the shared ones, a one-token step)."""
+    active = layer.top_k + layer.num_shared if active is None else active
+    best, best_tail = base, convergence_tail(base, target, active)
+    for g in range(base.num_shards // target.num_chiplets, AUTO_CANDIDATES[-1] + 1):
+        if best_tail <= AUTO_TAIL_SHARE:
+            break
+        try:
+            plan = make_shard_plan(layer, target, g, base.buffers)
+        except FsedpError:
+            continue
+        if plan.max_shard_bytes < PACKET_BYTES:
+            break
+        tail = convergence_tail(plan, target, active)
+        if tail < best_tail:
+            best, best_tail = plan, tail
+    return best
+
+
+def auto_buffers_plan(layer: MoeLayerSpec, target: Target, shards_per_chiplet: int,
+                      active: int | None = None) -> ShardPlan:
+    """buffers=0 (the default): the shard size of B = 6, cut finer (shards-per-chiplet=0) until
+    a step's last wave converges in at most 3% of it (`tail_plan`; `active`: the fewest experts
+    a step activates), then as many buffers as fit in half the SRAM (6 to 32). Every strategy
+    gets this plan (FSE-DP's shard buffers, the baselines' tile buffers) from the same SRAM.
+    More buffers keep more shards in flight on a long ring: with R4's transit-first loads,
+    FSE-DP reaches 96-98% of its schedule's bound at 16 buffers where 6 give 78-92% (16-256
+    tokens on mesh-4x4, torus-4x4, hbm-8); finer shards shorten the tail of few-token steps
+    (FSE-DP at one token on torus-4x4: 0.88x of tp with one shard per chiplet, 0.96x with four)."""
     base = (auto_plan(layer, target, AUTO_BASE_BUFFERS) if shards_per_chiplet == 0
             else make_shard_plan(layer, target, shards_per_chiplet, AUTO_BASE_BUFFERS))
+    if shards_per_chiplet == 0:
+        base = tail_plan(layer, target, base, active)
     fit = int(target.chiplet.sram_bytes * AUTO_SRAM_SHARE) // base.max_shard_bytes
     return make_shard_plan(layer, target, base.num_shards // target.num_chiplets,
                            max(AUTO_BASE_BUFFERS, min(AUTO_MAX_BUFFERS, fit)))
+
+
+def fewest_active(trace: RoutingTrace, layer_pos: int, num_shared: int) -> int:
+    """The fewest experts any step of the trace activates in MoE layer `layer_pos` (shared included)."""
+    experts = trace.experts[layer_pos]
+    return min(len(np.unique(experts[s])) for s in range(trace.num_steps)) + num_shared
 
 
 def auto_plan(layer: MoeLayerSpec, target: Target, buffers: int) -> ShardPlan:
@@ -63,23 +118,31 @@ class ShardExpertsPass(ModulePass):
     """Cut every expert into M = g·N shards along F and deal them over all DRAM channels.
 
     `shards-per-chiplet` is g (0: the smallest g that divides F and fits `buffers` shard
-    buffers in SRAM); `buffers` is B, the shard buffers per chiplet (R4: at least 2; 0, the
-    default: the shard size of B = 6, then as many buffers as fit in half the SRAM, 6 to 32).
+    buffers in SRAM; with `buffers` 0 as well, cut finer until a step's last wave converges in
+    3% of it, `auto_buffers_plan`); `buffers` is B, the shard buffers per chiplet (R4: at least
+    2; 0, the default: as many as fit in half the SRAM, 6 to 32); `trace`: a routing trace whose
+    fewest active experts per step size the shards (else a one-token step's).
     """
 
     name = "shard-experts"
 
     shards_per_chiplet: int = 0
     buffers: int = 0
+    trace: str = ""
+    """a routing trace: the automatic shard size is cut for its fewest active experts per step
+    (else for a one-token step)"""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         target = require_target(op, self.name)
+        routing = cached_trace(self.trace, module_model(op)) if self.trace and self.buffers == 0 else None
         invalidate_after(op, "target")  # the old plans and everything derived from them
         for layer_op in [o for o in op.ops if isinstance(o, LayerOp)]:
             spec = layer_op.spec
             try:
                 if self.buffers == 0:
-                    plan = auto_buffers_plan(spec, target, self.shards_per_chiplet)
+                    active = (None if routing is None else
+                              fewest_active(routing, routing.layer_indices.index(spec.index), spec.num_shared))
+                    plan = auto_buffers_plan(spec, target, self.shards_per_chiplet, active)
                 elif self.shards_per_chiplet == 0:
                     plan = auto_plan(spec, target, self.buffers)
                 else:

@@ -218,7 +218,8 @@ def test_automatic_buffers_fill_half_the_sram_within_6_to_32() -> None:
     models = {m: load_model_spec(str(root / f"{m}.mlir")).moe[0] for m in ("mixtral-8x7b", "qwen3-30b-a3b")}
     tight = auto_buffers_plan(models["mixtral-8x7b"], load_preset("ring-8"), 0)  # 1.5 MiB shards, 12 MiB
     assert tight.buffers == 6 and tight.num_shards == auto_plan(models["mixtral-8x7b"], load_preset("ring-8"), 6).num_shards
-    roomy = auto_buffers_plan(models["qwen3-30b-a3b"], load_preset("mesh-4x4"), 0)  # 0.56 MiB shards, 32 MiB
+    # a routing that activates many experts keeps whole shards (a one-token step cuts them finer)
+    roomy = auto_buffers_plan(models["qwen3-30b-a3b"], load_preset("mesh-4x4"), 0, active=100)  # 0.56 MiB, 32 MiB
     assert roomy.buffers == 28  # 16 MiB / 0.5625 MiB
     assert roomy.buffers * roomy.max_shard_bytes <= load_preset("mesh-4x4").chiplet.sram_bytes // 2
 
@@ -226,28 +227,30 @@ def test_automatic_buffers_fill_half_the_sram_within_6_to_32() -> None:
 def test_the_estimate_predicts_the_step_time_at_automatic_buffers() -> None:
     """The scheduler's estimate (a pipeline of DRAM, link and compute stages) against the timed
     step (what the machine measures, tests/test_machine.py) on real layers: within 12% below and
-    2% above, median within 4%, at 1 to 256 tokens."""
+    4% above (tiny-moe's 2 µs one-token step of 6 KiB shards: 3.6%), median within 4%, at 1 to
+    256 tokens."""
     from pathlib import Path
 
     from fsedp_compiler.inputs.trace_synth import synth_trace
     from fsedp_compiler.ir.modules import load_model_spec
-    from fsedp_compiler.passes.shard_experts import auto_buffers_plan
+    from fsedp_compiler.passes.shard_experts import auto_buffers_plan, fewest_active
 
     root = Path(__file__).resolve().parent.parent / "examples" / "models"
     ratios = []
     for model, preset in (("qwen3-30b-a3b", "mesh-4x4"), ("olmoe-1b-7b", "torus-4x4"),
                           ("deepseek-moe-16b", "hbm-8"), ("tiny-moe", "paper-2x2")):
         spec, target = load_model_spec(str(root / f"{model}.mlir")), load_preset(preset)
-        plan = auto_buffers_plan(spec.moe[0], target, 0)
         rings, cost = [Ring(r) for r in target.rings], CostModel(target, spec.moe[0].dtype)
         for tokens in (1, 16, 256):
             trace = synth_trace(spec, tokens, 1, target.num_chiplets, seed=0)
+            # the plan `compile --trace` makes: shards sized for the trace's fewest active experts
+            plan = auto_buffers_plan(spec.moe[0], target, 0, fewest_active(trace, 0, spec.moe[0].num_shared))
             sched = schedule(StepRouting(trace.experts[0, 0], trace.weights[0, 0], trace.token_chiplet), plan,
                              rings, cost)
             timed = execute(trajectories(sched, plan, rings), plan, rings[0], cost,
                             {s.expert: s.tokens for s in sched.streams}).makespan
             ratios.append(sched.estimated_ns / timed)
-    assert 0.88 <= min(ratios) and max(ratios) <= 1.02, ratios
+    assert 0.88 <= min(ratios) and max(ratios) <= 1.04, ratios
     assert abs(float(np.median(ratios)) - 1) <= 0.04, ratios
 
 
@@ -292,3 +295,29 @@ def test_relief_needs_pool_room_when_a_stream_computes_longer_than_it_loads() ->
         schedbalance.pool_allows = original
     assert plan.buffers == 6 and ways == {CW} and len(relieving_ways) > 1
     assert makespan * 1.05 < relieving_makespan
+
+
+def test_automatic_shards_cut_finer_until_the_last_wave_converges_in_3_percent() -> None:
+    """buffers=0, shards-per-chiplet=0: one shard per chiplet leaves a one-token step on
+    mesh-4x4 a last wave that takes 13% of the step to converge on the token's chiplet (16
+    channels' last shards over its 2 in-links); the plan is cut until that is <= 3% (g = 6 for
+    Qwen3's F = 768), or, with a routing whose steps activate many experts, kept whole; a
+    shard is never cut below one 4 KiB packet."""
+    from pathlib import Path
+
+    from fsedp_compiler.ir.modules import load_model_spec
+    from fsedp_compiler.passes.shard_experts import AUTO_TAIL_SHARE, auto_buffers_plan, convergence_tail
+
+    root = Path(__file__).resolve().parent.parent / "examples" / "models"
+    qwen = load_model_spec(str(root / "qwen3-30b-a3b.mlir")).moe[0]
+    mesh = load_preset("mesh-4x4")
+    whole = auto_buffers_plan(qwen, mesh, 1)
+    assert convergence_tail(whole, mesh, qwen.top_k) > 0.13
+    one_token = auto_buffers_plan(qwen, mesh, 0)
+    assert one_token.num_shards == 6 * 16 and convergence_tail(one_token, mesh, qwen.top_k) <= AUTO_TAIL_SHARE
+    assert convergence_tail(auto_buffers_plan(qwen, mesh, 4), mesh, qwen.top_k) > AUTO_TAIL_SHARE  # 3.3%
+    many = auto_buffers_plan(qwen, mesh, 0, active=100)  # e.g. 64 tokens x top-8 of 128
+    assert many.num_shards == 16 and many.buffers == 28
+    tiny = load_model_spec(str(root / "tiny-moe.mlir")).moe[0]
+    assert auto_buffers_plan(tiny, load_preset("paper-2x2"), 0).max_shard_bytes == 6144  # 24 KiB / 4: 9% -> 2.3%
+    # tests/filecheck/passes/shard-experts.mlir: shards already below a packet stay whole

@@ -24,12 +24,14 @@ from fsedp_compiler.inputs.trace_synth import synth_trace
 from fsedp_compiler.inputs.traces import RoutingTrace
 
 
-def step_plan(layer: MoeLayerSpec, target: Target, shards_per_chiplet: int = 0, buffers: int = 0) -> ShardPlan:
-    """The plan `shard-experts` makes: 0 shards per chiplet or 0 buffers choose automatically."""
+def step_plan(layer: MoeLayerSpec, target: Target, shards_per_chiplet: int = 0, buffers: int = 0,
+              active: int | None = None) -> ShardPlan:
+    """The plan `shard-experts` makes: 0 shards per chiplet or 0 buffers choose automatically
+    (`active`: the fewest experts a step of the trace activates)."""
     from fsedp_compiler.passes.shard_experts import auto_buffers_plan, auto_plan
 
     if buffers == 0:
-        return auto_buffers_plan(layer, target, shards_per_chiplet)
+        return auto_buffers_plan(layer, target, shards_per_chiplet, active)
     if shards_per_chiplet == 0:
         return auto_plan(layer, target, buffers)
     return make_shard_plan(layer, target, shards_per_chiplet, buffers)
@@ -57,11 +59,14 @@ def step_instances(model: ModelSpec, target: Target, trace: RoutingTrace, layer_
     if not 0 <= first_step or first_step + steps > trace.num_steps:
         raise FsedpError(f"steps {first_step}..{first_step + steps - 1} are not all in the trace's "
                          f"0..{trace.num_steps - 1}", field="--step")
+    from fsedp_compiler.passes.shard_experts import fewest_active
+
     layer = model.moe_layer(index)
-    plan = step_plan(layer, target, shards_per_chiplet, buffers)
+    pos = trace.layer_indices.index(index)
+    plan = step_plan(layer, target, shards_per_chiplet, buffers, fewest_active(trace, pos, layer.num_shared))
     ring, cost = Ring(target.ring), CostModel(target, layer.dtype)
     out = []
     for step in range(first_step, first_step + steps):
-        experts, weights = trace.step(trace.layer_indices.index(index), step)
+        experts, weights = trace.step(pos, step)
         out.append(Instance(plan, ring, cost, StepRouting(experts, weights, trace.token_chiplet, index, step)))
     return out

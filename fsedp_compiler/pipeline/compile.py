@@ -21,18 +21,20 @@ def compile_passes(strategy: str, *, target: str | None, trace: str | None, mode
                    buffers: int = 0, order: str | None = None, direction: str | None = None,
                    hydra_skip_single: bool = False) -> list:
     """The pass pipeline of `strategy` (attach-target first when `target` is given)."""
-    return (plan_passes(target=target, shards_per_chiplet=shards_per_chiplet, buffers=buffers)
+    return (plan_passes(target=target, shards_per_chiplet=shards_per_chiplet, buffers=buffers, trace=trace)
             + strategy_passes(strategy, trace=trace, mode=mode, order=order, direction=direction,
                               hydra_skip_single=hydra_skip_single))
 
 
-def plan_passes(*, target: str | None, shards_per_chiplet: int = 0, buffers: int = 0) -> list:
-    """The passes every strategy shares: attach-target (when `target` is given) and shard-experts."""
+def plan_passes(*, target: str | None, shards_per_chiplet: int = 0, buffers: int = 0,
+                trace: str | None = None) -> list:
+    """The passes every strategy shares: attach-target (when `target` is given) and shard-experts
+    (shards sized for `trace`'s fewest active experts when given)."""
     from fsedp_compiler.passes.attach_target import AttachTargetPass
     from fsedp_compiler.passes.shard_experts import ShardExpertsPass
 
     passes: list = [AttachTargetPass(target=target)] if target else []
-    return passes + [ShardExpertsPass(shards_per_chiplet=shards_per_chiplet, buffers=buffers)]
+    return passes + [ShardExpertsPass(shards_per_chiplet=shards_per_chiplet, buffers=buffers, trace=trace or "")]
 
 
 def strategy_passes(strategy: str, *, trace: str | None, mode: str, order: str | None = None,
@@ -102,7 +104,8 @@ def compile_auto(ctx, module, *, target: str | None, trace: str | None, mode: st
     from fsedp_compiler.pipeline.driver import run_passes
 
     names = parse_candidates(candidates, mode)
-    run_passes(ctx, module, plan_passes(target=target, shards_per_chiplet=shards_per_chiplet, buffers=buffers),
+    run_passes(ctx, module, plan_passes(target=target, shards_per_chiplet=shards_per_chiplet, buffers=buffers,
+                                        trace=trace),
                text=text, verify_each=verify_each, verify_at_end=False)
     system = require_target(module, "auto")
     model = module_model(module)
