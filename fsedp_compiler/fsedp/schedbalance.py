@@ -89,8 +89,18 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
         if floor != least:
             return floor < least
         tied = [i for i, (s, _, _) in built.items() if s == least]
-        if index < min(tied):  # it would be the earlier plan of the tie
-            return True
+        if index < min(tied):
+            # It would be the earlier plan of the tie, and is taken unless a tied plan relieves
+            # it: the built plan r with the least link (ties: the earlier), whatever its link
+            # l >= link_floor. l = link(r) makes it the relief itself (earlier index), and the
+            # relief condition only gets easier as l grows, so it holds for every l iff at
+            # link_floor. Then r is taken, as without it iff r is taken now.
+            r = min(tied, key=lambda i: (built[i][1], i))
+            relief = built[r][1]
+            if not (link_floor > relief and link_floor >= LINK_BUSY * bound
+                    and link_floor - relief >= LINK_RELIEF * bound):
+                return True
+            return sorted(built)[tie_break(*_scores_links(built), other_bound)] != r
         link = built[min(tied)][1]
         # it can only be taken as the tied plan with the least busiest link (`tie_break`)
         relief = min(built[i][1] for i in tied)
@@ -119,9 +129,12 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
         least = int(np.add.reduce(moved[0] if len(moved) == 1 else np.minimum.reduce(moved)))
         link_shards = cost.link_busy_ns(-(-least // (2 * n * len(usable))))
         floor_shards = max(other_bound, link_shards) + shortest * hop_ns
-        # the lower floor first: the plan it builds may let the other be skipped
+        # the lower floor first: the plan it builds may let the other be skipped; of equal
+        # floors the lower link floor (the per-shard plan's, usually): a tie's plan with the
+        # least links, once built, lets the other be skipped when its link floor is well above
+        # (`needed`; a plan skipped stays skippable whatever the other plan turns out to be)
         later = sorted([(floor_balanced, link_balanced, 1, balanced), (floor_shards, link_shards, 2, shards)],
-                       key=lambda c: (c[0], c[2]))
+                       key=lambda c: (c[0], c[1], c[2]))
     for floor, link_floor, index, build in later:
         if prune and not needed(floor, link_floor, index):
             continue
@@ -149,10 +162,15 @@ def tie_break(scores: list[int], link_ns: list[int], other_bound: int) -> int:
     return first
 
 
+def _scores_links(built: dict[int, tuple[int, int, Plan]]) -> tuple[list[int], list[int]]:
+    """The scores and link ns of the plans built, in plan order (`tie_break`'s arguments)."""
+    order = sorted(built)
+    return [built[i][0] for i in order], [built[i][1] for i in order]
+
+
 def _chosen(built: dict[int, tuple[int, int, Plan]], other_bound: int) -> tuple[list[int], list[int], int]:
     """`tie_break` over the plans built (in plan order); its directions, rings and link ns."""
-    order = sorted(built)
-    pick = order[tie_break([built[i][0] for i in order], [built[i][1] for i in order], other_bound)]
+    pick = sorted(built)[tie_break(*_scores_links(built), other_bound)]
     _, link, p = built[pick]
     return p[0], p[1], link
 
