@@ -228,30 +228,39 @@ def _balance_one_ring(both: np.ndarray, short: tuple[np.ndarray, np.ndarray],
     n = both.shape[1]
     count = len(both) // 2
     opts = np.concatenate((both.reshape(count, 2 * n), short[0].reshape(count, 2 * n),
-                           short[1].reshape(count, 2 * n)), axis=1).reshape(count, 3, 2 * n)
-    half = np.add.reduce(opts.reshape(count, 6, n), axis=2).tolist()
+                           short[1].reshape(count, 2 * n)), axis=1)  # [A, 6N]
+    # each half's bytes moved: one reduceat over the flat rows (a reduce over a short last axis
+    # costs more); per option (CW, CCW, SHORT, SHORT_CCW) the key's second entry
+    half = np.add.reduceat(opts.ravel(), np.arange(0, 6 * n * count, n)).reshape(count, 6).tolist()
+    moved = [(h[0], h[1], h[2] + h[3], h[4] + h[5]) for h in half]
+    rows = opts.reshape(count, 3, 2 * n)[ordered]  # in the global order: one view per stream
     load = np.zeros(2 * n, dtype=np.int64)
     load_cw, load_ccw = load[:n], load[n:]
+    cand = np.empty((3, 2 * n), dtype=np.int64)  # every option's candidate loads, reused
+    flat, add = cand.ravel(), np.add
     top_cw = top_ccw = 0  # busiest link so far, clockwise and counter-clockwise
     halves, busiest = np.arange(0, 6 * n, n), np.maximum.reduceat
     ways = (CW, CCW, SHORT, SHORT_CCW)
-    order = range(4)
     direction = [CW] * len(ordered)
-    for i in ordered:
-        cand = opts[i] + load  # [3, 2N]
-        m = busiest(cand.ravel(), halves).tolist()
-        h = half[i]
-        peaks = (max(m[0], top_ccw), max(top_cw, m[1]), max(m[2], m[3]), max(m[4], m[5]))
-        _, _, w = min(zip(peaks, (h[0], h[1], h[2] + h[3], h[4] + h[5]), order))
+    for i, row in zip(ordered, rows):
+        add(row, load, out=cand)
+        m0, m1, m2, m3, m4, m5 = busiest(flat, halves).tolist()
+        h = moved[i]
+        # (busiest link, bytes moved, way): the least wins
+        _, _, w = min((m0 if m0 > top_ccw else top_ccw, h[0], 0), (m1 if m1 > top_cw else top_cw, h[1], 1),
+                      (m2 if m2 > m3 else m3, h[2], 2), (m4 if m4 > m5 else m5, h[3], 3))
         if w == 0:
             load_cw[:] = cand[0, :n]
-            top_cw = m[0]
+            top_cw = m0
         elif w == 1:
             load_ccw[:] = cand[0, n:]
-            top_ccw = m[1]
+            top_ccw = m1
+        elif w == 2:
+            load[:] = cand[1]
+            top_cw, top_ccw = m2, m3
         else:
-            load[:] = cand[w - 1]
-            top_cw, top_ccw = m[2 * w - 2], m[2 * w - 1]
+            load[:] = cand[2]
+            top_cw, top_ccw = m4, m5
         direction[i] = ways[w]
     return direction, [0] * len(ordered), max(top_cw, top_ccw)
 

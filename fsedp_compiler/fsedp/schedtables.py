@@ -214,12 +214,14 @@ def short_link_bytes(tables: Tables, lengths: np.ndarray, weights: np.ndarray,
     clockwise (SHORT), then counter-clockwise (SHORT_CCW). `lengths`, `weights`, `after`:
     `link_bytes_and_lengths`' and `home_weights`'; with `after` (the `nearest` rule), a sweep."""
     cw_len, ccw_len = lengths[0::2], lengths[1::2, ::-1]  # by ring position
-    parts = []
-    for take_cw in (cw_len <= ccw_len, cw_len < ccw_len):
-        part = weights.copy()
-        part[0::2] *= take_cw
-        part[1::2] *= ~take_cw[:, ::-1]
-        parts.append(part)
+    count, n = cw_len.shape
+    # both ways' homes taking the clockwise way, [2 ways, A, 2 directions, N]: a clockwise row's
+    # homes (by ring position) take it, a counter-clockwise row's (reversed) the others
+    take = np.empty((2, count, 2, n), dtype=bool)
+    np.less_equal(cw_len, ccw_len, out=take[0, :, 0])
+    np.less(cw_len, ccw_len, out=take[1, :, 0])
+    np.logical_not(take[:, :, 0, ::-1], out=take[:, :, 1])
+    parts = (weights.reshape(count, 2, n) * take).reshape(2, 2 * count, n)
     if after is None:
         return walk_link_bytes(parts[0], lengths, tables.exact), walk_link_bytes(parts[1], lengths, tables.exact)
     # Under `nearest` a shard's trajectory does not depend on the way its neighbours take: each
@@ -227,11 +229,10 @@ def short_link_bytes(tables: Tables, lengths: np.ndarray, weights: np.ndarray,
     # load[w] = P'[N - 1] - P'[f(w)] + P'[w] with P' the prefix sums over the doubled walk and
     # f(w) = 2N - after[w] in (w, w + N]. With P the prefix sums over one lap and T = P[N - 1],
     # P'[f] = P[f mod N] + T [f >= N], so load[w] = T [f < N] - P[f mod N] + P[w].
-    rows, n = after.shape
+    rows = 2 * count
     lap = after > n  # f(w) < N
-    flat = (2 * n - after) - n * ~lap + np.arange(0, rows * n, n, dtype=np.int64)[:, None]
-    out = []
-    for part in parts:
-        prefix = np.cumsum(part, axis=1)
-        out.append(np.where(lap, prefix[:, -1:], 0) - prefix.ravel()[flat] + prefix)
+    start = np.arange(2 * n, (rows + 2) * n, n, dtype=np.int64)[:, None]  # row r's r·N, plus 2N
+    flat = np.where(lap, start, start - n) - after  # f(w) mod N + r·N
+    prefix = np.cumsum(parts, axis=2)  # both ways at once
+    out = prefix[:, :, -1:] * lap - np.take(prefix.reshape(2, rows * n), flat, axis=1) + prefix
     return out[0], out[1]
