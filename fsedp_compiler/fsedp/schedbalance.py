@@ -229,15 +229,16 @@ def _balance_one_ring(both: np.ndarray, short: tuple[np.ndarray, np.ndarray],
     count = len(both) // 2
     opts = np.concatenate((both.reshape(count, 2 * n), short[0].reshape(count, 2 * n),
                            short[1].reshape(count, 2 * n)), axis=1)  # [A, 6N]
-    # each half's bytes moved: one reduceat over the flat rows (a reduce over a short last axis
-    # costs more); per option (CW, CCW, SHORT, SHORT_CCW) the key's second entry
-    half = np.add.reduceat(opts.ravel(), np.arange(0, 6 * n * count, n)).reshape(count, 6).tolist()
-    moved = [(h[0], h[1], h[2] + h[3], h[4] + h[5]) for h in half]
+    # each option's bytes moved (CW's clockwise half, CCW's counter-clockwise half, SHORT's and
+    # SHORT_CCW's both halves), the key's second entry: one reduceat over the flat rows
+    starts = np.add.outer(np.arange(0, 6 * n * count, 6 * n), (0, n, 2 * n, 4 * n)).ravel()
+    moved = np.add.reduceat(opts.ravel(), starts).reshape(count, 4).tolist()
     rows = opts.reshape(count, 3, 2 * n)[ordered]  # in the global order: one view per stream
     load = np.zeros(2 * n, dtype=np.int64)
     load_cw, load_ccw = load[:n], load[n:]
     cand = np.empty((3, 2 * n), dtype=np.int64)  # every option's candidate loads, reused
     flat, add = cand.ravel(), np.add
+    cw_out, ccw_out, short_out, short_ccw_out = cand[0, :n], cand[0, n:], cand[1], cand[2]  # views
     top_cw = top_ccw = 0  # busiest link so far, clockwise and counter-clockwise
     halves, busiest = np.arange(0, 6 * n, n), np.maximum.reduceat
     ways = (CW, CCW, SHORT, SHORT_CCW)
@@ -250,16 +251,16 @@ def _balance_one_ring(both: np.ndarray, short: tuple[np.ndarray, np.ndarray],
         _, _, w = min((m0 if m0 > top_ccw else top_ccw, h[0], 0), (m1 if m1 > top_cw else top_cw, h[1], 1),
                       (m2 if m2 > m3 else m3, h[2], 2), (m4 if m4 > m5 else m5, h[3], 3))
         if w == 0:
-            load_cw[:] = cand[0, :n]
+            load_cw[:] = cw_out
             top_cw = m0
         elif w == 1:
-            load_ccw[:] = cand[0, n:]
+            load_ccw[:] = ccw_out
             top_ccw = m1
         elif w == 2:
-            load[:] = cand[1]
+            load[:] = short_out
             top_cw, top_ccw = m2, m3
         else:
-            load[:] = cand[2]
+            load[:] = short_ccw_out
             top_cw, top_ccw = m4, m5
         direction[i] = ways[w]
     return direction, [0] * len(ordered), max(top_cw, top_ccw)
