@@ -176,3 +176,17 @@ def test_skipping_plans_changes_nothing(monkeypatch) -> None:
             for policy in policies:
                 schedule(routing, plan, rings, cost, policy)
     assert calls["compared"] == 9 * 4 * len(policies)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 12), st.integers(1, 9), st.sampled_from([2, 4, 1000]), st.integers(0, 2**20))
+def test_both_plans_in_one_pass_equal_each_balance(count: int, n: int, high: int, seed: int) -> None:
+    """`_balance_both` makes the per-shard plan's and the balanced plan's choices of
+    `_balance_one_ring` and `balance` (small byte ranges: ties everywhere)."""
+    rng = np.random.default_rng(seed)
+    both = rng.integers(0, high, (2 * count, n), dtype=np.int64)
+    short = (rng.integers(0, high, (2 * count, n), dtype=np.int64), rng.integers(0, high, (2 * count, n), dtype=np.int64))
+    ordered = rng.permutation(count).tolist()
+    per_shard_choice, balanced_choice = schedbalance._balance_both(both, short, ordered)
+    assert per_shard_choice == schedbalance._balance_one_ring(both, short, ordered)
+    assert balanced_choice == schedbalance.balance(both, ordered)

@@ -57,18 +57,29 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
 
     way = {CW: 0, CCW: 1, SHORT: 2, SHORT_CCW: 2}
 
-    def balanced() -> Plan:
-        directions, peaks = balance(link0, list(ordered))
+    def balanced_plan(directions: list[int], peaks: tuple[int, int]) -> Plan:
         return (directions, [0] * count, max(peaks),
                 max(map(lambda row, d: row[way[d]], longest[0].tolist(), directions)))
 
-    def shards() -> Plan:
-        weights[:] = weights or [home_weights(t, active) for t in usable]
-        shorts = [short_link_bytes(t, h, w, a) for t, h, w, a in zip(usable, lengths, weights, after)]
-        directions, on_ring, peak = _balance_rings(list(link), shorts, ordered)
+    def shards_plan(directions: list[int], on_ring: list[int], peak: int) -> Plan:
         rows = [h.tolist() for h in longest]
         return (directions, on_ring, peak,
                 max(map(lambda i, d: rows[on_ring[i]][i][way[d]], range(count), directions)))
+
+    def balanced() -> Plan:
+        return balanced_plan(*balance(link0, list(ordered)))
+
+    def shorts() -> list[tuple[np.ndarray, np.ndarray]]:
+        weights[:] = weights or [home_weights(t, active) for t in usable]
+        return [short_link_bytes(t, h, w, a) for t, h, w, a in zip(usable, lengths, weights, after)]
+
+    def shards() -> Plan:
+        return shards_plan(*_balance_rings(list(link), shorts(), ordered))
+
+    def both_plans() -> tuple[Plan, Plan]:
+        """The per-shard and balanced plans (one ring) in one pass over the streams."""
+        per_shard_choice, balanced_choice = _balance_both(link0, shorts()[0], ordered)
+        return shards_plan(*per_shard_choice), balanced_plan(*balanced_choice)
 
     cw = np.add.reduce(link0[::2], axis=0)
     first = longest[0]
@@ -135,8 +146,19 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
         # (`needed`; a plan skipped stays skippable whatever the other plan turns out to be)
         later = sorted([(floor_balanced, link_balanced, 1, balanced), (floor_shards, link_shards, 2, shards)],
                        key=lambda c: (c[0], c[1], c[2]))
-    for floor, link_floor, index, build in later:
-        if prune and not needed(floor, link_floor, index):
+    for k, (floor, link_floor, index, build) in enumerate(later):
+        if index in built or (prune and not needed(floor, link_floor, index)):
+            continue
+        rest = later[k + 1:]
+        if (index == 2 and rest and len(usable) == 1 and built[0][0] == min(s for s, _, _ in built.values())
+                and needed(*rest[0][:3])):
+            # The balanced plan comes next and is likely built too: with the all-clockwise plan
+            # among the least scores it is skipped only if its link floor is above the per-shard
+            # plan's link, rarely. One pass builds both for about the numpy calls of one
+            # (building a plan that could be skipped leaves the choice as it is).
+            shards_built, balanced_built = both_plans()
+            add(2, shards_built)
+            add(1, balanced_built)
             continue
         add(index, build())
     return _chosen(built, other_bound)
@@ -264,6 +286,68 @@ def _balance_one_ring(both: np.ndarray, short: tuple[np.ndarray, np.ndarray],
             top_cw, top_ccw = m4, m5
         direction[i] = ways[w]
     return direction, [0] * len(ordered), max(top_cw, top_ccw)
+
+
+def _balance_both(both: np.ndarray, short: tuple[np.ndarray, np.ndarray], ordered: list[int]) -> tuple[
+        tuple[list[int], list[int], int], tuple[list[int], tuple[int, int]]]:
+    """`_balance_one_ring(both, short, ordered)` and `balance(both, ordered)` (the per-shard and
+    the balanced plan on one ring) in one pass: the same choices, each stream's candidate loads
+    of both plans in one numpy add and one reduceat. Rows 0-2 of a stream's [4, 2N] block are
+    its CW/CCW, SHORT and SHORT_CCW options against the per-shard plan's load (kept in three
+    copies), row 3 its clockwise and counter-clockwise arcs against the balanced plan's load."""
+    n = both.shape[1]
+    count = len(both) // 2
+    arcs = both.reshape(count, 2 * n)
+    opts = np.concatenate((arcs, short[0].reshape(count, 2 * n), short[1].reshape(count, 2 * n), arcs),
+                          axis=1)  # [A, 8N]
+    # bytes moved: CW's clockwise half, CCW's counter-clockwise half, SHORT's, SHORT_CCW's (both
+    # halves); the fifth segment (the balanced plan's arcs) closes the fourth and is dropped
+    starts = np.add.outer(np.arange(0, 8 * n * count, 8 * n), (0, n, 2 * n, 4 * n, 6 * n)).ravel()
+    moved = np.add.reduceat(opts.ravel(), starts).reshape(count, 5)[:, :4].tolist()
+    rows = opts.reshape(count, 4, 2 * n)[ordered]
+    load = np.zeros((4, 2 * n), dtype=np.int64)  # the per-shard plan's x 3, then the balanced plan's
+    per, bal_cw, bal_ccw = load[:3], load[3, :n], load[3, n:]
+    per_cw, per_ccw = per[:, :n], per[:, n:]
+    cand = np.empty((4, 2 * n), dtype=np.int64)
+    flat, add = cand.ravel(), np.add
+    cw_out, ccw_out, short_out, short_ccw_out, cand_bal_cw, cand_bal_ccw = \
+        cand[0, :n], cand[0, n:], cand[1], cand[2], cand[3, :n], cand[3, n:]
+    halves, busiest = np.arange(0, 8 * n, n), np.maximum.reduceat
+    ways = (CW, CCW, SHORT, SHORT_CCW)
+    top_cw = top_ccw = 0  # the per-shard plan's busiest link so far, each way
+    bal_top_cw = bal_top_ccw = sum_cw = sum_ccw = 0  # the balanced plan's, and its bytes moved each way
+    direction, bal_direction = [CW] * len(ordered), [CW] * len(ordered)
+    for i, row in zip(ordered, rows):
+        add(row, load, out=cand)
+        m0, m1, m2, m3, m4, m5, b0, b1 = busiest(flat, halves).tolist()
+        h = moved[i]
+        # the per-shard plan (`_balance_one_ring`): (busiest link, bytes moved, way), the least
+        _, _, w = min((m0 if m0 > top_ccw else top_ccw, h[0], 0), (m1 if m1 > top_cw else top_cw, h[1], 1),
+                      (m2 if m2 > m3 else m3, h[2], 2), (m4 if m4 > m5 else m5, h[3], 3))
+        if w == 0:
+            per_cw[:] = cw_out
+            top_cw = m0
+        elif w == 1:
+            per_ccw[:] = ccw_out
+            top_ccw = m1
+        elif w == 2:
+            per[:] = short_out
+            top_cw, top_ccw = m2, m3
+        else:
+            per[:] = short_ccw_out
+            top_cw, top_ccw = m4, m5
+        direction[i] = ways[w]
+        # the balanced plan (`balance`): the lower candidate peak; ties: less load so far, then CW
+        if b0 < b1 or (b0 == b1 and sum_cw <= sum_ccw):
+            bal_cw[:] = cand_bal_cw
+            bal_top_cw = b0
+            sum_cw += h[0]
+        else:
+            bal_ccw[:] = cand_bal_ccw
+            bal_top_ccw = b1
+            sum_ccw += h[1]
+            bal_direction[i] = CCW
+    return (direction, [0] * len(ordered), max(top_cw, top_ccw)), (bal_direction, (bal_top_cw, bal_top_ccw))
 
 
 def balance(both: np.ndarray, ordered: list[int]) -> tuple[list[int], tuple[int, int]]:
