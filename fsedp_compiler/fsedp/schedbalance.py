@@ -140,22 +140,24 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
         least = int(np.add.reduce(moved[0] if len(moved) == 1 else np.minimum.reduce(moved)))
         link_shards = cost.link_busy_ns(-(-least // (2 * n * len(usable))))
         floor_shards = max(other_bound, link_shards) + shortest * hop_ns
-        # the lower floor first: the plan it builds may let the other be skipped; of equal
-        # floors the lower link floor (the per-shard plan's, usually): a tie's plan with the
-        # least links, once built, lets the other be skipped when its link floor is well above
-        # (`needed`; a plan skipped stays skippable whatever the other plan turns out to be)
+        # The lower floor first: the plan it builds may let the other be skipped (`needed`; a
+        # plan skipped stays skippable whatever the other turns out to be). Of equal floors the
+        # balanced plan first, unless its link floor is above the per-shard plan's by the
+        # relief (LINK_RELIEF of the bound): the per-shard plan built near its link floor then
+        # lets the balanced plan be skipped (a tie the balanced plan cannot keep), and the
+        # other way round the per-shard plan would be needed as the likely relief.
+        relieves = link_balanced - link_shards >= LINK_RELIEF * bound
         later = sorted([(floor_balanced, link_balanced, 1, balanced), (floor_shards, link_shards, 2, shards)],
-                       key=lambda c: (c[0], c[1], c[2]))
+                       key=lambda c: (c[0], -c[2] if relieves else c[2]))
     for k, (floor, link_floor, index, build) in enumerate(later):
         if index in built or (prune and not needed(floor, link_floor, index)):
             continue
         rest = later[k + 1:]
-        if (index == 2 and rest and len(usable) == 1 and built[0][0] == min(s for s, _, _ in built.values())
-                and needed(*rest[0][:3])):
-            # The balanced plan comes next and is likely built too: with the all-clockwise plan
-            # among the least scores it is skipped only if its link floor is above the per-shard
-            # plan's link, rarely. One pass builds both for about the numpy calls of one
-            # (building a plan that could be skipped leaves the choice as it is).
+        if rest and len(usable) == 1 and floor == rest[0][0] == built[0][0] and needed(*rest[0][:3]):
+            # The other plan comes next and is likely built too: both can at best tie with the
+            # all-clockwise plan (their floors are its score), and it is then skipped only if
+            # its link floor is above the link of the one built. One pass builds both for about
+            # the numpy calls of one (building a plan that could be skipped changes nothing).
             shards_built, balanced_built = both_plans()
             add(2, shards_built)
             add(1, balanced_built)
