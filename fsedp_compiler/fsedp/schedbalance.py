@@ -257,7 +257,8 @@ def _balance_one_ring(both: np.ndarray, short: tuple[np.ndarray, np.ndarray],
     # SHORT_CCW's both halves), the key's second entry: one reduceat over the flat rows
     starts = np.add.outer(np.arange(0, 6 * n * count, 6 * n), (0, n, 2 * n, 4 * n)).ravel()
     moved = np.add.reduceat(opts.ravel(), starts).reshape(count, 4).tolist()
-    rows = opts.reshape(count, 3, 2 * n)[ordered]  # in the global order: one view per stream
+    rows = opts.reshape(count, 3, 2 * n)  # a stream's options: a view (a gathered copy costs a fresh
+    # allocation of the whole [A, 6N] per call, page faults and all, when large)
     load = np.zeros(2 * n, dtype=np.int64)
     load_cw, load_ccw = load[:n], load[n:]
     cand = np.empty((3, 2 * n), dtype=np.int64)  # every option's candidate loads, reused
@@ -267,8 +268,8 @@ def _balance_one_ring(both: np.ndarray, short: tuple[np.ndarray, np.ndarray],
     halves, busiest = np.arange(0, 6 * n, n), np.maximum.reduceat
     ways = (CW, CCW, SHORT, SHORT_CCW)
     direction = [CW] * len(ordered)
-    for i, row in zip(ordered, rows):
-        add(row, load, out=cand)
+    for i in ordered:
+        add(rows[i], load, out=cand)
         m0, m1, m2, m3, m4, m5 = busiest(flat, halves).tolist()
         h = moved[i]
         # (busiest link, bytes moved, way): the least wins
@@ -306,7 +307,7 @@ def _balance_both(both: np.ndarray, short: tuple[np.ndarray, np.ndarray], ordere
     # halves); the fifth segment (the balanced plan's arcs) closes the fourth and is dropped
     starts = np.add.outer(np.arange(0, 8 * n * count, 8 * n), (0, n, 2 * n, 4 * n, 6 * n)).ravel()
     moved = np.add.reduceat(opts.ravel(), starts).reshape(count, 5)[:, :4].tolist()
-    rows = opts.reshape(count, 4, 2 * n)[ordered]
+    rows = opts.reshape(count, 4, 2 * n)  # views, as in `_balance_one_ring`
     load = np.zeros((4, 2 * n), dtype=np.int64)  # the per-shard plan's x 3, then the balanced plan's
     per, bal_cw, bal_ccw = load[:3], load[3, :n], load[3, n:]
     per_cw, per_ccw = per[:, :n], per[:, n:]
@@ -319,8 +320,8 @@ def _balance_both(both: np.ndarray, short: tuple[np.ndarray, np.ndarray], ordere
     top_cw = top_ccw = 0  # the per-shard plan's busiest link so far, each way
     bal_top_cw = bal_top_ccw = sum_cw = sum_ccw = 0  # the balanced plan's, and its bytes moved each way
     direction, bal_direction = [CW] * len(ordered), [CW] * len(ordered)
-    for i, row in zip(ordered, rows):
-        add(row, load, out=cand)
+    for i in ordered:
+        add(rows[i], load, out=cand)
         m0, m1, m2, m3, m4, m5, b0, b1 = busiest(flat, halves).tolist()
         h = moved[i]
         # the per-shard plan (`_balance_one_ring`): (busiest link, bytes moved, way), the least
