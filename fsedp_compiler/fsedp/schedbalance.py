@@ -42,7 +42,10 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
     with its least option: for the balanced plan min(clockwise, counter-clockwise) on R1's ring,
     for the per-shard plan the shorter way (never longer than either direction) on the best
     ring. Sums and maxima over streams of those minima bound the score from below (the floor).
-    The plan with the lower floor is built first."""
+    The plan with the lower floor is built first (of equal floors, see the comment there); a tie
+    the later plan would be the earlier plan of is skipped too when the built plan with the
+    least links takes it whatever links the later plan has; and when both plans can at best
+    tie with the all-clockwise one, one pass over the streams builds both (`_balance_both`)."""
     count = len(active)
     plan = tables[0].plan
     usable = [t for r, t in enumerate(tables) if plan.buffers >= min_buffers(2 * (r + 1))]
