@@ -185,7 +185,7 @@ def test_both_plans_in_one_pass_equal_each_balance(count: int, n: int, high: int
     `_balance_one_ring` and `balance` (small byte ranges: ties everywhere)."""
     rng = np.random.default_rng(seed)
     both = rng.integers(0, high, (2 * count, n), dtype=np.int64)
-    short = (rng.integers(0, high, (2 * count, n), dtype=np.int64), rng.integers(0, high, (2 * count, n), dtype=np.int64))
+    short = tuple(rng.integers(0, high, (2 * count, n), dtype=np.int64) for _ in range(2))
     ordered = rng.permutation(count).tolist()
     per_shard_choice, balanced_choice = schedbalance._balance_both(both, short, ordered)
     assert per_shard_choice == schedbalance._balance_one_ring(both, short, ordered)
