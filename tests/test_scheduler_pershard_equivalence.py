@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import sched_pershard_reference as frozen
 from fsedp_compiler.costmodel import CostModel
-from fsedp_compiler.fsedp import schedbalance
+from fsedp_compiler.fsedp import schedbalance, schedtables
 from fsedp_compiler.fsedp import scheduler
 from fsedp_compiler.fsedp.policy import TRAJECTORIES
 from fsedp_compiler.fsedp.policy import DIRECTIONS, ORDERS
@@ -176,3 +176,40 @@ def test_skipping_plans_changes_nothing(monkeypatch) -> None:
             for policy in policies:
                 schedule(routing, plan, rings, cost, policy)
     assert calls["compared"] == 9 * 4 * len(policies)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 12), st.integers(1, 9), st.sampled_from([2, 4, 1000]), st.integers(0, 2**20))
+def test_both_plans_in_one_pass_equal_each_balance(count: int, n: int, high: int, seed: int) -> None:
+    """`_balance_both` makes the per-shard plan's and the balanced plan's choices of
+    `_balance_one_ring` and `balance` (small byte ranges: ties everywhere)."""
+    rng = np.random.default_rng(seed)
+    both = rng.integers(0, high, (2 * count, n), dtype=np.int64)
+    short = tuple(rng.integers(0, high, (2 * count, n), dtype=np.int64) for _ in range(2))
+    ordered = rng.permutation(count).tolist()
+    per_shard_choice, balanced_choice = schedbalance._balance_both(both, short, ordered)
+    assert per_shard_choice == schedbalance._balance_one_ring(both, short, ordered)
+    assert balanced_choice == schedbalance.balance(both, ordered)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(3, 12), st.integers(0, 2**20))
+def test_short_bytes_stacked_and_one_way_at_a_time_agree(n: int, seed: int) -> None:
+    """`short_link_bytes` stacks both ways for small arrays and sweeps one way at a time for large
+    ones: the same bytes either way."""
+    target = full_target(n)
+    layer = MoeLayerSpec(0, d_model=4, d_ffn=n, num_experts=6, top_k=1)
+    rng = np.random.default_rng(seed)
+    plan, ring, cost = make_shard_plan(layer, target, 1, 6), Ring(tuple(rng.permutation(n).tolist())), CostModel(target)
+    tables = tables_for(plan, ring, cost)
+    present = rng.random((6, n)) < rng.random()
+    present[np.arange(6), rng.integers(0, n, 6)] = True
+    active = np.sort(rng.choice(plan.num_streams, 6, replace=False))
+    _, lengths, after = link_bytes_and_lengths(tables, present, active, "nearest")
+    weights = home_weights(tables, active)
+    got = []
+    for limit in (0, 10**9):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(schedtables, "_STACKED_MAX", limit)
+            got.append(short_link_bytes(tables, lengths, weights, after))
+    assert all((a == b).all() and a.dtype == b.dtype == np.int64 for a, b in zip(*got))

@@ -44,7 +44,10 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
     with its least option: for the balanced plan min(clockwise, counter-clockwise) on R1's ring,
     for the per-shard plan the shorter way (never longer than either direction) on the best
     ring. Sums and maxima over streams of those minima bound the score from below (the floor).
-    The plan with the lower floor is built first."""
+    The plan with the lower floor is built first (of equal floors, see the comment there); a tie
+    the later plan would be the earlier plan of is skipped too when the built plan with the
+    least links takes it whatever links the later plan has; and when both plans can at best
+    tie with the all-clockwise one, one pass over the streams builds both (`_balance_both`)."""
     count = len(active)
     plan = tables[0].plan
     usable = [t for r, t in enumerate(tables) if plan.buffers >= min_buffers(2 * (r + 1))]
@@ -59,18 +62,29 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
 
     way = {CW: 0, CCW: 1, SHORT: 2, SHORT_CCW: 2}
 
-    def balanced() -> Plan:
-        directions, peaks = balance(link0, list(ordered))
+    def balanced_plan(directions: list[int], peaks: tuple[int, int]) -> Plan:
         return (directions, [0] * count, max(peaks),
                 max(map(lambda row, d: row[way[d]], longest[0].tolist(), directions)))
 
-    def shards() -> Plan:
-        weights[:] = weights or [home_weights(t, active) for t in usable]
-        shorts = [short_link_bytes(t, h, w, a) for t, h, w, a in zip(usable, lengths, weights, after)]
-        directions, on_ring, peak = _balance_rings(list(link), shorts, ordered)
+    def shards_plan(directions: list[int], on_ring: list[int], peak: int) -> Plan:
         rows = [h.tolist() for h in longest]
         return (directions, on_ring, peak,
                 max(map(lambda i, d: rows[on_ring[i]][i][way[d]], range(count), directions)))
+
+    def balanced() -> Plan:
+        return balanced_plan(*balance(link0, list(ordered)))
+
+    def shorts() -> list[tuple[np.ndarray, np.ndarray]]:
+        weights[:] = weights or [home_weights(t, active) for t in usable]
+        return [short_link_bytes(t, h, w, a) for t, h, w, a in zip(usable, lengths, weights, after)]
+
+    def shards() -> Plan:
+        return shards_plan(*_balance_rings(list(link), shorts(), ordered))
+
+    def both_plans() -> tuple[Plan, Plan]:
+        """The per-shard and balanced plans (one ring) in one pass over the streams."""
+        per_shard_choice, balanced_choice = _balance_both(link0, shorts()[0], ordered)
+        return shards_plan(*per_shard_choice), balanced_plan(*balanced_choice)
 
     cw = np.add.reduce(link0[::2], axis=0)
     first = longest[0]
@@ -91,8 +105,18 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
         if floor != least:
             return floor < least
         tied = [i for i, (s, _, _) in built.items() if s == least]
-        if index < min(tied):  # it would be the earlier plan of the tie
-            return True
+        if index < min(tied):
+            # It would be the earlier plan of the tie, and is taken unless a tied plan relieves
+            # it: the built plan r with the least link (ties: the earlier), whatever its link
+            # l >= link_floor. l = link(r) makes it the relief itself (earlier index), and the
+            # relief condition only gets easier as l grows, so it holds for every l iff at
+            # link_floor. Then r is taken, as without it iff r is taken now.
+            r = min(tied, key=lambda i: (built[i][1], i))
+            relief = built[r][1]
+            if not (link_floor > relief and link_floor >= LINK_BUSY * bound
+                    and link_floor - relief >= LINK_RELIEF * bound and _allowed(built, r, plan.buffers, hot)):
+                return True
+            return _pick(built, other_bound, plan.buffers, hot) != r
         link = built[min(tied)][1]
         # it can only be taken as the tied plan with the least busiest link (`tie_break`)
         relief = min(built[i][1] for i in tied)
@@ -122,11 +146,27 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
         least = int(np.add.reduce(moved[0] if len(moved) == 1 else np.minimum.reduce(moved)))
         link_shards = cost.link_busy_ns(-(-least // (2 * n * len(usable))))
         floor_shards = max(other_bound, link_shards) + shortest * hop_ns
-        # the lower floor first: the plan it builds may let the other be skipped
+        # The lower floor first: the plan it builds may let the other be skipped (`needed`; a
+        # plan skipped stays skippable whatever the other turns out to be). Of equal floors the
+        # balanced plan first, unless its link floor is above the per-shard plan's by the
+        # relief (LINK_RELIEF of the bound): the per-shard plan built near its link floor then
+        # lets the balanced plan be skipped (a tie the balanced plan cannot keep), and the
+        # other way round the per-shard plan would be needed as the likely relief.
+        relieves = link_balanced - link_shards >= LINK_RELIEF * bound
         later = sorted([(floor_balanced, link_balanced, 1, balanced), (floor_shards, link_shards, 2, shards)],
-                       key=lambda c: (c[0], c[2]))
-    for floor, link_floor, index, build in later:
-        if prune and not needed(floor, link_floor, index):
+                       key=lambda c: (c[0], -c[2] if relieves else c[2]))
+    for k, (floor, link_floor, index, build) in enumerate(later):
+        if index in built or (prune and not needed(floor, link_floor, index)):
+            continue
+        rest = later[k + 1:]
+        if rest and len(usable) == 1 and floor == rest[0][0] == built[0][0] and needed(*rest[0][:3]):
+            # The other plan comes next and is likely built too: both can at best tie with the
+            # all-clockwise plan (their floors are its score), and it is then skipped only if
+            # its link floor is above the link of the one built. One pass builds both for about
+            # the numpy calls of one (building a plan that could be skipped changes nothing).
+            shards_built, balanced_built = both_plans()
+            add(2, shards_built)
+            add(1, balanced_built)
             continue
         add(index, build())
     return _chosen(built, other_bound, plan.buffers, hot)
@@ -176,12 +216,28 @@ def tie_break(scores: list[int], link_ns: list[int], other_bound: int,
     return first
 
 
+def _scores_links(built: dict[int, tuple[int, int, Plan]]) -> tuple[list[int], list[int]]:
+    """The scores and link ns of the plans built, in plan order (`tie_break`'s arguments)."""
+    order = sorted(built)
+    return [built[i][0] for i in order], [built[i][1] for i in order]
+
+
+def _allowed(built: dict[int, tuple[int, int, Plan]], index: int, buffers: int, hot: bool) -> bool:
+    """`pool_allows` for a built plan (its networks counted only in a hot step)."""
+    return not hot or pool_allows(buffers, networks_of(built[index][2][0], built[index][2][1]), hot)
+
+
+def _pick(built: dict[int, tuple[int, int, Plan]], other_bound: int, buffers: int, hot: bool) -> int:
+    """The index of the plan `tie_break` takes of those built."""
+    order = sorted(built)
+    allowed = [_allowed(built, i, buffers, hot) for i in order] if hot else None
+    return order[tie_break(*_scores_links(built), other_bound, allowed)]
+
+
 def _chosen(built: dict[int, tuple[int, int, Plan]], other_bound: int, buffers: int,
             hot: bool) -> tuple[list[int], list[int], int]:
     """`tie_break` over the plans built (in plan order); its directions, rings and link ns."""
-    order = sorted(built)
-    allowed = [not hot or pool_allows(buffers, networks_of(built[i][2][0], built[i][2][1]), hot) for i in order]
-    pick = order[tie_break([built[i][0] for i in order], [built[i][1] for i in order], other_bound, allowed)]
+    pick = _pick(built, other_bound, buffers, hot)
     _, link, p = built[pick]
     return p[0], p[1], link
 
@@ -239,32 +295,105 @@ def _balance_one_ring(both: np.ndarray, short: tuple[np.ndarray, np.ndarray],
     n = both.shape[1]
     count = len(both) // 2
     opts = np.concatenate((both.reshape(count, 2 * n), short[0].reshape(count, 2 * n),
-                           short[1].reshape(count, 2 * n)), axis=1).reshape(count, 3, 2 * n)
-    half = np.add.reduce(opts.reshape(count, 6, n), axis=2).tolist()
+                           short[1].reshape(count, 2 * n)), axis=1)  # [A, 6N]
+    # each option's bytes moved (CW's clockwise half, CCW's counter-clockwise half, SHORT's and
+    # SHORT_CCW's both halves), the key's second entry: one reduceat over the flat rows
+    starts = np.add.outer(np.arange(0, 6 * n * count, 6 * n), (0, n, 2 * n, 4 * n)).ravel()
+    moved = np.add.reduceat(opts.ravel(), starts).reshape(count, 4).tolist()
+    rows = opts.reshape(count, 3, 2 * n)  # a stream's options: a view (a gathered copy costs a fresh
+    # allocation of the whole [A, 6N] per call, page faults and all, when large)
     load = np.zeros(2 * n, dtype=np.int64)
     load_cw, load_ccw = load[:n], load[n:]
+    cand = np.empty((3, 2 * n), dtype=np.int64)  # every option's candidate loads, reused
+    flat, add = cand.ravel(), np.add
+    cw_out, ccw_out, short_out, short_ccw_out = cand[0, :n], cand[0, n:], cand[1], cand[2]  # views
     top_cw = top_ccw = 0  # busiest link so far, clockwise and counter-clockwise
     halves, busiest = np.arange(0, 6 * n, n), np.maximum.reduceat
     ways = (CW, CCW, SHORT, SHORT_CCW)
-    order = range(4)
     direction = [CW] * len(ordered)
     for i in ordered:
-        cand = opts[i] + load  # [3, 2N]
-        m = busiest(cand.ravel(), halves).tolist()
-        h = half[i]
-        peaks = (max(m[0], top_ccw), max(top_cw, m[1]), max(m[2], m[3]), max(m[4], m[5]))
-        _, _, w = min(zip(peaks, (h[0], h[1], h[2] + h[3], h[4] + h[5]), order))
+        add(rows[i], load, out=cand)
+        m0, m1, m2, m3, m4, m5 = busiest(flat, halves).tolist()
+        h = moved[i]
+        # (busiest link, bytes moved, way): the least wins
+        _, _, w = min((m0 if m0 > top_ccw else top_ccw, h[0], 0), (m1 if m1 > top_cw else top_cw, h[1], 1),
+                      (m2 if m2 > m3 else m3, h[2], 2), (m4 if m4 > m5 else m5, h[3], 3))
         if w == 0:
-            load_cw[:] = cand[0, :n]
-            top_cw = m[0]
+            load_cw[:] = cw_out
+            top_cw = m0
         elif w == 1:
-            load_ccw[:] = cand[0, n:]
-            top_ccw = m[1]
+            load_ccw[:] = ccw_out
+            top_ccw = m1
+        elif w == 2:
+            load[:] = short_out
+            top_cw, top_ccw = m2, m3
         else:
-            load[:] = cand[w - 1]
-            top_cw, top_ccw = m[2 * w - 2], m[2 * w - 1]
+            load[:] = short_ccw_out
+            top_cw, top_ccw = m4, m5
         direction[i] = ways[w]
     return direction, [0] * len(ordered), max(top_cw, top_ccw)
+
+
+def _balance_both(both: np.ndarray, short: tuple[np.ndarray, np.ndarray], ordered: list[int]) -> tuple[
+        tuple[list[int], list[int], int], tuple[list[int], tuple[int, int]]]:
+    """`_balance_one_ring(both, short, ordered)` and `balance(both, ordered)` (the per-shard and
+    the balanced plan on one ring) in one pass: the same choices, each stream's candidate loads
+    of both plans in one numpy add and one reduceat. Rows 0-2 of a stream's [4, 2N] block are
+    its CW/CCW, SHORT and SHORT_CCW options against the per-shard plan's load (kept in three
+    copies), row 3 its clockwise and counter-clockwise arcs against the balanced plan's load."""
+    n = both.shape[1]
+    count = len(both) // 2
+    arcs = both.reshape(count, 2 * n)
+    opts = np.concatenate((arcs, short[0].reshape(count, 2 * n), short[1].reshape(count, 2 * n), arcs),
+                          axis=1)  # [A, 8N]
+    # bytes moved: CW's clockwise half, CCW's counter-clockwise half, SHORT's, SHORT_CCW's (both
+    # halves); the fifth segment (the balanced plan's arcs) closes the fourth and is dropped
+    starts = np.add.outer(np.arange(0, 8 * n * count, 8 * n), (0, n, 2 * n, 4 * n, 6 * n)).ravel()
+    moved = np.add.reduceat(opts.ravel(), starts).reshape(count, 5)[:, :4].tolist()
+    rows = opts.reshape(count, 4, 2 * n)  # views, as in `_balance_one_ring`
+    load = np.zeros((4, 2 * n), dtype=np.int64)  # the per-shard plan's x 3, then the balanced plan's
+    per, bal_cw, bal_ccw = load[:3], load[3, :n], load[3, n:]
+    per_cw, per_ccw = per[:, :n], per[:, n:]
+    cand = np.empty((4, 2 * n), dtype=np.int64)
+    flat, add = cand.ravel(), np.add
+    cw_out, ccw_out, short_out, short_ccw_out, cand_bal_cw, cand_bal_ccw = \
+        cand[0, :n], cand[0, n:], cand[1], cand[2], cand[3, :n], cand[3, n:]
+    halves, busiest = np.arange(0, 8 * n, n), np.maximum.reduceat
+    ways = (CW, CCW, SHORT, SHORT_CCW)
+    top_cw = top_ccw = 0  # the per-shard plan's busiest link so far, each way
+    bal_top_cw = bal_top_ccw = sum_cw = sum_ccw = 0  # the balanced plan's, and its bytes moved each way
+    direction, bal_direction = [CW] * len(ordered), [CW] * len(ordered)
+    for i in ordered:
+        add(rows[i], load, out=cand)
+        m0, m1, m2, m3, m4, m5, b0, b1 = busiest(flat, halves).tolist()
+        h = moved[i]
+        # the per-shard plan (`_balance_one_ring`): (busiest link, bytes moved, way), the least
+        _, _, w = min((m0 if m0 > top_ccw else top_ccw, h[0], 0), (m1 if m1 > top_cw else top_cw, h[1], 1),
+                      (m2 if m2 > m3 else m3, h[2], 2), (m4 if m4 > m5 else m5, h[3], 3))
+        if w == 0:
+            per_cw[:] = cw_out
+            top_cw = m0
+        elif w == 1:
+            per_ccw[:] = ccw_out
+            top_ccw = m1
+        elif w == 2:
+            per[:] = short_out
+            top_cw, top_ccw = m2, m3
+        else:
+            per[:] = short_ccw_out
+            top_cw, top_ccw = m4, m5
+        direction[i] = ways[w]
+        # the balanced plan (`balance`): the lower candidate peak; ties: less load so far, then CW
+        if b0 < b1 or (b0 == b1 and sum_cw <= sum_ccw):
+            bal_cw[:] = cand_bal_cw
+            bal_top_cw = b0
+            sum_cw += h[0]
+        else:
+            bal_ccw[:] = cand_bal_ccw
+            bal_top_ccw = b1
+            sum_ccw += h[1]
+            bal_direction[i] = CCW
+    return (direction, [0] * len(ordered), max(top_cw, top_ccw)), (bal_direction, (bal_top_cw, bal_top_ccw))
 
 
 def balance(both: np.ndarray, ordered: list[int]) -> tuple[list[int], tuple[int, int]]:

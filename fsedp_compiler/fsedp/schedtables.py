@@ -207,6 +207,10 @@ def home_weights(tables: Tables, active: np.ndarray) -> np.ndarray:
     return tables.home_bytes[active, :2 * n].reshape(2 * len(active), n)
 
 
+#: `short_link_bytes` computes both ways in one stacked array up to this many entries of [2A, N]
+_STACKED_MAX = 2048
+
+
 def short_link_bytes(tables: Tables, lengths: np.ndarray, weights: np.ndarray,
                      after: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """[2A, N] bytes each active expert sends over each link (walk index of the sender) when every
@@ -214,24 +218,43 @@ def short_link_bytes(tables: Tables, lengths: np.ndarray, weights: np.ndarray,
     clockwise (SHORT), then counter-clockwise (SHORT_CCW). `lengths`, `weights`, `after`:
     `link_bytes_and_lengths`' and `home_weights`'; with `after` (the `nearest` rule), a sweep."""
     cw_len, ccw_len = lengths[0::2], lengths[1::2, ::-1]  # by ring position
-    parts = []
-    for take_cw in (cw_len <= ccw_len, cw_len < ccw_len):
-        part = weights.copy()
-        part[0::2] *= take_cw
-        part[1::2] *= ~take_cw[:, ::-1]
-        parts.append(part)
-    if after is None:
-        return walk_link_bytes(parts[0], lengths, tables.exact), walk_link_bytes(parts[1], lengths, tables.exact)
+    count, n = cw_len.shape
+    rows = 2 * count
+    if after is None or rows * n <= _STACKED_MAX:
+        # both ways at once, [2 ways, A, 2 directions, N]: fewer numpy calls (small arrays)
+        take = np.empty((2, count, 2, n), dtype=bool)
+        np.less_equal(cw_len, ccw_len, out=take[0, :, 0])
+        np.less(cw_len, ccw_len, out=take[1, :, 0])
+        np.logical_not(take[:, :, 0, ::-1], out=take[:, :, 1])
+        parts = (weights.reshape(count, 2, n) * take).reshape(2, rows, n)
+        if after is None:
+            return walk_link_bytes(parts[0], lengths, tables.exact), walk_link_bytes(parts[1], lengths, tables.exact)
     # Under `nearest` a shard's trajectory does not depend on the way its neighbours take: each
     # way's bytes are `nearest_link_bytes`' sweep over only the homes that take it,
     # load[w] = P'[N - 1] - P'[f(w)] + P'[w] with P' the prefix sums over the doubled walk and
     # f(w) = 2N - after[w] in (w, w + N]. With P the prefix sums over one lap and T = P[N - 1],
     # P'[f] = P[f mod N] + T [f >= N], so load[w] = T [f < N] - P[f mod N] + P[w].
-    rows, n = after.shape
     lap = after > n  # f(w) < N
-    flat = (2 * n - after) - n * ~lap + np.arange(0, rows * n, n, dtype=np.int64)[:, None]
-    out = []
-    for part in parts:
-        prefix = np.cumsum(part, axis=1)
-        out.append(np.where(lap, prefix[:, -1:], 0) - prefix.ravel()[flat] + prefix)
-    return out[0], out[1]
+    start = np.arange(2 * n, (rows + 2) * n, n, dtype=np.int64)[:, None]  # row r's r·N, plus 2N
+    flat = np.where(lap, start, start - n)
+    flat -= after  # f(w) mod N + r·N
+    # in place, np.take: a gather without the cost of mixed basic and advanced indexing
+    if rows * n <= _STACKED_MAX:
+        prefix = np.cumsum(parts, axis=2)
+        out = np.take(prefix.reshape(2, rows * n), flat, axis=1)
+        np.subtract(prefix, out, out=out)
+        out += prefix[:, :, -1:] * lap
+        return out[0], out[1]
+    # large: one way at a time (half the memory in flight, faster there)
+    homes, mask, ways = weights.reshape(count, 2, n), np.empty((count, 2, n), dtype=bool), []
+    for take_cw in (cw_len <= ccw_len, cw_len < ccw_len):
+        mask[:, 0] = take_cw
+        np.logical_not(take_cw[:, ::-1], out=mask[:, 1])
+        prefix = np.multiply(homes, mask).reshape(rows, n)
+        np.cumsum(prefix, axis=1, out=prefix)
+        way = np.take(prefix, flat)
+        np.subtract(prefix, way, out=way)
+        way += prefix[:, -1:] * lap
+        ways.append(way)
+    return ways[0], ways[1]
+

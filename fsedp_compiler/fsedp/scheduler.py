@@ -262,10 +262,13 @@ def _streams(fields: list[tuple[int, int, int, tuple[int, ...], int]]) -> tuple[
     per field, half the cost of building a stream; a step builds one per active expert): the
     instance dict is filled directly, which is all that `__init__` does (no `__post_init__`)."""
     new, out = object.__new__, []
+    append = out.append
     for expert, members, direction, tokens, ring in fields:
         s = new(Stream)
-        s.__dict__.update(expert=expert, members=members, direction=direction, tokens=tokens, ring=ring)
-        out.append(s)
+        # a dict display, not keyword arguments: no kwargs dict built for the call
+        s.__dict__.update({"expert": expert, "members": members, "direction": direction, "tokens": tokens,
+                           "ring": ring})
+        append(s)
     return tuple(out)
 
 
