@@ -116,7 +116,7 @@ _KEPT_BY_ID, _KEPT_BY_VALUE = 256, 16
 
 
 def _pipelined_ns(plan: ShardPlan, cost: CostModel, per_member: np.ndarray, present: np.ndarray,
-                  bounds: tuple[int, int, int]) -> int:
+                  bounds: tuple[int, int, int], stall: int = 0) -> int:
     """A step's time as a pipeline of DRAM, link and compute stages: each stage's busy time plus what
     must happen before it starts (the first shard's load, its first packet's hop) and after it ends
     (the last shard's remaining stages); the slowest of the three. Plus the DRAM and link latency."""
@@ -125,7 +125,7 @@ def _pipelined_ns(plan: ShardPlan, cost: CostModel, per_member: np.ndarray, pres
     load, link = cost.dram_busy_ns(shard), cost.link_busy_ns(shard)
     packet = cost.link_busy_ns(min(shard, PACKET_BYTES))
     dram_bound, link_bound, compute_bound = bounds
-    slowest = max(dram_bound + link + ffn, load + link_bound + ffn, load + packet + compute_bound)
+    slowest = max(dram_bound + stall + link + ffn, load + link_bound + ffn, load + packet + compute_bound)
     return slowest + cost.dram_latency_ns + cost.link_latency_ns
 
 
@@ -230,6 +230,9 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring | Sequence[Ring],
     channel_busy = np.add.reduce(tables.channel_busy[active], axis=0)
     # an expert's work: its busiest member's compute plus its share of DRAM time
     work = np.maximum.reduce(per_member, axis=1) + tables.dram_share[active]
+    # hot streams: the busiest member computes longer than the busiest channel loads (excess)
+    excess = sum(max(0, int(w) - int(b.max())) for w, b in zip(np.maximum.reduce(per_member, axis=1),
+                                                                tables.channel_busy[active]))
 
     by_work = (-work).argsort(kind="stable")  # ties: expert id (active is ascending)
     if policy.order == "paired":
@@ -249,8 +252,7 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring | Sequence[Ring],
         direction = [CW] * count
         link_bound = cost.link_busy_ns(int(np.maximum.reduce(np.add.reduce(link, axis=0))))
     elif policy.direction == "per-shard":
-        hot = any(int(w) > int(b.max()) for w, b in zip(np.maximum.reduce(per_member, axis=1),
-                                                         tables.channel_busy[active]))
+        hot = excess > 0
         direction, on_ring, link_bound = _per_shard([_tables(plan, r, cost) for r in rings], present, active,
                                                     ordered, policy.trajectory, cost, max(dram_bound, compute_bound),
                                                     hot)
@@ -274,7 +276,7 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring | Sequence[Ring],
     masks = (chosen @ tables.pow2).tolist() if tables.pow2 is not None else _bitmasks(chosen)
     streams = tuple(map(Stream, active[rank].tolist(), masks, [direction[i] for i in ordered],
                         map(tuple, rows[rank].tolist()), [on_ring[i] for i in ordered]))
-    estimate = _pipelined_ns(plan, cost, per_member, present, (dram_bound, link_bound, compute_bound))
+    estimate = _pipelined_ns(plan, cost, per_member, present, (dram_bound, link_bound, compute_bound), excess // 2)
     return StepSchedule(routing.layer, routing.step, streams, estimate, (dram_bound, link_bound, compute_bound))
 
 

@@ -92,6 +92,7 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring, cost: CostModel,
     compute = np.zeros(n, dtype=np.int64)
     channel_busy = np.zeros(len(plan.channels), dtype=np.int64)
     masks: dict[int, int] = {}
+    excess = 0  # hot streams: the busiest member computes longer than the busiest channel loads
     for e in active.tolist():
         row = counts[e]
         masks[e] = int(sum(1 << c for c in np.flatnonzero(row).tolist()))
@@ -100,6 +101,7 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring, cost: CostModel,
         busy = cost.dram_busy_ns(plan.shard_bytes(e))
         for index, k in plan.channel_counts(e).items():
             channel_busy[index] += busy * k
+        excess += max(0, max(per_member) - busy * max(plan.channel_counts(e).values()))
         # an expert's work: its busiest member's compute plus its share of DRAM time
         work[e] = max(per_member) + busy * m // max(len(plan.channels), 1)
 
@@ -146,7 +148,7 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring, cost: CostModel,
     ffn = max((cost.ffn_ns(plan.shard_params(e), int(t)) for e in active.tolist() for t in counts[e] if t), default=0)
     load, link = cost.dram_busy_ns(shard), cost.link_busy_ns(shard)
     packet = cost.link_busy_ns(min(shard, 4096))
-    slowest = max(dram_bound + link + ffn, load + link_bound + ffn, load + packet + compute_bound)
+    slowest = max(dram_bound + excess // 2 + link + ffn, load + link_bound + ffn, load + packet + compute_bound)
     estimate = slowest + cost.dram_latency_ns + cost.link_latency_ns if len(active) else 0
     return StepSchedule(routing.layer, routing.step, streams, estimate, (dram_bound, link_bound, compute_bound))
 
