@@ -18,6 +18,7 @@ Layout, little-endian throughout::
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
 
 import numpy as np
@@ -36,13 +37,17 @@ def header_size(nports: int) -> int:
     return -(-(HEADER_SIZE + 2 * nports) // RECORD_SIZE) * RECORD_SIZE
 
 
+def encode_header(chiplet: int, mode: str, ports: tuple[int, ...], channels: int, count: int) -> bytes:
+    """The bytes before the records of a program of `count` records: header, port table, padding."""
+    nports = len(ports)
+    head = _HEADER.pack(MAGIC, VERSION, chiplet, MODES.index(mode), channels, nports, count)
+    table = np.asarray(ports, dtype="<u2").tobytes()
+    return b"".join((head, table, bytes(header_size(nports) - HEADER_SIZE - len(table))))
+
+
 def encode(p: Program) -> bytes:
     """The `.bin` bytes of `p`."""
-    nports = len(p.ports)
-    head = _HEADER.pack(MAGIC, VERSION, p.chiplet, MODES.index(p.mode), p.channels, nports, len(p.instrs))
-    table = np.asarray(p.ports, dtype="<u2").tobytes()
-    pad = bytes(header_size(nports) - HEADER_SIZE - len(table))
-    return b"".join((head, table, pad, p.instrs.tobytes()))
+    return encode_header(p.chiplet, p.mode, p.ports, p.channels, len(p.instrs)) + p.instrs.tobytes()
 
 
 def _plural(n: int, word: str) -> str:
@@ -99,3 +104,47 @@ def decode(data: bytes, path: str = "<bytes>") -> Program:
 def sha256_hex(data: bytes) -> str:
     """SHA-256 of `data` as lower-case hex (content hashes in program.json)."""
     return hashlib.sha256(data).hexdigest()
+
+
+class BinWriter:
+    """One program's `.bin`, written to `path` as its records come, so that a long program is
+    never in memory whole: the header's place is kept, the records follow chunk by chunk (each
+    checked as `Program` checks them), and `close` writes the header with the final count.
+
+    The bytes are those of `encode(Program(...))` of all the records at once. Write into a
+    temporary directory (`files.atomic_directory`): an error leaves the file half-written."""
+
+    def __init__(self, path: str | os.PathLike[str], chiplet: int, mode: str, ports: tuple[int, ...],
+                 channels: int) -> None:
+        meta = Program(chiplet, mode, ports, channels, np.zeros(0, dtype=INSTR_DTYPE))  # checks the fields
+        self.path = path
+        self.chiplet, self.mode, self.ports, self.channels = meta.chiplet, meta.mode, meta.ports, meta.channels
+        self.count = 0
+        self._file = open(path, "wb")  # noqa: SIM115 (closed by close)
+        self._file.write(bytes(header_size(len(self.ports))))
+
+    def write(self, instrs: np.ndarray) -> None:
+        """Append records (an `INSTR_DTYPE` array); ValueError naming the first bad one."""
+        problem = find_problem(instrs, len(self.ports), self.channels)
+        if problem is not None:
+            i, msg = problem
+            raise ValueError(f"chiplet {self.chiplet}: instruction {self.count + i}: {msg}")
+        self._file.write(np.ascontiguousarray(instrs).data)
+        self.count += len(instrs)
+
+    def close(self) -> str:
+        """Write the header, close the file and return its SHA-256 (read back in chunks)."""
+        if self.count > 0xFFFFFFFF:
+            raise ValueError("more than 2**32 - 1 instructions")
+        self._file.seek(0)
+        self._file.write(encode_header(self.chiplet, self.mode, self.ports, self.channels, self.count))
+        self._file.close()
+        digest = hashlib.sha256()
+        with open(self.path, "rb") as f:
+            while chunk := f.read(1 << 22):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def abandon(self) -> None:
+        """Close the file without finishing it (on an error: its directory is discarded)."""
+        self._file.close()
