@@ -194,7 +194,7 @@ def _stream_programs(module: ModuleOp, work: Path, moved: dict[int, list[int]]) 
                                  target.chiplet.dram_channels if c in target.dram_at else 0)
         width = max((len(b) for b in bodies.values()), default=0)
         for s in range(steps):
-            step_of: dict[int, list] = {}  # layer -> [per-chiplet records of step s, readers left]
+            step_of: dict[int, list] = {}  # layer -> [records of step s, chiplet bounds, readers left]
             for j in range(width):  # position by position: every program has the same blocks
                 for c, body in bodies.items():
                     if j >= len(body):
@@ -213,25 +213,23 @@ def _stream_programs(module: ModuleOp, work: Path, moved: dict[int, list[int]]) 
                         assert expansion is not None
                         layer = op.prop_int("layer")
                         if layer not in step_of:
-                            per_chip, _ = expansion.columns(layer, range(s, s + 1))
-                            recs = []
-                            for cols in per_chip:
-                                _add(moved, layer, moved_bytes(cols))
-                                recs.append(instruction_records(layer, cols, 0, len(cols["kind"])))
-                            del per_chip
-                            step_of[layer] = [recs, users[layer]]
+                            cols, bounds = expansion.rows(layer, range(s, s + 1))
+                            _add(moved, layer, moved_bytes(cols))
+                            recs = instruction_records(layer, cols, 0, len(cols["kind"]))
+                            del cols
+                            step_of[layer] = [recs, bounds, users[layer]]
                         entry = step_of[layer]
-                        sinks[c].write(entry[0][c])
-                        entry[1] -= 1
-                        if entry[1] == 0:
+                        sinks[c].write(entry[0][int(entry[1][c]):int(entry[1][c + 1])])
+                        entry[2] -= 1
+                        if entry[2] == 0:
                             del step_of[layer]
                             if s == steps - 1:
                                 expansion.release(layer)
         files = []
         for c, sink in sinks.items():
             sink.write(_array([record("halt")]))
-            files.append({"chiplet": c, "bin": f"chiplet_{c}.bin", "instructions": sink.count,
-                          "bin_sha256": sink.close()})
+            digest = sink.close()  # writes the records still buffered
+            files.append({"chiplet": c, "bin": f"chiplet_{c}.bin", "instructions": sink.count, "bin_sha256": digest})
         return files
     except BaseException:
         for sink in sinks.values():

@@ -18,6 +18,7 @@ from fsedp_compiler.inputs.traces import save_trace
 from fsedp_compiler.ir.layers import layer_contexts
 from fsedp_compiler.ir.modules import make_context, module_from_spec, print_module
 from fsedp_compiler.ir.static_expansion import StaticExpansion
+from fsedp_compiler.isa import BinWriter
 from fsedp_compiler.pipeline.compile import compile_passes
 from fsedp_compiler.pipeline.driver import run_passes
 from fsedp_compiler.strategies import FSEDP
@@ -130,11 +131,14 @@ def _compile_peak(tmp_path: Path, steps: int, expand: bool) -> tuple[int, int]:
     return peak, sum(p["instructions"] for p in manifest["programs"])
 
 
-def test_static_compile_memory_does_not_grow_with_steps(tmp_path: Path) -> None:
+def test_static_compile_memory_does_not_grow_with_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """4x the steps: 4x the instructions written (32 bytes each in the `.bin`, 51 in the IR), and
-    the peak of traced memory of the compile about the same: emit-isa holds one layer step; what
-    grows with the steps is the schedule, the trace and the stream tables (10 bytes per
-    instruction of this small model, whose streams are short; 4 on DeepSeek-V3). Expanded into the IR first, the peak grows with the instructions."""
+    the peak of traced memory of the compile about the same: emit-isa holds one layer step (and
+    each file's write buffer, a constant: made small here, where whole programs would fit in it);
+    what grows with the steps is the schedule, the trace and the stream tables (10 bytes per
+    instruction of this small model, whose streams are short; 4 on DeepSeek-V3). Expanded into the
+    IR first, the peak grows with the instructions."""
+    monkeypatch.setattr(BinWriter, "BUFFER", 64)
     _compile_peak(tmp_path, 1, expand=True)  # imports everything first: they are traced too
     peak2, count2 = _compile_peak(tmp_path, 2, expand=False)
     peak8, count8 = _compile_peak(tmp_path, 8, expand=False)
@@ -143,3 +147,49 @@ def test_static_compile_memory_does_not_grow_with_steps(tmp_path: Path) -> None:
     whole2, _ = _compile_peak(tmp_path, 2, expand=True)
     whole8, _ = _compile_peak(tmp_path, 8, expand=True)
     assert whole8 - whole2 > 48 * (count8 - count2), (whole2, whole8, count2, count8)  # measured: 60
+
+
+def test_bin_writer_equals_encode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks written through `BinWriter` (buffered, flushed, header last) make `encode`'s bytes;
+    a bad record is reported at its index in the whole program."""
+    from fsedp_compiler.isa import INSTR_DTYPE, Program, encode, record
+
+    monkeypatch.setattr(BinWriter, "BUFFER", 3)
+    rows = [record("dense", l=0, s=s, tokens=5 + s) for s in range(7)] + [record("halt")]
+    whole = np.array(rows, dtype=INSTR_DTYPE)
+    sink = BinWriter(tmp_path / "a.bin", 2, "static", (1, 3), 1)
+    for lo, hi in ((0, 2), (2, 3), (3, 3), (3, 8)):
+        sink.write(whole[lo:hi])
+    digest = sink.close()
+    want = encode(Program(2, "static", (1, 3), 1, whole))
+    assert (tmp_path / "a.bin").read_bytes() == want and sink.count == 8
+    assert digest == __import__("hashlib").sha256(want).hexdigest()
+    bad = BinWriter(tmp_path / "b.bin", 0, "static", (1,), 0)
+    bad.write(whole[:5])
+    with pytest.raises(ValueError, match="chiplet 0: instruction 5: load references missing DRAM channel 0"):
+        bad.write(np.array([record("load", ch=0, l=0, s=0, e=0, j=0)], dtype=INSTR_DTYPE))
+        bad.close()
+    bad.abandon()
+
+
+def test_failed_streamed_emit_leaves_the_earlier_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error halfway through the step-at-a-time writer leaves no partial program: the earlier
+    output stays as it was."""
+    module = _module(tmp_path, 3)
+    out = tmp_path / "out"
+    emit(module, str(out), text=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    calls = []
+    real = StaticExpansion.rows
+
+    def failing(self, layer, steps=None):
+        calls.append(layer)
+        if len(calls) > 2:
+            raise RuntimeError("disk on fire")
+        return real(self, layer, steps)
+
+    monkeypatch.setattr(StaticExpansion, "rows", failing)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        emit(module, str(out), text=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []

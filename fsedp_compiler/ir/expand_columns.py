@@ -162,17 +162,12 @@ def plan_tables(plan: ShardPlan, n: int) -> PlanTables:
     return _plan_tables(plan, n)
 
 
-def layer_columns(sched: LayerSchedule, plan: ShardPlan, rings: list[Ring], rule: str,
-                  ports: list[dict[int, int]], layout: LayerLayout, table_rows: list[list[tuple[int, ...]]],
-                  steps: range | None = None, tables: PlanTables | None = None,
-                  ) -> tuple[list[dict[str, np.ndarray]], list[np.ndarray]]:
-    """Per chiplet, the layer's instruction columns (`dataflow.instructions`) and step offsets.
-    `table_rows[s]`: the IR rows every chiplet starts step s with (its stream table).
-
-    `steps` (default: all) expands only those steps, giving exactly their rows of the whole
-    expansion (every row depends on its own stream alone, and the sort is stable), so a caller
-    can expand a long schedule a few steps at a time; offsets still index every step (empty
-    outside `steps`). `tables`: `plan_tables(plan, n)`, when the caller has it already."""
+def layer_rows(sched: LayerSchedule, plan: ShardPlan, rings: list[Ring], rule: str,
+               ports: list[dict[int, int]], layout: LayerLayout, table_rows: list[list[tuple[int, ...]]],
+               steps: range | None = None, tables: PlanTables | None = None,
+               ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The rows of `layer_columns` as one table in chiplet order: `chip` and the `dataflow.
+    instructions` columns, and the bounds of each chiplet's rows (n + 1 indices)."""
     n = len(ports)
     m, channels = plan.num_shards, len(plan.channels)
     home_tab, chan_tab, size_tab = tables if tables is not None else _plan_tables(plan, n)
@@ -235,8 +230,23 @@ def layer_columns(sched: LayerSchedule, plan: ShardPlan, rings: list[Ring], rule
     names = [f for f, _ in FIELDS if f not in ("kind", "step")]
     cols = rows.columns(["chip", "stream", "role", "kind", "step", *names])
     order = np.lexsort((cols["n"], cols["unit"], cols["role"], cols["stream"], cols["step"], cols["chip"]))
-    cols = {k: v[order] for k, v in cols.items()}
-    bounds = np.searchsorted(cols["chip"], np.arange(n + 1))
+    cols = {f: cols[f][order] for f in ("chip", *(f for f, _ in FIELDS))}
+    return cols, np.searchsorted(cols["chip"], np.arange(n + 1))
+
+
+def layer_columns(sched: LayerSchedule, plan: ShardPlan, rings: list[Ring], rule: str,
+                  ports: list[dict[int, int]], layout: LayerLayout, table_rows: list[list[tuple[int, ...]]],
+                  steps: range | None = None, tables: PlanTables | None = None,
+                  ) -> tuple[list[dict[str, np.ndarray]], list[np.ndarray]]:
+    """Per chiplet, the layer's instruction columns (`dataflow.instructions`) and step offsets.
+    `table_rows[s]`: the IR rows every chiplet starts step s with (its stream table).
+
+    `steps` (default: all) expands only those steps, giving exactly their rows of the whole
+    expansion (every row depends on its own stream alone, and the sort is stable), so a caller
+    can expand a long schedule a few steps at a time; offsets still index every step (empty
+    outside `steps`). `tables`: `plan_tables(plan, n)`, when the caller has it already."""
+    n = len(ports)
+    cols, bounds = layer_rows(sched, plan, rings, rule, ports, layout, table_rows, steps, tables)
     per_chip, offsets = [], []
     for c in range(n):
         lo, hi = int(bounds[c]), int(bounds[c + 1])

@@ -16,7 +16,7 @@ from fsedp_compiler.dialects.fsedp import StaticScheduleOp
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.fsedp.ring import Ring
 from fsedp_compiler.fsedp.shardplan import ShardPlan
-from fsedp_compiler.ir.expand_columns import LayerSchedule, PlanTables, layer_columns, plan_tables
+from fsedp_compiler.ir.expand_columns import LayerSchedule, PlanTables, layer_columns, layer_rows, plan_tables
 from fsedp_compiler.ir.layers import LayerContext, layer_contexts
 from fsedp_compiler.ir.layout import LayerLayout, build_layouts, fsedp_placement
 from fsedp_compiler.ir.modules import require_target
@@ -69,9 +69,7 @@ class StaticExpansion:
             self._layouts = build_layouts([c.plan for c in self._all], [fsedp_placement(c.plan) for c in self._all])
         return self._layouts[layer]
 
-    def columns(self, layer: int, steps: range | None = None) -> tuple[list[Columns], list[np.ndarray]]:
-        """Per chiplet, the layer's instruction columns for `steps` (default: all) and the step
-        offsets into them (every step indexed; empty outside `steps`)."""
+    def _args(self, layer: int, steps: range | None) -> tuple:
         lctx = self.context(layer)
         n = self.num_chiplets
         if layer not in self._cached:
@@ -79,8 +77,16 @@ class StaticExpansion:
             self._cached[layer] = (plan, lctx.rings, lctx.policy.trajectory, plan_tables(plan, n))
         plan, rings, rule, tables = self._cached[layer]
         sched = layer_schedule(lctx, n, steps)
-        return layer_columns(sched, plan, rings, rule, self.ports, self._layout(layer), table_refs(sched),
-                             steps=steps, tables=tables)
+        return (sched, plan, rings, rule, self.ports, self._layout(layer), table_refs(sched), steps, tables)
+
+    def columns(self, layer: int, steps: range | None = None) -> tuple[list[Columns], list[np.ndarray]]:
+        """Per chiplet, the layer's instruction columns for `steps` (default: all) and the step
+        offsets into them (every step indexed; empty outside `steps`)."""
+        return layer_columns(*self._args(layer, steps))
+
+    def rows(self, layer: int, steps: range | None = None) -> tuple[Columns, np.ndarray]:
+        """The same rows as one table in chiplet order and each chiplet's bounds in it."""
+        return layer_rows(*self._args(layer, steps))
 
     def release(self, layer: int) -> None:
         """Forget the layer's cached plan and tables (after its last step)."""

@@ -114,26 +114,43 @@ class BinWriter:
     The bytes are those of `encode(Program(...))` of all the records at once. Write into a
     temporary directory (`files.atomic_directory`): an error leaves the file half-written."""
 
+    #: records checked and written at a time (512 KiB)
+    BUFFER = 1 << 14
+
     def __init__(self, path: str | os.PathLike[str], chiplet: int, mode: str, ports: tuple[int, ...],
                  channels: int) -> None:
         meta = Program(chiplet, mode, ports, channels, np.zeros(0, dtype=INSTR_DTYPE))  # checks the fields
         self.path = path
         self.chiplet, self.mode, self.ports, self.channels = meta.chiplet, meta.mode, meta.ports, meta.channels
         self.count = 0
+        self._pending: list[np.ndarray] = []
+        self._buffered = 0
         self._file = open(path, "wb")  # noqa: SIM115 (closed by close)
         self._file.write(bytes(header_size(len(self.ports))))
 
     def write(self, instrs: np.ndarray) -> None:
-        """Append records (an `INSTR_DTYPE` array); ValueError naming the first bad one."""
-        problem = find_problem(instrs, len(self.ports), self.channels)
+        """Append records (an `INSTR_DTYPE` array); ValueError naming the first bad one (when
+        its chunk is checked: records are buffered up to `BUFFER` at a time)."""
+        self._pending.append(instrs)
+        self._buffered += len(instrs)
+        if self._buffered >= self.BUFFER:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        chunk = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending)
+        self._pending, self._buffered = [], 0
+        problem = find_problem(chunk, len(self.ports), self.channels)
         if problem is not None:
             i, msg = problem
             raise ValueError(f"chiplet {self.chiplet}: instruction {self.count + i}: {msg}")
-        self._file.write(np.ascontiguousarray(instrs).data)
-        self.count += len(instrs)
+        self._file.write(np.ascontiguousarray(chunk).data)
+        self.count += len(chunk)
 
     def close(self) -> str:
         """Write the header, close the file and return its SHA-256 (read back in chunks)."""
+        self._flush()
         if self.count > 0xFFFFFFFF:
             raise ValueError("more than 2**32 - 1 instructions")
         self._file.seek(0)
