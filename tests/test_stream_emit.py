@@ -193,3 +193,21 @@ def test_failed_streamed_emit_leaves_the_earlier_output(tmp_path: Path, monkeypa
         emit(module, str(out), text=False)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+def test_cli_auto_falls_back_to_text_forms(fsedpc, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--text auto` when the schedule's bound says "maybe big" but the program turns out small:
+    the streamed output is dropped and the program written again with its text forms."""
+    import fsedp_compiler.backends.emit as emit_module
+
+    model = tmp_path / "m.mlir"
+    model.write_text(print_module(module_from_spec(SPEC)))
+    save_trace(synth_trace(SPEC, 24, 3, 16, "zipf:0.8", 0.3, 5), str(tmp_path / "t.npz"))
+    args = ("compile", str(model), "--target", "mesh-4x4", "--trace", str(tmp_path / "t.npz"))
+    assert fsedpc(*args, "--text", "always", "-o", str(tmp_path / "always")).code == 0
+    monkeypatch.setattr(emit_module, "expansion_bound", lambda module: emit_module.TEXT_LIMIT + 1)
+    result = fsedpc(*args, "-o", str(tmp_path / "auto"))
+    assert result.code == 0, result.err
+    assert "more than" not in result.err
+    for path in (tmp_path / "always").iterdir():
+        assert (tmp_path / "auto" / path.name).read_bytes() == path.read_bytes(), path.name
