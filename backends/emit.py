@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -327,12 +327,12 @@ def emit(module: ModuleOp, outdir: str, extra_files: dict[str, bytes] | None = N
     else:
         programs, info = build_programs(module)
     extra_files = dict(extra_files or {})
-    extra_files[LAYOUT_FILE] = layouts_to_npz(module_layouts(module))
+    # made when written, one at a time, after the programs: none is in memory with another
+    made: dict[str, Callable[[], bytes | None]] = {LAYOUT_FILE: lambda: layouts_to_npz(module_layouts(module))}
     if info["mode"] == "static":
-        extra_files[TRACE_FILE] = trace_bytes(_static_trace(module))
-        tables = module_stream_tables(module)
-        if tables is not None:  # the stream tables, once for every chiplet (their steps name them)
-            extra_files[TABLES_FILE] = tables
+        made[TRACE_FILE] = lambda: trace_bytes(_static_trace(module))
+        # the stream tables, once for every chiplet (their steps name them); None: no FSE-DP layer
+        made[TABLES_FILE] = lambda: module_stream_tables(module)
     with atomic_directory(outdir) as work:
         files: list[dict[str, Any]] = []
         if streamed:
@@ -352,9 +352,13 @@ def emit(module: ModuleOp, outdir: str, extra_files: dict[str, bytes] | None = N
                 files[-1].update(fsa=fsa, fsa_sha256=sha256_hex(source))
             del p, data
         extras = {}
-        for name, data in sorted(extra_files.items()):
+        for name in sorted({*extra_files, *made}):
+            data = made[name]() if name in made else extra_files[name]
+            if data is None:
+                continue
             (work / name).write_bytes(data)
             extras[name] = sha256_hex(data)
+            del data
         layers = []
         for c in layer_contexts(module):
             plan = c.plan
