@@ -28,7 +28,7 @@ from fsedp_compiler.ir.layers import layer_contexts, module_routing
 from fsedp_compiler.ir.layout import build_layouts, fsedp_placement, layouts_to_npz
 from fsedp_compiler.ir.modules import require_target, spec_from_module
 from fsedp_compiler.ir.static_expansion import StaticExpansion
-from fsedp_compiler.isa import ANY_ADDR, BinWriter, ANY_UNIT, CONDITIONS, CURRENT, INSTR_DTYPE, POLICIES, TABLES_FILE, Program, encode, neighbours, record, sha256_hex, to_text
+from fsedp_compiler.isa import ANY_ADDR, ANY_UNIT, CONDITIONS, CURRENT, INSTR_DTYPE, POLICIES, TABLES_FILE, BinWriter, Program, encode, neighbours, record, sha256_hex, to_text
 
 from fsedp_compiler.backends.stream_tables import instruction_records, module_stream_tables
 
@@ -155,6 +155,11 @@ class FitsTextForms(Exception):
         self.count = count
 
 
+#: instruction kinds by name, and those moving one shard or token block over a link
+_KIND = {name: i for i, name in enumerate(df.KINDS)}
+_SINGLE_D2D = [_KIND["send"], _KIND["toksend"], _KIND["reduce"]]
+
+
 def moved_bytes(cols: dict[str, np.ndarray], lo: int = 0, hi: int | None = None) -> tuple[int, int]:
     """(DRAM, D2D) bytes that rows lo..hi of `dataflow.instructions` columns move (the summary's)."""
     kind, arg, n = cols["kind"][lo:hi], cols["arg"][lo:hi], cols["n"][lo:hi]
@@ -162,10 +167,6 @@ def moved_bytes(cols: dict[str, np.ndarray], lo: int = 0, hi: int | None = None)
     single = np.isin(kind, _SINGLE_D2D)
     dram = int(moved[kind == _KIND["loads"]].sum() + arg[kind == _KIND["load"]].sum())
     return dram, int(moved[kind == _KIND["sends"]].sum() + arg[single].sum())
-
-
-_KIND = {name: i for i, name in enumerate(df.KINDS)}
-_SINGLE_D2D = [_KIND["send"], _KIND["toksend"], _KIND["reduce"]]
 
 
 def _stream_programs(module: ModuleOp, work: Path, moved: dict[int, list[int]]) -> list[dict[str, Any]]:

@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"fsedpc: no --target given; using the default preset '{DEFAULT_TARGET}'")
     verify_each = args.verify_each or verify_each_default()
     build = None
-    deferred = False
+    deferred = text_forms = False
     passes = [] if auto else compile_passes(args.strategy, target=target, trace=args.trace, mode=mode,
                                             shards_per_chiplet=args.shards_per_chiplet, buffers=args.buffers,
                                             order=args.order, direction=args.direction,
@@ -120,7 +120,6 @@ def run(args: argparse.Namespace) -> int:
             try:
                 manifest = emit(module, args.output, strategy=args.strategy, text=False, moved=moved,
                                 text_limit=TEXT_LIMIT if args.text == "auto" else None)
-                text_forms = False
             except FitsTextForms:  # small after all: expand it into the IR and write the text forms
                 moved = None
                 run_passes(ctx, module, passes[-1:], text=text, verify_each=verify_each)

@@ -115,8 +115,12 @@ def _counts(ring: Ring, ways: _Ways, home_k: np.ndarray, way: int) -> tuple[np.n
     return visits, ends
 
 
-def _plan_tables(plan: ShardPlan, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per expert: shards per DRAM chiplet [E, n], shards per channel index [E, C], shard bytes [E]."""
+PlanTables = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def plan_tables(plan: ShardPlan, n: int) -> PlanTables:
+    """The shard plan's tables `layer_columns` reads (a caller expanding a layer in several step
+    ranges computes them once). Per expert: shards per DRAM chiplet [E, n], shards per channel index [E, C], shard bytes [E]."""
     experts, channels = plan.num_streams, len(plan.channels)
     home = np.zeros((experts, n), dtype=np.int64)
     chan = np.zeros((experts, channels), dtype=np.int64)
@@ -154,14 +158,6 @@ class _Rows:
         return out
 
 
-PlanTables = tuple[np.ndarray, np.ndarray, np.ndarray]
-
-
-def plan_tables(plan: ShardPlan, n: int) -> PlanTables:
-    """The shard plan's per-expert tables `layer_columns` reads (computed once per layer)."""
-    return _plan_tables(plan, n)
-
-
 def layer_rows(sched: LayerSchedule, plan: ShardPlan, rings: list[Ring], rule: str,
                ports: list[dict[int, int]], layout: LayerLayout, table_rows: list[list[tuple[int, ...]]],
                steps: range | None = None, tables: PlanTables | None = None,
@@ -170,7 +166,7 @@ def layer_rows(sched: LayerSchedule, plan: ShardPlan, rings: list[Ring], rule: s
     instructions` columns, and the bounds of each chiplet's rows (n + 1 indices)."""
     n = len(ports)
     m, channels = plan.num_shards, len(plan.channels)
-    home_tab, chan_tab, size_tab = tables if tables is not None else _plan_tables(plan, n)
+    home_tab, chan_tab, size_tab = tables if tables is not None else plan_tables(plan, n)
     streams = len(sched.expert)
     rows = _Rows()
     ids = np.arange(streams, dtype=np.int64)
