@@ -120,7 +120,8 @@ PlanTables = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 def plan_tables(plan: ShardPlan, n: int) -> PlanTables:
     """The shard plan's tables `layer_columns` reads (a caller expanding a layer in several step
-    ranges computes them once). Per expert: shards per DRAM chiplet [E, n], shards per channel index [E, C], shard bytes [E]."""
+    ranges computes them once). Per expert: shards per DRAM chiplet [E, n], shards per channel
+    index [E, C], shard bytes [E]."""
     experts, channels = plan.num_streams, len(plan.channels)
     home = np.zeros((experts, n), dtype=np.int64)
     chan = np.zeros((experts, channels), dtype=np.int64)
@@ -173,9 +174,9 @@ def layer_rows(sched: LayerSchedule, plan: ShardPlan, rings: list[Ring], rule: s
     if steps is None:
         steps = range(sched.steps)
         chosen = np.ones(streams, dtype=bool)
-    else:  # the schedule's streams are in step order: one slice per step range
-        chosen = (sched.step >= steps.start) & (sched.step < steps.stop)
+    else:  # the streams of those steps (the schedule may hold only them: `layer_schedule(..., steps)`)
         assert steps.step == 1
+        chosen = (sched.step >= steps.start) & (sched.step < steps.stop)
     for r in np.unique(sched.ring[chosen]).tolist():
         sel = np.flatnonzero((sched.ring == r) & chosen)
         ring = rings[r]

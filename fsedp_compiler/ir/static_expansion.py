@@ -58,12 +58,6 @@ class StaticExpansion:
             raise FsedpError(f"layer {layer} has no static schedule; run schedule-streams{{mode=static}}")
         return lctx
 
-    def steps(self, layer: int) -> int:
-        """The number of routed steps of the layer's schedule."""
-        op = self.context(layer).schedule_op
-        assert op is not None
-        return op.prop_int("steps")
-
     def _layout(self, layer: int) -> LayerLayout:
         if self._layouts is None:  # the DRAM image: every layer's plan (addresses follow each other)
             self._layouts = build_layouts([c.plan for c in self._all], [fsedp_placement(c.plan) for c in self._all])
