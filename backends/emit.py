@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,8 @@ from fsedp_compiler.inputs.traces import trace_bytes
 from fsedp_compiler.ir.layers import layer_contexts, module_routing
 from fsedp_compiler.ir.layout import build_layouts, fsedp_placement, layouts_to_npz
 from fsedp_compiler.ir.modules import require_target, spec_from_module
-from fsedp_compiler.isa import ANY_ADDR, ANY_UNIT, CONDITIONS, CURRENT, INSTR_DTYPE, POLICIES, TABLES_FILE, Program, encode, neighbours, record, sha256_hex, to_text
+from fsedp_compiler.ir.static_expansion import StaticExpansion
+from fsedp_compiler.isa import ANY_ADDR, ANY_UNIT, CONDITIONS, CURRENT, INSTR_DTYPE, POLICIES, TABLES_FILE, BinWriter, Program, encode, neighbours, record, sha256_hex, to_text
 
 from fsedp_compiler.backends.stream_tables import instruction_records, module_stream_tables
 
@@ -144,6 +146,104 @@ def _programs(target: Target, programs: list[df.ProgramOp], templates: dict[str,
                       instrs=np.concatenate(parts))
 
 
+class FitsTextForms(Exception):
+    """`emit(..., text_limit=L)` found a program of at most L instructions: nothing was written;
+    the caller writes it again with its text forms."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} instructions")
+        self.count = count
+
+
+#: instruction kinds by name, and those moving one shard or token block over a link
+_KIND = {name: i for i, name in enumerate(df.KINDS)}
+_SINGLE_D2D = [_KIND["send"], _KIND["toksend"], _KIND["reduce"]]
+
+
+def moved_bytes(cols: dict[str, np.ndarray], lo: int = 0, hi: int | None = None) -> tuple[int, int]:
+    """(DRAM, D2D) bytes that rows lo..hi of `dataflow.instructions` columns move (the summary's)."""
+    kind, arg, n = cols["kind"][lo:hi], cols["arg"][lo:hi], cols["n"][lo:hi]
+    moved = arg * n  # range ops: bytes per shard x shard count
+    single = np.isin(kind, _SINGLE_D2D)
+    dram = int(moved[kind == _KIND["loads"]].sum() + arg[kind == _KIND["load"]].sum())
+    return dram, int(moved[kind == _KIND["sends"]].sum() + arg[single].sum())
+
+
+def _stream_programs(module: ModuleOp, work: Path, moved: dict[int, list[int]]) -> list[dict[str, Any]]:
+    """Write every chiplet's `.bin` of a static module into `work` step by step: each layer's
+    instructions of a step are made (`dataflow.layer`: expanded, `ir/static_expansion.py`) or
+    sliced (`dataflow.instructions`), appended to every chiplet's file and dropped, so memory holds
+    one layer step, whatever the number of steps. Adds each layer's DRAM and D2D bytes to `moved`.
+    Returns program.json's entries of the programs (their chiplet order)."""
+    target = require_target(module, "emit-isa")
+    programs = sorted((o for o in module.ops if isinstance(o, df.ProgramOp)), key=lambda p: p.prop_int("chiplet"))
+    trace = _static_trace(module)
+    steps = trace.num_steps
+    local = np.bincount(trace.token_chiplet, minlength=target.num_chiplets).tolist()
+    bodies = {p.prop_int("chiplet"): list(p.body.block.ops) for p in programs}
+    users: dict[int, int] = {}  # per expanded layer, the programs that run it (its cached step's readers)
+    for body in bodies.values():
+        for op in body:
+            if isinstance(op, df.LayerOp):
+                users[op.prop_int("layer")] = users.get(op.prop_int("layer"), 0) + 1
+    expansion = StaticExpansion(module, "emit-isa") if users else None
+    ports = neighbours(target.edges, target.num_chiplets)
+    sinks: dict[int, BinWriter] = {}
+    try:
+        for c in bodies:
+            sinks[c] = BinWriter(work / f"chiplet_{c}.bin", c, "static", ports[c],
+                                 target.chiplet.dram_channels if c in target.dram_at else 0)
+        width = max((len(b) for b in bodies.values()), default=0)
+        for s in range(steps):
+            step_of: dict[int, list] = {}  # layer -> [records of step s, chiplet bounds, readers left]
+            for j in range(width):  # position by position: every program has the same blocks
+                for c, body in bodies.items():
+                    if j >= len(body):
+                        continue
+                    op = body[j]
+                    if isinstance(op, df.DenseOp):
+                        layer = op.prop_int("layer")
+                        rows = [record("dense", l=layer, s=s, tokens=local[c])] if local[c] else []
+                        sinks[c].write(_array(rows + [record("sync", l=layer, s=s)]))
+                    elif isinstance(op, df.InstructionsOp):
+                        layer, off, cols = op.prop_int("layer"), op.prop_array("offsets"), op.columns()
+                        lo, hi = int(off[s]), int(off[s + 1])
+                        _add(moved, layer, moved_bytes(cols, lo, hi))
+                        sinks[c].write(instruction_records(layer, cols, lo, hi))
+                    elif isinstance(op, df.LayerOp):
+                        assert expansion is not None
+                        layer = op.prop_int("layer")
+                        if layer not in step_of:
+                            cols, bounds = expansion.rows(layer, range(s, s + 1))
+                            _add(moved, layer, moved_bytes(cols))
+                            recs = instruction_records(layer, cols, 0, len(cols["kind"]))
+                            del cols
+                            step_of[layer] = [recs, bounds, users[layer]]
+                        entry = step_of[layer]
+                        sinks[c].write(entry[0][int(entry[1][c]):int(entry[1][c + 1])])
+                        entry[2] -= 1
+                        if entry[2] == 0:
+                            del step_of[layer]
+                            if s == steps - 1:
+                                expansion.release(layer)
+        files = []
+        for c, sink in sinks.items():
+            sink.write(_array([record("halt")]))
+            digest = sink.close()  # writes the records still buffered
+            files.append({"chiplet": c, "bin": f"chiplet_{c}.bin", "instructions": sink.count, "bin_sha256": digest})
+        return files
+    except BaseException:
+        for sink in sinks.values():
+            sink.abandon()
+        raise
+
+
+def _add(moved: dict[int, list[int]], layer: int, amounts: tuple[int, int]) -> None:
+    entry = moved.setdefault(layer, [0, 0])
+    entry[0] += amounts[0]
+    entry[1] += amounts[1]
+
+
 def layer_strategies_of(module: ModuleOp) -> dict[int, str]:
     """Each MoE layer's strategy as its ops say: a baseline's name, or the FSE-DP variant whose
     policy it runs (`fsedp` for a policy of its own, e.g. `--order id`)."""
@@ -171,6 +271,26 @@ def instruction_count(module: ModuleOp) -> int:
     return sum(len(op.prop_array("kind")) for op in module.walk() if isinstance(op, df.InstructionsOp))
 
 
+def expansion_bound(module: ModuleOp) -> int:
+    """At least as many instructions as the module's programs will hold once every static layer is
+    expanded, from its schedules alone (no expansion): per stream at most a load per DRAM channel
+    of the plan and, per chiplet, two receives, two sends (one per ring way), an FFN and a free;
+    per step and chiplet a table and a sync; the dense parts, and what is expanded already."""
+    from fsedp_compiler.dialects.fsedp import StaticScheduleOp
+
+    target = require_target(module, "emit-isa")
+    n = target.num_chiplets
+    total = instruction_count(module)
+    for c in layer_contexts(module):
+        if isinstance(c.schedule_op, StaticScheduleOp):
+            streams = len(c.schedule_op.prop_array("experts"))
+            total += streams * (len(c.plan.channels) + 6 * n) + 2 * n * c.schedule_op.prop_int("steps")
+    trace = module_routing(module)
+    steps = trace.num_steps if trace is not None else 1
+    dense = sum(1 for op in module.walk() if isinstance(op, df.DenseOp))
+    return total + 2 * dense * steps + n
+
+
 def write_text(module: ModuleOp, choice: str) -> bool:
     """Whether `--text choice` (auto, always, never) writes the text forms of this module's program."""
     return choice == "always" or (choice == "auto" and instruction_count(module) <= TEXT_LIMIT)
@@ -178,14 +298,20 @@ def write_text(module: ModuleOp, choice: str) -> bool:
 
 def emit(module: ModuleOp, outdir: str, extra_files: dict[str, bytes] | None = None,
          strategy: str | None = None, layer_strategies: dict[int, str] | None = None,
-         text: bool = True) -> dict[str, Any]:
+         text: bool = True, text_limit: int | None = None, moved: dict[int, list[int]] | None = None,
+         ) -> dict[str, Any]:
     """Write chiplet_<i>.bin and (`text`) chiplet_<i>.fsa, layout.npz, the trace and stream tables
     (static), any `extra_files` and
     program.json into `outdir`, as one whole directory: it is built beside `outdir` and swapped
     in when complete, so a failure leaves an earlier output as it was and no stale file of an
     earlier, larger program survives. `strategy` names the program's strategy (by default the
     module's: its layers' one strategy, or `auto` when they differ); `layer_strategies` (`auto`)
-    names each MoE layer's in program.json. Returns the manifest."""
+    names each MoE layer's in program.json. Returns the manifest.
+
+    A static program without its text forms is written step by step (`_stream_programs`): its
+    `dataflow.layer`s may still be unexpanded, and `moved` (when given) receives each layer's
+    [DRAM, D2D] bytes, which the module then no longer holds. With `text_limit`, a program of at
+    most that many instructions raises `FitsTextForms` and leaves `outdir` as it was."""
     if strategy is None:
         found = layer_strategies_of(module)
         if len(set(found.values())) > 1:
@@ -194,16 +320,27 @@ def emit(module: ModuleOp, outdir: str, extra_files: dict[str, bytes] | None = N
             strategy = next(iter(found.values()), "fsedp")
     target = require_target(module, "emit-isa")
     model = spec_from_module(module)
-    programs, info = build_programs(module)
+    streamed = not text and any(isinstance(o, df.ProgramOp) and o.prop_str("mode") == "static" for o in module.ops)
+    if streamed:
+        programs, info = iter(()), {"mode": "static"}
+        trace = _static_trace(module)
+        info.update(trace=TRACE_FILE, steps=trace.num_steps, tokens=trace.num_tokens)
+    else:
+        programs, info = build_programs(module)
     extra_files = dict(extra_files or {})
-    extra_files[LAYOUT_FILE] = layouts_to_npz(module_layouts(module))
+    # made when written, one at a time, after the programs: none is in memory with another
+    made: dict[str, Callable[[], bytes | None]] = {LAYOUT_FILE: lambda: layouts_to_npz(module_layouts(module))}
     if info["mode"] == "static":
-        extra_files[TRACE_FILE] = trace_bytes(_static_trace(module))
-        tables = module_stream_tables(module)
-        if tables is not None:  # the stream tables, once for every chiplet (their steps name them)
-            extra_files[TABLES_FILE] = tables
+        made[TRACE_FILE] = lambda: trace_bytes(_static_trace(module))
+        # the stream tables, once for every chiplet (their steps name them); None: no FSE-DP layer
+        made[TABLES_FILE] = lambda: module_stream_tables(module)
     with atomic_directory(outdir) as work:
         files: list[dict[str, Any]] = []
+        if streamed:
+            files = _stream_programs(module, work, {} if moved is None else moved)
+            count = sum(f["instructions"] for f in files)
+            if text_limit is not None and count <= text_limit:
+                raise FitsTextForms(count)  # the temporary directory goes, outdir stays as it was
         for p in programs:
             data = encode(p)
             binf = f"chiplet_{p.chiplet}.bin"
@@ -216,9 +353,13 @@ def emit(module: ModuleOp, outdir: str, extra_files: dict[str, bytes] | None = N
                 files[-1].update(fsa=fsa, fsa_sha256=sha256_hex(source))
             del p, data
         extras = {}
-        for name, data in sorted(extra_files.items()):
+        for name in sorted({*extra_files, *made}):
+            data = made[name]() if name in made else extra_files[name]
+            if data is None:
+                continue
             (work / name).write_bytes(data)
             extras[name] = sha256_hex(data)
+            del data
         layers = []
         for c in layer_contexts(module):
             plan = c.plan

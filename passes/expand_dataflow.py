@@ -14,36 +14,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 from xdsl.rewriter import Rewriter
 
 from fsedp_compiler.dialects import dataflow as df
-from fsedp_compiler.dialects.fsedp import StaticScheduleOp
-from fsedp_compiler.errors import FsedpError
-from fsedp_compiler.ir.expand_columns import LayerSchedule, layer_columns
 from fsedp_compiler.ir.layers import layer_contexts
-from fsedp_compiler.ir.layout import build_layouts, fsedp_placement
 from fsedp_compiler.ir.modules import require_target
-from fsedp_compiler.ir.static_schedule import layer_schedule
-from fsedp_compiler.isa import port_maps
-
-_TABLE = df.KINDS.index("table")
-
-
-def table_refs(sched: LayerSchedule) -> list[list[tuple[int, ...]]]:
-    """Per step, the row that opens it on every chiplet: `table` (n = its streams), naming the
-    step's stream table, which the program stores once (emit-isa's `streams.bin`)."""
-    counts = np.bincount(sched.step, minlength=sched.steps).tolist()
-    return [[(_TABLE, 0, 0, s, 0, 0, 0, 0, k, 0, 0)] for s, k in enumerate(counts)]
+from fsedp_compiler.ir.static_expansion import StaticExpansion
 
 
 @dataclass(frozen=True)
 class ExpandDataflowPass(ModulePass):
     """Static mode: replace each `dataflow.layer` template with the explicit instructions of every
-    routed step (`dataflow.instructions`). Dynamic programs are left as they are."""
+    routed step (`dataflow.instructions`). Dynamic programs are left as they are.
+
+    `fsedpc compile` of a big static program does not run this pass: emit-isa expands the same
+    instructions a step at a time straight into the `.bin` files (`ir/static_expansion.py`)."""
 
     name = "expand-dataflow"
 
@@ -52,23 +40,17 @@ class ExpandDataflowPass(ModulePass):
         programs = [o for o in op.ops if isinstance(o, df.ProgramOp) and o.prop_str("mode") == "static"]
         if not programs:
             return
-        ports = port_maps(target.edges, target.num_chiplets)
         n = target.num_chiplets
         slots = {(p.prop_int("chiplet"), o.prop_int("layer")): o for p in programs for o in p.body.block.ops
                  if isinstance(o, df.LayerOp)}
-        contexts = layer_contexts(op)
-        layouts = build_layouts([c.plan for c in contexts], [fsedp_placement(c.plan) for c in contexts])
-        for lctx in contexts:  # one layer at a time: only its IR arrays outlive it
-            if not isinstance(lctx.schedule_op, StaticScheduleOp):
-                raise FsedpError(f"layer {lctx.spec.index} has no static schedule; run schedule-streams{{mode=static}}")
+        expansion = StaticExpansion(op, self.name)
+        for lctx in layer_contexts(op):  # one layer at a time: only its IR arrays outlive it
             index = lctx.spec.index
-            sched = layer_schedule(lctx, n)
-            cols, offsets = layer_columns(sched, lctx.plan, lctx.rings, lctx.policy.trajectory, ports,
-                                          layouts[index], table_refs(sched))
+            cols, offsets = expansion.columns(index)
+            expansion.release(index)
             for c in range(n):
                 if (c, index) in slots:
                     Rewriter.replace_op(slots.pop((c, index)), df.InstructionsOp.build(index, offsets[c], cols[c]))
             del cols, offsets
         for template in [o for o in op.ops if isinstance(o, df.TemplateOp)]:
             Rewriter.erase_op(template)  # folded into every step's instructions
-

@@ -50,7 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fsedp_compiler.backends.emit import TEXT_LIMIT, emit, instruction_count, write_text
+    from fsedp_compiler.backends.emit import (TEXT_LIMIT, FitsTextForms, emit, expansion_bound, instruction_count,
+                                              write_text)
     from fsedp_compiler.console import human_bytes, make_console
     from fsedp_compiler.dialects.chiplet import SYSTEM_ATTR
     from fsedp_compiler.errors import FsedpError
@@ -85,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"fsedpc: no --target given; using the default preset '{DEFAULT_TARGET}'")
     verify_each = args.verify_each or verify_each_default()
     build = None
+    deferred = text_forms = False
     passes = [] if auto else compile_passes(args.strategy, target=target, trace=args.trace, mode=mode,
                                             shards_per_chiplet=args.shards_per_chiplet, buffers=args.buffers,
                                             order=args.order, direction=args.direction,
@@ -98,20 +100,43 @@ def run(args: argparse.Namespace) -> int:
                                  candidates=args.candidates, verify_each=verify_each, text=text)
             module = build.module
         else:
-            run_passes(ctx, module, passes, text=text, verify_each=verify_each,
+            # a static program is expanded into the IR only when its text forms may be written
+            # (final.mlir prints it); else emit-isa expands it a step at a time into the .bin
+            deferred = deferred_expansion(passes, mode, args.text)
+            run_passes(ctx, module, passes[:-1] if deferred else passes, text=text, verify_each=verify_each,
                        before=lambda p, _: progress.begin(f"pass {p.name}"))
-        text_forms = write_text(module, args.text)
-        progress.begin("printing final.mlir" if text_forms else "without the text forms (--text)")
-        extra = {"final.mlir": print_module(module).encode()} if text_forms else {}
-        progress.begin("writing the program (emit-isa)")
-        manifest = emit(module, args.output, extra_files=extra, strategy=args.strategy,
-                        layer_strategies=build.layer_strategies if build else None, text=text_forms)
+            if deferred and args.text == "auto" and expansion_bound(module) <= TEXT_LIMIT:
+                deferred = False  # surely small: expand it here, as with its text forms
+                run_passes(ctx, module, passes[-1:], text=text, verify_each=verify_each,
+                           before=lambda p, _: progress.begin(f"pass {p.name}"))
+            elif deferred:
+                progress.begin(f"pass {passes[-1].name} (a step at a time, in emit-isa)")
+        moved: dict[int, list[int]] | None = None
+        manifest = None
+        if deferred:
+            moved = {}
+            progress.begin("without the text forms (--text)")
+            progress.begin("writing the program (emit-isa)")
+            try:
+                manifest = emit(module, args.output, strategy=args.strategy, text=False, moved=moved,
+                                text_limit=TEXT_LIMIT if args.text == "auto" else None)
+            except FitsTextForms:  # small after all: expand it into the IR and write the text forms
+                moved = None
+                run_passes(ctx, module, passes[-1:], text=text, verify_each=verify_each)
+        if manifest is None:
+            text_forms = write_text(module, args.text)
+            progress.begin("printing final.mlir" if text_forms else "without the text forms (--text)")
+            extra = {"final.mlir": print_module(module).encode()} if text_forms else {}
+            progress.begin("writing the program (emit-isa)")
+            manifest = emit(module, args.output, extra_files=extra, strategy=args.strategy,
+                            layer_strategies=build.layer_strategies if build else None, text=text_forms)
     if not text_forms and args.text == "auto":
-        console.print(f"fsedpc: {instruction_count(module):,} instructions, more than {TEXT_LIMIT:,}: wrote the .bin "
+        count = sum(f["instructions"] for f in manifest["programs"]) if moved is not None else instruction_count(module)
+        console.print(f"fsedpc: {count:,} instructions, more than {TEXT_LIMIT:,}: wrote the .bin "
                       "programs without their text forms (.fsa, final.mlir); --text always writes them, `fsedpc "
                       "disasm OUTDIR/chiplet_<i>.bin` prints one")
     out = make_console()
-    print_summary(module, manifest, out, human_bytes)
+    print_summary(module, manifest, out, human_bytes, moved)
     if build is not None:
         print_choices(build, manifest["target"]["chiplet"]["sram_mib"], out)
     return 0
@@ -143,11 +168,22 @@ def print_choices(build: AutoBuild, sram_mib: float, console) -> None:
                                          "baselines)" if tied else ""))
 
 
-def print_summary(module, manifest, console, human_bytes) -> None:
-    """Streams, DRAM and D2D bytes and the scheduler's estimated step time, per layer."""
+def deferred_expansion(passes: list, mode: str, text: str) -> bool:
+    """Whether the pipeline's last pass, expand-dataflow, is left to emit-isa (which expands a
+    static program a step at a time into its `.bin` files): static mode without `--text always`."""
+    from fsedp_compiler.passes.expand_dataflow import ExpandDataflowPass
+
+    return mode == "static" and text != "always" and bool(passes) and isinstance(passes[-1], ExpandDataflowPass)
+
+
+def print_summary(module, manifest, console, human_bytes, moved: dict[int, list[int]] | None = None) -> None:
+    """Streams, DRAM and D2D bytes and the scheduler's estimated step time, per layer. `moved`:
+    each layer's [DRAM, D2D] bytes when the module does not hold its instructions (emit-isa
+    expanded them); else they are summed from its `dataflow.instructions`."""
     import numpy as np
     from rich.table import Table
 
+    from fsedp_compiler.backends.emit import moved_bytes
     from fsedp_compiler.dialects import dataflow as df
     from fsedp_compiler.dialects.fsedp import StaticScheduleOp
     from fsedp_compiler.ir.layers import layer_contexts
@@ -166,16 +202,15 @@ def print_summary(module, manifest, console, human_bytes) -> None:
         table.add_column(col, justify="right")
     dram: dict[int, int] = {}
     d2d: dict[int, int] = {}
-    for op in module.walk():
-        if isinstance(op, df.InstructionsOp):
-            cols_ = op.columns()
-            layer = op.prop_int("layer")
-            kind, arg = cols_["kind"], cols_["arg"]
-            k = {name: df.KINDS.index(name) for name in ("loads", "load", "sends", "send", "toksend", "reduce")}
-            moved = arg * cols_["n"]  # range ops: bytes per shard x shard count
-            single = np.isin(kind, [k["send"], k["toksend"], k["reduce"]])
-            dram[layer] = dram.get(layer, 0) + int(moved[kind == k["loads"]].sum() + arg[kind == k["load"]].sum())
-            d2d[layer] = d2d.get(layer, 0) + int(moved[kind == k["sends"]].sum() + arg[single].sum())
+    if moved is None:
+        moved = {}
+        for op in module.walk():
+            if isinstance(op, df.InstructionsOp):
+                entry = moved.setdefault(op.prop_int("layer"), [0, 0])
+                for i, amount in enumerate(moved_bytes(op.columns())):
+                    entry[i] += amount
+    for layer, (dram_bytes, d2d_bytes) in moved.items():
+        dram[layer], d2d[layer] = dram_bytes, d2d_bytes
     for c in layer_contexts(module):
         plan = c.plan
         row = ([str(c.spec.index)] + ([str(per_layer.get(c.spec.index))] if mixed else [])

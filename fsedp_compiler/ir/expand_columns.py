@@ -115,8 +115,13 @@ def _counts(ring: Ring, ways: _Ways, home_k: np.ndarray, way: int) -> tuple[np.n
     return visits, ends
 
 
-def _plan_tables(plan: ShardPlan, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per expert: shards per DRAM chiplet [E, n], shards per channel index [E, C], shard bytes [E]."""
+PlanTables = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def plan_tables(plan: ShardPlan, n: int) -> PlanTables:
+    """The shard plan's tables `layer_columns` reads (a caller expanding a layer in several step
+    ranges computes them once). Per expert: shards per DRAM chiplet [E, n], shards per channel
+    index [E, C], shard bytes [E]."""
     experts, channels = plan.num_streams, len(plan.channels)
     home = np.zeros((experts, n), dtype=np.int64)
     chan = np.zeros((experts, channels), dtype=np.int64)
@@ -154,19 +159,26 @@ class _Rows:
         return out
 
 
-def layer_columns(sched: LayerSchedule, plan: ShardPlan, rings: list[Ring], rule: str,
-                  ports: list[dict[int, int]], layout: LayerLayout, table_rows: list[list[tuple[int, ...]]],
-                  ) -> tuple[list[dict[str, np.ndarray]], list[np.ndarray]]:
-    """Per chiplet, the layer's instruction columns (`dataflow.instructions`) and step offsets.
-    `table_rows[s]`: the IR rows every chiplet starts step s with (its stream table)."""
+def layer_rows(sched: LayerSchedule, plan: ShardPlan, rings: list[Ring], rule: str,
+               ports: list[dict[int, int]], layout: LayerLayout, table_rows: list[list[tuple[int, ...]]],
+               steps: range | None = None, tables: PlanTables | None = None,
+               ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The rows of `layer_columns` as one table in chiplet order: `chip` and the `dataflow.
+    instructions` columns, and the bounds of each chiplet's rows (n + 1 indices)."""
     n = len(ports)
     m, channels = plan.num_shards, len(plan.channels)
-    home_tab, chan_tab, size_tab = _plan_tables(plan, n)
+    home_tab, chan_tab, size_tab = tables if tables is not None else plan_tables(plan, n)
     streams = len(sched.expert)
     rows = _Rows()
     ids = np.arange(streams, dtype=np.int64)
-    for r in np.unique(sched.ring).tolist():
-        sel = np.flatnonzero(sched.ring == r)
+    if steps is None:
+        steps = range(sched.steps)
+        chosen = np.ones(streams, dtype=bool)
+    else:  # the streams of those steps (the schedule may hold only them: `layer_schedule(..., steps)`)
+        assert steps.step == 1
+        chosen = (sched.step >= steps.start) & (sched.step < steps.stop)
+    for r in np.unique(sched.ring[chosen]).tolist():
+        sel = np.flatnonzero((sched.ring == r) & chosen)
         ring = rings[r]
         e = sched.expert[sel]
         members = sched.tokens[sel] > 0
@@ -203,20 +215,35 @@ def layer_columns(sched: LayerSchedule, plan: ShardPlan, rings: list[Ring], rule
         s_i, c_i = np.nonzero(visits_total > 0)
         rows.add("frees", c_i, step[s_i], sid[s_i], _FREES, n=visits_total[s_i, c_i], expert=e[s_i])
     chips = np.arange(n, dtype=np.int64)
-    table = [(s, w, row) for s in range(sched.steps) for w, row in enumerate(table_rows[s])]
+    table = [(s, w, row) for s in steps for w, row in enumerate(table_rows[s])]
     if table:  # the stream table opens each step (stream -1, in table order) on every chiplet
         arr = np.repeat(np.array([row for _, _, row in table], dtype=np.int64), n, axis=0)
         fields = {f: arr[:, i] for i, (f, _) in enumerate(FIELDS) if f not in ("kind", "step")}
         rows.add("nop", np.tile(chips, len(table)), arr[:, 3], np.full(len(arr), -1),
                  np.repeat(np.array([w for _, w, _ in table], dtype=np.int64), n), **fields)
         rows.parts[-1]["kind"] = arr[:, 0]
-    steps = np.arange(sched.steps, dtype=np.int64)  # the barrier closes each step
-    rows.add("sync", np.tile(chips, sched.steps), np.repeat(steps, n), np.full(n * sched.steps, streams), 0)
+    closed = np.arange(steps.start, steps.stop, dtype=np.int64)  # the barrier closes each step
+    rows.add("sync", np.tile(chips, len(closed)), np.repeat(closed, n), np.full(n * len(closed), streams), 0)
     names = [f for f, _ in FIELDS if f not in ("kind", "step")]
     cols = rows.columns(["chip", "stream", "role", "kind", "step", *names])
     order = np.lexsort((cols["n"], cols["unit"], cols["role"], cols["stream"], cols["step"], cols["chip"]))
-    cols = {k: v[order] for k, v in cols.items()}
-    bounds = np.searchsorted(cols["chip"], np.arange(n + 1))
+    cols = {f: cols[f][order] for f in ("chip", *(f for f, _ in FIELDS))}
+    return cols, np.searchsorted(cols["chip"], np.arange(n + 1))
+
+
+def layer_columns(sched: LayerSchedule, plan: ShardPlan, rings: list[Ring], rule: str,
+                  ports: list[dict[int, int]], layout: LayerLayout, table_rows: list[list[tuple[int, ...]]],
+                  steps: range | None = None, tables: PlanTables | None = None,
+                  ) -> tuple[list[dict[str, np.ndarray]], list[np.ndarray]]:
+    """Per chiplet, the layer's instruction columns (`dataflow.instructions`) and step offsets.
+    `table_rows[s]`: the IR rows every chiplet starts step s with (its stream table).
+
+    `steps` (default: all) expands only those steps, giving exactly their rows of the whole
+    expansion (every row depends on its own stream alone, and the sort is stable), so a caller
+    can expand a long schedule a few steps at a time; offsets still index every step (empty
+    outside `steps`). `tables`: `plan_tables(plan, n)`, when the caller has it already."""
+    n = len(ports)
+    cols, bounds = layer_rows(sched, plan, rings, rule, ports, layout, table_rows, steps, tables)
     per_chip, offsets = [], []
     for c in range(n):
         lo, hi = int(bounds[c]), int(bounds[c + 1])

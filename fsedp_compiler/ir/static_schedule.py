@@ -42,18 +42,25 @@ def static_steps(ctx: LayerContext, target: Target) -> list[StepSchedule]:
     return out
 
 
-def layer_schedule(ctx: LayerContext, n: int) -> LayerSchedule:
-    """The layer's static schedule as arrays (one row per stream, all steps)."""
+def layer_schedule(ctx: LayerContext, n: int, steps: range | None = None) -> LayerSchedule:
+    """The layer's static schedule as arrays (one row per stream): all steps, or only the streams
+    of `steps` (their step numbers kept; `steps` of the result stays the schedule's count)."""
     op = ctx.schedule_op
     assert isinstance(op, StaticScheduleOp)
     off = op.prop_array("offsets").astype(np.int64)
     moff = op.prop_array("member_offsets").astype(np.int64)
-    streams = int(off[-1])
+    total = op.prop_int("steps")
+    lo_step, hi_step = (0, total) if steps is None else (steps.start, min(steps.stop, total))
+    lo, hi = int(off[lo_step]), int(off[hi_step])
+    m_lo, m_hi = int(moff[lo]), int(moff[hi])
+    streams = hi - lo
     tokens = np.zeros((streams, n), dtype=np.int64)
-    tokens[np.repeat(np.arange(streams), np.diff(moff)), op.prop_array("members")] = op.prop_array("tokens")
-    return LayerSchedule(op.prop_int("steps"), np.repeat(np.arange(len(off) - 1), np.diff(off)),
-                         op.prop_array("experts").astype(np.int64), op.prop_array("directions").astype(np.int64),
-                         op.prop_array("rings").astype(np.int64), tokens)
+    tokens[np.repeat(np.arange(streams), np.diff(moff[lo:hi + 1])), op.prop_array("members")[m_lo:m_hi]] = \
+        op.prop_array("tokens")[m_lo:m_hi]
+    step = np.repeat(np.arange(lo_step, hi_step, dtype=np.int64), np.diff(off[lo_step:hi_step + 1]))
+    return LayerSchedule(total, step, op.prop_array("experts")[lo:hi].astype(np.int64),
+                         op.prop_array("directions")[lo:hi].astype(np.int64),
+                         op.prop_array("rings")[lo:hi].astype(np.int64), tokens)
 
 
 def step_table_rows(sched: StepSchedule) -> list[tuple[int, ...]]:

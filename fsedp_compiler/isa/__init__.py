@@ -7,7 +7,7 @@ machine in `fsedp_compiler.sim`, and written by the compiler's `emit-isa` pass.
 """
 
 from fsedp_compiler.isa import opcodes as _opcodes
-from fsedp_compiler.isa.binary import HEADER_SIZE, decode, encode, header_size, sha256_hex
+from fsedp_compiler.isa.binary import HEADER_SIZE, BinWriter, decode, encode, header_size, sha256_hex
 from fsedp_compiler.isa.opcodes import *  # noqa: F403
 from fsedp_compiler.isa.opcodes import OPCODE, OPS, Field, OpInfo, instr, record
 from fsedp_compiler.isa.ports import neighbours, port_maps
@@ -16,7 +16,7 @@ from fsedp_compiler.isa.tables import TABLES_FILE, TABLES_MAGIC, StreamTables, d
 from fsedp_compiler.isa.text import format_record, parse_text, parse_text_lines, stream_members, to_text
 
 __all__ = [
-    "HEADER_SIZE", "MAX_PORTS", "OPCODE", "OPS", "Field", "OpInfo", "Program", "decode", "encode",
+    "BinWriter", "HEADER_SIZE", "MAX_PORTS", "OPCODE", "OPS", "Field", "OpInfo", "Program", "decode", "encode",
     "find_problem", "format_record", "header_size", "instr", "neighbours", "parse_text", "parse_text_lines",
     "port_maps", "record",
     "sha256_hex", "stream_members", "to_text", "TABLES_FILE", "TABLES_MAGIC", "StreamTables", "decode_tables",

@@ -18,6 +18,7 @@ Layout, little-endian throughout::
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
 
 import numpy as np
@@ -29,6 +30,7 @@ from fsedp_compiler.isa.program import MAX_PORTS, Program, find_problem
 
 _HEADER = struct.Struct("<4sHHBBHI")  # magic, version, chiplet, mode, channels, ports, count
 HEADER_SIZE = _HEADER.size  # 16
+_RAW = np.dtype((np.void, INSTR_DTYPE.itemsize))
 
 
 def header_size(nports: int) -> int:
@@ -36,13 +38,17 @@ def header_size(nports: int) -> int:
     return -(-(HEADER_SIZE + 2 * nports) // RECORD_SIZE) * RECORD_SIZE
 
 
+def encode_header(chiplet: int, mode: str, ports: tuple[int, ...], channels: int, count: int) -> bytes:
+    """The bytes before the records of a program of `count` records: header, port table, padding."""
+    nports = len(ports)
+    head = _HEADER.pack(MAGIC, VERSION, chiplet, MODES.index(mode), channels, nports, count)
+    table = np.asarray(ports, dtype="<u2").tobytes()
+    return b"".join((head, table, bytes(header_size(nports) - HEADER_SIZE - len(table))))
+
+
 def encode(p: Program) -> bytes:
     """The `.bin` bytes of `p`."""
-    nports = len(p.ports)
-    head = _HEADER.pack(MAGIC, VERSION, p.chiplet, MODES.index(p.mode), p.channels, nports, len(p.instrs))
-    table = np.asarray(p.ports, dtype="<u2").tobytes()
-    pad = bytes(header_size(nports) - HEADER_SIZE - len(table))
-    return b"".join((head, table, pad, p.instrs.tobytes()))
+    return encode_header(p.chiplet, p.mode, p.ports, p.channels, len(p.instrs)) + p.instrs.tobytes()
 
 
 def _plural(n: int, word: str) -> str:
@@ -99,3 +105,67 @@ def decode(data: bytes, path: str = "<bytes>") -> Program:
 def sha256_hex(data: bytes) -> str:
     """SHA-256 of `data` as lower-case hex (content hashes in program.json)."""
     return hashlib.sha256(data).hexdigest()
+
+
+class BinWriter:
+    """One program's `.bin`, written to `path` as its records come, so that a long program is
+    never in memory whole: the header's place is kept, the records follow chunk by chunk (each
+    checked as `Program` checks them), and `close` writes the header with the final count.
+
+    The bytes are those of `encode(Program(...))` of all the records at once. Write into a
+    temporary directory (`files.atomic_directory`): an error leaves the file half-written."""
+
+    #: records checked and written at a time (512 KiB)
+    BUFFER = 1 << 14
+
+    def __init__(self, path: str | os.PathLike[str], chiplet: int, mode: str, ports: tuple[int, ...],
+                 channels: int) -> None:
+        meta = Program(chiplet, mode, ports, channels, np.zeros(0, dtype=INSTR_DTYPE))  # checks the fields
+        self.path = path
+        self.chiplet, self.mode, self.ports, self.channels = meta.chiplet, meta.mode, meta.ports, meta.channels
+        self.count = 0
+        self._pending: list[np.ndarray] = []
+        self._buffered = 0
+        self._file = open(path, "wb")  # noqa: SIM115 (closed by close)
+        self._file.write(bytes(header_size(len(self.ports))))
+
+    def write(self, instrs: np.ndarray) -> None:
+        """Append records (an `INSTR_DTYPE` array); ValueError naming the first bad one (when
+        its chunk is checked: records are buffered up to `BUFFER` at a time)."""
+        self._pending.append(instrs)
+        self._buffered += len(instrs)
+        if self._buffered >= self.BUFFER:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        if len(self._pending) == 1:
+            chunk = self._pending[0]
+        else:  # joined as plain 32-byte items: numpy's structured concatenate is slow per call
+            chunk = np.concatenate([np.ascontiguousarray(p).view(_RAW) for p in self._pending]).view(INSTR_DTYPE)
+        self._pending, self._buffered = [], 0
+        problem = find_problem(chunk, len(self.ports), self.channels)
+        if problem is not None:
+            i, msg = problem
+            raise ValueError(f"chiplet {self.chiplet}: instruction {self.count + i}: {msg}")
+        self._file.write(np.ascontiguousarray(chunk).data)
+        self.count += len(chunk)
+
+    def close(self) -> str:
+        """Write the header, close the file and return its SHA-256 (read back in chunks)."""
+        self._flush()
+        if self.count > 0xFFFFFFFF:
+            raise ValueError("more than 2**32 - 1 instructions")
+        self._file.seek(0)
+        self._file.write(encode_header(self.chiplet, self.mode, self.ports, self.channels, self.count))
+        self._file.close()
+        digest = hashlib.sha256()
+        with open(self.path, "rb") as f:
+            while chunk := f.read(1 << 22):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def abandon(self) -> None:
+        """Close the file without finishing it (on an error: its directory is discarded)."""
+        self._file.close()
