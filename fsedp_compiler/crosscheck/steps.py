@@ -60,8 +60,10 @@ def step_instances(model: ModelSpec, target: Target, trace: RoutingTrace, layer_
     layer = model.moe_layer(index)
     plan = step_plan(layer, target, shards_per_chiplet, buffers)
     ring, cost = Ring(target.ring), CostModel(target, layer.dtype)
+    rings = (ring, *(Ring(r) for r in target.rings[1:]))  # R1's first, as `fsedpc compile` has them
     out = []
     for step in range(first_step, first_step + steps):
         experts, weights = trace.step(trace.layer_indices.index(index), step)
-        out.append(Instance(plan, ring, cost, StepRouting(experts, weights, trace.token_chiplet, index, step)))
+        out.append(Instance(plan, ring, cost, StepRouting(experts, weights, trace.token_chiplet, index, step),
+                            rings=rings))
     return out
