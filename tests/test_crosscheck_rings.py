@@ -8,11 +8,16 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
+
+from fsedp_compiler.costmodel import CostModel
+from fsedp_compiler.crosscheck.instance import Instance
 from fsedp_compiler.crosscheck.model import solve
 from fsedp_compiler.crosscheck.report import explain_violation, random_instances
 from fsedp_compiler.crosscheck.trips import direction_patterns, variants
 from fsedp_compiler.fsedp.ring import Ring, directed_routes
-from fsedp_compiler.fsedp.scheduler import Policy, schedule
+from fsedp_compiler.fsedp.scheduler import Policy, StepRouting, schedule
+from fsedp_compiler.fsedp.shardplan import make_shard_plan
 from fsedp_compiler.fsedp.streaming import SEND
 from fsedp_compiler.inputs.model import MoeLayerSpec
 from fsedp_compiler.inputs.target_files import load_preset
@@ -114,13 +119,24 @@ def test_two_sends_on_one_link_of_the_second_ring_are_rejected_and_named() -> No
     assert explain_violation(inst, trips, bad).startswith(f"NoOverlap on link ({first.chiplet}, {first.unit}) violated")
 
 
+def _hand_torus() -> Instance:
+    """Four tokens on torus-4x4, one per expert of four, 16 shards each (one per chiplet): the
+    heuristic puts streams on both rings; small enough for the free model's circuits."""
+    target = load_preset("torus-4x4")
+    routing = StepRouting(np.array([[0], [1], [2], [3]], dtype=np.int32), np.ones((4, 1), np.float32),
+                          np.array([1, 2, 7, 11], dtype=np.int32))
+    rings = tuple(Ring(r) for r in target.rings)
+    return Instance(make_shard_plan(SMALL, target, 1, 6), rings[0], CostModel(target, "bf16"), routing,
+                    rings=rings)
+
+
 def test_gap_on_the_torus_is_bounded_under_the_rules() -> None:
     """Bounds (per link over both rings, Jackson, R6) <= CP-SAT's bound <= best <= heuristic, and
     the relaxations (R1-R3 over both rings' paths, R6) stay at or below the best under the rules."""
     from fsedp_compiler.crosscheck.report import crosscheck
 
-    inst = random_instances(SMALL, load_preset("torus-4x4"), 1, 6, max_tokens_per_chiplet=1)[0]
-    assert len({s.ring for s in inst.heuristic()[0].streams}) == 2
+    inst = _hand_torus()
+    assert {s.ring for s in inst.heuristic()[0].streams} == {0, 1}
     row = crosscheck(inst, work_limit=0.05, relaxed=True)
     assert row["verified"]
     assert max(row["bounds"].values()) <= row["bound_ns"] <= row["best_ns"] <= row["heuristic_ns"]
@@ -135,7 +151,7 @@ def test_the_free_model_admits_the_multi_ring_schedule() -> None:
     schedule (shards on both rings) and the shortest-way witness are solutions, exactly."""
     from fsedp_compiler.crosscheck.free import shortest_way, solve_free
 
-    inst = random_instances(SMALL, load_preset("torus-4x4"), 1, 7, max_tokens_per_chiplet=1)[0]
+    inst = _hand_torus()
     sched, trips, timeline, _ = inst.heuristic()
     assert len({t.ring for t in trips}) == 2
     witness = shortest_way(inst, sched)
