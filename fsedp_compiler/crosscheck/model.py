@@ -24,6 +24,7 @@ bounds and the gap an upper end): R4's admission rules (`flowcontrol.py`: an esc
 ring direction, a critical bubble per direction, transit-first loads) become one cumulative of
 B buffers per chiplet, each held from the load (or the upstream send's start) until the later
 of its FFN and its onward send, plus, where the pool has room for R4's two free slots at a load
+(with every network the model may use: both directions of each ring in use, `most_networks`)
 and the chiplet has one DMA channel, a one-nanosecond phantom buffer at each load's start. A
 schedule the model finds may thus hold buffers the admission rules would refuse; every schedule
 it is given to verify follows them. Links and compute engines may serve shards in any order
