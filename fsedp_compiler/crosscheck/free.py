@@ -6,9 +6,10 @@ DRAM home, visits the members of S_e in **any order** (a circuit over home and m
 `AddCircuit`), over **any path** between consecutive stops (each hop is a link transfer; the
 candidate paths are the two ways round the virtual ring, which on the cycle topologies the
 cross-check runs on -- a ring, a 2x2 mesh -- are all simple paths; with several virtual rings,
-R1 generalised, the two ways round each of them), and may enter S_e at **any member**. Everything else is the constrained model's (`crosscheck.solve`): the cost model's
-durations, NoOverlap per DRAM channel, directed link and compute engine, cut-through forwarding
-(R7: a shard goes on once its first packet has arrived), B buffers per chiplet held from a
+R1 generalised, the two ways round each of them), and may enter S_e at **any member**.
+Everything else is the constrained model's (`crosscheck.solve`): the cost model's durations,
+NoOverlap per DRAM channel, directed link and compute engine, cut-through forwarding (R7: a
+shard goes on once its first packet has arrived), B buffers per chiplet held from a
 transfer's start to the shard's last use there (R4's admission rules relaxed to that capacity),
 and R6's one stream order that every DMA channel follows.
 
@@ -224,7 +225,9 @@ def free_lower_bound(inst: Instance, sched: StepSchedule, trips: list[Trip]) -> 
     for t in trips:
         stream = sched.streams[t.stream]
         members = [c for c in range(n) if stream.members >> c & 1]
-        hops = min(cover_hops(ring, t.path[0], members) for ring in inst.virtual_rings)
+        # several rings: a walk may change rings between stops, so only one hop per other member
+        hops = (cover_hops(inst.ring, t.path[0], members) if len(inst.virtual_rings) == 1
+                else len(set(members) - {t.path[0]}))
         tails[(t.stream, t.shard)] = {0: cost.dram_latency_ns + walk_ns(cost, t.nbytes, hops)
                                       + min(cost.ffn_ns(t.params, stream.tokens[c]) for c in members)}
     return max(max((busy[k] + tail[k] for k in busy), default=0), max(ffn_total, default=0) + first,
