@@ -3,7 +3,8 @@
 CP-SAT's own bound is weak on real steps (hundreds to thousands of shards): the makespan is set
 by one resource kind running back to back, which these single-resource relaxations see at once.
 Each holds for every schedule the model (`crosscheck.solve`) admits, whatever the stream
-directions, so the largest never exceeds the optimum:
+directions (each stream on the virtual ring the stream table assigns it; the links are every
+ring's), so the largest never exceeds the optimum:
 
 * **dram**: each DRAM channel runs its loads one after another, and after each the shard still
   needs its shortest tail (DRAM latency, the walk to its last member with cut-through forwarding,

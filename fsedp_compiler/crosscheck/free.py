@@ -5,10 +5,11 @@ member it reaches and visits the members in ring order. Here each shard, once lo
 DRAM home, visits the members of S_e in **any order** (a circuit over home and members,
 `AddCircuit`), over **any path** between consecutive stops (each hop is a link transfer; the
 candidate paths are the two ways round the virtual ring, which on the cycle topologies the
-cross-check runs on -- a ring, a 2x2 mesh -- are all simple paths), and may enter S_e at **any
-member**. Everything else is the constrained model's (`crosscheck.solve`): the cost model's
-durations, NoOverlap per DRAM channel, directed link and compute engine, cut-through forwarding
-(R7: a shard goes on once its first packet has arrived), B buffers per chiplet held from a
+cross-check runs on -- a ring, a 2x2 mesh -- are all simple paths; with several virtual rings,
+R1 generalised, the two ways round each of them), and may enter S_e at **any member**.
+Everything else is the constrained model's (`crosscheck.solve`): the cost model's durations,
+NoOverlap per DRAM channel, directed link and compute engine, cut-through forwarding (R7: a
+shard goes on once its first packet has arrived), B buffers per chiplet held from a
 transfer's start to the shard's last use there (R4's admission rules relaxed to that capacity),
 and R6's one stream order that every DMA channel follows.
 
@@ -37,14 +38,16 @@ HOME = -1
 
 
 def _paths(inst: Instance, src: int, dst: int) -> list[tuple[int, ...]]:
-    """Candidate paths src -> dst (chiplets, both ends included): the two ways round the ring."""
+    """Candidate paths src -> dst (chiplets, both ends included): the two ways round each virtual
+    ring (R1's first)."""
     if src == dst:
         return [(src,)]
     out: list[tuple[int, ...]] = []
-    for d in (CW, CCW):
-        p = tuple(inst.ring.walk(src, inst.ring.dist(src, dst, d), d))
-        if p not in out:
-            out.append(p)
+    for ring in inst.virtual_rings:
+        for d in (CW, CCW):
+            p = tuple(ring.walk(src, ring.dist(src, dst, d), d))
+            if p not in out:
+                out.append(p)
     return out
 
 
@@ -56,7 +59,7 @@ def solve_free(inst: Instance, sched: StepSchedule, *, hint: StepTimeline | None
     the hint's visiting orders, paths and start times are constraints (is it a solution?)."""
     m = cp_model.CpModel()
     cost, plan, n = inst.cost, inst.plan, inst.ring.size
-    trips = trajectories(sched, plan, inst.ring)
+    trips = trajectories(sched, plan, inst.virtual_rings)
     horizon = 1 + sum(cost.dram_ns(t.nbytes) + n * n * cost.link_ns(t.nbytes)
                       + sum(cost.ffn_ns(t.params, tok) for tok in sched.streams[t.stream].tokens) for t in trips)
     resources: dict[tuple, list[Any]] = {}
@@ -179,16 +182,16 @@ def shortest_way(inst: Instance, sched: StepSchedule) -> tuple[list[Trip], StepT
     where CP-SAT finds nothing within the time limit. None if the shared pool deadlocks."""
     if inst.ring.size < 3:
         return None
-    ring = inst.ring
     trips = []
-    for t in trajectories(sched, inst.plan, ring):
+    for t in trajectories(sched, inst.plan, inst.virtual_rings):
         members = sched.streams[t.stream].members
+        ring = inst.ring_of(sched.streams[t.stream])
         ways = [trip_via(ring, t, members, d, ring.first_member(members, t.path[0], d))
                 for d in (t.direction, -t.direction)]
         trips.append(min(ways, key=lambda w: len(w.path)))
     trips = [dataclasses.replace(t, seq=i) for i, t in enumerate(trips)]
     try:
-        timeline = execute(trips, inst.plan, ring, inst.cost, {s.expert: s.tokens for s in sched.streams},
+        timeline = execute(trips, inst.plan, inst.ring, inst.cost, {s.expert: s.tokens for s in sched.streams},
                            shared_pool=True)
     except DeadlockError:
         return None
@@ -222,7 +225,9 @@ def free_lower_bound(inst: Instance, sched: StepSchedule, trips: list[Trip]) -> 
     for t in trips:
         stream = sched.streams[t.stream]
         members = [c for c in range(n) if stream.members >> c & 1]
-        hops = cover_hops(inst.ring, t.path[0], members)
+        # several rings: a walk may change rings between stops, so only one hop per other member
+        hops = (cover_hops(inst.ring, t.path[0], members) if len(inst.virtual_rings) == 1
+                else len(set(members) - {t.path[0]}))
         tails[(t.stream, t.shard)] = {0: cost.dram_latency_ns + walk_ns(cost, t.nbytes, hops)
                                       + min(cost.ffn_ns(t.params, stream.tokens[c]) for c in members)}
     return max(max((busy[k] + tail[k] for k in busy), default=0), max(ffn_total, default=0) + first,
@@ -271,7 +276,7 @@ def _add_hint(m: cp_model.CpModel, inst: Instance, hint: StepTimeline, trips: li
             if (si, j) == (t.stream, t.shard):
                 m.AddHint(lit, (a, b) in chosen)
                 if (a, b) not in chosen:
-                    for q in range(2):
+                    for q in range(2 * len(inst.virtual_rings)):
                         if ("path", si, j, a, b, q) in names:
                             m.AddHint(names[("path", si, j, a, b, q)], False)
         # hops of the trip between consecutive stops, along its direction

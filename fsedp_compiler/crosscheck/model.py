@@ -8,7 +8,10 @@ The model has the step semantics of the estimator (`streaming.execute`) with the
   S_e once all of it has arrived, an onward transfer once its first packet has (R7, cut-through:
   `streaming.head_ns`); NoOverlap per DRAM channel, directed link and compute engine;
 * R1-R3 and R5: a shard walks the virtual ring one way from its home, enters S_e at the first
-  member reached, visits every member once and ends at the last (`crosscheck_trips.py`);
+  member reached, visits every member once and ends at the last (`crosscheck_trips.py`); with
+  several virtual rings (R1 generalised) on the ring the stream table assigns its stream (pinned),
+  the links being the union of every ring's directed links (the rings are edge-disjoint, so each
+  physical directed link is one resource of one ring);
 * directions: one per stream, CW, CCW, SHORT or SHORT_CCW, as the stream table describes them
   (each shard home's way follows from it, as in the scheduler's per-shard policy): a boolean
   per (stream, direction) with exactly one set, and per (stream, shard home) the way that
@@ -21,6 +24,7 @@ bounds and the gap an upper end): R4's admission rules (`flowcontrol.py`: an esc
 ring direction, a critical bubble per direction, transit-first loads) become one cumulative of
 B buffers per chiplet, each held from the load (or the upstream send's start) until the later
 of its FFN and its onward send, plus, where the pool has room for R4's two free slots at a load
+(with every network the model may use: both directions of each ring in use, `most_networks`)
 and the chiplet has one DMA channel, a one-nanosecond phantom buffer at each load's start. A
 schedule the model finds may thus hold buffers the admission rules would refuse; every schedule
 it is given to verify follows them. Links and compute engines may serve shards in any order
@@ -53,7 +57,7 @@ from ortools.sat.python import cp_model
 
 from fsedp_compiler.crosscheck.bounds import Bounds, link_head_tail, link_usage, static_bounds
 from fsedp_compiler.crosscheck.cpsat import CheckResult, run_solver
-from fsedp_compiler.crosscheck.trips import (Patterns, Variants, allowed_directions, direction_patterns, entry_of,
+from fsedp_compiler.crosscheck.trips import (Patterns, Variants, direction_patterns, entry_of, most_networks,
                                              pattern_of, variants)
 from fsedp_compiler.crosscheck.instance import Instance
 from fsedp_compiler.fsedp.flowcontrol import inject_need
@@ -152,8 +156,10 @@ def solve(inst: Instance, sched: StepSchedule, *, fixed: StepTimeline | None = N
         patterns = restricted
     options = variants(inst, sched, patterns)
     if fixed_trips is not None and fixed is not None and any(
-            (t.direction, entry_of(t)) not in options[(t.stream, t.shard)] for t in fixed_trips):
-        return CheckResult("INFEASIBLE", None, None, 0.0)  # R2: not the first member reached
+            getattr(options[(t.stream, t.shard)].get((t.direction, entry_of(t))), "path", None) != t.path
+            for t in fixed_trips):
+        # R2: not the first member reached; R1: not on the stream's ring
+        return CheckResult("INFEASIBLE", None, None, 0.0)
     bounds = bounds or static_bounds(inst, sched, options, patterns)
     # horizon: everything one after another is always enough
     total = 0
@@ -173,7 +179,7 @@ def solve(inst: Instance, sched: StepSchedule, *, fixed: StepTimeline | None = N
     # R4: a load needs two slots free beyond those the networks hold whenever the pool has room
     # for them (`flowcontrol.inject_need`): a one-nanosecond phantom buffer at its start, on
     # chiplets with one DMA channel (two loads starting there at once would need only three)
-    phantom = inject_need(plan.buffers, len(allowed_directions(inst))) == 2
+    phantom = inject_need(plan.buffers, most_networks(inst, len({s.ring for s in sched.streams}))) == 2
     channels_at = Counter(c for c, _ in plan.channels)
     for (si, j), opts in options.items():
         first = next(iter(opts.values()))

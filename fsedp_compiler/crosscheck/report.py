@@ -18,7 +18,8 @@ from fsedp_compiler.crosscheck.bounds import balanced_directions, static_bounds
 from fsedp_compiler.crosscheck.free import shortest_way, solve_free
 from fsedp_compiler.crosscheck.instance import Instance
 from fsedp_compiler.crosscheck.model import solve
-from fsedp_compiler.crosscheck.trips import allowed_directions, direction_patterns, variants, with_directions
+from fsedp_compiler.crosscheck.trips import (allowed_directions, direction_patterns, most_networks, variants,
+                                             with_directions)
 from fsedp_compiler.fsedp.flowcontrol import inject_need
 from fsedp_compiler.fsedp.ring import SHORT, Ring
 from fsedp_compiler.fsedp.scheduler import Policy, StepRouting, StepSchedule
@@ -35,6 +36,13 @@ def explain_violation(inst: Instance, trips: list[Trip], timeline: StepTimeline)
     """The first model constraint a fixed schedule breaks, naming the constraint and its ops
     (same constraints as `solve`, evaluated directly on the fixed times)."""
     cost = inst.cost
+    rings = inst.virtual_rings
+    for op in timeline.ops:  # R1: every hop along the ring the stream table gives the stream
+        t = trips[op.trip]
+        if op.kind == SEND and (t.ring >= len(rings) or rings[t.ring].step(op.chiplet, t.direction) != op.unit):
+            way = "clockwise" if t.direction > 0 else "counter-clockwise"
+            return (f"R1 violated: {_op_name(SEND, t, op.chiplet, op.hop)} is not a {way} link of virtual "
+                    f"ring {t.ring}, the stream's")
     usage: dict[tuple, list[tuple[int, int, str]]] = {}
     arrive: dict[tuple[int, int], int] = {}
     head: dict[tuple[int, int], int] = {}  # when the first packet is there (R7)
@@ -94,7 +102,7 @@ def explain_violation(inst: Instance, trips: list[Trip], timeline: StepTimeline)
             if level > inst.plan.buffers:
                 return (f"cumulative SRAM buffers of chiplet {c} (capacity {inst.plan.buffers}) exceeded at t={p}: "
                         f"{level} held")
-    if inject_need(inst.plan.buffers, len(allowed_directions(inst))) == 2:
+    if inject_need(inst.plan.buffers, most_networks(inst, len({t.ring for t in trips}))) == 2:
         channels_at = Counter(c for c, _ in inst.plan.channels)
         for op in timeline.ops:
             if op.kind == LOAD and channels_at[op.chiplet] == 1:
@@ -187,6 +195,7 @@ def random_instances(layer, target, count: int, seed: int, *, shards_per_chiplet
     each picking top-k distinct experts uniformly."""
     plan = make_shard_plan(layer, target, shards_per_chiplet, buffers)
     ring, cost = Ring(target.ring), CostModel(target, layer.dtype)
+    rings = (ring, *(Ring(r) for r in target.rings[1:]))
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(count):
@@ -194,7 +203,7 @@ def random_instances(layer, target, count: int, seed: int, *, shards_per_chiplet
         chiplet = np.repeat(np.arange(target.num_chiplets), per_chiplet).astype(np.int32)
         experts = np.array([rng.choice(layer.num_experts, layer.top_k, replace=False) for _ in chiplet], dtype=np.int32)
         weights = np.full(experts.shape, 1.0 / layer.top_k, dtype=np.float32)
-        out.append(Instance(plan, ring, cost, StepRouting(experts, weights, chiplet), policy))
+        out.append(Instance(plan, ring, cost, StepRouting(experts, weights, chiplet), policy, rings))
     return out
 
 

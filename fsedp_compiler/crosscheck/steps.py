@@ -65,8 +65,10 @@ def step_instances(model: ModelSpec, target: Target, trace: RoutingTrace, layer_
     pos = trace.layer_indices.index(index)
     plan = step_plan(layer, target, shards_per_chiplet, buffers, fewest_active(trace, pos, layer.num_shared))
     ring, cost = Ring(target.ring), CostModel(target, layer.dtype)
+    rings = (ring, *(Ring(r) for r in target.rings[1:]))  # R1's first, as `fsedpc compile` has them
     out = []
     for step in range(first_step, first_step + steps):
         experts, weights = trace.step(pos, step)
-        out.append(Instance(plan, ring, cost, StepRouting(experts, weights, trace.token_chiplet, index, step)))
+        out.append(Instance(plan, ring, cost, StepRouting(experts, weights, trace.token_chiplet, index, step),
+                            rings=rings))
     return out

@@ -9,6 +9,12 @@ exactly the patterns of those four directions (only CW when `allowed_directions`
 way), the choices the scheduler's per-shard policy has on one ring. Given its way, a shard's trip is
 fixed (R2: it enters S_e at the first member reached and visits every member once in ring
 order; R3: it only forwards elsewhere): `trip_via`.
+
+With several virtual rings (R1 generalised, `Instance.virtual_rings`) a stream walks the ring the
+stream table assigns it (`Stream.ring`): that assignment is pinned, and the patterns, trips and
+directions above are those of the stream's ring. What stays free is each stream's direction on
+it; a schedule that moves a stream to another ring is a different stream table, not a solution
+of these models.
 """
 
 from __future__ import annotations
@@ -52,6 +58,12 @@ def allowed_directions(inst: Instance) -> list[int]:
     return [CW] if inst.ring.size < 3 or inst.plan.buffers < min_buffers(2) else [CW, CCW]
 
 
+def most_networks(inst: Instance, rings_used: int) -> int:
+    """The most virtual networks (R4: one per ring and direction) a schedule of these models may
+    use, its streams on `rings_used` distinct rings (pinned) and free to take either way on them."""
+    return len(allowed_directions(inst)) * max(rings_used, 1)
+
+
 def direction_patterns(inst: Instance, sched: StepSchedule) -> Patterns:
     """Per stream, the patterns of CW, CCW, SHORT and SHORT_CCW over its expert's homes (module
     docstring); a pattern equal to an earlier one is kept once, under the earlier direction."""
@@ -59,9 +71,10 @@ def direction_patterns(inst: Instance, sched: StepSchedule) -> Patterns:
     out: Patterns = []
     for stream in sched.streams:
         homes = sorted(inst.plan.home_counts(stream.expert))
+        ring = inst.ring_of(stream)
         options: dict[int, dict[int, int]] = {}
         for d in ([CW, CCW, SHORT, SHORT_CCW] if len(ways) == 2 else [CW]):
-            way = directed_routes(inst.ring, stream.members, d)[0]  # R2: the nearest entry
+            way = directed_routes(ring, stream.members, d)[0]  # R2: the nearest entry
             pattern = {h: way[h] for h in homes}
             if pattern not in options.values():
                 options[d] = pattern
@@ -70,16 +83,18 @@ def direction_patterns(inst: Instance, sched: StepSchedule) -> Patterns:
 
 
 def variants(inst: Instance, sched: StepSchedule, patterns: Patterns | None = None) -> Variants:
-    """Per (stream index, shard): its trip for each way its home walks in some allowed pattern."""
+    """Per (stream index, shard): its trip for each way its home walks in some allowed pattern,
+    on the stream's ring."""
     patterns = direction_patterns(inst, sched) if patterns is None else patterns
     out: Variants = {}
-    for t in trajectories(sched, inst.plan, inst.ring):
+    for t in trajectories(sched, inst.plan, inst.virtual_rings):
         members = sched.streams[t.stream].members
+        ring = inst.ring_of(sched.streams[t.stream])
         home = t.path[0]
         opts: dict[tuple[int, int], Trip] = {}
         for d in sorted({p[home] for p in patterns[t.stream].values()}, reverse=True):
-            entry = inst.ring.first_member(members, home, d)
-            opts[(d, entry)] = trip_via(inst.ring, t, members, d, entry)
+            entry = ring.first_member(members, home, d)
+            opts[(d, entry)] = trip_via(ring, t, members, d, entry)
         out[(t.stream, t.shard)] = opts
     return out
 
