@@ -49,13 +49,14 @@ results: $(STAMP)
 # The cross-check figures: 50 random tiny-moe steps on 4 and 8 chiplets against CP-SAT, with the
 # relaxations (the two systems run side by side on 2 cores), then the stressed instances: 4 real
 # steps of Qwen3-30B-A3B on mesh-4x4 at 16 tokens (1,296 shards each, about 3 minutes a step),
-# then torus-4x4's two virtual rings side by side: 30 random tiny-moe steps and 4 real Qwen3 steps
+# then torus-4x4's two virtual rings side by side: 30 random tiny-moe steps (B = 12: the second ring
+# needs that much pool, schedbalance.rings_fit) and 4 real Qwen3 steps
 # at 16 tokens, without the relaxations (the free model over both rings' paths is too large on 16
 # chiplets). A work limit (CP-SAT deterministic time) makes the JSON reproducible.
 CROSSCHECK := examples/models/tiny-moe.mlir --random 50 --seed 1 --work-limit 0.6 --relaxed
 CROSSCHECK_STRESSED := examples/models/qwen3-30b-a3b.mlir --target mesh-4x4 --tokens 16 --steps 4 \
 	--work-limit 0.5 --relaxed
-CROSSCHECK_TORUS := examples/models/tiny-moe.mlir --target torus-4x4 --random 30 --seed 1 --work-limit 0.6
+CROSSCHECK_TORUS := examples/models/tiny-moe.mlir --target torus-4x4 --random 30 --seed 1 --work-limit 0.6 --buffers 12
 CROSSCHECK_TORUS_STRESSED := examples/models/qwen3-30b-a3b.mlir --target torus-4x4 --tokens 16 --steps 4 \
 	--work-limit 0.5
 crosscheck: $(STAMP)

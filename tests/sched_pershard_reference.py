@@ -18,7 +18,7 @@ import numpy as np
 from fsedp_compiler.costmodel import PACKET_BYTES, CostModel
 from fsedp_compiler.fsedp.flowcontrol import min_buffers
 from fsedp_compiler.fsedp.ring import CCW, CW, SHORT, SHORT_CCW, Ring, route_lengths, walk_order
-from fsedp_compiler.fsedp.schedbalance import networks_of, pool_allows, tie_break
+from fsedp_compiler.fsedp.schedbalance import networks_of, pool_allows, rings_fit, tie_break
 from fsedp_compiler.fsedp.scheduler import Policy, StepRouting, StepSchedule, Stream
 from fsedp_compiler.fsedp.shardplan import ShardPlan
 
@@ -290,7 +290,7 @@ def _per_shard(tables: list[_Tables], present: np.ndarray, active: np.ndarray, o
     the buffers (R4) are left out. Returns the directions, rings and link bound."""
     count = len(active)
     plan = tables[0].plan
-    usable = [t for r, t in enumerate(tables) if plan.buffers >= min_buffers(2 * (r + 1))]
+    usable = [t for r, t in enumerate(tables) if r == 0 or rings_fit(plan.buffers, r + 1)]
     link = [_link_bytes(t, present, active, 2, rule) for t in usable]
     shorts = [_short_link_bytes(t, present, active, rule) for t in usable]
     hop_ns = cost.link_ns(plan.max_shard_bytes)

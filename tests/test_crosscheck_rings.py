@@ -28,7 +28,8 @@ SMALL = MoeLayerSpec(0, d_model=16, d_ffn=64, num_experts=4, top_k=1)
 
 
 def _torus(count: int, seed: int, **kw):
-    return random_instances(LAYER, load_preset("torus-4x4"), count, seed, **kw)
+    # B = 12: the second ring's networks need that much pool (`schedbalance.rings_fit`)
+    return random_instances(LAYER, load_preset("torus-4x4"), count, seed, **{"buffers": 12, **kw})
 
 
 def _ring_links(ring: Ring) -> set[tuple[int, int]]:
@@ -126,7 +127,7 @@ def _hand_torus() -> Instance:
     routing = StepRouting(np.array([[0], [1], [2], [3]], dtype=np.int32), np.ones((4, 1), np.float32),
                           np.array([1, 2, 7, 11], dtype=np.int32))
     rings = tuple(Ring(r) for r in target.rings)
-    return Instance(make_shard_plan(SMALL, target, 1, 6), rings[0], CostModel(target, "bf16"), routing,
+    return Instance(make_shard_plan(SMALL, target, 1, 12), rings[0], CostModel(target, "bf16"), routing,
                     rings=rings)
 
 
