@@ -145,3 +145,22 @@ def test_errors_are_pydantics(manifests) -> None:
     doc["layers"][0]["buffers"] = 2
     with pytest.raises(ValueError, match="^manifest_sha256: missing: .*recompile"):
         parse_manifest(json.dumps(doc))
+
+
+def test_loading_a_program_imports_no_pydantic(manifests, tmp_path_factory) -> None:
+    """A program fsedpc wrote passes the fast check: simulating it never imports pydantic."""
+    import subprocess
+    import sys
+
+    from fsedp_compiler.cli import main
+
+    tmp = tmp_path_factory.mktemp("nopydantic")
+    spec = restrict_model(load_model_spec(str(REPO / "examples" / "models" / "tiny-moe.mlir")), 1, True, None)
+    (tmp / "m.mlir").write_text(module_text_from_spec(spec))
+    save_trace(synth_trace(spec, 8, 1, 4, "uniform", 0.0, 1), str(tmp / "t.npz"))
+    assert main(["compile", str(tmp / "m.mlir"), "--trace", str(tmp / "t.npz"), "-o", str(tmp / "p")]) == 0
+    code = ("import sys; from fsedp_compiler.sim.loader import load_outdir; from fsedp_compiler.sim.run import simulate\n"
+            f"simulate(load_outdir({str(tmp / 'p')!r}))\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pydantic' or m.endswith('manifest_schema')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

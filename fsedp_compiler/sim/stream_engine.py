@@ -137,6 +137,7 @@ def run_stream_step(st: StreamStep, cost, data=None, keep_ops: bool = False) -> 
     dma_head = [0] * len(dma)
     dma_busy = [False] * len(dma)
     link_to = [neighbour[c][p] for c, p in link_from]
+    link_src = [c for c, _ in link_from]
     link_back = [back_port[c][p] for c, p in link_from]
     link_ready: list[list] = [[] for _ in link_from]
     link_busy = [False] * len(link_from)
@@ -296,7 +297,7 @@ def run_stream_step(st: StreamStep, cost, data=None, keep_ops: bool = False) -> 
             return  # no receive posted: the neighbour never asked for it (a deadlock if it stays so)
         pop(ready)
         posted[pos] -= 1
-        c = link_from[k][0]
+        c = link_src[k]
         nbytes = v[NBYTES]
         moves = send_bytes[c][2 * pos + (d & 1)]
         if moves != nbytes:
