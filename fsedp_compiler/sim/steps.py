@@ -88,7 +88,8 @@ def split_phases(loaded: Loaded) -> list[Phase]:
 
 
 def _kind(ops: np.ndarray) -> str:
-    present = set(np.unique(ops).tolist()) - {NOP}
+    # the opcodes present (bincount: np.unique would import numpy.ma on its first call)
+    present = set((np.flatnonzero(np.bincount(ops)) if ops.dtype.kind == "u" else np.unique(ops)).tolist()) - {NOP}
     if not present:
         return "barrier"
     if present <= {DENSE}:
