@@ -16,16 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import TYPE_CHECKING, Any, Literal
-
-#: Limits of what the machine accepts (the machine model and the ISA's field widths).
-MAX_CHIPLETS = 4096
-MAX_EXPERTS = 65534
-MAX_SHARDS = 65534
-MAX_LAYERS = 65535
-MAX_STEPS = 65535
-MAX_TOKENS = 1 << 20
-MAX_DIM = 1 << 20
+from typing import TYPE_CHECKING, Any
 
 #: Limits of what the machine accepts (the machine model and the ISA's field widths).
 MAX_CHIPLETS = 4096
