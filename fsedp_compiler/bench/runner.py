@@ -113,7 +113,6 @@ def run_one(cfg: BenchConfig, strategy: str, trace_path: str, trace: RoutingTrac
     from fsedp_compiler.ir.modules import make_context, module_from_spec
     from fsedp_compiler.pipeline.compile import compile_auto, compile_passes
     from fsedp_compiler.pipeline.driver import run_passes, verify_each_default
-    from fsedp_compiler.sim.data import DataPlane
     from fsedp_compiler.sim.loader import load_outdir
     from fsedp_compiler.sim.run import simulate
     from fsedp_compiler.strategies import AUTO
@@ -133,7 +132,12 @@ def run_one(cfg: BenchConfig, strategy: str, trace_path: str, trace: RoutingTrac
         run_passes(make_context(), module, passes, verify_each=verify_each_default())
     emit(module, outdir, strategy=strategy, layer_strategies=layer_strategies)
     loaded = load_outdir(outdir)
-    m = simulate(loaded, data=DataPlane(loaded, strict=False) if cfg.functional else None).metrics
+    data = None
+    if cfg.functional:  # the data plane (and the reference) only when asked for
+        from fsedp_compiler.sim.data import DataPlane
+
+        data = DataPlane(loaded, strict=False)
+    m = simulate(loaded, data=data).metrics
     exact = m["functional"]["exact"] if cfg.functional else None
     peaks = max_busy(m)
     estimated = scheduler_estimates(module)

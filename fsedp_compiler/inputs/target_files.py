@@ -5,6 +5,7 @@ field and its line).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from importlib import resources
@@ -28,7 +29,9 @@ def preset_names() -> list[str]:
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
 
 
+@functools.lru_cache(maxsize=None)
 def load_preset(name: str) -> Target:
+    """A bundled preset, parsed once per process (a `Target` is immutable)."""
     root = resources.files(PRESET_PACKAGE)
     entry = root / f"{name}.toml"
     if not entry.is_file():

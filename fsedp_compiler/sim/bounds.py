@@ -32,14 +32,19 @@ def ring_bound(st: StreamStep, rings: list[Trajectories], rule: str, cost) -> in
     dram = 0
     first = None  # the earliest a loaded shard is usable anywhere
     shards: dict[tuple[int, int], list[int]] = {}  # (position, home) -> shard bytes
+    dram_ns: dict[int, int] = {}  # shard bytes -> DRAM busy time (a few sizes per step)
     for c, _, loads in st.dma:
         busy = 0
         for load in loads:
-            busy += cost.dram_busy_ns(load[3])
-            shards.setdefault((load[0], c), []).append(load[3])
+            nbytes = load[3]
+            t = dram_ns.get(nbytes)
+            if t is None:
+                t = dram_ns[nbytes] = cost.dram_busy_ns(nbytes)
+            busy += t
+            shards.setdefault((load[0], c), []).append(nbytes)
         dram = max(dram, busy)
         if loads:
-            soonest = min(cost.dram_busy_ns(load[3]) for load in loads) + cost.dram_latency_ns
+            soonest = min(dram_ns[load[3]] for load in loads) + cost.dram_latency_ns
             first = soonest if first is None else min(first, soonest)
     dram_bound = dram + cost.dram_latency_ns if st.dma else 0
     count = [0] * len(st.experts)
@@ -48,11 +53,16 @@ def ring_bound(st: StreamStep, rings: list[Trajectories], rule: str, cost) -> in
         count[pos] += len(sizes)
         size[pos] = sizes[0]
     compute = [0] * n
+    ffn_ns: dict[tuple[int, int], int] = {}
     for pos, members in enumerate(st.members):
         params = size[pos] // st.dtype_bytes
         for c in range(n):
             if members >> c & 1:
-                compute[c] += count[pos] * cost.ffn_ns(params, st.ffn_tokens[c][pos])
+                key = (params, st.ffn_tokens[c][pos])
+                t = ffn_ns.get(key)
+                if t is None:
+                    t = ffn_ns[key] = cost.ffn_ns(*key)
+                compute[c] += count[pos] * t
     walked = 0
     inbound, outbound = [0] * n, [0] * n
     sweeps: dict[tuple[int, int], tuple[list[int], list[int]]] = {}

@@ -14,6 +14,7 @@ import os
 import stat
 import zipfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -43,6 +44,15 @@ class Layout:
     channel: np.ndarray
     addr: np.ndarray
     tile_bytes: np.ndarray
+
+    @cached_property
+    def rows(self) -> list[tuple[list[int], list[int], list[int]]]:
+        """Per expert, (chiplets, channels, addresses) of its tiles as Python lists (for look-ups)."""
+        return list(zip(self.chiplet.tolist(), self.channel.tolist(), self.addr.tolist()))
+
+    @cached_property
+    def rows_bytes(self) -> list[int]:
+        return self.tile_bytes.tolist()
 
 
 @dataclass

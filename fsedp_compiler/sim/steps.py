@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -87,7 +88,8 @@ def split_phases(loaded: Loaded) -> list[Phase]:
 
 
 def _kind(ops: np.ndarray) -> str:
-    present = set(np.unique(ops).tolist()) - {NOP}
+    # the opcodes present (bincount: np.unique would import numpy.ma on its first call)
+    present = set((np.flatnonzero(np.bincount(ops)) if ops.dtype.kind == "u" else np.unique(ops)).tolist()) - {NOP}
     if not present:
         return "barrier"
     if present <= {DENSE}:
@@ -133,12 +135,26 @@ class Routing:
         flat_t = np.repeat(np.arange(len(experts)), k)
         flat_c = token_chiplet[flat_t]
         order = np.lexsort((flat_t, flat_e, flat_c))
-        keys = flat_c[order] * (spec.num_experts + spec.num_shared + 1) + flat_e[order]
-        bounds = np.flatnonzero(np.diff(keys)) + 1
-        for part in np.split(order, bounds):
-            if len(part):
-                c, e = int(flat_c[part[0]]), int(flat_e[part[0]])
-                groups[c][e] = np.unique(flat_t[part])
+        width = spec.num_experts + spec.num_shared + 1
+        keys = flat_c[order] * width + flat_e[order]
+        if len(keys) and (flat_e.min() < 0 or flat_e.max() >= width or flat_c.min() < 0):
+            bounds = np.flatnonzero(np.diff(keys)) + 1
+            for part in np.split(order, bounds):  # (expert ids the trace check refuses)
+                if len(part):
+                    c, e = int(flat_c[part[0]]), int(flat_e[part[0]])
+                    groups[c][e] = np.unique(flat_t[part])
+        elif len(keys):
+            # one key per (chiplet, expert), tokens ascending within it: each group's tokens with
+            # repeats dropped (np.unique of the group), cut out of one array
+            tokens = flat_t[order]
+            keep = np.ones(len(keys), dtype=bool)
+            keep[1:] = (keys[1:] != keys[:-1]) | (tokens[1:] != tokens[:-1])
+            keys, tokens = keys[keep], tokens[keep]
+            starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+            firsts = order[keep][starts]
+            ends = [*starts[1:].tolist(), len(keys)]
+            for a, b, c, e in zip(starts.tolist(), ends, flat_c[firsts].tolist(), flat_e[firsts].tolist()):
+                groups[c][e] = tokens[a:b]
         for s in range(spec.num_shared):
             for c in range(n):
                 local = np.flatnonzero(token_chiplet == c)
@@ -359,6 +375,30 @@ def _loads(loaded: Loaded, layer: LayerDesc, st: StreamStep, r: tuple, c: int, d
         raise fail(i, f"shards {j0}, {j0}+{stride}, ... ({count} of them) run past the {m} shards of expert {e}")
     if int(addr) + int(nbytes) * int(count) >= 1 << 63:
         raise fail(i, f"addresses from {int(addr):#x} ({count} x {nbytes} bytes) run past the DRAM address space")
+    rows = lay.rows[e] if 0 <= e < len(lay.rows) else None
+    js: Any = None
+    if rows is not None and j0 >= 0 and stride >= 0 and lay.rows_bytes[e] == nbytes:
+        # the usual case, checked in plain Python (a mismatch is worded by the array check below)
+        chiplets, channels, addrs = rows
+        js = range(j0, j0 + stride * count, stride) if stride else (j0,)
+        want = addr
+        for j in js:
+            if chiplets[j] != c or channels[j] != ch or addrs[j] != want:
+                js = None
+                break
+            want += nbytes
+    if js is None:
+        js = _check_image(lay, e, j0, stride, count, nbytes, addr, c, ch, i, fail).tolist()
+    queue = dma.setdefault((c, ch), [])
+    if queue and queue[-1][0] > pos:
+        raise fail(i, "loads on one channel must follow the stream table order (R6)")
+    entry, end = r[Z], r[X]
+    queue.extend((pos, e, j, nbytes, entry, end, d) for j in js)
+
+
+def _check_image(lay, e: int, j0: int, stride: int, count: int, nbytes: int, addr: int, c: int, ch: int, i: int,
+                 fail: Callable[[int, str], ProgramError]) -> np.ndarray:
+    """The shards a LOADS range names, each where the DRAM image says (else a located error)."""
     js = j0 + stride * np.arange(count, dtype=np.int64)
     want_addr = addr + nbytes * np.arange(count, dtype=np.int64)
     bad = (lay.chiplet[e, js] != c) | (lay.channel[e, js] != ch) | (lay.addr[e, js] != want_addr)
@@ -368,8 +408,4 @@ def _loads(loaded: Loaded, layer: LayerDesc, st: StreamStep, r: tuple, c: int, d
         raise fail(i, f"the DRAM image holds shard {j} of expert {e} ({int(lay.tile_bytes[e])} bytes) on chiplet "
                       f"{int(lay.chiplet[e, j])} channel {int(lay.channel[e, j])} at {int(lay.addr[e, j]):#x}, not "
                       f"on chiplet {c} channel {ch} at {int(want_addr[k]):#x} ({nbytes} bytes)")
-    queue = dma.setdefault((c, ch), [])
-    if queue and queue[-1][0] > pos:
-        raise fail(i, "loads on one channel must follow the stream table order (R6)")
-    entry, end = r[Z], r[X]
-    queue.extend((pos, e, int(j), nbytes, entry, end, d) for j in js.tolist())
+    return js
