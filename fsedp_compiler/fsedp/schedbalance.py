@@ -10,7 +10,8 @@ add of every option's candidate loads, one reduction of their halves) and a few 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -57,19 +58,23 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
     longest, shorter = zip(*(arc_lengths(t, h, active) for t, h in zip(usable, lengths)))
     weights: list[np.ndarray] = []  # per ring, `home_weights`, when a plan needs them
 
-    def score(p: Plan) -> int:
-        return max(other_bound, cost.link_busy_ns(p[2])) + p[3] * hop_ns
-
     way = {CW: 0, CCW: 1, SHORT: 2, SHORT_CCW: 2}
+
+    longest_rows: list[list[list[int]]] = []  # `longest` as lists, when a plan needs them
+
+    def longest_lists() -> list[list[list[int]]]:
+        if not longest_rows:
+            longest_rows.extend(h.tolist() for h in longest)
+        return longest_rows
 
     def balanced_plan(directions: list[int], peaks: tuple[int, int]) -> Plan:
         return (directions, [0] * count, max(peaks),
-                max(map(lambda row, d: row[way[d]], longest[0].tolist(), directions)))
+                max([row[way[d]] for row, d in zip(longest_lists()[0], directions)]))
 
     def shards_plan(directions: list[int], on_ring: list[int], peak: int) -> Plan:
-        rows = [h.tolist() for h in longest]
+        rows = longest_lists()
         return (directions, on_ring, peak,
-                max(map(lambda i, d: rows[on_ring[i]][i][way[d]], range(count), directions)))
+                max([rows[r][i][way[d]] for i, (d, r) in enumerate(zip(directions, on_ring))]))
 
     def balanced() -> Plan:
         return balanced_plan(*balance(link0, list(ordered)))
@@ -93,7 +98,9 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
     built: dict[int, tuple[int, int, Plan]] = {}  # plan index -> (score, link ns, plan)
 
     def add(index: int, p: Plan) -> None:
-        built[index] = (score(p), cost.link_busy_ns(p[2]), p)
+        # its score: the busiest of the other bound and its links, plus its longest trajectory's hops
+        link_ns = cost.link_busy_ns(p[2])
+        built[index] = ((other_bound if other_bound > link_ns else link_ns) + p[3] * hop_ns, link_ns, p)
 
     add(0, ([CW] * count, [0] * count, int(np.maximum.reduce(cw)), most[0]))
     bound = max(other_bound, 1)
@@ -298,21 +305,21 @@ def _balance_one_ring(both: np.ndarray, short: tuple[np.ndarray, np.ndarray],
                            short[1].reshape(count, 2 * n)), axis=1)  # [A, 6N]
     # each option's bytes moved (CW's clockwise half, CCW's counter-clockwise half, SHORT's and
     # SHORT_CCW's both halves), the key's second entry: one reduceat over the flat rows
-    starts = np.add.outer(np.arange(0, 6 * n * count, 6 * n), (0, n, 2 * n, 4 * n)).ravel()
-    moved = np.add.reduceat(opts.ravel(), starts).reshape(count, 4).tolist()
-    rows = opts.reshape(count, 3, 2 * n)  # a stream's options: a view (a gathered copy costs a fresh
-    # allocation of the whole [A, 6N] per call, page faults and all, when large)
+    moved = np.add.reduceat(opts.ravel(), _segments(n, count, 6, (0, 1, 2, 4))).reshape(count, 4).tolist()
+    # a stream's options: views (a gathered copy costs a fresh allocation of the whole [A, 6N] per
+    # call, page faults and all, when large), listed once (list indexing per stream, no view built)
+    rows = list(opts.reshape(count, 3, 2 * n))
     load = np.zeros(2 * n, dtype=np.int64)
     load_cw, load_ccw = load[:n], load[n:]
     cand = np.empty((3, 2 * n), dtype=np.int64)  # every option's candidate loads, reused
     flat, add = cand.ravel(), np.add
     cw_out, ccw_out, short_out, short_ccw_out = cand[0, :n], cand[0, n:], cand[1], cand[2]  # views
     top_cw = top_ccw = 0  # busiest link so far, clockwise and counter-clockwise
-    halves, busiest = np.arange(0, 6 * n, n), np.maximum.reduceat
+    halves, busiest = _segments(n, 1, 6, range(6)), np.maximum.reduceat
     ways = (CW, CCW, SHORT, SHORT_CCW)
     direction = [CW] * len(ordered)
     for i in ordered:
-        add(rows[i], load, out=cand)
+        add(rows[i], load, cand)  # out= positionally
         m0, m1, m2, m3, m4, m5 = busiest(flat, halves).tolist()
         h = moved[i]
         # (busiest link, bytes moved, way): the least wins
@@ -334,6 +341,15 @@ def _balance_one_ring(both: np.ndarray, short: tuple[np.ndarray, np.ndarray],
     return direction, [0] * len(ordered), max(top_cw, top_ccw)
 
 
+@functools.lru_cache(maxsize=256)
+def _segments(n: int, count: int, width: int, offsets: Sequence[int]) -> np.ndarray:
+    """Starts of `reduceat` segments over `count` rows of `width`·N: row a's a·width·N + o·N for
+    each o in `offsets` (a shape's constant, kept; read only)."""
+    starts = np.add.outer(np.arange(0, width * n * count, width * n), np.asarray(offsets) * n).ravel()
+    starts.flags.writeable = False
+    return starts
+
+
 def _balance_both(both: np.ndarray, short: tuple[np.ndarray, np.ndarray], ordered: list[int]) -> tuple[
         tuple[list[int], list[int], int], tuple[list[int], tuple[int, int]]]:
     """`_balance_one_ring(both, short, ordered)` and `balance(both, ordered)` (the per-shard and
@@ -348,9 +364,8 @@ def _balance_both(both: np.ndarray, short: tuple[np.ndarray, np.ndarray], ordere
                           axis=1)  # [A, 8N]
     # bytes moved: CW's clockwise half, CCW's counter-clockwise half, SHORT's, SHORT_CCW's (both
     # halves); the fifth segment (the balanced plan's arcs) closes the fourth and is dropped
-    starts = np.add.outer(np.arange(0, 8 * n * count, 8 * n), (0, n, 2 * n, 4 * n, 6 * n)).ravel()
-    moved = np.add.reduceat(opts.ravel(), starts).reshape(count, 5)[:, :4].tolist()
-    rows = opts.reshape(count, 4, 2 * n)  # views, as in `_balance_one_ring`
+    moved = np.add.reduceat(opts.ravel(), _segments(n, count, 8, (0, 1, 2, 4, 6))).reshape(count, 5)[:, :4].tolist()
+    rows = list(opts.reshape(count, 4, 2 * n))  # views, as in `_balance_one_ring`
     load = np.zeros((4, 2 * n), dtype=np.int64)  # the per-shard plan's x 3, then the balanced plan's
     per, bal_cw, bal_ccw = load[:3], load[3, :n], load[3, n:]
     per_cw, per_ccw = per[:, :n], per[:, n:]
@@ -358,13 +373,13 @@ def _balance_both(both: np.ndarray, short: tuple[np.ndarray, np.ndarray], ordere
     flat, add = cand.ravel(), np.add
     cw_out, ccw_out, short_out, short_ccw_out, cand_bal_cw, cand_bal_ccw = \
         cand[0, :n], cand[0, n:], cand[1], cand[2], cand[3, :n], cand[3, n:]
-    halves, busiest = np.arange(0, 8 * n, n), np.maximum.reduceat
+    halves, busiest = _segments(n, 1, 8, range(8)), np.maximum.reduceat
     ways = (CW, CCW, SHORT, SHORT_CCW)
     top_cw = top_ccw = 0  # the per-shard plan's busiest link so far, each way
     bal_top_cw = bal_top_ccw = sum_cw = sum_ccw = 0  # the balanced plan's, and its bytes moved each way
     direction, bal_direction = [CW] * len(ordered), [CW] * len(ordered)
     for i in ordered:
-        add(rows[i], load, out=cand)
+        add(rows[i], load, cand)  # out= positionally
         m0, m1, m2, m3, m4, m5, b0, b1 = busiest(flat, halves).tolist()
         h = moved[i]
         # the per-shard plan (`_balance_one_ring`): (busiest link, bytes moved, way), the least

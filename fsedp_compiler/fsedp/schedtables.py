@@ -57,8 +57,12 @@ class Tables:
         #: rank + 1 of each column of a reversed doubled walk (0 marks "no member yet"); int32: the
         #: running max over [A, 2N] of it is ~3x faster than in int64 at N = 128
         self.rev_rank = np.arange(1, 2 * n + 1, dtype=np.int32 if 2 * n < 2**31 else np.int64)
+        #: w - N for each walk index w, in `rev_rank`'s dtype (`nearest_link_bytes`)
+        self.ahead_shift = self.rev_rank[:n] - (n + 1)
         #: per gathered row r, the flat index of the end of its doubled walk: r·2N + 2N
         self.row_end = (np.arange(1, 2 * streams + 1, dtype=np.int64) * (2 * n))[:, None]
+        #: per row r of [2A, N] (`short_link_bytes`), r·N + N
+        self.row_starts = np.arange(n, (2 * streams + 1) * n, n, dtype=np.int64)[:, None]
         self.pow2 = (np.int64(1) << np.arange(n, dtype=np.int64)) if n <= 62 else None
         self.exact = streams * m * plan.max_shard_bytes < 2**53  # float64 bincount sums exactly
         self._ffn: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * 2
@@ -146,10 +150,12 @@ def nearest_link_bytes(tables: Tables, present: np.ndarray, active: np.ndarray, 
     rows = ways * len(active)
     # first member at or after v on the doubled walk, scanning it reversed (column j is
     # v = 2N-1-j): the running max of (j + 1) over members is 2N - (that first member)
-    doubled = present[:, tables.walk_rev2[ways]].reshape(rows, 2 * n)
+    # gathers by `take` (fancy indexing costs about three times the call overhead on small arrays)
+    doubled = present.take(tables.walk_rev2[ways], axis=1).reshape(rows, 2 * n)
     seen = np.maximum.accumulate(doubled * tables.rev_rank, axis=1)
     after = seen[:, n - 1:2 * n - 1][:, ::-1]  # v = w + 1 for w = 0..N-1; first member in (w, w + N]
-    prefix = tables.home_prefix[active, :2 * n * ways].reshape(rows, 2 * n)
+    prefix = tables.home_prefix.take(active, axis=0)
+    prefix = (prefix if ways == 2 else prefix[:, :2 * n]).reshape(rows, 2 * n)
     link = prefix[:, n - 1:n] - prefix.ravel()[tables.row_end[:rows] - after] + prefix[:, :n]
     if not lengths:
         return link, None, after
@@ -157,7 +163,7 @@ def nearest_link_bytes(tables: Tables, present: np.ndarray, active: np.ndarray, 
     # member strictly before a home, where its walk ends, is the next member after the same
     # chiplet in the other direction's walk (walk index N - 1 - w there), d links back: the home
     # walks N - d links (0 when it is the only member). Rows swap pairwise, columns reverse.
-    ahead = after + (tables.rev_rank[:n] - (n + 1))  # after[w] + w - N = N - d
+    ahead = after + tables.ahead_shift  # after[w] + w - N = N - d
     return link, ahead.reshape(-1, 2, n)[:, ::-1, ::-1].reshape(rows, n), after
 
 
@@ -196,7 +202,7 @@ def arc_lengths(tables: Tables, lengths: np.ndarray, active: np.ndarray) -> tupl
     cw_len, ccw_len = lengths[0::2], lengths[1::2, ::-1]  # by ring position
     ways = np.concatenate((cw_len, ccw_len, np.minimum(cw_len, ccw_len)), axis=1).reshape(len(cw_len), 3, -1)
     if tables.homed is not None:  # lengths are >= 0: a home without bytes counts as 0
-        ways *= tables.homed[active][:, None, :]
+        ways *= tables.homed.take(active, axis=0)[:, None, :]
     return np.maximum.reduce(ways, axis=2), ways[:, 2]
 
 
@@ -204,7 +210,7 @@ def home_weights(tables: Tables, active: np.ndarray) -> np.ndarray:
     """[2A, N] the bytes homed at each walk index, rows (a, cw), (a, ccw) (clockwise walk index =
     ring position; counter-clockwise = N - 1 - position)."""
     n = tables.chiplets
-    return tables.home_bytes[active, :2 * n].reshape(2 * len(active), n)
+    return tables.home_bytes.take(active, axis=0).reshape(2 * len(active), n)  # [A, 2N]: all of a row
 
 
 #: `short_link_bytes` computes both ways in one stacked array up to this many entries of [2A, N]
@@ -235,13 +241,15 @@ def short_link_bytes(tables: Tables, lengths: np.ndarray, weights: np.ndarray,
     # f(w) = 2N - after[w] in (w, w + N]. With P the prefix sums over one lap and T = P[N - 1],
     # P'[f] = P[f mod N] + T [f >= N], so load[w] = T [f < N] - P[f mod N] + P[w].
     lap = after > n  # f(w) < N
-    start = np.arange(2 * n, (rows + 2) * n, n, dtype=np.int64)[:, None]  # row r's r·N, plus 2N
-    flat = np.where(lap, start, start - n)
+    start = tables.row_starts[:rows]  # row r's r·N, plus N
+    flat = np.multiply(lap, n)  # N [f(w) < N]
+    flat += start
     flat -= after  # f(w) mod N + r·N
-    # in place, np.take: a gather without the cost of mixed basic and advanced indexing
+    # in place, take: a gather without the cost of mixed basic and advanced indexing (the method:
+    # np.take and np.cumsum add a dispatch each; add.accumulate of int64 is cumsum)
     if rows * n <= _STACKED_MAX:
-        prefix = np.cumsum(parts, axis=2)
-        out = np.take(prefix.reshape(2, rows * n), flat, axis=1)
+        prefix = np.add.accumulate(parts, axis=2)
+        out = prefix.reshape(2, rows * n).take(flat, axis=1)
         np.subtract(prefix, out, out=out)
         out += prefix[:, :, -1:] * lap
         return out[0], out[1]
@@ -251,8 +259,8 @@ def short_link_bytes(tables: Tables, lengths: np.ndarray, weights: np.ndarray,
         mask[:, 0] = take_cw
         np.logical_not(take_cw[:, ::-1], out=mask[:, 1])
         prefix = np.multiply(homes, mask).reshape(rows, n)
-        np.cumsum(prefix, axis=1, out=prefix)
-        way = np.take(prefix, flat)
+        np.add.accumulate(prefix, axis=1, out=prefix)
+        way = prefix.take(flat)
         np.subtract(prefix, way, out=way)
         way += prefix[:, -1:] * lap
         ways.append(way)

@@ -199,27 +199,29 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring | Sequence[Ring],
     count = len(active)
     if not count:
         return StepSchedule(routing.layer, routing.step, (), 0, (0, 0, 0))
-    rows = counts[active]  # [A, N] local tokens of the active experts (ascending ids: shared last)
+    # row gathers by `take`, not `a[active]`: the same rows, about a third of the call overhead
+    rows = counts.take(active, axis=0)  # [A, N] local tokens of the active experts (ascending ids: shared last)
     tokens = len(routing.token_chiplet)  # no local count exceeds it
-    per_member = tables.ffn(False, rows, tokens)[rows]  # [A, N] compute of all M shards per member
+    per_member = tables.ffn(False, rows, tokens).take(rows)  # [A, N] compute of all M shards per member
     if plan.layer.num_shared:  # shared experts are active whenever any expert is: the last rows
         shared = rows[-plan.layer.num_shared:]
-        per_member[-plan.layer.num_shared:] = tables.ffn(True, shared, tokens)[shared]
+        per_member[-plan.layer.num_shared:] = tables.ffn(True, shared, tokens).take(shared)
     compute = np.add.reduce(per_member, axis=0)
-    channel_busy = np.add.reduce(tables.channel_busy[active], axis=0)
+    channel_rows = tables.channel_busy.take(active, axis=0)  # [A, C]
+    channel_busy = np.add.reduce(channel_rows, axis=0)
     # an expert's work: its busiest member's compute plus its share of DRAM time
     busiest = np.maximum.reduce(per_member, axis=1)
-    work = busiest + tables.dram_share[active]
+    work = busiest + tables.dram_share.take(active)
 
     by_work = (-work).argsort(kind="stable")  # ties: expert id (active is ascending)
     if policy.order == "paired":
-        ordered = by_work[_paired(count)].tolist()
+        ordered = by_work.take(_paired(count)).tolist()
     elif policy.order == "work":
         ordered = by_work.tolist()
     else:
         ordered = list(range(count))
 
-    present = rows > 0
+    present = rows.astype(bool)  # counts are >= 0: rows > 0
     dram_bound = int(np.maximum.reduce(channel_busy)) + tables.dram_latency_ns
     compute_bound = int(np.maximum.reduce(compute))
     on_ring = [0] * count
@@ -230,7 +232,7 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring | Sequence[Ring],
         link_bound = cost.link_busy_ns(int(np.maximum.reduce(np.add.reduce(link, axis=0))))
     elif policy.direction == "per-shard":
         # hot: a stream computes longer on its busiest member than its busiest channel loads it
-        hot = bool(np.greater(busiest, np.maximum.reduce(tables.channel_busy[active], axis=1)).any())
+        hot = bool(np.greater(busiest, np.maximum.reduce(channel_rows, axis=1)).any())
         direction, on_ring, link_bound = per_shard([tables] + [tables_for(plan, r, cost) for r in rings[1:]], present,
                                                     active, ordered, policy.trajectory, cost,
                                                     max(dram_bound, compute_bound), hot=hot)
