@@ -18,7 +18,8 @@ import numpy as np
 from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.fsedp.flowcontrol import min_buffers
 from fsedp_compiler.fsedp.ring import CCW, CW, SHORT, SHORT_CCW
-from fsedp_compiler.fsedp.schedtables import Tables, arc_lengths, home_weights, link_bytes_and_lengths, short_link_bytes
+from fsedp_compiler.fsedp.schedtables import (Tables, arc_lengths, home_weights, link_bytes_and_lengths,
+                                              short_link_bytes, top, total)
 
 #: a candidate plan: directions, rings, busiest link's bytes, most links of one shard's trajectory
 Plan = tuple[list[int], list[int], int, int]
@@ -102,7 +103,7 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
         link_ns = cost.link_busy_ns(p[2])
         built[index] = ((other_bound if other_bound > link_ns else link_ns) + p[3] * hop_ns, link_ns, p)
 
-    add(0, ([CW] * count, [0] * count, int(np.maximum.reduce(cw)), most[0]))
+    add(0, ([CW] * count, [0] * count, top(cw), most[0]))
     bound = max(other_bound, 1)
 
     def needed(floor: int, link_floor: int, index: int) -> bool:
@@ -135,9 +136,9 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
     if prune:
         # max over streams of min(clockwise, counter-clockwise): between most[2] and most[0]
         either = most[0] if most[2] == most[0] else \
-            int(np.maximum.reduce(np.minimum(first[:, 0], first[:, 1])))
+            top(np.minimum(first[:, 0], first[:, 1]))
         shortest = most[2] if len(longest) == 1 else \
-            int(np.maximum.reduce(np.minimum.reduce([h[:, 2] for h in longest])))
+            top(np.minimum.reduce([h[:, 2] for h in longest]))
         floor_balanced, floor_shards = other_bound + either * hop_ns, other_bound + shortest * hop_ns
         if not needed(floor_balanced, 0, 1) and not needed(floor_shards, 0, 2):
             return _chosen(built, other_bound, plan.buffers, hot)  # the link terms only raise the floors
@@ -145,12 +146,12 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
         # links of the plan's rings (2N each). A stream moves the least the shorter way round.
         n = link0.shape[1]
         totals = np.add.reduce(link0, axis=1)  # [2A]: each stream's bytes x links, cw and ccw
-        least = int(np.add.reduce(np.minimum(totals[0::2], totals[1::2])))
+        least = total(np.minimum(totals[0::2], totals[1::2]))
         link_balanced = cost.link_busy_ns(-(-least // (2 * n)))
         floor_balanced = max(other_bound, link_balanced) + either * hop_ns
         weights[:] = [home_weights(t, active) for t in usable]
         moved = [np.add.reduce(w[0::2] * h, axis=1) for w, h in zip(weights, shorter)]
-        least = int(np.add.reduce(moved[0] if len(moved) == 1 else np.minimum.reduce(moved)))
+        least = total(moved[0] if len(moved) == 1 else np.minimum.reduce(moved))
         link_shards = cost.link_busy_ns(-(-least // (2 * n * len(usable))))
         floor_shards = max(other_bound, link_shards) + shortest * hop_ns
         # The lower floor first: the plan it builds may let the other be skipped (`needed`; a
@@ -321,10 +322,18 @@ def _balance_one_ring(both: np.ndarray, short: tuple[np.ndarray, np.ndarray],
     for i in ordered:
         add(rows[i], load, cand)  # out= positionally
         m0, m1, m2, m3, m4, m5 = busiest(flat, halves).tolist()
-        h = moved[i]
-        # (busiest link, bytes moved, way): the least wins
-        _, _, w = min((m0 if m0 > top_ccw else top_ccw, h[0], 0), (m1 if m1 > top_cw else top_cw, h[1], 1),
-                      (m2 if m2 > m3 else m3, h[2], 2), (m4 if m4 > m5 else m5, h[3], 3))
+        h0, h1, h2, h3 = moved[i]
+        # (busiest link, bytes moved, way): the least wins (`min` of the four keys, without the tuples)
+        key, least, w = (m0 if m0 > top_ccw else top_ccw), h0, 0
+        k = m1 if m1 > top_cw else top_cw
+        if k < key or (k == key and h1 < least):
+            key, least, w = k, h1, 1
+        k = m2 if m2 > m3 else m3
+        if k < key or (k == key and h2 < least):
+            key, least, w = k, h2, 2
+        k = m4 if m4 > m5 else m5
+        if k < key or (k == key and h3 < least):
+            w = 3
         if w == 0:
             load_cw[:] = cw_out
             top_cw = m0
@@ -381,10 +390,18 @@ def _balance_both(both: np.ndarray, short: tuple[np.ndarray, np.ndarray], ordere
     for i in ordered:
         add(rows[i], load, cand)  # out= positionally
         m0, m1, m2, m3, m4, m5, b0, b1 = busiest(flat, halves).tolist()
-        h = moved[i]
+        h0, h1, h2, h3 = moved[i]
         # the per-shard plan (`_balance_one_ring`): (busiest link, bytes moved, way), the least
-        _, _, w = min((m0 if m0 > top_ccw else top_ccw, h[0], 0), (m1 if m1 > top_cw else top_cw, h[1], 1),
-                      (m2 if m2 > m3 else m3, h[2], 2), (m4 if m4 > m5 else m5, h[3], 3))
+        key, least, w = (m0 if m0 > top_ccw else top_ccw), h0, 0
+        k = m1 if m1 > top_cw else top_cw
+        if k < key or (k == key and h1 < least):
+            key, least, w = k, h1, 1
+        k = m2 if m2 > m3 else m3
+        if k < key or (k == key and h2 < least):
+            key, least, w = k, h2, 2
+        k = m4 if m4 > m5 else m5
+        if k < key or (k == key and h3 < least):
+            w = 3
         if w == 0:
             per_cw[:] = cw_out
             top_cw = m0
@@ -402,11 +419,11 @@ def _balance_both(both: np.ndarray, short: tuple[np.ndarray, np.ndarray], ordere
         if b0 < b1 or (b0 == b1 and sum_cw <= sum_ccw):
             bal_cw[:] = cand_bal_cw
             bal_top_cw = b0
-            sum_cw += h[0]
+            sum_cw += h0
         else:
             bal_ccw[:] = cand_bal_ccw
             bal_top_ccw = b1
-            sum_ccw += h[1]
+            sum_ccw += h1
             bal_direction[i] = CCW
     return (direction, [0] * len(ordered), max(top_cw, top_ccw)), (bal_direction, (bal_top_cw, bal_top_ccw))
 

@@ -19,6 +19,21 @@ from fsedp_compiler.fsedp.ring import CCW, CW, Ring, route_lengths, walk_order
 from fsedp_compiler.fsedp.shardplan import ShardPlan
 
 
+#: 1-D arrays up to this many entries are reduced in Python (`top`, `total`): a numpy reduction's
+#: call costs more than listing and reducing that many ints (and the same above it)
+_PY_REDUCE_MAX = 64
+
+
+def top(a: np.ndarray) -> int:
+    """The largest entry of a non-empty 1-D integer array, as an int (`np.maximum.reduce`)."""
+    return max(a.tolist()) if len(a) <= _PY_REDUCE_MAX else int(np.maximum.reduce(a))
+
+
+def total(a: np.ndarray) -> int:
+    """The sum of a 1-D integer array, as an int (`np.add.reduce`)."""
+    return sum(a.tolist()) if len(a) <= _PY_REDUCE_MAX else int(np.add.reduce(a))
+
+
 class Tables:
     """What `schedule` needs that does not depend on the routing, for one (plan, ring, cost): per
     stream id, DRAM time and home bytes (as prefix sums along the walk orders), compute per

@@ -38,7 +38,7 @@ from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.fsedp.flowcontrol import min_buffers
 from fsedp_compiler.fsedp.ring import CCW, CW, SHORT, Ring, routes
 from fsedp_compiler.fsedp.schedbalance import balance, per_shard
-from fsedp_compiler.fsedp.schedtables import Tables, link_bytes, tables_for
+from fsedp_compiler.fsedp.schedtables import Tables, link_bytes, tables_for, top
 from fsedp_compiler.fsedp.shardplan import ShardPlan
 
 
@@ -138,7 +138,7 @@ _UNSIGNED = {np.dtype(f"i{b}"): np.dtype(f"u{b}") for b in (1, 2, 4, 8)}
 
 def _umax(a: np.ndarray) -> int:
     """The largest entry, negatives counting as huge (viewed as unsigned): one range check."""
-    return int(np.maximum.reduce(a.view(_UNSIGNED.get(a.dtype, a.dtype)), axis=None))
+    return top(a.reshape(-1).view(_UNSIGNED.get(a.dtype, a.dtype)))
 
 
 def stream_link_bytes(ring: Ring, plan: ShardPlan, expert: int, members: int, direction: int,
@@ -168,7 +168,7 @@ def _pipelined_ns(tables: Tables, busiest: np.ndarray, bounds: tuple[int, int, i
     (the last shard's remaining stages); the slowest of the three. Plus the DRAM and link latency.
     `busiest`: each active expert's compute on its busiest member (all M shards)."""
     # a non-member's compute is ffn_ns(0) = 0, so the busiest member of all is the busiest of S_e
-    ffn = int(np.maximum.reduce(busiest)) // tables.plan.num_shards
+    ffn = top(busiest) // tables.plan.num_shards
     load, link, packet = tables.shard_load_ns, tables.shard_link_ns, tables.packet_ns
     dram_bound, link_bound, compute_bound = bounds
     slowest = max(dram_bound + link + ffn, load + link_bound + ffn, load + packet + compute_bound)
@@ -222,8 +222,8 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring | Sequence[Ring],
         ordered = list(range(count))
 
     present = rows.astype(bool)  # counts are >= 0: rows > 0
-    dram_bound = int(np.maximum.reduce(channel_busy)) + tables.dram_latency_ns
-    compute_bound = int(np.maximum.reduce(compute))
+    dram_bound = top(channel_busy) + tables.dram_latency_ns
+    compute_bound = top(compute)
     on_ring = [0] * count
     # two virtual networks need a free slot each and one to load into (R4, flowcontrol.py)
     if policy.direction == "cw" or n < 3 or plan.buffers < min_buffers(2):
