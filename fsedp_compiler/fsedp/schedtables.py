@@ -34,6 +34,12 @@ def total(a: np.ndarray) -> int:
     return sum(a.tolist()) if len(a) <= _PY_REDUCE_MAX else int(np.add.reduce(a))
 
 
+def rows_of(table: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """`table[active]` (rows; `active` ascending without repeats, as `schedule` makes it): the
+    table itself, not a copy, when every row is active; read only either way by convention."""
+    return table if len(active) == len(table) else table.take(active, axis=0)
+
+
 class Tables:
     """What `schedule` needs that does not depend on the routing, for one (plan, ring, cost): per
     stream id, DRAM time and home bytes (as prefix sums along the walk orders), compute per
@@ -94,6 +100,9 @@ class Tables:
         self.latency_ns = cost.dram_latency_ns + cost.link_latency_ns
         #: one shard's hop, latency included (`per_shard`'s tail estimate)
         self.hop_ns = cost.link_ns(shard)
+        # read only: `rows_of` hands them out whole when every expert is active
+        for table in (self.dram_share, self.channel_busy, self.home_bytes, self.home_prefix, homed):
+            table.flags.writeable = False
 
     def ffn(self, shared: bool, rows: np.ndarray, tokens: int) -> np.ndarray:
         """[t] an expert's compute on a member with t local tokens (all M shards), for every t
@@ -169,7 +178,7 @@ def nearest_link_bytes(tables: Tables, present: np.ndarray, active: np.ndarray, 
     doubled = present.take(tables.walk_rev2[ways], axis=1).reshape(rows, 2 * n)
     seen = np.maximum.accumulate(doubled * tables.rev_rank, axis=1)
     after = seen[:, n - 1:2 * n - 1][:, ::-1]  # v = w + 1 for w = 0..N-1; first member in (w, w + N]
-    prefix = tables.home_prefix.take(active, axis=0)
+    prefix = rows_of(tables.home_prefix, active)
     prefix = (prefix if ways == 2 else prefix[:, :2 * n]).reshape(rows, 2 * n)
     link = prefix[:, n - 1:n] - prefix.ravel()[tables.row_end[:rows] - after] + prefix[:, :n]
     if not lengths:
@@ -217,7 +226,7 @@ def arc_lengths(tables: Tables, lengths: np.ndarray, active: np.ndarray) -> tupl
     cw_len, ccw_len = lengths[0::2], lengths[1::2, ::-1]  # by ring position
     ways = np.concatenate((cw_len, ccw_len, np.minimum(cw_len, ccw_len)), axis=1).reshape(len(cw_len), 3, -1)
     if tables.homed is not None:  # lengths are >= 0: a home without bytes counts as 0
-        ways *= tables.homed.take(active, axis=0)[:, None, :]
+        ways *= rows_of(tables.homed, active)[:, None, :]
     return np.maximum.reduce(ways, axis=2), ways[:, 2]
 
 
@@ -225,7 +234,7 @@ def home_weights(tables: Tables, active: np.ndarray) -> np.ndarray:
     """[2A, N] the bytes homed at each walk index, rows (a, cw), (a, ccw) (clockwise walk index =
     ring position; counter-clockwise = N - 1 - position)."""
     n = tables.chiplets
-    return tables.home_bytes.take(active, axis=0).reshape(2 * len(active), n)  # [A, 2N]: all of a row
+    return rows_of(tables.home_bytes, active).reshape(2 * len(active), n)  # [A, 2N]: all of a row
 
 
 #: `short_link_bytes` computes both ways in one stacked array up to this many entries of [2A, N]

@@ -38,7 +38,7 @@ from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.fsedp.flowcontrol import min_buffers
 from fsedp_compiler.fsedp.ring import CCW, CW, SHORT, Ring, routes
 from fsedp_compiler.fsedp.schedbalance import balance, per_shard
-from fsedp_compiler.fsedp.schedtables import Tables, link_bytes, tables_for, top
+from fsedp_compiler.fsedp.schedtables import Tables, link_bytes, rows_of, tables_for, top
 from fsedp_compiler.fsedp.shardplan import ShardPlan
 
 
@@ -199,19 +199,20 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring | Sequence[Ring],
     count = len(active)
     if not count:
         return StepSchedule(routing.layer, routing.step, (), 0, (0, 0, 0))
-    # row gathers by `take`, not `a[active]`: the same rows, about a third of the call overhead
-    rows = counts.take(active, axis=0)  # [A, N] local tokens of the active experts (ascending ids: shared last)
+    # row gathers by `take`, not `a[active]` (the same rows, about a third of the call overhead),
+    # none when every expert is active
+    rows = rows_of(counts, active)  # [A, N] local tokens of the active experts (ascending ids: shared last)
     tokens = len(routing.token_chiplet)  # no local count exceeds it
     per_member = tables.ffn(False, rows, tokens).take(rows)  # [A, N] compute of all M shards per member
     if plan.layer.num_shared:  # shared experts are active whenever any expert is: the last rows
         shared = rows[-plan.layer.num_shared:]
         per_member[-plan.layer.num_shared:] = tables.ffn(True, shared, tokens).take(shared)
     compute = np.add.reduce(per_member, axis=0)
-    channel_rows = tables.channel_busy.take(active, axis=0)  # [A, C]
+    channel_rows = rows_of(tables.channel_busy, active)  # [A, C]
     channel_busy = np.add.reduce(channel_rows, axis=0)
     # an expert's work: its busiest member's compute plus its share of DRAM time
     busiest = np.maximum.reduce(per_member, axis=1)
-    work = busiest + tables.dram_share.take(active)
+    work = busiest + rows_of(tables.dram_share, active)
 
     by_work = (-work).argsort(kind="stable")  # ties: expert id (active is ascending)
     if policy.order == "paired":
