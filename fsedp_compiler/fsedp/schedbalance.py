@@ -306,7 +306,8 @@ def _balance_one_ring(both: np.ndarray, short: tuple[np.ndarray, np.ndarray],
                            short[1].reshape(count, 2 * n)), axis=1)  # [A, 6N]
     # each option's bytes moved (CW's clockwise half, CCW's counter-clockwise half, SHORT's and
     # SHORT_CCW's both halves), the key's second entry: one reduceat over the flat rows
-    moved = np.add.reduceat(opts.ravel(), _segments(n, count, 6, (0, 1, 2, 4))).reshape(count, 4).tolist()
+    starts = _segments(n, count, 6, (0, 1, 2, 4))
+    moved = np.add.reduceat(opts.ravel(), starts).reshape(count, 4).tolist()
     # a stream's options: views (a gathered copy costs a fresh allocation of the whole [A, 6N] per
     # call, page faults and all, when large), listed once (list indexing per stream, no view built)
     rows = list(opts.reshape(count, 3, 2 * n))
@@ -354,7 +355,7 @@ def _balance_one_ring(both: np.ndarray, short: tuple[np.ndarray, np.ndarray],
 def _segments(n: int, count: int, width: int, offsets: Sequence[int]) -> np.ndarray:
     """Starts of `reduceat` segments over `count` rows of `width`·N: row a's a·width·N + o·N for
     each o in `offsets` (a shape's constant, kept; read only)."""
-    starts = np.add.outer(np.arange(0, width * n * count, width * n), np.asarray(offsets) * n).ravel()
+    starts = np.add.outer(np.arange(0, width * n * count, width * n), np.multiply(offsets, n)).ravel()
     starts.flags.writeable = False
     return starts
 
@@ -373,7 +374,8 @@ def _balance_both(both: np.ndarray, short: tuple[np.ndarray, np.ndarray], ordere
                           axis=1)  # [A, 8N]
     # bytes moved: CW's clockwise half, CCW's counter-clockwise half, SHORT's, SHORT_CCW's (both
     # halves); the fifth segment (the balanced plan's arcs) closes the fourth and is dropped
-    moved = np.add.reduceat(opts.ravel(), _segments(n, count, 8, (0, 1, 2, 4, 6))).reshape(count, 5)[:, :4].tolist()
+    starts = _segments(n, count, 8, (0, 1, 2, 4, 6))
+    moved = np.add.reduceat(opts.ravel(), starts).reshape(count, 5)[:, :4].tolist()
     rows = list(opts.reshape(count, 4, 2 * n))  # views, as in `_balance_one_ring`
     load = np.zeros((4, 2 * n), dtype=np.int64)  # the per-shard plan's x 3, then the balanced plan's
     per, bal_cw, bal_ccw = load[:3], load[3, :n], load[3, n:]

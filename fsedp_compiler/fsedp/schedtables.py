@@ -40,6 +40,10 @@ def rows_of(table: np.ndarray, active: np.ndarray) -> np.ndarray:
     return table if len(active) == len(table) else table.take(active, axis=0)
 
 
+#: `Tables.ffn` tabulates up to this many local tokens ahead of need
+_FFN_AHEAD = 256
+
+
 class Tables:
     """What `schedule` needs that does not depend on the routing, for one (plan, ring, cost): per
     stream id, DRAM time and home bytes (as prefix sums along the walk orders), compute per
@@ -59,6 +63,9 @@ class Tables:
                 homes[e, plan.channels[index][0]] += plan.shard_bytes(e) * k
         #: [S, C] DRAM busy time the expert's shards put on each channel
         self.channel_busy = channel_busy
+        #: [S] the busiest channel's busy time of each expert (whether a step is hot)
+        self.channel_peak = (np.maximum.reduce(channel_busy, axis=1) if len(plan.channels)
+                             else np.zeros(streams, dtype=np.int64))
         cw, ccw = list(walk_order(ring, CW)), list(walk_order(ring, CCW))
         # Gathers in walk order: an [A, k·N] gather reshaped to [k·A, N] (or [k·A, 2N] when the
         # walk is doubled to unroll the wrap) interleaves the directions: rows (a, cw), (a, ccw).
@@ -101,7 +108,8 @@ class Tables:
         #: one shard's hop, latency included (`per_shard`'s tail estimate)
         self.hop_ns = cost.link_ns(shard)
         # read only: `rows_of` hands them out whole when every expert is active
-        for table in (self.dram_share, self.channel_busy, self.home_bytes, self.home_prefix, homed):
+        for table in (self.dram_share, self.channel_busy, self.channel_peak, self.home_bytes,
+                      self.home_prefix, homed):
             table.flags.writeable = False
 
     def ffn(self, shared: bool, rows: np.ndarray, tokens: int) -> np.ndarray:
@@ -111,7 +119,8 @@ class Tables:
         if len(table) <= tokens and len(table) <= int(rows.max()):
             e = self.plan.layer.num_experts if shared else 0
             params, m = self.plan.shard_params(e), self.plan.num_shards
-            size = max(int(rows.max()) + 1, 2 * len(table))
+            # up to `tokens` at once when few (no count above it: no check per call after)
+            size = max(int(rows.max()) + 1, 2 * len(table), min(tokens, _FFN_AHEAD) + 1)
             table = self._ffn[shared] = np.asarray([self.cost.ffn_ns(params, t) * m for t in range(size)],
                                                    dtype=np.int64)
         return table

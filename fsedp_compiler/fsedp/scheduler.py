@@ -233,7 +233,7 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring | Sequence[Ring],
         link_bound = cost.link_busy_ns(int(np.maximum.reduce(np.add.reduce(link, axis=0))))
     elif policy.direction == "per-shard":
         # hot: a stream computes longer on its busiest member than its busiest channel loads it
-        hot = bool(np.greater(busiest, np.maximum.reduce(channel_rows, axis=1)).any())
+        hot = bool(np.greater(busiest, rows_of(tables.channel_peak, active)).any())
         direction, on_ring, link_bound = per_shard([tables] + [tables_for(plan, r, cost) for r in rings[1:]], present,
                                                     active, ordered, policy.trajectory, cost,
                                                     max(dram_bound, compute_bound), hot=hot)
