@@ -109,10 +109,10 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
     def needed(floor: int, link_floor: int, index: int) -> bool:
         """Whether a plan whose score is >= `floor` and busiest link >= `link_floor` ns can
         change the choice (`tie_break`) among the plans built so far."""
-        least = min(s for s, _, _ in built.values())
+        least = min([b[0] for b in built.values()])
         if floor != least:
             return floor < least
-        tied = [i for i, (s, _, _) in built.items() if s == least]
+        tied = [i for i, b in built.items() if b[0] == least]
         if index < min(tied):
             # It would be the earlier plan of the tie, and is taken unless a tied plan relieves
             # it: the built plan r with the least link (ties: the earlier), whatever its link
@@ -127,7 +127,7 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
             return _pick(built, other_bound, plan.buffers, hot) != r
         link = built[min(tied)][1]
         # it can only be taken as the tied plan with the least busiest link (`tie_break`)
-        relief = min(built[i][1] for i in tied)
+        relief = min([built[i][1] for i in tied])
         # a plan that relieves links needs a second network, and a hot step's pool may refuse it
         return (link >= LINK_BUSY * bound and link - link_floor >= LINK_RELIEF * bound
                 and link_floor <= relief and pool_allows(plan.buffers, 2, hot))
@@ -224,10 +224,12 @@ def tie_break(scores: list[int], link_ns: list[int], other_bound: int,
     return first
 
 
-def _scores_links(built: dict[int, tuple[int, int, Plan]]) -> tuple[list[int], list[int]]:
-    """The scores and link ns of the plans built, in plan order (`tie_break`'s arguments)."""
-    order = sorted(built)
-    return [built[i][0] for i in order], [built[i][1] for i in order]
+def _scores_links(built: dict[int, tuple[int, int, Plan]],
+                  order: list[int] | None = None) -> tuple[list[int], list[int]]:
+    """The scores and link ns of the plans built, in plan order (`tie_break`'s arguments;
+    `order`: `sorted(built)` when known)."""
+    rows = [built[i] for i in (sorted(built) if order is None else order)]
+    return [b[0] for b in rows], [b[1] for b in rows]
 
 
 def _allowed(built: dict[int, tuple[int, int, Plan]], index: int, buffers: int, hot: bool) -> bool:
@@ -239,7 +241,7 @@ def _pick(built: dict[int, tuple[int, int, Plan]], other_bound: int, buffers: in
     """The index of the plan `tie_break` takes of those built."""
     order = sorted(built)
     allowed = [_allowed(built, i, buffers, hot) for i in order] if hot else None
-    return order[tie_break(*_scores_links(built), other_bound, allowed)]
+    return order[tie_break(*_scores_links(built, order), other_bound, allowed)]
 
 
 def _chosen(built: dict[int, tuple[int, int, Plan]], other_bound: int, buffers: int,
