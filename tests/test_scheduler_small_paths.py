@@ -1,5 +1,6 @@
 """The scheduler's small-array shortcuts equal the numpy operations they stand for: 1-D
-reductions in Python (`top`, `total`) on either side of their size limit, the whole table handed
+reductions in Python (`top`, `total`) on either side of their size limit, column gathers by
+`take` or indexing (`columns`), the whole table handed
 out when every expert is active (`rows_of`), and the kept reduceat segment starts (`_segments`)."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from fsedp_compiler.fsedp import schedbalance, schedtables
-from fsedp_compiler.fsedp.schedtables import rows_of, top, total
+from fsedp_compiler.fsedp.schedtables import columns, rows_of, top, total
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint64])
@@ -41,3 +42,11 @@ def test_segments_equal_the_built_starts(n: int, count: int, width: int, offsets
     got = schedbalance._segments(n, count, width, offsets)
     np.testing.assert_array_equal(got, want)
     assert got.dtype == want.dtype and not got.flags.writeable
+
+
+def test_columns_equal_indexing() -> None:
+    rng = np.random.default_rng(5)
+    for rows, cols, width in [(8, 8, 32), (16, 16, 64), (92, 16, 64), (257, 128, 512)]:
+        a = rng.random((rows, cols)) < 0.5
+        index = rng.integers(0, cols, size=width)
+        np.testing.assert_array_equal(columns(a, index), a[:, index])

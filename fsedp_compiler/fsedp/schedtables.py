@@ -44,6 +44,18 @@ def rows_of(table: np.ndarray, active: np.ndarray) -> np.ndarray:
 _FFN_AHEAD = 256
 
 
+#: `columns` gathers by `take` up to this many entries of the result (faster on small arrays,
+#: slower on large ones, where a column is a one-byte chunk)
+_TAKE_COLUMNS_MAX = 1024
+
+
+def columns(a: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """`a[:, index]` for a 2-D `a` and a 1-D integer `index`."""
+    if len(a) * len(index) <= _TAKE_COLUMNS_MAX:
+        return a.take(index, axis=1)
+    return a[:, index]
+
+
 class Tables:
     """What `schedule` needs that does not depend on the routing, for one (plan, ring, cost): per
     stream id, DRAM time and home bytes (as prefix sums along the walk orders), compute per
@@ -184,7 +196,7 @@ def nearest_link_bytes(tables: Tables, present: np.ndarray, active: np.ndarray, 
     # first member at or after v on the doubled walk, scanning it reversed (column j is
     # v = 2N-1-j): the running max of (j + 1) over members is 2N - (that first member)
     # gathers by `take` (fancy indexing costs about three times the call overhead on small arrays)
-    doubled = present.take(tables.walk_rev2[ways], axis=1).reshape(rows, 2 * n)
+    doubled = columns(present, tables.walk_rev2[ways]).reshape(rows, 2 * n)
     seen = np.maximum.accumulate(doubled * tables.rev_rank, axis=1)
     after = seen[:, n - 1:2 * n - 1][:, ::-1]  # v = w + 1 for w = 0..N-1; first member in (w, w + N]
     prefix = rows_of(tables.home_prefix, active)
