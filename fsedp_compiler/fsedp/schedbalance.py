@@ -10,14 +10,16 @@ add of every option's candidate loads, one reduction of their halves) and a few 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.fsedp.flowcontrol import min_buffers
 from fsedp_compiler.fsedp.ring import CCW, CW, SHORT, SHORT_CCW
-from fsedp_compiler.fsedp.schedtables import Tables, arc_lengths, home_weights, link_bytes_and_lengths, short_link_bytes
+from fsedp_compiler.fsedp.schedtables import (Tables, arc_lengths, home_weights, link_bytes_and_lengths,
+                                              short_link_bytes, top, total)
 
 #: a candidate plan: directions, rings, busiest link's bytes, most links of one shard's trajectory
 Plan = tuple[list[int], list[int], int, int]
@@ -57,19 +59,23 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
     longest, shorter = zip(*(arc_lengths(t, h, active) for t, h in zip(usable, lengths)))
     weights: list[np.ndarray] = []  # per ring, `home_weights`, when a plan needs them
 
-    def score(p: Plan) -> int:
-        return max(other_bound, cost.link_busy_ns(p[2])) + p[3] * hop_ns
-
     way = {CW: 0, CCW: 1, SHORT: 2, SHORT_CCW: 2}
+
+    longest_rows: list[list[list[int]]] = []  # `longest` as lists, when a plan needs them
+
+    def longest_lists() -> list[list[list[int]]]:
+        if not longest_rows:
+            longest_rows.extend(h.tolist() for h in longest)
+        return longest_rows
 
     def balanced_plan(directions: list[int], peaks: tuple[int, int]) -> Plan:
         return (directions, [0] * count, max(peaks),
-                max(map(lambda row, d: row[way[d]], longest[0].tolist(), directions)))
+                max([row[way[d]] for row, d in zip(longest_lists()[0], directions)]))
 
     def shards_plan(directions: list[int], on_ring: list[int], peak: int) -> Plan:
-        rows = [h.tolist() for h in longest]
+        rows = longest_lists()
         return (directions, on_ring, peak,
-                max(map(lambda i, d: rows[on_ring[i]][i][way[d]], range(count), directions)))
+                max([rows[r][i][way[d]] for i, (d, r) in enumerate(zip(directions, on_ring))]))
 
     def balanced() -> Plan:
         return balanced_plan(*balance(link0, list(ordered)))
@@ -93,18 +99,20 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
     built: dict[int, tuple[int, int, Plan]] = {}  # plan index -> (score, link ns, plan)
 
     def add(index: int, p: Plan) -> None:
-        built[index] = (score(p), cost.link_busy_ns(p[2]), p)
+        # its score: the busiest of the other bound and its links, plus its longest trajectory's hops
+        link_ns = cost.link_busy_ns(p[2])
+        built[index] = ((other_bound if other_bound > link_ns else link_ns) + p[3] * hop_ns, link_ns, p)
 
-    add(0, ([CW] * count, [0] * count, int(np.maximum.reduce(cw)), most[0]))
+    add(0, ([CW] * count, [0] * count, top(cw), most[0]))
     bound = max(other_bound, 1)
 
     def needed(floor: int, link_floor: int, index: int) -> bool:
         """Whether a plan whose score is >= `floor` and busiest link >= `link_floor` ns can
         change the choice (`tie_break`) among the plans built so far."""
-        least = min(s for s, _, _ in built.values())
+        least = min([b[0] for b in built.values()])
         if floor != least:
             return floor < least
-        tied = [i for i, (s, _, _) in built.items() if s == least]
+        tied = [i for i, b in built.items() if b[0] == least]
         if index < min(tied):
             # It would be the earlier plan of the tie, and is taken unless a tied plan relieves
             # it: the built plan r with the least link (ties: the earlier), whatever its link
@@ -119,7 +127,7 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
             return _pick(built, other_bound, plan.buffers, hot) != r
         link = built[min(tied)][1]
         # it can only be taken as the tied plan with the least busiest link (`tie_break`)
-        relief = min(built[i][1] for i in tied)
+        relief = min([built[i][1] for i in tied])
         # a plan that relieves links needs a second network, and a hot step's pool may refuse it
         return (link >= LINK_BUSY * bound and link - link_floor >= LINK_RELIEF * bound
                 and link_floor <= relief and pool_allows(plan.buffers, 2, hot))
@@ -128,9 +136,9 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
     if prune:
         # max over streams of min(clockwise, counter-clockwise): between most[2] and most[0]
         either = most[0] if most[2] == most[0] else \
-            int(np.maximum.reduce(np.minimum(first[:, 0], first[:, 1])))
+            top(np.minimum(first[:, 0], first[:, 1]))
         shortest = most[2] if len(longest) == 1 else \
-            int(np.maximum.reduce(np.minimum.reduce([h[:, 2] for h in longest])))
+            top(np.minimum.reduce([h[:, 2] for h in longest]))
         floor_balanced, floor_shards = other_bound + either * hop_ns, other_bound + shortest * hop_ns
         if not needed(floor_balanced, 0, 1) and not needed(floor_shards, 0, 2):
             return _chosen(built, other_bound, plan.buffers, hot)  # the link terms only raise the floors
@@ -138,12 +146,12 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
         # links of the plan's rings (2N each). A stream moves the least the shorter way round.
         n = link0.shape[1]
         totals = np.add.reduce(link0, axis=1)  # [2A]: each stream's bytes x links, cw and ccw
-        least = int(np.add.reduce(np.minimum(totals[0::2], totals[1::2])))
+        least = total(np.minimum(totals[0::2], totals[1::2]))
         link_balanced = cost.link_busy_ns(-(-least // (2 * n)))
         floor_balanced = max(other_bound, link_balanced) + either * hop_ns
         weights[:] = [home_weights(t, active) for t in usable]
         moved = [np.add.reduce(w[0::2] * h, axis=1) for w, h in zip(weights, shorter)]
-        least = int(np.add.reduce(moved[0] if len(moved) == 1 else np.minimum.reduce(moved)))
+        least = total(moved[0] if len(moved) == 1 else np.minimum.reduce(moved))
         link_shards = cost.link_busy_ns(-(-least // (2 * n * len(usable))))
         floor_shards = max(other_bound, link_shards) + shortest * hop_ns
         # The lower floor first: the plan it builds may let the other be skipped (`needed`; a
@@ -225,10 +233,12 @@ def tie_break(scores: list[int], link_ns: list[int], other_bound: int,
     return first
 
 
-def _scores_links(built: dict[int, tuple[int, int, Plan]]) -> tuple[list[int], list[int]]:
-    """The scores and link ns of the plans built, in plan order (`tie_break`'s arguments)."""
-    order = sorted(built)
-    return [built[i][0] for i in order], [built[i][1] for i in order]
+def _scores_links(built: dict[int, tuple[int, int, Plan]],
+                  order: list[int] | None = None) -> tuple[list[int], list[int]]:
+    """The scores and link ns of the plans built, in plan order (`tie_break`'s arguments;
+    `order`: `sorted(built)` when known)."""
+    rows = [built[i] for i in (sorted(built) if order is None else order)]
+    return [b[0] for b in rows], [b[1] for b in rows]
 
 
 def _allowed(built: dict[int, tuple[int, int, Plan]], index: int, buffers: int, hot: bool) -> bool:
@@ -240,7 +250,7 @@ def _pick(built: dict[int, tuple[int, int, Plan]], other_bound: int, buffers: in
     """The index of the plan `tie_break` takes of those built."""
     order = sorted(built)
     allowed = [_allowed(built, i, buffers, hot) for i in order] if hot else None
-    return order[tie_break(*_scores_links(built), other_bound, allowed)]
+    return order[tie_break(*_scores_links(built, order), other_bound, allowed)]
 
 
 def _chosen(built: dict[int, tuple[int, int, Plan]], other_bound: int, buffers: int,
@@ -307,26 +317,35 @@ def _balance_one_ring(both: np.ndarray, short: tuple[np.ndarray, np.ndarray],
                            short[1].reshape(count, 2 * n)), axis=1)  # [A, 6N]
     # each option's bytes moved (CW's clockwise half, CCW's counter-clockwise half, SHORT's and
     # SHORT_CCW's both halves), the key's second entry: one reduceat over the flat rows
-    starts = np.add.outer(np.arange(0, 6 * n * count, 6 * n), (0, n, 2 * n, 4 * n)).ravel()
+    starts = _segments(n, count, 6, (0, 1, 2, 4))
     moved = np.add.reduceat(opts.ravel(), starts).reshape(count, 4).tolist()
-    rows = opts.reshape(count, 3, 2 * n)  # a stream's options: a view (a gathered copy costs a fresh
-    # allocation of the whole [A, 6N] per call, page faults and all, when large)
+    # a stream's options: views (a gathered copy costs a fresh allocation of the whole [A, 6N] per
+    # call, page faults and all, when large), listed once (list indexing per stream, no view built)
+    rows = list(opts.reshape(count, 3, 2 * n))
     load = np.zeros(2 * n, dtype=np.int64)
     load_cw, load_ccw = load[:n], load[n:]
     cand = np.empty((3, 2 * n), dtype=np.int64)  # every option's candidate loads, reused
     flat, add = cand.ravel(), np.add
     cw_out, ccw_out, short_out, short_ccw_out = cand[0, :n], cand[0, n:], cand[1], cand[2]  # views
     top_cw = top_ccw = 0  # busiest link so far, clockwise and counter-clockwise
-    halves, busiest = np.arange(0, 6 * n, n), np.maximum.reduceat
+    halves, busiest = _segments(n, 1, 6, range(6)), np.maximum.reduceat
     ways = (CW, CCW, SHORT, SHORT_CCW)
     direction = [CW] * len(ordered)
     for i in ordered:
-        add(rows[i], load, out=cand)
+        add(rows[i], load, cand)  # out= positionally
         m0, m1, m2, m3, m4, m5 = busiest(flat, halves).tolist()
-        h = moved[i]
-        # (busiest link, bytes moved, way): the least wins
-        _, _, w = min((m0 if m0 > top_ccw else top_ccw, h[0], 0), (m1 if m1 > top_cw else top_cw, h[1], 1),
-                      (m2 if m2 > m3 else m3, h[2], 2), (m4 if m4 > m5 else m5, h[3], 3))
+        h0, h1, h2, h3 = moved[i]
+        # (busiest link, bytes moved, way): the least wins (`min` of the four keys, without the tuples)
+        key, least, w = (m0 if m0 > top_ccw else top_ccw), h0, 0
+        k = m1 if m1 > top_cw else top_cw
+        if k < key or (k == key and h1 < least):
+            key, least, w = k, h1, 1
+        k = m2 if m2 > m3 else m3
+        if k < key or (k == key and h2 < least):
+            key, least, w = k, h2, 2
+        k = m4 if m4 > m5 else m5
+        if k < key or (k == key and h3 < least):
+            w = 3
         if w == 0:
             load_cw[:] = cw_out
             top_cw = m0
@@ -343,6 +362,15 @@ def _balance_one_ring(both: np.ndarray, short: tuple[np.ndarray, np.ndarray],
     return direction, [0] * len(ordered), max(top_cw, top_ccw)
 
 
+@functools.lru_cache(maxsize=256)
+def _segments(n: int, count: int, width: int, offsets: Sequence[int]) -> np.ndarray:
+    """Starts of `reduceat` segments over `count` rows of `width`·N: row a's a·width·N + o·N for
+    each o in `offsets` (a shape's constant, kept; read only)."""
+    starts = np.add.outer(np.arange(0, width * n * count, width * n), np.multiply(offsets, n)).ravel()
+    starts.flags.writeable = False
+    return starts
+
+
 def _balance_both(both: np.ndarray, short: tuple[np.ndarray, np.ndarray], ordered: list[int]) -> tuple[
         tuple[list[int], list[int], int], tuple[list[int], tuple[int, int]]]:
     """`_balance_one_ring(both, short, ordered)` and `balance(both, ordered)` (the per-shard and
@@ -357,9 +385,9 @@ def _balance_both(both: np.ndarray, short: tuple[np.ndarray, np.ndarray], ordere
                           axis=1)  # [A, 8N]
     # bytes moved: CW's clockwise half, CCW's counter-clockwise half, SHORT's, SHORT_CCW's (both
     # halves); the fifth segment (the balanced plan's arcs) closes the fourth and is dropped
-    starts = np.add.outer(np.arange(0, 8 * n * count, 8 * n), (0, n, 2 * n, 4 * n, 6 * n)).ravel()
+    starts = _segments(n, count, 8, (0, 1, 2, 4, 6))
     moved = np.add.reduceat(opts.ravel(), starts).reshape(count, 5)[:, :4].tolist()
-    rows = opts.reshape(count, 4, 2 * n)  # views, as in `_balance_one_ring`
+    rows = list(opts.reshape(count, 4, 2 * n))  # views, as in `_balance_one_ring`
     load = np.zeros((4, 2 * n), dtype=np.int64)  # the per-shard plan's x 3, then the balanced plan's
     per, bal_cw, bal_ccw = load[:3], load[3, :n], load[3, n:]
     per_cw, per_ccw = per[:, :n], per[:, n:]
@@ -367,18 +395,26 @@ def _balance_both(both: np.ndarray, short: tuple[np.ndarray, np.ndarray], ordere
     flat, add = cand.ravel(), np.add
     cw_out, ccw_out, short_out, short_ccw_out, cand_bal_cw, cand_bal_ccw = \
         cand[0, :n], cand[0, n:], cand[1], cand[2], cand[3, :n], cand[3, n:]
-    halves, busiest = np.arange(0, 8 * n, n), np.maximum.reduceat
+    halves, busiest = _segments(n, 1, 8, range(8)), np.maximum.reduceat
     ways = (CW, CCW, SHORT, SHORT_CCW)
     top_cw = top_ccw = 0  # the per-shard plan's busiest link so far, each way
     bal_top_cw = bal_top_ccw = sum_cw = sum_ccw = 0  # the balanced plan's, and its bytes moved each way
     direction, bal_direction = [CW] * len(ordered), [CW] * len(ordered)
     for i in ordered:
-        add(rows[i], load, out=cand)
+        add(rows[i], load, cand)  # out= positionally
         m0, m1, m2, m3, m4, m5, b0, b1 = busiest(flat, halves).tolist()
-        h = moved[i]
+        h0, h1, h2, h3 = moved[i]
         # the per-shard plan (`_balance_one_ring`): (busiest link, bytes moved, way), the least
-        _, _, w = min((m0 if m0 > top_ccw else top_ccw, h[0], 0), (m1 if m1 > top_cw else top_cw, h[1], 1),
-                      (m2 if m2 > m3 else m3, h[2], 2), (m4 if m4 > m5 else m5, h[3], 3))
+        key, least, w = (m0 if m0 > top_ccw else top_ccw), h0, 0
+        k = m1 if m1 > top_cw else top_cw
+        if k < key or (k == key and h1 < least):
+            key, least, w = k, h1, 1
+        k = m2 if m2 > m3 else m3
+        if k < key or (k == key and h2 < least):
+            key, least, w = k, h2, 2
+        k = m4 if m4 > m5 else m5
+        if k < key or (k == key and h3 < least):
+            w = 3
         if w == 0:
             per_cw[:] = cw_out
             top_cw = m0
@@ -396,11 +432,11 @@ def _balance_both(both: np.ndarray, short: tuple[np.ndarray, np.ndarray], ordere
         if b0 < b1 or (b0 == b1 and sum_cw <= sum_ccw):
             bal_cw[:] = cand_bal_cw
             bal_top_cw = b0
-            sum_cw += h[0]
+            sum_cw += h0
         else:
             bal_ccw[:] = cand_bal_ccw
             bal_top_ccw = b1
-            sum_ccw += h[1]
+            sum_ccw += h1
             bal_direction[i] = CCW
     return (direction, [0] * len(ordered), max(top_cw, top_ccw)), (bal_direction, (bal_top_cw, bal_top_ccw))
 

@@ -19,6 +19,43 @@ from fsedp_compiler.fsedp.ring import CCW, CW, Ring, route_lengths, walk_order
 from fsedp_compiler.fsedp.shardplan import ShardPlan
 
 
+#: 1-D arrays up to this many entries are reduced in Python (`top`, `total`): a numpy reduction's
+#: call costs more than listing and reducing that many ints (and the same above it)
+_PY_REDUCE_MAX = 64
+
+
+def top(a: np.ndarray) -> int:
+    """The largest entry of a non-empty 1-D integer array, as an int (`np.maximum.reduce`)."""
+    return max(a.tolist()) if len(a) <= _PY_REDUCE_MAX else int(np.maximum.reduce(a))
+
+
+def total(a: np.ndarray) -> int:
+    """The sum of a 1-D integer array, as an int (`np.add.reduce`)."""
+    return sum(a.tolist()) if len(a) <= _PY_REDUCE_MAX else int(np.add.reduce(a))
+
+
+def rows_of(table: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """`table[active]` (rows; `active` ascending without repeats, as `schedule` makes it): the
+    table itself, not a copy, when every row is active; read only either way by convention."""
+    return table if len(active) == len(table) else table.take(active, axis=0)
+
+
+#: `Tables.ffn` tabulates up to this many local tokens ahead of need
+_FFN_AHEAD = 256
+
+
+#: `columns` gathers by `take` up to this many entries of the result (faster on small arrays,
+#: slower on large ones, where a column is a one-byte chunk)
+_TAKE_COLUMNS_MAX = 1024
+
+
+def columns(a: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """`a[:, index]` for a 2-D `a` and a 1-D integer `index`."""
+    if len(a) * len(index) <= _TAKE_COLUMNS_MAX:
+        return a.take(index, axis=1)
+    return a[:, index]
+
+
 class Tables:
     """What `schedule` needs that does not depend on the routing, for one (plan, ring, cost): per
     stream id, DRAM time and home bytes (as prefix sums along the walk orders), compute per
@@ -38,6 +75,9 @@ class Tables:
                 homes[e, plan.channels[index][0]] += plan.shard_bytes(e) * k
         #: [S, C] DRAM busy time the expert's shards put on each channel
         self.channel_busy = channel_busy
+        #: [S] the busiest channel's busy time of each expert (whether a step is hot)
+        self.channel_peak = (np.maximum.reduce(channel_busy, axis=1) if len(plan.channels)
+                             else np.zeros(streams, dtype=np.int64))
         cw, ccw = list(walk_order(ring, CW)), list(walk_order(ring, CCW))
         # Gathers in walk order: an [A, k·N] gather reshaped to [k·A, N] (or [k·A, 2N] when the
         # walk is doubled to unroll the wrap) interleaves the directions: rows (a, cw), (a, ccw).
@@ -57,8 +97,12 @@ class Tables:
         #: rank + 1 of each column of a reversed doubled walk (0 marks "no member yet"); int32: the
         #: running max over [A, 2N] of it is ~3x faster than in int64 at N = 128
         self.rev_rank = np.arange(1, 2 * n + 1, dtype=np.int32 if 2 * n < 2**31 else np.int64)
+        #: w - N for each walk index w, in `rev_rank`'s dtype (`nearest_link_bytes`)
+        self.ahead_shift = self.rev_rank[:n] - (n + 1)
         #: per gathered row r, the flat index of the end of its doubled walk: r·2N + 2N
         self.row_end = (np.arange(1, 2 * streams + 1, dtype=np.int64) * (2 * n))[:, None]
+        #: per row r of [2A, N] (`short_link_bytes`), r·N + N
+        self.row_starts = np.arange(n, (2 * streams + 1) * n, n, dtype=np.int64)[:, None]
         self.pow2 = (np.int64(1) << np.arange(n, dtype=np.int64)) if n <= 62 else None
         self.exact = streams * m * plan.max_shard_bytes < 2**53  # float64 bincount sums exactly
         self._ffn: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * 2
@@ -75,6 +119,10 @@ class Tables:
         self.latency_ns = cost.dram_latency_ns + cost.link_latency_ns
         #: one shard's hop, latency included (`per_shard`'s tail estimate)
         self.hop_ns = cost.link_ns(shard)
+        # read only: `rows_of` hands them out whole when every expert is active
+        for table in (self.dram_share, self.channel_busy, self.channel_peak, self.home_bytes,
+                      self.home_prefix, homed):
+            table.flags.writeable = False
 
     def ffn(self, shared: bool, rows: np.ndarray, tokens: int) -> np.ndarray:
         """[t] an expert's compute on a member with t local tokens (all M shards), for every t
@@ -83,7 +131,8 @@ class Tables:
         if len(table) <= tokens and len(table) <= int(rows.max()):
             e = self.plan.layer.num_experts if shared else 0
             params, m = self.plan.shard_params(e), self.plan.num_shards
-            size = max(int(rows.max()) + 1, 2 * len(table))
+            # up to `tokens` at once when few (no count above it: no check per call after)
+            size = max(int(rows.max()) + 1, 2 * len(table), min(tokens, _FFN_AHEAD) + 1)
             table = self._ffn[shared] = np.asarray([self.cost.ffn_ns(params, t) * m for t in range(size)],
                                                    dtype=np.int64)
         return table
@@ -146,10 +195,12 @@ def nearest_link_bytes(tables: Tables, present: np.ndarray, active: np.ndarray, 
     rows = ways * len(active)
     # first member at or after v on the doubled walk, scanning it reversed (column j is
     # v = 2N-1-j): the running max of (j + 1) over members is 2N - (that first member)
-    doubled = present[:, tables.walk_rev2[ways]].reshape(rows, 2 * n)
+    # gathers by `take` (fancy indexing costs about three times the call overhead on small arrays)
+    doubled = columns(present, tables.walk_rev2[ways]).reshape(rows, 2 * n)
     seen = np.maximum.accumulate(doubled * tables.rev_rank, axis=1)
     after = seen[:, n - 1:2 * n - 1][:, ::-1]  # v = w + 1 for w = 0..N-1; first member in (w, w + N]
-    prefix = tables.home_prefix[active, :2 * n * ways].reshape(rows, 2 * n)
+    prefix = rows_of(tables.home_prefix, active)
+    prefix = (prefix if ways == 2 else prefix[:, :2 * n]).reshape(rows, 2 * n)
     link = prefix[:, n - 1:n] - prefix.ravel()[tables.row_end[:rows] - after] + prefix[:, :n]
     if not lengths:
         return link, None, after
@@ -157,7 +208,7 @@ def nearest_link_bytes(tables: Tables, present: np.ndarray, active: np.ndarray, 
     # member strictly before a home, where its walk ends, is the next member after the same
     # chiplet in the other direction's walk (walk index N - 1 - w there), d links back: the home
     # walks N - d links (0 when it is the only member). Rows swap pairwise, columns reverse.
-    ahead = after + (tables.rev_rank[:n] - (n + 1))  # after[w] + w - N = N - d
+    ahead = after + tables.ahead_shift  # after[w] + w - N = N - d
     return link, ahead.reshape(-1, 2, n)[:, ::-1, ::-1].reshape(rows, n), after
 
 
@@ -196,7 +247,7 @@ def arc_lengths(tables: Tables, lengths: np.ndarray, active: np.ndarray) -> tupl
     cw_len, ccw_len = lengths[0::2], lengths[1::2, ::-1]  # by ring position
     ways = np.concatenate((cw_len, ccw_len, np.minimum(cw_len, ccw_len)), axis=1).reshape(len(cw_len), 3, -1)
     if tables.homed is not None:  # lengths are >= 0: a home without bytes counts as 0
-        ways *= tables.homed[active][:, None, :]
+        ways *= rows_of(tables.homed, active)[:, None, :]
     return np.maximum.reduce(ways, axis=2), ways[:, 2]
 
 
@@ -204,7 +255,7 @@ def home_weights(tables: Tables, active: np.ndarray) -> np.ndarray:
     """[2A, N] the bytes homed at each walk index, rows (a, cw), (a, ccw) (clockwise walk index =
     ring position; counter-clockwise = N - 1 - position)."""
     n = tables.chiplets
-    return tables.home_bytes[active, :2 * n].reshape(2 * len(active), n)
+    return rows_of(tables.home_bytes, active).reshape(2 * len(active), n)  # [A, 2N]: all of a row
 
 
 #: `short_link_bytes` computes both ways in one stacked array up to this many entries of [2A, N]
@@ -235,13 +286,15 @@ def short_link_bytes(tables: Tables, lengths: np.ndarray, weights: np.ndarray,
     # f(w) = 2N - after[w] in (w, w + N]. With P the prefix sums over one lap and T = P[N - 1],
     # P'[f] = P[f mod N] + T [f >= N], so load[w] = T [f < N] - P[f mod N] + P[w].
     lap = after > n  # f(w) < N
-    start = np.arange(2 * n, (rows + 2) * n, n, dtype=np.int64)[:, None]  # row r's r·N, plus 2N
-    flat = np.where(lap, start, start - n)
+    start = tables.row_starts[:rows]  # row r's r·N, plus N
+    flat = np.multiply(lap, n)  # N [f(w) < N]
+    flat += start
     flat -= after  # f(w) mod N + r·N
-    # in place, np.take: a gather without the cost of mixed basic and advanced indexing
+    # in place, take: a gather without the cost of mixed basic and advanced indexing (the method:
+    # np.take and np.cumsum add a dispatch each; add.accumulate of int64 is cumsum)
     if rows * n <= _STACKED_MAX:
-        prefix = np.cumsum(parts, axis=2)
-        out = np.take(prefix.reshape(2, rows * n), flat, axis=1)
+        prefix = np.add.accumulate(parts, axis=2)
+        out = prefix.reshape(2, rows * n).take(flat, axis=1)
         np.subtract(prefix, out, out=out)
         out += prefix[:, :, -1:] * lap
         return out[0], out[1]
@@ -251,8 +304,8 @@ def short_link_bytes(tables: Tables, lengths: np.ndarray, weights: np.ndarray,
         mask[:, 0] = take_cw
         np.logical_not(take_cw[:, ::-1], out=mask[:, 1])
         prefix = np.multiply(homes, mask).reshape(rows, n)
-        np.cumsum(prefix, axis=1, out=prefix)
-        way = np.take(prefix, flat)
+        np.add.accumulate(prefix, axis=1, out=prefix)
+        way = prefix.take(flat)
         np.subtract(prefix, way, out=way)
         way += prefix[:, -1:] * lap
         ways.append(way)
