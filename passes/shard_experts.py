@@ -50,13 +50,12 @@ def convergence_tail(plan: ShardPlan, target: Target, active: int) -> float:
     return tail / max(step, 1)
 
 
-def tail_plan(layer: MoeLayerSpec, target: Target, base: ShardPlan, active: int | None) -> ShardPlan:
+def tail_plan(layer: MoeLayerSpec, target: Target, base: ShardPlan, active: int) -> ShardPlan:
     """From `base` up, the fewest shards per chiplet whose `convergence_tail` is at most
     `AUTO_TAIL_SHARE` (else the smallest tail found) and whose base buffers fit, never cutting a
     shard below one packet (R7's 4 KiB: finer, descriptors and headers would dominate, which
     the cost model's default op overhead of 0 does not see). `active`: the fewest experts a
-    step activates (default top-k plus the shared ones, a one-token step)."""
-    active = layer.top_k + layer.num_shared if active is None else active
+    step activates (a one-token step: top-k plus the shared ones)."""
     best, best_tail = base, convergence_tail(base, target, active)
     for g in range(base.num_shards // target.num_chiplets, AUTO_CANDIDATES[-1] + 1):
         if best_tail <= AUTO_TAIL_SHARE:
@@ -76,8 +75,9 @@ def tail_plan(layer: MoeLayerSpec, target: Target, base: ShardPlan, active: int 
 def auto_buffers_plan(layer: MoeLayerSpec, target: Target, shards_per_chiplet: int,
                       active: int | None = None) -> ShardPlan:
     """buffers=0 (the default): the shard size of B = 6, cut finer (shards-per-chiplet=0) until
-    a step's last wave converges in at most 3% of it (`tail_plan`; `active`: the fewest experts
-    a step activates), then as many buffers as fit in half the SRAM (6 to 32). Every strategy
+    a step's last wave converges in at most 3% of it when the routing is known (`tail_plan`;
+    `active`: the fewest experts a step of it activates; None, unknown routing: not cut), then
+    as many buffers as fit in half the SRAM (6 to 32). Every strategy
     gets this plan (FSE-DP's shard buffers, the baselines' tile buffers) from the same SRAM.
     More buffers keep more shards in flight on a long ring: with R4's transit-first loads,
     FSE-DP reaches 96-98% of its schedule's bound at 16 buffers where 6 give 78-92% (16-256
@@ -85,7 +85,7 @@ def auto_buffers_plan(layer: MoeLayerSpec, target: Target, shards_per_chiplet: i
     (FSE-DP at one token on torus-4x4: 0.88x of tp with one shard per chiplet, 0.96x with four)."""
     base = (auto_plan(layer, target, AUTO_BASE_BUFFERS) if shards_per_chiplet == 0
             else make_shard_plan(layer, target, shards_per_chiplet, AUTO_BASE_BUFFERS))
-    if shards_per_chiplet == 0:
+    if shards_per_chiplet == 0 and active is not None:
         base = tail_plan(layer, target, base, active)
     fit = int(target.chiplet.sram_bytes * AUTO_SRAM_SHARE) // base.max_shard_bytes
     return make_shard_plan(layer, target, base.num_shards // target.num_chiplets,
@@ -122,7 +122,8 @@ class ShardExpertsPass(ModulePass):
     buffers in SRAM; with `buffers` 0 as well, cut finer until a step's last wave converges in
     3% of it, `auto_buffers_plan`); `buffers` is B, the shard buffers per chiplet (R4: at least
     2; 0, the default: as many as fit in half the SRAM, 6 to 32); `trace`: a routing trace whose
-    fewest active experts per step size the shards (else a one-token step's).
+    fewest active experts per step size the shards (without one they are not cut: a dynamic
+    program serves any batch).
     """
 
     name = "shard-experts"

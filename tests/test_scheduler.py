@@ -302,7 +302,7 @@ def test_automatic_shards_cut_finer_until_the_last_wave_converges_in_3_percent()
     mesh-4x4 a last wave that takes 13% of the step to converge on the token's chiplet (16
     channels' last shards over its 2 in-links); the plan is cut until that is <= 3% (g = 6 for
     Qwen3's F = 768), or, with a routing whose steps activate many experts, kept whole; a
-    shard is never cut below one 4 KiB packet."""
+    shard is never cut below one 4 KiB packet. Without a routing (dynamic) nothing is cut."""
     from pathlib import Path
 
     from fsedp_compiler.ir.modules import load_model_spec
@@ -313,11 +313,12 @@ def test_automatic_shards_cut_finer_until_the_last_wave_converges_in_3_percent()
     mesh = load_preset("mesh-4x4")
     whole = auto_buffers_plan(qwen, mesh, 1)
     assert convergence_tail(whole, mesh, qwen.top_k) > 0.13
-    one_token = auto_buffers_plan(qwen, mesh, 0)
+    assert auto_buffers_plan(qwen, mesh, 0).num_shards == 16  # routing unknown (dynamic): not cut
+    one_token = auto_buffers_plan(qwen, mesh, 0, active=qwen.top_k)
     assert one_token.num_shards == 6 * 16 and convergence_tail(one_token, mesh, qwen.top_k) <= AUTO_TAIL_SHARE
     assert convergence_tail(auto_buffers_plan(qwen, mesh, 4), mesh, qwen.top_k) > AUTO_TAIL_SHARE  # 3.3%
     many = auto_buffers_plan(qwen, mesh, 0, active=100)  # e.g. 64 tokens x top-8 of 128
     assert many.num_shards == 16 and many.buffers == 28
     tiny = load_model_spec(str(root / "tiny-moe.mlir")).moe[0]
-    assert auto_buffers_plan(tiny, load_preset("paper-2x2"), 0).max_shard_bytes == 6144  # 24 KiB / 4: 9% -> 2.3%
+    assert auto_buffers_plan(tiny, load_preset("paper-2x2"), 0, active=tiny.top_k).max_shard_bytes == 6144  # 9% -> 2.3%
     # tests/filecheck/passes/shard-experts.mlir: shards already below a packet stay whole

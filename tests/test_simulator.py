@@ -95,9 +95,7 @@ def test_golden_metrics(fsedpc, tmp_path: Path) -> None:
 
 def test_static_and_dynamic_runs_do_the_same_work(fsedpc, tmp_path: Path) -> None:
     static = compile_sim(fsedpc, tmp_path, MODEL, TRACE)
-    # without a trace the shards are cut for a one-token step (shard-experts); this trace's
-    # steps activate enough experts that the static program keeps one shard per chiplet
-    r = fsedpc("compile", str(MODEL), "--target", "paper-2x2", "-o", str(tmp_path / "dyn"), "--shards-per-chiplet", "1")
+    r = fsedpc("compile", str(MODEL), "--target", "paper-2x2", "-o", str(tmp_path / "dyn"))
     assert r.code == 0
     r = fsedpc("simulate", str(tmp_path / "dyn"), "--trace", str(TRACE), "--functional",
                "--metrics", str(tmp_path / "d.json"))
