@@ -132,7 +132,7 @@ class ShardExpertsPass(ModulePass):
     buffers: int = 0
     trace: str = ""
     """a routing trace: the automatic shard size is cut for its fewest active experts per step
-    (else for a one-token step)"""
+    (without one the shards stay whole)"""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         target = require_target(op, self.name)
