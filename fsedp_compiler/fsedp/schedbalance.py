@@ -211,7 +211,7 @@ def pool_allows(buffers: int, networks: int, hot: bool) -> bool:
 
 def networks_of(directions: list[int], rings: list[int]) -> int:
     """The virtual networks a plan uses: a (ring, direction) pair each, SHORT ways both of its ring's."""
-    used = set()
+    used: set[tuple[int, int]] = set()
     for d, r in zip(directions, rings):
         used.update(((r, CW), (r, CCW)) if d in (SHORT, SHORT_CCW) else ((r, d),))
     return len(used)
