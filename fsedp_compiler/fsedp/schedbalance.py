@@ -303,6 +303,26 @@ def _balance_rings(both: list[np.ndarray], short: list[tuple[np.ndarray, np.ndar
     return direction, on_ring, max(peak)
 
 
+def _least_way(m0: int, m1: int, m2: int, m3: int, m4: int, m5: int, moved: list[int], top_cw: int,
+               top_ccw: int) -> int:
+    """A stream's way on one ring (0 CW, 1 CCW, 2 SHORT, 3 SHORT_CCW): the least (busiest link,
+    bytes moved, way), as `min` of the four keys without building the tuples. `m0..m5`: the
+    candidate halves' busiest links ([CW's clockwise, CCW's counter-clockwise], SHORT's two,
+    SHORT_CCW's two); `top_cw`, `top_ccw`: the busiest link so far each way."""
+    h0, h1, h2, h3 = moved
+    key, least, w = (m0 if m0 > top_ccw else top_ccw), h0, 0
+    k = m1 if m1 > top_cw else top_cw
+    if k < key or (k == key and h1 < least):
+        key, least, w = k, h1, 1
+    k = m2 if m2 > m3 else m3
+    if k < key or (k == key and h2 < least):
+        key, least, w = k, h2, 2
+    k = m4 if m4 > m5 else m5
+    if k < key or (k == key and h3 < least):
+        w = 3
+    return w
+
+
 def _balance_one_ring(both: np.ndarray, short: tuple[np.ndarray, np.ndarray],
                       ordered: list[int]) -> tuple[list[int], list[int], int]:
     """`_balance_rings` on one ring, the same choices with a quarter less work: CW leaves the
@@ -334,18 +354,7 @@ def _balance_one_ring(both: np.ndarray, short: tuple[np.ndarray, np.ndarray],
     for i in ordered:
         add(rows[i], load, cand)  # out= positionally
         m0, m1, m2, m3, m4, m5 = busiest(flat, halves).tolist()
-        h0, h1, h2, h3 = moved[i]
-        # (busiest link, bytes moved, way): the least wins (`min` of the four keys, without the tuples)
-        key, least, w = (m0 if m0 > top_ccw else top_ccw), h0, 0
-        k = m1 if m1 > top_cw else top_cw
-        if k < key or (k == key and h1 < least):
-            key, least, w = k, h1, 1
-        k = m2 if m2 > m3 else m3
-        if k < key or (k == key and h2 < least):
-            key, least, w = k, h2, 2
-        k = m4 if m4 > m5 else m5
-        if k < key or (k == key and h3 < least):
-            w = 3
+        w = _least_way(m0, m1, m2, m3, m4, m5, moved[i], top_cw, top_ccw)
         if w == 0:
             load_cw[:] = cw_out
             top_cw = m0
@@ -403,18 +412,8 @@ def _balance_both(both: np.ndarray, short: tuple[np.ndarray, np.ndarray], ordere
     for i in ordered:
         add(rows[i], load, cand)  # out= positionally
         m0, m1, m2, m3, m4, m5, b0, b1 = busiest(flat, halves).tolist()
-        h0, h1, h2, h3 = moved[i]
-        # the per-shard plan (`_balance_one_ring`): (busiest link, bytes moved, way), the least
-        key, least, w = (m0 if m0 > top_ccw else top_ccw), h0, 0
-        k = m1 if m1 > top_cw else top_cw
-        if k < key or (k == key and h1 < least):
-            key, least, w = k, h1, 1
-        k = m2 if m2 > m3 else m3
-        if k < key or (k == key and h2 < least):
-            key, least, w = k, h2, 2
-        k = m4 if m4 > m5 else m5
-        if k < key or (k == key and h3 < least):
-            w = 3
+        h = moved[i]
+        w = _least_way(m0, m1, m2, m3, m4, m5, h, top_cw, top_ccw)  # the per-shard plan
         if w == 0:
             per_cw[:] = cw_out
             top_cw = m0
@@ -432,11 +431,11 @@ def _balance_both(both: np.ndarray, short: tuple[np.ndarray, np.ndarray], ordere
         if b0 < b1 or (b0 == b1 and sum_cw <= sum_ccw):
             bal_cw[:] = cand_bal_cw
             bal_top_cw = b0
-            sum_cw += h0
+            sum_cw += h[0]
         else:
             bal_ccw[:] = cand_bal_ccw
             bal_top_ccw = b1
-            sum_ccw += h1
+            sum_ccw += h[1]
             bal_direction[i] = CCW
     return (direction, [0] * len(ordered), max(top_cw, top_ccw)), (bal_direction, (bal_top_cw, bal_top_ccw))
 

@@ -362,6 +362,7 @@ def run_stream_step(st: StreamStep, cost, data=None, keep_ops: bool = False) -> 
         seq += 1
 
     def kick() -> None:
+        """Start what the engines an instant's events touched can start (links, compute, DMA)."""
         if dirty_link:
             for k in sorted(dirty_link) if len(dirty_link) > 1 else dirty_link:
                 if not link_busy[k] and link_ready[k]:
@@ -405,22 +406,7 @@ def run_stream_step(st: StreamStep, cost, data=None, keep_ops: bool = False) -> 
             else:
                 dma_busy[a] = False
                 dirty_dma.add(a)
-        # kick(), inlined: this runs once per instant
-        if dirty_link:
-            for k in sorted(dirty_link) if len(dirty_link) > 1 else dirty_link:
-                if not link_busy[k] and link_ready[k]:
-                    start_link(k)
-            dirty_link.clear()
-        if dirty_comp:
-            for c in sorted(dirty_comp) if len(dirty_comp) > 1 else dirty_comp:
-                if not comp_busy[c] and comp_ready[c]:
-                    start_compute(c)
-            dirty_comp.clear()
-        if dirty_dma:
-            for k in sorted(dirty_dma) if len(dirty_dma) > 1 else dirty_dma:
-                if not dma_busy[k]:
-                    start_dma(k)
-            dirty_dma.clear()
+        kick()
     pending_loads = sum(len(loads) - dma_head[k] for k, (_, _, loads) in enumerate(dma))
     if pending_loads or any(link_ready) or any(comp_ready) or sum(used):
         raise DeadlockError(_deadlock_report(st, experts, dma, dma_head, free, holds, link_from, link_ready,
