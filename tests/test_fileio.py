@@ -1,5 +1,5 @@
-"""fileio: outputs never replace special files, `-` is stdio, umask permissions, located write errors,
-all-or-nothing batches and directory outputs. Everything happens inside tmp_path (FIFOs, symlinks,
+"""fileio: outputs never replace special files, `-` is stdio, umask permissions, located write errors
+and all-or-nothing batches (directory outputs: test_fileio_dirs.py). Everything happens inside tmp_path (FIFOs, symlinks,
 sockets are made there; a "device" is a stat monkeypatch): no shared path is ever touched."""
 
 from __future__ import annotations
@@ -10,16 +10,14 @@ import os
 import socket
 import stat
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fileio_support import FifoReader, hidden, mode_of
 
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.files import fileio
 from fsedp_compiler.files.fileio import (
-    atomic_directory,
     check_outputs,
     current_umask,
     plan_output,
@@ -27,42 +25,6 @@ from fsedp_compiler.files.fileio import (
     write_output,
     write_outputs,
 )
-
-
-@pytest.fixture
-def umask() -> Iterator[callable]:
-    """Set the process umask for one test and restore it afterwards."""
-    old = os.umask(0o022)
-    os.umask(old)
-    yield os.umask
-    os.umask(old)
-
-
-def _mode(path: Path) -> int:
-    return stat.S_IMODE(os.lstat(path).st_mode)
-
-
-def _hidden(directory: Path) -> list[str]:
-    """Temporary files or directories left behind (they are hidden: a leading dot)."""
-    return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
-
-
-class FifoReader:
-    """A thread that reads a FIFO to its end (opening a FIFO for writing waits for a reader)."""
-
-    def __init__(self, path: Path) -> None:
-        self.data = b""
-        self.thread = threading.Thread(target=self._read, args=(path,), daemon=True)
-        self.thread.start()
-
-    def _read(self, path: Path) -> None:
-        with open(path, "rb") as fifo:
-            self.data = fifo.read()
-
-    def result(self) -> bytes:
-        self.thread.join(timeout=10)
-        assert not self.thread.is_alive(), "the FIFO was never written and closed"
-        return self.data
 
 
 # --------------------------------------------------------------------------- regular files
@@ -74,8 +36,8 @@ def test_new_file_gets_the_umask_permissions(tmp_path: Path, umask, mask: int, m
     assert current_umask() == mask
     write_output(tmp_path / "out.json", "{}\n")
     assert (tmp_path / "out.json").read_text() == "{}\n"
-    assert _mode(tmp_path / "out.json") == mode
-    assert _hidden(tmp_path) == []
+    assert mode_of(tmp_path / "out.json") == mode
+    assert hidden(tmp_path) == []
 
 
 def test_umask_is_read_without_proc_too(monkeypatch: pytest.MonkeyPatch, umask) -> None:
@@ -89,13 +51,13 @@ def test_umask_is_read_without_proc_too(monkeypatch: pytest.MonkeyPatch, umask) 
     assert os.umask(0o027) == 0o027  # restored after reading
 
 
-def test_existing_file_keeps_its_mode(tmp_path: Path, umask) -> None:
+def test_existing_file_keeps_itsmode_of(tmp_path: Path, umask) -> None:
     umask(0o022)
     out = tmp_path / "out.txt"
     out.write_text("old")
     out.chmod(0o640)
     write_output(out, "new")
-    assert out.read_text() == "new" and _mode(out) == 0o640
+    assert out.read_text() == "new" and mode_of(out) == 0o640
 
 
 def test_replacing_is_atomic_a_new_inode(tmp_path: Path) -> None:
@@ -142,8 +104,8 @@ def test_symlink_to_a_regular_file_writes_the_target(tmp_path: Path, umask) -> N
     link.symlink_to(real)
     write_output(link, "new")
     assert link.is_symlink() and os.readlink(link) == str(real)
-    assert real.read_text() == "new" and _mode(real) == 0o600
-    assert _hidden(tmp_path) == [] and _hidden(real.parent) == []
+    assert real.read_text() == "new" and mode_of(real) == 0o600
+    assert hidden(tmp_path) == [] and hidden(real.parent) == []
 
 
 def test_symlink_chain_is_followed(tmp_path: Path) -> None:
@@ -192,7 +154,7 @@ def test_fifo_is_written_in_place_never_replaced(tmp_path: Path) -> None:
     assert reader.result() == b"x" * 200_000
     st = os.lstat(fifo)
     assert stat.S_ISFIFO(st.st_mode) and st.st_ino == inode
-    assert _hidden(tmp_path) == []
+    assert hidden(tmp_path) == []
 
 
 def _pretend_device(monkeypatch: pytest.MonkeyPatch, path: Path, kind: int = stat.S_IFCHR) -> None:
@@ -219,7 +181,7 @@ def test_device_is_written_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert plan_output(dev).kind == "in_place"
     write_output(dev, "to the device")
     assert os.lstat(dev).st_ino == inode and dev.read_text() == "to the device"  # opened, not renamed
-    assert _hidden(tmp_path) == []
+    assert hidden(tmp_path) == []
 
 
 def test_device_write_error_names_the_device(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -313,7 +275,7 @@ def test_write_errors_name_the_users_path_and_leave_nothing(tmp_path: Path, monk
     assert message.startswith(f"{out}: error: ") and os.strerror(code) in message
     assert ".tmp" not in message and err.value.exit_code == 2
     monkeypatch.undo()
-    assert out.read_text() == "old" and _hidden(tmp_path) == []
+    assert out.read_text() == "old" and hidden(tmp_path) == []
 
 
 def test_error_creating_the_temporary_file_names_the_users_path(tmp_path: Path,
@@ -354,7 +316,7 @@ def test_batch_is_all_or_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     with pytest.raises(FsedpError, match=f"^{second}: error: cannot write: No space left on device"):
         write_outputs({first: "new a", second: b"png"})
     monkeypatch.undo()
-    assert first.read_text() == "old a" and not second.exists() and _hidden(tmp_path) == []
+    assert first.read_text() == "old a" and not second.exists() and hidden(tmp_path) == []
     write_outputs([(first, "new a"), (second, b"png")])
     assert first.read_text() == "new a" and second.read_bytes() == b"png"
 
@@ -378,166 +340,6 @@ def test_batch_checks_every_output_before_writing_any(tmp_path: Path) -> None:
     with pytest.raises(FsedpError, match="output directory does not exist"):
         write_outputs({tmp_path / "a.json": "a", tmp_path / "missing" / "b.json": "b"})
     assert list(tmp_path.iterdir()) == []
-
-
-# --------------------------------------------------------------------------- directory outputs
-
-
-def _program_dir(path: Path, chiplets: int) -> None:
-    path.mkdir()
-    (path / "program.json").write_text(f'{{"chiplets": {chiplets}}}')
-    for c in range(chiplets):
-        (path / f"chiplet_{c}.bin").write_bytes(b"old")
-
-
-def test_directory_output_is_built_aside_and_moved_in(tmp_path: Path, umask) -> None:
-    umask(0o022)
-    out = tmp_path / "prog"
-    with atomic_directory(out) as work:
-        assert work.parent == tmp_path and work.name.startswith(".prog.") and work != out
-        assert not out.exists()  # nothing at the destination until the end
-        (work / "program.json").write_text("{}")
-        write_output(work / "chiplet_0.bin", b"new")
-    assert sorted(p.name for p in out.iterdir()) == ["chiplet_0.bin", "program.json"]
-    assert _mode(out) == 0o755 and _hidden(tmp_path) == []
-
-
-def test_earlier_output_is_replaced_and_its_stale_files_go(tmp_path: Path) -> None:
-    out = tmp_path / "prog"
-    _program_dir(out, 8)
-    out.chmod(0o750)
-    with atomic_directory(out) as work:
-        assert (out / "chiplet_7.bin").exists()  # the old output stays until the new one is complete
-        (work / "program.json").write_text('{"chiplets": 4}')
-        for c in range(4):
-            (work / f"chiplet_{c}.bin").write_bytes(b"new")
-    assert sorted(p.name for p in out.iterdir()) == [f"chiplet_{c}.bin" for c in range(4)] + ["program.json"]
-    assert (out / "chiplet_0.bin").read_bytes() == b"new" and not (out / "chiplet_7.bin").exists()
-    assert _mode(out) == 0o750 and _hidden(tmp_path) == []
-
-
-@pytest.mark.parametrize("exc", [FsedpError("emit failed"), KeyboardInterrupt()], ids=["error", "interrupt"])
-def test_failure_keeps_the_earlier_output_and_removes_the_work(tmp_path: Path, exc: BaseException) -> None:
-    out = tmp_path / "prog"
-    _program_dir(out, 2)
-    with pytest.raises(type(exc)):
-        with atomic_directory(out) as work:
-            (work / "program.json").write_text("half")
-            (work / "chiplet_0.bin").write_bytes(b"half")
-            raise exc
-    assert sorted(p.name for p in out.iterdir()) == ["chiplet_0.bin", "chiplet_1.bin", "program.json"]
-    assert (out / "chiplet_0.bin").read_bytes() == b"old" and _hidden(tmp_path) == []
-
-
-def test_failure_without_an_earlier_output_leaves_nothing(tmp_path: Path) -> None:
-    with pytest.raises(FsedpError):
-        with atomic_directory(tmp_path / "prog") as work:
-            (work / "chiplet_0.bin").write_bytes(b"half")
-            raise FsedpError("emit failed")
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_empty_directory_is_used(tmp_path: Path) -> None:
-    out = tmp_path / "prog"
-    out.mkdir()
-    with atomic_directory(out) as work:
-        (work / "program.json").write_text("{}")
-    assert [p.name for p in out.iterdir()] == ["program.json"] and _hidden(tmp_path) == []
-
-
-def test_a_users_directory_is_refused_never_deleted(tmp_path: Path) -> None:
-    out = tmp_path / "home"
-    out.mkdir()
-    (out / "thesis.tex").write_text("precious")
-    with pytest.raises(FsedpError) as err:
-        with atomic_directory(out):
-            pytest.fail("the body must not run")
-    assert str(err.value).startswith(f"{out}: error: is a non-empty directory without program.json")
-    assert (out / "thesis.tex").read_text() == "precious" and _hidden(tmp_path) == []
-
-
-def test_marker_is_configurable(tmp_path: Path) -> None:
-    out = tmp_path / "figs"
-    out.mkdir()
-    (out / "results.md").write_text("old")
-    (out / "old.png").write_bytes(b"")
-    with atomic_directory(out, marker="results.md") as work:
-        (work / "results.md").write_text("new")
-    assert [p.name for p in out.iterdir()] == ["results.md"]
-
-
-@pytest.mark.parametrize("make", ["file", "fifo", "dangling", "missing_parent", "dash"])
-def test_directory_output_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make: str) -> None:
-    monkeypatch.chdir(tmp_path)
-    out = tmp_path / "out"
-    if make == "file":
-        out.write_text("keep me")
-    elif make == "fifo":
-        os.mkfifo(out)
-    elif make == "dangling":
-        out.symlink_to("nowhere")
-    elif make == "missing_parent":
-        out = tmp_path / "no" / "out"
-    else:
-        out = Path("-")
-    expected = {"file": "output path exists and is not a directory", "fifo": "output path exists and is not a directory",
-                "dangling": "is a symbolic link to a missing file", "missing_parent": "parent does not exist",
-                "dash": "a directory output cannot go to standard output"}[make]
-    before = sorted(os.listdir(tmp_path))
-    with pytest.raises(FsedpError, match=expected):
-        with atomic_directory(out):
-            pytest.fail("the body must not run")
-    assert sorted(os.listdir(tmp_path)) == before
-    if make == "file":
-        assert out.read_text() == "keep me"
-
-
-def test_symlinked_output_directory_keeps_its_link(tmp_path: Path) -> None:
-    real = tmp_path / "data" / "run1"
-    real.parent.mkdir()
-    _program_dir(real, 3)
-    link = tmp_path / "out"
-    link.symlink_to(real)
-    with atomic_directory(link) as work:
-        assert work.parent == real.parent  # built beside the real directory (same file system)
-        (work / "program.json").write_text("{}")
-    assert link.is_symlink() and [p.name for p in real.iterdir()] == ["program.json"]
-    assert _hidden(real.parent) == [] and _hidden(tmp_path) == []
-
-
-def test_failed_swap_puts_the_earlier_output_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    out = tmp_path / "prog"
-    _program_dir(out, 2)
-    real_rename = os.rename
-
-    def rename(src, dst):
-        if str(dst) == str(out) and ".tmp" in str(src):  # moving the new directory in fails
-            raise OSError(errno.EIO, "Input/output error")
-        return real_rename(src, dst)
-
-    monkeypatch.setattr(fileio.os, "rename", rename)
-    with pytest.raises(FsedpError) as err:
-        with atomic_directory(out) as work:
-            (work / "program.json").write_text("new")
-    assert str(err.value) == f"{out}: error: cannot replace the existing directory: Input/output error"
-    assert (out / "program.json").read_text() == '{"chiplets": 2}' and _hidden(tmp_path) == []
-
-
-def test_directory_output_new_directory_mode_follows_umask(tmp_path: Path, umask) -> None:
-    umask(0o077)
-    with atomic_directory(tmp_path / "prog") as work:
-        (work / "program.json").write_text("{}")
-    assert _mode(tmp_path / "prog") == 0o700
-
-
-def test_a_directory_made_meanwhile_by_the_user_is_not_deleted(tmp_path: Path) -> None:
-    out = tmp_path / "prog"
-    with pytest.raises(FsedpError, match="non-empty directory without program.json"):
-        with atomic_directory(out) as work:
-            (work / "program.json").write_text("{}")
-            out.mkdir()  # e.g. the user, during a long compile
-            (out / "notes.txt").write_text("mine")
-    assert [p.name for p in out.iterdir()] == ["notes.txt"] and _hidden(tmp_path) == []
 
 
 def test_closed_stdio_is_an_error_not_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
