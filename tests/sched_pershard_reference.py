@@ -18,7 +18,8 @@ import numpy as np
 from fsedp_compiler.costmodel import PACKET_BYTES, CostModel
 from fsedp_compiler.fsedp.flowcontrol import min_buffers
 from fsedp_compiler.fsedp.ring import CCW, CW, SHORT, SHORT_CCW, Ring, route_lengths, walk_order
-from fsedp_compiler.fsedp.schedbalance import networks_of, pool_allows, rings_fit, tie_break
+from fsedp_compiler.fsedp.schedbalance import (REFINE_MAX_WORK, networks_of, pool_allows, refine, rings_fit,
+                                              tie_break)
 from fsedp_compiler.fsedp.scheduler import Policy, StepRouting, StepSchedule, Stream
 from fsedp_compiler.fsedp.shardplan import ShardPlan
 
@@ -308,7 +309,11 @@ def _per_shard(tables: list[_Tables], present: np.ndarray, active: np.ndarray, o
     # the tie rule of the scheduler (schedbalance.tie_break), applied to all three plans
     scores = [max(other_bound, cost.link_busy_ns(p[2])) + p[3] * hop_ns for p in plans]
     allowed = [pool_allows(plan.buffers, networks_of(p[0], p[1]), hot) for p in plans]
-    best = plans[tie_break(scores, [cost.link_busy_ns(p[2]) for p in plans], other_bound, allowed)]
+    pick = tie_break(scores, [cost.link_busy_ns(p[2]) for p in plans], other_bound, allowed)
+    best = plans[pick]
+    small = count * present.shape[1] * len(usable) <= REFINE_MAX_WORK
+    if pick == 2 and cost.link_busy_ns(best[2]) > other_bound and small:  # the scheduler's local search
+        best = refine(link, [(s[0], s[1]) for s in shorts], best[0], best[1], ordered)
     return best[0], best[1], cost.link_busy_ns(best[2])
 
 
