@@ -323,6 +323,10 @@ def test_automatic_shards_cut_finer_until_the_last_wave_converges_in_3_percent()
     assert many.num_shards == 16 and many.buffers == 28
     tiny = load_model_spec(str(root / "tiny-moe.mlir")).moe[0]
     assert auto_buffers_plan(tiny, load_preset("paper-2x2"), 0, active=tiny.top_k).max_shard_bytes == 6144  # 9% -> 2.3%
+    # two rings, but a stream streams on one: its member's two in-links, not four, take the wave
+    olmoe, torus = load_model_spec(str(root / "olmoe-1b-7b.mlir")).moe[0], load_preset("torus-4x4")
+    assert len(torus.rings) == 2
+    assert auto_buffers_plan(olmoe, torus, 0, active=olmoe.top_k).num_shards == 8 * 16
     # tests/filecheck/passes/shard-experts.mlir: shards already below a packet stay whole
 
 
