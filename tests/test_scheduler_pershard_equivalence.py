@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import sched_pershard_reference as frozen
 from fsedp_compiler.costmodel import CostModel
-from fsedp_compiler.fsedp import schedbalance, schedtables
+from fsedp_compiler.fsedp import schedbalance, schedgreedy, schedtables
 from fsedp_compiler.fsedp import scheduler
 from fsedp_compiler.fsedp.policy import TRAJECTORIES
 from fsedp_compiler.fsedp.policy import DIRECTIONS, ORDERS
@@ -91,7 +91,7 @@ def test_schedule_equals_the_frozen_scheduler_on_bench_sized_steps(monkeypatch) 
     targets, links from slow (the links bind: no plan skipped) to fast (the first plan wins);
     every plan wins somewhere, and plans are skipped (the frozen scheduler builds all three)."""
     built: Counter[str] = Counter()
-    for name in ("balance", "_balance_rings", "per_shard"):
+    for name in ("balance", "balance_rings", "per_shard"):
         def counted(*args, _name=name, _f=getattr(schedbalance, name), **kwargs):
             built[_name] += 1
             out = _f(*args, **kwargs)
@@ -112,7 +112,7 @@ def test_schedule_equals_the_frozen_scheduler_on_bench_sized_steps(monkeypatch) 
         for plan, routing in bench_like_steps(target.num_chiplets, experts, top_k, shared, tokens, seed, target):
             check_all_policies(plan, cost, routing, per_shard)
     assert built["won cw"] and built["won balanced"] and built["won per-shard"]
-    assert built["per_shard"] > max(built["balance"], built["_balance_rings"]) > 0
+    assert built["per_shard"] > max(built["balance"], built["balance_rings"]) > 0
 
 
 @settings(max_examples=60, deadline=None)
@@ -181,15 +181,15 @@ def test_skipping_plans_changes_nothing(monkeypatch) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.integers(1, 12), st.integers(1, 9), st.sampled_from([2, 4, 1000]), st.integers(0, 2**20))
 def test_both_plans_in_one_pass_equal_each_balance(count: int, n: int, high: int, seed: int) -> None:
-    """`_balance_both` makes the per-shard plan's and the balanced plan's choices of
-    `_balance_one_ring` and `balance` (small byte ranges: ties everywhere)."""
+    """`balance_both` makes the per-shard plan's and the balanced plan's choices of
+    `balance_one_ring` and `balance` (small byte ranges: ties everywhere)."""
     rng = np.random.default_rng(seed)
     both = rng.integers(0, high, (2 * count, n), dtype=np.int64)
     short = tuple(rng.integers(0, high, (2 * count, n), dtype=np.int64) for _ in range(2))
     ordered = rng.permutation(count).tolist()
-    per_shard_choice, balanced_choice = schedbalance._balance_both(both, short, ordered)
-    assert per_shard_choice == schedbalance._balance_one_ring(both, short, ordered)
-    assert balanced_choice == schedbalance.balance(both, ordered)
+    per_shard_choice, balanced_choice = schedgreedy.balance_both(both, short, ordered)
+    assert per_shard_choice == schedgreedy.balance_one_ring(both, short, ordered)
+    assert balanced_choice == schedgreedy.balance(both, ordered)
 
 
 @settings(max_examples=40, deadline=None)
@@ -213,3 +213,43 @@ def test_short_bytes_stacked_and_one_way_at_a_time_agree(n: int, seed: int) -> N
             patch.setattr(schedtables, "_STACKED_MAX", limit)
             got.append(short_link_bytes(tables, lengths, weights, after))
     assert all((a == b).all() and a.dtype == b.dtype == np.int64 for a, b in zip(*got))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 8), st.integers(0, 2**20))
+def test_member_rows_equal_the_sweeps(n: int, seed: int) -> None:
+    """`Tables.members()` rows, gathered by (expert, member set), are the sweeps' bytes, lengths and
+    bytes x links of those streams (what `per_shard` reads of them on small rings)."""
+    target = full_target(n) if n >= 3 else resolve_target("ring-8")
+    n = target.num_chiplets
+    layer = MoeLayerSpec(0, d_model=4, d_ffn=n, num_experts=6, top_k=1)
+    rng = np.random.default_rng(seed)
+    plan, ring, cost = make_shard_plan(layer, target, 1, 6), Ring(tuple(rng.permutation(n).tolist())), CostModel(target)
+    tables = tables_for(plan, ring, cost)
+    rows = tables.members()
+    assert rows is not None and not rows.options.flags.writeable
+    present = rng.random((6, n)) < rng.random()
+    present[np.arange(6), rng.integers(0, n, 6)] = True
+    active = np.sort(rng.choice(plan.num_streams, 6, replace=False))
+    keys = [e * (2**n - 1) + m - 1 for e, m in zip(active.tolist(), (present @ (1 << np.arange(n))).tolist())]
+    link, lengths, after = link_bytes_and_lengths(tables, present, active, "nearest")
+    short = short_link_bytes(tables, lengths, home_weights(tables, active), after)
+    options = rows.options[keys]
+    for k, want in enumerate((link, *short, link)):
+        assert (options[:, k].reshape(12, n) == want).all()
+    assert (rows.cw[keys] == link[0::2]).all()
+    longest, shorter = schedtables.arc_lengths(tables, lengths, active)
+    assert [rows.longest[k] for k in keys] == longest.tolist()
+    weights = home_weights(tables, active)
+    moved = [[int(link[2 * a].sum()), int(link[2 * a + 1].sum()), int(short[0][2 * a:2 * a + 2].sum()),
+              int(short[1][2 * a:2 * a + 2].sum())] for a in range(6)]
+    assert [rows.moved[k] for k in keys] == moved
+    # SHORT's bytes x links are each home's bytes times its shorter way's links (`per_shard`'s floor)
+    assert [m[2] for m in moved] == (weights[0::2] * shorter).sum(axis=1).tolist()
+
+
+def test_member_rows_only_for_few_member_sets() -> None:
+    target = full_target(12)
+    layer = MoeLayerSpec(0, d_model=4, d_ffn=12, num_experts=6, top_k=1)
+    plan, cost = make_shard_plan(layer, target, 1, 6), CostModel(target)
+    assert tables_for(plan, Ring(tuple(range(12))), cost).members() is None

@@ -1,14 +1,14 @@
 """The scheduler's small-array shortcuts equal the numpy operations they stand for: 1-D
 reductions in Python (`top`, `total`) on either side of their size limit, column gathers by
 `take` or indexing (`columns`), the whole table handed
-out when every expert is active (`rows_of`), and the kept reduceat segment starts (`_segments`)."""
+out when every expert is active (`rows_of`), and the kept reduceat segment starts (`schedgreedy.segments`)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from fsedp_compiler.fsedp import schedbalance, schedtables
+from fsedp_compiler.fsedp import schedgreedy, schedtables
 from fsedp_compiler.fsedp.schedtables import columns, rows_of, top, total
 
 
@@ -39,7 +39,7 @@ def test_rows_of_equals_fancy_indexing() -> None:
                                                    (16, 92, 6, range(6)), (128, 257, 8, range(8))])
 def test_segments_equal_the_built_starts(n: int, count: int, width: int, offsets) -> None:
     want = np.add.outer(np.arange(0, width * n * count, width * n), tuple(o * n for o in offsets)).ravel()
-    got = schedbalance._segments(n, count, width, offsets)
+    got = schedgreedy.segments(n, count, width, offsets)
     np.testing.assert_array_equal(got, want)
     assert got.dtype == want.dtype and not got.flags.writeable
 

@@ -240,6 +240,8 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring | Sequence[Ring],
     dram_bound = top(channel_busy) + tables.dram_latency_ns
     compute_bound = top(compute)
     on_ring = [0] * count
+    # each stream's S_e as a bitmask (bit c: chiplet c)
+    masks = (present @ tables.pow2).tolist() if tables.pow2 is not None else _bitmasks(present)
     # two virtual networks need a free slot each and one to load into (R4, flowcontrol.py)
     if policy.direction == "cw" or n < 3 or plan.buffers < min_buffers(2):
         link = link_bytes(tables, present, active, 1, policy.trajectory)
@@ -248,7 +250,7 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring | Sequence[Ring],
     elif policy.direction == "per-shard":
         direction, on_ring, link_bound = per_shard([tables] + [tables_for(plan, r, cost) for r in rings[1:]], present,
                                                     active, ordered, policy.trajectory, cost,
-                                                    max(dram_bound, compute_bound), hot=hot)
+                                                    max(dram_bound, compute_bound), hot=hot, members=masks)
     elif policy.direction == "balanced":
         # each expert's bytes on every link, both ways (rows 2a, 2a + 1), for the choice
         link = link_bytes(tables, present, active, 2, policy.trajectory)
@@ -265,7 +267,6 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring | Sequence[Ring],
         raise KeyError(policy.direction)
 
     # gathered in the global order as Python lists (a few numpy calls for any A)
-    masks = (present @ tables.pow2).tolist() if tables.pow2 is not None else _bitmasks(present)
     ids, local = active.tolist(), rows.tolist()
     streams = _streams([(ids[i], masks[i], direction[i], tuple(local[i]), on_ring[i]) for i in ordered])
     estimate = _pipelined_ns(tables, busiest, (dram_bound, link_bound, compute_bound), excess // 2)
