@@ -253,3 +253,23 @@ def test_member_rows_only_for_few_member_sets() -> None:
     layer = MoeLayerSpec(0, d_model=4, d_ffn=12, num_experts=6, top_k=1)
     plan, cost = make_shard_plan(layer, target, 1, 6), CostModel(target)
     assert tables_for(plan, Ring(tuple(range(12))), cost).members() is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 6), st.booleans()), min_size=1, max_size=4),
+       st.integers(-2, 12))
+def test_tie_break_is_its_definition(plans, other_bound: int) -> None:
+    """`tie_break` (a loop) takes the plan its definition names: the least estimate (the first),
+    or the allowed tied plan with the least link (the first) when it relieves busy links."""
+    scores, link_ns, allowed = (list(column) for column in zip(*plans))
+    for allow in (allowed, None):
+        first = min(range(len(scores)), key=scores.__getitem__)
+        tied = [i for i in range(len(scores)) if scores[i] == scores[first] and (allow is None or allow[i])]
+        want = first
+        if tied:
+            relief = min(tied, key=lambda i: (link_ns[i], i))
+            bound = max(other_bound, 1)
+            if (link_ns[first] >= schedbalance.LINK_BUSY * bound
+                    and link_ns[first] - link_ns[relief] >= schedbalance.LINK_RELIEF * bound):
+                want = relief
+        assert schedbalance.tie_break(scores, link_ns, other_bound, allow) == want

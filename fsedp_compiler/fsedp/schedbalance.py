@@ -304,23 +304,18 @@ def tie_break(scores: list[int], link_ns: list[int], other_bound: int,
     """The plan to take: the least estimate, the earlier plan (fewer directions) on ties unless a
     tied plan relieves busy links (`LINK_RELIEF`, `LINK_BUSY`); `allowed[i]`: plan i may be taken
     for relief (`pool_allows`; default all)."""
-    first = min(range(len(scores)), key=scores.__getitem__)
-    tied = [i for i in range(len(scores)) if scores[i] == scores[first] and (allowed is None or allowed[i])]
-    if not tied:
+    least = min(scores)
+    first = scores.index(least)
+    relief = -1  # of the tied plans allowed, the one with the least link (ties: the earlier)
+    for i, score in enumerate(scores):
+        if score == least and (allowed is None or allowed[i]) and (relief < 0 or link_ns[i] < link_ns[relief]):
+            relief = i
+    if relief < 0:
         return first
-    relief = min(tied, key=lambda i: (link_ns[i], i))
     bound = max(other_bound, 1)
     if link_ns[first] >= LINK_BUSY * bound and link_ns[first] - link_ns[relief] >= LINK_RELIEF * bound:
         return relief
     return first
-
-
-def _scores_links(built: dict[int, tuple[int, int, Plan]],
-                  order: list[int] | None = None) -> tuple[list[int], list[int]]:
-    """The scores and link ns of the plans built, in plan order (`tie_break`'s arguments;
-    `order`: `sorted(built)` when known)."""
-    rows = [built[i] for i in (sorted(built) if order is None else order)]
-    return [b[0] for b in rows], [b[1] for b in rows]
 
 
 def _allowed(built: dict[int, tuple[int, int, Plan]], index: int, buffers: int, hot: bool) -> bool:
@@ -331,8 +326,9 @@ def _allowed(built: dict[int, tuple[int, int, Plan]], index: int, buffers: int, 
 def _pick(built: dict[int, tuple[int, int, Plan]], other_bound: int, buffers: int, hot: bool) -> int:
     """The index of the plan `tie_break` takes of those built."""
     order = sorted(built)
+    rows = [built[i] for i in order]
     allowed = [_allowed(built, i, buffers, hot) for i in order] if hot else None
-    return order[tie_break(*_scores_links(built, order), other_bound, allowed)]
+    return order[tie_break([b[0] for b in rows], [b[1] for b in rows], other_bound, allowed)]
 
 
 def _chosen(built: dict[int, tuple[int, int, Plan]], other_bound: int, buffers: int,
