@@ -141,7 +141,8 @@ def test_nearest_lengths_and_short_bytes_from_the_link_sweep_equal_the_walks(n: 
 
 def test_streams_built_without_init_are_streams() -> None:
     """`scheduler._streams` fills the instance dict directly: the same fields, equality, hash,
-    repr, pickling and `dataclasses.replace` as streams built by `Stream(...)`."""
+    repr, pickling and `dataclasses.replace` as streams built by `Stream(...)`; `schedule` builds
+    its `StepSchedule` that way too."""
     fields = [(3, 0b1011, CW, (1, 2, 0, 4), 0), (7, 1, SHORT_CCW, (0, 5), 2)]
     built = scheduler._streams(fields)
     for got, f in zip(built, fields):
@@ -151,6 +152,14 @@ def test_streams_built_without_init_are_streams() -> None:
         assert dataclasses.replace(got, ring=1) == dataclasses.replace(want, ring=1)
         with pytest.raises(dataclasses.FrozenInstanceError):
             got.ring = 1  # type: ignore[misc]
+    target = resolve_target("ring-8")
+    layer = MoeLayerSpec(0, d_model=64, d_ffn=64, num_experts=8, top_k=2)
+    plan, cost = make_shard_plan(layer, target, 1, 6), CostModel(target)
+    routing = StepRouting(np.array([[0, 3], [5, 3]]), np.full((2, 2), 0.5), np.array([1, 6]), 2, 7)
+    got = schedule(routing, plan, Ring(target.ring), cost)
+    want = scheduler.StepSchedule(*dataclasses.astuple(got)[:2], got.streams, got.estimated_ns, got.bounds)
+    assert type(got) is scheduler.StepSchedule and got == want and hash(got) == hash(want) and repr(got) == repr(want)
+    assert pickle.loads(pickle.dumps(got)) == want and got.bounds == want.bounds and got.digest() == want.digest()
 
 
 def test_skipping_plans_changes_nothing(monkeypatch) -> None:
@@ -237,7 +246,7 @@ def test_member_rows_equal_the_sweeps(n: int, seed: int) -> None:
     options = rows.options[keys]
     for k, want in enumerate((link, *short, link)):
         assert (options[:, k].reshape(12, n) == want).all()
-    assert (rows.cw[keys] == link[0::2]).all()
+    assert [rows.cw[k] for k in keys] == link[0::2].tolist()
     longest, shorter = schedtables.arc_lengths(tables, lengths, active)
     assert [rows.longest[k] for k in keys] == longest.tolist()
     weights = home_weights(tables, active)

@@ -220,14 +220,14 @@ class _Tabulated:
     same numbers: each row is the sweep's of that expert and member set)."""
 
     def __init__(self, rows: MemberRows, active: np.ndarray, members: list[int]) -> None:
-        sets = (1 << rows.cw.shape[1]) - 1  # member sets per expert
+        sets = (1 << len(rows.cw[0])) - 1  # member sets per expert
         self.table = rows
         self.keys = [e * sets + m - 1 for e, m in zip(active.tolist(), members)]
         self.longest = [rows.longest[k] for k in self.keys]
         self.moved = [rows.moved[k] for k in self.keys]
 
     def cw_peak(self) -> int:
-        return top(np.add.reduce(self.table.cw.take(self.keys, axis=0), axis=0))
+        return max(map(sum, zip(*[self.table.cw[k] for k in self.keys])))
 
     def most(self) -> list[int]:
         return [max(column) for column in zip(*self.longest)]

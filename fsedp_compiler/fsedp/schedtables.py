@@ -160,8 +160,8 @@ class MemberRows(NamedTuple):
     """[R, 4, 2N] bytes per link (clockwise, then counter-clockwise links by walk index of the
     sender) of the options: both directions' arcs (`link_bytes`), SHORT and SHORT_CCW
     (`short_link_bytes`), the arcs again (`schedgreedy.balance_both`'s rows); read only"""
-    cw: np.ndarray
-    """[R, N] the clockwise arcs (row 0's first half), contiguous; read only"""
+    cw: list[list[int]]
+    """[R][N] the clockwise arcs (row 0's first half)"""
     longest: list[list[int]]
     """[R][3] `arc_lengths`: the most links a shard walks clockwise, counter-clockwise, the shorter way"""
     moved: list[list[int]]
@@ -186,9 +186,8 @@ def member_rows(tables: Tables) -> MemberRows | None:
     halves = np.add.reduce(options.reshape(rows, 8, n), axis=2)
     moved = np.stack([halves[:, 0], halves[:, 1], halves[:, 2] + halves[:, 3], halves[:, 4] + halves[:, 5]], axis=1)
     options = options.reshape(rows, 4, 2 * n)
-    cw = np.ascontiguousarray(link[0::2])
-    options.flags.writeable = cw.flags.writeable = False
-    return MemberRows(options, cw, longest.tolist(), moved.tolist())
+    options.flags.writeable = False
+    return MemberRows(options, link[0::2].tolist(), longest.tolist(), moved.tolist())
 
 
 def _ends(rows: int, width: int, start: int) -> np.ndarray:
