@@ -11,6 +11,7 @@ add of every option's candidate loads, one reduction of their halves) and a few 
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import getitem
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from fsedp_compiler.fsedp.schedtables import (MemberRows, Tables, arc_lengths, h
 
 #: a candidate plan: directions, rings, busiest link's bytes, most links of one shard's trajectory
 Plan = tuple[list[int], list[int], int, int]
+
+#: the column of `arc_lengths`' longest of each direction: CW, CCW, SHORT and SHORT_CCW (the shorter way)
+_WAY = {CW: 0, CCW: 1, SHORT: 2, SHORT_CCW: 2}
 
 
 def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ordered: list[int], rule: str,
@@ -57,16 +61,17 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
     rows = usable[0].members() if rule == "nearest" and len(usable) == 1 and members is not None else None
     ways = _Swept(usable, present, active, rule) if rows is None else _Tabulated(rows, active, members)
     n = usable[0].chiplets
-    way = {CW: 0, CCW: 1, SHORT: 2, SHORT_CCW: 2}
 
     def balanced_plan(directions: list[int], peaks: tuple[int, int]) -> Plan:
         return (directions, [0] * count, max(peaks),
-                max([row[way[d]] for row, d in zip(ways.longest_rows()[0], directions)]))
+                max(map(getitem, ways.longest_rows()[0], map(_WAY.__getitem__, directions))))
 
     def shards_plan(directions: list[int], on_ring: list[int], peak: int) -> Plan:
         longest = ways.longest_rows()
+        if len(longest) == 1:
+            return (directions, on_ring, peak, max(map(getitem, longest[0], map(_WAY.__getitem__, directions))))
         return (directions, on_ring, peak,
-                max([longest[r][i][way[d]] for i, (d, r) in enumerate(zip(directions, on_ring))]))
+                max([longest[r][i][_WAY[d]] for i, (d, r) in enumerate(zip(directions, on_ring))]))
 
     def balanced() -> Plan:
         return balanced_plan(*ways.balanced(ordered))
@@ -326,9 +331,8 @@ def _allowed(built: dict[int, tuple[int, int, Plan]], index: int, buffers: int, 
 def _pick(built: dict[int, tuple[int, int, Plan]], other_bound: int, buffers: int, hot: bool) -> int:
     """The index of the plan `tie_break` takes of those built."""
     order = sorted(built)
-    rows = [built[i] for i in order]
     allowed = [_allowed(built, i, buffers, hot) for i in order] if hot else None
-    return order[tie_break([b[0] for b in rows], [b[1] for b in rows], other_bound, allowed)]
+    return order[tie_break([built[i][0] for i in order], [built[i][1] for i in order], other_bound, allowed)]
 
 
 def _chosen(built: dict[int, tuple[int, int, Plan]], other_bound: int, buffers: int,
