@@ -144,7 +144,7 @@ def test_streams_built_without_init_are_streams() -> None:
     repr, pickling and `dataclasses.replace` as streams built by `Stream(...)`; `schedule` builds
     its `StepSchedule` that way too."""
     fields = [(3, 0b1011, CW, (1, 2, 0, 4), 0), (7, 1, SHORT_CCW, (0, 5), 2)]
-    built = scheduler._streams(fields)
+    built = scheduler._streams([1, 0], *(list(column) for column in zip(*fields[::-1])))
     for got, f in zip(built, fields):
         want = Stream(*f)
         assert type(got) is Stream and got == want and hash(got) == hash(want) and repr(got) == repr(want)

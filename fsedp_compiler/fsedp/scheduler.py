@@ -270,7 +270,7 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring | Sequence[Ring],
 
     # gathered in the global order as Python lists (a few numpy calls for any A)
     ids, local = active.tolist(), rows.tolist()
-    streams = _streams([(ids[i], masks[i], direction[i], tuple(local[i]), on_ring[i]) for i in ordered])
+    streams = _streams(ordered, ids, masks, direction, local, on_ring)
     estimate = _pipelined_ns(tables, busiest, (dram_bound, link_bound, compute_bound), excess // 2)
     sched = object.__new__(StepSchedule)  # as `_streams` builds streams
     sched.__dict__.update({"layer": routing.layer, "step": routing.step, "streams": streams, "estimated_ns": estimate,
@@ -278,17 +278,19 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring | Sequence[Ring],
     return sched
 
 
-def _streams(fields: list[tuple[int, int, int, tuple[int, ...], int]]) -> tuple[Stream, ...]:
-    """`Stream(*f)` for each f, without the frozen dataclass's `__init__` (an `object.__setattr__`
-    per field, half the cost of building a stream; a step builds one per active expert): the
-    instance dict is filled directly, which is all that `__init__` does (no `__post_init__`)."""
+def _streams(ordered: list[int], ids: list[int], masks: list[int], direction: list[int], local: list[list[int]],
+             on_ring: list[int]) -> tuple[Stream, ...]:
+    """`Stream(ids[i], masks[i], direction[i], tuple(local[i]), on_ring[i])` for each i in
+    `ordered`, without the frozen dataclass's `__init__` (an `object.__setattr__` per field, half
+    the cost of building a stream; a step builds one per active expert): the instance dict is
+    filled directly, which is all that `__init__` does (no `__post_init__`)."""
     new, out = object.__new__, []
     append = out.append
-    for expert, members, direction, tokens, ring in fields:
+    for i in ordered:
         s = new(Stream)
         # a dict display, not keyword arguments: no kwargs dict built for the call
-        s.__dict__.update({"expert": expert, "members": members, "direction": direction, "tokens": tokens,
-                           "ring": ring})
+        s.__dict__.update({"expert": ids[i], "members": masks[i], "direction": direction[i], "tokens": tuple(local[i]),
+                           "ring": on_ring[i]})
         append(s)
     return tuple(out)
 
