@@ -56,7 +56,7 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
     tie with the all-clockwise one, one pass over the streams builds both (`balance_both`)."""
     count = len(active)
     plan = tables[0].plan
-    usable = [t for r, t in enumerate(tables) if r == 0 or rings_fit(plan.buffers, r + 1)]
+    usable = tables if len(tables) == 1 else [t for r, t in enumerate(tables) if r == 0 or rings_fit(plan.buffers, r + 1)]
     hop_ns = tables[0].hop_ns
     rows = usable[0].members() if rule == "nearest" and len(usable) == 1 and members is not None else None
     ways = _Swept(usable, present, active, rule) if rows is None else _Tabulated(rows, active, members)
@@ -88,9 +88,11 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
     most = ways.most()
     built: dict[int, tuple[int, int, Plan]] = {}  # plan index -> (score, link ns, plan)
 
+    link_busy_ns = cost.link_busy_ns
+
     def add(index: int, p: Plan) -> None:
         # its score: the busiest of the other bound and its links, plus its longest trajectory's hops
-        link_ns = cost.link_busy_ns(p[2])
+        link_ns = link_busy_ns(p[2])
         built[index] = ((other_bound if other_bound > link_ns else link_ns) + p[3] * hop_ns, link_ns, p)
 
     add(0, ([CW] * count, [0] * count, ways.cw_peak(), most[0]))
@@ -131,9 +133,9 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
         # The busiest link carries at least the average: the bytes times links moved over the
         # links of the plan's rings (2N each). A stream moves the least the shorter way round.
         least_balanced, least_shards = ways.least_moved()
-        link_balanced = cost.link_busy_ns(-(-least_balanced // (2 * n)))
+        link_balanced = link_busy_ns(-(-least_balanced // (2 * n)))
         floor_balanced = max(other_bound, link_balanced) + either * hop_ns
-        link_shards = cost.link_busy_ns(-(-least_shards // (2 * n * len(usable))))
+        link_shards = link_busy_ns(-(-least_shards // (2 * n * len(usable))))
         floor_shards = max(other_bound, link_shards) + shortest * hop_ns
         # The lower floor first: the plan it builds may let the other be skipped (`needed`; a
         # plan skipped stays skippable whatever the other turns out to be). Of equal floors the

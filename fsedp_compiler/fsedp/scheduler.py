@@ -162,14 +162,14 @@ def stream_link_bytes(ring: Ring, plan: ShardPlan, expert: int, members: int, di
 
 
 
-def _pipelined_ns(tables: Tables, busiest: np.ndarray, bounds: tuple[int, int, int], stall: int = 0) -> int:
+def _pipelined_ns(tables: Tables, busiest: int, bounds: tuple[int, int, int], stall: int = 0) -> int:
     """A step's time as a pipeline of DRAM, link and compute stages: each stage's busy time plus what
     must happen before it starts (the first shard's load, its first packet's hop) and after it ends
     (the last shard's remaining stages); the slowest of the three. Plus the DRAM and link latency.
-    `busiest`: each active expert's compute on its busiest member (all M shards); `stall`: DRAM
+    `busiest`: the most compute of an active expert on one member (all M shards); `stall`: DRAM
     time lost to full buffers behind hot streams (half the `hot_excess`)."""
     # a non-member's compute is ffn_ns(0) = 0, so the busiest member of all is the busiest of S_e
-    ffn = top(busiest) // tables.plan.num_shards
+    ffn = busiest // tables.plan.num_shards
     load, link, packet = tables.shard_load_ns, tables.shard_link_ns, tables.packet_ns
     dram_bound, link_bound, compute_bound = bounds
     slowest = max(dram_bound + stall + link + ffn, load + link_bound + ffn, load + packet + compute_bound)
@@ -271,7 +271,7 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring | Sequence[Ring],
     # gathered in the global order as Python lists (a few numpy calls for any A)
     ids, local = active.tolist(), rows.tolist()
     streams = _streams(ordered, ids, masks, direction, local, on_ring)
-    estimate = _pipelined_ns(tables, busiest, (dram_bound, link_bound, compute_bound), excess // 2)
+    estimate = _pipelined_ns(tables, top(busiest), (dram_bound, link_bound, compute_bound), excess // 2)
     sched = object.__new__(StepSchedule)  # as `_streams` builds streams
     sched.__dict__.update({"layer": routing.layer, "step": routing.step, "streams": streams, "estimated_ns": estimate,
                            "bounds": (dram_bound, link_bound, compute_bound)})
