@@ -1,11 +1,11 @@
-"""The per-shard policy's candidate plans and the greedy balances that build them.
+"""The per-shard policy's candidate plans: which to build, and the one to take.
 
 `per_shard` picks, of three plans (everything clockwise on R1's ring, whole experts balanced on
 it, each expert CW, CCW, SHORT or SHORT_CCW on any ring, balanced), the one with the least
 estimated time, building a plan only when a lower bound of its score (`per_shard`) leaves it a
-chance. The balances are sequential in the global order (each stream sees the streams before
-it), so their cost is numpy's per-call overhead times the streams: two calls per stream (one
-add of every option's candidate loads, one reduction of their halves) and a few Python compares.
+chance. The balances that build the plans are in `schedgreedy.py`; what they read of the streams
+comes from the link-byte sweeps (`_Swept`) or, on one small ring under `nearest`, from a table of
+every expert's member sets (`_Tabulated`, `schedtables.MemberRows`): the same numbers.
 """
 
 from __future__ import annotations
@@ -53,7 +53,9 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
     The plan with the lower floor is built first (of equal floors, see the comment there); a tie
     the later plan would be the earlier plan of is skipped too when the built plan with the
     least links takes it whatever links the later plan has; and when both plans can at best
-    tie with the all-clockwise one, one pass over the streams builds both (`balance_both`)."""
+    tie with the all-clockwise one, one pass over the streams builds both (`balance_both`). On
+    one ring's member table (`members`: each stream's member bitmask) one pass builds both
+    whenever either is needed."""
     count = len(active)
     plan = tables[0].plan
     usable = tables if len(tables) == 1 else [t for r, t in enumerate(tables) if r == 0 or rings_fit(plan.buffers, r + 1)]
@@ -137,6 +139,14 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
         floor_balanced = max(other_bound, link_balanced) + either * hop_ns
         link_shards = link_busy_ns(-(-least_shards // (2 * n * len(usable))))
         floor_shards = max(other_bound, link_shards) + shortest * hop_ns
+        if rows is not None:
+            # One ring's table: one pass builds both plans for about the cost of one, so both are
+            # built when either may change the choice (a superset of what is needed: the same)
+            if needed(floor_balanced, link_balanced, 1) or needed(floor_shards, link_shards, 2):
+                shards_built, balanced_built = both_plans()
+                add(2, shards_built)
+                add(1, balanced_built)
+            return _chosen(built, other_bound, plan.buffers, hot)
         # The lower floor first: the plan it builds may let the other be skipped (`needed`; a
         # plan skipped stays skippable whatever the other turns out to be). Of equal floors the
         # balanced plan first, unless its link floor is above the per-shard plan's by the

@@ -21,8 +21,10 @@ loop (two numpy calls per expert). A shard's trajectory depends only on its home
 link loads come from one sweep per (expert, direction) over the doubled walk (see `ring.py`) and
 prefix sums of the bytes homed along it (`schedtables.py`). What does not depend on the routing
 (per expert: home bytes, channel load, compute per local token count; the cost model's per-shard
-constants) is tabulated once per (plan, ring, cost model). No solver. `benchmarks/sched_bench.py`
-measures it; tests/sched_pershard_reference.py is the slower version it must equal.
+constants) is tabulated once per (plan, ring, cost model); on small rings (S·(2^N - 1) member
+sets at most `schedtables.MEMBER_ROWS_MAX`) so are every member set's link bytes, which a step
+then gathers instead of sweeping. No solver. `benchmarks/sched_bench.py` measures it;
+tests/sched_pershard_reference.py is the slower version it must equal.
 """
 
 from __future__ import annotations
