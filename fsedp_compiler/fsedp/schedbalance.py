@@ -276,8 +276,8 @@ class _Tabulated:
         return balance_rings([arcs], [(short, short_ccw)], ordered)
 
     def both(self, ordered: list[int]) -> tuple[tuple[list[int], list[int], int], tuple[list[int], tuple[int, int]]]:
-        options = self.table.options
-        return balance_streams([options[k] for k in self.keys], self.moved, ordered)
+        rows = self.table.rows
+        return balance_streams([rows[k] for k in self.keys], self.moved, ordered)
 
 #: Of plans with the same estimate, a later one (more directions) is taken when it lowers the
 #: busiest link by at least this fraction of the step's DRAM/compute bound, the links of the

@@ -160,6 +160,8 @@ class MemberRows(NamedTuple):
     """[R, 4, 2N] bytes per link (clockwise, then counter-clockwise links by walk index of the
     sender) of the options: both directions' arcs (`link_bytes`), SHORT and SHORT_CCW
     (`short_link_bytes`), the arcs again (`schedgreedy.balance_both`'s rows); read only"""
+    rows: list[np.ndarray]
+    """`options` row by row (views, listed once: a step picks its streams' by list index)"""
     cw: list[list[int]]
     """[R][N] the clockwise arcs (row 0's first half)"""
     longest: list[list[int]]
@@ -187,7 +189,7 @@ def member_rows(tables: Tables) -> MemberRows | None:
     moved = np.stack([halves[:, 0], halves[:, 1], halves[:, 2] + halves[:, 3], halves[:, 4] + halves[:, 5]], axis=1)
     options = options.reshape(rows, 4, 2 * n)
     options.flags.writeable = False
-    return MemberRows(options, link[0::2].tolist(), longest.tolist(), moved.tolist())
+    return MemberRows(options, list(options), link[0::2].tolist(), longest.tolist(), moved.tolist())
 
 
 def _ends(rows: int, width: int, start: int) -> np.ndarray:
