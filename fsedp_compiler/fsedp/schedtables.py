@@ -148,7 +148,7 @@ class Tables:
 
 
 #: `member_rows` tabulates up to this many (expert, member set) rows: S·(2^N - 1)
-MEMBER_ROWS_MAX = 4096
+MEMBER_ROWS_MAX = 2048
 
 
 class MemberRows(NamedTuple):
