@@ -282,3 +282,32 @@ def test_tie_break_is_its_definition(plans, other_bound: int) -> None:
                     and link_ns[first] - link_ns[relief] >= schedbalance.LINK_RELIEF * bound):
                 want = relief
         assert schedbalance.tie_break(scores, link_ns, other_bound, allow) == want
+
+
+def test_member_table_picks_what_the_sweeps_pick(monkeypatch) -> None:
+    """On one small ring `per_shard` reads the streams from the member table (and builds both plans
+    whenever either may win): the same choice as from the sweeps, pruned or not, on seeded steps
+    with few experts (tables used) from slow links to fast ones."""
+    unpatched = schedbalance.per_shard
+    calls = Counter()
+
+    def compared(*args, **kwargs):
+        got = unpatched(*args, **kwargs)
+        tables = args[0]
+        if kwargs.get("members") is not None and len(tables) == 1 and args[4] == "nearest":
+            calls["tabulated"] += tables[0].members() is not None
+        assert got == unpatched(*args, **{**kwargs, "members": None})
+        assert got == unpatched(*args, **{**kwargs, "prune": False})
+        return got
+
+    monkeypatch.setattr(scheduler, "per_shard", compared)
+    policies = [Policy(o, "per-shard", t, r) for o in ORDERS for t in TRAJECTORIES for r in ("all", "one")]
+    for seed, (target, gbps) in enumerate(itertools.product(
+            [resolve_target("ring-8"), full_target(6), resolve_target("torus-4x4")], (2.0, 34.1, 400.0))):
+        target = slow_links(target, gbps)
+        cost = CostModel(target)
+        rings = [Ring(r) for r in target.rings]
+        for plan, routing in bench_like_steps(target.num_chiplets, 8, 2, 0, 16, 200 + seed, target):
+            for policy in policies:
+                schedule(routing, plan, rings, cost, policy)
+    assert calls["tabulated"] > 0
