@@ -8,6 +8,7 @@ one add and one reduction, then chosen with a few Python compares.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -158,14 +159,10 @@ def balance_streams(rows: list[np.ndarray], moved: list[list[int]], ordered: lis
     counter-clockwise arcs against the balanced plan's load; `moved[a]`: its options' bytes x
     links (CW's clockwise, CCW's counter-clockwise, SHORT's, SHORT_CCW's)."""
     n = rows[0].shape[1] // 2
-    load = np.zeros((4, 2 * n), dtype=np.int64)  # the per-shard plan's x 3, then the balanced plan's
-    per, bal_cw, bal_ccw = load[:3], load[3, :n], load[3, n:]
-    per_cw, per_ccw = per[:, :n], per[:, n:]
-    cand = np.empty((4, 2 * n), dtype=np.int64)
-    flat, add = cand.ravel(), np.add
-    cw_out, ccw_out, short_out, short_ccw_out, cand_bal_cw, cand_bal_ccw = \
-        cand[0, :n], cand[0, n:], cand[1], cand[2], cand[3, :n], cand[3, n:]
-    halves, busiest = segments(n, 1, 8, range(8)), np.maximum.reduceat
+    (load, cand, flat, per, per_cw, per_ccw, bal_cw, bal_ccw, cw_out, ccw_out, short_out, short_ccw_out, cand_bal_cw,
+     cand_bal_ccw, halves) = _scratch(n)
+    load.fill(0)
+    add, busiest = np.add, np.maximum.reduceat
     top_cw = top_ccw = 0  # the per-shard plan's busiest link so far, each way
     bal_top_cw = bal_top_ccw = sum_cw = sum_ccw = 0  # the balanced plan's, and its bytes moved each way
     ways = (CW, CCW, SHORT, SHORT_CCW)
@@ -210,6 +207,27 @@ def balance_streams(rows: list[np.ndarray], moved: list[list[int]], ordered: lis
             sum_ccw += h1
             bal_direction[i] = CCW
     return (direction, [0] * len(ordered), max(top_cw, top_ccw)), (bal_direction, (bal_top_cw, bal_top_ccw))
+
+
+#: `balance_streams`' working arrays and their views, per thread and ring size: building them
+#: is about a tenth of a small step's balance; nothing of them outlives a call (loads zeroed first)
+_SCRATCH = threading.local()
+
+
+def _scratch(n: int) -> tuple[np.ndarray, ...]:
+    """(load [4, 2N], the candidates [4, 2N] and flat, then views: the per-shard plan's loads, their
+    halves, the balanced plan's halves; the candidates' CW/CCW halves, SHORT, SHORT_CCW rows,
+    balanced halves; the reduceat starts of the 8 half rows) for `balance_streams`."""
+    kept = _SCRATCH.__dict__
+    arrays = kept.get(n)
+    if arrays is None:
+        load = np.zeros((4, 2 * n), dtype=np.int64)  # the per-shard plan's x 3, then the balanced plan's
+        cand = np.empty((4, 2 * n), dtype=np.int64)
+        per = load[:3]
+        arrays = kept[n] = (load, cand, cand.ravel(), per, per[:, :n], per[:, n:], load[3, :n], load[3, n:],
+                            cand[0, :n], cand[0, n:], cand[1], cand[2], cand[3, :n], cand[3, n:],
+                            segments(n, 1, 8, range(8)))
+    return arrays
 
 
 def balance(both: np.ndarray, ordered: list[int]) -> tuple[list[int], tuple[int, int]]:
