@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fsedp_compiler.fsedp import schedgreedy, schedtables
+from fsedp_compiler.fsedp import schedgreedy, schedtables, scheduler
 from fsedp_compiler.fsedp.schedtables import columns, rows_of, top, total
 
 
@@ -24,6 +24,22 @@ def test_top_and_total_equal_numpy(dtype: type) -> None:
                 got_top, got_total = top(view), total(view)
                 assert got_top == int(np.maximum.reduce(view)) and type(got_top) is int
                 assert got_total == int(np.add.reduce(view)) and type(got_total) is int
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint32])
+def test_umax_in_python_equals_the_unsigned_view(dtype: type) -> None:
+    """`scheduler._umax` (the routing's range check) in Python for few signed entries: the
+    largest entry viewed as unsigned, as numpy computes it."""
+    rng = np.random.default_rng(11)
+    info = np.iinfo(dtype)
+    for size in [1, 2, 16, schedtables._PY_REDUCE_MAX, schedtables._PY_REDUCE_MAX + 1, 200]:
+        for negatives in (0.0, 0.1, 1.0):
+            a = rng.integers(0, min(info.max, 300), size=size).astype(dtype)
+            if info.min < 0:
+                a[rng.random(size) < negatives] = rng.integers(info.min, 0, size=size).astype(dtype)[0]
+            unsigned = a.view(np.dtype(f"u{a.dtype.itemsize}"))
+            got = scheduler._umax(a)
+            assert got == int(unsigned.max()) and type(got) is int
 
 
 def test_rows_of_equals_fancy_indexing() -> None:

@@ -140,6 +140,11 @@ _UNSIGNED = {np.dtype(f"i{b}"): np.dtype(f"u{b}") for b in (1, 2, 4, 8)}
 
 def _umax(a: np.ndarray) -> int:
     """The largest entry, negatives counting as huge (viewed as unsigned): one range check."""
+    if a.dtype.kind == "i" and a.size <= _PY_REDUCE_MAX:  # in Python, as `top`
+        values = a.ravel().tolist()
+        if min(values) >= 0:
+            return max(values)
+        return max([v for v in values if v < 0]) + (1 << 8 * a.dtype.itemsize)
     return top(a.reshape(-1).view(_UNSIGNED.get(a.dtype, a.dtype)))
 
 
