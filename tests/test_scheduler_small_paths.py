@@ -15,7 +15,7 @@ from fsedp_compiler.fsedp.schedtables import columns, rows_of, top, total
 @pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint64])
 def test_top_and_total_equal_numpy(dtype: type) -> None:
     rng = np.random.default_rng(17)
-    limit = schedtables._PY_REDUCE_MAX
+    limit = schedtables.PY_REDUCE_MAX
     for size in [1, 2, 7, 8, limit - 1, limit, limit + 1, 3 * limit]:
         for _ in range(20):
             low = 0 if dtype == np.uint64 else -(2**30)
@@ -32,7 +32,7 @@ def test_umax_in_python_equals_the_unsigned_view(dtype: type) -> None:
     largest entry viewed as unsigned, as numpy computes it."""
     rng = np.random.default_rng(11)
     info = np.iinfo(dtype)
-    for size in [1, 2, 16, schedtables._PY_REDUCE_MAX, schedtables._PY_REDUCE_MAX + 1, 200]:
+    for size in [1, 2, 16, schedtables.PY_REDUCE_MAX, schedtables.PY_REDUCE_MAX + 1, 200]:
         for negatives in (0.0, 0.1, 1.0):
             a = rng.integers(0, min(info.max, 300), size=size).astype(dtype)
             if info.min < 0:

@@ -19,8 +19,8 @@ from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.fsedp.flowcontrol import min_buffers
 from fsedp_compiler.fsedp.ring import CCW, CW, SHORT, SHORT_CCW
 from fsedp_compiler.fsedp.schedgreedy import balance, balance_both, balance_rings, balance_streams
-from fsedp_compiler.fsedp.schedtables import (MemberRows, Tables, arc_lengths, home_weights, link_bytes_and_lengths,
-                                              short_link_bytes, top, total)
+from fsedp_compiler.fsedp.schedtables import (MemberRows, Tables, arc_lengths, home_weights,
+                                              link_bytes_and_lengths, short_link_bytes, top, total)
 
 #: a candidate plan: directions, rings, busiest link's bytes, most links of one shard's trajectory
 Plan = tuple[list[int], list[int], int, int]
@@ -58,7 +58,8 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
     whenever either is needed."""
     count = len(active)
     plan = tables[0].plan
-    usable = tables if len(tables) == 1 else [t for r, t in enumerate(tables) if r == 0 or rings_fit(plan.buffers, r + 1)]
+    usable = tables if len(tables) == 1 else [t for r, t in enumerate(tables)
+                                              if r == 0 or rings_fit(plan.buffers, r + 1)]
     hop_ns = tables[0].hop_ns
     rows = usable[0].members() if rule == "nearest" and len(usable) == 1 and members is not None else None
     ways = _Swept(usable, present, active, rule) if rows is None else _Tabulated(rows, active, members)
@@ -173,8 +174,6 @@ def per_shard(tables: list[Tables], present: np.ndarray, active: np.ndarray, ord
     return _chosen(built, other_bound, plan.buffers, hot)
 
 
-
-
 class _Swept:
     """What the candidate plans need of the streams, from the link-byte sweeps of every usable
     ring (`schedtables.py`): any rule, ring count and size."""
@@ -278,6 +277,7 @@ class _Tabulated:
     def both(self, ordered: list[int]) -> tuple[tuple[list[int], list[int], int], tuple[list[int], tuple[int, int]]]:
         rows = self.table.rows
         return balance_streams([rows[k] for k in self.keys], self.moved, ordered)
+
 
 #: Of plans with the same estimate, a later one (more directions) is taken when it lowers the
 #: busiest link by at least this fraction of the step's DRAM/compute bound, the links of the

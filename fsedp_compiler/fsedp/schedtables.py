@@ -22,17 +22,17 @@ from fsedp_compiler.fsedp.shardplan import ShardPlan
 
 #: 1-D arrays up to this many entries are reduced in Python (`top`, `total`): a numpy reduction's
 #: call costs more than listing and reducing that many ints (and the same above it)
-_PY_REDUCE_MAX = 64
+PY_REDUCE_MAX = 64
 
 
 def top(a: np.ndarray) -> int:
     """The largest entry of a non-empty 1-D integer array, as an int (`np.maximum.reduce`)."""
-    return max(a.tolist()) if len(a) <= _PY_REDUCE_MAX else int(np.maximum.reduce(a))
+    return max(a.tolist()) if len(a) <= PY_REDUCE_MAX else int(np.maximum.reduce(a))
 
 
 def total(a: np.ndarray) -> int:
     """The sum of a 1-D integer array, as an int (`np.add.reduce`)."""
-    return sum(a.tolist()) if len(a) <= _PY_REDUCE_MAX else int(np.add.reduce(a))
+    return sum(a.tolist()) if len(a) <= PY_REDUCE_MAX else int(np.add.reduce(a))
 
 
 def rows_of(table: np.ndarray, active: np.ndarray) -> np.ndarray:

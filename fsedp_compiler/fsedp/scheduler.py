@@ -40,7 +40,7 @@ from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.fsedp.flowcontrol import min_buffers
 from fsedp_compiler.fsedp.ring import CCW, CW, SHORT, Ring, routes
 from fsedp_compiler.fsedp.schedbalance import balance, per_shard
-from fsedp_compiler.fsedp.schedtables import _PY_REDUCE_MAX, Tables, link_bytes, rows_of, tables_for, top
+from fsedp_compiler.fsedp.schedtables import PY_REDUCE_MAX, Tables, link_bytes, rows_of, tables_for, top
 from fsedp_compiler.fsedp.shardplan import ShardPlan
 
 
@@ -140,7 +140,7 @@ _UNSIGNED = {np.dtype(f"i{b}"): np.dtype(f"u{b}") for b in (1, 2, 4, 8)}
 
 def _umax(a: np.ndarray) -> int:
     """The largest entry, negatives counting as huge (viewed as unsigned): one range check."""
-    if a.dtype.kind == "i" and a.size <= _PY_REDUCE_MAX:  # in Python, as `top`
+    if a.dtype.kind == "i" and a.size <= PY_REDUCE_MAX:  # in Python, as `top`
         values = a.ravel().tolist()
         if min(values) >= 0:
             return max(values)
@@ -190,7 +190,7 @@ def hot_excess(busiest: np.ndarray, stream_load: np.ndarray) -> int:
     calibration: on 200 steps of ten model/preset pairs (1-256 tokens, uniform and skewed) that
     takes it from 0.855-1.001x of the step the machine measures to 0.92-1.01x; all of the
     excess overshoots to 1.06x where the buffers absorb part of it."""
-    if len(busiest) <= _PY_REDUCE_MAX:  # fewer calls in Python (as `top`)
+    if len(busiest) <= PY_REDUCE_MAX:  # fewer calls in Python (as `top`)
         return sum([b - s for b, s in zip(busiest.tolist(), stream_load.tolist()) if b > s])
     return int(np.add.reduce(np.maximum(busiest - stream_load, 0)))
 
