@@ -15,8 +15,9 @@ import numpy as np
 
 from fsedp_compiler.fsedp.ring import CCW, CW, SHORT, SHORT_CCW
 
+
 def balance_rings(both: list[np.ndarray], short: list[tuple[np.ndarray, np.ndarray]],
-                   ordered: list[int]) -> tuple[list[int], list[int], int]:
+                  ordered: list[int]) -> tuple[list[int], list[int], int]:
     """The per-shard plan's balance over several rings: each stream takes the (ring, direction)
     option that keeps the busiest link of any ring lowest (ties: fewer bytes moved, the earlier
     ring, then CW, CCW, SHORT, SHORT_CCW); O(R·A·N), one numpy evaluation of every option per
@@ -58,7 +59,7 @@ def balance_rings(both: list[np.ndarray], short: list[tuple[np.ndarray, np.ndarr
 
 
 def least_way(m0: int, m1: int, m2: int, m3: int, m4: int, m5: int, moved: list[int], top_cw: int,
-               top_ccw: int) -> int:
+              top_ccw: int) -> int:
     """A stream's way on one ring (0 CW, 1 CCW, 2 SHORT, 3 SHORT_CCW): the least (busiest link,
     bytes moved, way), as `min` of the four keys without building the tuples. `m0..m5`: the
     candidate halves' busiest links ([CW's clockwise, CCW's counter-clockwise], SHORT's two,
@@ -78,7 +79,7 @@ def least_way(m0: int, m1: int, m2: int, m3: int, m4: int, m5: int, moved: list[
 
 
 def balance_one_ring(both: np.ndarray, short: tuple[np.ndarray, np.ndarray],
-                      ordered: list[int]) -> tuple[list[int], list[int], int]:
+                     ordered: list[int]) -> tuple[list[int], list[int], int]:
     """`balance_rings` on one ring, the same choices with a quarter less work: CW leaves the
     counter-clockwise links as they are and CCW the clockwise ones, so a stream's options are
     six half-rings of candidate loads ([CW's clockwise, CCW's counter-clockwise], SHORT's two
