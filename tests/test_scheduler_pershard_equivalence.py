@@ -311,3 +311,20 @@ def test_member_table_picks_what_the_sweeps_pick(monkeypatch) -> None:
             for policy in policies:
                 schedule(routing, plan, rings, cost, policy)
     assert calls["tabulated"] > 0
+
+
+def test_member_rows_kept_for_the_last_tables_only(monkeypatch) -> None:
+    """A table that built its member rows drops them when `_KEPT_MEMBERS` later tables have built
+    theirs (memory), and builds them again, the same, when asked."""
+    monkeypatch.setattr(schedtables, "_KEPT_MEMBERS", 2)
+    monkeypatch.setattr(schedtables, "_WITH_MEMBERS", type(schedtables._WITH_MEMBERS)())
+    target = resolve_target("ring-8")
+    cost = CostModel(target)
+    tables = [tables_for(make_shard_plan(MoeLayerSpec(0, d_model=4, d_ffn=8 * k, num_experts=4, top_k=1), target, 1, 6),
+                         Ring(target.ring), cost) for k in (1, 2, 3)]
+    first = tables[0].members()
+    assert tables[1].members() is not None and tables[0]._members is first
+    assert tables[2].members() is not None and tables[0]._members is False
+    again = tables[0].members()
+    assert again is not first and (again.options == first.options).all() and again.moved == first.moved
+    assert list(schedtables._WITH_MEMBERS.values()) == [tables[2], tables[0]]

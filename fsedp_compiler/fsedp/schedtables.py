@@ -141,14 +141,24 @@ class Tables:
 
     def members(self) -> MemberRows | None:
         """Every expert's `nearest` options for every member set (`MemberRows`), built on first
-        use; None above `MEMBER_ROWS_MAX` rows."""
+        use (kept for the last `_KEPT_MEMBERS` tables that built them); None above
+        `MEMBER_ROWS_MAX` rows."""
         if self._members is False:
             self._members = member_rows(self)
+            if self._members is not None:
+                _WITH_MEMBERS[id(self)] = self
+                if len(_WITH_MEMBERS) > _KEPT_MEMBERS:
+                    _WITH_MEMBERS.popitem(last=False)[1]._members = False
         return self._members  # type: ignore[return-value]
 
 
 #: `member_rows` tabulates up to this many (expert, member set) rows: S·(2^N - 1)
 MEMBER_ROWS_MAX = 2048
+
+#: The tables whose `MemberRows` are kept, oldest first (about 3 MB each at the limit, and the
+#: identity cache may hold many more tables than the by-value one)
+_WITH_MEMBERS: OrderedDict[int, Tables] = OrderedDict()
+_KEPT_MEMBERS = 16
 
 
 class MemberRows(NamedTuple):
