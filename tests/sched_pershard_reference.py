@@ -18,8 +18,8 @@ import numpy as np
 from fsedp_compiler.costmodel import PACKET_BYTES, CostModel
 from fsedp_compiler.fsedp.flowcontrol import min_buffers
 from fsedp_compiler.fsedp.ring import CCW, CW, SHORT, SHORT_CCW, Ring, route_lengths, walk_order
-from fsedp_compiler.fsedp.schedbalance import (REFINE_MAX_WORK, networks_of, pool_allows, refine, rings_fit,
-                                              tie_break)
+from fsedp_compiler.fsedp.schedbalance import networks_of, pool_allows, rings_fit, tie_break
+from fsedp_compiler.fsedp.schedrefine import REFINE_MAX_WORK, refine
 from fsedp_compiler.fsedp.scheduler import Policy, StepRouting, StepSchedule, Stream
 from fsedp_compiler.fsedp.shardplan import ShardPlan
 

@@ -335,13 +335,14 @@ def test_automatic_shards_cut_finer_until_the_last_wave_converges_in_3_percent()
 def test_refine_never_raises_the_busiest_link_nor_adds_networks(n, rings, count, seed) -> None:
     """Local search after the greedy balance: the busiest link is at most the greedy's, the
     reported peak is that of the loads the choices put down, and only networks in use are taken."""
-    from fsedp_compiler.fsedp.schedbalance import _balance_rings, network_set, refine
+    from fsedp_compiler.fsedp.schedgreedy import balance_rings
+    from fsedp_compiler.fsedp.schedrefine import network_set, refine
 
     rng = np.random.default_rng(seed)
     both = [rng.integers(0, 1000, (2 * count, n)) * rng.integers(0, 2, (2 * count, n)) for _ in range(rings)]
     short = [(rng.integers(0, 1000, (2 * count, n)), rng.integers(0, 1000, (2 * count, n))) for _ in range(rings)]
     ordered = [int(i) for i in rng.permutation(count)]
-    directions, on_ring, peak = _balance_rings(both, short, ordered)
+    directions, on_ring, peak = balance_rings(both, short, ordered)
     better, better_rings, better_peak = refine(both, short, directions, on_ring, ordered)
     assert better_peak <= peak
     assert network_set(better, better_rings) <= network_set(directions, on_ring)
@@ -356,7 +357,7 @@ def test_refine_never_raises_the_busiest_link_nor_adds_networks(n, rings, count,
 def test_local_search_speeds_up_link_bound_hbm8_steps(monkeypatch) -> None:
     """hbm-8 (DeepSeek-MoE-16B, 4 tokens): links bind and the per-shard plan is taken; local
     search lowers its busiest link, and so the step estimate, below the greedy balance's."""
-    from fsedp_compiler.fsedp import schedbalance
+    from fsedp_compiler.fsedp import schedrefine
     from fsedp_compiler.inputs.trace_synth import synth_trace
     from fsedp_compiler.ir.modules import load_model_spec
     from fsedp_compiler.passes.shard_experts import auto_buffers_plan
@@ -369,6 +370,6 @@ def test_local_search_speeds_up_link_bound_hbm8_steps(monkeypatch) -> None:
     routing = StepRouting(trace.experts[0, 0], trace.weights[0, 0], trace.token_chiplet, layer.index, 0)
     ring, cost = Ring(target.ring), CostModel(target, layer.dtype)
     refined = schedule(routing, plan, ring, cost)
-    monkeypatch.setattr(schedbalance, "REFINE_ROUNDS", 0)
+    monkeypatch.setattr(schedrefine, "REFINE_ROUNDS", 0)
     greedy = schedule(routing, plan, ring, cost)
     assert refined.estimated_ns < 0.97 * greedy.estimated_ns, (refined.estimated_ns, greedy.estimated_ns)

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import sched_pershard_reference as frozen
 from fsedp_compiler.costmodel import CostModel
-from fsedp_compiler.fsedp import schedbalance, schedtables
+from fsedp_compiler.fsedp import schedbalance, schedgreedy, schedtables
 from fsedp_compiler.fsedp import scheduler
 from fsedp_compiler.fsedp.policy import TRAJECTORIES
 from fsedp_compiler.fsedp.policy import DIRECTIONS, ORDERS
@@ -91,7 +91,7 @@ def test_schedule_equals_the_frozen_scheduler_on_bench_sized_steps(monkeypatch) 
     targets, links from slow (the links bind: no plan skipped) to fast (the first plan wins);
     every plan wins somewhere, and plans are skipped (the frozen scheduler builds all three)."""
     built: Counter[str] = Counter()
-    for name in ("balance", "_balance_rings", "per_shard"):
+    for name in ("balance", "balance_rings", "per_shard"):
         def counted(*args, _name=name, _f=getattr(schedbalance, name), **kwargs):
             built[_name] += 1
             out = _f(*args, **kwargs)
@@ -112,7 +112,7 @@ def test_schedule_equals_the_frozen_scheduler_on_bench_sized_steps(monkeypatch) 
         for plan, routing in bench_like_steps(target.num_chiplets, experts, top_k, shared, tokens, seed, target):
             check_all_policies(plan, cost, routing, per_shard)
     assert built["won cw"] and built["won balanced"] and built["won per-shard"]
-    assert built["per_shard"] > max(built["balance"], built["_balance_rings"]) > 0
+    assert built["per_shard"] > max(built["balance"], built["balance_rings"]) > 0
 
 
 @settings(max_examples=60, deadline=None)
@@ -141,9 +141,10 @@ def test_nearest_lengths_and_short_bytes_from_the_link_sweep_equal_the_walks(n: 
 
 def test_streams_built_without_init_are_streams() -> None:
     """`scheduler._streams` fills the instance dict directly: the same fields, equality, hash,
-    repr, pickling and `dataclasses.replace` as streams built by `Stream(...)`."""
+    repr, pickling and `dataclasses.replace` as streams built by `Stream(...)`; `schedule` builds
+    its `StepSchedule` that way too."""
     fields = [(3, 0b1011, CW, (1, 2, 0, 4), 0), (7, 1, SHORT_CCW, (0, 5), 2)]
-    built = scheduler._streams(fields)
+    built = scheduler._streams([1, 0], *(list(column) for column in zip(*fields[::-1])))
     for got, f in zip(built, fields):
         want = Stream(*f)
         assert type(got) is Stream and got == want and hash(got) == hash(want) and repr(got) == repr(want)
@@ -151,6 +152,14 @@ def test_streams_built_without_init_are_streams() -> None:
         assert dataclasses.replace(got, ring=1) == dataclasses.replace(want, ring=1)
         with pytest.raises(dataclasses.FrozenInstanceError):
             got.ring = 1  # type: ignore[misc]
+    target = resolve_target("ring-8")
+    layer = MoeLayerSpec(0, d_model=64, d_ffn=64, num_experts=8, top_k=2)
+    plan, cost = make_shard_plan(layer, target, 1, 6), CostModel(target)
+    routing = StepRouting(np.array([[0, 3], [5, 3]]), np.full((2, 2), 0.5), np.array([1, 6]), 2, 7)
+    got = schedule(routing, plan, Ring(target.ring), cost)
+    want = scheduler.StepSchedule(*dataclasses.astuple(got)[:2], got.streams, got.estimated_ns, got.bounds)
+    assert type(got) is scheduler.StepSchedule and got == want and hash(got) == hash(want) and repr(got) == repr(want)
+    assert pickle.loads(pickle.dumps(got)) == want and got.bounds == want.bounds and got.digest() == want.digest()
 
 
 def test_skipping_plans_changes_nothing(monkeypatch) -> None:
@@ -181,15 +190,15 @@ def test_skipping_plans_changes_nothing(monkeypatch) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.integers(1, 12), st.integers(1, 9), st.sampled_from([2, 4, 1000]), st.integers(0, 2**20))
 def test_both_plans_in_one_pass_equal_each_balance(count: int, n: int, high: int, seed: int) -> None:
-    """`_balance_both` makes the per-shard plan's and the balanced plan's choices of
-    `_balance_one_ring` and `balance` (small byte ranges: ties everywhere)."""
+    """`balance_both` makes the per-shard plan's and the balanced plan's choices of
+    `balance_one_ring` and `balance` (small byte ranges: ties everywhere)."""
     rng = np.random.default_rng(seed)
     both = rng.integers(0, high, (2 * count, n), dtype=np.int64)
     short = tuple(rng.integers(0, high, (2 * count, n), dtype=np.int64) for _ in range(2))
     ordered = rng.permutation(count).tolist()
-    per_shard_choice, balanced_choice = schedbalance._balance_both(both, short, ordered)
-    assert per_shard_choice == schedbalance._balance_one_ring(both, short, ordered)
-    assert balanced_choice == schedbalance.balance(both, ordered)
+    per_shard_choice, balanced_choice = schedgreedy.balance_both(both, short, ordered)
+    assert per_shard_choice == schedgreedy.balance_one_ring(both, short, ordered)
+    assert balanced_choice == schedgreedy.balance(both, ordered)
 
 
 @settings(max_examples=40, deadline=None)
@@ -213,3 +222,109 @@ def test_short_bytes_stacked_and_one_way_at_a_time_agree(n: int, seed: int) -> N
             patch.setattr(schedtables, "_STACKED_MAX", limit)
             got.append(short_link_bytes(tables, lengths, weights, after))
     assert all((a == b).all() and a.dtype == b.dtype == np.int64 for a, b in zip(*got))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 8), st.integers(0, 2**20))
+def test_member_rows_equal_the_sweeps(n: int, seed: int) -> None:
+    """`Tables.members()` rows, gathered by (expert, member set), are the sweeps' bytes, lengths and
+    bytes x links of those streams (what `per_shard` reads of them on small rings)."""
+    target = full_target(n) if n >= 3 else resolve_target("ring-8")
+    n = target.num_chiplets
+    layer = MoeLayerSpec(0, d_model=4, d_ffn=n, num_experts=6, top_k=1)
+    rng = np.random.default_rng(seed)
+    plan, ring, cost = make_shard_plan(layer, target, 1, 6), Ring(tuple(rng.permutation(n).tolist())), CostModel(target)
+    tables = tables_for(plan, ring, cost)
+    rows = tables.members()
+    assert rows is not None and not rows.options.flags.writeable
+    present = rng.random((6, n)) < rng.random()
+    present[np.arange(6), rng.integers(0, n, 6)] = True
+    active = np.sort(rng.choice(plan.num_streams, 6, replace=False))
+    keys = [e * (2**n - 1) + m - 1 for e, m in zip(active.tolist(), (present @ (1 << np.arange(n))).tolist())]
+    link, lengths, after = link_bytes_and_lengths(tables, present, active, "nearest")
+    short = short_link_bytes(tables, lengths, home_weights(tables, active), after)
+    options = rows.options[keys]
+    for k, want in enumerate((link, *short, link)):
+        assert (options[:, k].reshape(12, n) == want).all()
+    assert [rows.cw[k] for k in keys] == link[0::2].tolist()
+    longest, shorter = schedtables.arc_lengths(tables, lengths, active)
+    assert [rows.longest[k] for k in keys] == longest.tolist()
+    weights = home_weights(tables, active)
+    moved = [[int(link[2 * a].sum()), int(link[2 * a + 1].sum()), int(short[0][2 * a:2 * a + 2].sum()),
+              int(short[1][2 * a:2 * a + 2].sum())] for a in range(6)]
+    assert [rows.moved[k] for k in keys] == moved
+    # SHORT's bytes x links are each home's bytes times its shorter way's links (`per_shard`'s floor)
+    assert [m[2] for m in moved] == (weights[0::2] * shorter).sum(axis=1).tolist()
+
+
+def test_member_rows_only_for_few_member_sets() -> None:
+    target = full_target(12)
+    layer = MoeLayerSpec(0, d_model=4, d_ffn=12, num_experts=6, top_k=1)
+    plan, cost = make_shard_plan(layer, target, 1, 6), CostModel(target)
+    assert tables_for(plan, Ring(tuple(range(12))), cost).members() is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 6), st.booleans()), min_size=1, max_size=4),
+       st.integers(-2, 12))
+def test_tie_break_is_its_definition(plans, other_bound: int) -> None:
+    """`tie_break` (a loop) takes the plan its definition names: the least estimate (the first),
+    or the allowed tied plan with the least link (the first) when it relieves busy links."""
+    scores, link_ns, allowed = (list(column) for column in zip(*plans))
+    for allow in (allowed, None):
+        first = min(range(len(scores)), key=scores.__getitem__)
+        tied = [i for i in range(len(scores)) if scores[i] == scores[first] and (allow is None or allow[i])]
+        want = first
+        if tied:
+            relief = min(tied, key=lambda i: (link_ns[i], i))
+            bound = max(other_bound, 1)
+            if (link_ns[first] >= schedbalance.LINK_BUSY * bound
+                    and link_ns[first] - link_ns[relief] >= schedbalance.LINK_RELIEF * bound):
+                want = relief
+        assert schedbalance.tie_break(scores, link_ns, other_bound, allow) == want
+
+
+def test_member_table_picks_what_the_sweeps_pick(monkeypatch) -> None:
+    """On one small ring `per_shard` reads the streams from the member table (and builds both plans
+    whenever either may win): the same choice as from the sweeps, pruned or not, on seeded steps
+    with few experts (tables used) from slow links to fast ones."""
+    unpatched = schedbalance.per_shard
+    calls = Counter()
+
+    def compared(*args, **kwargs):
+        got = unpatched(*args, **kwargs)
+        tables = args[0]
+        if kwargs.get("members") is not None and len(tables) == 1 and args[4] == "nearest":
+            calls["tabulated"] += tables[0].members() is not None
+        assert got == unpatched(*args, **{**kwargs, "members": None})
+        assert got == unpatched(*args, **{**kwargs, "prune": False})
+        return got
+
+    monkeypatch.setattr(scheduler, "per_shard", compared)
+    policies = [Policy(o, "per-shard", t, r) for o in ORDERS for t in TRAJECTORIES for r in ("all", "one")]
+    for seed, (target, gbps) in enumerate(itertools.product(
+            [resolve_target("ring-8"), full_target(6), resolve_target("torus-4x4")], (2.0, 34.1, 400.0))):
+        target = slow_links(target, gbps)
+        cost = CostModel(target)
+        rings = [Ring(r) for r in target.rings]
+        for plan, routing in bench_like_steps(target.num_chiplets, 8, 2, 0, 16, 200 + seed, target):
+            for policy in policies:
+                schedule(routing, plan, rings, cost, policy)
+    assert calls["tabulated"] > 0
+
+
+def test_member_rows_kept_for_the_last_tables_only(monkeypatch) -> None:
+    """A table that built its member rows drops them when `_KEPT_MEMBERS` later tables have built
+    theirs (memory), and builds them again, the same, when asked."""
+    monkeypatch.setattr(schedtables, "_KEPT_MEMBERS", 2)
+    monkeypatch.setattr(schedtables, "_WITH_MEMBERS", type(schedtables._WITH_MEMBERS)())
+    target = resolve_target("ring-8")
+    cost = CostModel(target)
+    tables = [tables_for(make_shard_plan(MoeLayerSpec(0, d_model=4, d_ffn=8 * k, num_experts=4, top_k=1), target, 1, 6),
+                         Ring(target.ring), cost) for k in (1, 2, 3)]
+    first = tables[0].members()
+    assert tables[1].members() is not None and tables[0]._members is first
+    assert tables[2].members() is not None and tables[0]._members is False
+    again = tables[0].members()
+    assert again is not first and (again.options == first.options).all() and again.moved == first.moved
+    assert list(schedtables._WITH_MEMBERS.values()) == [tables[2], tables[0]]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
+from typing import NamedTuple
 
 import numpy as np
 
@@ -21,17 +22,17 @@ from fsedp_compiler.fsedp.shardplan import ShardPlan
 
 #: 1-D arrays up to this many entries are reduced in Python (`top`, `total`): a numpy reduction's
 #: call costs more than listing and reducing that many ints (and the same above it)
-_PY_REDUCE_MAX = 64
+PY_REDUCE_MAX = 64
 
 
 def top(a: np.ndarray) -> int:
     """The largest entry of a non-empty 1-D integer array, as an int (`np.maximum.reduce`)."""
-    return max(a.tolist()) if len(a) <= _PY_REDUCE_MAX else int(np.maximum.reduce(a))
+    return max(a.tolist()) if len(a) <= PY_REDUCE_MAX else int(np.maximum.reduce(a))
 
 
 def total(a: np.ndarray) -> int:
     """The sum of a 1-D integer array, as an int (`np.add.reduce`)."""
-    return sum(a.tolist()) if len(a) <= _PY_REDUCE_MAX else int(np.add.reduce(a))
+    return sum(a.tolist()) if len(a) <= PY_REDUCE_MAX else int(np.add.reduce(a))
 
 
 def rows_of(table: np.ndarray, active: np.ndarray) -> np.ndarray:
@@ -100,9 +101,9 @@ class Tables:
         #: w - N for each walk index w, in `rev_rank`'s dtype (`nearest_link_bytes`)
         self.ahead_shift = self.rev_rank[:n] - (n + 1)
         #: per gathered row r, the flat index of the end of its doubled walk: r·2N + 2N
-        self.row_end = (np.arange(1, 2 * streams + 1, dtype=np.int64) * (2 * n))[:, None]
+        self.row_end = _ends(2 * streams, 2 * n, 2 * n)
         #: per row r of [2A, N] (`short_link_bytes`), r·N + N
-        self.row_starts = np.arange(n, (2 * streams + 1) * n, n, dtype=np.int64)[:, None]
+        self.row_starts = _ends(2 * streams, n, n)
         self.pow2 = (np.int64(1) << np.arange(n, dtype=np.int64)) if n <= 62 else None
         self.exact = streams * m * plan.max_shard_bytes < 2**53  # float64 bincount sums exactly
         self._ffn: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * 2
@@ -119,6 +120,7 @@ class Tables:
         self.latency_ns = cost.dram_latency_ns + cost.link_latency_ns
         #: one shard's hop, latency included (`per_shard`'s tail estimate)
         self.hop_ns = cost.link_ns(shard)
+        self._members: MemberRows | None | bool = False  # `members()`, once built
         # read only: `rows_of` hands them out whole when every expert is active
         for table in (self.dram_share, self.channel_busy, self.channel_peak, self.home_bytes,
                       self.home_prefix, homed):
@@ -136,6 +138,73 @@ class Tables:
             table = self._ffn[shared] = np.asarray([self.cost.ffn_ns(params, t) * m for t in range(size)],
                                                    dtype=np.int64)
         return table
+
+    def members(self) -> MemberRows | None:
+        """Every expert's `nearest` options for every member set (`MemberRows`), built on first
+        use (kept for the last `_KEPT_MEMBERS` tables that built them); None above
+        `MEMBER_ROWS_MAX` rows."""
+        if self._members is False:
+            self._members = member_rows(self)
+            if self._members is not None:
+                _WITH_MEMBERS[id(self)] = self
+                if len(_WITH_MEMBERS) > _KEPT_MEMBERS:
+                    _WITH_MEMBERS.popitem(last=False)[1]._members = False
+        return self._members  # type: ignore[return-value]
+
+
+#: `member_rows` tabulates up to this many (expert, member set) rows: S·(2^N - 1)
+MEMBER_ROWS_MAX = 2048
+
+#: The tables whose `MemberRows` are kept, oldest first (about 3 MB each at the limit, and the
+#: identity cache may hold many more tables than the by-value one)
+_WITH_MEMBERS: OrderedDict[int, Tables] = OrderedDict()
+_KEPT_MEMBERS = 16
+
+
+class MemberRows(NamedTuple):
+    """Per (expert e, member bitmask m), at row e·(2^N - 1) + m - 1, what the per-shard policy
+    needs of a stream under `nearest` (each row depends on nothing else; `per_shard` then
+    gathers rows instead of sweeping)."""
+
+    options: np.ndarray
+    """[R, 4, 2N] bytes per link (clockwise, then counter-clockwise links by walk index of the
+    sender) of the options: both directions' arcs (`link_bytes`), SHORT and SHORT_CCW
+    (`short_link_bytes`), the arcs again (`schedgreedy.balance_both`'s rows); read only"""
+    rows: list[np.ndarray]
+    """`options` row by row (views, listed once: a step picks its streams' by list index)"""
+    cw: list[list[int]]
+    """[R][N] the clockwise arcs (row 0's first half)"""
+    longest: list[list[int]]
+    """[R][3] `arc_lengths`: the most links a shard walks clockwise, counter-clockwise, the shorter way"""
+    moved: list[list[int]]
+    """[R][4] bytes x links: CW's clockwise arcs, CCW's counter-clockwise, SHORT's, SHORT_CCW's"""
+
+
+def member_rows(tables: Tables) -> MemberRows | None:
+    """`MemberRows` of `tables`, computed by the sweeps themselves over every member set at once
+    (O(S·2^N·N)); None when that is more than `MEMBER_ROWS_MAX` rows."""
+    n, streams = tables.chiplets, tables.plan.num_streams
+    sets = (1 << n) - 1
+    if streams * sets > MEMBER_ROWS_MAX:
+        return None
+    bits = (np.arange(1, sets + 1)[:, None] >> np.arange(n)) & 1  # bit c: chiplet c
+    present = np.tile(bits.astype(bool), (streams, 1))
+    active = np.repeat(np.arange(streams), sets)
+    link, lengths, after = link_bytes_and_lengths(tables, present, active, "nearest")
+    longest, _ = arc_lengths(tables, lengths, active)
+    short = short_link_bytes(tables, lengths, home_weights(tables, active), after)
+    rows = len(active)
+    options = np.concatenate([a.reshape(rows, 2 * n) for a in (link, *short, link)], axis=1)
+    halves = np.add.reduce(options.reshape(rows, 8, n), axis=2)
+    moved = np.stack([halves[:, 0], halves[:, 1], halves[:, 2] + halves[:, 3], halves[:, 4] + halves[:, 5]], axis=1)
+    options = options.reshape(rows, 4, 2 * n)
+    options.flags.writeable = False
+    return MemberRows(options, list(options), link[0::2].tolist(), longest.tolist(), moved.tolist())
+
+
+def _ends(rows: int, width: int, start: int) -> np.ndarray:
+    """[rows, 1]: r·width + start for each row r (the row ends and starts of the sweeps' flat gathers)."""
+    return np.arange(start, start + rows * width, width, dtype=np.int64)[:, None]
 
 
 #: `Tables` by the identity of (plan, ring, cost) (O(1) to look up), then by value (hashing the
@@ -201,7 +270,8 @@ def nearest_link_bytes(tables: Tables, present: np.ndarray, active: np.ndarray, 
     after = seen[:, n - 1:2 * n - 1][:, ::-1]  # v = w + 1 for w = 0..N-1; first member in (w, w + N]
     prefix = rows_of(tables.home_prefix, active)
     prefix = (prefix if ways == 2 else prefix[:, :2 * n]).reshape(rows, 2 * n)
-    link = prefix[:, n - 1:n] - prefix.ravel()[tables.row_end[:rows] - after] + prefix[:, :n]
+    ends = tables.row_end[:rows] if rows <= len(tables.row_end) else _ends(rows, 2 * n, 2 * n)
+    link = prefix[:, n - 1:n] - prefix.ravel()[ends - after] + prefix[:, :n]
     if not lengths:
         return link, None, after
     # The next member strictly after w is d = 2N - after[w] - w links on (1 <= d <= N). The last
@@ -286,7 +356,7 @@ def short_link_bytes(tables: Tables, lengths: np.ndarray, weights: np.ndarray,
     # f(w) = 2N - after[w] in (w, w + N]. With P the prefix sums over one lap and T = P[N - 1],
     # P'[f] = P[f mod N] + T [f >= N], so load[w] = T [f < N] - P[f mod N] + P[w].
     lap = after > n  # f(w) < N
-    start = tables.row_starts[:rows]  # row r's r·N, plus N
+    start = tables.row_starts[:rows] if rows <= len(tables.row_starts) else _ends(rows, n, n)  # row r's r·N, plus N
     flat = np.multiply(lap, n)  # N [f(w) < N]
     flat += start
     flat -= after  # f(w) mod N + r·N

@@ -21,8 +21,10 @@ loop (two numpy calls per expert). A shard's trajectory depends only on its home
 link loads come from one sweep per (expert, direction) over the doubled walk (see `ring.py`) and
 prefix sums of the bytes homed along it (`schedtables.py`). What does not depend on the routing
 (per expert: home bytes, channel load, compute per local token count; the cost model's per-shard
-constants) is tabulated once per (plan, ring, cost model). No solver. `benchmarks/sched_bench.py`
-measures it; tests/sched_pershard_reference.py is the slower version it must equal.
+constants) is tabulated once per (plan, ring, cost model); on small rings (S·(2^N - 1) member
+sets at most `schedtables.MEMBER_ROWS_MAX`) so are every member set's link bytes, which a step
+then gathers instead of sweeping. No solver. `benchmarks/sched_bench.py` measures it;
+tests/sched_pershard_reference.py is the slower version it must equal.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.fsedp.flowcontrol import min_buffers
 from fsedp_compiler.fsedp.ring import CCW, CW, SHORT, Ring, routes
 from fsedp_compiler.fsedp.schedbalance import balance, per_shard
-from fsedp_compiler.fsedp.schedtables import Tables, link_bytes, rows_of, tables_for, top
+from fsedp_compiler.fsedp.schedtables import PY_REDUCE_MAX, Tables, link_bytes, rows_of, tables_for, top
 from fsedp_compiler.fsedp.shardplan import ShardPlan
 
 
@@ -138,6 +140,11 @@ _UNSIGNED = {np.dtype(f"i{b}"): np.dtype(f"u{b}") for b in (1, 2, 4, 8)}
 
 def _umax(a: np.ndarray) -> int:
     """The largest entry, negatives counting as huge (viewed as unsigned): one range check."""
+    if a.dtype.kind == "i" and a.size <= PY_REDUCE_MAX:  # in Python, as `top`
+        values = a.ravel().tolist()
+        if min(values) >= 0:
+            return max(values)
+        return max([v for v in values if v < 0]) + (1 << 8 * a.dtype.itemsize)
     return top(a.reshape(-1).view(_UNSIGNED.get(a.dtype, a.dtype)))
 
 
@@ -162,14 +169,14 @@ def stream_link_bytes(ring: Ring, plan: ShardPlan, expert: int, members: int, di
 
 
 
-def _pipelined_ns(tables: Tables, busiest: np.ndarray, bounds: tuple[int, int, int], stall: int = 0) -> int:
+def _pipelined_ns(tables: Tables, busiest: int, bounds: tuple[int, int, int], stall: int = 0) -> int:
     """A step's time as a pipeline of DRAM, link and compute stages: each stage's busy time plus what
     must happen before it starts (the first shard's load, its first packet's hop) and after it ends
     (the last shard's remaining stages); the slowest of the three. Plus the DRAM and link latency.
-    `busiest`: each active expert's compute on its busiest member (all M shards); `stall`: DRAM
+    `busiest`: the most compute of an active expert on one member (all M shards); `stall`: DRAM
     time lost to full buffers behind hot streams (half the `hot_excess`)."""
     # a non-member's compute is ffn_ns(0) = 0, so the busiest member of all is the busiest of S_e
-    ffn = top(busiest) // tables.plan.num_shards
+    ffn = busiest // tables.plan.num_shards
     load, link, packet = tables.shard_load_ns, tables.shard_link_ns, tables.packet_ns
     dram_bound, link_bound, compute_bound = bounds
     slowest = max(dram_bound + stall + link + ffn, load + link_bound + ffn, load + packet + compute_bound)
@@ -183,6 +190,8 @@ def hot_excess(busiest: np.ndarray, stream_load: np.ndarray) -> int:
     calibration: on 200 steps of ten model/preset pairs (1-256 tokens, uniform and skewed) that
     takes it from 0.855-1.001x of the step the machine measures to 0.92-1.01x; all of the
     excess overshoots to 1.06x where the buffers absorb part of it."""
+    if len(busiest) <= PY_REDUCE_MAX:  # fewer calls in Python (as `top`)
+        return sum([b - s for b, s in zip(busiest.tolist(), stream_load.tolist()) if b > s])
     return int(np.add.reduce(np.maximum(busiest - stream_load, 0)))
 
 
@@ -240,6 +249,8 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring | Sequence[Ring],
     dram_bound = top(channel_busy) + tables.dram_latency_ns
     compute_bound = top(compute)
     on_ring = [0] * count
+    # each stream's S_e as a bitmask (bit c: chiplet c)
+    masks = (present @ tables.pow2).tolist() if tables.pow2 is not None else _bitmasks(present)
     # two virtual networks need a free slot each and one to load into (R4, flowcontrol.py)
     if policy.direction == "cw" or n < 3 or plan.buffers < min_buffers(2):
         link = link_bytes(tables, present, active, 1, policy.trajectory)
@@ -248,7 +259,7 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring | Sequence[Ring],
     elif policy.direction == "per-shard":
         direction, on_ring, link_bound = per_shard([tables] + [tables_for(plan, r, cost) for r in rings[1:]], present,
                                                     active, ordered, policy.trajectory, cost,
-                                                    max(dram_bound, compute_bound), hot=hot)
+                                                    max(dram_bound, compute_bound), hot=hot, members=masks)
     elif policy.direction == "balanced":
         # each expert's bytes on every link, both ways (rows 2a, 2a + 1), for the choice
         link = link_bytes(tables, present, active, 2, policy.trajectory)
@@ -265,24 +276,28 @@ def schedule(routing: StepRouting, plan: ShardPlan, ring: Ring | Sequence[Ring],
         raise KeyError(policy.direction)
 
     # gathered in the global order as Python lists (a few numpy calls for any A)
-    masks = (present @ tables.pow2).tolist() if tables.pow2 is not None else _bitmasks(present)
     ids, local = active.tolist(), rows.tolist()
-    streams = _streams([(ids[i], masks[i], direction[i], tuple(local[i]), on_ring[i]) for i in ordered])
-    estimate = _pipelined_ns(tables, busiest, (dram_bound, link_bound, compute_bound), excess // 2)
-    return StepSchedule(routing.layer, routing.step, streams, estimate, (dram_bound, link_bound, compute_bound))
+    streams = _streams(ordered, ids, masks, direction, local, on_ring)
+    estimate = _pipelined_ns(tables, top(busiest), (dram_bound, link_bound, compute_bound), excess // 2)
+    sched = object.__new__(StepSchedule)  # as `_streams` builds streams
+    sched.__dict__.update({"layer": routing.layer, "step": routing.step, "streams": streams, "estimated_ns": estimate,
+                           "bounds": (dram_bound, link_bound, compute_bound)})
+    return sched
 
 
-def _streams(fields: list[tuple[int, int, int, tuple[int, ...], int]]) -> tuple[Stream, ...]:
-    """`Stream(*f)` for each f, without the frozen dataclass's `__init__` (an `object.__setattr__`
-    per field, half the cost of building a stream; a step builds one per active expert): the
-    instance dict is filled directly, which is all that `__init__` does (no `__post_init__`)."""
+def _streams(ordered: list[int], ids: list[int], masks: list[int], direction: list[int], local: list[list[int]],
+             on_ring: list[int]) -> tuple[Stream, ...]:
+    """`Stream(ids[i], masks[i], direction[i], tuple(local[i]), on_ring[i])` for each i in
+    `ordered`, without the frozen dataclass's `__init__` (an `object.__setattr__` per field, half
+    the cost of building a stream; a step builds one per active expert): the instance dict is
+    filled directly, which is all that `__init__` does (no `__post_init__`)."""
     new, out = object.__new__, []
     append = out.append
-    for expert, members, direction, tokens, ring in fields:
+    for i in ordered:
         s = new(Stream)
         # a dict display, not keyword arguments: no kwargs dict built for the call
-        s.__dict__.update({"expert": expert, "members": members, "direction": direction, "tokens": tokens,
-                           "ring": ring})
+        s.__dict__.update({"expert": ids[i], "members": masks[i], "direction": direction[i], "tokens": tuple(local[i]),
+                           "ring": on_ring[i]})
         append(s)
     return tuple(out)
 
