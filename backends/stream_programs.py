@@ -15,7 +15,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation
 from xdsl.rewriter import InsertPoint, Rewriter
 
-from fsedp_compiler.baselines.expansion import BaselineExpansion
+from fsedp_compiler.baselines.expansion import BaselineExpansion, module_layouts
 from fsedp_compiler.dialects import dataflow as df
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.inputs.traces import RoutingTrace
@@ -79,7 +79,7 @@ def _block_key(op: Operation | int) -> tuple[int, int]:
     return op.prop_int("layer"), 0 if isinstance(op, df.DenseOp) else 1
 
 
-def _place(body: list[Operation | int], layer: int) -> int:
+def block_place(body: list[Operation | int], layer: int) -> int:
     """Where a pending baseline layer goes in a program's entries (where lower-baseline puts it)."""
     return next((i for i, op in enumerate(body) if _block_key(op) > (layer, 1)), len(body))
 
@@ -88,7 +88,7 @@ def _with_pending(body: list[Operation], pending: list[int]) -> list[Operation |
     """A program's entries with each pending baseline layer (its index) at its block's place."""
     out: list[Operation | int] = list(body)
     for layer in pending:
-        out.insert(_place(out, layer), layer)
+        out.insert(block_place(out, layer), layer)
     return out
 
 
@@ -134,7 +134,7 @@ class MadeSteps:
             for layer in pending:
                 body: list[Operation | int] = list(prog.body.block.ops)
                 new = self._instructions(layer, c)
-                at = _place(body, layer)
+                at = block_place(body, layer)
                 if at < len(body):
                     Rewriter.insert_op(new, InsertPoint.before(body[at]))
                 else:
@@ -156,7 +156,7 @@ class _LayerSteps:
     by the static expansion, pending baseline layers by the baseline lowering."""
 
     def __init__(self, module: ModuleOp, expanded: set[int], pending: list[int]) -> None:
-        self.expansion = StaticExpansion(module, "emit-isa") if expanded else None
+        self.expansion = StaticExpansion(module, "emit-isa", module_layouts(module)) if expanded else None
         lowering = BaselineExpansion(module, "emit-isa") if pending else None
         self._baseline: dict[int, Iterator[Made]] = \
             {layer: lowering.step_columns(layer) for layer in pending} if lowering else {}

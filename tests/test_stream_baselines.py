@@ -185,3 +185,38 @@ def test_cli_text_auto_makes_a_small_program_once(strategy: str, fsedpc, tmp_pat
             assert (tmp_path / "always" / path.name).read_bytes() == path.read_bytes(), path.name
     table = [line for line in outs["always"].splitlines() if "│" in line]
     assert [line for line in outs["never"].splitlines() if "│" in line] == table
+
+
+@pytest.mark.parametrize("picks", [{0: "tp", 1: "fsedp", 2: "ep"}, {0: "fsedp", 1: "dp", 2: "fsedp-nocomp"},
+                                   {0: "ep-cache", 1: "ep-cache", 2: "hydra"}])
+def test_spliced_before_the_last_lowering_equals_spliced_after(picks: dict[int, str], tmp_path: Path) -> None:
+    """`--strategy auto` without text forms splices the layers before their last lowering and
+    emit-isa makes them in the spliced program's DRAM image: the files of the splice of lowered
+    layers (relocated); small, what emit-isa made put into the IR prints as that splice."""
+    from test_auto import SIX, six_trace
+
+    from fsedp_compiler.ir.modules import parse_module, verify_module
+    from fsedp_compiler.pipeline.auto import lower_picks
+    from fsedp_compiler.pipeline.compile import last_lowering_left, plan_passes, strategy_passes
+
+    trace = str(six_trace(tmp_path))
+    modules = []
+    for defer in (False, True):
+        ctx = make_context()
+        module = parse_module(SIX, "six.mlir", ctx)
+        run_passes(ctx, module, plan_passes(target="paper-2x2"))
+        module = lower_picks(ctx, module, picks, lambda s: (last_lowering_left if defer else list)(
+            strategy_passes(s, trace=trace, mode="static")))
+        verify_module(module)
+        emit(module, str(tmp_path / f"out{defer}"), strategy="auto", layer_strategies=picks, text=False)
+        modules.append(module)
+    names = sorted(p.name for p in (tmp_path / "outFalse").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "outTrue").iterdir())
+    for name in names:
+        assert (tmp_path / "outTrue" / name).read_bytes() == (tmp_path / "outFalse" / name).read_bytes(), name
+    with pytest.raises(FitsTextForms) as small:
+        emit(modules[1], str(tmp_path / "small"), strategy="auto", layer_strategies=picks, text=False,
+             text_limit=10**9)
+    small.value.made.into_ir(modules[1])
+    verify_module(modules[1])
+    assert print_module(modules[1]) == print_module(modules[0])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from fsedp_compiler.pipeline.compile import AutoBuild, compile_auto, compile_passes
+from fsedp_compiler.pipeline.compile import AutoBuild, compile_auto, compile_passes, last_lowering_left
 from fsedp_compiler.strategies import AUTO, NAMES
 
 DEFAULT_TARGET = "paper-2x2"
@@ -80,11 +80,12 @@ def run(args: argparse.Namespace) -> int:
         step = _Compile(ctx, args, source, verify_each, progress)
         if auto:
             progress.begin("choosing each layer's strategy (auto)")
+            defer = mode == "static" and args.text != "always"
             build = compile_auto(ctx, module, target=target, trace=args.trace, mode=mode,
                                  shards_per_chiplet=args.shards_per_chiplet, buffers=args.buffers,
-                                 candidates=args.candidates, verify_each=verify_each, text=source)
+                                 candidates=args.candidates, verify_each=verify_each, text=source, defer=defer)
             module = build.module
-            manifest, moved = step.write_in_ir(module, build), None
+            manifest, moved = step.stream(module, build) if defer else (step.write_in_ir(module, build), None)
         else:
             manifest, moved = step.lower_and_write(module, passes, mode)
     if not step.text_forms and args.text == "auto":
@@ -140,8 +141,7 @@ class _Compile:
     def lower_and_write(self, module, passes: list, mode: str) -> tuple[dict, dict[int, list[int]] | None]:
         """Run `passes` and write the program; returns the manifest and, when emit-isa made the
         last lowering, each layer's [DRAM, D2D] bytes (else None: the module holds them)."""
-        from fsedp_compiler.backends.emit import TEXT_LIMIT, FitsTextForms, emit, expansion_bound
-        from fsedp_compiler.ir.modules import verify_module
+        from fsedp_compiler.backends.emit import TEXT_LIMIT, expansion_bound
 
         head = deferred_passes(passes, mode, self.args.text)
         if head is None:
@@ -154,16 +154,25 @@ class _Compile:
             return self.write_in_ir(module), None
         if len(head) < len(passes):
             self.progress.begin(f"pass {passes[-1].name} (a step at a time, in emit-isa)")
+        return self.stream(module)
+
+    def stream(self, module, build: AutoBuild | None = None) -> tuple[dict, dict[int, list[int]] | None]:
+        """Write a static program whose last lowering emit-isa makes a step at a time; with `--text
+        auto` a program small after all gets what emit-isa made into the IR and its text forms."""
+        from fsedp_compiler.backends.emit import TEXT_LIMIT, FitsTextForms, emit
+        from fsedp_compiler.ir.modules import verify_module
+
         self.progress.begin("without the text forms (--text)")
         self.progress.begin("writing the program (emit-isa)")
         moved: dict[int, list[int]] = {}
         try:
             return emit(module, self.args.output, strategy=self.args.strategy, text=False, moved=moved,
+                        layer_strategies=build.layer_strategies if build else None,
                         text_limit=TEXT_LIMIT if self.args.text == "auto" else None), moved
         except FitsTextForms as small:  # small after all: what emit-isa made goes into the IR
             small.made.into_ir(module)
             verify_module(module, self.source)
-            return self.write_in_ir(module), None
+            return self.write_in_ir(module, build), None
 
     def write_in_ir(self, module, build: AutoBuild | None = None) -> dict:
         """Write a program the module holds whole, with its text forms when `--text` says so."""
@@ -205,21 +214,11 @@ def print_choices(build: AutoBuild, sram_mib: float, console) -> None:
 
 
 def deferred_passes(passes: list, mode: str, text: str) -> list | None:
-    """The pipeline with its last lowering left to emit-isa, which makes a static program a step
-    at a time into its `.bin` files (static mode without `--text always`): expand-dataflow left
-    out, lower-baseline lowering only the layers' ops. None: nothing is left to emit-isa."""
-    from fsedp_compiler.passes.expand_dataflow import ExpandDataflowPass
-    from fsedp_compiler.passes.lower_baseline import LowerBaselineOpsPass, LowerBaselinePass
-
-    if mode != "static" or text == "always" or not passes:
+    """The pipeline with its last lowering left to emit-isa (`last_lowering_left`): static mode
+    without `--text always`. None: nothing is left to emit-isa."""
+    if mode != "static" or text == "always":
         return None
-    last = passes[-1]
-    if isinstance(last, ExpandDataflowPass):
-        return passes[:-1]
-    if type(last) is LowerBaselinePass:
-        return passes[:-1] + [LowerBaselineOpsPass(strategy=last.strategy, trace=last.trace,
-                                                   hydra_skip_single=last.hydra_skip_single)]
-    return None
+    return last_lowering_left(passes)
 
 
 def print_summary(module, manifest, console, human_bytes, moved: dict[int, list[int]] | None = None) -> None:
