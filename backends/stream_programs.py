@@ -22,9 +22,9 @@ from fsedp_compiler.inputs.traces import RoutingTrace
 from fsedp_compiler.ir.layers import layer_contexts, module_routing
 from fsedp_compiler.ir.modules import require_target
 from fsedp_compiler.ir.static_expansion import StaticExpansion
-from fsedp_compiler.isa import INSTR_DTYPE, BinWriter, neighbours, record
+from fsedp_compiler.isa import INSTR_DTYPE, BinWriter, header_size, neighbours, record
 
-from fsedp_compiler.backends.stream_tables import instruction_records
+from fsedp_compiler.backends.stream_tables import instruction_records, ir_columns
 
 Columns = dict[str, np.ndarray]
 #: a made layer step: its rows in chiplet order and each chiplet's bounds in them (n + 1)
@@ -94,8 +94,9 @@ def _with_pending(body: list[Operation], pending: list[int]) -> list[Operation |
 
 class FitsTextForms(Exception):
     """`emit(..., text_limit=L)` found a program of at most L instructions: nothing was written.
-    `made` holds the layer steps made on the way, which `made.into_ir` puts into the module (as
-    expand-dataflow and lower-baseline would) for the caller to write it with its text forms."""
+    `made` holds the layer steps made on the way (read back from the files), which `made.into_ir`
+    puts into the module (as expand-dataflow and lower-baseline would) for the caller to write it
+    with its text forms."""
 
     def __init__(self, count: int, made: MadeSteps) -> None:
         super().__init__(f"{count} instructions")
@@ -104,32 +105,46 @@ class FitsTextForms(Exception):
 
 
 class MadeSteps:
-    """The layer steps a streamed emit made, kept while the program written so far has at most
-    `limit` instructions (beyond it they are dropped: memory stays bounded)."""
+    """Where a streamed emit wrote the layer steps it made (per layer and chiplet, each step's
+    records in the chiplet's `.bin`), while the program has at most `limit` instructions; a small
+    program's are read back from the files (`read_back`), so memory holds none while streaming."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.steps: dict[int, list[Made]] | None = {}
+        self.spans: dict[int, dict[int, list[tuple[int, int]]]] | None = {}
+        self.instructions: dict[tuple[int, int], tuple[np.ndarray, Columns]] = {}
 
-    def add(self, layer: int, made: Made) -> None:
-        if self.steps is not None:
-            self.steps.setdefault(layer, []).append(made)
+    def span(self, layer: int, chiplet: int, lo: int, hi: int) -> None:
+        """The layer's next step is records lo..hi of the chiplet's program."""
+        if self.spans is not None:
+            self.spans.setdefault(layer, {}).setdefault(chiplet, []).append((lo, hi))
 
     def written(self, count: int) -> None:
         """The program has `count` instructions so far."""
         if count > self.limit:
-            self.steps = None
+            self.spans = None
+
+    def read_back(self, work: Path, ports: list[tuple[int, ...]]) -> None:
+        """Each made layer's instructions per chiplet (step offsets, IR columns), from the `.bin`s."""
+        assert self.spans is not None
+        for c in sorted({c for by_chiplet in self.spans.values() for c in by_chiplet}):
+            recs = np.fromfile(work / f"chiplet_{c}.bin", dtype=INSTR_DTYPE, offset=header_size(len(ports[c])))
+            for layer, by_chiplet in self.spans.items():
+                spans = by_chiplet.get(c, [])
+                offsets = np.cumsum([0] + [hi - lo for lo, hi in spans])
+                part = np.concatenate([recs[lo:hi] for lo, hi in spans]) if spans else recs[:0]
+                self.instructions[(layer, c)] = (offsets, ir_columns(part))
 
     def into_ir(self, module: ModuleOp) -> None:
         """Every made layer's instructions into the module's programs, `dataflow.instructions` as
         expand-dataflow and lower-baseline build them: in place of its `dataflow.layer`, or for a
         pending baseline layer at its block's place; the templates go, as expand-dataflow drops them."""
-        assert self.steps is not None, "the program was bigger than the limit"
+        assert self.spans is not None, "the program was bigger than the limit"
         pending = pending_baselines(module)
         for prog in [o for o in module.ops if isinstance(o, df.ProgramOp)]:
             c = prog.prop_int("chiplet")
             for op in list(prog.body.block.ops):
-                if isinstance(op, df.LayerOp) and op.prop_int("layer") in self.steps:
+                if isinstance(op, df.LayerOp) and op.prop_int("layer") in self.spans:
                     Rewriter.replace_op(op, self._instructions(op.prop_int("layer"), c))
             for layer in pending:
                 body: list[Operation | int] = list(prog.body.block.ops)
@@ -143,11 +158,7 @@ class MadeSteps:
             Rewriter.erase_op(template)
 
     def _instructions(self, layer: int, c: int) -> df.InstructionsOp:
-        """Chiplet c's instructions of `layer`, every step."""
-        assert self.steps is not None
-        pieces = [(cols, int(b[c]), int(b[c + 1])) for cols, b in self.steps[layer]]
-        offsets = np.cumsum([0] + [hi - lo for _, lo, hi in pieces])
-        columns = {f: np.concatenate([cols[f][lo:hi] for cols, lo, hi in pieces]) for f, _ in df.FIELDS}
+        offsets, columns = self.instructions[(layer, c)]
         return df.InstructionsOp.build(layer, offsets, columns)
 
 
@@ -179,8 +190,8 @@ def stream_programs(module: ModuleOp, work: Path, moved: dict[int, list[int]],
                     made: MadeSteps | None = None) -> list[dict[str, Any]]:
     """Write every chiplet's `.bin` of a static module into `work` step by step: each layer's
     instructions of a step are made (`_LayerSteps`) or sliced (`dataflow.instructions`), appended
-    to every chiplet's file and dropped. Adds each layer's DRAM and D2D bytes to `moved`, and the
-    made layer steps to `made`. Returns program.json's entries of the programs (chiplet order)."""
+    to every chiplet's file and dropped. Adds each layer's DRAM and D2D bytes to `moved`, and where
+    the made layer steps went to `made`. Returns program.json's entries of the programs (chiplet order)."""
     target = require_target(module, "emit-isa")
     programs = sorted((o for o in module.ops if isinstance(o, df.ProgramOp)), key=lambda p: p.prop_int("chiplet"))
     trace = static_trace(module)
@@ -197,6 +208,12 @@ def stream_programs(module: ModuleOp, work: Path, moved: dict[int, list[int]],
     maker = _LayerSteps(module, set(users) - set(pending), pending)
     ports = neighbours(target.edges, target.num_chiplets)
     sinks: dict[int, BinWriter] = {}
+    written = {c: 0 for c in bodies}  # records written to each chiplet's program so far
+
+    def write(c: int, recs: np.ndarray) -> None:
+        sinks[c].write(recs)
+        written[c] += len(recs)
+
     try:
         for c in bodies:
             sinks[c] = BinWriter(work / f"chiplet_{c}.bin", c, "static", ports[c],
@@ -212,36 +229,39 @@ def stream_programs(module: ModuleOp, work: Path, moved: dict[int, list[int]],
                     if isinstance(op, df.DenseOp):
                         layer = op.prop_int("layer")
                         rows = [record("dense", l=layer, s=s, tokens=local[c])] if local[c] else []
-                        sinks[c].write(records_array(rows + [record("sync", l=layer, s=s)]))
+                        write(c, records_array(rows + [record("sync", l=layer, s=s)]))
                     elif isinstance(op, df.InstructionsOp):
                         layer, off, cols = op.prop_int("layer"), op.prop_array("offsets"), op.columns()
                         lo, hi = int(off[s]), int(off[s + 1])
                         _add(moved, layer, moved_bytes(cols, lo, hi))
-                        sinks[c].write(instruction_records(layer, cols, lo, hi))
+                        write(c, instruction_records(layer, cols, lo, hi))
                     else:
                         layer = op if isinstance(op, int) else op.prop_int("layer")
                         if layer not in step_of:
                             cols, bounds = maker.make(layer, s)
                             _add(moved, layer, moved_bytes(cols))
-                            if made is not None:
-                                made.add(layer, (cols, bounds))
                             step_of[layer] = [instruction_records(layer, cols, 0, len(cols["kind"])), bounds,
                                               users[layer]]
                             del cols
                         entry = step_of[layer]
-                        sinks[c].write(entry[0][int(entry[1][c]):int(entry[1][c + 1])])
+                        part = entry[0][int(entry[1][c]):int(entry[1][c + 1])]
+                        if made is not None:
+                            made.span(layer, c, written[c], written[c] + len(part))
+                        write(c, part)
                         entry[2] -= 1
                         if entry[2] == 0:
                             del step_of[layer]
                             if s == steps - 1:
                                 maker.done(layer)
             if made is not None:
-                made.written(sum(sink.count for sink in sinks.values()))
+                made.written(sum(written.values()))
         files = []
         for c, sink in sinks.items():
             sink.write(records_array([record("halt")]))
             digest = sink.close()  # writes the records still buffered
             files.append({"chiplet": c, "bin": f"chiplet_{c}.bin", "instructions": sink.count, "bin_sha256": digest})
+        if made is not None and sum(f["instructions"] for f in files) <= made.limit:
+            made.read_back(work, ports)
         return files
     except BaseException:
         for sink in sinks.values():

@@ -57,19 +57,24 @@ class BaselineExpansion:
         return [i for i, c in self._contexts.items() if c.baseline_op is not None]
 
     def steps(self, layer: int) -> Iterator[list[Rows]]:
-        """Per routed step of `layer`, in step order, each chiplet's instruction rows."""
+        """Per routed step of `layer`, in step order, each chiplet's instruction rows (made when
+        asked: the iterator holds no step while suspended)."""
         lctx = self._contexts[layer]
         op = lctx.baseline_op
         assert op is not None
-        strategy = op.prop_str("strategy")
         options = Options(hydra_skip_single=bool(op.prop_int("skip_single")), moe_layers=self._moe_layers)
-        for graph in layer_graphs(strategy, lctx.spec, lctx.plan, self.target, Ring(self.target.ring), self.trace,
-                                  self._positions[layer], options):
-            yield graph_rows(graph, self.ports, self.num_chiplets, self._layouts[layer])
+        graphs = layer_graphs(op.prop_str("strategy"), lctx.spec, lctx.plan, self.target, Ring(self.target.ring),
+                              self.trace, self._positions[layer], options)
+        layout = self._layouts[layer]
+        return map(lambda graph: graph_rows(graph, self.ports, self.num_chiplets, layout), graphs)
 
     def step_columns(self, layer: int) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
         """Per routed step of `layer`, its rows as one table in chiplet order (`dataflow.
         instructions` columns) and each chiplet's bounds in it (n + 1 indices)."""
-        for per_chiplet in self.steps(layer):
-            bounds = np.cumsum([0] + [len(rows) for rows in per_chiplet])
-            yield rows_to_columns([r for rows in per_chiplet for r in rows]), bounds
+        return map(_as_table, self.steps(layer))
+
+
+def _as_table(per_chiplet: list[Rows]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per-chiplet rows as one table of columns in chiplet order and each chiplet's bounds."""
+    bounds = np.cumsum([0] + [len(rows) for rows in per_chiplet])
+    return rows_to_columns([r for rows in per_chiplet for r in rows]), bounds
