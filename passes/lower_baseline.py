@@ -11,7 +11,6 @@ gets an `fsedp.baseline` op recording the strategy; the routing goes into the IR
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from typing import ClassVar
 
 import numpy as np
