@@ -10,14 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation
 
-from fsedp_compiler.baselines import placement
+from fsedp_compiler.baselines.expansion import module_layouts
 from fsedp_compiler.dialects import dataflow as df
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.files.digest import with_digest
@@ -25,12 +24,16 @@ from fsedp_compiler.files.fileio import atomic_directory
 from fsedp_compiler.inputs.target import Target, target_to_json
 from fsedp_compiler.inputs.traces import trace_bytes
 from fsedp_compiler.ir.layers import layer_contexts, module_routing
-from fsedp_compiler.ir.layout import build_layouts, fsedp_placement, layouts_to_npz
+from fsedp_compiler.ir.layout import layouts_to_npz
 from fsedp_compiler.ir.modules import require_target, spec_from_module
-from fsedp_compiler.ir.static_expansion import StaticExpansion
-from fsedp_compiler.isa import ANY_ADDR, ANY_UNIT, CONDITIONS, CURRENT, INSTR_DTYPE, POLICIES, TABLES_FILE, BinWriter, Program, encode, neighbours, record, sha256_hex, to_text
+from fsedp_compiler.isa import ANY_ADDR, ANY_UNIT, CONDITIONS, CURRENT, POLICIES, TABLES_FILE, Program, encode, neighbours, record, sha256_hex, to_text
 
+from fsedp_compiler.backends.stream_programs import (FitsTextForms, MadeSteps, moved_bytes, pending_baselines,
+                                                     records_array, static_trace, stream_programs)
 from fsedp_compiler.backends.stream_tables import instruction_records, module_stream_tables
+
+__all__ = ["TEXT_LIMIT", "FitsTextForms", "build_programs", "emit", "expansion_bound", "instruction_count",
+           "module_layouts", "moved_bytes", "write_text"]
 
 #: `dataflow.when` conditions and `dataflow.where` policies, by name, as the ISA encodes them
 WHEN_CODES = {name: code for code, name in CONDITIONS.items()}
@@ -66,34 +69,6 @@ def _flatten(op: Operation, layer: int) -> list[tuple[int, ...]]:
     raise FsedpError(f"emit-isa cannot encode '{op.name}' in a dynamic program")
 
 
-def _array(rows: list[tuple[int, ...]]) -> np.ndarray:
-    """Full ISA records (with the layer column) as a record array."""
-    out = np.zeros(len(rows), dtype=INSTR_DTYPE)
-    if rows:
-        cols = np.asarray(rows, dtype=object) if any(r[-1] >= 1 << 63 for r in rows) else np.asarray(rows)
-        for i, name in enumerate(INSTR_DTYPE.names):
-            out[name] = cols[:, i].astype(np.uint64) if name == "wide" else cols[:, i]
-    return out
-
-
-def module_layouts(module: ModuleOp) -> dict:
-    """The DRAM image of the module's program: FSE-DP's deal, or the baseline strategy's placement."""
-    target = require_target(module, "emit-isa")
-    contexts = layer_contexts(module)
-    place = [placement(c.baseline_op.prop_str("strategy"), c.plan, target) if c.baseline_op is not None
-             else fsedp_placement(c.plan) for c in contexts]
-    return build_layouts([c.plan for c in contexts], place)
-
-
-def _static_trace(module: ModuleOp):
-    """The routing a static module was compiled for (its `fsedp.routing`)."""
-    trace = module_routing(module)
-    if trace is None:
-        raise FsedpError("a static program needs its routing in the IR; run schedule-streams{mode=static} "
-                         "or lower-baseline first")
-    return trace
-
-
 def build_programs(module: ModuleOp) -> tuple[Iterator[Program], dict[str, Any]]:
     """The ISA program of every chiplet (made one at a time, in chiplet order, so that a big
     static program is never all in memory twice), and facts for the manifest (mode, steps, tokens).
@@ -106,11 +81,13 @@ def build_programs(module: ModuleOp) -> tuple[Iterator[Program], dict[str, Any]]
     if not programs:
         raise FsedpError("emit-isa needs dataflow programs; run lower-to-dataflow (and expand-dataflow) first")
     mode = programs[0].prop_str("mode")
+    if mode == "static" and pending_baselines(module):
+        raise FsedpError("static programs must be lowered first; run lower-baseline")
     info: dict[str, Any] = {"mode": mode}
     local: list[int] = [0] * target.num_chiplets
     steps = 1
     if mode == "static":
-        trace = _static_trace(module)
+        trace = static_trace(module)
         steps = trace.num_steps
         local = np.bincount(trace.token_chiplet, minlength=target.num_chiplets).tolist()
         info.update(trace=TRACE_FILE, steps=steps, tokens=trace.num_tokens)
@@ -130,7 +107,7 @@ def _programs(target: Target, programs: list[df.ProgramOp], templates: dict[str,
                     layer = op.prop_int("layer")
                     step = s if mode == "static" else CURRENT
                     rows = [record("dense", l=layer, s=step, tokens=local[c])] if mode == "dynamic" or local[c] else []
-                    parts.append(_array(rows + [record("sync", l=layer, s=step)]))
+                    parts.append(records_array(rows + [record("sync", l=layer, s=step)]))
                 elif isinstance(op, df.InstructionsOp):
                     off = op.prop_array("offsets")
                     parts.append(instruction_records(op.prop_int("layer"), op.columns(), int(off[s]), int(off[s + 1])))
@@ -138,110 +115,12 @@ def _programs(target: Target, programs: list[df.ProgramOp], templates: dict[str,
                     if mode == "static":
                         raise FsedpError("static programs must be expanded first; run expand-dataflow")
                     layer = op.prop_int("layer")
-                    parts.append(_array([r for o in templates[op.prop_str("template")].body.block.ops
+                    parts.append(records_array([r for o in templates[op.prop_str("template")].body.block.ops
                                          for r in _flatten(o, layer)]))
-        parts.append(_array([record("halt")]))
+        parts.append(records_array([record("halt")]))
         yield Program(chiplet=c, mode=mode, ports=neighbours(target.edges, target.num_chiplets)[c],
                       channels=target.chiplet.dram_channels if c in target.dram_at else 0,
                       instrs=np.concatenate(parts))
-
-
-class FitsTextForms(Exception):
-    """`emit(..., text_limit=L)` found a program of at most L instructions: nothing was written;
-    the caller writes it again with its text forms."""
-
-    def __init__(self, count: int) -> None:
-        super().__init__(f"{count} instructions")
-        self.count = count
-
-
-#: instruction kinds by name, and those moving one shard or token block over a link
-_KIND = {name: i for i, name in enumerate(df.KINDS)}
-_SINGLE_D2D = [_KIND["send"], _KIND["toksend"], _KIND["reduce"]]
-
-
-def moved_bytes(cols: dict[str, np.ndarray], lo: int = 0, hi: int | None = None) -> tuple[int, int]:
-    """(DRAM, D2D) bytes that rows lo..hi of `dataflow.instructions` columns move (the summary's)."""
-    kind, arg, n = cols["kind"][lo:hi], cols["arg"][lo:hi], cols["n"][lo:hi]
-    moved = arg * n  # range ops: bytes per shard x shard count
-    single = np.isin(kind, _SINGLE_D2D)
-    dram = int(moved[kind == _KIND["loads"]].sum() + arg[kind == _KIND["load"]].sum())
-    return dram, int(moved[kind == _KIND["sends"]].sum() + arg[single].sum())
-
-
-def _stream_programs(module: ModuleOp, work: Path, moved: dict[int, list[int]]) -> list[dict[str, Any]]:
-    """Write every chiplet's `.bin` of a static module into `work` step by step: each layer's
-    instructions of a step are made (`dataflow.layer`: expanded, `ir/static_expansion.py`) or
-    sliced (`dataflow.instructions`), appended to every chiplet's file and dropped, so memory holds
-    one layer step, whatever the number of steps. Adds each layer's DRAM and D2D bytes to `moved`.
-    Returns program.json's entries of the programs (their chiplet order)."""
-    target = require_target(module, "emit-isa")
-    programs = sorted((o for o in module.ops if isinstance(o, df.ProgramOp)), key=lambda p: p.prop_int("chiplet"))
-    trace = _static_trace(module)
-    steps = trace.num_steps
-    local = np.bincount(trace.token_chiplet, minlength=target.num_chiplets).tolist()
-    bodies = {p.prop_int("chiplet"): list(p.body.block.ops) for p in programs}
-    users: dict[int, int] = {}  # per expanded layer, the programs that run it (its cached step's readers)
-    for body in bodies.values():
-        for op in body:
-            if isinstance(op, df.LayerOp):
-                users[op.prop_int("layer")] = users.get(op.prop_int("layer"), 0) + 1
-    expansion = StaticExpansion(module, "emit-isa") if users else None
-    ports = neighbours(target.edges, target.num_chiplets)
-    sinks: dict[int, BinWriter] = {}
-    try:
-        for c in bodies:
-            sinks[c] = BinWriter(work / f"chiplet_{c}.bin", c, "static", ports[c],
-                                 target.chiplet.dram_channels if c in target.dram_at else 0)
-        width = max((len(b) for b in bodies.values()), default=0)
-        for s in range(steps):
-            step_of: dict[int, list] = {}  # layer -> [records of step s, chiplet bounds, readers left]
-            for j in range(width):  # position by position: every program has the same blocks
-                for c, body in bodies.items():
-                    if j >= len(body):
-                        continue
-                    op = body[j]
-                    if isinstance(op, df.DenseOp):
-                        layer = op.prop_int("layer")
-                        rows = [record("dense", l=layer, s=s, tokens=local[c])] if local[c] else []
-                        sinks[c].write(_array(rows + [record("sync", l=layer, s=s)]))
-                    elif isinstance(op, df.InstructionsOp):
-                        layer, off, cols = op.prop_int("layer"), op.prop_array("offsets"), op.columns()
-                        lo, hi = int(off[s]), int(off[s + 1])
-                        _add(moved, layer, moved_bytes(cols, lo, hi))
-                        sinks[c].write(instruction_records(layer, cols, lo, hi))
-                    elif isinstance(op, df.LayerOp):
-                        assert expansion is not None
-                        layer = op.prop_int("layer")
-                        if layer not in step_of:
-                            cols, bounds = expansion.rows(layer, range(s, s + 1))
-                            _add(moved, layer, moved_bytes(cols))
-                            recs = instruction_records(layer, cols, 0, len(cols["kind"]))
-                            del cols
-                            step_of[layer] = [recs, bounds, users[layer]]
-                        entry = step_of[layer]
-                        sinks[c].write(entry[0][int(entry[1][c]):int(entry[1][c + 1])])
-                        entry[2] -= 1
-                        if entry[2] == 0:
-                            del step_of[layer]
-                            if s == steps - 1:
-                                expansion.release(layer)
-        files = []
-        for c, sink in sinks.items():
-            sink.write(_array([record("halt")]))
-            digest = sink.close()  # writes the records still buffered
-            files.append({"chiplet": c, "bin": f"chiplet_{c}.bin", "instructions": sink.count, "bin_sha256": digest})
-        return files
-    except BaseException:
-        for sink in sinks.values():
-            sink.abandon()
-        raise
-
-
-def _add(moved: dict[int, list[int]], layer: int, amounts: tuple[int, int]) -> None:
-    entry = moved.setdefault(layer, [0, 0])
-    entry[0] += amounts[0]
-    entry[1] += amounts[1]
 
 
 def layer_strategies_of(module: ModuleOp) -> dict[int, str]:
@@ -271,13 +150,16 @@ def instruction_count(module: ModuleOp) -> int:
     return sum(len(op.prop_array("kind")) for op in module.walk() if isinstance(op, df.InstructionsOp))
 
 
-def expansion_bound(module: ModuleOp) -> int:
+def expansion_bound(module: ModuleOp) -> int | None:
     """At least as many instructions as the module's programs will hold once every static layer is
     expanded, from its schedules alone (no expansion): per stream at most a load per DRAM channel
     of the plan and, per chiplet, two receives, two sends (one per ring way), an FFN and a free;
-    per step and chiplet a table and a sync; the dense parts, and what is expanded already."""
+    per step and chiplet a table and a sync; the dense parts, and what is expanded already. None
+    when a baseline layer is still to be lowered (its count is known only by lowering it)."""
     from fsedp_compiler.dialects.fsedp import StaticScheduleOp
 
+    if pending_baselines(module):
+        return None
     target = require_target(module, "emit-isa")
     n = target.num_chiplets
     total = instruction_count(module)
@@ -308,10 +190,11 @@ def emit(module: ModuleOp, outdir: str, extra_files: dict[str, bytes] | None = N
     module's: its layers' one strategy, or `auto` when they differ); `layer_strategies` (`auto`)
     names each MoE layer's in program.json. Returns the manifest.
 
-    A static program without its text forms is written step by step (`_stream_programs`): its
-    `dataflow.layer`s may still be unexpanded, and `moved` (when given) receives each layer's
-    [DRAM, D2D] bytes, which the module then no longer holds. With `text_limit`, a program of at
-    most that many instructions raises `FitsTextForms` and leaves `outdir` as it was."""
+    A static program without its text forms is written step by step (`stream_programs.py`): its
+    `dataflow.layer`s may still be unexpanded and its baseline layers unlowered, and `moved` (when
+    given) receives each layer's [DRAM, D2D] bytes, which the module then no longer holds. With
+    `text_limit`, a program of at most that many instructions raises `FitsTextForms` (with the
+    layer steps made on the way) and leaves `outdir` as it was."""
     if strategy is None:
         found = layer_strategies_of(module)
         if len(set(found.values())) > 1:
@@ -323,7 +206,7 @@ def emit(module: ModuleOp, outdir: str, extra_files: dict[str, bytes] | None = N
     streamed = not text and any(isinstance(o, df.ProgramOp) and o.prop_str("mode") == "static" for o in module.ops)
     if streamed:
         programs, info = iter(()), {"mode": "static"}
-        trace = _static_trace(module)
+        trace = static_trace(module)
         info.update(trace=TRACE_FILE, steps=trace.num_steps, tokens=trace.num_tokens)
     else:
         programs, info = build_programs(module)
@@ -331,16 +214,17 @@ def emit(module: ModuleOp, outdir: str, extra_files: dict[str, bytes] | None = N
     # made when written, one at a time, after the programs: none is in memory with another
     made: dict[str, Callable[[], bytes | None]] = {LAYOUT_FILE: lambda: layouts_to_npz(module_layouts(module))}
     if info["mode"] == "static":
-        made[TRACE_FILE] = lambda: trace_bytes(_static_trace(module))
+        made[TRACE_FILE] = lambda: trace_bytes(static_trace(module))
         # the stream tables, once for every chiplet (their steps name them); None: no FSE-DP layer
         made[TABLES_FILE] = lambda: module_stream_tables(module)
     with atomic_directory(outdir) as work:
         files: list[dict[str, Any]] = []
         if streamed:
-            files = _stream_programs(module, work, {} if moved is None else moved)
+            kept = MadeSteps(text_limit) if text_limit is not None else None
+            files = stream_programs(module, work, {} if moved is None else moved, kept)
             count = sum(f["instructions"] for f in files)
-            if text_limit is not None and count <= text_limit:
-                raise FitsTextForms(count)  # the temporary directory goes, outdir stays as it was
+            if kept is not None and count <= kept.limit:
+                raise FitsTextForms(count, kept)  # the temporary directory goes, outdir stays as it was
         for p in programs:
             data = encode(p)
             binf = f"chiplet_{p.chiplet}.bin"

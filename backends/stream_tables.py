@@ -42,6 +42,17 @@ def instruction_records(layer: int, cols: dict[str, np.ndarray], lo: int, hi: in
     return arr
 
 
+_KIND_OF_OPCODE = np.full(256, -1, dtype=np.int64)
+_KIND_OF_OPCODE[_OPCODE_OF_KIND] = np.arange(len(df.KINDS))
+
+
+def ir_columns(recs: np.ndarray) -> dict[str, np.ndarray]:
+    """ISA records back as `dataflow.instructions` columns (`instruction_records`' inverse; the
+    layer column is dropped)."""
+    cols = {f: recs[f].astype(np.int64) for f, _ in df.FIELDS if f not in ("kind", "wide")}
+    return {"kind": _KIND_OF_OPCODE[recs["opcode"]], **cols, "wide": recs["wide"].view(np.int64)}
+
+
 def _layer_tables(ctx: LayerContext, target: Target) -> list[np.ndarray]:
     """Per step, one layer's stream table as ISA records (numpy columns; Python rows only for
     member sets wider than 64 chiplets, which need MASK records)."""

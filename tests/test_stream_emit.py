@@ -1,6 +1,6 @@
 """A static program written a step at a time (emit-isa expanding `dataflow.layer`s into the
-`.bin` files, `_stream_programs`) is byte for byte the one expanded into the IR first, and the
-memory it takes does not grow with the number of steps."""
+`.bin` files, `backends/stream_programs.py`) is byte for byte the one expanded into the IR
+first, and the memory it takes does not grow with the number of steps."""
 
 from __future__ import annotations
 
@@ -197,7 +197,8 @@ def test_failed_streamed_emit_leaves_the_earlier_output(tmp_path: Path, monkeypa
 
 def test_cli_auto_falls_back_to_text_forms(fsedpc, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`--text auto` when the schedule's bound says "maybe big" but the program turns out small:
-    the streamed output is dropped and the program written again with its text forms."""
+    the streamed output is dropped and the program written again with its text forms, from the
+    steps emit-isa made (read back into the IR, not expanded again)."""
     import fsedp_compiler.backends.emit as emit_module
 
     model = tmp_path / "m.mlir"

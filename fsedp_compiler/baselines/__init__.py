@@ -7,6 +7,8 @@ same routing, checks the program says exactly that, and times them (`taskgraph.e
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from fsedp_compiler.baselines.taskgraph import TaskGraph
@@ -23,7 +25,7 @@ from fsedp_compiler.baselines.dp import plan_dp, plan_fsdp
 from fsedp_compiler.baselines.ep import EpState, plan_ep, plan_serial
 from fsedp_compiler.baselines.tp import plan_tp, plan_tp_per_expert
 
-__all__ = ["BASELINES", "INEXACT", "Options", "placement", "plan_layer"]
+__all__ = ["BASELINES", "INEXACT", "Options", "layer_graphs", "placement", "plan_layer"]
 
 
 
@@ -54,28 +56,40 @@ def placement(strategy: str, plan: ShardPlan, target: Target) -> Placement:
 def plan_layer(strategy: str, spec: MoeLayerSpec, plan: ShardPlan, target: Target, ring: Ring,
                trace: RoutingTrace, layer_pos: int, options: Options = Options()) -> list[TaskGraph]:
     """One graph per routed step of the layer, in step order (ep-cache carries its cache)."""
+    return list(layer_graphs(strategy, spec, plan, target, ring, trace, layer_pos, options))
+
+
+def layer_graphs(strategy: str, spec: MoeLayerSpec, plan: ShardPlan, target: Target, ring: Ring,
+                 trace: RoutingTrace, layer_pos: int, options: Options = Options()) -> Iterator[TaskGraph]:
+    """`plan_layer`'s graphs made one step at a time; while suspended it holds none of them (a
+    caller keeps many layers' generators)."""
     if strategy not in BASELINES:
         raise ValueError(strategy)
     topo = Topology(target)
     where = placement(strategy, plan, target)(np.arange(plan.num_streams)[:, None], np.arange(plan.num_shards)[None, :])
     state = EpState()
-    graphs = []
     for s in range(trace.num_steps):
-        experts, _ = trace.step(layer_pos, s)
-        route = StepRoute.build(experts, trace.token_chiplet, plan)
-        graph = TaskGraph(spec.index, s, resident=[0] * target.num_chiplets)
-        b = Builder(graph, spec, plan, target, topo, where)
-        if strategy in ("ep", "ep-cache"):
-            plan_ep(b, route, ring, state, cache=strategy == "ep-cache", layers=options.moe_layers)
-        elif strategy in ("ep-serial", "hydra"):
-            plan_serial(b, route, ring, options, hydra=strategy == "hydra")
-        elif strategy == "tp":
-            plan_tp(b, route, ring)
-        elif strategy == "tp-per-expert":
-            plan_tp_per_expert(b, route, ring)
-        elif strategy == "dp":
-            plan_dp(b, route)
-        else:
-            plan_fsdp(b, route)
-        graphs.append(graph)
-    return graphs
+        yield _step_graph(strategy, spec, plan, target, ring, trace, layer_pos, options, topo, where, state, s)
+
+
+def _step_graph(strategy: str, spec: MoeLayerSpec, plan: ShardPlan, target: Target, ring: Ring,
+                trace: RoutingTrace, layer_pos: int, options: Options, topo: Topology, where: tuple,
+                state: EpState, s: int) -> TaskGraph:
+    """Step s's graph (ep-cache's `state` carried from the step before)."""
+    experts, _ = trace.step(layer_pos, s)
+    route = StepRoute.build(experts, trace.token_chiplet, plan)
+    graph = TaskGraph(spec.index, s, resident=[0] * target.num_chiplets)
+    b = Builder(graph, spec, plan, target, topo, where)
+    if strategy in ("ep", "ep-cache"):
+        plan_ep(b, route, ring, state, cache=strategy == "ep-cache", layers=options.moe_layers)
+    elif strategy in ("ep-serial", "hydra"):
+        plan_serial(b, route, ring, options, hydra=strategy == "hydra")
+    elif strategy == "tp":
+        plan_tp(b, route, ring)
+    elif strategy == "tp-per-expert":
+        plan_tp_per_expert(b, route, ring)
+    elif strategy == "dp":
+        plan_dp(b, route)
+    else:
+        plan_fsdp(b, route)
+    return graph

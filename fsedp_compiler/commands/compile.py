@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from fsedp_compiler.pipeline.compile import AutoBuild, compile_auto, compile_passes
+from fsedp_compiler.pipeline.compile import AutoBuild, compile_auto, compile_passes, last_lowering_left
 from fsedp_compiler.strategies import AUTO, NAMES
 
 DEFAULT_TARGET = "paper-2x2"
@@ -50,15 +50,60 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fsedp_compiler.backends.emit import (TEXT_LIMIT, FitsTextForms, emit, expansion_bound, instruction_count,
-                                              write_text)
+    from fsedp_compiler.backends.emit import TEXT_LIMIT, instruction_count
     from fsedp_compiler.console import human_bytes, make_console
     from fsedp_compiler.dialects.chiplet import SYSTEM_ATTR
-    from fsedp_compiler.errors import FsedpError
-    from fsedp_compiler.files.fileio import display_name, is_stdio, read_text
-    from fsedp_compiler.ir.modules import make_context, parse_module, print_module, spec_from_module
-    from fsedp_compiler.pipeline.driver import run_passes, verify_each_default
+    from fsedp_compiler.files.fileio import display_name, read_text
+    from fsedp_compiler.ir.modules import make_context, parse_module, spec_from_module
+    from fsedp_compiler.pipeline.driver import verify_each_default
     from fsedp_compiler.progress import RunProgress
+
+    mode = check_options(args)
+    auto = args.strategy == AUTO
+    source = read_text(args.model, "MLIR file")
+    ctx = make_context()
+    module = parse_module(source, display_name(args.model), ctx)
+    spec_from_module(module, source)  # the model is whole (a module with its name and layers) before any pass
+    console = make_console(stderr=True)
+    target = args.target
+    if not target and SYSTEM_ATTR not in module.attributes:
+        target = DEFAULT_TARGET
+        console.print(f"fsedpc: no --target given; using the default preset '{DEFAULT_TARGET}'")
+    verify_each = args.verify_each or verify_each_default()
+    build = None
+    passes = [] if auto else compile_passes(args.strategy, target=target, trace=args.trace, mode=mode,
+                                            shards_per_chiplet=args.shards_per_chiplet, buffers=args.buffers,
+                                            order=args.order, direction=args.direction,
+                                            hydra_skip_single=args.hydra_skip_single)
+    # a bar on a terminal, else a status line every 10 s: a static compile of a big model takes a while
+    with RunProgress("compile", total=(1 if auto else len(passes)) + 2, unit="stage") as progress:
+        step = _Compile(ctx, args, source, verify_each, progress)
+        if auto:
+            progress.begin("choosing each layer's strategy (auto)")
+            defer = mode == "static" and args.text != "always"
+            build = compile_auto(ctx, module, target=target, trace=args.trace, mode=mode,
+                                 shards_per_chiplet=args.shards_per_chiplet, buffers=args.buffers,
+                                 candidates=args.candidates, verify_each=verify_each, text=source, defer=defer)
+            module = build.module
+            manifest, moved = step.stream(module, build) if defer else (step.write_in_ir(module, build), None)
+        else:
+            manifest, moved = step.lower_and_write(module, passes, mode)
+    if not step.text_forms and args.text == "auto":
+        count = sum(f["instructions"] for f in manifest["programs"]) if moved is not None else instruction_count(module)
+        console.print(f"fsedpc: {count:,} instructions, more than {TEXT_LIMIT:,}: wrote the .bin "
+                      "programs without their text forms (.fsa, final.mlir); --text always writes them, `fsedpc "
+                      "disasm OUTDIR/chiplet_<i>.bin` prints one")
+    out = make_console()
+    print_summary(module, manifest, out, human_bytes, moved)
+    if build is not None:
+        print_choices(build, manifest["target"]["chiplet"]["sram_mib"], out)
+    return 0
+
+
+def check_options(args: argparse.Namespace) -> str:
+    """The compile's mode (static or dynamic), after rejecting option combinations that conflict."""
+    from fsedp_compiler.errors import FsedpError
+    from fsedp_compiler.files.fileio import is_stdio
 
     auto = args.strategy == AUTO
     mode = args.mode or ("static" if args.trace else "dynamic")
@@ -75,71 +120,71 @@ def run(args: argparse.Namespace) -> int:
     if is_stdio(args.output):
         raise FsedpError("a program is a directory and cannot go to standard output; give a directory name",
                          field="-o")
-    text = read_text(args.model, "MLIR file")
-    ctx = make_context()
-    module = parse_module(text, display_name(args.model), ctx)
-    spec_from_module(module, text)  # the model is whole (a module with its name and layers) before any pass
-    console = make_console(stderr=True)
-    target = args.target
-    if not target and SYSTEM_ATTR not in module.attributes:
-        target = DEFAULT_TARGET
-        console.print(f"fsedpc: no --target given; using the default preset '{DEFAULT_TARGET}'")
-    verify_each = args.verify_each or verify_each_default()
-    build = None
-    deferred = text_forms = False
-    passes = [] if auto else compile_passes(args.strategy, target=target, trace=args.trace, mode=mode,
-                                            shards_per_chiplet=args.shards_per_chiplet, buffers=args.buffers,
-                                            order=args.order, direction=args.direction,
-                                            hydra_skip_single=args.hydra_skip_single)
-    # a bar on a terminal, else a status line every 10 s: a static compile of a big model takes a while
-    with RunProgress("compile", total=(1 if auto else len(passes)) + 2, unit="stage") as progress:
-        if auto:
-            progress.begin("choosing each layer's strategy (auto)")
-            build = compile_auto(ctx, module, target=target, trace=args.trace, mode=mode,
-                                 shards_per_chiplet=args.shards_per_chiplet, buffers=args.buffers,
-                                 candidates=args.candidates, verify_each=verify_each, text=text)
-            module = build.module
-        else:
-            # a static program is expanded into the IR only when its text forms may be written
-            # (final.mlir prints it); else emit-isa expands it a step at a time into the .bin
-            deferred = deferred_expansion(passes, mode, args.text)
-            run_passes(ctx, module, passes[:-1] if deferred else passes, text=text, verify_each=verify_each,
-                       before=lambda p, _: progress.begin(f"pass {p.name}"))
-            if deferred and args.text == "auto" and expansion_bound(module) <= TEXT_LIMIT:
-                deferred = False  # surely small: expand it here, as with its text forms
-                run_passes(ctx, module, passes[-1:], text=text, verify_each=verify_each,
-                           before=lambda p, _: progress.begin(f"pass {p.name}"))
-            elif deferred:
-                progress.begin(f"pass {passes[-1].name} (a step at a time, in emit-isa)")
-        moved: dict[int, list[int]] | None = None
-        manifest = None
-        if deferred:
-            moved = {}
-            progress.begin("without the text forms (--text)")
-            progress.begin("writing the program (emit-isa)")
-            try:
-                manifest = emit(module, args.output, strategy=args.strategy, text=False, moved=moved,
-                                text_limit=TEXT_LIMIT if args.text == "auto" else None)
-            except FitsTextForms:  # small after all: expand it into the IR and write the text forms
-                moved = None
-                run_passes(ctx, module, passes[-1:], text=text, verify_each=verify_each)
-        if manifest is None:
-            text_forms = write_text(module, args.text)
-            progress.begin("printing final.mlir" if text_forms else "without the text forms (--text)")
-            extra = {"final.mlir": print_module(module).encode()} if text_forms else {}
-            progress.begin("writing the program (emit-isa)")
-            manifest = emit(module, args.output, extra_files=extra, strategy=args.strategy,
-                            layer_strategies=build.layer_strategies if build else None, text=text_forms)
-    if not text_forms and args.text == "auto":
-        count = sum(f["instructions"] for f in manifest["programs"]) if moved is not None else instruction_count(module)
-        console.print(f"fsedpc: {count:,} instructions, more than {TEXT_LIMIT:,}: wrote the .bin "
-                      "programs without their text forms (.fsa, final.mlir); --text always writes them, `fsedpc "
-                      "disasm OUTDIR/chiplet_<i>.bin` prints one")
-    out = make_console()
-    print_summary(module, manifest, out, human_bytes, moved)
-    if build is not None:
-        print_choices(build, manifest["target"]["chiplet"]["sram_mib"], out)
-    return 0
+    return mode
+
+
+class _Compile:
+    """The passes and emit-isa of one `fsedpc compile`: a static program without its text forms
+    has its last lowering (expand-dataflow, lower-baseline's instructions) left to emit-isa, which
+    makes it a step at a time into the `.bin` files; `text_forms` says whether they were written."""
+
+    def __init__(self, ctx, args: argparse.Namespace, source: str, verify_each: bool, progress) -> None:
+        self.ctx, self.args, self.source, self.verify_each, self.progress = ctx, args, source, verify_each, progress
+        self.text_forms = False
+
+    def _run(self, module, passes: list) -> None:
+        from fsedp_compiler.pipeline.driver import run_passes
+
+        run_passes(self.ctx, module, passes, text=self.source, verify_each=self.verify_each,
+                   before=lambda p, _: self.progress.begin(f"pass {p.name}"))
+
+    def lower_and_write(self, module, passes: list, mode: str) -> tuple[dict, dict[int, list[int]] | None]:
+        """Run `passes` and write the program; returns the manifest and, when emit-isa made the
+        last lowering, each layer's [DRAM, D2D] bytes (else None: the module holds them)."""
+        from fsedp_compiler.backends.emit import TEXT_LIMIT, expansion_bound
+
+        head = deferred_passes(passes, mode, self.args.text)
+        if head is None:
+            self._run(module, passes)
+            return self.write_in_ir(module), None
+        self._run(module, head)
+        bound = expansion_bound(module) if self.args.text == "auto" else None
+        if bound is not None and bound <= TEXT_LIMIT:  # surely small: lowered here, as with its text forms
+            self._run(module, passes[-1:])
+            return self.write_in_ir(module), None
+        if len(head) < len(passes):
+            self.progress.begin(f"pass {passes[-1].name} (a step at a time, in emit-isa)")
+        return self.stream(module)
+
+    def stream(self, module, build: AutoBuild | None = None) -> tuple[dict, dict[int, list[int]] | None]:
+        """Write a static program whose last lowering emit-isa makes a step at a time; with `--text
+        auto` a program small after all gets what emit-isa made into the IR and its text forms."""
+        from fsedp_compiler.backends.emit import TEXT_LIMIT, FitsTextForms, emit
+        from fsedp_compiler.ir.modules import verify_module
+
+        self.progress.begin("without the text forms (--text)")
+        self.progress.begin("writing the program (emit-isa)")
+        moved: dict[int, list[int]] = {}
+        try:
+            return emit(module, self.args.output, strategy=self.args.strategy, text=False, moved=moved,
+                        layer_strategies=build.layer_strategies if build else None,
+                        text_limit=TEXT_LIMIT if self.args.text == "auto" else None), moved
+        except FitsTextForms as small:  # small after all: what emit-isa made goes into the IR
+            small.made.into_ir(module)
+            verify_module(module, self.source)
+            return self.write_in_ir(module, build), None
+
+    def write_in_ir(self, module, build: AutoBuild | None = None) -> dict:
+        """Write a program the module holds whole, with its text forms when `--text` says so."""
+        from fsedp_compiler.backends.emit import emit, write_text
+        from fsedp_compiler.ir.modules import print_module
+
+        self.text_forms = write_text(module, self.args.text)
+        self.progress.begin("printing final.mlir" if self.text_forms else "without the text forms (--text)")
+        extra = {"final.mlir": print_module(module).encode()} if self.text_forms else {}
+        self.progress.begin("writing the program (emit-isa)")
+        return emit(module, self.args.output, extra_files=extra, strategy=self.args.strategy,
+                    layer_strategies=build.layer_strategies if build else None, text=self.text_forms)
 
 
 def print_choices(build: AutoBuild, sram_mib: float, console) -> None:
@@ -168,12 +213,12 @@ def print_choices(build: AutoBuild, sram_mib: float, console) -> None:
                                          "baselines)" if tied else ""))
 
 
-def deferred_expansion(passes: list, mode: str, text: str) -> bool:
-    """Whether the pipeline's last pass, expand-dataflow, is left to emit-isa (which expands a
-    static program a step at a time into its `.bin` files): static mode without `--text always`."""
-    from fsedp_compiler.passes.expand_dataflow import ExpandDataflowPass
-
-    return mode == "static" and text != "always" and bool(passes) and isinstance(passes[-1], ExpandDataflowPass)
+def deferred_passes(passes: list, mode: str, text: str) -> list | None:
+    """The pipeline with its last lowering left to emit-isa (`last_lowering_left`): static mode
+    without `--text always`. None: nothing is left to emit-isa."""
+    if mode != "static" or text == "always":
+        return None
+    return last_lowering_left(passes)
 
 
 def print_summary(module, manifest, console, human_bytes, moved: dict[int, list[int]] | None = None) -> None:

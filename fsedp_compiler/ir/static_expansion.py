@@ -41,13 +41,15 @@ class StaticExpansion:
     per-chiplet instruction columns of those steps. Only each layer's shard plan and its tables are
     kept between calls (`release` drops a layer's)."""
 
-    def __init__(self, module: ModuleOp, where: str) -> None:
+    def __init__(self, module: ModuleOp, where: str, layouts: dict[int, LayerLayout] | None = None) -> None:
+        """`layouts`: the program's DRAM image when some layers are not FSE-DP's (`--strategy
+        auto`; default: every layer dealt as FSE-DP deals it)."""
         target = require_target(module, where)
         self.num_chiplets = target.num_chiplets
         self.ports = port_maps(target.edges, target.num_chiplets)
         contexts = layer_contexts(module)
         self._contexts: dict[int, LayerContext] = {c.spec.index: c for c in contexts}
-        self._layouts: dict[int, LayerLayout] | None = None
+        self._layouts: dict[int, LayerLayout] | None = layouts
         self._all = contexts
         self._cached: dict[int, tuple[ShardPlan, list[Ring], str, PlanTables]] = {}
 

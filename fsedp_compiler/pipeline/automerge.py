@@ -3,8 +3,11 @@
 Each strategy's module is compiled whole from the same sharded module (same shard plans, same
 routing); the spliced module takes, per MoE layer, that layer's ops from the module of the
 strategy chosen for it: its `fsedp.streams` and schedule, or its `fsedp.baseline`, and on every
-chiplet its `dataflow.instructions` (static) or `dataflow.layer` (dynamic). Dense blocks, the
-routing and the templates are the same in every module.
+chiplet its `dataflow.instructions` (static) or `dataflow.layer` (dynamic). Dense blocks and the
+routing are the same in every module. A static program written without its text forms is
+spliced before its last lowering (`compile_auto(defer=True)`): its FSE-DP layers are still
+`dataflow.layer`s (their template comes along) and its baseline layers have no program op yet;
+emit-isa makes both in the spliced program's own DRAM image.
 
 One thing differs between modules beyond the layer itself: the DRAM image. Each channel stores
 its tiles layer after layer (`layout.build_layouts`), so a layer's addresses depend on how the
@@ -48,6 +51,7 @@ def splice(modules: dict[str, ModuleOp], picks: dict[int, str]) -> ModuleOp:
     out = modules[base]
     out_layers = {c.spec.index: c for c in layer_contexts(out)}
     out_programs = _program_layer_ops(out)
+    out_chiplets = [o for o in out.ops if isinstance(o, df.ProgramOp)]
     for strategy, src in modules.items():
         if strategy == base:
             continue
@@ -63,11 +67,41 @@ def splice(modules: dict[str, ModuleOp], picks: dict[int, str]) -> ModuleOp:
                 new = op.clone()
                 Rewriter.insert_op(new, InsertPoint.after(anchor))
                 anchor = new
-            for (chiplet, index), old in out_programs.items():
-                if index == layer:
-                    Rewriter.replace_op(old, src_programs[(chiplet, index)].clone())
+            for prog in out_chiplets:
+                _swap_program_op(prog, layer, out_programs.get((prog.prop_int("chiplet"), layer)),
+                                 src_programs.get((prog.prop_int("chiplet"), layer)))
+        _copy_templates(out, src)
     relocate(out)
     return out
+
+
+def _swap_program_op(prog: df.ProgramOp, layer: int, old: Operation | None, new: Operation | None) -> None:
+    """In chiplet program `prog`, the layer's op `old` becomes a clone of `new` (the chosen
+    strategy's). Either may be missing: a baseline layer whose instructions emit-isa makes."""
+    from fsedp_compiler.backends.stream_programs import block_place
+
+    clone = new.clone() if new is not None else None
+    if old is not None and clone is not None:
+        Rewriter.replace_op(old, clone)
+    elif old is not None:
+        Rewriter.erase_op(old)
+    elif clone is not None:
+        body = list(prog.body.block.ops)
+        at = block_place(body, layer)
+        if at < len(body):
+            Rewriter.insert_op(clone, InsertPoint.before(body[at]))
+        else:
+            prog.body.block.add_op(clone)
+
+
+def _copy_templates(out: ModuleOp, src: ModuleOp) -> None:
+    """The `dataflow.template`s of `src` that `out`'s programs now run and it lacks."""
+    have = {o.prop_str("name") for o in out.ops if isinstance(o, df.TemplateOp)}
+    wanted = {op.prop_str("template") for prog in out.ops if isinstance(prog, df.ProgramOp)
+              for op in prog.body.block.ops if isinstance(op, df.LayerOp)}
+    for template in [o for o in src.ops if isinstance(o, df.TemplateOp)]:
+        if template.prop_str("name") in wanted - have:
+            out.body.block.add_op(template.clone())
 
 
 def relocate(module: ModuleOp) -> None:

@@ -67,6 +67,22 @@ def strategy_passes(strategy: str, *, trace: str | None, mode: str, order: str |
     ]
 
 
+def last_lowering_left(passes: list) -> list | None:
+    """`passes` with their last lowering left to emit-isa, which makes a static program a step at
+    a time into its `.bin` files: expand-dataflow left out, lower-baseline lowering only the
+    layers' ops (`LowerBaselineOpsPass`). None: the pipeline ends in neither."""
+    from fsedp_compiler.passes.expand_dataflow import ExpandDataflowPass
+    from fsedp_compiler.passes.lower_baseline import LowerBaselineOpsPass, LowerBaselinePass
+
+    last = passes[-1] if passes else None
+    if isinstance(last, ExpandDataflowPass):
+        return passes[:-1]
+    if type(last) is LowerBaselinePass:
+        return passes[:-1] + [LowerBaselineOpsPass(strategy=last.strategy, trace=last.trace,
+                                                   hydra_skip_single=last.hydra_skip_single)]
+    return None
+
+
 @dataclass
 class AutoBuild:
     """`--strategy auto`'s program: the spliced module, each layer's choice, and the routing the
@@ -90,10 +106,11 @@ class AutoBuild:
 
 def compile_auto(ctx, module, *, target: str | None, trace: str | None, mode: str, shards_per_chiplet: int = 0,
                  buffers: int = 0, candidates: str | None = None, verify_each: bool = False,
-                 text: str | None = None) -> AutoBuild:
+                 text: str | None = None, defer: bool = False) -> AutoBuild:
     """Shard `module`, estimate every candidate per MoE layer on the routing (`trace`, or in dynamic
     mode without one a synthetic uniform trace), and compile the fastest plan that fits SRAM per
-    layer (fsedp_compiler/pipeline/auto.py)."""
+    layer (fsedp_compiler/pipeline/auto.py). `defer` (static): each layer's last lowering is left
+    to emit-isa (`last_lowering_left`)."""
     import os
 
     from fsedp_compiler.errors import FsedpError
@@ -121,7 +138,12 @@ def compile_auto(ctx, module, *, target: str | None, trace: str | None, mode: st
                  "no --trace was given; give one to choose on real routing")
     choices = evaluate(module, routing, names, mode)
     picks = {c.layer: c.chosen.strategy for c in choices}
-    merged = lower_picks(ctx, module, picks, lambda s: strategy_passes(s, trace=trace if mode == "static" else None,
-                                                                       mode=mode))
+
+    def passes_of(strategy: str) -> list:
+        passes = strategy_passes(strategy, trace=trace if mode == "static" else None, mode=mode)
+        left = last_lowering_left(passes) if defer and mode == "static" else None
+        return passes if left is None else left
+
+    merged = lower_picks(ctx, module, picks, passes_of)
     verify_module(merged, text)
     return AutoBuild(merged, choices, words)

@@ -115,13 +115,13 @@ def fsedp_schedules(spec: MoeLayerSpec, plan: ShardPlan, rings: Sequence[Ring], 
 
 def baseline_layer(strategy: str, spec: MoeLayerSpec, plan: ShardPlan, target: Target, trace: RoutingTrace,
                    layer_pos: int, hydra_skip_single: bool = False, moe_layers: int = 1) -> LayerEstimate:
-    """A baseline layer's task graphs, one per step, list-scheduled."""
-    from fsedp_compiler.baselines import Options, plan_layer
+    """A baseline layer's task graphs, one per step, list-scheduled (made one at a time)."""
+    from fsedp_compiler.baselines import Options, layer_graphs
 
     kind = {"dma": "dram", "link": "link", "compute": "compute"}
     acc = _Accumulator(target.num_chiplets)
-    for graph in plan_layer(strategy, spec, plan, target, Ring(target.ring), trace, layer_pos,
-                            Options(hydra_skip_single, moe_layers)):
+    for graph in layer_graphs(strategy, spec, plan, target, Ring(target.ring), trace, layer_pos,
+                              Options(hydra_skip_single, moe_layers)):
         run = execute_graph(graph, target.num_chiplets)
         acc.add(run.makespan, run.peak_bytes,  # FREEs of cached tiles run on a "control" resource: not an engine
                 (((kind[t.resource[0]], *t.resource[1:]), t.busy) for t in graph.tasks if t.resource[0] in kind))
