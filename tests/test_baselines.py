@@ -152,6 +152,24 @@ def test_graph_invariants(strategy: str, target: str, tokens: int, skew: str, se
             assert max(tl.peak_bytes) <= t.chiplet.sram_bytes
 
 
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(target=st.sampled_from(TARGETS), tokens=st.integers(1, 20), seed=st.integers(0, 10_000))
+def test_fsdp_waits_on_an_experts_last_ffn_as_on_all(target: str, tokens: int, seed: int) -> None:
+    """fsdp gates the reads and arrivals of an expert on the last FFN of the expert two back at
+    each needing chiplet, not on all of them (`plan_fsdp`): exact because that FFN ends last."""
+    t, plan, trace, graphs = _graphs("fsdp", target, tokens, "zipf:1.0", seed)
+    for graph in graphs:
+        tl = execute(graph, t.num_chiplets)
+        ffns = defaultdict(list)
+        for i, task in enumerate(graph.tasks):
+            if task.kind == FFN:
+                ffns[(task.chiplet, task.expert)].append(i)
+        for group in ffns.values():
+            assert tl.end[group[-1]] == max(tl.end[i] for i in group)
+        loads = [task for task in graph.tasks if task.kind == "load"]
+        assert all(len(task.deps) <= t.num_chiplets for task in loads)
+
+
 @settings(max_examples=15, deadline=None)
 @given(target=st.sampled_from(TARGETS), tokens=st.integers(1, 24), seed=st.integers(0, 10_000))
 def test_traffic_sanity(target: str, tokens: int, seed: int) -> None:

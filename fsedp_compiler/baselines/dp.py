@@ -39,8 +39,11 @@ def plan_fsdp(b: Builder, route: StepRoute) -> None:
     for e in paired_order(route):
         needing = route.tokens[e]
         # arrivals into c of this expert wait until the expert two back at c is computed; the
-        # reads wait for every needing chiplet's buffer (no unbounded staging at the homes)
-        gate = {c: tuple(done[c][-2]) if len(done.get(c, [])) >= 2 else () for c in needing}
+        # reads wait for every needing chiplet's buffer (no unbounded staging at the homes). Its
+        # last FFN stands for all of them: they became ready together (all tiles there) on one
+        # compute engine, which serves equally ready tasks in program order, so it ends last
+        # (waiting on every one made Mixtral's reads 1,792 waits each, 390 k per chiplet-step)
+        gate = {c: (done[c][-2][-1],) if len(done.get(c, [])) >= 2 else () for c in needing}
         all_free = tuple(i for deps in gate.values() for i in deps)
         at: dict[int, list[int]] = {c: [] for c in needing}
         for j in range(m):
