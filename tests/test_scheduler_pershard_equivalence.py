@@ -86,6 +86,19 @@ def bench_like_steps(n: int, experts: int, top_k: int, shared: int, tokens: int,
         yield plan, StepRouting(chosen, np.full(chosen.shape, 1.0 / top_k, np.float32), where, 0, step)
 
 
+def schedule_bench_like(targets: list[Target], policies: list[Policy], shape: tuple[int, int, int, int],
+                        seed: int) -> None:
+    """Every policy on `bench_like_steps` of `shape` (experts, top-k, shared, tokens) on each
+    target with slow, medium and fast links (the seed counts up from `seed`)."""
+    for k, (target, gbps) in enumerate(itertools.product(targets, (2.0, 34.1, 400.0))):
+        target = slow_links(target, gbps)
+        cost = CostModel(target)
+        rings = [Ring(r) for r in target.rings]
+        for plan, routing in bench_like_steps(target.num_chiplets, *shape, seed + k, target):
+            for policy in policies:
+                schedule(routing, plan, rings, cost, policy)
+
+
 def test_schedule_equals_the_frozen_scheduler_on_bench_sized_steps(monkeypatch) -> None:
     """Seeded steps with up to a hundred active experts, on rings, tori and fully connected
     targets, links from slow (the links bind: no plan skipped) to fast (the first plan wins);
@@ -176,14 +189,8 @@ def test_skipping_plans_changes_nothing(monkeypatch) -> None:
 
     monkeypatch.setattr(scheduler, "per_shard", both)
     policies = [Policy(o, "per-shard", t) for o in ORDERS for t in TRAJECTORIES]
-    for seed, (target, gbps) in enumerate(itertools.product(
-            [resolve_target("torus-4x4"), full_target(6), resolve_target("ring-8")], (2.0, 34.1, 400.0))):
-        target = slow_links(target, gbps)
-        cost = CostModel(target)
-        rings = [Ring(r) for r in target.rings]
-        for plan, routing in bench_like_steps(target.num_chiplets, 48, 6, 1, 24, 100 + seed, target):
-            for policy in policies:
-                schedule(routing, plan, rings, cost, policy)
+    schedule_bench_like([resolve_target("torus-4x4"), full_target(6), resolve_target("ring-8")], policies,
+                        (48, 6, 1, 24), 100)
     assert calls["compared"] == 9 * 4 * len(policies)
 
 
@@ -302,14 +309,8 @@ def test_member_table_picks_what_the_sweeps_pick(monkeypatch) -> None:
 
     monkeypatch.setattr(scheduler, "per_shard", compared)
     policies = [Policy(o, "per-shard", t, r) for o in ORDERS for t in TRAJECTORIES for r in ("all", "one")]
-    for seed, (target, gbps) in enumerate(itertools.product(
-            [resolve_target("ring-8"), full_target(6), resolve_target("torus-4x4")], (2.0, 34.1, 400.0))):
-        target = slow_links(target, gbps)
-        cost = CostModel(target)
-        rings = [Ring(r) for r in target.rings]
-        for plan, routing in bench_like_steps(target.num_chiplets, 8, 2, 0, 16, 200 + seed, target):
-            for policy in policies:
-                schedule(routing, plan, rings, cost, policy)
+    schedule_bench_like([resolve_target("ring-8"), full_target(6), resolve_target("torus-4x4")], policies,
+                        (8, 2, 0, 16), 200)
     assert calls["tabulated"] > 0
 
 

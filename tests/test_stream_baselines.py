@@ -4,10 +4,10 @@ grow with the number of steps; and `--text auto` of a small program makes its la
 
 from __future__ import annotations
 
-import tracemalloc
 from pathlib import Path
 
 import pytest
+from emit_support import SMALL_SPEC, traced_emit
 
 from fsedp_compiler.backends.emit import FitsTextForms, emit, moved_bytes
 from fsedp_compiler.baselines.expansion import BaselineExpansion
@@ -95,16 +95,8 @@ def test_unlowered_baseline_needs_streaming(tmp_path: Path) -> None:
 
 def _compile_peak(tmp_path: Path, steps: int, lower: bool) -> tuple[int, int]:
     """(tracemalloc peak of an ep compile written without text forms, instructions written)."""
-    spec = ModelSpec("m", 4, (DenseSpec(0, 64, 64),), tuple(MoeLayerSpec(i, 32, 64, 12, 3, 0, 0) for i in (1, 2, 3)))
-    trace = _trace(tmp_path, steps, spec, 48)
-    tracemalloc.start()
-    try:
-        module = _module(trace, "ep", lower, spec)
-        manifest = emit(module, str(tmp_path / f"out{steps}{lower}"), text=False)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    return peak, sum(p["instructions"] for p in manifest["programs"])
+    trace = _trace(tmp_path, steps, SMALL_SPEC, 48)
+    return traced_emit(lambda: _module(trace, "ep", lower, SMALL_SPEC), tmp_path / f"out{steps}{lower}")
 
 
 def test_baseline_compile_memory_does_not_grow_with_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,11 +4,11 @@ first, and the memory it takes does not grow with the number of steps."""
 
 from __future__ import annotations
 
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
+from emit_support import SMALL_SPEC, traced_emit
 
 from fsedp_compiler.backends.emit import FitsTextForms, emit, expansion_bound, instruction_count, moved_bytes
 from fsedp_compiler.dialects import dataflow as df
@@ -115,20 +115,16 @@ def test_cli_streamed_equals_text_forms_run(fsedpc, tmp_path: Path) -> None:
 def _compile_peak(tmp_path: Path, steps: int, expand: bool) -> tuple[int, int]:
     """(tracemalloc peak of a static compile: passes, then emit-isa without text forms,
     instructions written) at `steps` steps; `expand`: expand-dataflow into the IR first."""
-    spec = ModelSpec("m", 4, (DenseSpec(0, 64, 64),),
-                     tuple(MoeLayerSpec(i, 32, 64, 12, 3, 0, 0) for i in (1, 2, 3)))
     trace = tmp_path / f"r{steps}.npz"
-    save_trace(synth_trace(spec, 48, steps, 16, "zipf:0.8", 0.3, 5), str(trace))
+    save_trace(synth_trace(SMALL_SPEC, 48, steps, 16, "zipf:0.8", 0.3, 5), str(trace))
     passes = compile_passes("fsedp", target="mesh-4x4", trace=str(trace), mode="static", shards_per_chiplet=2)
-    tracemalloc.start()
-    try:
-        module = module_from_spec(spec)
+
+    def build():
+        module = module_from_spec(SMALL_SPEC)
         run_passes(make_context(), module, passes if expand else passes[:-1])
-        manifest = emit(module, str(tmp_path / f"out{steps}{expand}"), text=False)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    return peak, sum(p["instructions"] for p in manifest["programs"])
+        return module
+
+    return traced_emit(build, tmp_path / f"out{steps}{expand}")
 
 
 def test_static_compile_memory_does_not_grow_with_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

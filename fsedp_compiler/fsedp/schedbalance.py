@@ -195,6 +195,7 @@ class _Swept:
         self.longest, self.shorter = zip(*(arc_lengths(t, h, active) for t, h in zip(usable, self.lengths)))
         self.weights: list[np.ndarray] = []  # per ring, `home_weights`, when a plan needs them
         self.rows: list[list[list[int]]] = []  # `longest` as lists, when a plan needs them
+        self.short: list[tuple[np.ndarray, np.ndarray]] = []  # `short_link_bytes` per ring, once built
 
     def cw_peak(self) -> int:
         """The busiest link's bytes with every stream clockwise on R1's ring."""
@@ -229,8 +230,12 @@ class _Swept:
         return self.rows
 
     def shorts(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        self.weights[:] = self.weights or [home_weights(t, self.active) for t in self.usable]
-        return [short_link_bytes(t, h, w, a) for t, h, w, a in zip(self.usable, self.lengths, self.weights, self.after)]
+        """Per ring, the SHORT and SHORT_CCW ways' link bytes (built once: the plan and `refine` read them)."""
+        if not self.short:
+            self.weights[:] = self.weights or [home_weights(t, self.active) for t in self.usable]
+            self.short.extend(short_link_bytes(t, h, w, a)
+                              for t, h, w, a in zip(self.usable, self.lengths, self.weights, self.after))
+        return self.short
 
     def options(self) -> tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray]]]:
         """Per ring, the streams' CW/CCW arcs and SHORT/SHORT_CCW link bytes (`refine`'s input)."""
