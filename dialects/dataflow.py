@@ -50,7 +50,7 @@ POLICIES = ("next",)
 #: is the layer's one `fsedp.static_schedule`, shared by every chiplet.
 KINDS: tuple[str, ...] = (
     "nop", "stream", "mask", "loads", "recvs", "sends", "ffns", "frees", "sync", "dense",
-    "load", "send", "recv", "toksend", "tokrecv", "reduce", "ffn", "acc", "free", "wait", "table",
+    "load", "send", "recv", "toksend", "tokrecv", "reduce", "ffn", "acc", "free", "wait", "table", "join",
 )
 #: The instruction fields of `dataflow.instructions`, with their array widths in bits: the kind,
 #: then the ISA's record columns without the layer (stored once on the op). `wide` holds 64-bit

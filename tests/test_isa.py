@@ -202,7 +202,7 @@ def test_opcode_table() -> None:
         "nop": (0x00, "control"), "load": (0x01, "dma"), "send": (0x02, "link_out"), "recv": (0x03, "link_in"),
         "ffn": (0x04, "compute"), "free": (0x05, "control"), "acc": (0x06, "compute"),
         "reduce": (0x07, "link_out"), "dense": (0x08, "compute"), "sync": (0x09, "control"),
-        "toksend": (0x0A, "link_out"), "tokrecv": (0x0B, "link_in"), "wait": (0x0C, "control"),
+        "toksend": (0x0A, "link_out"), "tokrecv": (0x0B, "link_in"), "wait": (0x0C, "control"), "join": (0x0D, "control"),
         "streams": (0x10, "control"), "foreach": (0x11, "control"), "when": (0x12, "control"),
         "where": (0x13, "control"), "stream": (0x14, "control"), "mask": (0x15, "control"), "table": (0x16, "control"),
         "halt": (0x1F, "control"), "loads": (0x21, "dma"), "sends": (0x22, "link_out"),

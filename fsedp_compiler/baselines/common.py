@@ -13,7 +13,7 @@ from functools import cached_property
 
 import numpy as np
 
-from fsedp_compiler.baselines.taskgraph import ACC, FFN, LOAD, Task, TaskGraph, transfer_cost
+from fsedp_compiler.baselines.taskgraph import ACC, FFN, JOIN, LOAD, Task, TaskGraph, transfer_cost
 from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.fsedp.shardplan import ShardPlan
 from fsedp_compiler.inputs.model import MoeLayerSpec
@@ -202,6 +202,11 @@ class Builder:
         busy = self.cost.ffn_ns(params, len(tokens))
         return self.graph.add(Task(FFN, chiplet, ("compute", chiplet, 0), busy, 0, deps, expert, tile,
                                    tokens=tokens, params=params, sets=sets))
+
+    def join(self, chiplet: int, expert: int, deps: tuple[int, ...]) -> int:
+        """One task standing for all of `deps` (usable when they all are, holding them until its
+        own dependents finish): tasks that each need all of them wait on it instead."""
+        return self.graph.add(Task(JOIN, chiplet, ("control", chiplet, 0), 0, 0, deps, expert, 0))
 
     def acc(self, chiplet: int, expert: int, group: int, tokens: tuple[int, ...], deps: tuple[int, ...],
             row: int = 0) -> int:

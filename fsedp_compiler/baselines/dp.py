@@ -58,5 +58,8 @@ def plan_fsdp(b: Builder, route: StepRoute) -> None:
                                            first_extra=gate.get(nxt, ()))
                 at[c].append(have[c])
         for c, toks in needing.items():
-            ffns = [b.ffn(c, e, j, toks, tuple(at[c])) for j in range(m)]
+            # every FFN needs every tile: one JOIN of the m arrivals, each FFN waits on it (2m
+            # waits where m x m made a Mixtral layer step 1.6 M instructions)
+            whole = (b.join(c, e, tuple(at[c])),) if m > 2 else tuple(at[c])
+            ffns = [b.ffn(c, e, j, toks, whole) for j in range(m)]
             done.setdefault(c, []).append(ffns)

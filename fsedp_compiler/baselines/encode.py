@@ -1,7 +1,7 @@
 """A baseline layer step's task graph as per-chiplet task-program instructions (ISA v2).
 
 Task i is instruction `id = i + 1` on its chiplet, in task (program) order: LOAD, SEND, TOKSEND,
-REDUCE, FFN, ACC or FREE, preceded by one WAIT per dependency. A transfer also puts its receive
+REDUCE, FFN, ACC, FREE or JOIN, preceded by one WAIT per dependency. A transfer also puts its receive
 (RECV for tiles, TOKRECV for token rows and partial sums) with the same id on the receiving
 chiplet at the same position. Then SYNC. A buffer is released when the last instruction waiting
 on the one that filled it finishes (cache fills: when a FREE names them). Rows are IR rows:
@@ -10,7 +10,7 @@ on the one that filled it finishes (cache fills: when a FREE names them). Rows a
 
 from __future__ import annotations
 
-from fsedp_compiler.baselines.taskgraph import ACC, FFN, FREE, LOAD, REDUCE, SEND, TOKSEND, TaskGraph
+from fsedp_compiler.baselines.taskgraph import ACC, FFN, FREE, JOIN, LOAD, REDUCE, SEND, TOKSEND, TaskGraph
 from fsedp_compiler.ir.layout import LayerLayout
 from fsedp_compiler.ir.rows import ir_row as _row
 
@@ -36,6 +36,8 @@ def graph_rows(graph: TaskGraph, ports: list[dict[int, int]], n: int,
             out.append(_row("acc", s=s, e=t.expert, g=t.shard, row=t.row, tokens=t.rows, id=tid))
         elif t.kind == FREE:
             out.append(_row("free", s=s, e=t.expert, j=t.shard, id=tid))
+        elif t.kind == JOIN:
+            out.append(_row("join", s=s, id=tid))
         elif t.kind == SEND:
             keys = dict(s=s, e=t.expert, j=t.shard, id=tid, bytes=t.nbytes)
             out.append(_row("send", port=ports[t.chiplet][t.peer], **keys))

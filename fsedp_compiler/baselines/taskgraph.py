@@ -11,6 +11,11 @@ load into a buffer depend on the last use of the tile that held it before. So th
 DAG and `execute` cannot deadlock; it is a work-conserving list scheduler where each resource
 serves the ready task that became ready first (ties: the lower task index, i.e. program order),
 the same rule the FSE-DP engine model uses for links and compute (`streaming.execute`).
+
+A JOIN is a task without work or resource: its result is usable the moment its last dependency's
+is, and it passes holds on (what it depends on stays held until its own dependents have
+finished). m FFNs that each need all m tiles of an expert then take 2m dependencies, not m x m,
+with the same timing and SRAM.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from fsedp_compiler.costmodel import CostModel
 
 #: Task kinds (each becomes one instruction on `chiplet`, plus a receive on `peer` for transfers).
 LOAD, SEND, FFN, TOKSEND, REDUCE, ACC, FREE = "load", "send", "ffn", "toksend", "reduce", "acc", "free"
+JOIN = "join"
 TRANSFERS = (SEND, TOKSEND, REDUCE)
 
 
@@ -104,8 +110,32 @@ def execute(graph: TaskGraph, num_chiplets: int) -> GraphTimeline:
 
     def release(i: int) -> None:
         t = tasks[i]
-        if t.holds and not t.keep:
+        if t.kind == JOIN:  # its dependents are done: so is its hold on what it joined
+            for d in t.deps:
+                uses_left[d] -= 1
+                if uses_left[d] == 0:
+                    release(d)
+        elif t.holds and not t.keep:
             held[t.holder] -= t.holds
+
+    def wake(i: int) -> int:
+        """Task i's last dependency is usable now: queue it, or resolve a JOIN at once (it never
+        occupies a resource, so it becomes usable within the same instant). Returns the tasks
+        made usable."""
+        t = tasks[i]
+        if t.kind != JOIN:
+            heapq.heappush(ready[t.resource], (now, i))
+            touched.add(t.resource)
+            return 0
+        start[i] = end[i] = now
+        if not dependents[i]:
+            release(i)
+        count = 1
+        for j in dependents[i]:
+            waiting[j] -= 1
+            if not waiting[j]:
+                count += wake(j)
+        return count
 
     def try_start(res: tuple) -> None:
         queue = ready[res]
@@ -124,13 +154,11 @@ def execute(graph: TaskGraph, num_chiplets: int) -> GraphTimeline:
         heapq.heappush(events, (now + t.busy, 0, i))
 
     touched: set[tuple] = set()
-    for i, t in enumerate(tasks):
-        if not waiting[i]:
-            heapq.heappush(ready[t.resource], (0, i))
-            touched.add(t.resource)
+    done = 0
+    for i in [i for i in range(n) if not waiting[i]]:  # before any wake: a JOIN wakes its dependents
+        done += wake(i)
     for res in sorted(touched):
         try_start(res)
-    done = 0
     while events:
         now = events[0][0]
         touched = set()
@@ -153,8 +181,12 @@ def execute(graph: TaskGraph, num_chiplets: int) -> GraphTimeline:
             for j in dependents[i]:
                 waiting[j] -= 1
                 if not waiting[j]:
-                    heapq.heappush(ready[tasks[j].resource], (now, j))
-                    touched.add(tasks[j].resource)
+                    res = tasks[j].resource
+                    if res[0] == "control" and tasks[j].kind == JOIN:
+                        done += wake(j)
+                    else:  # wake(j), inlined: the hot path
+                        heapq.heappush(ready[res], (now, j))
+                        touched.add(res)
         for res in sorted(touched):
             try_start(res)
     assert done == n, "a task graph is a DAG: every task runs"

@@ -76,6 +76,7 @@ SYNC = 0x09
 TOKSEND = 0x0A
 TOKRECV = 0x0B
 WAIT = 0x0C
+JOIN = 0x0D
 STREAMS = 0x10
 FOREACH = 0x11
 WHEN = 0x12
@@ -216,6 +217,11 @@ OPS: dict[int, OpInfo] = {
         OpInfo(WAIT, "wait", "control", "task", (_WAIT_ID,),
                "The next instruction that is not a WAIT starts only once task `id` of this layer "
                "step (on any chiplet) has its result usable."),
+        OpInfo(JOIN, "join", "control", "task", (_L, _S, _ID),
+               "A task without work: its result is usable as soon as every task its WAITs name has "
+               "its result usable. Waiting on it waits on all of those, and their buffers stay held "
+               "until every task waiting on the join has its result usable (m tiles needed by m FFNs: "
+               "2m waits, not m x m)."),
         OpInfo(STREAMS, "streams", "control", "dynamic", (_L, _S),
                "Asks the controller for layer `l`'s stream table of the current step (rows in the "
                "global order, R6); the controller's scheduler latency is charged here."),

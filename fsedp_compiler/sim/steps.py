@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from fsedp_compiler.isa import ACC, ANY_ADDR, ANY_UNIT, DENSE, FFN, FFNS, FREE, FREES, HALT, LOAD, LOADS, MASK, NOP, OPS, RECV, RECVS, REDUCE, SEND, SENDS, STREAM, STREAMS, SYNC, TABLE, TOKRECV, TOKSEND, WAIT
+from fsedp_compiler.isa import ACC, ANY_ADDR, ANY_UNIT, DENSE, FFN, FFNS, FREE, FREES, HALT, JOIN, LOAD, LOADS, MASK, NOP, OPS, RECV, RECVS, REDUCE, SEND, SENDS, STREAM, STREAMS, SYNC, TABLE, TOKRECV, TOKSEND, WAIT
 
 from fsedp_compiler.sim.errors import ProgramError
 from fsedp_compiler.sim.loader import LayerDesc, Loaded
@@ -28,7 +28,7 @@ from fsedp_compiler.sim.stream_engine import StreamStep
 from fsedp_compiler.sim.trajectory import Trajectories
 
 STREAM_OPS = frozenset({TABLE, STREAM, MASK, LOADS, RECVS, SENDS, FFNS, FREES})
-TASK_OPS = frozenset({LOAD, SEND, RECV, TOKSEND, TOKRECV, REDUCE, FFN, ACC, FREE, WAIT})
+TASK_OPS = frozenset({LOAD, SEND, RECV, TOKSEND, TOKRECV, REDUCE, FFN, ACC, FREE, WAIT, JOIN})
 _ROLE = {LOADS: 0, RECVS: 1, SENDS: 2, FFNS: 3, FREES: 4}
 # record columns
 OP, UNIT, X, LAYER, STEP, EXPERT, SHARD, Y, Z, N, ARG, WIDE = range(12)

@@ -127,7 +127,7 @@ def decode_tasks(loaded: Loaded, phase: Phase, routing: Routing, cost) -> TaskSt
                 t.engine = ("compute", c, 0)
                 t.row, t.tokens = r[Y], r[Z]
                 t.busy = cost.dense_ns(spec.d_model, t.tokens)
-            else:  # FREE of a kept tile
+            else:  # FREE of a kept tile, or a JOIN (control, no work)
                 t.engine = ("control", c, 0)
             tasks[tid] = t
             waits = []

@@ -7,7 +7,9 @@ or link latency); each engine runs one task at a time, the ready task that becam
 (ties: the lower id). A buffer filled by a LOAD, or at the receiving end of a transfer, holds its
 bytes from the task's start until the last task that waits on it has its result usable, or, for
 a kept tile (`load ... keep=1`, a cache), until a FREE names it. Tiles must be present where a
-SEND or an FFN uses them: a missing WAIT shows as a located error.
+SEND or an FFN uses them: a missing WAIT shows as a located error. A JOIN does no work on no
+engine: its result is usable the instant its WAITs are met, and what they filled stays held until
+every task waiting on the join has its result usable.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from fsedp_compiler.sim.errors import DeadlockError
 from fsedp_compiler.sim.stream_engine import StepRun
 
-LOAD, SEND, TOKSEND, REDUCE, FFN, ACC, FREE = "load", "send", "toksend", "reduce", "ffn", "acc", "free"
+LOAD, SEND, TOKSEND, REDUCE, FFN, ACC, FREE, JOIN = "load", "send", "toksend", "reduce", "ffn", "acc", "free", "join"
 TRANSFERS = (SEND, TOKSEND, REDUCE)
 
 
@@ -102,11 +104,35 @@ def run_task_step(st: TaskStep, residency: Residency, d_model: int, cost, error,
 
     def release(i: int) -> None:
         t = tasks[i]
-        if t.holds and not t.keep:
+        if t.kind == JOIN:  # every task waiting on it is done: so is its hold on what it joined
+            for w in t.waits:
+                k = index[w]
+                uses_left[k] -= 1
+                if uses_left[k] == 0:
+                    release(k)
+        elif t.holds and not t.keep:
             held[t.holder] -= t.holds
             if t.kind in (LOAD, SEND):
                 key = (t.expert, t.shard)
                 present[t.holder][key] -= 1
+
+    def wake(i: int) -> int:
+        """Task i's WAITs are met now: queue it on its engine, or resolve a JOIN at once.
+        Returns the tasks made usable."""
+        t = tasks[i]
+        if t.kind != JOIN:
+            heapq.heappush(ready.setdefault(t.engine, []), (now, i))
+            touched.add(t.engine)
+            return 0
+        start[i] = end[i] = now
+        if not waiters[i]:
+            release(i)
+        count = 1
+        for j in waiters[i]:
+            waiting[j] -= 1
+            if not waiting[j]:
+                count += wake(j)
+        return count
 
     def try_start(eng: tuple) -> None:
         queue = ready.get(eng)
@@ -141,15 +167,14 @@ def run_task_step(st: TaskStep, residency: Residency, d_model: int, cost, error,
             run.ops.append((t.kind, c, unit, t.expert, t.shard, now, now + t.busy))
         heapq.heappush(events, (now + t.busy, 0, i))
 
-    for i, t in enumerate(tasks):
-        if not waiting[i]:
-            ready.setdefault(t.engine, []).append((0, i))
-    for eng in sorted(ready):
-        heapq.heapify(ready[eng])
+    touched: set[tuple] = set()
+    for i in [i for i in range(len(tasks)) if not waiting[i]]:  # before any wake: a JOIN wakes its dependents
+        done += wake(i)
+    for eng in sorted(touched):
         try_start(eng)
     while events:
         now = events[0][0]
-        touched: set[tuple] = set()
+        touched = set()
         while events and events[0][0] == now:
             _, kind, i = heapq.heappop(events)
             t = tasks[i]
@@ -175,8 +200,12 @@ def run_task_step(st: TaskStep, residency: Residency, d_model: int, cost, error,
             for j in waiters[i]:
                 waiting[j] -= 1
                 if not waiting[j]:
-                    heapq.heappush(ready.setdefault(tasks[j].engine, []), (now, j))
-                    touched.add(tasks[j].engine)
+                    eng = tasks[j].engine
+                    if eng[0] == "control" and tasks[j].kind == JOIN:
+                        done += wake(j)
+                    else:  # wake(j), inlined: the hot path
+                        heapq.heappush(ready.setdefault(eng, []), (now, j))
+                        touched.add(eng)
         for eng in sorted(touched):
             try_start(eng)
     if done != len(tasks):
