@@ -73,8 +73,11 @@ class TaskGraph:
     resident: list[int] = field(default_factory=list)
 
     def add(self, task: Task) -> int:
-        task.deps = tuple(sorted(set(task.deps)))
-        assert all(0 <= d < len(self.tasks) for d in task.deps), "dependencies come earlier in program order"
+        deps = task.deps
+        if len(deps) > 1:
+            deps = tuple(sorted(set(deps)))
+        task.deps = deps = tuple(deps)
+        assert not deps or 0 <= deps[0] <= deps[-1] < len(self.tasks), "dependencies come earlier in program order"
         self.tasks.append(task)
         return len(self.tasks) - 1
 
