@@ -397,7 +397,7 @@ def ablation_section(reports: dict[str, dict[str, Any]]) -> list[str]:
             "Buffers B per chiplet (Qwen3-30B-A3B, bf16, mesh-4x4, uniform): FSE-DP's step time, its efficiency "
             "against its lower bound, its speedup over ep / tp / dp given the same B, and its peak SRAM (32 MiB "
             "per chiplet). *from SRAM* is the default (`--buffers 0`): each strategy sizes its own buffers from "
-            "the same SRAM (FSE-DP: as many shard buffers as fit half of it, 6 to 32). More buffers let more "
+            "the same SRAM (FSE-DP: as many shard buffers as fit half of it, 6 to 32, up to 64 for shards cut finer). More buffers let more "
             "shards be in flight on the rings (R4: one shared pool, an escape slot per virtual network, a load "
             "needs two free beyond what transit holds).", "",
             "| B | tokens | FSE-DP step (µs) | efficiency | vs ep | vs tp | vs dp | FSE-DP peak SRAM (MiB) |",

@@ -27,9 +27,11 @@ AUTO_CANDIDATES = tuple(range(1, 65))
 
 
 #: buffers=0 (automatic): start from this many buffers to choose the shard size, then add
-#: buffers while they fit in `AUTO_SRAM_SHARE` of the SRAM, up to `AUTO_MAX_BUFFERS`.
+#: buffers while they fit in `AUTO_SRAM_SHARE` of the SRAM, up to `AUTO_MAX_BUFFERS` (shards
+#: cut k times finer than that size for the tail: k times as many, up to `AUTO_CUT_MAX_BUFFERS`).
 AUTO_BASE_BUFFERS = 6
 AUTO_MAX_BUFFERS = 32
+AUTO_CUT_MAX_BUFFERS = 64
 AUTO_SRAM_SHARE = 0.5
 
 #: buffers=0 and shards-per-chiplet=0: shards small enough that the last wave of a step with the
@@ -41,13 +43,14 @@ def convergence_tail(plan: ShardPlan, target: Target, active: int) -> float:
     """The share of a step with `active` experts, each needed by one chiplet (the fewest tokens),
     that its last wave of loads takes to reach that chiplet: every channel's last load (R6: the
     same stream everywhere) goes to the one member, whose two in-links on its stream's ring (a
-    stream streams on one ring, both ways at most) take ceil(C / 2) shard transfers in turn,
-    after each channel loaded active x ceil(M / C) shards. Both scale with the shard, so the
-    share falls as 1 / g. (Counting every ring's in-links underestimated torus-4x4's tail 2x:
-    23 us measured after the last load of a 16-token skewed OLMoE step, 12 us modelled.)"""
+    stream streams on one ring, both ways at most) take ceil(C / 2) shard transfers in turn, plus
+    one to fill that pipeline (the wave's shards start hops away), after each channel loaded
+    active x ceil(M / C) shards. Both scale with the shard, so the share falls as 1 / g.
+    (torus-4x4, a 16-token skewed OLMoE step: 28 us measured after the last load, 27.6 us
+    modelled; without the fill 24.6 us, and counting every ring's in-links 12 us.)"""
     cost = CostModel(target, plan.layer.dtype)
     channels = len(plan.channels)
-    tail = -(-channels // 2) * cost.link_busy_ns(plan.max_shard_bytes)
+    tail = (-(-channels // 2) + 1) * cost.link_busy_ns(plan.max_shard_bytes)
     step = max(1, active) * -(-plan.num_shards // channels) * cost.dram_busy_ns(plan.max_shard_bytes)
     return tail / max(step, 1)
 
@@ -79,19 +82,22 @@ def auto_buffers_plan(layer: MoeLayerSpec, target: Target, shards_per_chiplet: i
     """buffers=0 (the default): the shard size of B = 6, cut finer (shards-per-chiplet=0) until
     a step's last wave converges in at most 3% of it when the routing is known (`tail_plan`;
     `active`: the fewest experts a step of it activates; None, unknown routing: not cut), then
-    as many buffers as fit in half the SRAM (6 to 32). Every strategy
-    gets this plan (FSE-DP's shard buffers, the baselines' tile buffers) from the same SRAM.
-    More buffers keep more shards in flight on a long ring: with R4's transit-first loads,
+    as many buffers as fit in half the SRAM (6 to 32; k x 32, at most 64, for shards cut k times
+    finer). Every strategy gets this plan (FSE-DP's shard buffers, the baselines' tile buffers)
+    from the same SRAM. More buffers keep more shards in flight on a long ring: with R4's transit-first loads,
     FSE-DP reaches 96-98% of its schedule's bound at 16 buffers where 6 give 78-92% (16-256
     tokens on mesh-4x4, torus-4x4, hbm-8); finer shards shorten the tail of few-token steps
     (FSE-DP at one token on torus-4x4: 0.88x of tp with one shard per chiplet, 0.96x with four)."""
     base = (auto_plan(layer, target, AUTO_BASE_BUFFERS) if shards_per_chiplet == 0
             else make_shard_plan(layer, target, shards_per_chiplet, AUTO_BASE_BUFFERS))
-    if shards_per_chiplet == 0 and active is not None:
-        base = tail_plan(layer, target, base, active)
-    fit = int(target.chiplet.sram_bytes * AUTO_SRAM_SHARE) // base.max_shard_bytes
-    return make_shard_plan(layer, target, base.num_shards // target.num_chiplets,
-                           max(AUTO_BASE_BUFFERS, min(AUTO_MAX_BUFFERS, fit)))
+    cut = tail_plan(layer, target, base, active) if shards_per_chiplet == 0 and active is not None else base
+    # shards cut k times finer keep k times the buffers (the same bytes in flight, at most
+    # AUTO_CUT_MAX_BUFFERS): with 32, finer shards starve a link-bound ring (hbm-8, 4 tokens:
+    # 96.2 us at 32 buffers, 94.2 us at 64)
+    most = min(AUTO_MAX_BUFFERS * cut.num_shards // base.num_shards, AUTO_CUT_MAX_BUFFERS)
+    fit = int(target.chiplet.sram_bytes * AUTO_SRAM_SHARE) // cut.max_shard_bytes
+    return make_shard_plan(layer, target, cut.num_shards // target.num_chiplets,
+                           max(AUTO_BASE_BUFFERS, min(most, fit)))
 
 
 def fewest_active(trace: RoutingTrace, layer_pos: int, num_shared: int) -> int:
@@ -123,9 +129,9 @@ class ShardExpertsPass(ModulePass):
     `shards-per-chiplet` is g (0: the smallest g that divides F and fits `buffers` shard
     buffers in SRAM; with `buffers` 0 as well, cut finer until a step's last wave converges in
     3% of it, `auto_buffers_plan`); `buffers` is B, the shard buffers per chiplet (R4: at least
-    2; 0, the default: as many as fit in half the SRAM, 6 to 32); `trace`: a routing trace whose
-    fewest active experts per step size the shards (without one they are not cut: a dynamic
-    program serves any batch).
+    2; 0, the default: as many as fit in half the SRAM, 6 to 32, up to 64 for shards cut
+    finer); `trace`: a routing trace whose fewest active experts per step size the shards
+    (without one they are not cut: a dynamic program serves any batch).
     """
 
     name = "shard-experts"

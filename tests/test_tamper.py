@@ -27,7 +27,7 @@ HEADER_LINES = 5  # `# fsedpc ISA v3` and the four directives: record i is on li
 @pytest.fixture(scope="module")
 def programs(tmp_path_factory):
     """Compiled programs of a one-MoE-layer model on paper-2x2 (static FSE-DP, dynamic FSE-DP,
-    EP, TP, DP), each with its metrics; built once."""
+    EP, TP, DP, FSDP), each with its metrics; built once."""
     from fsedp_compiler.cli import main
 
     tmp = tmp_path_factory.mktemp("tamper")
@@ -38,7 +38,8 @@ def programs(tmp_path_factory):
     for name, extra in (("fsedp", ["--trace", str(tmp / "t.npz")]), ("dynamic", []),
                         ("ep", ["--trace", str(tmp / "t.npz"), "--strategy", "ep"]),
                         ("tp", ["--trace", str(tmp / "t.npz"), "--strategy", "tp"]),
-                        ("dp", ["--trace", str(tmp / "t.npz"), "--strategy", "dp"])):
+                        ("dp", ["--trace", str(tmp / "t.npz"), "--strategy", "dp"]),
+                        ("fsdp", ["--trace", str(tmp / "t.npz"), "--strategy", "fsdp"])):
         d = tmp / name
         assert main(["compile", str(tmp / "m.mlir"), "--target", "paper-2x2", "--shards-per-chiplet", "1",
                      "-o", str(d), *extra]) == 0
@@ -318,10 +319,31 @@ def test_waits_order_tasks(fsedpc, programs, tmp_path: Path) -> None:
     assert code == 2 and "which is not an earlier task" in err, err
 
 
+def test_joins_stand_for_their_waits(fsedpc, programs, tmp_path: Path) -> None:
+    """fsdp's FFNs wait on a join of their expert's tiles: a join that waits on nothing lets them
+    start without their tiles, a dropped join leaves their waits naming no task, a repeated one
+    repeats its id (all located errors)."""
+    base, _, _ = programs["fsdp"]
+    lines = (base / "chiplet_0.fsa").read_text().splitlines()
+    step = _step_lines(lines)
+    j = next(i for i in step if lines[i].startswith("join"))
+    first = j
+    while lines[first - 1].startswith("wait"):
+        first -= 1
+    assert first < j  # the join waits on the tile arrivals
+    code, err, _ = _run(fsedpc, programs, tmp_path, "fsdp", 0, lambda ls: ls[:first] + ls[j:])
+    assert code == 2 and "starts but the tile is not in a buffer here (a missing wait?)" in err, err
+    jid = int(re.search(r"id=(\d+)", lines[j]).group(1))
+    code, err, _ = _run(fsedpc, programs, tmp_path, "fsdp", 0, lambda ls: ls[:j] + ls[j + 1:])
+    assert code == 2 and f"waits for id {jid}, which no task of layer" in err, err
+    code, err, _ = _run(fsedpc, programs, tmp_path, "fsdp", 0, lambda ls: ls[:j + 1] + ls[j:])
+    assert _caught(code, err, 0), err
+
+
 def test_opcode_coverage_of_the_suite() -> None:
     """The kinds the suite edits cover every instruction of static and task programs."""
     static = {"dense", "sync", "table", "stream", "loads", "recvs", "sends", "ffns", "frees"}
-    tasks = {"load", "send", "recv", "toksend", "tokrecv", "reduce", "ffn", "acc", "free", "wait"}
+    tasks = {"load", "send", "recv", "toksend", "tokrecv", "reduce", "ffn", "acc", "free", "wait", "join"}
     dynamic = {"streams", "foreach", "when", "where", "load", "recv", "send", "ffn", "free"}
     leftover = set(OPCODE) - static - tasks - dynamic - {"nop", "halt", "mask"}
     assert leftover == set(), leftover

@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="drop the dense (attention) blocks: compare the MoE steps alone, as the FSE-DP paper does")
     p.add_argument("--dtype", choices=("int8", "fp8", "bf16", "fp16", "fp32"),
                    help="weight dtype of every MoE layer (default: the model's)")
-    p.add_argument("--buffers", type=int, default=0, metavar="B", help="shard/tile buffers per chiplet (R4: >= 2; default 0: as many as fit in half the SRAM, 6..32, with the shard size of 6)")
+    p.add_argument("--buffers", type=int, default=0, metavar="B", help="shard/tile buffers per chiplet (R4: >= 2; default 0: as many as fit in half the SRAM, 6..32 (64 when cut finer), with the shard size of 6)")
     p.add_argument("--shards-per-chiplet", type=int, default=0, metavar="G", help="0: smallest that fits SRAM")
     p.add_argument("--hydra-skip-single", action="store_true", help="hydra skips single-token experts (inexact)")
     p.add_argument("--functional", action="store_true", help="also check every run against reference.py")

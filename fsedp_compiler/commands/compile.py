@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=("static", "dynamic"), help="static needs --trace; default: static with a trace")
     p.add_argument("--shards-per-chiplet", type=int, default=0, metavar="G",
                    help="g: each expert is cut into g x chiplets shards (default 0: smallest that fits SRAM)")
-    p.add_argument("--buffers", type=int, default=0, metavar="B", help="shard/tile buffers per chiplet (R4: >= 2; default 0: as many as fit in half the SRAM, 6..32, with the shard size of 6)")
+    p.add_argument("--buffers", type=int, default=0, metavar="B", help="shard/tile buffers per chiplet (R4: >= 2; default 0: as many as fit in half the SRAM, 6..32 (64 when cut finer), with the shard size of 6)")
     p.add_argument("--strategy", default="fsedp", choices=NAMES,
                    help="FSE-DP, one of its ablations, a baseline (static only), or auto: per MoE layer the "
                         "fastest candidate that fits SRAM by the compiler's estimator (default: fsedp)")
