@@ -42,10 +42,20 @@ class ShardPlan:
         return f // self.num_shards
 
     def shard_params(self, expert: int) -> int:
-        return MATRICES[self.layer.activation] * self.layer.d_model * self.shard_cols(expert)
+        return self._params[expert >= self.layer.num_experts]
 
     def shard_bytes(self, expert: int) -> int:
-        return self.shard_params(expert) * self.layer.dtype_bytes
+        return self._bytes[expert >= self.layer.num_experts]
+
+    @functools.cached_property
+    def _params(self) -> tuple[int, int]:
+        """Parameters of a routed and of a shared expert's shard (the baselines ask per task)."""
+        per_col = MATRICES[self.layer.activation] * self.layer.d_model
+        return per_col * self.shard_cols(0), per_col * self.shard_cols(self.layer.num_experts)
+
+    @functools.cached_property
+    def _bytes(self) -> tuple[int, int]:
+        return self._params[0] * self.layer.dtype_bytes, self._params[1] * self.layer.dtype_bytes
 
     @property
     def max_shard_bytes(self) -> int:
