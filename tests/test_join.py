@@ -37,13 +37,11 @@ def graphs(draw) -> list[Spec]:
     return out
 
 
-def flatten(specs: list[Spec]) -> tuple[list[Spec], list[int]]:
-    """The graph without joins (a wait on a join becomes waits on what it joins) and, per kept
-    task, its index in `specs`."""
+def flatten(specs: list[Spec]) -> list[Spec]:
+    """The graph without joins: a wait on a join becomes waits on what it joins."""
     through: dict[int, set[int]] = {}  # join -> the non-join tasks it stands for
     new_index: dict[int, int] = {}
     out: list[Spec] = []
-    kept: list[int] = []
     for i, (kind, c, deps, busy, lat, holds) in enumerate(specs):
         real: set[int] = set()
         for d in deps:
@@ -53,11 +51,11 @@ def flatten(specs: list[Spec]) -> tuple[list[Spec], list[int]]:
             continue
         new_index[i] = len(out)
         out.append((kind, c, tuple(sorted(new_index[d] for d in real)), busy, lat, holds))
-        kept.append(i)
-    return out, kept
+    return out
 
 
 def estimate(specs: list[Spec]) -> tuple[list[tuple[int, int]], int, list[int]]:
+    """The estimator's run of the graph: every non-join task's (start, end), makespan, peak SRAM."""
     graph = tg.TaskGraph(0, 0)
     for kind, c, deps, busy, lat, holds in specs:
         peer = (c + 1) % CHIPLETS
@@ -71,13 +69,16 @@ def estimate(specs: list[Spec]) -> tuple[list[tuple[int, int]], int, list[int]]:
     return spans, tl.makespan, tl.peak_bytes
 
 
-def machine(specs: list[Spec]) -> tuple[list[tuple[int, int]], int, list[int]]:
+def machine(specs: list[Spec]) -> tuple[list[tuple[int, int, str, int]], int, list[int]]:
+    """The machine's run of the graph: every engine op's (start, end, kind, chiplet) in start
+    order, makespan, peak SRAM."""
     tasks = []
     for i, (kind, c, deps, busy, lat, holds) in enumerate(specs):
         peer = (c + 1) % CHIPLETS
         engine = {"load": ("dma", c, 0), "toksend": ("link", c, 0), "acc": ("compute", c, 0),
                   "join": ("control", c, 0)}[kind]
-        tasks.append(te.Task(i + 1, kind, c, engine, busy, lat, tuple(d + 1 for d in deps), 0, 0, nbytes=holds,
+        waits = tuple(d + 1 for d in deps)
+        tasks.append(te.Task(i + 1, kind, c, engine, busy, lat, waits, 0, 0, nbytes=holds,
                              peer=peer if kind == "toksend" else -1, tokens=1, holds=holds,
                              holder=(peer if kind == "toksend" else c) if holds else -1, where=(c, i)))
     run = te.run_task_step(te.TaskStep(0, 0, CHIPLETS, tasks), te.Residency(CHIPLETS), 8, None, None,
@@ -90,13 +91,11 @@ def machine(specs: list[Spec]) -> tuple[list[tuple[int, int]], int, list[int]]:
 @settings(max_examples=300, deadline=None)
 @given(graphs())
 def test_estimator_join_is_its_dependencies(specs: list[Spec]) -> None:
-    flat, _ = flatten(specs)
-    assert estimate(specs) == estimate(flat)
+    assert estimate(specs) == estimate(flatten(specs))
 
 
 @settings(max_examples=300, deadline=None)
 @given(graphs())
 def test_machine_join_is_its_dependencies(specs: list[Spec]) -> None:
-    flat, _ = flatten(specs)
-    assert machine(specs) == machine(flat)
+    assert machine(specs) == machine(flatten(specs))
     assert machine(specs)[1:] == estimate(specs)[1:]  # the two implementations: same makespan and peak

@@ -77,7 +77,8 @@ class TaskGraph:
         if len(deps) > 1:
             deps = tuple(sorted(set(deps)))
         task.deps = deps = tuple(deps)
-        assert not deps or 0 <= deps[0] <= deps[-1] < len(self.tasks), "dependencies come earlier in program order"
+        assert not deps or 0 <= deps[0] <= deps[-1] < len(self.tasks), \
+            "dependencies come earlier in program order"
         self.tasks.append(task)
         return len(self.tasks) - 1
 
@@ -158,7 +159,8 @@ def execute(graph: TaskGraph, num_chiplets: int) -> GraphTimeline:
 
     touched: set[tuple] = set()
     done = 0
-    for i in [i for i in range(n) if not waiting[i]]:  # before any wake: a JOIN wakes its dependents
+    # the ready ones listed before any wake: a JOIN wakes its dependents itself
+    for i in [i for i in range(n) if not waiting[i]]:
         done += wake(i)
     for res in sorted(touched):
         try_start(res)

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from fsedp_compiler.sim.errors import DeadlockError
 from fsedp_compiler.sim.stream_engine import StepRun
 
-LOAD, SEND, TOKSEND, REDUCE, FFN, ACC, FREE, JOIN = "load", "send", "toksend", "reduce", "ffn", "acc", "free", "join"
+LOAD, SEND, TOKSEND, REDUCE, FFN, ACC, FREE = "load", "send", "toksend", "reduce", "ffn", "acc", "free"
+JOIN = "join"
 TRANSFERS = (SEND, TOKSEND, REDUCE)
 
 
@@ -168,7 +169,8 @@ def run_task_step(st: TaskStep, residency: Residency, d_model: int, cost, error,
         heapq.heappush(events, (now + t.busy, 0, i))
 
     touched: set[tuple] = set()
-    for i in [i for i in range(len(tasks)) if not waiting[i]]:  # before any wake: a JOIN wakes its dependents
+    # the ready ones listed before any wake: a JOIN wakes its dependents itself
+    for i in [i for i in range(len(tasks)) if not waiting[i]]:
         done += wake(i)
     for eng in sorted(touched):
         try_start(eng)
