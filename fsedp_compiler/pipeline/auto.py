@@ -8,10 +8,19 @@ by barriers, so a program's time is the sum of its layers' and each layer can be
 the fastest candidate whose peak SRAM fits the chiplet wins (ties: the earlier candidate in
 `strategies.ALL` order, FSE-DP first). The chosen strategies are then compiled as usual and
 their layers spliced into one program (`automerge.py`).
+
+Executing every candidate's plan is what makes auto slow on big models, so it first takes a
+cheap lower bound on each candidate's time (`bounds.py`: no plan executed, no task graph built)
+and estimates the candidates in the order of their bounds; once two fitting candidates are
+estimated, a candidate whose bound is above the second of them (ties: candidate order) can be
+neither the choice nor the runner-up, fit or not, and is left unestimated (`Pruned`). The choice
+and the runner-up are exactly those of estimating them all; FSEDPC_AUTO_PRUNE=0 estimates them all
+(for the whole table of what fits SRAM).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -27,6 +36,8 @@ from fsedp_compiler.inputs.traces import RoutingTrace
 from fsedp_compiler.ir.layers import layer_contexts
 from fsedp_compiler.ir.modules import require_target
 from fsedp_compiler.pipeline.compare import binding, binding_text
+from fsedp_compiler.fsedp.streaming import trajectories
+from fsedp_compiler.pipeline.bounds import baseline_layer_bound, fsedp_step_bound
 from fsedp_compiler.pipeline.estimate import LayerEstimate, baseline_layer, fsedp_layer, fsedp_schedules
 from fsedp_compiler.strategies import ALL, AUTO, BASELINES, FSEDP
 
@@ -61,13 +72,36 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class Pruned:
+    """A candidate auto did not estimate: its lower bound on the layer's time (ns, `bounds.py`)
+    was above the runner-up's estimate, so it was neither chosen nor runner-up (its SRAM fit is
+    not known)."""
+
+    strategy: str
+    bound_ns: int
+    steps: int
+
+    @property
+    def step_ns(self) -> float:
+        """The bound on the mean step time (ns)."""
+        return self.bound_ns / max(self.steps, 1)
+
+
+@dataclass(frozen=True)
 class LayerChoice:
-    """The candidates of one MoE layer (in candidate order), the chosen one and the runner-up."""
+    """The estimated candidates of one MoE layer (in candidate order), the chosen one, the
+    runner-up, and the candidates left unestimated for their bounds (`pruned`, in bound order)."""
 
     layer: int
     candidates: tuple[Candidate, ...]
     chosen: Candidate
     runner_up: Candidate | None
+    pruned: tuple[Pruned, ...] = ()
+
+    @property
+    def considered(self) -> int:
+        """Every candidate of the layer, estimated or not."""
+        return len(self.candidates) + len(self.pruned)
 
     @property
     def over_sram(self) -> list[Candidate]:
@@ -112,14 +146,23 @@ def parse_candidates(text: str | None, mode: str) -> tuple[str, ...]:
     return tuple(s for s in ALL if s in names)  # candidate order decides ties: always ALL's
 
 
-def evaluate(module: ModuleOp, trace: RoutingTrace, candidates: Sequence[str], mode: str) -> list[LayerChoice]:
-    """Per MoE layer of a sharded module (after shard-experts), every candidate's estimate on
-    `trace`, and the choice. Dynamic mode adds the controller's latency to FSE-DP's steps."""
+def prune_default() -> bool:
+    """Whether auto leaves out candidates by their bounds when not told (FSEDPC_AUTO_PRUNE=0: no)."""
+    return os.environ.get("FSEDPC_AUTO_PRUNE", "") not in ("0", "no", "false")
+
+
+def evaluate(module: ModuleOp, trace: RoutingTrace, candidates: Sequence[str], mode: str,
+             prune: bool | None = None) -> list[LayerChoice]:
+    """Per MoE layer of a sharded module (after shard-experts), the candidates' estimates on
+    `trace`, and the choice. Dynamic mode adds the controller's latency to FSE-DP's steps.
+    `prune` (default: `prune_default()`): leave out the candidates that cannot be chosen nor be
+    the runner-up by their lower bounds (module docstring); else estimate every one."""
     target = require_target(module, "auto")
     contexts = layer_contexts(module)
     positions = {index: pos for pos, index in enumerate(trace.layer_indices)}
     capacity = target.chiplet.sram_bytes
     rings = [Ring(r) for r in target.rings]  # R1's first; a policy with rings "one" keeps to it
+    prune = prune_default() if prune is None else prune
     out = []
     for ctx in contexts:
         index = ctx.spec.index
@@ -127,22 +170,67 @@ def evaluate(module: ModuleOp, trace: RoutingTrace, candidates: Sequence[str], m
             raise FsedpError(f"the trace has no routing for MoE layer {index}", field="--trace")
         pos, plan = positions[index], ctx.plan
         cost = CostModel(target, ctx.spec.dtype)
-        cands = []
-        for strategy in candidates:
-            if strategy in FSEDP:
-                policy = Policy(*FSEDP[strategy])
-                scheds = fsedp_schedules(ctx.spec, plan, rings, cost, policy, trace, pos)
-                est = fsedp_layer(scheds, plan, rings, cost, policy.trajectory, controller=mode == "dynamic")
-            else:
-                est = baseline_layer(strategy, ctx.spec, plan, target, trace, pos, moe_layers=len(contexts))
-            cands.append(Candidate(strategy, est, est.fits(capacity)))
+        controller = mode == "dynamic"
+
+        def estimate(strategy: str, made: tuple | None = None) -> LayerEstimate:
+            if strategy not in FSEDP:
+                return baseline_layer(strategy, ctx.spec, plan, target, trace, pos, moe_layers=len(contexts))
+            policy = Policy(*FSEDP[strategy])
+            scheds, trips = made or (fsedp_schedules(ctx.spec, plan, rings, cost, policy, trace, pos), None)
+            return fsedp_layer(scheds, plan, rings, cost, policy.trajectory, controller=controller, trips=trips)
+
+        if not prune:
+            cands = [Candidate(s, est, est.fits(capacity)) for s in candidates for est in (estimate(s),)]
+            pruned: list[Pruned] = []
+        else:
+            cands, pruned = _pruned_estimates(candidates, estimate, lambda s: _bound(
+                s, ctx, plan, rings, cost, trace, pos, target, controller), capacity, trace.num_steps)
         try:
             chosen, runner_up = choose(cands)
         except FsedpError as err:
             err.message = f"MoE layer {index}: {err.message}"
             raise
-        out.append(LayerChoice(index, tuple(cands), chosen, runner_up))
+        out.append(LayerChoice(index, tuple(cands), chosen, runner_up, tuple(pruned)))
     return out
+
+
+def _bound(strategy: str, ctx, plan, rings: list[Ring], cost: CostModel, trace: RoutingTrace, pos: int,
+           target, controller: bool) -> tuple[int, tuple | None]:
+    """A candidate's lower bound on the layer's time (`bounds.py`) and, for FSE-DP's family, the
+    schedules and trips made for it (its estimate runs those same trips)."""
+    if strategy not in FSEDP:
+        return baseline_layer_bound(strategy, ctx.spec, plan, target, trace, pos), None
+    policy = Policy(*FSEDP[strategy])
+    scheds = fsedp_schedules(ctx.spec, plan, rings, cost, policy, trace, pos)
+    trips = [trajectories(s, plan, rings, policy.trajectory) for s in scheds]
+    return sum(fsedp_step_bound(s, t, cost, controller) for s, t in zip(scheds, trips)), (scheds, trips)
+
+
+def _pruned_estimates(candidates: Sequence[str], estimate: Callable[[str, tuple | None], LayerEstimate],
+                      bound: Callable[[str], tuple[int, tuple | None]], capacity: int,
+                      steps: int) -> tuple[list[Candidate], list[Pruned]]:
+    """The estimated candidates (in candidate order) and the pruned ones (in bound order): every
+    candidate is estimated in the order of (bound, candidate order) until two fitting ones are
+    known and the next one's (bound, order) is above the second of theirs (total, order); it and
+    all after it are pruned. Exact: a pruned candidate's (total, order) is above that second's,
+    which can only fall as more are estimated, so `choose` gives the same two."""
+    rank = {s: i for i, s in enumerate(candidates)}
+    bounds = {s: bound(s) for s in candidates}
+    order = sorted(candidates, key=lambda s: (bounds[s][0], rank[s]))
+    done: dict[str, Candidate] = {}
+    fitting: list[tuple[int, int]] = []  # (total, order) of the two best fitting so far
+    pruned: list[Pruned] = []
+    for s in order:
+        key = (bounds[s][0], rank[s])
+        if len(fitting) == 2 and key > fitting[1]:
+            pruned.append(Pruned(s, bounds[s][0], steps))
+            continue
+        est = estimate(s, bounds[s][1])
+        bounds[s] = (bounds[s][0], None)  # the trips are not needed any more
+        cand = done[s] = Candidate(s, est, est.fits(capacity))
+        if cand.fits:
+            fitting = sorted([*fitting, (cand.total_ns, rank[s])])[:2]
+    return [done[s] for s in candidates if s in done], pruned
 
 
 def lower_picks(ctx: Context, module: ModuleOp, picks: dict[int, str],

@@ -1,0 +1,203 @@
+"""Lower bounds on the estimator's layer time (`estimate.py`), made without running the plan.
+
+`--strategy auto` (`auto.py`) estimates every candidate strategy on every MoE layer; on a big model
+almost all of that time goes into executing the candidates' plans (FSE-DP's shard trips on
+`streaming.execute`, a baseline's task graphs, which it must also build, on `taskgraph.execute`).
+A candidate whose lower bound is already above the runner-up's estimate can be neither the choice
+nor the runner-up, so auto need not execute it (`auto.evaluate`).
+
+Both executors are work-conserving list schedulers in which every op occupies one resource (a
+DRAM channel, a directed link, a compute engine) for its busy time, one op at a time, and every op
+runs. So a step's makespan is at least any one resource's total busy time, plus, for DRAM
+channels and links, the latency after the last op on it (its result arrives that long after it
+ends, and the step ends no sooner). A bound that counts only some of a resource's ops is still a
+bound, so each strategy's bound counts the ops that are cheap to know from the routing, the
+placement and the cost model: the weight-tile loads and the FFNs (plus FSE-DP's shard sends).
+The bound of a layer is the sum of its steps' bounds (a layer's time is the sum of its steps').
+
+ep-serial and hydra also run whole experts one after another on a chiplet, without overlap: an
+expert's loads wait for the FFNs of the expert before it there, its FFNs for all of its loads. The
+chain of those phases is a bound of its own (`_serial_chain`).
+
+`tests/test_auto_bounds.py` holds every bound at or below the full estimate on random cases.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from fsedp_compiler.baselines.common import StepRoute, Topology
+from fsedp_compiler.baselines.ep import ep_owner, hydra_owner
+from fsedp_compiler.costmodel import CostModel
+from fsedp_compiler.fsedp.scheduler import StepSchedule
+from fsedp_compiler.fsedp.shardplan import ShardPlan
+from fsedp_compiler.fsedp.streaming import Trip
+from fsedp_compiler.inputs.model import MoeLayerSpec
+from fsedp_compiler.inputs.target import Target
+from fsedp_compiler.inputs.traces import RoutingTrace
+
+
+def fsedp_step_bound(sched: StepSchedule, trips: Sequence[Trip], cost: CostModel, controller: bool = False) -> int:
+    """A bound on `streaming.execute`'s makespan of one step's `trips` (as `estimate.fsedp_layer`
+    runs them, plus the controller's latency in dynamic mode): its busiest DRAM channel (its loads,
+    then the DRAM latency), directed link (its sends, then the link latency) or compute engine."""
+    tokens = {st.expert: st.tokens for st in sched.streams}
+    dma: dict[tuple[int, int], int] = defaultdict(int)
+    link: dict[tuple[int, int], int] = defaultdict(int)
+    compute: dict[int, int] = defaultdict(int)
+    dram_busy: dict[int, int] = {}
+    link_busy: dict[int, int] = {}
+    ffn: dict[tuple[int, int], int] = {}
+    for t in trips:
+        nbytes = t.nbytes
+        d = dram_busy.get(nbytes)
+        if d is None:
+            d = dram_busy[nbytes] = cost.dram_busy_ns(nbytes)
+            link_busy[nbytes] = cost.link_busy_ns(nbytes)
+        path = t.path
+        dma[(path[0], t.channel)] += d
+        hop_ns = link_busy[nbytes]
+        for a, b in zip(path, path[1:]):
+            link[(a, b)] += hop_ns
+        local = tokens[t.expert]
+        for c, computes in zip(path, t.computes):
+            if computes:
+                k = (t.params, local[c])
+                f = ffn.get(k)
+                if f is None:
+                    f = ffn[k] = cost.ffn_ns(*k)
+                compute[c] += f
+    bound = max(max(dma.values(), default=-cost.dram_latency_ns) + cost.dram_latency_ns,
+                max(link.values(), default=-cost.link_latency_ns) + cost.link_latency_ns,
+                max(compute.values(), default=0), 0)
+    return bound + (cost.scheduler_ns(len(sched.streams)) if controller else 0)
+
+
+def baseline_layer_bound(strategy: str, spec: MoeLayerSpec, plan: ShardPlan, target: Target, trace: RoutingTrace,
+                         layer_pos: int) -> int:
+    """A bound on `estimate.baseline_layer`'s time of `strategy` on the layer (without its
+    hydra-skip-single option, which auto never uses): the sum of its steps' bounds."""
+    topo = Topology(target)
+    cost = CostModel(target, spec.dtype)
+    seen: set[int] = set()  # ep-cache: experts active in an earlier step (only they can be cached)
+    total = 0
+    for s in range(trace.num_steps):
+        route = StepRoute.build(trace.step(layer_pos, s)[0], trace.token_chiplet, plan)
+        total += baseline_step_bound(strategy, route, plan, target, topo, cost, frozenset(seen))
+        seen.update(route.tokens)
+    return total
+
+
+class _Busy:
+    """Per resource, the busy time of the ops counted so far (module docstring)."""
+
+    def __init__(self, plan: ShardPlan, target: Target, cost: CostModel) -> None:
+        self.plan, self.cost, self.channels = plan, cost, target.chiplet.dram_channels
+        self.dma: dict[tuple[int, int], int] = defaultdict(int)
+        self.compute: dict[int, int] = defaultdict(int)
+
+    def loads(self, chiplet: int, expert: int, tiles: range) -> int:
+        """Tiles of `expert` read at `chiplet`, tile j from its channel j mod channels (EP's and
+        TP's placements); returns the busiest of those channels' share of them."""
+        busy = self.cost.dram_busy_ns(self.plan.shard_bytes(expert))
+        per: dict[int, int] = defaultdict(int)
+        for j in tiles:
+            per[j % self.channels] += busy
+        for ch, t in per.items():
+            self.dma[(chiplet, ch)] += t
+        return max(per.values(), default=0)
+
+    def home_loads(self, expert: int, times: int = 1) -> None:
+        """Every tile of `expert` read `times` times at its FSE-DP home (dp, fsdp's placement)."""
+        busy = self.cost.dram_busy_ns(self.plan.shard_bytes(expert)) * times
+        for index, k in self.plan.channel_counts(expert).items():
+            self.dma[self.plan.channels[index]] += k * busy
+
+    def ffns(self, chiplet: int, expert: int, tokens: int, tiles: int) -> int:
+        """`tiles` FFNs of `expert` on `tokens` tokens at `chiplet`; returns their time."""
+        t = tiles * self.cost.ffn_ns(self.plan.shard_params(expert), tokens)
+        self.compute[chiplet] += t
+        return t
+
+    def bound(self) -> int:
+        lat = self.cost.dram_latency_ns
+        return max(max(self.dma.values(), default=-lat) + lat, max(self.compute.values(), default=0), 0)
+
+
+def baseline_step_bound(strategy: str, route: StepRoute, plan: ShardPlan, target: Target, topo: Topology,
+                        cost: CostModel, cached: frozenset[int] = frozenset()) -> int:
+    """A bound on the makespan of `strategy`'s task graph of one step (`taskgraph.execute`), from
+    the loads and FFNs its lowering (`fsedp_compiler/baselines`) makes: which tiles are read where
+    and which tokens each FFN takes, without building the graph. `cached` (ep-cache): the experts
+    its caches may hold when the step starts (those active in an earlier step of the layer); an
+    expert not among them is read from DRAM whether or not it is then kept."""
+    busy = _Busy(plan, target, cost)
+    n, m = target.num_chiplets, plan.num_shards
+    g = m // n
+    stores = topo.slice_stores
+    first_shared = plan.layer.num_experts
+    if strategy in ("tp", "tp-per-expert"):
+        for e in route.tokens:
+            count = route.count(e)
+            for c in range(n):
+                busy.loads(stores[c], e, range(c * g, (c + 1) * g))
+                busy.ffns(c, e, count, g)
+    elif strategy in ("dp", "fsdp"):
+        for e, groups in route.tokens.items():
+            busy.home_loads(e, len(groups) if strategy == "dp" else 1)
+            for c, toks in groups.items():
+                busy.ffns(c, e, len(toks), m)
+    elif strategy in ("ep", "ep-cache"):
+        for e in route.tokens:
+            count = route.count(e)
+            loaded = strategy == "ep" or e not in cached
+            if e >= first_shared:  # a slice on every chiplet
+                for c in range(n):
+                    if loaded:
+                        busy.loads(stores[c], e, range(c * g, (c + 1) * g))
+                    busy.ffns(c, e, count, g)
+            else:  # at its owner
+                o = ep_owner(e, target.dram_at)
+                if loaded:
+                    busy.loads(o, e, range(m))
+                busy.ffns(o, e, count, m)
+    elif strategy in ("ep-serial", "hydra"):
+        return max(busy.bound(), _serial_chain(strategy, route, plan, target, topo, busy))
+    else:
+        raise ValueError(strategy)
+    return busy.bound()
+
+
+def _serial_chain(strategy: str, route: StepRoute, plan: ShardPlan, target: Target, topo: Topology,
+                  busy: _Busy) -> int:
+    """ep-serial and hydra (`ep.plan_serial`): counts their loads and FFNs into `busy` and returns
+    the longest chain of whole experts on one chiplet: the shared experts' slices first, then its
+    routed experts, each one's loads (its busiest channel, then the DRAM latency) after the FFNs
+    of the one before and its FFNs after its loads."""
+    n, m = target.num_chiplets, plan.num_shards
+    g = m // n
+    lat = busy.cost.dram_latency_ns
+    chain: dict[int, int] = defaultdict(int)
+    first_shared = plan.layer.num_experts
+    for e in route.tokens:  # shared slices (they run first on every chiplet, in any order)
+        if e >= first_shared:
+            count = route.count(e)
+            for c in range(n):
+                load = busy.loads(topo.slice_stores[c], e, range(c * g, (c + 1) * g))
+                chain[c] += load + lat + busy.ffns(c, e, count, g)
+    probe = _TopoHolder(topo)
+    for e in route.tokens:
+        if e < first_shared:
+            home = ep_owner(e, target.dram_at)
+            o = hydra_owner(route, e, home, probe) if strategy == "hydra" else home  # type: ignore[arg-type]
+            load = busy.loads(home, e, range(m))
+            chain[o] += load + lat + busy.ffns(o, e, route.count(e), m)
+    return max(chain.values(), default=0)
+
+
+class _TopoHolder:
+    """What `ep.hydra_owner` reads of a builder: its topology."""
+
+    def __init__(self, topo: Topology) -> None:
+        self.topo = topo

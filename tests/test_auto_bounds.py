@@ -1,0 +1,127 @@
+"""`--strategy auto`'s lower bounds (`pipeline/bounds.py`) and the pruning they allow: every bound
+is at or below the estimator's time on random small cases (every strategy, targets with and
+without DRAM on every chiplet, shared experts, several rings), and pruning never changes the
+choice, the runner-up or any estimate auto reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fsedp_compiler.costmodel import CostModel
+from fsedp_compiler.fsedp.ring import Ring
+from fsedp_compiler.inputs.trace_synth import synth_trace
+from fsedp_compiler.ir.layers import layer_contexts
+from fsedp_compiler.ir.modules import make_context, parse_module, require_target, spec_from_module
+from fsedp_compiler.pipeline.auto import _bound, evaluate
+from fsedp_compiler.pipeline.compile import plan_passes
+from fsedp_compiler.pipeline.driver import run_passes
+from fsedp_compiler.pipeline.estimate import baseline_layer, fsedp_layer, fsedp_schedules
+from fsedp_compiler.fsedp.scheduler import Policy
+from fsedp_compiler.strategies import ALL, FSEDP
+
+REPO = Path(__file__).resolve().parent.parent
+#: paper-4x4 has DRAM on its corners only (slices and tiles travel), torus-4x4 two virtual rings
+TARGETS = ["paper-2x2", "paper-4x4", "ring-8", "torus-4x4", "hbm-8"]
+
+
+def model_text(experts: int, top_k: int, shared: int, layers: int = 1) -> str:
+    """A small model: `layers` MoE layers of `experts` experts (d_ffn 256: 16 chiplets divide it)."""
+    rows = "\n".join(f"  moe.layer {i} experts {experts} top_k {top_k} d_model 64 d_ffn 256"
+                     + (f" shared {shared} x 256" if shared else "") + " swiglu bf16" for i in range(layers))
+    return (f'builtin.module attributes {{moe.model = "rand", moe.num_layers = {layers} : i64}} {{\n'
+            f"{rows}\n}}\n")
+
+
+def sharded(text: str, target: str, sram_mib: float | None = None, tmp: Path | None = None):
+    """The model sharded for `target` (optionally a copy of it with `sram_mib` of SRAM)."""
+    if sram_mib is not None:
+        assert tmp is not None
+        lines = (REPO / "examples" / "targets" / f"{target}.toml").read_text().splitlines()
+        lines = [f"sram_mib = {sram_mib}" if s.startswith("sram_mib") else s for s in lines]
+        path = tmp / f"{target}-{sram_mib}.toml"
+        path.write_text("\n".join(lines) + "\n")
+        target = str(path)
+    ctx = make_context()
+    module = parse_module(text, "rand.mlir", ctx)
+    run_passes(ctx, module, plan_passes(target=target), verify_each=False, verify_at_end=False)
+    return module
+
+
+CASES = dict(target=st.sampled_from(TARGETS), experts=st.integers(2, 9), top_k=st.integers(1, 3),
+             shared=st.sampled_from([0, 0, 1, 2]), tokens=st.integers(1, 24), steps=st.integers(1, 3),
+             skew=st.sampled_from(["uniform", "zipf:1.5"]), locality=st.sampled_from([0.0, 0.6]),
+             seed=st.integers(0, 10_000))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(**CASES, controller=st.booleans())
+def test_every_bound_is_at_most_the_estimate(target: str, experts: int, top_k: int, shared: int, tokens: int,
+                                             steps: int, skew: str, locality: float, seed: int,
+                                             controller: bool) -> None:
+    """For every strategy, its bound on the layer's time is <= the estimator's time of it (what
+    pruning by the bound relies on), and not trivially zero when the layer has work."""
+    top_k = min(top_k, experts)
+    text = model_text(experts, top_k, shared)
+    module = sharded(text, target)
+    system = require_target(module, "test")
+    trace = synth_trace(spec_from_module(parse_module(text, "rand.mlir", make_context())), tokens, steps,
+                        system.num_chiplets, skew, locality, seed)
+    (ctx,) = layer_contexts(module)
+    rings = [Ring(r) for r in system.rings]
+    cost = CostModel(system, ctx.spec.dtype)
+    for strategy in ALL:
+        bound, made = _bound(strategy, ctx, ctx.plan, rings, cost, trace, 0, system, controller)
+        if strategy in FSEDP:
+            policy = Policy(*FSEDP[strategy])
+            scheds = fsedp_schedules(ctx.spec, ctx.plan, rings, cost, policy, trace, 0)
+            est = fsedp_layer(scheds, ctx.plan, rings, cost, policy.trajectory, controller=controller)
+            assert made is not None
+            assert fsedp_layer(*made[:1], ctx.plan, rings, cost, policy.trajectory, controller=controller,
+                               trips=made[1]) == est  # the trips the bound made give the same estimate
+        else:
+            est = baseline_layer(strategy, ctx.spec, ctx.plan, system, trace, 0)
+        assert 0 < bound <= est.total_ns, (strategy, bound, est.total_ns)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(**CASES, sram=st.sampled_from([None, 0.1, 0.3]), mode=st.sampled_from(["static", "static", "dynamic"]),
+       layers=st.integers(1, 2))
+def test_pruning_keeps_the_choice_and_every_reported_estimate(tmp_path_factory, target: str, experts: int,
+                                                             top_k: int, shared: int, tokens: int, steps: int,
+                                                             skew: str, locality: float, seed: int,
+                                                             sram: float | None, mode: str, layers: int) -> None:
+    """Auto with pruning and without: the same choice and runner-up per layer, the same estimate of
+    every candidate it estimated; each pruned candidate's bound is at most its estimate and above
+    the runner-up's (total, candidate order), and every candidate is either estimated or pruned."""
+    top_k = min(top_k, experts)
+    text = model_text(experts, top_k, shared, layers)
+    try:
+        module = sharded(text, target, sram, tmp_path_factory.mktemp("t") if sram else None)
+    except Exception as err:  # too little SRAM for any shard plan: nothing to choose
+        assert "SRAM too small" in str(err)
+        return
+    system = require_target(module, "test")
+    trace = synth_trace(spec_from_module(parse_module(text, "rand.mlir", make_context())), tokens, steps,
+                        system.num_chiplets, skew, locality, seed)
+    names = ALL if mode == "static" else tuple(FSEDP)
+    try:
+        full = evaluate(module, trace, names, mode, prune=False)
+    except Exception as err:  # no candidate fits: pruning never starts (it needs two that fit)
+        assert "no candidate plan fits" in str(err)
+        return
+    pruned = evaluate(module, trace, names, mode, prune=True)
+    for a, b in zip(full, pruned, strict=True):
+        assert (a.layer, a.chosen, a.runner_up) == (b.layer, b.chosen, b.runner_up)
+        every = {c.strategy: c for c in a.candidates}
+        assert all(every[c.strategy] == c for c in b.candidates)
+        assert sorted([c.strategy for c in b.candidates] + [p.strategy for p in b.pruned]) == sorted(names)
+        assert b.considered == len(names) and [c.strategy for c in b.candidates] == \
+            [s for s in names if s in {c.strategy for c in b.candidates}]
+        rank = {s: i for i, s in enumerate(names)}
+        for p in b.pruned:
+            assert p.bound_ns <= every[p.strategy].total_ns
+            assert b.runner_up is not None
+            assert (p.bound_ns, rank[p.strategy]) > (b.runner_up.total_ns, rank[b.runner_up.strategy])
