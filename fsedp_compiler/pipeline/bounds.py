@@ -32,7 +32,7 @@ from fsedp_compiler.baselines.ep import ep_owner, hydra_owner
 from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.fsedp.scheduler import StepSchedule
 from fsedp_compiler.fsedp.shardplan import ShardPlan
-from fsedp_compiler.fsedp.streaming import Trip
+from fsedp_compiler.fsedp.streaming import Trip, head_ns
 from fsedp_compiler.inputs.model import MoeLayerSpec
 from fsedp_compiler.inputs.target import Target
 from fsedp_compiler.inputs.traces import RoutingTrace
@@ -40,37 +40,59 @@ from fsedp_compiler.inputs.traces import RoutingTrace
 
 def fsedp_step_bound(sched: StepSchedule, trips: Sequence[Trip], cost: CostModel, controller: bool = False) -> int:
     """A bound on `streaming.execute`'s makespan of one step's `trips` (as `estimate.fsedp_layer`
-    runs them, plus the controller's latency in dynamic mode): its busiest DRAM channel (its loads,
-    then the DRAM latency), directed link (its sends, then the link latency) or compute engine."""
+    runs them, plus the controller's latency in dynamic mode), the largest of:
+
+    * per DRAM channel, its loads' busy time, then the DRAM latency and the *tail* of its last load
+      (a channel loads strictly in table order, so its last load is known): that shard's walk to
+      its last member and its FFN there, with every hop at its least (`streaming.walk_ns`);
+    * per directed link, the least time before any shard can reach it (*head*), its sends, then the
+      link latency;
+    * per compute engine, the head (the least time any shard takes to be all there), its FFNs."""
     tokens = {st.expert: st.tokens for st in sched.streams}
     dma: dict[tuple[int, int], int] = defaultdict(int)
+    last: dict[tuple[int, int], Trip] = {}
     link: dict[tuple[int, int], int] = defaultdict(int)
+    link_head: dict[tuple[int, int], int] = {}
     compute: dict[int, int] = defaultdict(int)
-    dram_busy: dict[int, int] = {}
-    link_busy: dict[int, int] = {}
+    compute_head: dict[int, int] = {}
+    per_size: dict[int, tuple[int, int, int, int]] = {}  # nbytes -> (dram busy, link busy, head_ns, link_ns)
     ffn: dict[tuple[int, int], int] = {}
+    lat = cost.dram_latency_ns
+    tail: dict[int, int] = {}  # trip seq -> its tail after its load arrives (the channels' last loads)
     for t in trips:
         nbytes = t.nbytes
-        d = dram_busy.get(nbytes)
-        if d is None:
-            d = dram_busy[nbytes] = cost.dram_busy_ns(nbytes)
-            link_busy[nbytes] = cost.link_busy_ns(nbytes)
+        sizes = per_size.get(nbytes)
+        if sizes is None:
+            sizes = per_size[nbytes] = (cost.dram_busy_ns(nbytes), cost.link_busy_ns(nbytes), head_ns(cost, nbytes),
+                                        cost.link_ns(nbytes))
+        d, hop_ns, head, whole = sizes
         path = t.path
-        dma[(path[0], t.channel)] += d
-        hop_ns = link_busy[nbytes]
-        for a, b in zip(path, path[1:]):
+        key = (path[0], t.channel)
+        dma[key] += d
+        last[key] = t  # trips are in table order: the last one is the channel's last load
+        ready = d + lat  # the least time from the step's start until the shard is at path[0]
+        for h, (a, b) in enumerate(zip(path, path[1:])):
             link[(a, b)] += hop_ns
+            at = ready + h * head  # the least time it can leave a (R7: cut-through)
+            if at < link_head.get((a, b), at + 1):
+                link_head[(a, b)] = at
         local = tokens[t.expert]
-        for c, computes in zip(path, t.computes):
+        end = (len(path) - 2) * head + whole if len(path) > 1 else 0  # all of it at the last chiplet
+        for h, (c, computes) in enumerate(zip(path, t.computes)):
             if computes:
                 k = (t.params, local[c])
                 f = ffn.get(k)
                 if f is None:
                     f = ffn[k] = cost.ffn_ns(*k)
                 compute[c] += f
-    bound = max(max(dma.values(), default=-cost.dram_latency_ns) + cost.dram_latency_ns,
-                max(link.values(), default=-cost.link_latency_ns) + cost.link_latency_ns,
-                max(compute.values(), default=0), 0)
+                arrive = (h - 1) * head + whole if h else 0  # `walk_ns`: all of it at path[h]
+                if ready + arrive < compute_head.get(c, ready + arrive + 1):
+                    compute_head[c] = ready + arrive
+                end = max(end, arrive + f)
+        tail[t.seq] = end
+    bound = max(max((busy + lat + tail[last[key].seq] for key, busy in dma.items()), default=0),
+                max((busy + link_head[key] + cost.link_latency_ns for key, busy in link.items()), default=0),
+                max((busy + compute_head[c] for c, busy in compute.items()), default=0))
     return bound + (cost.scheduler_ns(len(sched.streams)) if controller else 0)
 
 
