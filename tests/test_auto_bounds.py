@@ -16,6 +16,7 @@ from fsedp_compiler.inputs.trace_synth import synth_trace
 from fsedp_compiler.ir.layers import layer_contexts
 from fsedp_compiler.ir.modules import make_context, parse_module, require_target, spec_from_module
 from fsedp_compiler.pipeline.auto import _bound, evaluate
+from fsedp_compiler.pipeline.bounds import ep_cache_never_caches
 from fsedp_compiler.pipeline.compile import plan_passes
 from fsedp_compiler.pipeline.driver import run_passes
 from fsedp_compiler.pipeline.estimate import baseline_layer, fsedp_layer, fsedp_schedules
@@ -125,3 +126,27 @@ def test_pruning_keeps_the_choice_and_every_reported_estimate(tmp_path_factory, 
             assert p.bound_ns <= every[p.strategy].total_ns
             assert b.runner_up is not None
             assert (p.bound_ns, rank[p.strategy]) > (b.runner_up.total_ns, rank[b.runner_up.strategy])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(target=st.sampled_from(["paper-2x2", "paper-4x4", "ring-8"]), experts=st.integers(2, 9),
+       shared=st.sampled_from([0, 1]), tokens=st.integers(1, 24), steps=st.integers(1, 3),
+       sram=st.sampled_from([0.1, 0.2, 0.3, 0.5]), layers=st.integers(1, 3), seed=st.integers(0, 10_000))
+def test_ep_cache_that_never_caches_is_ep(tmp_path_factory, target: str, experts: int, shared: int, tokens: int,
+                                          steps: int, sram: float, layers: int, seed: int) -> None:
+    """When `ep_cache_never_caches` says so, ep-cache's estimate (time, peaks, busy) is ep's; and
+    an ep-cache estimate that differs from ep's always comes with it saying no."""
+    text = model_text(experts, 2, shared, layers)
+    try:
+        module = sharded(text, target, sram, tmp_path_factory.mktemp("t"))
+    except Exception as err:
+        assert "SRAM too small" in str(err)
+        return
+    system = require_target(module, "test")
+    trace = synth_trace(spec_from_module(parse_module(text, "rand.mlir", make_context())), tokens, steps,
+                        system.num_chiplets, "zipf:1.5", 0.6, seed)
+    ctx = layer_contexts(module)[0]
+    never = ep_cache_never_caches(ctx.spec, ctx.plan, system, trace, 0, layers)
+    ep = baseline_layer("ep", ctx.spec, ctx.plan, system, trace, 0, moe_layers=layers)
+    cache = baseline_layer("ep-cache", ctx.spec, ctx.plan, system, trace, 0, moe_layers=layers)
+    assert not never or cache == ep

@@ -37,7 +37,7 @@ from fsedp_compiler.ir.layers import layer_contexts
 from fsedp_compiler.ir.modules import require_target
 from fsedp_compiler.pipeline.compare import binding, binding_text
 from fsedp_compiler.fsedp.streaming import trajectories
-from fsedp_compiler.pipeline.bounds import baseline_layer_bound, fsedp_step_bound
+from fsedp_compiler.pipeline.bounds import baseline_layer_bound, ep_cache_never_caches, fsedp_step_bound
 from fsedp_compiler.pipeline.estimate import LayerEstimate, baseline_layer, fsedp_layer, fsedp_schedules
 from fsedp_compiler.strategies import ALL, AUTO, BASELINES, FSEDP
 
@@ -172,19 +172,31 @@ def evaluate(module: ModuleOp, trace: RoutingTrace, candidates: Sequence[str], m
         cost = CostModel(target, ctx.spec.dtype)
         controller = mode == "dynamic"
 
+        # with pruning, also the exact shortcuts: FSE-DP's executed steps by their trips, the
+        # baselines' estimates by strategy, and ep-cache as ep when its caches can hold nothing
+        memo: dict | None = {} if prune else None
+        never_caches = prune and ep_cache_never_caches(ctx.spec, plan, target, trace, pos, len(contexts))
+
         def estimate(strategy: str, made: tuple | None = None) -> LayerEstimate:
             if strategy not in FSEDP:
-                return baseline_layer(strategy, ctx.spec, plan, target, trace, pos, moe_layers=len(contexts))
+                if memo is None:
+                    return baseline_layer(strategy, ctx.spec, plan, target, trace, pos, moe_layers=len(contexts))
+                # ep-cache's caches can hold no expert in any step: its graphs are ep's, task for task
+                same = "ep" if strategy == "ep-cache" and never_caches else strategy
+                if same not in memo:
+                    memo[same] = baseline_layer(same, ctx.spec, plan, target, trace, pos, moe_layers=len(contexts))
+                return memo[same]
             policy = Policy(*FSEDP[strategy])
             scheds, trips = made or (fsedp_schedules(ctx.spec, plan, rings, cost, policy, trace, pos), None)
-            return fsedp_layer(scheds, plan, rings, cost, policy.trajectory, controller=controller, trips=trips)
+            return fsedp_layer(scheds, plan, rings, cost, policy.trajectory, controller=controller, trips=trips,
+                               memo=memo)
 
         if not prune:
             cands = [Candidate(s, est, est.fits(capacity)) for s in candidates for est in (estimate(s),)]
             pruned: list[Pruned] = []
         else:
             cands, pruned = _pruned_estimates(candidates, estimate, lambda s: _bound(
-                s, ctx, plan, rings, cost, trace, pos, target, controller), capacity, trace.num_steps)
+                s, ctx, plan, rings, cost, trace, pos, target, controller, never_caches), capacity, trace.num_steps)
         try:
             chosen, runner_up = choose(cands)
         except FsedpError as err:
@@ -195,11 +207,13 @@ def evaluate(module: ModuleOp, trace: RoutingTrace, candidates: Sequence[str], m
 
 
 def _bound(strategy: str, ctx, plan, rings: list[Ring], cost: CostModel, trace: RoutingTrace, pos: int,
-           target, controller: bool) -> tuple[int, tuple | None]:
+           target, controller: bool, never_caches: bool = False) -> tuple[int, tuple | None]:
     """A candidate's lower bound on the layer's time (`bounds.py`) and, for FSE-DP's family, the
-    schedules and trips made for it (its estimate runs those same trips)."""
+    schedules and trips made for it (its estimate runs those same trips). `never_caches`: ep-cache
+    is ep on this layer (`bounds.ep_cache_never_caches`)."""
     if strategy not in FSEDP:
-        return baseline_layer_bound(strategy, ctx.spec, plan, target, trace, pos), None
+        same = "ep" if strategy == "ep-cache" and never_caches else strategy
+        return baseline_layer_bound(same, ctx.spec, plan, target, trace, pos), None
     policy = Policy(*FSEDP[strategy])
     scheds = fsedp_schedules(ctx.spec, plan, rings, cost, policy, trace, pos)
     trips = [trajectories(s, plan, rings, policy.trajectory) for s in scheds]

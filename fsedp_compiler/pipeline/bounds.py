@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from fsedp_compiler.baselines.common import StepRoute, Topology
+from fsedp_compiler.baselines.common import Builder, StepRoute, Topology
 from fsedp_compiler.baselines.ep import ep_owner, hydra_owner
 from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.fsedp.scheduler import StepSchedule
@@ -109,6 +109,28 @@ def baseline_layer_bound(strategy: str, spec: MoeLayerSpec, plan: ShardPlan, tar
         total += baseline_step_bound(strategy, route, plan, target, topo, cost, frozenset(seen))
         seen.update(route.tokens)
     return total
+
+
+def ep_cache_never_caches(spec: MoeLayerSpec, plan: ShardPlan, target: Target, trace: RoutingTrace, layer_pos: int,
+                          moe_layers: int) -> bool:
+    """Whether ep-cache's caches can hold no expert in any step of the layer (`ep._cache_capacity`
+    is below a whole routed expert and below a chiplet's slice of a shared one, e.g. experts
+    bigger than the SRAM): then its lowering adds exactly ep's tasks (nothing kept, nothing freed,
+    nothing resident), so its estimate is ep's and auto need not make its graphs again."""
+    from fsedp_compiler.baselines.ep import _cache_capacity
+    from fsedp_compiler.baselines.taskgraph import TaskGraph
+
+    n, m = target.num_chiplets, plan.num_shards
+    smallest = m * plan.shard_bytes(0)
+    if plan.layer.num_shared:
+        smallest = min(smallest, (m // n) * plan.shard_bytes(plan.layer.num_experts))
+    b = Builder(TaskGraph(spec.index, 0), spec, plan, target, Topology(target), (None, None))  # type: ignore[arg-type]
+    for s in range(trace.num_steps):
+        route = StepRoute.build(trace.step(layer_pos, s)[0], trace.token_chiplet, plan)
+        shared = any(e >= plan.layer.num_experts for e in route.tokens)
+        if _cache_capacity(b, route, len(target.dram_at), moe_layers, shared) >= smallest:
+            return False
+    return True
 
 
 class _Busy:
