@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
@@ -195,8 +195,10 @@ def evaluate(module: ModuleOp, trace: RoutingTrace, candidates: Sequence[str], m
             cands = [Candidate(s, est, est.fits(capacity)) for s in candidates for est in (estimate(s),)]
             pruned: list[Pruned] = []
         else:
+            made: dict = {}
             cands, pruned = _pruned_estimates(candidates, estimate, lambda s: _bound(
-                s, ctx, plan, rings, cost, trace, pos, target, controller, never_caches), capacity, trace.num_steps)
+                s, ctx, plan, rings, cost, trace, pos, target, controller, never_caches, made), capacity,
+                trace.num_steps)
         try:
             chosen, runner_up = choose(cands)
         except FsedpError as err:
@@ -207,17 +209,27 @@ def evaluate(module: ModuleOp, trace: RoutingTrace, candidates: Sequence[str], m
 
 
 def _bound(strategy: str, ctx, plan, rings: list[Ring], cost: CostModel, trace: RoutingTrace, pos: int,
-           target, controller: bool, never_caches: bool = False) -> tuple[int, tuple | None]:
+           target, controller: bool, never_caches: bool = False,
+           made: dict | None = None) -> tuple[int, tuple | None]:
     """A candidate's lower bound on the layer's time (`bounds.py`) and, for FSE-DP's family, the
     schedules and trips made for it (its estimate runs those same trips). `never_caches`: ep-cache
-    is ep on this layer (`bounds.ep_cache_never_caches`)."""
+    is ep on this layer (`bounds.ep_cache_never_caches`); `made`: FSE-DP's bounds by policy, shared
+    by the calls of one layer (on a target with one ring, `rings` "one" and "all" are one policy:
+    fsedp-onering is fsedp)."""
     if strategy not in FSEDP:
         same = "ep" if strategy == "ep-cache" and never_caches else strategy
         return baseline_layer_bound(same, ctx.spec, plan, target, trace, pos), None
     policy = Policy(*FSEDP[strategy])
+    if len(rings) == 1:
+        policy = replace(policy, rings="all")
+    if made is not None and policy in made:
+        return made[policy]
     scheds = fsedp_schedules(ctx.spec, plan, rings, cost, policy, trace, pos)
     trips = [trajectories(s, plan, rings, policy.trajectory) for s in scheds]
-    return sum(fsedp_step_bound(s, t, cost, controller) for s, t in zip(scheds, trips)), (scheds, trips)
+    out = sum(fsedp_step_bound(s, t, cost, controller) for s, t in zip(scheds, trips)), (scheds, trips)
+    if made is not None:
+        made[policy] = out
+    return out
 
 
 def _pruned_estimates(candidates: Sequence[str], estimate: Callable[[str, tuple | None], LayerEstimate],
