@@ -150,3 +150,29 @@ def test_ep_cache_that_never_caches_is_ep(tmp_path_factory, target: str, experts
     ep = baseline_layer("ep", ctx.spec, ctx.plan, system, trace, 0, moe_layers=layers)
     cache = baseline_layer("ep-cache", ctx.spec, ctx.plan, system, trace, 0, moe_layers=layers)
     assert not never or cache == ep
+
+
+def test_compile_reports_the_candidates_it_did_not_estimate(fsedpc, tmp_path: Path, monkeypatch) -> None:
+    """With pruning the table gains a 'not estimated (bound)' column and a note saying what it
+    means; the program is the same, byte for byte, as when every candidate is estimated, whose
+    table has neither (today's output)."""
+    model = REPO / "examples" / "models" / "tiny-moe.mlir"
+    trace = tmp_path / "t.npz"
+    assert fsedpc("trace", "synth", str(model), "--tokens", "16", "--steps", "2", "--chiplets", "16",
+                  "--skew", "zipf:1.0", "--seed", "2", "-o", str(trace)).code == 0
+    args = ("compile", str(model), "--target", "mesh-4x4", "--trace", str(trace), "--strategy", "auto")
+    pruned = fsedpc(*args, "-o", str(tmp_path / "pruned"))
+    assert pruned.code == 0, pruned.err
+    monkeypatch.setenv("FSEDPC_AUTO_PRUNE", "0")
+    every = fsedpc(*args, "-o", str(tmp_path / "every"))
+    assert every.code == 0, every.err
+    words = " ".join(pruned.out.split())
+    assert "not estimated (bound)" in pruned.out and "(>= " in pruned.out
+    assert "not estimated: candidates whose lower bound on the step time" in words
+    assert "FSEDPC_AUTO_PRUNE=0 estimates them all" in words
+    assert "the fastest of 15 candidates" in words and "the fastest of 15 candidates" in " ".join(every.out.split())
+    assert "not estimated" not in every.out
+    files = sorted(p.name for p in (tmp_path / "every").iterdir())
+    assert files == sorted(p.name for p in (tmp_path / "pruned").iterdir())
+    for f in files:
+        assert (tmp_path / "every" / f).read_bytes() == (tmp_path / "pruned" / f).read_bytes(), f
