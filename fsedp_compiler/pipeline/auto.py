@@ -174,22 +174,22 @@ def evaluate(module: ModuleOp, trace: RoutingTrace, candidates: Sequence[str], m
 
         # with pruning, also the exact shortcuts: FSE-DP's executed steps by their trips, the
         # baselines' estimates by strategy, and ep-cache as ep when its caches can hold nothing
-        memo: dict | None = {} if prune else None
+        steps_memo: dict | None = {} if prune else None
+        baselines: dict[str, LayerEstimate] = {}
         never_caches = prune and ep_cache_never_caches(ctx.spec, plan, target, trace, pos, len(contexts))
 
         def estimate(strategy: str, made: tuple | None = None) -> LayerEstimate:
             if strategy not in FSEDP:
-                if memo is None:
-                    return baseline_layer(strategy, ctx.spec, plan, target, trace, pos, moe_layers=len(contexts))
                 # ep-cache's caches can hold no expert in any step: its graphs are ep's, task for task
                 same = "ep" if strategy == "ep-cache" and never_caches else strategy
-                if same not in memo:
-                    memo[same] = baseline_layer(same, ctx.spec, plan, target, trace, pos, moe_layers=len(contexts))
-                return memo[same]
+                if same not in baselines or not prune:
+                    baselines[same] = baseline_layer(same, ctx.spec, plan, target, trace, pos,
+                                                     moe_layers=len(contexts))
+                return baselines[same]
             policy = Policy(*FSEDP[strategy])
             scheds, trips = made or (fsedp_schedules(ctx.spec, plan, rings, cost, policy, trace, pos), None)
             return fsedp_layer(scheds, plan, rings, cost, policy.trajectory, controller=controller, trips=trips,
-                               memo=memo)
+                               memo=steps_memo)
 
         if not prune:
             cands = [Candidate(s, est, est.fits(capacity)) for s in candidates for est in (estimate(s),)]
@@ -241,7 +241,8 @@ def _pruned_estimates(candidates: Sequence[str], estimate: Callable[[str, tuple 
     all after it are pruned. Exact: a pruned candidate's (total, order) is above that second's,
     which can only fall as more are estimated, so `choose` gives the same two."""
     rank = {s: i for i, s in enumerate(candidates)}
-    bounds = {s: bound(s) for s in candidates}
+    # two candidates are both estimated whatever their bounds: then none is made
+    bounds = {s: bound(s) if len(candidates) > 2 else (0, None) for s in candidates}
     order = sorted(candidates, key=lambda s: (bounds[s][0], rank[s]))
     done: dict[str, Candidate] = {}
     fitting: list[tuple[int, int]] = []  # (total, order) of the two best fitting so far
@@ -252,7 +253,6 @@ def _pruned_estimates(candidates: Sequence[str], estimate: Callable[[str, tuple 
             pruned.append(Pruned(s, bounds[s][0], steps))
             continue
         est = estimate(s, bounds[s][1])
-        bounds[s] = (bounds[s][0], None)  # the trips are not needed any more
         cand = done[s] = Candidate(s, est, est.fits(capacity))
         if cand.fits:
             fitting = sorted([*fitting, (cand.total_ns, rank[s])])[:2]
