@@ -16,7 +16,7 @@ from fsedp_compiler.inputs.trace_synth import synth_trace
 from fsedp_compiler.ir.layers import layer_contexts
 from fsedp_compiler.ir.modules import make_context, parse_module, require_target, spec_from_module
 from fsedp_compiler.pipeline.auto import _bound, evaluate
-from fsedp_compiler.pipeline.bounds import ep_cache_never_caches
+from fsedp_compiler.pipeline.bounds import baseline_peak_bound, ep_cache_never_caches
 from fsedp_compiler.pipeline.compile import plan_passes
 from fsedp_compiler.pipeline.driver import run_passes
 from fsedp_compiler.pipeline.estimate import baseline_layer, fsedp_layer, fsedp_schedules
@@ -28,10 +28,10 @@ REPO = Path(__file__).resolve().parent.parent
 TARGETS = ["paper-2x2", "paper-4x4", "ring-8", "torus-4x4", "hbm-8"]
 
 
-def model_text(experts: int, top_k: int, shared: int, layers: int = 1) -> str:
-    """A small model: `layers` MoE layers of `experts` experts (d_ffn 256: 16 chiplets divide it)."""
-    rows = "\n".join(f"  moe.layer {i} experts {experts} top_k {top_k} d_model 64 d_ffn 256"
-                     + (f" shared {shared} x 256" if shared else "") + " swiglu bf16" for i in range(layers))
+def model_text(experts: int, top_k: int, shared: int, layers: int = 1, d_ffn: int = 256) -> str:
+    """A small model: `layers` MoE layers of `experts` experts (16 chiplets divide d_ffn 256 and 512)."""
+    rows = "\n".join(f"  moe.layer {i} experts {experts} top_k {top_k} d_model 64 d_ffn {d_ffn}"
+                     + (f" shared {shared} x {d_ffn}" if shared else "") + " swiglu bf16" for i in range(layers))
     return (f'builtin.module attributes {{moe.model = "rand", moe.num_layers = {layers} : i64}} {{\n'
             f"{rows}\n}}\n")
 
@@ -85,20 +85,23 @@ def test_every_bound_is_at_most_the_estimate(target: str, experts: int, top_k: i
         else:
             est = baseline_layer(strategy, ctx.spec, ctx.plan, system, trace, 0)
         assert 0 < bound <= est.total_ns, (strategy, bound, est.total_ns)
+        assert baseline_peak_bound(strategy, ctx.plan, system, trace, 0) <= max(est.peak_bytes), strategy
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(**CASES, sram=st.sampled_from([None, 0.1, 0.3]), mode=st.sampled_from(["static", "static", "dynamic"]),
-       layers=st.integers(1, 2))
+       layers=st.integers(1, 2), d_ffn=st.sampled_from([256, 512]))
 def test_pruning_keeps_the_choice_and_every_reported_estimate(tmp_path_factory, target: str, experts: int,
                                                              top_k: int, shared: int, tokens: int, steps: int,
                                                              skew: str, locality: float, seed: int,
-                                                             sram: float | None, mode: str, layers: int) -> None:
+                                                             sram: float | None, mode: str, layers: int,
+                                                             d_ffn: int) -> None:
     """Auto with pruning and without: the same choice and runner-up per layer, the same estimate of
     every candidate it estimated; each pruned candidate's bound is at most its estimate and above
-    the runner-up's (total, candidate order), and every candidate is either estimated or pruned."""
+    the runner-up's (total, candidate order), or it is over SRAM by at least its peak bound (a
+    whole expert of d_ffn 512 is 0.19 MiB), and every candidate is either estimated or pruned."""
     top_k = min(top_k, experts)
-    text = model_text(experts, top_k, shared, layers)
+    text = model_text(experts, top_k, shared, layers, d_ffn)
     try:
         module = sharded(text, target, sram, tmp_path_factory.mktemp("t") if sram else None)
     except Exception as err:  # too little SRAM for any shard plan: nothing to choose
@@ -122,7 +125,9 @@ def test_pruning_keeps_the_choice_and_every_reported_estimate(tmp_path_factory, 
         assert b.considered == len(names) and [c.strategy for c in b.candidates] == \
             [s for s in names if s in {c.strategy for c in b.candidates}]
         rank = {s: i for i, s in enumerate(names)}
-        for p in b.pruned:
+        for p in b.cannot_fit:  # left out as over SRAM: they are, by at least that much
+            assert not every[p.strategy].fits and p.over_sram_bytes <= max(every[p.strategy].estimate.peak_bytes)
+        for p in b.slower:
             assert p.bound_ns <= every[p.strategy].total_ns
             assert b.runner_up is not None
             assert (p.bound_ns, rank[p.strategy]) > (b.runner_up.total_ns, rank[b.runner_up.strategy])

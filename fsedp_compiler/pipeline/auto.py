@@ -37,7 +37,8 @@ from fsedp_compiler.ir.layers import layer_contexts
 from fsedp_compiler.ir.modules import require_target
 from fsedp_compiler.pipeline.compare import binding, binding_text
 from fsedp_compiler.fsedp.streaming import trajectories
-from fsedp_compiler.pipeline.bounds import baseline_layer_bound, ep_cache_never_caches, fsedp_step_bound
+from fsedp_compiler.pipeline.bounds import (baseline_layer_bound, baseline_peak_bound, ep_cache_never_caches,
+                                            fsedp_step_bound)
 from fsedp_compiler.pipeline.estimate import LayerEstimate, baseline_layer, fsedp_layer, fsedp_schedules
 from fsedp_compiler.strategies import ALL, AUTO, BASELINES, FSEDP
 
@@ -73,13 +74,15 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Pruned:
-    """A candidate auto did not estimate: its lower bound on the layer's time (ns, `bounds.py`)
+    """A candidate auto did not estimate (`bounds.py`): its lower bound on the layer's time (ns)
     was above the runner-up's estimate, so it was neither chosen nor runner-up (its SRAM fit is
-    not known)."""
+    not known); or, when `over_sram_bytes` is set, a lower bound on its peak SRAM is above the
+    capacity (it cannot fit: its time was not bounded, `bound_ns` is 0)."""
 
     strategy: str
     bound_ns: int
     steps: int
+    over_sram_bytes: int = 0
 
     @property
     def step_ns(self) -> float:
@@ -90,7 +93,8 @@ class Pruned:
 @dataclass(frozen=True)
 class LayerChoice:
     """The estimated candidates of one MoE layer (in candidate order), the chosen one, the
-    runner-up, and the candidates left unestimated for their bounds (`pruned`, in bound order)."""
+    runner-up, and the candidates left unestimated for their bounds (`pruned`: those that cannot
+    fit SRAM, then those slower than the runner-up in bound order)."""
 
     layer: int
     candidates: tuple[Candidate, ...]
@@ -102,6 +106,16 @@ class LayerChoice:
     def considered(self) -> int:
         """Every candidate of the layer, estimated or not."""
         return len(self.candidates) + len(self.pruned)
+
+    @property
+    def slower(self) -> list[Pruned]:
+        """The candidates left out for their time bounds (above the runner-up's estimate)."""
+        return [p for p in self.pruned if not p.over_sram_bytes]
+
+    @property
+    def cannot_fit(self) -> list[Pruned]:
+        """The candidates left out because a bound on their peak SRAM is above the capacity."""
+        return [p for p in self.pruned if p.over_sram_bytes]
 
     @property
     def over_sram(self) -> list[Candidate]:
@@ -198,7 +212,7 @@ def evaluate(module: ModuleOp, trace: RoutingTrace, candidates: Sequence[str], m
             made: dict = {}
             cands, pruned = _pruned_estimates(candidates, estimate, lambda s: _bound(
                 s, ctx, plan, rings, cost, trace, pos, target, controller, never_caches, made), capacity,
-                trace.num_steps)
+                trace.num_steps, lambda s: baseline_peak_bound(s, plan, target, trace, pos))
         try:
             chosen, runner_up = choose(cands)
         except FsedpError as err:
@@ -233,17 +247,21 @@ def _bound(strategy: str, ctx, plan, rings: list[Ring], cost: CostModel, trace: 
 
 
 def _pruned_estimates(candidates: Sequence[str], estimate: Callable[[str, tuple | None], LayerEstimate],
-                      bound: Callable[[str], tuple[int, tuple | None]], capacity: int,
-                      steps: int) -> tuple[list[Candidate], list[Pruned]]:
-    """The estimated candidates (in candidate order) and the pruned ones (in bound order): every
-    candidate is estimated in the order of (bound, candidate order) until two fitting ones are
-    known and the next one's (bound, order) is above the second of theirs (total, order); it and
-    all after it are pruned. Exact: a pruned candidate's (total, order) is above that second's,
-    which can only fall as more are estimated, so `choose` gives the same two."""
+                      bound: Callable[[str], tuple[int, tuple | None]], capacity: int, steps: int,
+                      peak: Callable[[str], int] = lambda s: 0) -> tuple[list[Candidate], list[Pruned]]:
+    """The estimated candidates (in candidate order) and the pruned ones. First, a candidate whose
+    lower bound on its peak SRAM (`peak`) is above `capacity` cannot fit: it is left out, unless
+    no other fits (then every one is estimated, for the error's list of peaks). The others are
+    estimated in the order of (time bound, candidate order) until two fitting ones are known and
+    the next one's (bound, order) is above the second of theirs (total, order); it and all after
+    it are pruned. Exact: a pruned candidate's (total, order) is above that second's, which can
+    only fall as more are estimated, so `choose` gives the same two."""
     rank = {s: i for i, s in enumerate(candidates)}
+    over = {s: p for s in candidates if (p := peak(s)) > capacity}
+    rest = [s for s in candidates if s not in over]
     # two candidates are both estimated whatever their bounds: then none is made
-    bounds = {s: bound(s) if len(candidates) > 2 else (0, None) for s in candidates}
-    order = sorted(candidates, key=lambda s: (bounds[s][0], rank[s]))
+    bounds = {s: bound(s) if len(rest) > 2 else (0, None) for s in rest}
+    order = sorted(rest, key=lambda s: (bounds[s][0], rank[s]))
     done: dict[str, Candidate] = {}
     fitting: list[tuple[int, int]] = []  # (total, order) of the two best fitting so far
     pruned: list[Pruned] = []
@@ -256,6 +274,10 @@ def _pruned_estimates(candidates: Sequence[str], estimate: Callable[[str, tuple 
         cand = done[s] = Candidate(s, est, est.fits(capacity))
         if cand.fits:
             fitting = sorted([*fitting, (cand.total_ns, rank[s])])[:2]
+    if not fitting:  # none fits: `choose` lists every candidate's peak
+        done.update((s, Candidate(s, est, est.fits(capacity))) for s in over for est in (estimate(s, None),))
+        over = {}
+    pruned[:0] = [Pruned(s, 0, steps, p) for s, p in over.items()]
     return [done[s] for s in candidates if s in done], pruned
 
 

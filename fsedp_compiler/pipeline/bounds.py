@@ -27,6 +27,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
+import numpy as np
+
 from fsedp_compiler.baselines.common import Builder, StepRoute, Topology
 from fsedp_compiler.baselines.ep import ep_owner, hydra_owner
 from fsedp_compiler.costmodel import CostModel
@@ -109,6 +111,28 @@ def baseline_layer_bound(strategy: str, spec: MoeLayerSpec, plan: ShardPlan, tar
         total += baseline_step_bound(strategy, route, plan, target, topo, cost, frozenset(seen))
         seen.update(route.tokens)
     return total
+
+
+def baseline_peak_bound(strategy: str, plan: ShardPlan, target: Target, trace: RoutingTrace, layer_pos: int) -> int:
+    """A bound on the most SRAM a chiplet holds in `strategy`'s plan of the layer (0: none known).
+
+    fsdp, ep-serial and hydra compute an expert on a chiplet only once all of its tiles there are
+    (fsdp: a whole expert at every needing chiplet; ep-serial, hydra: a whole routed expert at its
+    owner, a slice of every shared one on every chiplet): every FFN of it depends on every one of
+    those tiles' loads or arriving sends, each of which holds its tile on that chiplet until all
+    that depend on it are done, so when the first FFN starts all the tiles are held at once."""
+    if strategy not in ("fsdp", "ep-serial", "hydra"):
+        return 0
+    m, g = plan.num_shards, plan.num_shards // target.num_chiplets
+    active: set[int] = set()
+    for s in range(trace.num_steps):
+        experts, _ = trace.step(layer_pos, s)
+        active.update(int(e) for e in np.unique(experts))
+    held = [m * plan.shard_bytes(e) for e in active]
+    if plan.layer.num_shared:  # every step has tokens, so every shared expert runs
+        shared = plan.shard_bytes(plan.layer.num_experts) * (m if strategy == "fsdp" else g)
+        held.append(shared)
+    return max(held, default=0)
 
 
 def ep_cache_never_caches(spec: MoeLayerSpec, plan: ShardPlan, target: Target, trace: RoutingTrace, layer_pos: int,
