@@ -181,3 +181,42 @@ def test_compile_reports_the_candidates_it_did_not_estimate(fsedpc, tmp_path: Pa
     assert files == sorted(p.name for p in (tmp_path / "pruned").iterdir())
     for f in files:
         assert (tmp_path / "every" / f).read_bytes() == (tmp_path / "pruned" / f).read_bytes(), f
+
+
+def _fake(totals: dict[str, int], peaks: dict[str, int], bounds: dict[str, int], over: dict[str, int],
+          capacity: int = 100):
+    """`_pruned_estimates` on made-up candidates; returns its result and which were estimated."""
+    from fsedp_compiler.pipeline.auto import _pruned_estimates
+    from fsedp_compiler.pipeline.estimate import LayerEstimate
+
+    made: list[str] = []
+
+    def estimate(s: str, _made) -> LayerEstimate:
+        made.append(s)
+        return LayerEstimate([totals[s]], [peaks.get(s, 10)], {})
+
+    names = tuple(totals)
+    return _pruned_estimates(names, estimate, lambda s: (bounds[s], None), capacity, 1,
+                             lambda s: over.get(s, 0)), made
+
+
+def test_pruning_order_ties_and_sram_bounds() -> None:
+    """Estimated in (bound, candidate order); a bound equal to the runner-up's total is pruned only
+    when the candidate comes after it; a candidate over SRAM by its bound is never estimated unless
+    nothing else fits (then all are, so that the error can list every peak)."""
+    totals = {"a": 50, "b": 40, "c": 40, "d": 45, "e": 41}
+    bounds = {"a": 45, "b": 39, "c": 40, "d": 40, "e": 40}
+    (cands, pruned), made = _fake(totals, {}, bounds, {})
+    # b and c (40 each) are the two best; d and e could at best tie c, after it in candidate order
+    assert made == ["b", "c"] and [p.strategy for p in pruned] == ["d", "e", "a"]
+    assert [c.strategy for c in cands] == ["b", "c"]
+    (cands, pruned), made = _fake(totals, {"b": 900}, bounds, {})  # b over SRAM: it does not count
+    assert made == ["b", "c", "d", "e"] and [p.strategy for p in pruned] == ["a"]
+    (cands, pruned), made = _fake({"a": 10, "b": 20, "c": 20, "d": 30}, {}, {"a": 10, "b": 20, "c": 20, "d": 20}, {})
+    assert made == ["a", "b"] and [p.strategy for p in pruned] == ["c", "d"]  # c at best ties b, after it
+    (cands, pruned), made = _fake({"a": 10, "b": 20, "c": 20}, {}, {"a": 10, "b": 20, "c": 19}, {})
+    assert made == ["a", "c", "b"] and not pruned  # c first (bound 19); then b (20, 1) < (20, 2): estimated
+    (cands, pruned), made = _fake({"a": 10, "b": 20, "c": 30}, {}, {"a": 10, "b": 20, "c": 30}, {"a": 500})
+    assert "a" not in made and pruned[0].strategy == "a" and pruned[0].over_sram_bytes == 500
+    (cands, pruned), made = _fake({"a": 10, "b": 20}, {"b": 900}, {"a": 10, "b": 20}, {"a": 500})
+    assert sorted(made) == ["a", "b"] and not pruned and [c.strategy for c in cands] == ["a", "b"]
