@@ -38,7 +38,7 @@ from fsedp_compiler.ir.modules import require_target
 from fsedp_compiler.pipeline.compare import binding, binding_text
 from fsedp_compiler.fsedp.streaming import trajectories
 from fsedp_compiler.pipeline.bounds import (baseline_layer_bound, baseline_peak_bound, ep_cache_never_caches,
-                                            fsedp_step_bound)
+                                            fsedp_channel_bound, fsedp_step_bound)
 from fsedp_compiler.pipeline.estimate import LayerEstimate, baseline_layer, fsedp_layer, fsedp_schedules
 from fsedp_compiler.strategies import ALL, AUTO, BASELINES, FSEDP
 
@@ -212,7 +212,8 @@ def evaluate(module: ModuleOp, trace: RoutingTrace, candidates: Sequence[str], m
             made: dict = {}
             cands, pruned = _pruned_estimates(candidates, estimate, lambda s: _bound(
                 s, ctx, plan, rings, cost, trace, pos, target, controller, never_caches, made), capacity,
-                trace.num_steps, lambda s: baseline_peak_bound(s, plan, target, trace, pos))
+                trace.num_steps, lambda s: baseline_peak_bound(s, plan, target, trace, pos),
+                lambda s, b: _refine(s, b, plan, rings, cost, controller))
         try:
             chosen, runner_up = choose(cands)
         except FsedpError as err:
@@ -239,23 +240,36 @@ def _bound(strategy: str, ctx, plan, rings: list[Ring], cost: CostModel, trace: 
     if made is not None and policy in made:
         return made[policy]
     scheds = fsedp_schedules(ctx.spec, plan, rings, cost, policy, trace, pos)
-    trips = [trajectories(s, plan, rings, policy.trajectory) for s in scheds]
-    out = sum(fsedp_step_bound(s, t, cost, controller) for s, t in zip(scheds, trips)), (scheds, trips)
+    out = sum(fsedp_channel_bound(s, plan, rings, policy.trajectory, cost, controller) for s in scheds), (scheds, None)
     if made is not None:
         made[policy] = out
     return out
 
 
+def _refine(strategy: str, bound: tuple[int, tuple | None], plan, rings: list[Ring], cost: CostModel,
+            controller: bool) -> tuple[int, tuple | None]:
+    """An FSE-DP candidate's full bound (`bounds.fsedp_step_bound`, at least its channel bound),
+    with the trips it makes, which its estimate then runs; a baseline's bound as it is."""
+    if strategy not in FSEDP or bound[1] is None or bound[1][1] is not None:
+        return bound
+    scheds = bound[1][0]
+    trips = [trajectories(s, plan, rings, Policy(*FSEDP[strategy]).trajectory) for s in scheds]
+    return sum(fsedp_step_bound(s, t, cost, controller) for s, t in zip(scheds, trips)), (scheds, trips)
+
+
 def _pruned_estimates(candidates: Sequence[str], estimate: Callable[[str, tuple | None], LayerEstimate],
                       bound: Callable[[str], tuple[int, tuple | None]], capacity: int, steps: int,
-                      peak: Callable[[str], int] = lambda s: 0) -> tuple[list[Candidate], list[Pruned]]:
+                      peak: Callable[[str], int] = lambda s: 0,
+                      refine: Callable[[str, tuple], tuple[int, tuple | None]] = lambda s, b: b,
+                      ) -> tuple[list[Candidate], list[Pruned]]:
     """The estimated candidates (in candidate order) and the pruned ones. First, a candidate whose
     lower bound on its peak SRAM (`peak`) is above `capacity` cannot fit: it is left out, unless
     no other fits (then every one is estimated, for the error's list of peaks). The others are
-    estimated in the order of (time bound, candidate order) until two fitting ones are known and
-    the next one's (bound, order) is above the second of theirs (total, order); it and all after
-    it are pruned. Exact: a pruned candidate's (total, order) is above that second's, which can
-    only fall as more are estimated, so `choose` gives the same two."""
+    estimated in the order of (time bound, candidate order), but once two fitting ones are known a
+    candidate whose (bound, order) is above the second of theirs (total, order) is pruned; one
+    that its first (cheap) bound does not prune is `refine`d (a tighter bound, making what its
+    estimate needs) and checked again. Exact: a pruned candidate's (total, order) is above that
+    second's, which can only fall as more are estimated, so `choose` gives the same two."""
     rank = {s: i for i, s in enumerate(candidates)}
     over = {s: p for s in candidates if (p := peak(s)) > capacity}
     rest = [s for s in candidates if s not in over]
@@ -266,14 +280,17 @@ def _pruned_estimates(candidates: Sequence[str], estimate: Callable[[str, tuple 
     fitting: list[tuple[int, int]] = []  # (total, order) of the two best fitting so far
     pruned: list[Pruned] = []
     for s in order:
-        key = (bounds[s][0], rank[s])
-        if len(fitting) == 2 and key > fitting[1]:
-            pruned.append(Pruned(s, bounds[s][0], steps))
-            continue
-        est = estimate(s, bounds[s][1])
-        cand = done[s] = Candidate(s, est, est.fits(capacity))
-        if cand.fits:
-            fitting = sorted([*fitting, (cand.total_ns, rank[s])])[:2]
+        for tighter in (False, True):
+            if tighter and len(rest) > 2:
+                bounds[s] = refine(s, bounds[s])
+            if len(fitting) == 2 and (bounds[s][0], rank[s]) > fitting[1]:
+                pruned.append(Pruned(s, bounds[s][0], steps))
+                break
+        else:  # not pruned by either bound
+            est = estimate(s, bounds[s][1])
+            cand = done[s] = Candidate(s, est, est.fits(capacity))
+            if cand.fits:
+                fitting = sorted([*fitting, (cand.total_ns, rank[s])])[:2]
     if not fitting:  # none fits: `choose` lists every candidate's peak
         done.update((s, Candidate(s, est, est.fits(capacity))) for s in over for est in (estimate(s, None),))
         over = {}

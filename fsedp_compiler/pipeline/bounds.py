@@ -34,7 +34,8 @@ from fsedp_compiler.baselines.ep import ep_owner, hydra_owner
 from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.fsedp.scheduler import StepSchedule
 from fsedp_compiler.fsedp.shardplan import ShardPlan
-from fsedp_compiler.fsedp.streaming import Trip, head_ns
+from fsedp_compiler.fsedp.ring import Ring
+from fsedp_compiler.fsedp.streaming import Trip, head_ns, trajectories
 from fsedp_compiler.inputs.model import MoeLayerSpec
 from fsedp_compiler.inputs.target import Target
 from fsedp_compiler.inputs.traces import RoutingTrace
@@ -96,6 +97,46 @@ def fsedp_step_bound(sched: StepSchedule, trips: Sequence[Trip], cost: CostModel
                 max((busy + link_head[key] + cost.link_latency_ns for key, busy in link.items()), default=0),
                 max((busy + compute_head[c] for c, busy in compute.items()), default=0))
     return bound + (cost.scheduler_ns(len(sched.streams)) if controller else 0)
+
+
+def fsedp_channel_bound(sched: StepSchedule, plan: ShardPlan, rings: Sequence[Ring], trajectory: str,
+                        cost: CostModel, controller: bool = False) -> int:
+    """The DRAM part of `fsedp_step_bound` alone, without the step's trips: each channel's loads
+    (one per shard of every stream, at its home), the DRAM latency and the tail of its last load,
+    whose trip alone is made (streams' trips do not depend on one another). Cheap: auto takes it
+    first and makes every trip only for a candidate this does not leave out."""
+    m, streams = plan.num_shards, sched.streams
+    dma: dict[int, int] = defaultdict(int)  # channel index -> busy
+    for st in streams:
+        busy = cost.dram_busy_ns(plan.shard_bytes(st.expert))
+        for index, k in plan.channel_counts(st.expert).items():
+            dma[index] += k * busy
+    last: dict[int, tuple[int, int]] = {}  # channel index -> (stream position, shard) of its last load
+    for i in range(len(streams) - 1, -1, -1):
+        e = streams[i].expert
+        for j in range(m - 1, -1, -1):
+            last.setdefault(plan.channel_index(e, j), (i, j))
+        if len(last) == len(dma):
+            break
+    tails: dict[tuple[int, int], int] = {}
+    for i in sorted({i for i, _ in last.values()}):
+        one = StepSchedule(sched.layer, sched.step, (streams[i],), 0)
+        for t in trajectories(one, plan, rings, trajectory):
+            tails[(i, t.shard)] = _tail(t, streams[i].tokens, cost)
+    lat = cost.dram_latency_ns
+    bound = max((busy + lat + tails[last[index]] for index, busy in dma.items()), default=0)
+    return bound + (cost.scheduler_ns(len(streams)) if controller else 0)
+
+
+def _tail(t: Trip, local: tuple[int, ...], cost: CostModel) -> int:
+    """The least time from a shard's arrival at its home (its load done) until its trip is done:
+    all of it at its last chiplet, and its FFN at each member after all of it is there (R7)."""
+    head, whole = head_ns(cost, t.nbytes), cost.link_ns(t.nbytes)
+    end = (len(t.path) - 2) * head + whole if len(t.path) > 1 else 0
+    for h, (c, computes) in enumerate(zip(t.path, t.computes)):
+        if computes:
+            end = max(end, ((h - 1) * head + whole if h else 0) + cost.ffn_ns(t.params, local[c]))
+    return end
 
 
 def baseline_layer_bound(strategy: str, spec: MoeLayerSpec, plan: ShardPlan, target: Target, trace: RoutingTrace,
