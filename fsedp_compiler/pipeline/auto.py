@@ -13,9 +13,12 @@ Executing every candidate's plan is what makes auto slow on big models, so it fi
 cheap lower bound on each candidate's time (`bounds.py`: no plan executed, no task graph built)
 and estimates the candidates in the order of their bounds; once two fitting candidates are
 estimated, a candidate whose bound is above the second of them (ties: candidate order) can be
-neither the choice nor the runner-up, fit or not, and is left unestimated (`Pruned`). The choice
-and the runner-up are exactly those of estimating them all; FSEDPC_AUTO_PRUNE=0 estimates them all
-(for the whole table of what fits SRAM).
+neither the choice nor the runner-up, fit or not, and is left unestimated (`Pruned`), as is one
+whose bound on its peak SRAM is above the capacity. It also skips work whose result it already
+has: FSE-DP's ablations that make the very same trips in a step (executed once), and ep-cache
+where its caches can hold no expert (its plan is ep's). The choice, the runner-up, their
+estimates and so the program are exactly those of estimating every candidate;
+FSEDPC_AUTO_PRUNE=0 does that (for the whole table of what fits SRAM, as before).
 """
 
 from __future__ import annotations

@@ -1,25 +1,31 @@
-"""Lower bounds on the estimator's layer time (`estimate.py`), made without running the plan.
+"""Lower bounds on the estimator's layer time (`estimate.py`) and peak SRAM, made without running
+the plan, for `--strategy auto` (`auto.py`).
 
-`--strategy auto` (`auto.py`) estimates every candidate strategy on every MoE layer; on a big model
-almost all of that time goes into executing the candidates' plans (FSE-DP's shard trips on
-`streaming.execute`, a baseline's task graphs, which it must also build, on `taskgraph.execute`).
-A candidate whose lower bound is already above the runner-up's estimate can be neither the choice
-nor the runner-up, so auto need not execute it (`auto.evaluate`).
+Auto estimates every candidate strategy on every MoE layer; on a big model almost all of that
+time goes into executing the candidates' plans (FSE-DP's shard trips on `streaming.execute`, a
+baseline's task graphs, which it must also build, on `taskgraph.execute`). A candidate whose lower
+bound is above the runner-up's estimate can be neither the choice nor the runner-up, and one that
+cannot fit SRAM cannot be either, so auto need not execute them (`auto._pruned_estimates`).
 
-Both executors are work-conserving list schedulers in which every op occupies one resource (a
-DRAM channel, a directed link, a compute engine) for its busy time, one op at a time, and every op
-runs. So a step's makespan is at least any one resource's total busy time, plus, for DRAM
-channels and links, the latency after the last op on it (its result arrives that long after it
-ends, and the step ends no sooner). A bound that counts only some of a resource's ops is still a
-bound, so each strategy's bound counts the ops that are cheap to know from the routing, the
-placement and the cost model: the weight-tile loads and the FFNs (plus FSE-DP's shard sends).
-The bound of a layer is the sum of its steps' bounds (a layer's time is the sum of its steps').
+Time. Both executors are work-conserving list schedulers in which every op occupies one resource
+(a DRAM channel, a directed link, a compute engine) for its busy time, one op at a time, and every
+op runs. So a step's makespan is at least any one resource's total busy time, plus what must come
+before its first op or after its last. A bound that counts only some of a resource's ops is still
+a bound, so each strategy's bound counts the ops cheap to know from the routing, the placement and
+the cost model: the weight-tile loads and the FFNs (FSE-DP: also its shard sends). FSE-DP's DRAM
+channels load in table order, so the last load of each is known and the bound adds its *tail*
+(the shard's least walk to its members and its FFNs there): a few microseconds that decide
+against FSE-DP's ablations where every DRAM-bound plan reads the same bytes. The channels' part
+alone needs only the trips of those last loads (`fsedp_channel_bound`, taken first); every trip
+only for a candidate it leaves in (`fsedp_step_bound`). ep-serial and hydra also run whole experts
+one after another on a chiplet without overlap: their chain of phases is a bound of its own
+(`_serial_chain`). A layer's bound is the sum of its steps' bounds.
 
-ep-serial and hydra also run whole experts one after another on a chiplet, without overlap: an
-expert's loads wait for the FFNs of the expert before it there, its FFNs for all of its loads. The
-chain of those phases is a bound of its own (`_serial_chain`).
+SRAM. fsdp, ep-serial and hydra compute an expert only once all its tiles are on the chiplet, so
+their peak is at least a whole expert (`baseline_peak_bound`): when that exceeds the SRAM (e.g.
+DeepSeek-V3's 84 MiB experts on 32 MiB chiplets) they cannot fit.
 
-`tests/test_auto_bounds.py` holds every bound at or below the full estimate on random cases.
+`tests/test_auto_bounds.py` holds every bound at or below the estimate on random small cases.
 """
 
 from __future__ import annotations
