@@ -211,6 +211,7 @@ class _Busy:
         self.plan, self.cost, self.channels = plan, cost, target.chiplet.dram_channels
         self.dma: dict[tuple[int, int], int] = defaultdict(int)
         self.compute: dict[int, int] = defaultdict(int)
+        self.link: dict[tuple[int, int], int] = defaultdict(int)
 
     def loads(self, chiplet: int, expert: int, tiles: range) -> int:
         """Tiles of `expert` read at `chiplet`, tile j from its channel j mod channels (EP's and
@@ -235,9 +236,16 @@ class _Busy:
         self.compute[chiplet] += t
         return t
 
+    def sends(self, edges: Sequence[tuple[int, int]], nbytes: int, times: int) -> None:
+        """`times` sends of `nbytes` over each directed link of `edges`."""
+        busy = self.cost.link_busy_ns(nbytes) * times
+        for edge in edges:
+            self.link[edge] += busy
+
     def bound(self) -> int:
-        lat = self.cost.dram_latency_ns
-        return max(max(self.dma.values(), default=-lat) + lat, max(self.compute.values(), default=0), 0)
+        lat, link_lat = self.cost.dram_latency_ns, self.cost.link_latency_ns
+        return max(max(self.dma.values(), default=-lat) + lat, max(self.compute.values(), default=0),
+                   max(self.link.values(), default=-link_lat) + link_lat, 0)
 
 
 def baseline_step_bound(strategy: str, route: StepRoute, plan: ShardPlan, target: Target, topo: Topology,
@@ -263,6 +271,21 @@ def baseline_step_bound(strategy: str, route: StepRoute, plan: ShardPlan, target
             busy.home_loads(e, len(groups) if strategy == "dp" else 1)
             for c, toks in groups.items():
                 busy.ffns(c, e, len(toks), m)
+            nbytes = plan.shard_bytes(e)
+            for home, k in plan.home_counts(e).items():  # k of its tiles are read at `home`
+                if strategy == "dp":  # each tile to each needing chiplet on its own, over shortest paths
+                    for c in groups:
+                        path = topo.path(home, c)
+                        busy.sends(list(zip(path, path[1:])), nbytes, k)
+                else:  # fsdp: down the shortest-path tree from the home, each tree link once (`plan_fsdp`)
+                    have, edges = {home}, []
+                    for c in groups:
+                        path = topo.path(home, c)
+                        for a, nxt in zip(path, path[1:]):
+                            if nxt not in have:
+                                have.add(nxt)
+                                edges.append((a, nxt))
+                    busy.sends(edges, nbytes, k)
     elif strategy in ("ep", "ep-cache"):
         for e in route.tokens:
             count = route.count(e)
