@@ -126,7 +126,8 @@ class LayerChoice:
 
     @property
     def ties(self) -> list[str]:
-        """Other candidates exactly as fast as the chosen one (it won by coming first)."""
+        """Other estimated candidates exactly as fast as the chosen one (it won by coming first); a
+        pruned one can tie only if it also ties the runner-up and comes after it."""
         return [c.strategy for c in self.candidates if c.fits and c is not self.chosen
                 and c.total_ns == self.chosen.total_ns]
 
