@@ -115,9 +115,12 @@ def small_target(tmp: Path, sram_mib: float) -> Path:
 
 
 @pytest.mark.parametrize("sram_mib", [0.1, 0.3])
-def test_auto_choice_equals_the_best_fitting_plan_on_the_machine(tmp_path: Path, sram_mib: float) -> None:
+def test_auto_choice_equals_the_best_fitting_plan_on_the_machine(tmp_path: Path, sram_mib: float,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """One MoE layer: every strategy's estimate (time and peak SRAM) is the machine's, and auto's
-    program is the fastest plan that fits, ties in candidate order."""
+    program is the fastest plan that fits, ties in candidate order. It reports every plan over SRAM
+    that it estimated; the others it left out for their bounds, which are at most the machine's
+    times (and with FSEDPC_AUTO_PRUNE=0 it estimates and reports them all)."""
     spec = restrict_model(load_model_spec(str(MODEL)), 1, False, None)
     target = str(small_target(tmp_path, sram_mib))
     trace = tmp_path / "t.npz"
@@ -136,7 +139,14 @@ def test_auto_choice_equals_the_best_fitting_plan_on_the_machine(tmp_path: Path,
     best = min((s for s in ALL if s not in over), key=lambda s: (machine[s]["makespan_ns"], ALL.index(s)))
     build = compile_auto(make_context(), module_from_spec(spec), target=target, trace=str(trace), mode="static")
     (choice,) = build.choices
-    assert choice.chosen.strategy == best and {c.strategy for c in choice.over_sram} == over
+    pruned = {p.strategy for p in choice.pruned}
+    assert choice.chosen.strategy == best and {c.strategy for c in choice.over_sram} == over - pruned
+    assert all(p.bound_ns <= machine[p.strategy]["makespan_ns"] for p in choice.pruned)
+    monkeypatch.setenv("FSEDPC_AUTO_PRUNE", "0")
+    (every,) = compile_auto(make_context(), module_from_spec(spec), target=target, trace=str(trace),
+                            mode="static").choices
+    assert not every.pruned and {c.strategy for c in every.over_sram} == over
+    assert (every.chosen, every.runner_up) == (choice.chosen, choice.runner_up)
     emit(build.module, str(tmp_path / "auto"), strategy="auto", layer_strategies=build.layer_strategies)
     auto = simulate(load_outdir(str(tmp_path / "auto"))).metrics
     assert auto["makespan_ns"] == machine[best]["makespan_ns"] == choice.chosen.total_ns

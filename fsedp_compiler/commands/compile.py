@@ -189,28 +189,53 @@ class _Compile:
 
 def print_choices(build: AutoBuild, sram_mib: float, console) -> None:
     """Per MoE layer: the chosen strategy, its estimated step time and binding resource, the
-    runner-up and its time, and the candidates left out for not fitting SRAM."""
+    runner-up and its time, the candidates left out for not fitting SRAM and, when auto left
+    some unestimated for their lower bounds (`pipeline/auto.py`), how many and the lowest bound."""
     from rich.table import Table
 
     first = build.choices[0]
-    console.print(f"auto: per MoE layer, the fastest of {len(first.candidates)} candidates whose plan fits the "
+    console.print(f"auto: per MoE layer, the fastest of {first.considered} candidates whose plan fits the "
                   f"{sram_mib:g} MiB of SRAM per chiplet, by the compiler's estimator on {build.routing}")
+    from fsedp_compiler.strategies import ALL
+
     table = Table()
-    for col in ("layer", "chosen", "est. step", "binds", "runner-up", "est. step ", "over SRAM (left out)"):
+    pruned = any(c.slower for c in build.choices)
+    bounded = any(c.cannot_fit for c in build.choices)
+    for col in ("layer", "chosen", "est. step", "binds", "runner-up", "est. step ", "over SRAM (left out)",
+                *(("not estimated (bound)",) if pruned else ())):
         table.add_column(col, justify="right" if col.startswith(("layer", "est.")) else "left")
     tied = False
     for c in build.choices:
         r = c.runner_up
         tie = r is not None and r.total_ns == c.chosen.total_ns
         tied |= tie
-        over = ", ".join(f"{o.strategy} ({max(o.estimate.peak_bytes) / 2**20:.2f} MiB)" for o in c.over_sram)
+        over = ", ".join(text for _, text in sorted(
+            [(ALL.index(o.strategy), f"{o.strategy} ({max(o.estimate.peak_bytes) / 2**20:.2f} MiB)") for o in c.over_sram]
+            + [(ALL.index(p.strategy), f"{p.strategy} (>= {p.over_sram_bytes / 2**20:.2f} MiB)")
+               for p in c.cannot_fit]))
         table.add_row(str(c.layer), c.chosen.strategy, f"{c.chosen.step_ns / 1e3:,.3f} us", c.chosen.binds_text,
                       "-" if r is None else r.strategy + (" (tie)" if tie else ""),
-                      "-" if r is None else f"{r.step_ns / 1e3:,.3f} us", over or "-")
+                      "-" if r is None else f"{r.step_ns / 1e3:,.3f} us", over or "-",
+                      *((not_estimated(c),) if pruned else ()))
     console.print(table)
     console.print("binds: the busiest resource when it is busy >= 80% of the layer's time, else tail (dependencies, "
                   "buffers, latency)" + ("; ties go to the earlier candidate (fsedp, its ablations, then the "
                                          "baselines)" if tied else ""))
+    if bounded:
+        console.print("over SRAM (>= X MiB): not estimated, as the tiles it must hold at once to compute an expert "
+                      "(its whole expert) already exceed the SRAM (FSEDPC_AUTO_PRUNE=0 estimates it)")
+    if pruned:
+        console.print("not estimated: candidates whose lower bound on the step time (their busiest DRAM channel, "
+                      "link or compute engine) is above the runner-up's estimate, so neither chosen nor runner-up "
+                      "whether or not they fit SRAM; how many, and the lowest bound (FSEDPC_AUTO_PRUNE=0 "
+                      "estimates them all)")
+
+
+def not_estimated(choice) -> str:
+    """A layer's candidates left unestimated for their time bounds: `3 (>= 12.500 us)`, or `-`."""
+    if not choice.slower:
+        return "-"
+    return f"{len(choice.slower)} (>= {min(p.step_ns for p in choice.slower) / 1e3:,.3f} us)"
 
 
 def deferred_passes(passes: list, mode: str, text: str) -> list | None:

@@ -25,7 +25,7 @@ from fsedp_compiler.dialects.fsedp import StaticScheduleOp
 from fsedp_compiler.fsedp.ring import Ring
 from fsedp_compiler.fsedp.scheduler import Policy, StepRouting, StepSchedule, schedule
 from fsedp_compiler.fsedp.shardplan import ShardPlan
-from fsedp_compiler.fsedp.streaming import FFN, LOAD, execute, trajectories
+from fsedp_compiler.fsedp.streaming import FFN, LOAD, Trip, execute, trajectories
 from fsedp_compiler.inputs.model import MoeLayerSpec
 from fsedp_compiler.inputs.target import Target
 from fsedp_compiler.inputs.traces import RoutingTrace
@@ -90,19 +90,32 @@ class _Accumulator:
 
 
 def fsedp_layer(scheds: Iterable[StepSchedule], plan: ShardPlan, rings: Sequence[Ring], cost: CostModel,
-                trajectory: str, controller: bool = False) -> LayerEstimate:
+                trajectory: str, controller: bool = False, trips: Sequence[list[Trip]] | None = None,
+                memo: dict | None = None) -> LayerEstimate:
     """An FSE-DP layer's steps (its schedules) on the engines; `rings`: the layer's virtual rings
-    (R1's first); `controller`: dynamic mode, each step also pays the controller's scheduler latency."""
+    (R1's first); `controller`: dynamic mode, each step also pays the controller's scheduler latency;
+    `trips`: each step's `trajectories` when the caller has them already (auto's bounds); `memo`:
+    each executed step by its trips and local tokens, shared by calls on the same layer, plan, rings
+    and cost (auto: FSE-DP's ablations often make the very same trips, e.g. `onering` on a target
+    with one ring, and `execute` is a function of them)."""
     ring = rings[0]
     acc = _Accumulator(ring.size)
-    for sched in scheds:
-        trips = trajectories(sched, plan, rings, trajectory)
+    for i, sched in enumerate(scheds):
+        trips_i = trajectories(sched, plan, rings, trajectory) if trips is None else trips[i]
         tokens = {st.expert: st.tokens for st in sched.streams}
-        run = execute(trips, plan, ring, cost, tokens)
+        key = (tuple(trips_i), tuple(tokens.items())) if memo is not None else None
+        step = memo.get(key) if memo is not None else None
+        if step is None:
+            run = execute(trips_i, plan, ring, cost, tokens)
+            busy: dict[tuple, int] = defaultdict(int)
+            for op in run.ops:
+                busy[("dram", op.chiplet, op.unit) if op.kind == LOAD else ("compute", op.chiplet) if op.kind == FFN
+                     else ("link", op.chiplet, op.unit)] += op.end - op.start
+            step = (run.makespan, run.peak_bytes, dict(busy))
+            if memo is not None:
+                memo[key] = step
         extra = cost.scheduler_ns(len(sched.streams)) if controller else 0
-        units = ((("dram", op.chiplet, op.unit) if op.kind == LOAD else ("compute", op.chiplet) if op.kind == FFN
-                  else ("link", op.chiplet, op.unit), op.end - op.start) for op in run.ops)
-        acc.add(run.makespan + extra, run.peak_bytes, units)
+        acc.add(step[0] + extra, step[1], step[2].items())
     return acc.result()
 
 
