@@ -322,7 +322,7 @@ def test_waits_order_tasks(fsedpc, programs, tmp_path: Path) -> None:
 def test_joins_stand_for_their_waits(fsedpc, programs, tmp_path: Path) -> None:
     """fsdp's FFNs wait on a join of their expert's tiles: a join that waits on nothing lets them
     start without their tiles, a dropped join leaves their waits naming no task, a repeated one
-    repeats its id (all located errors)."""
+    repeats its id, one of the current layer (`l=*`) is out of its phase (all located errors)."""
     base, _, _ = programs["fsdp"]
     lines = (base / "chiplet_0.fsa").read_text().splitlines()
     step = _step_lines(lines)
@@ -338,6 +338,9 @@ def test_joins_stand_for_their_waits(fsedpc, programs, tmp_path: Path) -> None:
     assert code == 2 and f"waits for id {jid}, which no task of layer" in err, err
     code, err, _ = _run(fsedpc, programs, tmp_path, "fsdp", 0, lambda ls: ls[:j + 1] + ls[j:])
     assert _caught(code, err, 0), err
+    code, err, _ = _run(fsedpc, programs, tmp_path, "fsdp", 0,
+                        lambda ls: ls[:j] + [ls[j].replace("l=0", "l=*")] + ls[j + 1:])
+    assert code == 2 and "join tagged l=* s=0 in the phase of l=0 s=0" in err, err
 
 
 def test_opcode_coverage_of_the_suite() -> None:

@@ -25,7 +25,7 @@ from fsedp_compiler.isa import CURRENT, DENSE
 from fsedp_compiler.sim.bounds import ring_bound
 from fsedp_compiler.sim.firmware import decode_dynamic
 from fsedp_compiler.sim.loader import Loaded, check_trace
-from fsedp_compiler.sim.steps import ARG, LAYER, OP, STEP, Phase, Routing, _error, decode_stream, records, split_phases
+from fsedp_compiler.sim.steps import ARG, LAYER, OP, STEP, Phase, Routing, _error, decode_stream, records, split_phases, tag_text
 from fsedp_compiler.sim.stream_engine import StepRun, run_stream_step
 from fsedp_compiler.sim.task_decode import decode_tasks
 from fsedp_compiler.sim.task_engine import Residency, run_task_step
@@ -209,7 +209,7 @@ def _dense(loaded: Loaded, phase: Phase, step: int, local: list[int], totals: _T
                 continue
             where = phase.bounds[c][0] + i
             if (r[LAYER], r[STEP]) != (phase.layer, phase.step):
-                raise _error(loaded, c, where, f"dense tagged l={r[LAYER]} s={r[STEP]} before the barrier of "
+                raise _error(loaded, c, where, f"dense tagged {tag_text(r[LAYER], r[STEP])} before the barrier of "
                                                f"l={phase.layer} s={phase.step}")
             if spec is None:
                 raise _error(loaded, c, where, f"dense of block {phase.layer}, which has no dense part in this program")

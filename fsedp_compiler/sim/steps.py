@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from fsedp_compiler.isa import ACC, ANY_ADDR, ANY_UNIT, DENSE, FFN, FFNS, FREE, FREES, HALT, JOIN, LOAD, LOADS, MASK, NOP, OPS, RECV, RECVS, REDUCE, SEND, SENDS, STREAM, STREAMS, SYNC, TABLE, TOKRECV, TOKSEND, WAIT
+from fsedp_compiler.isa import ACC, ANY_ADDR, ANY_UNIT, DENSE, FFN, FFNS, FREE, FREES, CURRENT, HALT, JOIN, LOAD, LOADS, MASK, NOP, OPS, RECV, RECVS, REDUCE, SEND, SENDS, STREAM, STREAMS, SYNC, TABLE, TOKRECV, TOKSEND, WAIT
 
 from fsedp_compiler.sim.errors import ProgramError
 from fsedp_compiler.sim.loader import LayerDesc, Loaded
@@ -29,6 +29,11 @@ from fsedp_compiler.sim.trajectory import Trajectories
 
 STREAM_OPS = frozenset({TABLE, STREAM, MASK, LOADS, RECVS, SENDS, FFNS, FREES})
 TASK_OPS = frozenset({LOAD, SEND, RECV, TOKSEND, TOKRECV, REDUCE, FFN, ACC, FREE, WAIT, JOIN})
+
+
+def tag_text(layer: int, step: int) -> str:
+    """`l=… s=…` of a record as its text form writes them (`*` for CURRENT)."""
+    return " ".join(f"{k}={'*' if v == CURRENT else v}" for k, v in (("l", layer), ("s", step)))
 _ROLE = {LOADS: 0, RECVS: 1, SENDS: 2, FFNS: 3, FREES: 4}
 # record columns
 OP, UNIT, X, LAYER, STEP, EXPERT, SHARD, Y, Z, N, ARG, WIDE = range(12)
@@ -244,7 +249,7 @@ def decode_stream(loaded: Loaded, phase: Phase, routing: Routing) -> StreamStep:
                               "chiplet's program; a static step opens with `table l= s= n=`")
             raise fail(min(i, max(len(recs) - 1, 0)), f"a static step opens with `table l={l} s={s} n=...`")
         if (r[LAYER], r[STEP]) != (l, s):
-            raise fail(i, f"table tagged l={r[LAYER]} s={r[STEP]} in the phase of l={l} s={s}")
+            raise fail(i, f"table tagged {tag_text(r[LAYER], r[STEP])} in the phase of l={l} s={s}")
         if r[N] != len(table):
             raise fail(i, f"table of {r[N]} streams, but the program's stream table of l={l} s={s} holds {len(table)}")
         for e, *_ in table:
@@ -262,7 +267,7 @@ def decode_stream(loaded: Loaded, phase: Phase, routing: Routing) -> StreamStep:
                 raise fail(i, "a static step opens with its one table record; stream rows live in the program's "
                               "shared stream-table file (streams.bin)")
             if (r[LAYER], r[STEP]) != (l, s):
-                raise fail(i, f"{mnemonic} tagged l={r[LAYER]} s={r[STEP]} in the phase of l={l} s={s}")
+                raise fail(i, f"{mnemonic} tagged {tag_text(r[LAYER], r[STEP])} in the phase of l={l} s={s}")
             e = r[EXPERT]
             if e not in pos:
                 raise fail(i, f"{mnemonic} of expert {e}, which has no row in this step's stream table")

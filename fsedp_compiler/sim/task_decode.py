@@ -29,7 +29,7 @@ from fsedp_compiler.isa import (
 
 from fsedp_compiler.sim.errors import ProgramError
 from fsedp_compiler.sim.loader import Loaded
-from fsedp_compiler.sim.steps import ARG, EXPERT, LAYER, N, OP, SHARD, STEP, UNIT, WIDE, X, Y, Z, Phase, Routing, _error, _ports, records
+from fsedp_compiler.sim.steps import ARG, EXPERT, LAYER, N, OP, SHARD, STEP, UNIT, WIDE, X, Y, Z, Phase, Routing, _error, _ports, records, tag_text
 from fsedp_compiler.sim.task_engine import Task, TaskStep
 
 #: Opcodes whose rows may be of whole token sets (`e=*`).
@@ -71,7 +71,7 @@ def decode_tasks(loaded: Loaded, phase: Phase, routing: Routing, cost) -> TaskSt
                 waits.append(r[N])
                 continue
             if (r[LAYER], r[STEP]) != (l, s):
-                raise fail(f"{mnemonic} tagged l={r[LAYER]} s={r[STEP]} in the phase of l={l} s={s}")
+                raise fail(f"{mnemonic} tagged {tag_text(r[LAYER], r[STEP])} in the phase of l={l} s={s}")
             tid = r[N]
             if tid == 0:
                 raise fail(f"{mnemonic} without an id in a task program")
