@@ -35,11 +35,11 @@ from fsedp_compiler.costmodel import CostModel
 from fsedp_compiler.errors import FsedpError
 from fsedp_compiler.fsedp.ring import Ring
 from fsedp_compiler.fsedp.scheduler import Policy
+from fsedp_compiler.fsedp.streaming import trajectories
 from fsedp_compiler.inputs.traces import RoutingTrace
 from fsedp_compiler.ir.layers import layer_contexts
 from fsedp_compiler.ir.modules import require_target
 from fsedp_compiler.pipeline.compare import binding, binding_text
-from fsedp_compiler.fsedp.streaming import trajectories
 from fsedp_compiler.pipeline.bounds import (baseline_layer_bound, baseline_peak_bound, ep_cache_never_caches,
                                             fsedp_channel_bound, fsedp_step_bound)
 from fsedp_compiler.pipeline.estimate import LayerEstimate, baseline_layer, fsedp_layer, fsedp_schedules
